@@ -1,0 +1,45 @@
+"""Errors a user can cause, one root and branches by meaning.
+
+The CLI catches :class:`CkgError` in one place and prints its message as one line
+(exit code 1, or 2 for :class:`UsageError`); ``--debug`` shows the traceback.
+"""
+
+
+class CkgError(Exception):
+    """Root of every error ckg raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(CkgError):
+    """A flag, parameter or value given on the command line is malformed or unknown."""
+
+    exit_code = 2
+
+
+class NotFound(CkgError):
+    """A named artifact, query, source or metric does not exist."""
+
+
+class InvalidInput(CkgError):
+    """A file or value could not be read: malformed YAML or JSON, a bad table row."""
+
+
+class UnsafeArchive(InvalidInput):
+    """An archive member would escape its extraction root, or the archive is a bomb."""
+
+
+class CycleError(CkgError):
+    """The planned dependency graph still has a cycle after guards were evaluated."""
+
+
+class RunFailed(CkgError):
+    """A step of a run exited non-zero, timed out or could not be started."""
+
+
+class StoreUnavailable(CkgError):
+    """The graph database cannot be reached, refused the credentials or cannot be written."""
+
+
+class QueryError(CkgError):
+    """The database engine refused a Cypher statement; the message is the engine's."""

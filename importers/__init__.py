@@ -1,0 +1,1 @@
+"""Importers: pure functions from a file tree to records; they never write."""

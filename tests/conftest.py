@@ -1,0 +1,9 @@
+"""Shared fixtures. Each group lives in its own plugin module so that no two areas edit one file.
+
+- ``tests/fixtures_store.py``: ``ckg_home`` (a private CKG_HOME), ``store`` (parametrized over
+  the embedded FalkorDB engine and a real Neo4j, emptied before each test), ``kg``
+  (a KnowledgeGraph over ``store``), ``corpora`` (the shared corpora folder or a skip).
+- ``tests/fixtures_neo4j.py``: ``neo4j_uri``, a real Neo4j 5 started from Maven Central jars.
+"""
+
+pytest_plugins = ["tests.fixtures_neo4j", "tests.fixtures_store"]
