@@ -1,0 +1,256 @@
+"""The metric registry: canonical metric names, their aliases, unit and better direction.
+
+Every part of ckg that names a metric goes through here, so that "Top-1 Accuracy" in a
+Papers with Code table, ``top1_accuracy`` in a run and ``Samples/s`` in an MLPerf record meet
+on one ``Metric`` node. The packaged registry is ``ckg/metrics.yaml``; a user extends or
+overrides it with files of the same shape, read in this order (later wins):
+
+1. ``ckg/metrics.yaml`` (packaged),
+2. ``$CKG_HOME/metrics.yaml`` when it exists,
+3. each path in ``$CKG_METRICS`` (separated by ``os.pathsep``).
+
+A file maps each canonical name to ``direction`` (``min`` or ``max``), ``unit`` (one of
+:data:`ckg.values.CANONICAL_UNITS`, or empty for a plain score), ``aliases`` and
+``description``::
+
+    samples_per_watt:
+      direction: max
+      unit: ""
+      aliases: [Samples/W, Perf per Watt]
+
+API
+---
+- :func:`lookup` (name or alias -> :class:`Metric`, raises :class:`ckg.errors.NotFound`),
+- :func:`get` (the same, None when unknown),
+- :func:`resolve` (never fails: a registry metric, a metric derived from one when a known alias
+  appears inside the name, e.g. ``ANS-EM`` -> ``ans_em`` with ``exact_match``'s direction, or
+  an unknown metric whose ``direction`` is None),
+- :func:`registry` (the :class:`Registry` itself, reloaded when a user file changes).
+
+Aliases match ignoring case, spaces and punctuation (:func:`alias_key`).
+
+Examples
+--------
+>>> lookup("Top 1 Accuracy").name
+'top1_accuracy'
+>>> lookup("Samples/s").direction
+'max'
+>>> m = resolve("ANS-EM")
+>>> m.name, m.direction, m.base
+('ans_em', 'max', 'exact_match')
+"""
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ckg.errors import InvalidInput, NotFound
+from ckg.values import CANONICAL_UNITS
+
+PACKAGED = Path(__file__).with_name("metrics.yaml")
+DIRECTIONS = ("min", "max")
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One metric: canonical ``name``, ``direction`` (``min``, ``max`` or None when unknown),
+    canonical ``unit`` ("" for a plain score), the ``aliases`` sources use, and for a metric
+    derived from a registry one (``ANS-EM``), the ``base`` metric's name."""
+
+    name: str
+    direction: str | None
+    unit: str = ""
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    base: str | None = field(default=None)
+
+    @property
+    def sign(self) -> int:
+        """+1 when higher is better, -1 when lower is better, 0 when unknown.
+
+        >>> Metric("latency", "min").sign
+        -1
+        """
+        return {"max": 1, "min": -1}.get(self.direction or "", 0)
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether value ``a`` is strictly better than ``b``; raises if direction is unknown.
+
+        >>> Metric("accuracy", "max").better(0.9, 0.8)
+        True
+        """
+        if not self.sign:
+            raise InvalidInput(f"metric {self.name!r} has no known direction (min or max)")
+        return (a - b) * self.sign > 0
+
+
+def alias_key(name: str) -> str:
+    """The form aliases are matched in: lower case, letters and digits only.
+
+    >>> alias_key("Top-1 Accuracy") == alias_key("top1_accuracy")
+    True
+    """
+    return re.sub(r"[^0-9a-z%]+", "", name.casefold()).replace("%", "")
+
+
+def slug(name: str) -> str:
+    """A metric name made from free text: lower case words joined by ``_``.
+
+    >>> slug("% Train Accuracy")
+    'train_accuracy'
+    """
+    return "_".join(re.findall(r"[0-9a-z]+", name.casefold())) or "metric"
+
+
+class Registry:
+    """Metrics by canonical name, with an index of every alias.
+
+    Parameters
+    ----------
+    metrics
+        Metrics in priority order: a later metric with the same name replaces the earlier
+        one, and a later alias points to the later metric.
+    """
+
+    def __init__(self, metrics: Iterable[Metric]):
+        self._by_name: dict[str, Metric] = {}
+        for metric in metrics:
+            self._by_name[metric.name] = metric
+        self._by_alias: dict[str, Metric] = {}
+        for metric in self._by_name.values():
+            for alias in (metric.name, *metric.aliases):
+                self._by_alias[alias_key(alias)] = metric
+
+    @classmethod
+    def from_files(cls, paths: Iterable[Path]) -> "Registry":
+        """Read registry files in order (later ones extend and override earlier ones)."""
+        metrics: list[Metric] = []
+        for path in paths:
+            metrics.extend(read_file(path))
+        return cls(metrics)
+
+    def __iter__(self) -> Iterator[Metric]:
+        return iter(sorted(self._by_name.values(), key=lambda m: m.name))
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def get(self, name: str) -> Metric | None:
+        """The metric ``name`` names (canonical name or alias), or None."""
+        return self._by_alias.get(alias_key(name))
+
+    def lookup(self, name: str) -> Metric:
+        """The metric ``name`` names; raises NotFound naming close canonical names."""
+        metric = self.get(name)
+        if metric is None:
+            import difflib
+
+            near = difflib.get_close_matches(slug(name), list(self._by_name), n=3, cutoff=0.6)
+            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            raise NotFound(f"unknown metric {name!r}{hint}; add it to a metrics.yaml")
+        return metric
+
+    def resolve(self, name: str) -> Metric:
+        """A registry metric, else one derived from the longest known alias inside ``name``.
+
+        ``ANS-EM`` becomes ``ans_em`` with ``exact_match``'s direction and unit; a name with
+        no known part becomes a metric of its own whose direction is None.
+        """
+        metric = self.get(name)
+        if metric is not None:
+            return metric
+        words = re.findall(r"[0-9a-z]+", name.casefold())
+        # Longest run of words first; among equal lengths the rightmost, since the head
+        # noun ("Test Error", "ANS-EM") comes last in how leaderboards name columns.
+        for length in range(len(words) - 1, 0, -1):
+            for start in range(len(words) - length, -1, -1):
+                base = self._by_alias.get("".join(words[start : start + length]))
+                if base is not None:
+                    return Metric(slug(name), base.direction, base.unit, (name,), "", base.name)
+        return Metric(slug(name), None, "", (name,))
+
+
+def read_file(path: Path) -> list[Metric]:
+    """The metrics of one registry file; raises InvalidInput naming the file and entry."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read metric registry: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: a metric registry maps metric names to their fields")
+    metrics = []
+    for name, spec in data.items():
+        spec = spec or {}
+        where = f"{path}: metric {name!r}"
+        if not isinstance(spec, dict):
+            raise InvalidInput(f"{where}: expected direction, unit, aliases, description")
+        direction = spec.get("direction")
+        if direction not in DIRECTIONS:
+            raise InvalidInput(f"{where}: direction must be min or max, got {direction!r}")
+        unit = str(spec.get("unit") or "")
+        if unit and unit not in CANONICAL_UNITS:
+            raise InvalidInput(f"{where}: unit {unit!r} is not one of {CANONICAL_UNITS}")
+        aliases = spec.get("aliases") or []
+        if not isinstance(aliases, list):
+            raise InvalidInput(f"{where}: aliases must be a list")
+        metrics.append(
+            Metric(
+                str(name),
+                direction,
+                unit,
+                tuple(str(a) for a in aliases),
+                str(spec.get("description") or ""),
+            )
+        )
+    return metrics
+
+
+def registry_files() -> list[Path]:
+    """The registry files in force now: packaged, ``$CKG_HOME/metrics.yaml``, ``$CKG_METRICS``."""
+    files = [PACKAGED]
+    home = os.environ.get("CKG_HOME")
+    if home:
+        user = Path(home).expanduser() / "metrics.yaml"
+        if user.is_file():
+            files.append(user)
+    for item in os.environ.get("CKG_METRICS", "").split(os.pathsep):
+        if item:
+            path = Path(item).expanduser()
+            if not path.is_file():
+                raise InvalidInput(f"CKG_METRICS names {item}, which is not a file")
+            files.append(path)
+    return files
+
+
+_cache: tuple[tuple, Registry] | None = None
+
+
+def registry() -> Registry:
+    """The registry from :func:`registry_files`, re-read only when one of them changed."""
+    global _cache
+    files = registry_files()
+    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    if _cache is None or _cache[0] != stamp:
+        _cache = (stamp, Registry.from_files(files))
+    return _cache[1]
+
+
+def lookup(name: str) -> Metric:
+    """The registry metric ``name`` names; raises :class:`ckg.errors.NotFound` if none."""
+    return registry().lookup(name)
+
+
+def get(name: str) -> Metric | None:
+    """The registry metric ``name`` names, or None."""
+    return registry().get(name)
+
+
+def resolve(name: str) -> Metric:
+    """A registry or derived metric for any name; see :meth:`Registry.resolve`."""
+    return registry().resolve(name)
