@@ -1,0 +1,285 @@
+"""The planner: guards, variations, environment, cycles and order (ckg.plan)."""
+
+import json
+
+import networkx as nx
+import pytest
+
+from ckg.errors import CycleError, UsageError
+from ckg.plan import build_plan, load_graph
+from ckg.plan.guards import blocked_by, key_matches
+from ckg.plan.variations import VariationError, choose
+
+
+def art(uid, alias=None, **meta):
+    return {"uid": uid, "alias": alias or uid, "kind": "script", "meta": json.dumps(meta)}
+
+
+def dep(src, dst, tags, kind="deps", position=0, **props):
+    guard = {k: props.pop(k) for k in list(props) if k.endswith("_env")}
+    return {
+        "src": src,
+        "dst": dst,
+        "kind": kind,
+        "position": position,
+        "tags": tags.split(","),
+        "guard": json.dumps(guard) if guard else "",
+        **props,
+    }
+
+
+def ids(plan):
+    return [s.id for s in plan.steps]
+
+
+# --- guards: CM's comparison rules ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expected", "value", "matches"),
+    [
+        ([True], "yes", True),  # YAML `yes` is a boolean: it reads as "true"
+        (["yes"], "on", True),
+        (["yes"], "anything", True),  # a true word accepts any value but a false word
+        (["yes"], "off", False),
+        (["no"], "0", True),
+        (["no"], "yes", False),
+        (["cuda", "rocm"], "ROCM", True),  # lists are any-of, compared lower-case
+        (["cuda"], "cpu", False),
+        ("cuda", "cuda", True),  # a scalar is a one-element list
+    ],
+)
+def test_key_matches_follows_cm_rules(expected, value, matches):
+    assert key_matches(expected, {"K": value}, "K") is matches
+
+
+def test_absent_key_never_matches_even_a_false_word():
+    assert key_matches(["no"], {}, "K") is False
+
+
+def test_all_forms_need_every_key_and_any_forms_one():
+    env = {"A": "yes", "B": "no"}
+    assert blocked_by({"enable_if_env": {"A": ["yes"], "B": ["yes"]}}, env)
+    assert blocked_by({"enable_if_any_env": {"A": ["yes"], "B": ["yes"]}}, env) is None
+    assert blocked_by({"skip_if_env": {"A": ["yes"], "B": ["yes"]}}, env) is None
+    assert blocked_by({"skip_if_any_env": {"A": ["yes"], "B": ["yes"]}}, env).startswith(
+        "skip_if_any_env"
+    )
+
+
+# --- variations ---------------------------------------------------------------------------
+
+VARIATIONS = {
+    "cpu": {"group": "device", "default": True, "env": {"DEV": "cpu"}},
+    "cuda": {"group": "device", "env": {"DEV": "cuda"}},
+    "gpu": {"alias": "cuda"},
+    "fp16": {"base": ["fast"], "group": "precision"},
+    "fp32": {"group": "precision", "default": "yes"},
+    "fast": {"default_variations": {"device": "cuda"}},
+    "package.#": {"env": {"PKG": "#"}},
+    "cuda,fp16": {"env": {"HALF_ON_GPU": "yes"}},
+}
+
+
+def test_group_default_applies_when_group_is_empty():
+    assert choose(VARIATIONS, []) == ["cpu", "fp32"]
+
+
+def test_alias_base_and_default_variations_expand():
+    assert choose(VARIATIONS, ["gpu"]) == ["cuda", "fp32"]
+    # fp16 brings its base `fast`, whose default_variations pick cuda before cpu's default
+    assert choose(VARIATIONS, ["fp16"]) == ["fp16", "fast", "cuda"]
+
+
+def test_excluded_default_stays_off():
+    assert choose(VARIATIONS, ["-fp32"]) == ["cpu"]
+
+
+def test_two_variations_of_one_group_conflict():
+    with pytest.raises(VariationError, match="cpu, cuda .* group 'device'"):
+        choose(VARIATIONS, ["cpu", "cuda"], owner="app")
+
+
+def test_undeclared_variation_is_named_with_what_is_declared():
+    with pytest.raises(VariationError, match="'tpu' is not declared by app .*cpu, cuda"):
+        choose(VARIATIONS, ["tpu"], owner="app")
+
+
+# --- planning on small graphs -------------------------------------------------------------
+
+
+def small_graph():
+    """app deps: os; cuda only with USE_CUDA; lib with _package.numpy; a post-dep report."""
+    arts = [
+        art(
+            "a",
+            "app",
+            default_env={"N": "1"},
+            env={"FIXED": "meta"},
+            variations={
+                "cpu": {"group": "t", "default": True, "env": {"USE_CPU": "yes"}},
+                "cuda": {"group": "t", "env": {"USE_CUDA": True}},
+            },
+        ),
+        art("o", "detect-os"),
+        art("c", "get-cuda", new_env_keys=["CM_CUDA_*"]),
+        art("l", "get-lib", variations={"package.#": {"env": {"PKG": "#"}}}),
+        art("r", "report"),
+    ]
+    edges = [
+        dep("a", "o", "detect,os", position=0),
+        dep("a", "c", "get,cuda", position=1, enable_if_env={"USE_CUDA": [True]}),
+        dep("a", "l", "get,lib,_package.numpy", position=2),
+        dep("a", "l", "get,lib,_package.pillow", position=3),
+        dep("l", "o", "detect,os", position=0),
+        dep("a", "r", "report", kind="post_deps", position=0),
+    ]
+    return load_graph(arts, edges)
+
+
+def test_default_env_leaves_guarded_cuda_out():
+    plan = build_plan(small_graph(), "a")
+    assert ids(plan) == [
+        "detect-os",
+        "get-lib _package.numpy",
+        "get-lib _package.pillow",
+        "app _cpu",
+        "report",
+    ]
+    assert plan.skipped == [
+        {
+            "step": "app _cpu",
+            "kind": "deps",
+            "tags": ["get", "cuda"],
+            "why": "enable_if_env {'USE_CUDA': [True]}",
+        }
+    ]
+
+
+def test_variation_env_enables_guarded_dependency():
+    plan = build_plan(small_graph(), "a", variations=["_cuda"])
+    assert "get-cuda" in ids(plan)
+    assert plan.step("get-cuda").reason == "dependency of app _cuda via deps tags=get,cuda"
+    assert plan.step("app").env["USE_CUDA"] == "True"
+
+
+def test_user_env_enables_guarded_dependency_and_reaches_every_step():
+    plan = build_plan(small_graph(), "a", env={"USE_CUDA": "yes", "FIXED": "user"})
+    assert ids(plan).index("get-cuda") < ids(plan).index("app _cpu")
+    # user env outranks the meta's env; it is handed down to dependencies too
+    assert plan.step("app").env["FIXED"] == "user"
+    assert plan.step("get-cuda").env["USE_CUDA"] == "yes"
+    assert plan.step("get-cuda").new_env_keys == ["CM_CUDA_*"]
+
+
+def test_env_layers_default_env_meta_env_and_variation_env():
+    env = build_plan(small_graph(), "a").step("app").env
+    assert (env["N"], env["FIXED"], env["USE_CPU"]) == ("1", "meta", "yes")
+    assert build_plan(small_graph(), "a", env={"N": "4"}).step("app").env["N"] == "4"
+
+
+def test_dependency_tags_select_dynamic_variations_of_the_dependency():
+    plan = build_plan(small_graph(), "a")
+    assert plan.step("get-lib _package.numpy").env["PKG"] == "numpy"
+    assert plan.step("get-lib _package.pillow").variations == ["package.pillow"]
+
+
+def test_shared_dependency_is_one_step_needed_by_several():
+    step = build_plan(small_graph(), "a").step("detect-os")
+    assert {c["step"] for c in step.needed_by} == {
+        "app _cpu",
+        "get-lib _package.numpy",
+        "get-lib _package.pillow",
+    }
+
+
+def test_post_deps_run_after_their_caller():
+    plan = build_plan(small_graph(), "a")
+    assert plan.step("report").after == ["app _cpu"]
+    assert ids(plan)[-1] == "report"
+
+
+def test_undeclared_target_variation_is_a_usage_error():
+    with pytest.raises(UsageError, match="variation 'rocm' is not declared by app"):
+        build_plan(small_graph(), "a", variations=["rocm"])
+
+
+def test_unknown_target_uid_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown target 'zzz'"):
+        build_plan(small_graph(), "zzz")
+
+
+def test_missing_and_ambiguous_entries_are_reported_with_what_matched():
+    arts = [art("a", "app"), art("p1", "python-a"), art("p2", "python-b", sort=-1)]
+    edges = [dep("a", "p1", "get,python", entry="e1"), dep("a", "p2", "get,python", entry="e1")]
+    missing = [
+        {
+            "src": "a",
+            "entry": "a#deps##1",
+            "kind": "deps",
+            "position": 1,
+            "tags": ["get", "nothing"],
+            "names": ["none"],
+        }
+    ]
+    plan = build_plan(load_graph(arts, edges, missing), "a")
+    # CM's order among candidates: meta `sort` first, then path
+    assert plan.ambiguous[0]["matched"] == ["python-b", "python-a"]
+    assert ids(plan) == ["python-b", "app"]
+    assert plan.unresolved == [
+        {
+            "step": "app",
+            "kind": "deps",
+            "tags": ["get", "nothing"],
+            "names": ["none"],
+            "entry": "a#deps##1",
+        }
+    ]
+
+
+def test_add_deps_recursive_selects_variations_deeper_down():
+    arts = [
+        art("a", "app", add_deps_recursive={"model": {"tags": "_fp16"}}),
+        art("m", "mid"),
+        art("x", "get-model", variations={"fp16": {}, "fp32": {}}),
+    ]
+    edges = [dep("a", "m", "mid"), dep("m", "x", "get,model", names=["model"])]
+    plan = build_plan(load_graph(arts, edges), "a")
+    assert "get-model _fp16" in ids(plan)
+
+
+def openssl_like():
+    """get <-> install through opposite guards on one key, as in cm4mlops."""
+    arts = [art("g", "get-openssl", env={"REQ": "no"}), art("i", "install-openssl")]
+    edges = [
+        dep("g", "i", "install,openssl", kind="prehook_deps", enable_if_env={"REQ": ["yes"]}),
+        dep("i", "g", "get,openssl", kind="post_deps", skip_if_env={"REQ": ["yes"]}),
+    ]
+    return load_graph(arts, edges)
+
+
+def test_static_cycle_disappears_under_any_single_environment():
+    graph = openssl_like()
+    assert nx.find_cycle(graph)  # the static graph is cyclic
+    for env in ({}, {"REQ": "yes"}, {"REQ": "no"}):
+        assert "get-openssl" in ids(build_plan(graph, "g", env=env))
+    assert ids(build_plan(graph, "g", env={"REQ": "yes"})) == ["install-openssl", "get-openssl"]
+
+
+def test_cycle_left_by_guards_is_reported_as_a_path_of_aliases():
+    env = {"get-openssl:REQ": "yes", "install-openssl:REQ": "no"}
+    with pytest.raises(CycleError, match="get-openssl -> install-openssl -> get-openssl") as exc:
+        build_plan(openssl_like(), "g", env=env)
+    assert exc.value.cycle == ["get-openssl", "install-openssl", "get-openssl"]
+
+
+def test_override_for_a_step_not_in_the_plan_is_a_warning():
+    plan = build_plan(small_graph(), "a", env={"nowhere:X": "1"})
+    assert plan.warnings == ["--env nowhere:...: no step 'nowhere' in this plan"]
+
+
+def test_plan_renders_as_json_and_dot():
+    plan = build_plan(small_graph(), "a")
+    data = json.loads(json.dumps(plan.to_dict()))
+    assert data["steps"][0]["id"] == "detect-os" and "meta" not in data["steps"][0]
+    assert '"app _cpu" -> "report" [label="post_deps"];' in plan.to_dot()
