@@ -1,0 +1,116 @@
+"""Find which artifact formats a file tree holds, folder by folder, without parsing anything.
+
+One walk of the tree looks at file names only, so a tree of a few hundred artifacts is
+scanned in milliseconds. One source may mix formats: each folder is classified on its own.
+
+- ``cm``: every ``_cm.yaml`` / ``_cm.json``, and ``cmr.yaml`` repository descriptors.
+- ``ck``: every ``<module>/<alias>/.cm/meta.json``, and ``.ckr.json`` repository descriptors.
+- ``mlc``: every ``<automation>/<alias>/meta.yaml|meta.json`` whose automation folder is
+  named ``script`` or sits beside a repository-root ``meta.yaml``; those root ``meta.yaml``
+  files (the repository descriptors) are listed too. A lone ``meta.yaml`` elsewhere (a conda
+  recipe, say) is not MLC.
+- ``generic``: ``pyproject.toml``, ``setup.py``, ``setup.cfg``, ``requirements*.txt``,
+  ``environment.yml``, ``Dockerfile*``, ``*.ipynb``, ``CITATION.cff`` and ``README*``
+  files that are not inside a CM, MLC or CK artifact folder (those belong to the artifact).
+"""
+
+import os
+from pathlib import Path
+
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".tox", ".venv"})
+CM_META = ("_cm.json", "_cm.yaml")
+MLC_META = ("meta.json", "meta.yaml")
+CM_DESCRIPTOR = "cmr.yaml"
+CK_DESCRIPTOR = ".ckr.json"
+MLC_DESCRIPTOR = "meta.yaml"
+GENERIC_NAMES = frozenset(
+    {"pyproject.toml", "setup.py", "setup.cfg", "environment.yml", "environment.yaml"}
+    | {"citation.cff"}
+)
+
+
+def _is_generic(name: str) -> bool:
+    low = name.lower()
+    return (
+        low in GENERIC_NAMES
+        or (low.startswith("requirements") and low.endswith(".txt"))
+        or low.startswith("dockerfile")
+        or low.endswith(".dockerfile")
+        or low.endswith(".ipynb")
+        or low.startswith("readme")
+    )
+
+
+def detect_formats(root: Path) -> dict[str, list[Path]]:
+    """Map each format found under ``root`` to its meta files, sorted; absent formats omitted.
+
+    Parameters
+    ----------
+    root : Path
+        A local folder (an extracted archive, a checkout, or a plain folder).
+
+    Returns
+    -------
+    dict[str, list[Path]]
+        Keys among ``"cm"``, ``"mlc"``, ``"ck"``, ``"generic"``; values are absolute paths
+        of meta files (repository descriptors included).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); (d / "script" / "hello").mkdir(parents=True)
+    >>> _ = (d / "script" / "hello" / "_cm.yaml").write_text("alias: hello")
+    >>> {k: [p.relative_to(d).as_posix() for p in v] for k, v in detect_formats(d).items()}
+    {'cm': ['script/hello/_cm.yaml']}
+    """
+    root = Path(root)
+    found: dict[str, list[str]] = {"cm": [], "mlc": [], "ck": [], "generic": []}
+    artifact_dirs: set[str] = set()
+    mlc_candidates: dict[str, list[str]] = {}  # folder -> its meta.yaml/json file names
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and d != ".cm"]
+        names = set(filenames)
+        cm = [n for n in CM_META if n in names]
+        if cm:
+            found["cm"].extend(os.path.join(dirpath, n) for n in cm)
+            artifact_dirs.add(dirpath)
+        if CM_DESCRIPTOR in names:
+            found["cm"].append(os.path.join(dirpath, CM_DESCRIPTOR))
+        if CK_DESCRIPTOR in names:
+            found["ck"].append(os.path.join(dirpath, CK_DESCRIPTOR))
+        ck_meta = os.path.join(dirpath, ".cm", "meta.json")
+        if os.path.isfile(ck_meta):
+            found["ck"].append(ck_meta)
+            artifact_dirs.add(dirpath)
+        mlc = [n for n in MLC_META if n in names]
+        if mlc and not cm:
+            mlc_candidates[dirpath] = mlc
+        found["generic"].extend(os.path.join(dirpath, n) for n in filenames if _is_generic(n))
+
+    descriptors = {d for d, ns in mlc_candidates.items() if MLC_DESCRIPTOR in ns}
+    used_descriptors: set[str] = set()
+    for folder, metas in mlc_candidates.items():
+        automation = os.path.dirname(folder)
+        repo = os.path.dirname(automation)
+        if repo in descriptors or os.path.basename(automation) == "script":
+            found["mlc"].extend(os.path.join(folder, n) for n in metas)
+            artifact_dirs.add(folder)
+            if repo in descriptors:
+                used_descriptors.add(repo)
+    found["mlc"].extend(os.path.join(d, MLC_DESCRIPTOR) for d in used_descriptors)
+
+    found["generic"] = [f for f in found["generic"] if not _inside(f, artifact_dirs, str(root))]
+    return {fmt: sorted(Path(f) for f in files) for fmt, files in found.items() if files}
+
+
+def _inside(path: str, dirs: set[str], root: str) -> bool:
+    """Whether ``path`` lies in one of ``dirs`` (an artifact folder), checking each ancestor."""
+    d = os.path.dirname(path)
+    while len(d) >= len(root):
+        if d in dirs:
+            return True
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    return False
