@@ -14,7 +14,9 @@ Nothing here reads files or the database.
 
 import fnmatch
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
 
 import networkx as nx
 
@@ -204,8 +206,8 @@ def build_plan(
         raise UsageError(f"unknown target {target!r}: not an artifact in the graph")
     planner = _Planner(graph, env or {})
     requested = [v[1:] if v.startswith("_") else v for v in variations]
-    root = planner.visit(target, requested, {}, {}, None)
-    return planner.finish(target, root)
+    root = planner.visit(target, requested, {}, (), {}, None)
+    return planner.finish(target, root.id)
 
 
 class _Planner:
@@ -219,18 +221,26 @@ class _Planner:
         self.calls = nx.DiGraph()  # step id -> step id it calls, edge attr kind
         self.rank: dict[str, int] = {}  # step id -> position in CM's run order
         self.used_overrides: set[str] = set()
+        self.choices: dict[tuple, list[str]] = {}  # (uid, requested) -> variations on
 
-    def visit(self, uid, requested, inherited, adr, caller) -> str:
-        """Make (or reuse) the step for ``uid`` with ``requested`` variations; its id."""
+    def visit(self, uid, requested, inherited, assumed, adr, caller) -> Step:
+        """Make (or reuse) the step for ``uid`` with ``requested`` variations.
+
+        ``inherited`` is the env its caller hands down; ``assumed`` the ``new_env_keys``
+        patterns of what ran before it in its caller, keys that guards treat as set.
+        """
         data = self.graph.nodes[uid]
         artifact, meta = data["artifact"], meta_of(self.graph, uid)
         declared = meta.get("variations") or {}
-        names = self._choose(artifact, meta, declared, requested, caller)
+        choice = (uid, tuple(requested))
+        if choice not in self.choices:
+            self.choices[choice] = self._choose(artifact, meta, declared, requested, caller)
+        names = self.choices[choice]
         key = (uid, tuple(sorted(names)))
         if key in self.steps:
             step = self.steps[key]
             self._link(caller, step)
-            return step.id
+            return step
         chosen = apply(declared, names)
         env = self._env(artifact, meta, chosen, inherited)
         step = Step(
@@ -255,14 +265,18 @@ class _Planner:
         merge_adr(down_adr, chosen.add_deps_recursive)
         local_ad = merge_adr(merge_adr({}, meta.get("add_deps") or {}), chosen.add_deps)
         handed = _hand_down(env, meta)
+        produced = dict.fromkeys(assumed)  # an ordered set of key patterns
         ran = False
         for entry in data["entries"]:
             if entry["kind"] in AFTER_KINDS and not ran:
                 self.rank[step.id], ran = len(self.rank), True
-            self._follow(step, entry, chosen.active, handed, down_adr, local_ad)
+                produced.update(dict.fromkeys(_patterns(step.new_env_keys)))
+            used = self._follow(step, entry, chosen.active, handed, produced, down_adr, local_ad)
+            if used is not None:
+                produced.update(dict.fromkeys(_patterns(used.new_env_keys)))
         if not ran:
             self.rank[step.id] = len(self.rank)
-        return step.id
+        return step
 
     def _choose(self, artifact, meta, declared, requested, caller) -> list[str]:
         owner = artifact["alias"] or artifact["uid"]
@@ -300,18 +314,18 @@ class _Planner:
             k: v if isinstance(v, list) else "" if v is None else str(v) for k, v in env.items()
         }
 
-    def _follow(self, step, entry, active, handed, adr, local_ad) -> None:
-        """Evaluate one dependency entry of ``step`` and visit what it selects."""
+    def _follow(self, step, entry, active, handed, produced, adr, local_ad) -> Step | None:
+        """Evaluate one dependency entry of ``step``; the step it leads to, if any."""
         if entry["via_variation"] and entry["via_variation"] not in active:
-            return
+            return None
         where = {"step": step.id, "kind": entry["kind"], "tags": entry["tags"]}
-        why = blocked_by(entry["guard"], step.env)
+        why = blocked_by(entry["guard"], GuardEnv(step.env, produced))
         if why:
             self.plan.skipped.append({**where, "why": why})
-            return
+            return None
         if not entry["targets"]:
             self.plan.unresolved.append({**where, "names": entry["names"], "entry": entry["entry"]})
-            return
+            return None
         extra: list[str] = []
         for name in entry["names"]:
             for added in (adr.get(name), local_ad.get(name)):
@@ -322,7 +336,8 @@ class _Planner:
             self.plan.ambiguous.append({**where, "matched": matched, "chosen": matched[0]})
         wanted = [t for t in entry["tags"] + extra if t.startswith(("_", "-_"))]
         requested = [t[1:] if t.startswith("_") else "-" + t[2:] for t in wanted]
-        self.visit(targets[0], requested, handed, adr, (step, entry["kind"], entry))
+        caller = (step, entry["kind"], entry)
+        return self.visit(targets[0], requested, handed, tuple(produced), adr, caller)
 
     def _narrow(self, targets, plain_tags) -> list[str]:
         """Candidates carrying the extra plain tags, in CM's order (``sort``, then path)."""
@@ -379,5 +394,52 @@ def _reason(caller) -> str:
 
 def _hand_down(env: Mapping, meta: Mapping) -> dict:
     """The env a step passes to its dependencies: all but CM's local keys."""
-    local = LOCAL_ENV_KEYS + tuple(meta.get("local_env_keys") or ())
-    return {k: v for k, v in env.items() if not any(fnmatch.fnmatchcase(k, p) for p in local)}
+    local = _matcher(LOCAL_ENV_KEYS + tuple(meta.get("local_env_keys") or ()))
+    return {k: v for k, v in env.items() if not local(k)}
+
+
+@lru_cache(maxsize=256)
+def _matcher(patterns: tuple[str, ...]):
+    """One compiled test for a tuple of shell-style key patterns."""
+    if not patterns:
+        return lambda key: False
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+
+
+def _patterns(new_env_keys) -> tuple[str, ...]:
+    """``new_env_keys`` as plain key patterns: ``+PATH`` (append) and ``+ CFLAGS`` -> names."""
+    return tuple(p.lstrip("+ ").strip() for p in new_env_keys if isinstance(p, str))
+
+
+class GuardEnv(Mapping):
+    """A step's env as its guards see it: keys that steps before it export count as set.
+
+    CM evaluates a guard after the dependencies before it have run and merged their
+    ``new_env_keys`` outputs into the env. Their values are unknown before a run; a key
+    absent from ``env`` that matches one of those patterns reads as :attr:`UNKNOWN`, which is
+    a set, non-false value (so ``skip_if_env: {CM_C_COMPILER_BIN: [on]}`` skips after a
+    compiler was found).
+
+    >>> env = GuardEnv({"A": "no"}, ["CM_LLVM_*", "+PATH"])
+    >>> env["CM_LLVM_BIN"], env["A"], "PATH" in env, "B" in env
+    ('<set at run time>', 'no', True, False)
+    """
+
+    UNKNOWN = "<set at run time>"
+
+    def __init__(self, env: Mapping, patterns: Iterable[str]):
+        self.env = env
+        self.patterns = patterns
+
+    def __getitem__(self, key):
+        if key in self.env:
+            return self.env[key]
+        if _matcher(_patterns(self.patterns))(key):
+            return self.UNKNOWN
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator:
+        return iter(self.env)
+
+    def __len__(self) -> int:
+        return len(self.env)
