@@ -1,0 +1,232 @@
+"""Named queries: parameterized Cypher files in the repository's ``queries/`` folder.
+
+A named query is a ``.cypher`` file whose leading ``//`` comment is its documentation::
+
+    // One-line description.
+    // More description lines.
+    //
+    // Parameters:
+    //   task      Task name as ingested, e.g. "Question Answering".
+    //   metric    (optional) Metric, canonical name or alias.
+    //   tags      (list) Tags that must all be present.
+    //
+    // Example:
+    //   ckg query compare-papers -p task="Question Answering" -p dataset=SQuAD1.1 -p metric=f1
+    MATCH ...
+
+The name is the file name without ``.cypher``. Parameter options in brackets: ``optional``
+(null when not given), ``list`` (a comma-separated string is split), ``default <JSON>``. A
+parameter named ``metric`` is mapped through the metric registry, so ``F1`` finds ``f1``.
+Every ``$name`` the Cypher uses must be declared and vice versa (checked when loaded).
+
+Examples
+--------
+>>> q = load("compare-papers")
+>>> [p.name for p in q.params]
+['task', 'dataset', 'metric']
+>>> q.bind({"task": "QA", "dataset": "SQuAD1.1"})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+ckg.errors.UsageError: query compare-papers needs parameter 'metric' (...)
+>>> q.bind({"task": "QA", "dataset": "SQuAD1.1", "metric": "F1"})["metric"]
+'f1'
+"""
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ckg import metrics
+from ckg.errors import InvalidInput, NotFound, UsageError
+
+#: The repository's queries folder; ``CKG_QUERIES`` (os.pathsep-separated) adds folders.
+QUERIES_DIR = Path(__file__).resolve().parent.parent / "queries"
+_PARAM_LINE = re.compile(r"^\s+\$?(?P<name>[A-Za-z_]\w*)\s+(?:\((?P<opts>[^)]*)\)\s*)?(?P<doc>.*)$")
+_PARAM_USE = re.compile(r"\$([A-Za-z_]\w*)")
+_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One declared parameter: ``optional`` ones default to ``default`` (null unless given)."""
+
+    name: str
+    description: str = ""
+    optional: bool = False
+    is_list: bool = False
+    default: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class NamedQuery:
+    """A parsed query file: its name, header documentation and Cypher text."""
+
+    name: str
+    description: str
+    cypher: str
+    params: tuple[Param, ...] = ()
+    example: str = ""
+    details: str = ""
+    path: Path | None = field(default=None, compare=False)
+
+    def bind(self, given: dict | None) -> dict:
+        """The parameters to send: ``given`` checked, defaults filled, lists split, metric mapped.
+
+        Raises
+        ------
+        UsageError
+            When a required parameter is missing (named) or an unknown one is given.
+        """
+        given = dict(given or {})
+        known = {p.name for p in self.params}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise UsageError(
+                f"query {self.name} has no parameter {unknown[0]!r} "
+                f"(parameters: {', '.join(sorted(known)) or 'none'})"
+            )
+        bound = {}
+        for param in self.params:
+            if param.name not in given:
+                if not param.optional:
+                    raise UsageError(
+                        f"query {self.name} needs parameter {param.name!r} ({param.description})"
+                    )
+                bound[param.name] = param.default
+                continue
+            value = given[param.name]
+            if param.is_list and isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            elif param.is_list and not isinstance(value, list):
+                value = [value]
+            if param.name == "metric" and isinstance(value, str):
+                found = metrics.get(value)
+                value = found.name if found else value
+            bound[param.name] = value
+        return bound
+
+
+def parse(text: str, name: str, path: Path | None = None) -> NamedQuery:
+    """Parse a query file's text; raises InvalidInput when header and Cypher disagree."""
+    lines = text.splitlines()
+    header = []
+    for line in lines:
+        if not line.startswith("//"):
+            break
+        header.append(line[2:].removeprefix(" ") if line.startswith("// ") else line[2:])
+    cypher = "\n".join(lines[len(header) :]).strip()
+    where = path or name
+    if not cypher:
+        raise InvalidInput(f"{where}: no Cypher after the header comment")
+    section, description, details, example = "text", "", [], []
+    params: list[Param] = []
+    for line in header:
+        stripped = line.strip()
+        if stripped.lower() in ("parameters:", "params:"):
+            section = "params"
+        elif stripped.lower() in ("example:", "examples:"):
+            section = "example"
+        elif section == "text" and stripped:
+            if description:
+                details.append(stripped)
+            else:
+                description = stripped
+        elif section == "params" and stripped:
+            params.append(_param(line, where))
+        elif section == "example" and stripped:
+            example.append(stripped)
+    if not description:
+        raise InvalidInput(f"{where}: the header comment must start with a one-line description")
+    used = set(_PARAM_USE.findall(_strip_strings(cypher)))
+    declared = {p.name for p in params}
+    if used != declared:
+        missing, extra = sorted(used - declared), sorted(declared - used)
+        raise InvalidInput(
+            f"{where}: parameters used but not declared: {missing or 'none'}; "
+            f"declared but not used: {extra or 'none'}"
+        )
+    return NamedQuery(
+        name, description, cypher, tuple(params), "\n".join(example), " ".join(details), path
+    )
+
+
+def _param(line: str, where: object) -> Param:
+    match = _PARAM_LINE.match(line)
+    if not match:
+        raise InvalidInput(f"{where}: cannot read parameter line {line.strip()!r}")
+    optional, is_list, default = False, False, None
+    for opt in (match.group("opts") or "").split(","):
+        opt = opt.strip()
+        if opt == "optional":
+            optional = True
+        elif opt == "list":
+            is_list = True
+        elif opt.startswith("default"):
+            optional = True
+            raw = opt.removeprefix("default").strip(" :=")
+            try:
+                default = json.loads(raw)
+            except ValueError:
+                default = raw
+        elif opt:
+            raise InvalidInput(f"{where}: unknown parameter option {opt!r}")
+    return Param(match.group("name"), match.group("doc").strip(), optional, is_list, default)
+
+
+def _strip_strings(cypher: str) -> str:
+    """Cypher without string literals and comments, so a '$' inside them is no parameter."""
+    cypher = re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "''", cypher)
+    return re.sub(r"//[^\n]*", "", cypher)
+
+
+def folders() -> list[Path]:
+    """Where named queries are looked up: ``$CKG_QUERIES`` folders first, then ``queries/``."""
+    extra = [Path(p).expanduser() for p in os.environ.get("CKG_QUERIES", "").split(os.pathsep) if p]
+    return [*extra, QUERIES_DIR]
+
+
+def load(name_or_path: str | Path) -> NamedQuery:
+    """A named query by name (``compare-papers``) or by ``.cypher`` file path.
+
+    Raises NotFound listing the known names when there is no such query.
+    """
+    text = str(name_or_path)
+    if text.endswith(".cypher"):
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise NotFound(f"no query file {text}")
+        return parse(path.read_text(encoding="utf-8"), path.stem, path)
+    if _NAME.match(text):
+        for folder in folders():
+            path = folder / f"{text}.cypher"
+            if path.is_file():
+                return parse(path.read_text(encoding="utf-8"), text, path)
+    names = ", ".join(q.name for q in all_queries())
+    raise NotFound(f"no named query {text!r} (known: {names})")
+
+
+def find(text: str) -> NamedQuery | None:
+    """The named query or query file ``text`` names, or None when it is Cypher text."""
+    if text.endswith(".cypher"):
+        return load(text)
+    if _NAME.match(text) and any((f / f"{text}.cypher").is_file() for f in folders()):
+        return load(text)
+    return None
+
+
+def all_queries() -> list[NamedQuery]:
+    """Every named query, by name (a name in an earlier folder hides a later one)."""
+    found: dict[str, NamedQuery] = {}
+    for folder in folders():
+        for path in sorted(folder.glob("*.cypher")):
+            found.setdefault(path.stem, parse(path.read_text(encoding="utf-8"), path.stem, path))
+    return sorted(found.values(), key=lambda q: q.name)
+
+
+def run(kg, query: NamedQuery | str, params: dict | None = None) -> list[dict]:
+    """Run a named query (or one given by name or path) on a KnowledgeGraph or GraphStore."""
+    if not isinstance(query, NamedQuery):
+        query = load(query)
+    store = getattr(kg, "store", kg)
+    return store.run(query.cypher, query.bind(params))

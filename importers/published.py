@@ -1,0 +1,198 @@
+"""Published results to records: the part the pwc, mlperf and tables importers share.
+
+Each of those importers reads its format into :class:`Row` values (one published number, or
+one cell that should have held one) and hands them to :func:`build`, which normalises the
+value (:mod:`ckg.values`) and the metric name (:mod:`ckg.metrics`) and makes the nodes and
+edges of DESIGN.md:
+
+``(Paper)-[:REPORTS]->(Result)``, ``(Result)-[:FOR_TASK]->(Task)``,
+``(Result)-[:ON_DATASET]->(Dataset)``, ``(Result)-[:OF_MODEL]->(Model)``,
+``(Result)-[:OF_METRIC]->(Metric)`` and ``(Result)-[:ON]->(Platform)``.
+
+Accounting: every row becomes a ``Result`` or a warning, never nothing. A readable value
+is a Result; an unreadable one is a Result whose ``value`` is null, keeping ``raw``, plus one
+warning; a cell that publishes no value (``-``, ``N/A``, empty) or a row with no metric is one
+warning and no Result. :class:`Tally` counts each case.
+"""
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ckg import metrics
+from ckg.records import Edge, Node, Problem, Records
+from ckg.values import parse_value
+from importers.papers import paper_uid, repo_url
+
+
+@dataclass(slots=True)
+class Row:
+    """One published number as a source states it, before normalisation.
+
+    ``where`` locates it for warnings and for the Result's stable uid (file, then a pointer
+    such as ``Question Answering/SQuAD1.1/row 12``); ``extra`` holds primitive properties
+    the format adds to the Result (scenario, division, ``uses_additional_data``).
+    """
+
+    path: str
+    where: str
+    metric: str
+    raw: object
+    task: str = ""
+    dataset: str = ""
+    model: str = ""
+    paper: str = ""  # a link or identifier, see importers.papers.paper_uid
+    paper_title: str = ""
+    paper_date: str = ""
+    code_links: list[str] = field(default_factory=list)
+    unit: str = ""  # a unit stated beside the value (unit column, Result_Units)
+    platform: str = ""  # uid of a Platform node the importer also returns
+    line: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Tally:
+    """How the rows of one import were accounted for."""
+
+    results: int = 0
+    unreadable: int = 0  # Results whose value is null, each with a warning
+    missing: int = 0  # cells publishing no value: a warning, no Result
+    no_metric: int = 0  # rows naming no metric: a warning, no Result
+
+    @property
+    def rows(self) -> int:
+        """Every row seen: results plus those that only left a warning."""
+        return self.results + self.missing + self.no_metric
+
+
+@dataclass(slots=True)
+class ResultRecords(Records):
+    """:class:`ckg.records.Records` of an import of published results, plus its tally."""
+
+    tally: Tally = field(default_factory=Tally)
+
+
+def norm_name(text: object) -> str:
+    """A Task, Dataset or Model name: the published text with whitespace collapsed.
+
+    >>> norm_name("  SQuAD1.1 \\n dev ")
+    'SQuAD1.1 dev'
+    """
+    return re.sub(r"\s+", " ", str(text or "")).strip()
+
+
+def result_uid(source_uid: str, path: str, where: str, metric: str) -> str:
+    """A Result's key: stable across re-ingestion of the same source, unique per cell."""
+    digest = hashlib.sha256("\0".join((source_uid, path, where, metric)).encode()).hexdigest()
+    return f"result:{digest[:24]}"
+
+
+def build(rows: Iterable[Row], source_uid: str, out: ResultRecords | None = None) -> ResultRecords:
+    """Normalise ``rows`` into nodes, edges and warnings (added to ``out`` when given)."""
+    out = out if out is not None else ResultRecords()
+    nodes: dict[tuple[str, str], Node] = {}
+    records = out
+
+    def node(label: str, key: str, props: dict) -> None:
+        found = nodes.get((label, key))
+        clean = {k: v for k, v in props.items() if v not in (None, "", [])}
+        if found is None:
+            nodes[(label, key)] = Node(label, key, clean)
+        else:
+            found.props.update(clean)
+
+    for row in rows:
+        if not norm_name(row.metric):
+            out.tally.no_metric += 1
+            records.warnings.append(
+                Problem(row.path, f"{row.where}: no metric named, row skipped", row.line)
+            )
+            continue
+        value = parse_value(row.raw, row.metric, unit=row.unit or None)
+        if value.missing:
+            out.tally.missing += 1
+            records.warnings.append(
+                Problem(row.path, f"{row.where}: {row.metric}: no value ({value.raw!r})", row.line)
+            )
+            continue
+        if not value.ok:
+            out.tally.unreadable += 1
+            records.warnings.append(
+                Problem(row.path, f"{row.where}: {row.metric}: {value.warning}", row.line)
+            )
+        out.tally.results += 1
+        metric = metrics.resolve(norm_name(row.metric))
+        uid = result_uid(source_uid, row.path, row.where, row.metric)
+        task, dataset, model = norm_name(row.task), norm_name(row.dataset), norm_name(row.model)
+        paper = paper_uid(row.paper)
+        node(
+            "Result",
+            uid,
+            {
+                "uid": uid,
+                "metric": metric.name,
+                "metric_label": norm_name(row.metric),
+                "value": value.value,
+                "unit": value.unit,
+                "stderr": value.stderr,
+                "raw": value.raw,
+                "source_uid": source_uid,
+                "path": row.path,
+                "task": task,
+                "dataset": dataset,
+                "model": model,
+                "paper_uid": paper,
+                "date": row.paper_date,
+                **row.extra,
+            },
+        )
+        node(
+            "Metric",
+            metric.name,
+            {
+                "name": metric.name,
+                "direction": metric.direction,
+                "unit": metric.unit,
+                "aliases": list(metric.aliases),
+                "base": metric.base,
+                "description": metric.description,
+            },
+        )
+        records.edges.append(Edge("OF_METRIC", "Result", uid, "Metric", metric.name))
+        for label, rel, name in (
+            ("Task", "FOR_TASK", task),
+            ("Dataset", "ON_DATASET", dataset),
+            ("Model", "OF_MODEL", model),
+        ):
+            if name:
+                node(label, name, {"name": name})
+                records.edges.append(Edge(rel, "Result", uid, label, name))
+        if paper:
+            code = sorted({u for u in map(repo_url, row.code_links) if u})
+            node(
+                "Paper",
+                paper,
+                {
+                    "uid": paper,
+                    "url": _paper_link(row.paper, paper),
+                    "title": row.paper_title,
+                    "date": row.paper_date,
+                    "code_urls": code,
+                },
+            )
+            records.edges.append(Edge("REPORTS", "Paper", paper, "Result", uid))
+        if row.platform:
+            records.edges.append(Edge("ON", "Result", uid, "Platform", row.platform))
+    records.nodes.extend(nodes.values())
+    return out
+
+
+def _paper_link(link: str, uid: str) -> str:
+    """A clickable link for a paper: arXiv's abstract page for arXiv ids, else the DOI or URL."""
+    if uid.startswith("arxiv:"):
+        return f"https://arxiv.org/abs/{uid.removeprefix('arxiv:')}"
+    if uid.startswith("doi:"):
+        return f"https://doi.org/{uid.removeprefix('doi:')}"
+    return uid if uid.startswith("https://") else link

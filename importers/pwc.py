@@ -1,0 +1,140 @@
+"""Papers with Code leaderboards in the sota-extractor JSON format.
+
+A file is a list of tasks (or one task): ``task``, ``datasets``, ``subtasks`` (tasks again);
+a dataset has ``dataset``, ``sota`` (``metrics``: the leaderboard's columns, ``rows``) and
+``subdatasets`` (datasets again). A row has ``model_name``, ``paper_title``, ``paper_url``,
+``paper_date``, ``code_links`` (``{title, url}``), ``uses_additional_data`` and ``metrics``,
+a map of column to the string as published (``"90.871"``, ``"9.9m"``, ``"-"``).
+
+Each (row, column) is one cell: the columns are the leaderboard's declared ``metrics`` plus any
+other a row carries, so a row that leaves a declared column out is accounted for as a cell
+with no value. Cells become Results through :func:`importers.published.build`.
+
+Example
+-------
+>>> from pathlib import Path
+>>> out = read(Path("../shared/corpora/pwc"), "src", files=["record.json"])  # doctest: +SKIP
+>>> out.tally.results                                                       # doctest: +SKIP
+24
+"""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from ckg.errors import InvalidInput
+from ckg.records import Problem
+from importers.published import ResultRecords, Row, build
+
+
+def is_pwc(data: object) -> bool:
+    """Whether parsed JSON is a sota-extractor task list (or a single task)."""
+    tasks = data if isinstance(data, list) else [data]
+    return bool(tasks) and all(
+        isinstance(t, dict) and "task" in t and ("datasets" in t or "subtasks" in t) for t in tasks
+    )
+
+
+def detect(root: Path, candidates: list[Path]) -> list[Path]:
+    """The JSON files among ``candidates`` (relative to ``root``) that are PwC leaderboards."""
+    found = []
+    for rel in candidates:
+        if rel.suffix.lower() != ".json":
+            continue
+        head = _head(root / rel)
+        if '"task"' in head and ('"datasets"' in head or '"subtasks"' in head):
+            found.append(rel)
+    return found
+
+
+def read(root: Path, source_uid: str, files: list[str | Path] | None = None) -> ResultRecords:
+    """Read leaderboard files under ``root`` (all ``*.json`` when ``files`` is None).
+
+    A file that is not valid JSON or not in this format is one warning naming it.
+    """
+    root = Path(root)
+    paths = [Path(f) for f in files] if files is not None else _json_files(root)
+    out = ResultRecords()
+    for rel in paths:
+        name = rel.as_posix()
+        try:
+            data = json.loads((root / rel).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            out.warnings.append(Problem(name, f"not readable as JSON: {exc}"))
+            continue
+        if not is_pwc(data):
+            out.warnings.append(Problem(name, "not a Papers with Code (sota-extractor) task list"))
+            continue
+        build(rows(data, name), source_uid, out)
+    return out
+
+
+def read_file(path: Path, source_uid: str) -> ResultRecords:
+    """Read one leaderboard file; raises InvalidInput when it is not one."""
+    out = read(path.parent, source_uid, [path.name])
+    if not out.nodes and out.warnings and not out.tally.rows:
+        raise InvalidInput(str(out.warnings[0]))
+    return out
+
+
+def rows(data: object, path: str) -> Iterator[Row]:
+    """Every cell of every leaderboard in a parsed file, tasks and subtasks alike."""
+    for task in data if isinstance(data, list) else [data]:
+        yield from _task_rows(task, path, parent="")
+
+
+def _task_rows(task: dict, path: str, parent: str) -> Iterator[Row]:
+    name = str(task.get("task") or "")
+    for dataset in task.get("datasets") or []:
+        yield from _dataset_rows(dataset, name, path, parent_dataset="")
+    for sub in task.get("subtasks") or []:
+        yield from _task_rows(sub, path, parent=name)
+
+
+def _dataset_rows(dataset: dict, task: str, path: str, parent_dataset: str) -> Iterator[Row]:
+    name = str(dataset.get("dataset") or "")
+    sota = dataset.get("sota") or {}
+    declared = [str(m) for m in sota.get("metrics") or []]
+    for index, row in enumerate(sota.get("rows") or []):
+        where = f"{task}/{name}/row {index}"
+        cells = row.get("metrics") or {}
+        columns = declared + [c for c in cells if c not in declared]
+        if not columns:
+            yield Row(path, where, "", None, task=task, dataset=name)
+            continue
+        paper = str(row.get("paper_url") or "")
+        title = str(row.get("paper_title") or "")
+        code = [str(c.get("url") or "") for c in row.get("code_links") or [] if isinstance(c, dict)]
+        extra = {"uses_additional_data": row.get("uses_additional_data")}
+        if parent_dataset:
+            extra["parent_dataset"] = parent_dataset
+        for column in columns:
+            yield Row(
+                path,
+                where,
+                column,
+                cells.get(column),
+                task=task,
+                dataset=name,
+                model=str(row.get("model_name") or ""),
+                paper=paper,
+                # sota-extractor often repeats the URL as the title: that is no title.
+                paper_title="" if title == paper else title,
+                paper_date=str(row.get("paper_date") or ""),
+                code_links=code,
+                extra={k: v for k, v in extra.items() if v is not None},
+            )
+    for sub in dataset.get("subdatasets") or []:
+        yield from _dataset_rows(sub, task, path, parent_dataset=name)
+
+
+def _json_files(root: Path) -> list[Path]:
+    return sorted(p.relative_to(root) for p in root.rglob("*.json") if p.is_file())
+
+
+def _head(path: Path, size: int = 4096) -> str:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(size).decode("utf-8", "replace")
+    except OSError:
+        return ""

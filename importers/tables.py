@@ -1,0 +1,236 @@
+"""Users' own result tables: CSV, TSV, YAML or JSON rows.
+
+Two shapes, recognised by their columns (names match ignoring case, spaces and ``_``):
+
+- **long**: one result per row, with ``metric`` and ``value`` columns::
+
+      paper,task,dataset,model,metric,value,unit,platform
+      arXiv:1512.03385,Image Classification,ImageNet,ResNet-50,Top 1 Accuracy,76.1 (±0.2),,
+      ,Image Classification,ImageNet,ResNet-50,Latency,12,ms,my-laptop
+
+- **wide**: no ``metric`` column; every column that is not one of the identity columns below
+  is a metric, and its name may carry the unit (``Latency (ms)``, ``Samples/s``)::
+
+      model,dataset,Top-1 Accuracy,Latency (ms),Params
+      ResNet-50,ImageNet,76.1%,12,25.6M
+
+Identity columns: ``paper`` (a link, arXiv id or DOI; also ``paper_url``, ``arxiv``, ``doi``),
+``title``, ``date``, ``task``, ``dataset``, ``model`` (also ``model_name``, ``method``),
+``platform`` (a Platform uid such as ``platform:...`` from ``ckg run``, or any name, which makes
+a Platform of that name), ``code`` (a repository URL), ``unit`` and ``stderr``. Other columns
+of a long table are kept as the Result's ``attributes`` (JSON text).
+
+YAML and JSON tables are a list of rows, or a mapping with a ``results`` list whose other keys
+(``paper``, ``task``, ...) apply to every row. A row may also hold a ``metrics`` mapping of
+metric to value, as a wide row. When a folder is ingested, CSV and TSV files are recognised by
+their header, YAML and JSON tables only when their file name contains ``result``.
+"""
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+
+from ckg.errors import InvalidInput
+from ckg.records import Node, Problem
+from importers.published import ResultRecords, Row, build, norm_name
+
+SUFFIXES = {".csv": ",", ".tsv": "\t"}
+DATA_SUFFIXES = (".yaml", ".yml", ".json")
+#: Column name (as :func:`_col` makes it) -> the field it fills.
+IDENTITY = {
+    "paper": "paper",
+    "paperurl": "paper",
+    "arxiv": "paper",
+    "doi": "paper",
+    "url": "paper",
+    "title": "paper_title",
+    "papertitle": "paper_title",
+    "date": "paper_date",
+    "paperdate": "paper_date",
+    "task": "task",
+    "dataset": "dataset",
+    "model": "model",
+    "modelname": "model",
+    "method": "model",
+    "platform": "platform",
+    "system": "platform",
+    "code": "code",
+    "codeurl": "code",
+    "repository": "code",
+    "metric": "metric",
+    "value": "value",
+    "unit": "unit",
+    "units": "unit",
+    "stderr": "stderr",
+    "std": "stderr",
+    "error": "stderr",
+}
+
+
+def _col(name: object) -> str:
+    return re.sub(r"[\s_-]+", "", str(name).casefold())
+
+
+def is_table_header(columns: list[str]) -> bool:
+    """Whether a header names a results table: ``metric`` and ``value``, or an identity pair."""
+    fields = {IDENTITY.get(_col(c)) for c in columns}
+    return (
+        {"metric", "value"} <= fields
+        or ("model" in fields or "paper" in fields)
+        and bool({"task", "dataset"} & fields)
+    )
+
+
+def detect(root: Path, candidates: list[Path]) -> list[Path]:
+    """Files among ``candidates`` that are results tables (see the module docstring)."""
+    found = []
+    for rel in candidates:
+        suffix = rel.suffix.lower()
+        if suffix in SUFFIXES:
+            try:
+                with (root / rel).open(encoding="utf-8", errors="replace", newline="") as fh:
+                    header = next(csv.reader(fh, delimiter=SUFFIXES[suffix]), [])
+            except OSError:
+                continue
+            if is_table_header(header):
+                found.append(rel)
+        elif suffix in DATA_SUFFIXES and "result" in rel.name.lower():
+            found.append(rel)
+    return found
+
+
+def read(root: Path, source_uid: str, files: list[str | Path] | None = None) -> ResultRecords:
+    """Read result tables under ``root``: the ``files`` given, or all :func:`detect` finds.
+
+    A file that is not a results table is one warning naming it.
+    """
+    root = Path(root)
+    if files is None:
+        files = detect(root, sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file()))
+    out = ResultRecords()
+    for rel in map(Path, files):
+        try:
+            rows = list(read_rows(root / rel, rel.as_posix()))
+        except InvalidInput as exc:
+            out.warnings.append(Problem(rel.as_posix(), str(exc)))
+            continue
+        build(_with_platforms(rows, out), source_uid, out)
+    return out
+
+
+def read_rows(path: Path, name: str) -> Iterator[Row]:
+    """The :class:`Row` values of one table file; raises InvalidInput if it is not a table."""
+    suffix = path.suffix.lower()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read: {exc}") from None
+    if suffix in SUFFIXES:
+        yield from _csv_rows(text, SUFFIXES[suffix], name)
+    elif suffix in DATA_SUFFIXES:
+        try:
+            data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise InvalidInput(f"not valid {suffix[1:].upper()}: {exc}") from None
+        yield from _data_rows(data, name)
+    else:
+        raise InvalidInput("not a results table (expected .csv, .tsv, .yaml, .yml or .json)")
+
+
+def _csv_rows(text: str, delimiter: str, name: str) -> Iterator[Row]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next(reader, None)
+    if not header or not is_table_header(header):
+        raise InvalidInput(
+            "not a results table: the header needs metric and value columns, "
+            "or model or paper with task or dataset"
+        )
+    for record in reader:
+        if not any(cell.strip() for cell in record):
+            continue
+        line = reader.line_num
+        yield from _record_rows(dict(zip(header, record, strict=False)), name, f"line {line}", line)
+
+
+def _data_rows(data: object, name: str) -> Iterator[Row]:
+    defaults: dict = {}
+    if isinstance(data, dict) and isinstance(data.get("results"), list):
+        defaults = {k: v for k, v in data.items() if k != "results"}
+        data = data["results"]
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise InvalidInput("not a results table: expected a list of rows or a 'results' list")
+    for index, record in enumerate(data):
+        yield from _record_rows({**defaults, **record}, name, f"row {index}", None)
+
+
+def _record_rows(record: dict, name: str, where: str, line: int | None) -> Iterator[Row]:
+    """One Row for a long record, one per metric column for a wide one."""
+    fields: dict[str, object] = {}
+    others: dict[str, object] = {}
+    for column, cell in record.items():
+        target = IDENTITY.get(_col(column))
+        if target and target not in fields:
+            fields[target] = cell
+        elif column == "metrics" and isinstance(cell, dict):
+            continue
+        else:
+            others[str(column)] = cell
+    common = {
+        "task": _text(fields.get("task")),
+        "dataset": _text(fields.get("dataset")),
+        "model": _text(fields.get("model")),
+        "paper": _text(fields.get("paper")),
+        "paper_title": _text(fields.get("paper_title")),
+        "paper_date": _text(fields.get("paper_date")),
+        "code_links": [_text(fields["code"])] if fields.get("code") else [],
+        "platform": _text(fields.get("platform")),
+        "line": line,
+    }
+    if "metric" in fields or "value" in fields:
+        extra = {"attributes": json.dumps(others, default=str)} if others else {}
+        value = fields.get("value")
+        if fields.get("stderr") not in (None, "") and value not in (None, ""):
+            value = f"{value} ± {fields['stderr']}"
+        yield Row(
+            name,
+            where,
+            _text(fields.get("metric")),
+            value,
+            unit=_text(fields.get("unit")),
+            extra=extra,
+            **common,
+        )
+        return
+    metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+    cells = {**others, **metrics}
+    if not cells:
+        yield Row(name, where, "", None, **common)
+    for column, cell in cells.items():
+        yield Row(name, where, str(column), cell, **common)
+
+
+def _with_platforms(rows: list[Row], out: ResultRecords) -> Iterator[Row]:
+    """Turn platform names into Platform nodes (a ``platform:`` uid is linked as given)."""
+    made: set[str] = set()
+    for row in rows:
+        name = row.platform
+        if name and not name.startswith("platform:"):
+            row.platform = f"platform:named:{norm_name(name)}"
+            if row.platform not in made:
+                made.add(row.platform)
+                out.nodes.append(
+                    Node("Platform", row.platform, {"uid": row.platform, "name": name})
+                )
+        elif name and name not in made:
+            made.add(name)
+            out.nodes.append(Node("Platform", name, {"uid": name}))
+        yield row
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value).strip()
