@@ -1,0 +1,25 @@
+"""Run artifacts on this host, measure them, and record every figure in the graph.
+
+Modules, from the outside in: :mod:`~ckg.run.runner` (plan, grid, cache, repeats),
+:mod:`~ckg.run.steps` (a step's command and environment, ``tmp-run-env.out``),
+:mod:`~ckg.run.workflow` (``ckg.yaml`` and grids), :mod:`~ckg.run.execute` (one subprocess in
+its own process group, timeout, CPU time, peak memory), :mod:`~ckg.run.measure` (statistics,
+energy meters, result files), :mod:`~ckg.run.platform` (the host's fingerprint),
+:mod:`~ckg.run.record` (Run and Measurement records), :mod:`~ckg.run.journal` (on disk
+before the graph; recovery) and :mod:`~ckg.run.trust` (trusted sources, step cache).
+
+``run``, ``Options``, ``Report`` and ``RunResult`` are imported on first use, so that the
+ingest stage can read ``ckg.yaml`` through :mod:`~ckg.run.workflow` without loading the
+runner.
+"""
+
+_RUNNER_NAMES = ("Options", "Report", "RunResult", "run")
+__all__ = list(_RUNNER_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _RUNNER_NAMES:
+        from ckg.run import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'ckg.run' has no attribute {name!r}")

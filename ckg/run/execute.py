@@ -1,0 +1,218 @@
+"""Run one command as a subprocess in its own process group, and measure it.
+
+The child starts a new session, so it leads a process group that holds everything it
+spawns; a timeout signals that whole group (SIGTERM, then SIGKILL after a grace period),
+so no grandchild outlives a timed-out step. The parent blocks in ``os.wait4``, which hands
+back the child's CPU times and peak RSS without polling; a sampler thread adds up the RSS of
+the whole tree meanwhile, since ``ru_maxrss`` alone only sees the largest single process.
+"""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from ckg.errors import RunFailed
+
+#: Seconds between SIGTERM and SIGKILL when a step times out.
+KILL_GRACE_S = 1.0
+#: Bytes of the log kept on the Run node.
+LOG_TAIL_BYTES = 4000
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one execution did: status, exit code, times, memory and the log's tail.
+
+    ``status`` is ``ok`` (exit 0), ``failed`` (non-zero exit or killed by a signal) or
+    ``timeout``. ``exit_code`` is negative when a signal ended the process.
+    """
+
+    status: str
+    exit_code: int
+    wall_s: float
+    user_s: float
+    system_s: float
+    peak_rss_bytes: int
+    log_tail: str
+    pid: int
+
+
+def execute(
+    command: str | list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log_path: Path,
+    timeout_s: float | None = None,
+) -> Outcome:
+    """Run ``command`` (a shell line, or an argument list) and measure it.
+
+    Parameters
+    ----------
+    command : str or list of str
+        A string runs through ``/bin/sh -c``; a list is executed directly.
+    cwd : Path
+        The working folder; created if missing.
+    env : dict
+        The complete environment of the child (nothing is inherited beyond it).
+    log_path : Path
+        stdout and stderr both go here, appended.
+    timeout_s : float, optional
+        Wall-clock limit; on expiry the whole process group is killed.
+
+    Returns
+    -------
+    Outcome
+
+    Raises
+    ------
+    RunFailed
+        When the command cannot be started at all (missing program, bad folder).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> out = execute("echo hi", cwd=d, env=dict(os.environ), log_path=d / "log")
+    >>> out.status, out.log_tail
+    ('ok', 'hi\\n')
+    """
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    cwd.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        offset = log.tell()
+        start = time.perf_counter()
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise RunFailed(f"cannot start {argv[0]!r} in {cwd}: {exc.strerror}") from None
+        watch = _Watch(proc.pid, timeout_s)
+        watch.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            wall = time.perf_counter() - start
+            watch.finish()
+        # The Popen object must not try to reap the pid again.
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if watch.timed_out:
+        # Members that trapped SIGTERM, or were still starting, go now.
+        _signal_group(proc.pid, signal.SIGKILL)
+        _await_group_end(proc.pid)
+    exit_code = proc.returncode
+    if watch.timed_out:
+        state = "timeout"
+    else:
+        state = "ok" if exit_code == 0 else "failed"
+    return Outcome(
+        status=state,
+        exit_code=exit_code,
+        wall_s=wall,
+        user_s=usage.ru_utime,
+        system_s=usage.ru_stime,
+        # Linux reports ru_maxrss in KiB.
+        peak_rss_bytes=max(watch.peak_rss, usage.ru_maxrss * 1024),
+        log_tail=read_tail(log_path, start=offset),
+        pid=proc.pid,
+    )
+
+
+def read_tail(path: Path, size: int = LOG_TAIL_BYTES, *, start: int = 0) -> str:
+    """The last ``size`` bytes of ``path`` after offset ``start``, as text ('' if missing)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(start, handle.tell() - size))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _await_group_end(pgid: int, limit_s: float = 2.0) -> None:
+    """Return once no live process is left in group ``pgid`` (a killed process on a busy
+    host takes a moment to die), or after ``limit_s``."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        alive = False
+        for proc in psutil.process_iter():
+            try:
+                if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive = True
+                    break
+            except (OSError, psutil.Error):
+                continue
+        if not alive:
+            return
+        _signal_group(pgid, signal.SIGKILL)
+        time.sleep(0.02)
+
+
+class _Watch(threading.Thread):
+    """Samples the tree's RSS and enforces the timeout while the parent waits."""
+
+    def __init__(self, pid: int, timeout_s: float | None):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        self.done = threading.Event()
+        self.timed_out = False
+        self.peak_rss = 0
+
+    def run(self) -> None:
+        # Short intervals first so that brief steps get a sample, then back off.
+        interval = 0.01
+        killed_at = None
+        while not self.done.wait(interval):
+            self.peak_rss = max(self.peak_rss, _tree_rss(self.pid))
+            now = time.monotonic()
+            if self.deadline is not None and now >= self.deadline:
+                if killed_at is None:
+                    self.timed_out = True
+                    killed_at = now
+                    _signal_group(self.pid, signal.SIGTERM)
+                elif now - killed_at >= KILL_GRACE_S:
+                    _signal_group(self.pid, signal.SIGKILL)
+            interval = min(interval * 2, 0.2)
+            if self.deadline is not None and killed_at is None:
+                interval = max(0.001, min(interval, self.deadline - now))
+
+    def finish(self) -> None:
+        self.done.set()
+        self.join()
+
+
+def _tree_rss(pid: int) -> int:
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total

@@ -1,0 +1,93 @@
+"""The graph records of one run: ``Run`` and ``Measurement`` nodes and their relationships.
+
+``(Run)-[:OF]->(Artifact)``, ``(Run)-[:ON]->(Platform)``, ``(Run)-[:IN]->(Experiment)``,
+``(Run)-[:USED]->(Artifact)`` for each dependency, ``(Measurement)-[:OF_METRIC]->(Metric)``
+and ``(Run)-[:MEASURED]->(Measurement)``; ``MEASURED`` comes last, so a run whose every
+``MEASURED`` relationship is in the graph was written whole (see :mod:`ckg.run.journal`).
+"""
+
+import json
+import re
+
+from ckg.records import Edge, Node, Records
+from ckg.run.measure import Figure, summarize
+
+#: Environment variables whose values are never recorded (credentials).
+_SECRET = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|CREDENTIALS?)$", re.IGNORECASE)
+
+
+def measurement_node(run_uid: str, figure: Figure) -> Node:
+    """A ``Measurement`` of ``figure``: value is the median over repeats, with n, min, max,
+    mean and stdev beside it.
+
+    >>> measurement_node("r1", Figure("runtime", [1.0, 3.0], "s", "wallclock")).props["value"]
+    2.0
+    """
+    stats = summarize(figure.values)
+    uid = f"{run_uid}:{figure.metric}" + (f":{figure.device}" if figure.device else "")
+    props = {
+        "metric": figure.metric,
+        "value": stats["median"],
+        "unit": figure.unit,
+        "method": figure.method,
+        "run_uid": run_uid,
+        **stats,
+    }
+    if figure.device:
+        props["device"] = figure.device
+    props.update(figure.extra)
+    return Node("Measurement", uid, props)
+
+
+def run_records(
+    run: dict,
+    *,
+    artifact_uid: str,
+    figures: list[Figure],
+    platform: Node,
+    experiment: Node,
+    used: list[str] = (),
+) -> Records:
+    """Records of one run. ``run`` holds the Run node's properties, ``uid`` included.
+
+    Examples
+    --------
+    >>> r = run_records({"uid": "r1", "status": "ok"}, artifact_uid="a1",
+    ...                 figures=[Figure("runtime", [0.5], "s", "wallclock")],
+    ...                 platform=Node("Platform", "p1"), experiment=Node("Experiment", "e1"))
+    >>> [e.type for e in r.edges]
+    ['OF', 'ON', 'IN', 'OF_METRIC', 'MEASURED']
+    """
+    from ckg import metrics
+
+    run_uid = run["uid"]
+    props = {k: v for k, v in run.items() if k != "uid" and v is not None}
+    records = Records(nodes=[platform, experiment, Node("Run", run_uid, props)])
+    records.edges += [
+        Edge("OF", "Run", run_uid, "Artifact", artifact_uid),
+        Edge("ON", "Run", run_uid, "Platform", platform.key),
+        Edge("IN", "Run", run_uid, "Experiment", experiment.key),
+    ]
+    records.edges += [Edge("USED", "Run", run_uid, "Artifact", uid) for uid in used]
+    measured = []
+    for figure in figures:
+        node = measurement_node(run_uid, figure)
+        known = metrics.get(figure.metric)
+        metric_props = {"direction": known.direction, "unit": known.unit} if known else {}
+        records.nodes += [node, Node("Metric", figure.metric, metric_props)]
+        records.edges.append(Edge("OF_METRIC", "Measurement", node.key, "Metric", figure.metric))
+        measured.append(Edge("MEASURED", "Run", run_uid, "Measurement", node.key))
+    records.edges += measured
+    return records
+
+
+def safe_env(env: dict) -> str:
+    """``env`` as JSON text with the values of credential-like names replaced by ``***``.
+
+    >>> safe_env({"CM_X": "1", "HF_TOKEN": "abc"})
+    '{"CM_X": "1", "HF_TOKEN": "***"}'
+    """
+    return json.dumps(
+        {k: "***" if _SECRET.search(k) else v for k, v in sorted(env.items())},
+        ensure_ascii=False,
+    )

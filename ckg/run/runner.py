@@ -1,0 +1,483 @@
+"""Run a target on this host: plan, execute each step, measure, journal, record.
+
+For each point of the parameter grid the target's plan is executed in order. Dependency
+steps (and post-dependencies) run once and are cached by a key of the artifact's digest,
+variations, environment, parameters, platform and their own dependencies' keys; the target
+runs ``warmup`` unmeasured times and then ``repeat`` measured times. Every executed step
+becomes a ``Run`` with its ``Measurement`` nodes, journalled to disk first (see
+:mod:`ckg.run.journal`) and then written to the graph. If the graph cannot be written, the
+run goes on and its records wait in the journal for ``ckg db recover``.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ckg.errors import RunFailed, StoreUnavailable, UsageError
+from ckg.records import Node
+from ckg.run import journal, record, steps, trust, workflow
+from ckg.run.execute import Outcome, execute
+from ckg.run.measure import EnergyMeter, Figure, canonical_metrics, result_metrics
+from ckg.run.platform import detect, platform_node
+
+LOG_NAME = "ckg-run.log"
+#: Step outputs removed before each repeat, so that a stale file never counts twice.
+_OUTPUTS = (*("cm-output.json", "cm-result.json", "ckg-result.json"), steps.ENV_OUT)
+
+ARTIFACT_INFO = """
+UNWIND $uids AS u
+MATCH (a:Artifact {uid: u})
+OPTIONAL MATCH (s:Source)-[:CONTAINS]->(a)
+RETURN a.uid AS uid, a.digest AS digest, a.format AS format, a.path AS path,
+       s.uid AS source_uid, s.kind AS source_kind, s.location AS location, s.root AS root
+"""
+
+
+@dataclass(slots=True)
+class Options:
+    """How to run: see :func:`run` for each field."""
+
+    variations: tuple[str, ...] = ()
+    env: dict = field(default_factory=dict)
+    grid: dict | list = field(default_factory=dict)
+    repeat: int = 1
+    warmup: int | None = None
+    no_cache: bool = False
+    renew: bool = False
+    trust: bool = False
+    dry_run: bool = False
+    timeout_s: float | None = None
+
+
+@dataclass(slots=True)
+class RunResult:
+    """One executed target run: its grid point and what was measured."""
+
+    uid: str
+    params: dict
+    status: str
+    exit_code: int
+    metrics: dict[str, float]
+    units: dict[str, str]
+    workdir: str
+    log_tail: str
+
+
+@dataclass(slots=True)
+class Report:
+    """What ``ckg run`` did: the experiment, each target run, cached and unrecorded steps."""
+
+    experiment: str
+    target: str
+    runs: list[RunResult] = field(default_factory=list)
+    dependency_runs: int = 0
+    cached_steps: int = 0
+    unrecorded: int = 0
+    store_error: str = ""
+    dry_run: list[dict] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[RunResult]:
+        return [r for r in self.runs if r.status != "ok"]
+
+
+def run(kg, target: str, options: Options | None = None) -> Report:
+    """Run ``target`` over the grid of ``options`` and record every run in ``kg``.
+
+    Parameters
+    ----------
+    kg : ckg.api.KnowledgeGraph
+    target : str
+        Uid, alias or tags of the artifact (as :func:`ckg.plan.plan` takes them).
+    options : Options
+        ``variations`` and ``env`` go to the planner; ``grid`` maps parameter names to value
+        lists (a ``ckg.yaml`` parameter, or an env key of a CM/MLC script); ``repeat``
+        measured executions after ``warmup`` unmeasured ones (default 1 when repeating);
+        ``no_cache`` neither reads nor writes the step cache; ``renew`` re-runs cached steps
+        and refreshes the cache; ``trust`` runs artifacts of untrusted sources this once;
+        ``dry_run`` returns the commands and environments instead of running them.
+
+    Returns
+    -------
+    Report
+
+    Raises
+    ------
+    UsageError
+        Unknown target, undeclared variation, grid over an unknown parameter, repeat < 1.
+    RunFailed
+        An untrusted source, a script that needs CM's engine, a failed dependency.
+    """
+    options = options or Options()
+    if options.repeat < 1:
+        raise UsageError(f"--repeat must be at least 1, got {options.repeat}")
+    return _Runner(kg, target, options).go()
+
+
+class _Runner:
+    def __init__(self, kg, target: str, options: Options):
+        self.kg = kg
+        self.home = Path(kg.home)
+        self.target = target
+        self.options = options
+        self.user_env = dict(options.env)
+        self.global_env = {k: v for k, v in options.env.items() if ":" not in k}
+        self.plans: dict[str, object] = {}
+        self.infos: dict[str, dict] = {}
+        self.cache_keys: dict[str, str] = {}
+        self.exports: dict[str, dict] = {}
+        self.store_ok = True
+
+    def go(self) -> Report:
+        from ckg.plan import plan as make_plan
+
+        first = make_plan(self.kg, self.target, self.options.variations, self.user_env)
+        self._load_infos(first)
+        target_step = _target_step(first)
+        fmt = target_step.format
+        points = self._grid_points(target_step)
+        self.platform = platform_node(detect())
+        self.experiment = self._experiment_node(target_step, points)
+        report = Report(self.experiment.key, target_step.alias)
+        if not self.options.dry_run:
+            self.meter = EnergyMeter()
+        for point in points:
+            if fmt == "ckg":
+                plan = first
+            else:
+                plan = self._plan_for(make_plan, {**self.user_env, **point})
+            self._preflight(plan)
+            if self.options.dry_run:
+                report.dry_run.extend(self._dry(plan, point))
+                continue
+            report.runs.append(self._run_point(plan, point, report))
+        return report
+
+    # --- planning and checks ------------------------------------------------------
+
+    def _plan_for(self, make_plan, env: dict):
+        key = json.dumps(env, sort_keys=True)
+        if key not in self.plans:
+            self.plans[key] = make_plan(self.kg, self.target, self.options.variations, env)
+            self._load_infos(self.plans[key])
+        return self.plans[key]
+
+    def _load_infos(self, plan) -> None:
+        missing = [s.uid for s in plan.steps if s.uid not in self.infos]
+        if missing:
+            for row in self.kg.store.run(ARTIFACT_INFO, {"uids": missing}):
+                self.infos[row["uid"]] = row
+
+    def _grid_points(self, step) -> list[dict]:
+        grid = self.options.grid
+        if not grid:
+            return [{}]
+        known = _parameters(step)
+        for point in workflow.expand_grid(grid):
+            unknown = sorted(set(point) - set(known))
+            if unknown:
+                names = ", ".join(sorted(known)) or "none"
+                raise UsageError(
+                    f"--grid: {', '.join(unknown)} is not a parameter of {step.alias} "
+                    f"(its parameters: {names})"
+                )
+        return list(workflow.expand_grid(grid))
+
+    def _preflight(self, plan) -> None:
+        allowed = trust.trusted(self.home)
+        for step in plan.steps:
+            info = self.infos.get(step.uid, {})
+            kind = info.get("source_kind")
+            if kind and kind != "dir" and not self.options.trust and step.source_uid not in allowed:
+                raise RunFailed(
+                    f"{step.alias} comes from {info.get('location')} ({kind}), which is not "
+                    f"trusted: review it, then `ckg trust {info.get('location')}` or use --trust"
+                )
+            steps.check_runnable(step.format, step.alias, self._artifact_dir(step))
+
+    def _artifact_dir(self, step) -> Path:
+        info = self.infos.get(step.uid, {})
+        root = info.get("root")
+        if not root and info.get("source_kind") == "dir":
+            root = info.get("location")
+        if not root:
+            raise RunFailed(
+                f"{step.alias}: its source {step.source_uid} has no local copy; ingest it again"
+            )
+        return Path(root) / (step.path or "")
+
+    def _experiment_node(self, step, points: list[dict]) -> Node:
+        return Node(
+            "Experiment",
+            "exp-" + uuid.uuid4().hex[:16],
+            {
+                "name": step.alias,
+                "target": step.uid,
+                "params_grid": json.dumps(self.options.grid, sort_keys=True),
+                "points": len(points),
+                "variations": list(self.options.variations),
+                "repeat": self.options.repeat,
+                "created_at": _now(),
+            },
+        )
+
+    # --- execution ------------------------------------------------------------------
+
+    def _dry(self, plan, point: dict) -> list[dict]:
+        shown = []
+        for step in plan.steps:
+            params = point if step is _target_step(plan) else {}
+            workdir = self.home / "runs" / "<run-uid>"
+            prepared = self._prepare(step, params, {}, workdir)
+            shown.append(
+                {
+                    "step": step.id,
+                    "params": params,
+                    "cwd": str(workdir),
+                    "command": prepared.command,
+                    "env": prepared.set_env,
+                }
+            )
+        return shown
+
+    def _prepare(self, step, params: dict, dep_env: dict, workdir: Path) -> steps.Prepared:
+        return steps.prepare(
+            step.format,
+            step.meta,
+            step_env=step.env,
+            params=params,
+            dep_env=dep_env,
+            user_env=self.global_env,
+            artifact_dir=self._artifact_dir(step),
+            workdir=workdir,
+        )
+
+    def _run_point(self, plan, point: dict, report: Report) -> RunResult:
+        target = _target_step(plan)
+        dep_env: dict = {}
+        used: list[str] = []
+        result = None
+        for step in plan.steps:
+            if step is target:
+                result = self._run_target(step, point, dep_env, used, report)
+                used.append(step.uid)
+                continue
+            exported = self._run_dependency(step, dep_env, used, report)
+            dep_env = {**dep_env, **exported}
+            used.append(step.uid)
+        return result
+
+    def _run_dependency(self, step, dep_env: dict, used: list[str], report: Report) -> dict:
+        key = self._cache_key(step, {}, dep_env)
+        if step.id in self.exports and self.cache_keys.get(step.id) == key:
+            report.cached_steps += 1
+            return self.exports[step.id]
+        cached = None
+        if not (self.options.no_cache or self.options.renew):
+            cached = trust.cache_get(self.home, key)
+        if cached and cached.get("status") == "ok":
+            report.cached_steps += 1
+            exported = cached["env"]
+        else:
+            outcome_status, exported, result = self._execute_and_record(
+                step, {}, dep_env, list(used), key, repeat=1, warmup=0, report=report
+            )
+            report.dependency_runs += 1
+            if outcome_status != "ok":
+                raise RunFailed(
+                    f"dependency {step.id} {outcome_status} (exit {result.exit_code}); "
+                    f"log: {Path(result.workdir) / LOG_NAME}"
+                )
+            if not self.options.no_cache:
+                trust.cache_put(
+                    self.home,
+                    key,
+                    {"status": "ok", "env": exported, "run": result.uid, "step": step.id},
+                )
+        self.cache_keys[step.id] = key
+        self.exports[step.id] = exported
+        return exported
+
+    def _run_target(self, step, point: dict, dep_env: dict, used: list[str], report: Report):
+        key = self._cache_key(step, point, dep_env)
+        repeat = self.options.repeat
+        warmup = self.options.warmup if self.options.warmup is not None else int(repeat > 1)
+        _, _, result = self._execute_and_record(
+            step, point, dep_env, list(used), key, repeat=repeat, warmup=warmup, report=report
+        )
+        return result
+
+    def _execute_and_record(self, step, params, dep_env, used, key, *, repeat, warmup, report):
+        run_uid = "run-" + uuid.uuid4().hex
+        workdir = self.home / "runs" / run_uid
+        log_path = workdir / LOG_NAME
+        prepared = self._prepare(step, params, dep_env, workdir)
+        env = prepared.environment(dict(os.environ))
+        timeout = self.options.timeout_s or prepared.timeout_s
+        started = _now()
+        outcomes: list[Outcome] = []
+        energies: list[list[Figure]] = []
+        reported: list[dict] = []
+        status, exit_code = "ok", 0
+        if prepared.command is not None:
+            for index in range(warmup + repeat):
+                _clear_outputs(workdir)
+                mark = self.meter.start()
+                outcome = execute(
+                    prepared.command, cwd=workdir, env=env, log_path=log_path, timeout_s=timeout
+                )
+                energy = self.meter.stop(mark, cpu_s=outcome.user_s + outcome.system_s)
+                if outcome.status != "ok":
+                    status, exit_code = outcome.status, outcome.exit_code
+                    outcomes.append(outcome)
+                    energies.append(energy)
+                    break
+                if index >= warmup:
+                    outcomes.append(outcome)
+                    energies.append(energy)
+                    reported.append(canonical_metrics(result_metrics(workdir, outcome.log_tail)))
+        else:
+            workdir.mkdir(parents=True, exist_ok=True)
+        exported = {}
+        if status == "ok":
+            exported = steps.exported_env(prepared.set_env, workdir, step.new_env_keys)
+        figures = _figures(outcomes, energies, reported)
+        run_props = {
+            "uid": run_uid,
+            "status": status,
+            "started_at": started,
+            "duration_s": sum(o.wall_s for o in outcomes),
+            "exit_code": exit_code,
+            "command": prepared.command or "",
+            "params": json.dumps(params, sort_keys=True),
+            "variations": list(step.variations),
+            "env": record.safe_env(prepared.set_env),
+            "step": step.id,
+            "cache_key": key,
+            "repeat": len(outcomes),
+            "warmup": warmup,
+            "workdir": str(workdir),
+            "log_tail": outcomes[-1].log_tail if outcomes else "",
+        }
+        records = record.run_records(
+            run_props,
+            artifact_uid=step.uid,
+            figures=figures,
+            platform=self.platform,
+            experiment=self.experiment,
+            used=used,
+        )
+        self._record(records, report)
+        values = {f.metric: f for f in figures if not f.device or f.device == "cpu"}
+        result = RunResult(
+            uid=run_uid,
+            params=params,
+            status=status,
+            exit_code=exit_code,
+            metrics={m: statistics.median(f.values) for m, f in values.items()},
+            units={m: f.unit for m, f in values.items()},
+            workdir=str(workdir),
+            log_tail=run_props["log_tail"],
+        )
+        return status, exported, result
+
+    def _cache_key(self, step, params: dict, dep_env: dict) -> str:
+        info = self.infos.get(step.uid, {})
+        parts = [
+            info.get("digest") or "",
+            step.uid,
+            sorted(step.variations),
+            step.env,
+            params,
+            self.global_env,
+            self.platform.key,
+            sorted(self.cache_keys.get(a, a) for a in step.after),
+            dep_env,
+        ]
+        text = json.dumps(parts, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def _record(self, records, report: Report) -> None:
+        journal.append(self.home, records)
+        if not self.store_ok:
+            report.unrecorded += 1
+            return
+        try:
+            self.kg.store.write_records(records)
+        except StoreUnavailable as exc:
+            # Journalled already: stop trying the graph for the rest of this command.
+            self.store_ok = False
+            report.unrecorded += 1
+            report.store_error = str(exc)
+
+
+def _target_step(plan):
+    for step in plan.steps:
+        if step.uid == plan.target and step.reason == "target":
+            return step
+    raise RunFailed(f"the plan for {plan.target} has no target step")
+
+
+def _parameters(step) -> set[str]:
+    """What a grid may vary: a workflow's params, or a script's env keys and inputs."""
+    meta = step.meta
+    if step.format == "ckg":
+        return set(meta.get("params") or {})
+    names = set(meta.get("default_env") or {}) | set(meta.get("env") or {})
+    names |= set((meta.get("input_mapping") or {}).values())
+    return names
+
+
+def _figures(outcomes: list[Outcome], energies, reported: list[dict]) -> list[Figure]:
+    if not outcomes:
+        return []
+    figures = [
+        Figure("runtime", [o.wall_s for o in outcomes], "s", "wallclock"),
+        Figure("cpu_user_time", [o.user_s for o in outcomes], "s", "rusage"),
+        Figure("cpu_system_time", [o.system_s for o in outcomes], "s", "rusage"),
+        Figure("memory", [float(o.peak_rss_bytes) for o in outcomes], "B", "psutil+rusage"),
+    ]
+    by_device: dict[tuple, Figure] = {}
+    for per_run in energies:
+        for fig in per_run:
+            slot = (fig.metric, fig.device, fig.method)
+            if slot in by_device:
+                by_device[slot].values.extend(fig.values)
+            else:
+                by_device[slot] = Figure(
+                    fig.metric, list(fig.values), fig.unit, fig.method, fig.device, dict(fig.extra)
+                )
+    figures += by_device.values()
+    names: dict[str, Figure] = {}
+    for metrics in reported:
+        for name, (value, unit) in metrics.items():
+            if name in names:
+                names[name].values.append(value)
+            else:
+                names[name] = Figure(name, [value], unit, "reported")
+    # A reported figure with the name of a measured one (runtime, memory) is kept apart.
+    taken = {f.metric for f in figures}
+    for name, fig in names.items():
+        if name in taken:
+            fig.metric = f"reported_{name}"
+        figures.append(fig)
+    return figures
+
+
+def _clear_outputs(workdir: Path) -> None:
+    for name in _OUTPUTS:
+        path = workdir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,97 @@
+"""The executor with real subprocesses: exit codes, logs, CPU time, memory, timeouts."""
+
+import os
+import sys
+import time
+
+import psutil
+import pytest
+
+from ckg.errors import RunFailed
+from ckg.run.execute import execute
+
+
+def _run(tmp_path, command, **kw):
+    env = dict(os.environ)
+    return execute(command, cwd=tmp_path / "w", env=env, log_path=tmp_path / "log", **kw)
+
+
+def test_execute_ok_records_log_and_exit_code(tmp_path):
+    out = _run(tmp_path, "echo out; echo err >&2")
+    assert out.status == "ok" and out.exit_code == 0
+    assert out.log_tail == "out\nerr\n"
+    assert (tmp_path / "w").is_dir()
+
+
+def test_execute_nonzero_exit_is_failed(tmp_path):
+    out = _run(tmp_path, "exit 3")
+    assert (out.status, out.exit_code) == ("failed", 3)
+
+
+def test_execute_log_tail_is_only_this_execution(tmp_path):
+    _run(tmp_path, "echo first")
+    out = _run(tmp_path, "echo second")
+    assert out.log_tail == "second\n"
+    assert (tmp_path / "log").read_text() == "first\nsecond\n"
+
+
+def test_execute_measures_cpu_time_of_a_busy_child(tmp_path):
+    out = _run(tmp_path, [sys.executable, "-c", "sum(i * i for i in range(3_000_000))"])
+    assert out.user_s > 0.05
+    assert out.wall_s >= out.user_s * 0.5
+
+
+def test_execute_peak_rss_sees_a_large_allocation(tmp_path):
+    code = "b = bytearray(200 * 2**20); import time; time.sleep(0.3)"
+    out = _run(tmp_path, [sys.executable, "-c", code])
+    assert out.peak_rss_bytes > 200 * 2**20
+
+
+def test_execute_peak_rss_adds_up_the_process_tree(tmp_path):
+    child = "b = bytearray(120 * 2**20); import time; time.sleep(0.6)"
+    script = f'{sys.executable} -c "{child}" & {sys.executable} -c "{child}" & wait'
+    out = _run(tmp_path, script)
+    # Each process alone peaks near 130 MiB: only the sum of the tree exceeds 200 MiB.
+    assert out.peak_rss_bytes > 200 * 2**20
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path):
+    pids = tmp_path / "pids"
+    script = f"sleep 60 & echo $! >> {pids}; sleep 60 & echo $! >> {pids}; echo $$ >> {pids}; wait"
+    start = time.monotonic()
+    out = _run(tmp_path, script, timeout_s=0.5)
+    assert out.status == "timeout"
+    assert time.monotonic() - start < 5
+    recorded = [int(p) for p in pids.read_text().split()]
+    assert len(recorded) == 3
+    for pid in recorded:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    survivors = [
+        p
+        for p in psutil.process_iter(["pid", "status"])
+        if _pgid(p.pid) == out.pid and p.info["status"] != psutil.STATUS_ZOMBIE
+    ]
+    assert survivors == []
+
+
+def test_timeout_kills_a_child_that_ignores_sigterm(tmp_path):
+    pidfile = tmp_path / "pid"
+    code = (
+        "import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    )
+    out = _run(tmp_path, [sys.executable, "-c", code], timeout_s=0.5)
+    assert out.status == "timeout" and out.exit_code < 0
+    assert not psutil.pid_exists(int(pidfile.read_text()))
+
+
+def test_missing_program_raises_run_failed(tmp_path):
+    with pytest.raises(RunFailed, match="cannot start '/nonexistent/prog'"):
+        _run(tmp_path, ["/nonexistent/prog"])
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
