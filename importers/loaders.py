@@ -137,7 +137,8 @@ def load(path: Path, root: Path) -> Loaded | Problem:
         except tomllib.TOMLDecodeError as e:
             # Python 3.12's TOMLDecodeError has no lineno attribute; its message ends with it
             m = re.search(r"at line (\d+)", str(e))
-            return Problem(rel, f"invalid TOML: {e}", int(m.group(1)) if m else None)
+            line = int(m.group(1)) if m else text.count("\n") + 1  # "at end of document"
+            return Problem(rel, f"invalid TOML: {e}", line)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()

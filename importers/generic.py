@@ -1,0 +1,374 @@
+"""Generic repositories and Python packages: one artifact each, dependencies, papers they implement.
+
+A project root is the source root, or any folder holding ``pyproject.toml``, ``setup.py`` or
+``setup.cfg`` (a package inside a larger repository). Every file that
+:func:`importers.detect.detect_formats` lists as ``generic`` belongs to the nearest project
+root above it. Each root with something to say becomes an ``Artifact`` of format
+``generic``:
+
+- kind ``package`` when a distribution name is declared (``[project].name``,
+  ``[tool.poetry].name``, ``setup.cfg [metadata] name``, ``setup.py name="..."``), tagged
+  ``package,python-package,<normalised name>``; else kind ``project`` tagged
+  ``project,<folder name>``;
+- ``meta`` holds name, version, description, ``requires-python``, the notebooks (``*.ipynb``,
+  listed, not parsed) and the files read; uid derived from source and path.
+
+Dependencies are :class:`~ckg.records.Dependency` entries whose tags name what is needed in
+the style of CM tags, so that the same resolver links them to ingested artifacts:
+
+- ``pip``: ``[project].dependencies`` (optional dependencies with ``via_variation`` = the
+  extra's name), Poetry's dependency tables, ``requirements*.txt`` lines and the ``pip:``
+  list of ``environment.yml``; tags ``python-package,<normalised name>`` (PEP 503);
+- ``conda``: the other ``environment.yml`` dependencies; tags ``conda-package,<name>``;
+- ``docker``: each ``FROM`` image of a ``Dockerfile*``; tags ``docker-image,<image>``.
+
+``names`` keeps the requirement as written; ``==`` / ``===`` / conda ``=`` give ``version``,
+``>=`` / ``>`` / ``~=`` ``version_min``, ``<=`` / ``<`` ``version_max``; an image tag is the
+``version``. Papers come from ``CITATION.cff`` (``doi``, ``identifiers``,
+``preferred-citation``) and from arXiv and DOI links or ``arXiv:`` ids in the root's
+``README*``: a ``Paper`` node keyed by :func:`importers.papers.paper_uid` (``arxiv:<id>``,
+``doi:<doi>``) and ``(Artifact)-[:IMPLEMENTS]->(Paper)``.
+
+Examples
+--------
+>>> import tempfile
+>>> d = Path(tempfile.mkdtemp())
+>>> _ = (d / "requirements.txt").write_text("numpy>=1.26\\n")
+>>> _ = (d / "README.md").write_text("Code for https://arxiv.org/abs/1706.03762v5")
+>>> r = read(d, "s")
+>>> r.dependencies[0].tags, r.dependencies[0].version_min
+(['python-package', 'numpy'], '1.26')
+>>> [n.key for n in r.nodes if n.label == "Paper"]
+['arxiv:1706.03762']
+"""
+
+import configparser
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from ckg.records import Dependency, Edge, Node, Problem, Records
+from importers.cmlike import derived_uid
+from importers.detect import detect_formats
+from importers.loaders import Loaded, digest, json_text, load_mapping, relpath
+from importers.papers import paper_uid
+
+PACKAGE_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py")
+_REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(\(?[^;]*?\)?)\s*(;.*)?$")
+_SPEC = re.compile(r"(===|==|~=|!=|>=|<=|>|<|=)\s*([^\s,=<>!~]+)")
+_CONDA = re.compile(r"^\s*(?:[\w.-]+::)?([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)$")
+_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.I)
+_SETUP_NAME = re.compile(r"""\bname\s*=\s*["']([^"']+)["']""")
+_README_LINKS = re.compile(
+    r"(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/[\w./-]+?(?=[\s)\]>\"'`]|\.?$|\.\s)"
+    r"|\barxiv:\s*\d{4}\.\d{4,5}(?:v\d+)?"
+    r"|(?:https?://)?(?:dx\.)?doi\.org/10\.\d{4,9}/[^\s)\]>\"'`]+"
+    r"|\bdoi:\s*10\.\d{4,9}/[^\s)\]>\"'`]+",
+    re.I | re.M,
+)
+
+
+def normalise(name: str) -> str:
+    """A Python distribution name as PEP 503 compares them.
+
+    >>> normalise("Typing_Extensions")
+    'typing-extensions'
+    """
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read(root: Path, source_uid: str, files: list[Path] | None = None) -> Records:
+    """Records of the generic projects and packages under ``root``.
+
+    ``files`` are the paths :func:`importers.detect.detect_formats` lists under
+    ``"generic"``; None detects them.
+    """
+    root = Path(root)
+    if files is None:
+        files = detect_formats(root).get("generic", [])
+    roots = {root} | {f.parent for f in files if f.name in PACKAGE_MARKERS}
+    groups: dict[Path, list[Path]] = defaultdict(list)
+    for f in files:
+        owner = f.parent
+        while owner not in roots and owner != owner.parent:
+            owner = owner.parent
+        groups[owner].append(f)
+    records = Records()
+    for folder in sorted(groups):
+        _Project(root, source_uid, folder, sorted(groups[folder]), records).read()
+    return records
+
+
+class _Project:
+    """Reads the files of one project root into one artifact (kept small by splitting steps)."""
+
+    def __init__(self, root: Path, source_uid: str, folder: Path, files: list[Path], out: Records):
+        self.root, self.folder, self.files, self.out = root, folder, files, out
+        self.rel = relpath(folder, root)
+        self.source_uid = source_uid
+        self.uid = derived_uid(source_uid, self.rel)
+        self.meta: dict[str, Any] = {}
+        self.deps: list[Dependency] = []
+        self.papers: dict[str, dict] = {}
+        self.raws: list[bytes] = []
+        self.positions: dict[tuple[str, str], int] = defaultdict(int)
+
+    def read(self) -> None:
+        by_name = {f.name.lower(): f for f in self.files if f.parent == self.folder}
+        if "pyproject.toml" in by_name:
+            self._pyproject(by_name["pyproject.toml"])
+        if "setup.cfg" in by_name and "name" not in self.meta:
+            self._setup_cfg(by_name["setup.cfg"])
+        if "setup.py" in by_name and "name" not in self.meta:
+            self._setup_py(by_name["setup.py"])
+        for f in self.files:
+            low = f.name.lower()
+            if low.startswith("requirements") and low.endswith(".txt"):
+                self._requirements(f)
+            elif low in ("environment.yml", "environment.yaml"):
+                self._environment(f)
+            elif low.startswith("dockerfile") or low.endswith(".dockerfile"):
+                self._dockerfile(f)
+            elif low == "citation.cff":
+                self._citation(f)
+            elif low.startswith("readme") and f.parent == self.folder:
+                self._readme(f)
+        notebooks = [relpath(f, self.root) for f in self.files if f.suffix.lower() == ".ipynb"]
+        read_files = [
+            relpath(f, self.root) for f in self.files if not f.name.lower().startswith("readme")
+        ]
+        if not (read_files or self.papers):
+            return  # a README without paper links says nothing about a project
+        self._emit(notebooks, read_files)
+
+    def _emit(self, notebooks: list[str], read_files: list[str]) -> None:
+        name = self.meta.get("name")
+        if name:
+            kind, alias = "package", str(name)
+            tags = ["package", "python-package", normalise(alias)]
+        else:
+            kind = "project"
+            alias = self.folder.name or "project"
+            tags = ["project", alias]
+        self.meta["notebooks"] = notebooks
+        self.meta["files"] = read_files
+        props = {
+            "uid": self.uid,
+            "alias": alias,
+            "kind": kind,
+            "format": "generic",
+            "tags": tags,
+            "path": self.rel,
+            "meta": json_text(self.meta),
+            "digest": digest(*self.raws),
+            "source_uid": self.source_uid,
+            "variations": [],
+        }
+        self.out.nodes.append(Node("Artifact", self.uid, props))
+        self.out.dependencies.extend(self.deps)
+        for uid, paper in self.papers.items():
+            self.out.nodes.append(Node("Paper", uid, {"uid": uid, **paper}))
+            self.out.edges.append(Edge("IMPLEMENTS", "Artifact", self.uid, "Paper", uid))
+
+    # --- files -------------------------------------------------------------------------
+
+    def _load(self, path: Path) -> Loaded | None:
+        doc = load_mapping(path, self.root)
+        if isinstance(doc, Problem):
+            self.out.warnings.append(doc)
+            return None
+        self.raws.append(doc.raw)
+        return doc
+
+    def _text(self, path: Path) -> str | None:
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            self.out.warnings.append(Problem(relpath(path, self.root), f"cannot read: {e}"))
+            return None
+        self.raws.append(raw)
+        return raw.decode("utf-8", errors="replace")
+
+    def _add(self, kind: str, tags: list[str], raw: str, path: str, line: int | None, **kw) -> None:
+        via = kw.pop("via_variation", "")
+        position = self.positions[kind, via]
+        self.positions[kind, via] += 1
+        self.deps.append(
+            Dependency(
+                self.uid, kind, position, tags, [raw], via_variation=via, path=path, line=line, **kw
+            )
+        )
+
+    def _pip(self, requirement: str, path: str, line: int | None, via: str = "") -> None:
+        m = _REQ.match(requirement)
+        if not m:
+            self.out.warnings.append(Problem(path, f"not a requirement: {requirement!r}", line))
+            return
+        versions = _versions(m.group(3))
+        tags = ["python-package", normalise(m.group(1))]
+        self._add("pip", tags, requirement.strip(), path, line, via_variation=via, **versions)
+
+    def _pyproject(self, path: Path) -> None:
+        doc = self._load(path)
+        if doc is None:
+            return
+        project = doc.data.get("project") or {}
+        poetry = (doc.data.get("tool") or {}).get("poetry") or {}
+        for key in ("name", "version", "description"):
+            if project.get(key) or poetry.get(key):
+                self.meta[key] = project.get(key) or poetry.get(key)
+        if project.get("requires-python"):
+            self.meta["requires_python"] = project["requires-python"]
+        for req in project.get("dependencies") or []:
+            self._pip(str(req), doc.rel, doc.line_of("project", "dependencies"))
+        for extra, reqs in (project.get("optional-dependencies") or {}).items():
+            for req in reqs or []:
+                line = doc.line_of("project", "optional-dependencies", extra)
+                self._pip(str(req), doc.rel, line, via=str(extra))
+        for name, spec in (poetry.get("dependencies") or {}).items():
+            if name.lower() != "python":
+                version = spec.get("version", "") if isinstance(spec, dict) else str(spec)
+                self._pip(
+                    f"{name}{_poetry_spec(version)}", doc.rel, doc.line_of("tool", "poetry", name)
+                )
+
+    def _setup_cfg(self, path: Path) -> None:
+        text = self._text(path)
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(text or "")
+        except configparser.Error as e:
+            self.out.warnings.append(Problem(relpath(path, self.root), f"invalid setup.cfg: {e}"))
+            return
+        if parser.has_option("metadata", "name"):
+            self.meta["name"] = parser.get("metadata", "name")
+        if parser.has_option("options", "install_requires"):
+            rel = relpath(path, self.root)
+            for req in parser.get("options", "install_requires").splitlines():
+                if req.strip():
+                    self._pip(req, rel, None)
+
+    def _setup_py(self, path: Path) -> None:
+        # Never executed: a literal name="..." is all that can be read safely.
+        m = _SETUP_NAME.search(self._text(path) or "")
+        if m:
+            self.meta["name"] = m.group(1)
+
+    def _requirements(self, path: Path) -> None:
+        text = self._text(path)
+        rel = relpath(path, self.root)
+        for n, line in enumerate((text or "").splitlines(), 1):
+            req = line.split(" #", 1)[0].strip()
+            # options (-r, -e, --index-url) and direct URLs name no package by itself
+            if req and not req.startswith(("#", "-")) and "://" not in req:
+                self._pip(req, rel, n)
+
+    def _environment(self, path: Path) -> None:
+        doc = self._load(path)
+        if doc is None:
+            return
+        for i, dep in enumerate(doc.data.get("dependencies") or []):
+            line = doc.line_of("dependencies", i)
+            if isinstance(dep, dict):
+                for req in dep.get("pip") or []:
+                    self._pip(str(req), doc.rel, line)
+                continue
+            m = _CONDA.match(str(dep))
+            if m:
+                versions = _versions(m.group(2))
+                tags = ["conda-package", m.group(1).lower()]
+                self._add("conda", tags, str(dep), doc.rel, line, **versions)
+
+    def _dockerfile(self, path: Path) -> None:
+        rel = relpath(path, self.root)
+        stages: set[str] = set()
+        for n, line in enumerate((self._text(path) or "").splitlines(), 1):
+            m = _FROM.match(line)
+            if not m:
+                continue
+            image = m.group(1)
+            if m.group(2):
+                stages.add(m.group(2).lower())
+            if image.lower() in stages or image.lower() == "scratch":
+                continue  # an earlier build stage or the empty image: nothing to fetch
+            name, version = _image(image)
+            self._add("docker", ["docker-image", name], image, rel, n, version=version)
+
+    def _citation(self, path: Path) -> None:
+        doc = self._load(path)
+        if doc is None:
+            return
+        cff = doc.data
+        preferred = cff.get("preferred-citation")
+        for entry in (preferred, cff):
+            if isinstance(entry, dict):
+                links = [entry.get("doi"), entry.get("url")]
+                links += [
+                    i.get("value") for i in entry.get("identifiers") or [] if isinstance(i, dict)
+                ]
+                for link in links:
+                    self._paper(link, entry.get("title"))
+        if cff.get("title"):
+            self.meta["citation_title"] = str(cff["title"])
+
+    def _readme(self, path: Path) -> None:
+        for m in _README_LINKS.finditer(self._text(path) or ""):
+            self._paper(m.group(0).rstrip(".,;"), None)
+
+    def _paper(self, link: Any, title: Any) -> None:
+        uid = paper_uid(str(link)) if isinstance(link, str) else None
+        if uid is None or not (uid.startswith(("arxiv:", "doi:"))):
+            return  # software homepages and repository links are not papers
+        paper = self.papers.setdefault(uid, {"url": _paper_url(uid)})
+        if title and "title" not in paper:
+            paper["title"] = str(title)
+
+
+def _versions(spec: str) -> dict[str, str]:
+    """Version bounds from a specifier such as ``>=1.2,<2`` (conda's ``=1.2`` pins too).
+
+    >>> _versions(">=1.2, <2.0")
+    {'version_min': '1.2', 'version_max': '2.0'}
+    """
+    out: dict[str, str] = {}
+    for op, value in _SPEC.findall(spec.strip("() ")):
+        key = {"==": "version", "===": "version", "=": "version", "<=": "version_max"}.get(op)
+        key = key or {">=": "version_min", ">": "version_min", "~=": "version_min"}.get(op)
+        key = key or ("version_max" if op == "<" else None)
+        if key:
+            out[key] = value.rstrip("*").rstrip(".") or value
+    return out
+
+
+def _poetry_spec(version: str) -> str:
+    """Poetry's ``^1.2`` / ``~1.2`` / ``1.2`` as a PEP 440 lower bound or pin."""
+    version = version.strip()
+    if not version or version == "*":
+        return ""
+    if version[0] in "^~":
+        return f">={version[1:]}"
+    return version if version[0] in "<>=!" else f"=={version}"
+
+
+def _image(image: str) -> tuple[str, str]:
+    """Split ``registry:5000/name:tag@sha256:...`` into name and tag (or digest).
+
+    >>> _image("python:3.12-slim")
+    ('python', '3.12-slim')
+    >>> _image("localhost:5000/team/img")
+    ('localhost:5000/team/img', '')
+    """
+    if "@" in image:
+        name, pinned = image.split("@", 1)
+        return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name, pinned
+    last = image.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, tag = image.rsplit(":", 1)
+        return name, tag
+    return image, ""
+
+
+def _paper_url(uid: str) -> str:
+    kind, ident = uid.split(":", 1)
+    return f"https://arxiv.org/abs/{ident}" if kind == "arxiv" else f"https://doi.org/{ident}"
