@@ -49,7 +49,7 @@ from pathlib import Path
 import yaml
 
 from ckg.errors import InvalidInput, NotFound
-from ckg.values import CANONICAL_UNITS
+from ckg.values import CANONICAL_UNITS, parse_unit
 
 PACKAGED = Path(__file__).with_name("metrics.yaml")
 DIRECTIONS = ("min", "max")
@@ -163,6 +163,10 @@ class Registry:
         metric = self.get(name)
         if metric is not None:
             return metric
+        # "Energy (kJ)": the bracket states a unit, not a different metric.
+        bracket = re.match(r"^(.*?)\s*[(\[]\s*([^()\[\]]+?)\s*[)\]]\s*$", name)
+        if bracket and bracket.group(1) and parse_unit(bracket.group(2)):
+            return self.resolve(bracket.group(1))
         words = re.findall(r"[0-9a-z]+", name.casefold())
         # Longest run of words first; among equal lengths the rightmost, since the head
         # noun ("Test Error", "ANS-EM") comes last in how leaderboards name columns.

@@ -41,8 +41,16 @@ def detect(root: Path, candidates: list[Path]) -> list[Path]:
     for rel in candidates:
         if rel.suffix.lower() != ".json":
             continue
+        # Keys may come in any order ("task" sorts last): sniff for the nested keys, then
+        # parse only the files that have them.
         head = _head(root / rel)
-        if '"task"' in head and ('"datasets"' in head or '"subtasks"' in head):
+        if not any(key in head for key in ('"datasets"', '"subtasks"', '"sota"')):
+            continue
+        try:
+            data = json.loads((root / rel).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if is_pwc(data):
             found.append(rel)
     return found
 

@@ -1,0 +1,254 @@
+"""Published results in the graph: import them, read them back as DataFrames, compare papers.
+
+- :func:`import_results` reads result files or folders (Papers with Code, MLPerf, tables; see
+  :mod:`importers.results`), writes them with a ``Source`` node each, and links papers to the
+  ingested code that implements them (:func:`link_code`).
+- :func:`results` returns every result matching task, dataset, metric, model as a pandas
+  DataFrame; :func:`compare` runs the ``compare-papers`` named query and ranks its rows;
+  :func:`plot` draws a comparison as PNG (matplotlib) or HTML (plotly).
+
+Examples
+--------
+>>> import ckg                                                             # doctest: +SKIP
+>>> with ckg.open() as kg:                                                  # doctest: +SKIP
+...     kg.import_results(["../shared/corpora/pwc"])
+...     kg.compare(task="Question Answering", dataset="SQuAD1.1", metric="F1").head(3)
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ckg import metrics, queries
+from ckg.errors import InvalidInput, NotFound, UsageError
+from ckg.records import Edge, Node, Problem
+from importers import results as result_files
+from importers.papers import repo_url
+from importers.published import ResultRecords
+from importers.sources import file_digest, kind_of, open_source, source_uid
+
+#: Columns of :func:`results`, in order.
+COLUMNS = [
+    "task",
+    "dataset",
+    "model",
+    "metric",
+    "value",
+    "unit",
+    "stderr",
+    "raw",
+    "paper",
+    "paper_title",
+    "date",
+    "platform",
+    "scenario",
+    "source_uid",
+    "result",
+]
+
+
+@dataclass
+class ImportReport:
+    """What :func:`import_results` read: per-cell accounting and every warning."""
+
+    sources: list[str] = field(default_factory=list)
+    results: int = 0
+    unreadable: int = 0
+    missing: int = 0
+    no_metric: int = 0
+    linked: int = 0
+    warnings: list[Problem] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "sources": self.sources,
+            "results": self.results,
+            "unreadable": self.unreadable,
+            "missing": self.missing,
+            "no_metric": self.no_metric,
+            "implementations_linked": self.linked,
+            "warnings": [str(w) for w in self.warnings],
+        }
+
+
+def read_path(path: str | Path, cache: Path) -> tuple[Node, ResultRecords]:
+    """The Source node and records of one results file, folder or archive (no writing).
+
+    Raises
+    ------
+    InvalidInput
+        A file in none of the known formats, or a folder holding no results file.
+    """
+    text = str(path)
+    kind = kind_of(text)
+    if kind in ("zip", "tar", "git") or Path(text).is_dir():
+        tree = open_source(text, cache=cache)
+        found = result_files.detect(tree.root)
+        if not found:
+            raise InvalidInput(f"{text}: no results files found ({result_files.KNOWN})")
+        records = result_files.read(tree.root, tree.uid, found)
+        props = tree.props()
+    else:
+        file = Path(text).expanduser()
+        if not file.exists():
+            raise NotFound(f"no such file or folder: {text}")
+        location = str(file.resolve())
+        uid = source_uid(location)
+        records = result_files.read_file(file, uid)
+        props = {"uid": uid, "location": location, "kind": "file", "digest": file_digest(file)}
+    props.update(ingested_at=datetime.now(UTC).isoformat(timespec="seconds"), complete=True)
+    return Node("Source", props["uid"], {k: v for k, v in props.items() if v != ""}), records
+
+
+def import_results(kg, paths: list[str | Path]) -> ImportReport:
+    """Read each path (:func:`read_path`), write its records, then link papers to code."""
+    if not paths:
+        raise UsageError("name at least one results file or folder")
+    report = ImportReport()
+    for path in paths:
+        source, records = read_path(path, kg.home / "cache")
+        records.nodes.append(source)
+        kg.store.write_records(records)
+        report.sources.append(source.key)
+        report.warnings.extend(records.warnings)
+        for name in ("results", "unreadable", "missing", "no_metric"):
+            setattr(report, name, getattr(report, name) + getattr(records.tally, name))
+    report.linked = link_code(kg.store)
+    return report
+
+
+def link_code(store) -> int:
+    """``(Artifact)-[:IMPLEMENTS]->(Paper)`` where a paper's code link is an ingested repository.
+
+    A paper's ``code_urls`` (normalised repository URLs) are matched against each ``Source``'s
+    location, normalised the same way; the source's ``generic`` artifacts (the project itself,
+    not the scripts inside a CM repository) get the edge. Returns the edges written.
+    """
+    papers = store.run(
+        "MATCH (p:Paper) WHERE p.code_urls IS NOT NULL RETURN p.uid AS uid, p.code_urls AS urls"
+    )
+    if not papers:
+        return 0
+    by_repo: dict[str, list[str]] = {}
+    for row in papers:
+        for url in row["urls"] or []:
+            by_repo.setdefault(url, []).append(row["uid"])
+    sources = store.run(
+        "MATCH (s:Source)-[:CONTAINS]->(a:Artifact) WHERE a.format = 'generic' "
+        "RETURN s.location AS location, a.uid AS artifact"
+    )
+    edges = [
+        Edge("IMPLEMENTS", "Artifact", row["artifact"], "Paper", paper)
+        for row in sources
+        for paper in by_repo.get(repo_url(row["location"]) or "", [])
+    ]
+    if edges:
+        rows = [{"src": e.src_key, "dst": e.dst_key, "props": {}} for e in edges]
+        store.upsert_edges("IMPLEMENTS", "Artifact", "Paper", rows)
+    return len(edges)
+
+
+_RESULTS = """
+MATCH (r:Result)
+WHERE ($task IS NULL OR r.task = $task)
+  AND ($dataset IS NULL OR r.dataset = $dataset)
+  AND ($metric IS NULL OR r.metric = $metric)
+  AND ($model IS NULL OR r.model = $model)
+OPTIONAL MATCH (p:Paper)-[:REPORTS]->(r)
+OPTIONAL MATCH (r)-[:ON]->(pl:Platform)
+RETURN r.task AS task, r.dataset AS dataset, r.model AS model, r.metric AS metric,
+       r.value AS value, r.unit AS unit, r.stderr AS stderr, r.raw AS raw,
+       p.uid AS paper, p.title AS paper_title, coalesce(p.date, r.date) AS date,
+       pl.uid AS platform, r.scenario AS scenario, r.source_uid AS source_uid, r.uid AS result
+ORDER BY task, dataset, metric, model, result
+"""
+
+
+def results(kg, task=None, dataset=None, metric=None, model=None):
+    """Every result matching the filters given, as a DataFrame with :data:`COLUMNS`.
+
+    ``metric`` may be a canonical name or an alias (``Top-1 Accuracy``).
+    """
+    import pandas as pd
+
+    params = {
+        "task": task,
+        "dataset": dataset,
+        "metric": _metric_name(metric) if metric else None,
+        "model": model,
+    }
+    rows = kg.store.run(_RESULTS, params)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def compare(kg, task: str, dataset: str, metric: str):
+    """Results for one task, dataset and metric across papers, best first, ranked.
+
+    Raises NotFound, naming close names, when the task, dataset or metric is not in the graph.
+    """
+    import pandas as pd
+
+    name = _metric_name(metric)
+    for label, value in (("Task", task), ("Dataset", dataset), ("Metric", name)):
+        _check_exists(kg.store, label, value)
+    rows = queries.run(kg, "compare-papers", {"task": task, "dataset": dataset, "metric": name})
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame.insert(0, "rank", range(1, len(frame) + 1))
+    frame.attrs.update(task=task, dataset=dataset, metric=name)
+    return frame
+
+
+def plot(frame, path: str | Path) -> Path:
+    """Draw a :func:`compare` frame as a bar chart, best on top: ``.png`` or ``.html``."""
+    path = Path(path)
+    if frame.empty:
+        raise InvalidInput("nothing to plot: the comparison has no rows")
+    labels = [
+        f"{m or '?'} ({(d or '')[:4]})" for m, d in zip(frame["model"], frame["date"], strict=True)
+    ]
+    unit = next((u for u in frame["unit"] if u), "")
+    title = f"{frame.attrs.get('metric', '')} on {frame.attrs.get('dataset', '')}"
+    xlabel = f"{frame.attrs.get('metric', 'value')}" + (f" ({unit})" if unit else "")
+    suffix = path.suffix.lower()
+    if suffix == ".html":
+        import plotly.graph_objects as go
+
+        fig = go.Figure(go.Bar(x=list(frame["value"]), y=labels, orientation="h"))
+        fig.update_layout(title=title, xaxis_title=xlabel, yaxis={"autorange": "reversed"})
+        fig.write_html(str(path), include_plotlyjs="cdn")
+        return path
+    if suffix not in (".png", ".svg", ".pdf"):
+        raise UsageError(f"--plot writes .png, .svg, .pdf or .html, not {path.name}")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, max(2.0, 0.3 * len(frame) + 1)))
+    ax.barh(labels, frame["value"])
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _metric_name(metric: str) -> str:
+    found = metrics.get(metric)
+    return found.name if found else metrics.slug(metric)
+
+
+def _check_exists(store, label: str, name: str) -> None:
+    rows = store.run(f"MATCH (n:{label} {{name: $name}}) RETURN count(n) AS n", {"name": name})
+    if rows and rows[0]["n"]:
+        return
+    import difflib
+
+    names = [r["name"] for r in store.run(f"MATCH (n:{label}) RETURN n.name AS name")]
+    near = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    near += [n for n in names if n.casefold() == name.casefold() and n not in near]
+    hint = f" (did you mean {', '.join(map(repr, near))}?)" if near else ""
+    raise NotFound(f"no {label.lower()} {name!r} in the graph{hint}")

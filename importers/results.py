@@ -1,0 +1,78 @@
+"""Published results in a file tree: which files hold them, and one call to read them all.
+
+The ingest pipeline's hook for results (Papers with Code, MLPerf, tables), shaped like the
+artifact importers: :func:`detect` lists the files per format, :func:`read` turns them into
+:class:`importers.published.ResultRecords`. :func:`read_file` reads one file of any of these
+formats and names a file in none of them as such.
+"""
+
+import os
+from pathlib import Path
+
+from ckg.errors import InvalidInput
+from importers import mlperf, pwc, tables
+from importers.published import ResultRecords
+
+FORMATS = {"pwc": pwc, "mlperf": mlperf, "tables": tables}
+SUFFIXES = (".json", ".csv", ".tsv", ".yaml", ".yml")
+#: Meta files of artifact formats, never results: skipped without being opened.
+_META_NAMES = frozenset({"_cm.json", "_cm.yaml", "meta.json", "meta.yaml", "cmr.yaml", ".ckr.json"})
+_SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", ".cm"})
+KNOWN = "Papers with Code JSON, MLPerf CM records or submission, or a CSV/TSV/YAML/JSON table"
+
+
+def detect(root: Path) -> dict[str, list[Path]]:
+    """Map ``pwc``, ``mlperf`` and ``tables`` to the absolute paths of their files under ``root``.
+
+    Formats with no file are left out. A file is claimed by the first format that recognises
+    it, in that order.
+    """
+    root = Path(root)
+    candidates = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        for name in sorted(filenames):
+            if name.lower().endswith(SUFFIXES) and name not in _META_NAMES:
+                candidates.append(Path(dirpath, name).relative_to(root))
+    found: dict[str, list[Path]] = {}
+    for fmt, module in FORMATS.items():
+        claimed = module.detect(root, candidates)
+        if claimed:
+            found[fmt] = [root / rel for rel in claimed]
+            candidates = [c for c in candidates if c not in set(claimed)]
+    return found
+
+
+def read(root: Path, source_uid: str, found: dict[str, list[Path]] | None = None) -> ResultRecords:
+    """Read every results file under ``root`` (``found`` as :func:`detect` returns it)."""
+    root = Path(root)
+    found = detect(root) if found is None else found
+    out = ResultRecords()
+    for fmt, files in found.items():
+        part = FORMATS[fmt].read(root, source_uid, [Path(f).relative_to(root) for f in files])
+        _merge(out, part)
+    return out
+
+
+def read_file(path: Path, source_uid: str) -> ResultRecords:
+    """Read one results file of any known format; raises InvalidInput naming it otherwise."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise InvalidInput(f"{path}: not a file")
+    root = path.parent
+    # A submission's system file is read with its results: from <root>/<division>/<submitter>.
+    if path.parent.name == "systems" and len(path.parents) > 3:
+        root = path.parents[3]
+    rel = path.relative_to(root)
+    for module in FORMATS.values():
+        if module.detect(root, [rel]) or (module is tables and path.suffix in tables.DATA_SUFFIXES):
+            out = module.read(root, source_uid, [rel])
+            if out.tally.rows or out.nodes:
+                return out
+    raise InvalidInput(f"{path}: not in a known results format ({KNOWN})")
+
+
+def _merge(out: ResultRecords, part: ResultRecords) -> None:
+    out.extend(part)
+    for name in ("results", "unreadable", "missing", "no_metric"):
+        setattr(out.tally, name, getattr(out.tally, name) + getattr(part.tally, name))
