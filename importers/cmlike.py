@@ -153,18 +153,12 @@ def read_tree(root: Path, source_uid: str, files: list[Path], layout: Layout) ->
     """
     root = Path(root)
     folders: dict[Path, list[Path]] = defaultdict(list)
+    descriptors: list[Path] = []
     for f in files:
-        if f.name in layout.meta_names:
+        if f.name == layout.descriptor and not _artifact_meta(f, root, layout):
+            descriptors.append(f)
+        elif f.name in layout.meta_names:
             folders[f.parent].append(f)
-    grandparents = {folder.parent.parent for folder in folders}
-    descriptors = [
-        f
-        for f in files
-        if f.name == layout.descriptor
-        and (f.name not in layout.meta_names or f.parent in grandparents)
-    ]
-    for d in descriptors:
-        folders.pop(d.parent, None)
 
     records = Records()
     seen: dict[str, str] = {}  # uid -> path of the folder that has it
@@ -175,6 +169,22 @@ def read_tree(root: Path, source_uid: str, files: list[Path], layout: Layout) ->
         metas = sorted(folders[folder], key=lambda p: order[p.name])
         _read_artifact(root, source_uid, folder, metas, layout, records, seen)
     return records
+
+
+def _artifact_meta(path: Path, root: Path, layout: Layout) -> bool:
+    """Whether a file named like the descriptor is an artifact's meta (MLC's ``meta.yaml``).
+
+    Decided from the file alone, as :mod:`importers.detect` does, so that reading a few
+    changed files gives the same answer as reading them all: an artifact meta sits in
+    ``<automation>/<alias>/`` where the automation folder is ``script`` or lies beside a
+    repository descriptor inside ``root``.
+    """
+    if path.name not in layout.meta_names:
+        return False
+    automation = path.parent.parent
+    repo = automation.parent
+    inside = repo == root or root in repo.parents
+    return automation.name == "script" or (inside and (repo / layout.descriptor).is_file())
 
 
 def repo_node(

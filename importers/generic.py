@@ -81,23 +81,30 @@ def normalise(name: str) -> str:
 def read(root: Path, source_uid: str, files: list[Path] | None = None) -> Records:
     """Records of the generic projects and packages under ``root``.
 
-    ``files`` are the paths :func:`importers.detect.detect_formats` lists under
-    ``"generic"``; None detects them.
+    ``files`` are paths :func:`importers.detect.detect_formats` lists under ``"generic"``
+    (None: all of them); every project one of them belongs to is read with all its files.
     """
     root = Path(root)
-    if files is None:
-        files = detect_formats(root).get("generic", [])
-    roots = {root} | {f.parent for f in files if f.name in PACKAGE_MARKERS}
+    every = detect_formats(root).get("generic", [])
+    roots = {root} | {f.parent for f in every if f.name in PACKAGE_MARKERS}
     groups: dict[Path, list[Path]] = defaultdict(list)
-    for f in files:
-        owner = f.parent
-        while owner not in roots and owner != owner.parent:
-            owner = owner.parent
-        groups[owner].append(f)
+    for f in every:
+        groups[_owner(f, roots)].append(f)
+    # One artifact is made of many files: a project any given file belongs to is read
+    # whole, so reading a few changed files gives the same artifact as reading them all.
+    wanted = set(groups) if files is None else {_owner(Path(f), roots) for f in files}
     records = Records()
-    for folder in sorted(groups):
+    for folder in sorted(wanted & set(groups)):
         _Project(root, source_uid, folder, sorted(groups[folder]), records).read()
     return records
+
+
+def _owner(path: Path, roots: set[Path]) -> Path:
+    """The nearest project root above ``path``."""
+    owner = path.parent
+    while owner not in roots and owner != owner.parent:
+        owner = owner.parent
+    return owner
 
 
 class _Project:

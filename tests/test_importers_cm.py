@@ -375,6 +375,15 @@ def test_mlc_malformed_meta_gives_one_warning_and_the_rest_is_read(tmp_path):
     assert len(artifacts(records, "script")) == 4
 
 
+def test_mlc_reading_some_files_gives_what_reading_all_gives_for_them(tmp_path):
+    root = mlc_tree(tmp_path)
+    whole = {n.key: n.props for n in mlc.read(root, "m").nodes}
+    for rel in ("meta.yaml", "script/get-python3/meta.yaml"):
+        part = {n.key: n.props for n in mlc.read(root, "m", [root / rel]).nodes}
+        assert part and all(whole[k] == v for k, v in part.items())
+    assert next(iter(mlc.read(root, "m", [root / "meta.yaml"]).nodes)).props["kind"] == "repo"
+
+
 # --- detection -----------------------------------------------------------------------------
 
 

@@ -146,6 +146,14 @@ def test_generic_pip_dependency_resolves_to_an_ingested_package(tmp_path):
     assert results["numpy"].status == "missing"
 
 
+def test_generic_reading_one_changed_file_rereads_its_whole_project(tmp_path):
+    root = project(tmp_path)
+    whole = generic.read(root, "g1")
+    part = generic.read(root, "g1", [root / "requirements.txt"])
+    assert [n.props for n in part.nodes] == [n.props for n in whole.nodes]
+    assert part.dependencies == whole.dependencies
+
+
 def test_generic_malformed_pyproject_and_environment_warn_with_line(tmp_path):
     root = tmp_path / "p"
     write(root / "pyproject.toml", '[project]\nname = "x"\ndependencies = ["a",\n')
