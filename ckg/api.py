@@ -41,6 +41,30 @@ class KnowledgeGraph:
         """Delete everything in the graph (the home folder's caches stay)."""
         self.store.reset()
 
+    def ingest(self, source, **options):
+        """Bring a Git repository, archive or folder into the graph (:func:`ckg.ingest.ingest`)."""
+        from ckg.ingest import ingest
+
+        return ingest(self, source, **options)
+
+    def find(self, tags="", kind: str | None = None) -> list[dict]:
+        """Artifacts matching CM-style ``tags`` (``a,b,-c,_variation``); see :mod:`ckg.lookup`."""
+        from ckg.lookup import find
+
+        return find(self.store, tags, kind)
+
+    def show(self, alias_or_uid: str) -> dict:
+        """One artifact with meta, dependencies, variations and source."""
+        from ckg.lookup import show
+
+        return show(self.store, alias_or_uid)
+
+    def deps(self, alias_or_uid: str, depth: int | None = None, reverse: bool = False) -> dict:
+        """The dependency tree of an artifact, or of its dependents when ``reverse``."""
+        from ckg.lookup import deps
+
+        return deps(self.store, alias_or_uid, depth, reverse)
+
 
 def open(db: str | None = None, *, home: str | Path | None = None) -> KnowledgeGraph:  # noqa: A001
     """Open ckg's graph: ``embedded`` (default) or a Neo4j URI, schema ensured.

@@ -1,0 +1,775 @@
+"""Ingest: a source in, its artifacts, variations and resolved dependencies in the graph.
+
+The stages, each a plain value handed to the next:
+
+1. :func:`importers.sources.open_source` gives a read-only tree and its provenance.
+2. A stat of every file is compared with the source's manifest (``CKG_HOME/manifests``):
+   an unchanged tree of a complete source stops here, having parsed and written nothing.
+3. :func:`importers.detect.detect_formats` lists meta files ("units"); a unit whose size or
+   mtime changed is hashed, and only units whose bytes changed are parsed, by the format's
+   importer (``importers.<format>.read``).
+4. Records are grouped per artifact and digested; only new or changed artifacts are written.
+5. Dependencies of written artifacts are resolved with :func:`ckg.resolve.resolve` against
+   every artifact in the graph (one query), the own source first.
+6. Writes, in an order that lets a killed ingest be repaired: ``Source.complete`` set false,
+   artifacts and edges merged, artifacts gone deleted, other sources' unresolved entries
+   re-resolved, ``complete`` set true; then the manifest is saved. A source found incomplete
+   (or without a manifest) is re-read whole and every artifact rewritten.
+"""
+
+import hashlib
+import importlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from ckg.errors import InvalidInput, UsageError
+from ckg.records import Dependency, Edge, Node, Problem, Records
+from ckg.store.base import BATCH_SIZE
+from importers.sources import Limits, kind_of, open_source, source_uid, walk_files
+
+FORMATS = ("cm", "mlc", "ck", "generic")
+MANIFEST_VERSION = 1
+#: Fields of a dependency entry kept on its DEPENDS_ON edges and UnresolvedDependency node.
+DEP_FIELDS = (
+    "kind",
+    "position",
+    "tags",
+    "names",
+    "guard",
+    "via_variation",
+    "version",
+    "version_min",
+    "version_max",
+)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest found and did. ``unresolved`` lists missing and ambiguous entries."""
+
+    uid: str
+    location: str
+    kind: str
+    commit: str = ""
+    name: str = ""
+    files: int = 0
+    meta_files: int = 0
+    parsed: int = 0
+    new: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    edges: int = 0
+    missing: int = 0
+    ambiguous: int = 0
+    reresolved: int = 0
+    renamed: int = 0
+    wrote: bool = False
+    seconds: float = 0.0
+    unresolved: list[dict] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def artifacts(self) -> int:
+        return self.new + self.changed + self.unchanged
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["artifacts"] = self.artifacts
+        data["warnings"] = [
+            {"path": w.path, "line": w.line, "message": w.message} for w in self.warnings
+        ]
+        return data
+
+
+class StrictFailure(InvalidInput):
+    """``strict=True`` and the source gave warnings: nothing was written."""
+
+    def __init__(self, summary: IngestSummary):
+        self.summary = summary
+        count = len(summary.warnings)
+        super().__init__(f"{summary.location}: {count} warning(s) with --strict; nothing written")
+
+
+@dataclass
+class Group:
+    """One artifact's records: its node, the nodes its edges reach, its edges and entries."""
+
+    node: Node
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    deps: list[Dependency] = field(default_factory=list)
+
+    def digest(self) -> str:
+        body = [
+            self.node.props,
+            sorted((n.label, n.key, n.props) for n in self.nodes),
+            sorted((e.type, e.dst_label, e.dst_key, e.props) for e in self.edges),
+            [asdict(d) for d in self.deps],
+        ]
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def ingest(
+    kg,
+    source: str | Path,
+    *,
+    ref: str | None = None,
+    name: str | None = None,
+    fmt: str = "auto",
+    strict: bool = False,
+    progress: Progress | None = None,
+    limits: Limits | None = None,
+) -> IngestSummary:
+    """Bring ``source`` into the graph of ``kg``, writing only what changed.
+
+    Parameters
+    ----------
+    kg : KnowledgeGraph
+        Its ``store`` is written, its ``home`` holds caches and manifests.
+    source : str or Path
+        A Git URL or repository, an archive (``.zip``, ``.whl``, ``.tar[.gz|.bz2|.xz]``,
+        ``.tgz``) or a folder.
+    ref : str, optional
+        Branch, tag or commit of a Git source.
+    name : str, optional
+        A name stored on the ``Source`` node.
+    fmt : str
+        ``auto`` (every format detected, folder by folder) or one of :data:`FORMATS`.
+    strict : bool
+        Fail with :class:`StrictFailure` (nothing written) when there is any warning.
+    progress : callable, optional
+        Called as ``progress(stage, done, total)``, stage in ``files``, ``artifacts``, ``edges``.
+    limits : Limits, optional
+        Archive bounds (:meth:`importers.sources.Limits.from_env` when None).
+
+    Returns
+    -------
+    IngestSummary
+
+    Raises
+    ------
+    UsageError
+        An unknown ``fmt``.
+    NotFound, InvalidInput, UnsafeArchive
+        From :func:`importers.sources.open_source`; :class:`StrictFailure` as said above.
+
+    Examples
+    --------
+    >>> with ckg.open() as kg:                                  # doctest: +SKIP
+    ...     summary = kg.ingest("https://github.com/mlcommons/cm4mlops", ref="main")
+    >>> summary.new, summary.missing                            # doctest: +SKIP
+    (352, 4)
+    """
+    if fmt != "auto" and fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}: use auto, {', '.join(FORMATS)}")
+    started = time.perf_counter()
+    report = progress or (lambda stage, done, total: None)
+    location, kind = _locate(source)
+    uid = source_uid(location, ref or "")
+    manifest_file = _manifest_path(kg, uid)
+    old = _load_manifest(manifest_file)
+    node = kg.store.get_node("Source", uid)
+    trusted = bool(old and node and node.get("complete") and old.get("format") == fmt)
+    summary = IngestSummary(uid, location, kind, name=name or (node or {}).get("name", ""))
+
+    archive_stat = None
+    if kind in ("zip", "tar"):
+        st = os.stat(location)
+        archive_stat = [st.st_size, st.st_mtime_ns]
+        if trusted and old["archive"] == archive_stat:
+            return _finish_unchanged(kg, summary, old, node, name, strict, started)
+    tree = open_source(location, ref=ref, cache=kg.home / "cache", limits=limits)
+    summary.commit = tree.commit
+    listing = _listing(tree.root)
+    summary.files = len(listing)
+    listing_digest = _digest_listing(listing)
+    if trusted and old["listing"] == listing_digest and old["commit"] == tree.commit:
+        old["archive"] = archive_stat
+        _save_manifest(manifest_file, old)
+        return _finish_unchanged(kg, summary, old, node, name, strict, started)
+
+    state = _Reader(tree.root, uid, listing, old if trusted else None, fmt, report)
+    state.read()
+    summary.meta_files, summary.parsed = len(state.units), state.parsed
+    graph = _graph_artifacts(kg)
+    state.claim_uids(graph)
+    summary.renamed = state.renamed
+    summary.warnings = state.all_warnings()
+    if strict and summary.warnings:
+        raise StrictFailure(summary)
+
+    own_before = {u for u, row in graph.items() if row["source_uid"] == uid}
+    plan = state.plan(own_before if not trusted else None)
+    summary.new, summary.changed = len(plan.new), len(plan.changed)
+    summary.removed, summary.unchanged = len(plan.removed), plan.unchanged
+    source_props = {
+        **tree.props(),
+        "name": summary.name,
+        "complete": False,
+        "artifacts": summary.artifacts,
+    }
+    if plan.new or plan.changed or plan.removed or plan.shared.nodes or not trusted:
+        summary.reresolved = _write(kg, uid, source_props, plan, graph, report)
+        summary.wrote = True
+    elif (
+        name and name != node.get("name") or any(node.get(k) != v for k, v in tree.props().items())
+    ):
+        # Only provenance moved (a commit that touched no meta file, a new name).
+        kg.store.upsert_nodes("Source", [{"key": uid, "props": {**source_props, "complete": True}}])
+        summary.wrote = True
+    state.save(manifest_file, tree, archive_stat, listing_digest, fmt)
+    _count_resolution(kg, summary)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """What to write: artifacts by state, and nodes and edges that belong to no artifact."""
+
+    new: dict[str, Group]
+    changed: dict[str, Group]
+    removed: set[str]
+    unchanged: int
+    shared: Records
+
+
+class _Reader:
+    """Decides which units to parse, parses them, and groups the records per artifact."""
+
+    def __init__(self, root, uid, listing, old, fmt, report):
+        self.root, self.uid, self.listing, self.old = root, uid, listing, old
+        self.fmt, self.report = fmt, report
+        self.units: dict[str, dict] = {}  # rel -> {fmt, stat, sha, artifacts, warnings}
+        self.groups: dict[str, Group] = {}
+        self.parsed_artifacts: set[str] = set()
+        self.affected: set[str] = set()  # artifacts whose units were parsed or are gone
+        self.shared = Records()
+        self.fmt_warnings: dict[str, list] = {}
+        self.digests: dict[str, str] = {}
+        self.parsed = 0
+        self.renamed = 0
+
+    def read(self) -> None:
+        from importers.detect import detect_formats
+
+        detected = detect_formats(self.root)
+        formats = FORMATS if self.fmt == "auto" else (self.fmt,)
+        old_units = self.old["units"] if self.old else {}
+        done = 0
+        total = sum(len(detected.get(f, ())) for f in formats)
+        for fmt in formats:
+            files = detected.get(fmt, [])
+            to_parse: list[str] = []
+            for path in files:
+                rel = path.relative_to(self.root).as_posix()
+                unit = self._fingerprint(rel, fmt, old_units.get(rel))
+                self.units[rel] = unit
+                if unit.pop("dirty"):
+                    to_parse.append(rel)
+                done += 1
+                self.report("files", done, total)
+            gone = [r for r, u in old_units.items() if u["fmt"] == fmt and r not in self.units]
+            if self.old is None:
+                self._parse(fmt, list(files) or None, full=True)
+            elif to_parse or gone:
+                self._parse_changed(fmt, to_parse, gone, old_units)
+            else:
+                self.fmt_warnings[fmt] = self.old["fmt_warnings"].get(fmt, [])
+
+    def _fingerprint(self, rel: str, fmt: str, old: dict | None) -> dict:
+        files = _unit_files(rel, self.listing)
+        stat = _digest_listing({f: self.listing[f] for f in files})
+        if old and old["fmt"] == fmt and old["stat"] == stat:
+            return {**old, "dirty": False}
+        sha = hashlib.sha256()
+        for f in files:
+            sha.update(f.encode() + b"\0")
+            sha.update((self.root / f).read_bytes())
+        digest = sha.hexdigest()
+        if old and old["fmt"] == fmt and old["sha"] == digest:
+            return {**old, "stat": stat, "dirty": False}
+        return {
+            "fmt": fmt,
+            "stat": stat,
+            "sha": digest,
+            "artifacts": [],
+            "warnings": [],
+            "dirty": True,
+        }
+
+    def _parse_changed(self, fmt, to_parse, gone, old_units) -> None:
+        # A changed unit that gave no artifact and no warning is a repository descriptor
+        # (cmr.yaml, .ckr.json) whose content may shape every artifact: re-read the format.
+        for rel in to_parse + gone:
+            prev = old_units.get(rel)
+            if prev and not prev["artifacts"] and not prev["warnings"]:
+                return self._parse(fmt, [self.root / r for r in self._units_of(fmt)], full=True)
+        dirs = {_unit_dir(r) for r in to_parse + gone}
+        chosen = [r for r in self._units_of(fmt) if _unit_dir(r) in dirs]
+        for rel in chosen + gone:
+            self.affected.update(old_units.get(rel, {}).get("artifacts", ()))
+        owner = {a: _unit_dir(r) for r, u in old_units.items() for a in u["artifacts"]}
+        records = self._import(fmt, [self.root / r for r in chosen])
+        for n in records.nodes:
+            # A uid that an unparsed folder holds (duplicates are renamed by position).
+            if (
+                n.label == "Artifact"
+                and owner.get(n.key, _artifact_dir(n.props.get("path"))) not in dirs
+            ):
+                return self._parse(fmt, [self.root / r for r in self._units_of(fmt)], full=True)
+        self.parsed += len(chosen)
+        self.fmt_warnings[fmt] = self.old["fmt_warnings"].get(fmt, [])
+        self._absorb(fmt, records, chosen)
+
+    def _parse(self, fmt, files, *, full) -> None:
+        if self.old:
+            self.affected.update(
+                a for u in self.old["units"].values() if u["fmt"] == fmt for a in u["artifacts"]
+            )
+        records = self._import(fmt, files)
+        self.parsed += len(files or ())
+        self.fmt_warnings[fmt] = []
+        self._absorb(fmt, records, self._units_of(fmt))
+
+    def _import(self, fmt, files) -> Records:
+        module = importlib.import_module(f"importers.{fmt}")
+        return module.read(self.root, self.uid, files)
+
+    def _units_of(self, fmt) -> list[str]:
+        return [r for r, u in self.units.items() if u["fmt"] == fmt]
+
+    def _absorb(self, fmt: str, records: Records, parsed_units: list[str]) -> None:
+        """Group ``records`` per artifact and attach artifacts and warnings to units."""
+        by_dir: dict[str, list[str]] = {}
+        for rel in parsed_units:
+            unit = self.units[rel]
+            unit["artifacts"], unit["warnings"] = [], []
+            by_dir.setdefault(_unit_dir(rel), []).append(rel)
+        groups = group_records(records, self.shared)
+        for uid, group in groups.items():
+            self.groups[uid] = group
+            self.parsed_artifacts.add(uid)
+            for rel in by_dir.get(_artifact_dir(group.node.props.get("path")), ()):
+                self.units[rel]["artifacts"].append(uid)
+        for w in records.warnings:
+            unit = self.units.get(w.path)
+            if unit is not None and unit["fmt"] == fmt:
+                unit["warnings"].append([w.line, w.message])
+            else:
+                self.fmt_warnings[fmt].append([w.path, w.line, w.message])
+
+    def claim_uids(self, graph: dict[str, dict]) -> None:
+        """Give a parsed artifact whose uid another source holds a uid derived from its path.
+
+        Artifact uids key the graph; two sources shipping one script (cm4mlops and the
+        mlc-scripts wheel share uids) must not overwrite each other: the first keeps it.
+        """
+        for uid in list(self.groups):
+            held = graph.get(uid)
+            if held is None or held["source_uid"] == self.uid:
+                continue
+            group = self.groups.pop(uid)
+            self.parsed_artifacts.discard(uid)
+            path = group.node.props.get("path", ".")
+            new = hashlib.sha256(f"{self.uid}:{path}".encode()).hexdigest()[:16]
+            _rename(group, uid, new)
+            self.groups[new] = group
+            self.parsed_artifacts.add(new)
+            self.renamed += 1
+            for unit in self.units.values():
+                if uid in unit["artifacts"]:
+                    unit["artifacts"] = [new if a == uid else a for a in unit["artifacts"]]
+
+    def all_warnings(self) -> list[Problem]:
+        out = [
+            Problem(rel, msg, line) for rel, u in self.units.items() for line, msg in u["warnings"]
+        ]
+        for items in self.fmt_warnings.values():
+            out.extend(Problem(path, msg, line) for path, line, msg in items)
+        return out
+
+    def plan(self, own_in_graph: set[str] | None) -> _Plan:
+        """Compare parsed groups with the manifest (trusted) or the graph (repair)."""
+        old_digests = self.old["artifacts"] if self.old else {}
+        new, changed = {}, {}
+        for uid, group in self.groups.items():
+            self.digests[uid] = digest = group.digest()
+            if own_in_graph is not None:
+                (changed if uid in own_in_graph else new)[uid] = group
+            elif uid not in old_digests:
+                new[uid] = group
+            elif old_digests[uid] != digest:
+                changed[uid] = group
+        if own_in_graph is not None:
+            removed = own_in_graph - set(self.groups)
+            unchanged = 0
+        else:
+            removed = self.affected - self.parsed_artifacts
+            unchanged = len(set(old_digests) - removed) - len(changed)
+        return _Plan(new, changed, removed, unchanged, self.shared)
+
+    def save(self, path: Path, tree, archive_stat, listing_digest: str, fmt: str) -> None:
+        artifacts = {u: a for u, a in (self.old["artifacts"] if self.old else {}).items()}
+        for uid in self.affected - self.parsed_artifacts:
+            artifacts.pop(uid, None)
+        artifacts.update(self.digests)
+        _save_manifest(
+            path,
+            {
+                "version": MANIFEST_VERSION,
+                "format": fmt,
+                "location": tree.location,
+                "commit": tree.commit,
+                "digest": tree.digest,
+                "archive": archive_stat,
+                "listing": listing_digest,
+                "files": len(self.listing),
+                "units": self.units,
+                "artifacts": artifacts,
+                "fmt_warnings": self.fmt_warnings,
+            },
+        )
+
+
+def group_records(records: Records, shared: Records) -> dict[str, Group]:
+    """Split ``records`` per artifact; what belongs to none is appended to ``shared``.
+
+    An artifact's group holds the nodes its edges reach (variations, papers), its edges,
+    and its dependency entries.
+    """
+    groups = {n.key: Group(n) for n in records.nodes if n.label == "Artifact"}
+    others = {(n.label, n.key): n for n in records.nodes if n.label != "Artifact"}
+    reached: set[tuple[str, str]] = set()
+    for e in records.edges:
+        group = groups.get(e.src_key) if e.src_label == "Artifact" else None
+        if group is None:
+            shared.edges.append(e)
+            continue
+        group.edges.append(e)
+        target = (e.dst_label, e.dst_key)
+        if target in others:
+            group.nodes.append(others[target])
+            reached.add(target)
+    shared.nodes.extend(n for k, n in others.items() if k not in reached)
+    for dep in records.dependencies:
+        if dep.artifact_uid in groups:
+            groups[dep.artifact_uid].deps.append(dep)
+    return groups
+
+
+def _rename(group: Group, old: str, new: str) -> None:
+    group.node.key = new
+    group.node.props["uid"] = new
+    for n in group.nodes:
+        if n.label == "Variation" and n.key.startswith(old + ":"):
+            n.key = n.props["uid"] = new + n.key[len(old) :]
+    for e in group.edges:
+        e.src_key = new
+        if e.dst_label == "Variation" and e.dst_key.startswith(old + ":"):
+            e.dst_key = new + e.dst_key[len(old) :]
+    for d in group.deps:
+        d.artifact_uid = new
+
+
+def _unit_files(rel: str, listing: dict) -> list[str]:
+    """The files whose bytes make a unit: the meta file, or CK's whole ``.cm`` folder."""
+    parent = rel.rpartition("/")[0]
+    if parent.endswith(".cm") and parent.rpartition("/")[2] == ".cm":
+        prefix = parent + "/"
+        return sorted(f for f in listing if f.startswith(prefix) and "/" not in f[len(prefix) :])
+    return [rel]
+
+
+def _unit_dir(rel: str) -> str:
+    """The artifact folder of a meta file (CK's ``x/.cm/meta.json`` is ``x``)."""
+    parent = PurePosixPath(rel).parent
+    if parent.name == ".cm":
+        parent = parent.parent
+    return parent.as_posix()
+
+
+def _artifact_dir(path) -> str:
+    return PurePosixPath(path or ".").as_posix()
+
+
+def _listing(root: Path) -> dict[str, tuple[int, int]]:
+    prefix = len(str(root)) + 1
+    out = {}
+    for entry in walk_files(root):
+        st = entry.stat(follow_symlinks=False)
+        out[entry.path[prefix:].replace(os.sep, "/")] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def _digest_listing(listing: dict) -> str:
+    body = json.dumps(sorted(listing.items()), separators=(",", ":")).encode()
+    return hashlib.sha256(body).hexdigest()
+
+
+def _locate(source: str | Path) -> tuple[str, str]:
+    text = str(source)
+    kind = kind_of(text)
+    if kind == "git" and text.lower().startswith(
+        ("https://", "http://", "git://", "ssh://", "git@", "file://")
+    ):
+        return text, kind
+    return str(Path(text).expanduser().resolve()), kind
+
+
+def _manifest_path(kg, uid: str) -> Path:
+    store = f"{kg.store.engine}\n{kg.store.location}"
+    key = hashlib.sha256(store.encode()).hexdigest()[:12]
+    return kg.home / "manifests" / key / f"{uid}.json"
+
+
+def _load_manifest(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if data.get("version") == MANIFEST_VERSION else None
+
+
+def _save_manifest(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, separators=(",", ":")))
+    tmp.replace(path)
+
+
+# --- writing -----------------------------------------------------------------------------
+
+_CANDIDATES = (
+    "MATCH (a:Artifact) RETURN a.uid AS uid, a.alias AS alias, a.kind AS kind, "
+    "a.tags AS tags, a.variations AS variations, a.source_uid AS source_uid"
+)
+_DEPENDS_ON = (
+    "UNWIND $rows AS row MATCH (a:Artifact {uid: row.src}) MATCH (b:Artifact {uid: row.dst}) "
+    "MERGE (a)-[r:DEPENDS_ON {entry: row.entry}]->(b) SET r += row.props"
+)
+
+
+def _graph_artifacts(kg) -> dict[str, dict]:
+    return {row["uid"]: row for row in kg.store.run(_CANDIDATES)}
+
+
+def _write(kg, uid: str, source_props: dict, plan: _Plan, graph: dict, report) -> int:
+    """Write the plan in the order that keeps a killed ingest repairable; return re-resolved.
+
+    Besides the source's own entries, three kinds of entries of other artifacts are resolved
+    again: those that pointed at a removed artifact, those that pointed at an artifact whose
+    tags, variations or kind changed, and unresolved ones that the new artifacts may match.
+    """
+    store = kg.store
+    store.upsert_nodes("Source", [{"key": uid, "props": source_props}])
+    written = {**plan.new, **plan.changed}
+    _clear_outgoing(store, list(plan.changed))
+    groups = list(written.values())
+    records = Records(list(plan.shared.nodes), list(plan.shared.edges))
+    for i, group in enumerate(groups, 1):
+        records.nodes.append(group.node)
+        records.nodes.extend(group.nodes)
+        records.edges.extend(group.edges)
+        records.edges.append(Edge("CONTAINS", "Source", uid, "Artifact", group.node.key))
+        if i % 200 == 0 or i == len(groups):
+            report("artifacts", i, len(groups))
+    store.write_records(records)
+
+    candidates = [row for u, row in graph.items() if u not in written and u not in plan.removed]
+    candidates.extend(_candidate(g.node.props) for g in groups)
+    own = [d for g in groups for d in g.deps]
+    _write_resolutions(store, _resolve(own, candidates), report)
+
+    retargeted = {
+        u
+        for u, g in plan.changed.items()
+        if u in graph and _matching(graph[u]) != _matching(g.node.props)
+    }
+    detached = _detach_incoming(store, plan.removed | retargeted, set(written))
+    _remove(store, plan.removed)
+    pending = _pending(store, set(written)) if groups else []
+    _write_resolutions(store, _resolve(detached, candidates), report)
+    found = [r for r in _resolve(pending, candidates) if r.matches]
+    if found:
+        store.write(
+            "UNWIND $entries AS e MATCH (u:UnresolvedDependency {uid: e}) DETACH DELETE u",
+            {"entries": [r.entry for r in found]},
+        )
+        _write_resolutions(store, found, report)
+
+    done = {**source_props, "complete": True, "ingested_at": datetime.now(UTC).isoformat()}
+    store.upsert_nodes("Source", [{"key": uid, "props": done}])
+    return len(found)
+
+
+def _candidate(props: dict) -> dict:
+    return {k: props.get(k) for k in ("uid", "alias", "kind", "tags", "variations", "source_uid")}
+
+
+def _matching(props: dict) -> tuple:
+    """What dependency resolution looks at: a change here re-resolves entries pointing in."""
+    return (
+        props.get("kind"),
+        sorted(props.get("tags") or []),
+        sorted(props.get("variations") or []),
+    )
+
+
+def _resolve(deps: list[Dependency], candidates: list[dict]):
+    from ckg.resolve import resolve
+
+    return resolve(deps, candidates) if deps else []
+
+
+def _dep_props(dep: Dependency, entry: str) -> dict:
+    props = {f: getattr(dep, f) for f in DEP_FIELDS}
+    props["entry"] = entry
+    return props
+
+
+def _write_resolutions(store, resolutions, report) -> None:
+    edges, unresolved, needs = [], [], []
+    for r in resolutions:
+        props = _dep_props(r.dependency, r.entry)
+        if r.matches:
+            props["matches"] = len(r.matches)
+            edges.extend(
+                {"src": r.dependency.artifact_uid, "dst": m, "entry": r.entry, "props": props}
+                for m in r.matches
+            )
+        else:
+            props.update(uid=r.entry, status="missing")
+            unresolved.append({"key": r.entry, "props": props})
+            needs.append({"src": r.dependency.artifact_uid, "dst": r.entry, "props": {}})
+    for start in range(0, len(edges), BATCH_SIZE):
+        store.write(_DEPENDS_ON, {"rows": edges[start : start + BATCH_SIZE]})
+        report("edges", min(start + BATCH_SIZE, len(edges)), len(edges))
+    if unresolved:
+        store.upsert_nodes("UnresolvedDependency", unresolved)
+        store.upsert_edges("NEEDS", "Artifact", "UnresolvedDependency", needs)
+
+
+def _clear_outgoing(store, uids: list[str]) -> None:
+    """Drop what a rewritten artifact owns (variations, unresolved entries, outgoing edges)."""
+    if not uids:
+        return
+    store.write(
+        "UNWIND $uids AS u MATCH (a:Artifact {uid: u})-[:HAS_VARIATION]->(v:Variation) "
+        "DETACH DELETE v",
+        {"uids": uids},
+    )
+    store.write(
+        "UNWIND $uids AS u MATCH (a:Artifact {uid: u})-[:NEEDS]->(x:UnresolvedDependency) "
+        "DETACH DELETE x",
+        {"uids": uids},
+    )
+    store.write("UNWIND $uids AS u MATCH (a:Artifact {uid: u})-[r]->() DELETE r", {"uids": uids})
+
+
+def _detach_incoming(store, targets: set[str], written: set[str]) -> list[Dependency]:
+    """Delete every edge of the entries (of artifacts not rewritten) that point at ``targets``.
+
+    Returns those entries, to be resolved again.
+    """
+    if not targets:
+        return []
+    fields = ", ".join(f"r.{f} AS {f}" for f in DEP_FIELDS)
+    rows = store.run(
+        f"MATCH (a:Artifact)-[r:DEPENDS_ON]->(b:Artifact) WHERE b.uid IN $targets "
+        f"AND NOT a.uid IN $skip RETURN a.uid AS src, r.entry AS entry, {fields}",
+        {"targets": sorted(targets), "skip": sorted(written | targets)},
+    )
+    entries = {row["entry"]: _dependency(row["src"], row) for row in rows}
+    if entries:
+        store.write(
+            "MATCH ()-[r:DEPENDS_ON]->() WHERE r.entry IN $entries DELETE r",
+            {"entries": sorted(entries)},
+        )
+    return list(entries.values())
+
+
+def _remove(store, removed: set[str]) -> None:
+    """Delete artifacts gone from the source, with what they own."""
+    if removed:
+        uids = sorted(removed)
+        _clear_outgoing(store, uids)
+        store.write("UNWIND $uids AS u MATCH (a:Artifact {uid: u}) DETACH DELETE a", {"uids": uids})
+
+
+def _dependency(src: str, row: dict) -> Dependency:
+    values = {f: row.get(f) for f in DEP_FIELDS if row.get(f) is not None}
+    return Dependency(artifact_uid=src, **values)
+
+
+def _pending(store, skip: set[str]) -> list[Dependency]:
+    """Unresolved entries in the whole graph, except those of artifacts in ``skip``."""
+    fields = ", ".join(f"u.{f} AS {f}" for f in DEP_FIELDS)
+    rows = store.run(
+        f"MATCH (a:Artifact)-[:NEEDS]->(u:UnresolvedDependency) RETURN a.uid AS src, {fields}"
+    )
+    return [_dependency(r["src"], r) for r in rows if r["src"] not in skip]
+
+
+def _count_resolution(kg, summary: IngestSummary) -> None:
+    """Edges and unresolved entries of the source's artifacts, read back from the graph."""
+    rows = kg.store.run(
+        "MATCH (a:Artifact {source_uid: $s})-[r:DEPENDS_ON]->(b:Artifact) "
+        "RETURN a.alias AS alias, r.entry AS entry, r.tags AS tags, r.matches AS matches, "
+        "b.alias AS target",
+        {"s": summary.uid},
+    )
+    summary.edges = len(rows)
+    ambiguous: dict[str, dict] = {}
+    for row in rows:
+        if (row["matches"] or 1) > 1:
+            item = ambiguous.setdefault(
+                row["entry"],
+                {
+                    "alias": row["alias"],
+                    "entry": row["entry"],
+                    "tags": row["tags"],
+                    "status": "ambiguous",
+                    "candidates": [],
+                },
+            )
+            item["candidates"].append(row["target"])
+    missing = kg.store.run(
+        "MATCH (a:Artifact {source_uid: $s})-[:NEEDS]->(u:UnresolvedDependency) "
+        "RETURN a.alias AS alias, u.uid AS entry, u.tags AS tags",
+        {"s": summary.uid},
+    )
+    summary.unresolved = [
+        {**row, "status": "missing", "candidates": []} for row in missing
+    ] + sorted(ambiguous.values(), key=lambda item: item["entry"])
+    summary.missing, summary.ambiguous = len(missing), len(ambiguous)
+
+
+def _finish_unchanged(kg, summary, old, node, name, strict, started) -> IngestSummary:
+    """Nothing changed on disk: report from the manifest and the graph, write nothing."""
+    summary.commit = old["commit"]
+    summary.files = old["files"]
+    summary.meta_files = len(old["units"])
+    summary.unchanged = len(old["artifacts"])
+    summary.warnings = [
+        Problem(rel, msg, line) for rel, u in old["units"].items() for line, msg in u["warnings"]
+    ] + [Problem(p, msg, line) for items in old["fmt_warnings"].values() for p, line, msg in items]
+    if strict and summary.warnings:
+        raise StrictFailure(summary)
+    if name and name != node.get("name"):
+        kg.store.upsert_nodes("Source", [{"key": summary.uid, "props": {"name": name}}])
+        summary.wrote = True
+    _count_resolution(kg, summary)
+    summary.seconds = time.perf_counter() - started
+    return summary
