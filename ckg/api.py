@@ -41,6 +41,18 @@ class KnowledgeGraph:
         """Delete everything in the graph (the home folder's caches stay)."""
         self.store.reset()
 
+    def run(self, target: str, **options):
+        """Plan, execute, measure and record ``target``; options as :class:`ckg.run.Options`."""
+        from ckg.run import Options, run
+
+        return run(self, target, Options(**options))
+
+    def recover(self) -> dict:
+        """Write the journalled runs the graph lacks (see :func:`ckg.run.journal.recover`)."""
+        from ckg.run.journal import recover
+
+        return recover(self.store, self.home)
+
     def ingest(self, source, **options):
         """Bring a Git repository, archive or folder into the graph (:func:`ckg.ingest.ingest`)."""
         from ckg.ingest import ingest
@@ -64,6 +76,30 @@ class KnowledgeGraph:
         from ckg.lookup import deps
 
         return deps(self.store, alias_or_uid, depth, reverse)
+
+    def import_results(self, paths):
+        """Import result files or folders (PwC, MLPerf, tables); see :mod:`ckg.results`."""
+        from ckg.results import import_results
+
+        return import_results(self, paths)
+
+    def results(self, task=None, dataset=None, metric=None, model=None):
+        """Published results matching the filters, as a pandas DataFrame."""
+        from ckg.results import results
+
+        return results(self, task=task, dataset=dataset, metric=metric, model=model)
+
+    def compare(self, task: str, dataset: str, metric: str):
+        """Every paper's result for a task, dataset and metric, best first, as a DataFrame."""
+        from ckg.results import compare
+
+        return compare(self, task, dataset, metric)
+
+    def named_query(self, name: str, params: dict | None = None) -> list[dict]:
+        """Run a named query from ``queries/`` (or a ``.cypher`` path) with its parameters."""
+        from ckg import queries
+
+        return queries.run(self, name, params)
 
 
 def open(db: str | None = None, *, home: str | Path | None = None) -> KnowledgeGraph:  # noqa: A001

@@ -7,16 +7,21 @@ from ckg.cli.app import app, open_graph, parse_params, print_rows
 
 @app.command("query")
 def query(
-    cypher: str = typer.Argument(..., help="A Cypher statement."),
+    cypher: str = typer.Argument(..., help="A Cypher statement, a named query or a .cypher file."),
     param: list[str] = typer.Option(None, "--param", "-p", help="NAME=VALUE, repeatable."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
 ) -> None:
-    """Run a Cypher query and print its rows.
+    """Run a Cypher query, a named query (see ckg queries) or a .cypher file; print its rows.
 
-    Example: ckg query "MATCH (a:Artifact) RETURN a.alias AS alias LIMIT 5" --json
+    Example: ckg query compare-papers -p task="Question Answering" -p dataset=SQuAD1.1 -p metric=F1
     """
+    from ckg import queries
+
     params = parse_params(param)
+    named = queries.find(cypher)
+    if named:
+        named.bind(params)  # a missing parameter is named before the store is opened
     with open_graph() as kg:
-        rows = kg.query(cypher, params)
+        rows = queries.run(kg, named, params) if named else kg.query(cypher, params)
     print_rows(rows, as_json=as_json, as_csv=as_csv)

@@ -1,0 +1,117 @@
+"""``ckg results``, ``ckg queries`` and ``ckg compare``: published results and named queries."""
+
+import json
+
+import typer
+
+from ckg.cli.app import app, open_graph, print_rows
+
+results_app = typer.Typer(help="Import and list published results.", no_args_is_help=True)
+app.add_typer(results_app, name="results")
+
+
+@results_app.command("import")
+def import_(
+    paths: list[str] = typer.Argument(..., help="Result files, folders or archives."),  # noqa: B008
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    show: int = typer.Option(10, "--warnings", help="How many warnings to print."),
+) -> None:
+    """Import Papers with Code, MLPerf or table results into the graph.
+
+    Example: ckg results import ../shared/corpora/pwc ../shared/corpora/mlperf
+    """
+    with open_graph() as kg:
+        report = kg.import_results(paths)
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        return
+    print(
+        f"{report.results} results ({report.unreadable} unreadable), "
+        f"{report.missing} cells without value, {report.no_metric} rows without metric, "
+        f"from {len(report.sources)} source(s); {report.linked} paper-code links"
+    )
+    for warning in report.warnings[:show]:
+        print(f"  warning: {warning}")
+    if len(report.warnings) > show:
+        print(f"  ... {len(report.warnings) - show} more warnings (--warnings N, or --json)")
+
+
+@results_app.command("list")
+def list_(
+    task: str = typer.Option(None, "--task", help="Task name."),
+    dataset: str = typer.Option(None, "--dataset", help="Dataset name."),
+    metric: str = typer.Option(None, "--metric", help="Metric name or alias."),
+    model: str = typer.Option(None, "--model", help="Model name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
+) -> None:
+    """List results matching the filters given.
+
+    Example: ckg results list --task "Question Answering" --metric F1 --csv
+    """
+    with open_graph() as kg:
+        frame = kg.results(task=task, dataset=dataset, metric=metric, model=model)
+    print_rows(_records(frame), as_json=as_json, as_csv=as_csv)
+
+
+@app.command("queries")
+def queries_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the named queries with their descriptions and parameters.
+
+    Example: ckg queries
+    """
+    from ckg import queries
+
+    rows = [
+        {
+            "name": q.name,
+            "description": q.description,
+            "parameters": " ".join(p.name + ("?" if p.optional else "") for p in q.params),
+            "example": q.example,
+        }
+        for q in queries.all_queries()
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    print_rows([{k: r[k] for k in ("name", "parameters", "description")} for r in rows])
+
+
+@app.command("compare")
+def compare(
+    task: str = typer.Option(..., "--task", help="Task name."),
+    dataset: str = typer.Option(..., "--dataset", help="Dataset name."),
+    metric: str = typer.Option(..., "--metric", help="Metric name or alias."),
+    plot: str = typer.Option(None, "--plot", help="Also draw FILE.png, .svg, .pdf or .html."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
+) -> None:
+    """Compare what every paper reported for a task, dataset and metric, best first.
+
+    Example: ckg compare --task "Question Answering" --dataset SQuAD1.1 --metric F1
+    """
+    with open_graph() as kg:
+        frame = kg.compare(task=task, dataset=dataset, metric=metric)
+    if plot:
+        from ckg.results import plot as draw
+
+        draw(frame, plot)
+    if as_json or as_csv:
+        print_rows(_records(frame), as_json=as_json, as_csv=as_csv)
+        return
+    columns = ["rank", "model", "value", "unit", "stderr", "paper", "date", "code"]
+    view = [{c: r.get(c) for c in columns} for r in _records(frame)]
+    for row in view:
+        row["code"] = (row["code"] or [""])[0] if isinstance(row["code"], list) else row["code"]
+        row["paper"] = (row["paper"] or "")[:50]
+    title = f"{frame.attrs['metric']} on {dataset} ({task})"
+    print_rows(view, title=title)
+    if plot:
+        print(f"plot written to {plot}")
+
+
+def _records(frame) -> list[dict]:
+    """DataFrame rows as dicts with NaN turned into None, for printing."""
+    return [
+        {k: (None if v != v else v) for k, v in row.items()} for row in frame.to_dict("records")
+    ]
