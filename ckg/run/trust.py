@@ -54,3 +54,29 @@ def _write_json(path: Path, data) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def trust_source(kg, source: str) -> list[dict]:
+    """Trust the ingested source(s) whose uid or location is ``source``; return them.
+
+    A local path is matched by its absolute form, as ingest stores it.
+
+    Raises
+    ------
+    NotFound
+        When no ingested source has that uid or location.
+    """
+    from ckg.errors import NotFound
+
+    names = [source]
+    if Path(source).expanduser().exists():
+        names.append(str(Path(source).expanduser().resolve()))
+    rows = kg.store.run(
+        "MATCH (s:Source) WHERE s.uid IN $names OR s.location IN $names "
+        "RETURN s.uid AS uid, s.location AS location, s.kind AS kind",
+        {"names": names},
+    )
+    if not rows:
+        raise NotFound(f"no ingested source has uid or location {source!r}: ingest it first")
+    add_trust(kg.home, {row["uid"]: row["location"] for row in rows})
+    return rows

@@ -1,0 +1,216 @@
+"""``ckg run``, ``ckg platform``, ``ckg trust``, ``ckg demo`` and ``ckg db recover``."""
+
+import json
+import shlex
+
+import typer
+
+from ckg.cli.app import app, open_graph, print_rows
+from ckg.cli.db import db_app
+
+
+@app.command("run")
+def run(
+    target: str = typer.Argument(..., help="Artifact uid, alias or tags."),
+    var: list[str] = typer.Option(None, "--var", help="Variation of the target, repeatable."),  # noqa: B008
+    env: list[str] = typer.Option(None, "--env", help="K=V (or ALIAS:K=V), repeatable."),  # noqa: B008
+    grid: list[str] = typer.Option(None, "--grid", help="NAME=V1,V2: one axis, repeatable."),  # noqa: B008
+    repeat: int = typer.Option(1, "--repeat", help="Measured executions per grid point."),
+    warmup: int = typer.Option(None, "--warmup", help="Unmeasured first runs (1 if repeating)."),
+    timeout: float = typer.Option(None, "--timeout", help="Seconds per execution."),
+    pareto: str = typer.Option(None, "--pareto", help="Print the front of OBJ1,OBJ2."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither use nor fill the cache."),
+    renew: bool = typer.Option(False, "--renew", help="Re-run cached dependency steps."),
+    trust: bool = typer.Option(False, "--trust", help="Run an untrusted source this once."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print commands and env only."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Plan, execute, measure and record TARGET, over a grid of parameters.
+
+    Example: ckg run digits-classifiers --grid model=knn,logreg --repeat 3 --pareto accuracy,latency
+    """
+    from ckg.run.workflow import parse_env, parse_grid
+
+    objectives = _objectives(pareto)
+    options = {
+        "variations": tuple(var or ()),
+        "env": parse_env(env),
+        "grid": parse_grid(grid),
+        "repeat": repeat,
+        "warmup": warmup,
+        "timeout_s": timeout,
+        "no_cache": no_cache,
+        "renew": renew,
+        "trust": trust,
+        "dry_run": dry_run,
+    }
+    with open_graph() as kg:
+        report = kg.run(target, **options)
+    if dry_run:
+        _print_dry_run(report, as_json)
+        return
+    _print_report(report, as_json, objectives)
+
+
+@app.command("platform")
+def platform(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Print this host's fingerprint: CPU, cores, memory, GPUs, OS, Python, packages.
+
+    Example: ckg platform --json
+    """
+    from ckg.run.platform import detect, platform_uid
+
+    fingerprint = detect()
+    info = {"uid": platform_uid(fingerprint), **fingerprint}
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        shown = ", ".join(value) if isinstance(value, list) else value
+        print(f"{key + ':':15} {shown if shown != '' else '-'}")
+
+
+@app.command("trust")
+def trust(source: str = typer.Argument(..., help="Source uid, URL, archive or folder.")) -> None:
+    """Allow the artifacts of an ingested source to run on this host.
+
+    Example: ckg trust https://github.com/mlcommons/mlperf-automations
+    """
+    from ckg.run.trust import trust_source
+
+    with open_graph() as kg:
+        rows = trust_source(kg, source)
+    for row in rows:
+        print(f"trusted {row['location']} ({row['kind']}, {row['uid']})")
+
+
+@app.command("demo")
+def demo(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    path: str = typer.Option(None, "--path", help="Workflow folder (default: the example)."),
+) -> None:
+    """Ingest the scikit-learn example, run its grid, print the accuracy/latency front.
+
+    Example: ckg demo
+    """
+    from ckg.run.demo import run_demo
+
+    with open_graph() as kg:
+        report = run_demo(kg, path)
+    _print_report(report, as_json, ("accuracy", "latency"))
+
+
+@db_app.command("recover")
+def recover(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Write the journalled runs and measurements the graph lacks.
+
+    Example: ckg db recover
+    """
+    with open_graph() as kg:
+        summary = kg.recover()
+    if as_json:
+        print(json.dumps(summary))
+        return
+    print(
+        f"recovered {summary['recovered']} of {summary['journalled']} journalled runs "
+        f"({summary['measurements']} measurements)"
+    )
+
+
+# Measured figures shown in the table after what the step itself reported.
+_SHOWN = ("runtime", "memory", "energy")
+
+
+def _objectives(text: str | None) -> tuple[str, ...]:
+    from ckg.errors import UsageError
+
+    if text is None:
+        return ()
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if len(names) < 2:
+        raise UsageError(f"--pareto expects at least two metrics, OBJ1,OBJ2; got {text!r}")
+    return names
+
+
+def _rows(report) -> list[dict]:
+    reported = sorted({m for r in report.runs for m in r.metrics} - set(_SHOWN) - _CPU)
+    rows = []
+    for run in report.runs:
+        row = {"params": " ".join(f"{k}={v}" for k, v in run.params.items()) or "-"}
+        row["status"] = run.status
+        for metric in (*reported, *_SHOWN):
+            value = run.metrics.get(metric)
+            unit = run.units.get(metric, "")
+            row[f"{metric} ({unit})" if unit else metric] = _fmt(value)
+        rows.append(row)
+    return rows
+
+
+_CPU = {"cpu_user_time", "cpu_system_time"}
+
+
+def _fmt(value) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _front(report, objectives: tuple[str, ...]) -> list[dict]:
+    """The Pareto front of this command's runs over ``objectives`` (see :mod:`ckg.pareto`)."""
+    from ckg.pareto import front_table
+
+    points = [
+        {"run": r.uid, "params": r.params, **r.metrics} for r in report.runs if r.status == "ok"
+    ]
+    return front_table(points, objectives)
+
+
+def _print_report(report, as_json: bool, objectives: tuple[str, ...]) -> None:
+    import sys
+    from dataclasses import asdict
+
+    front = _front(report, objectives) if objectives else None
+    if as_json:
+        data = asdict(report)
+        if front is not None:
+            data["front"] = front
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        title = f"{report.target}: experiment {report.experiment}"
+        print_rows(_rows(report), title=title)
+        print(
+            f"{len(report.runs)} runs, {report.dependency_runs} dependency steps run, "
+            f"{report.cached_steps} cached"
+        )
+        if front is not None:
+            print_rows(front, title=f"Pareto front of {', '.join(objectives)}")
+    _exit_on_trouble(report, sys.stderr)
+
+
+def _exit_on_trouble(report, err) -> None:
+    if report.unrecorded:
+        print(
+            f"ckg: error: {report.unrecorded} runs are only in the journal "
+            f"({report.store_error}); run `ckg db recover` when the graph is back",
+            file=err,
+        )
+    for run in report.failed:
+        tail = run.log_tail.strip().splitlines()[-1:] or [""]
+        print(f"ckg: run {run.uid} {run.status} (exit {run.exit_code}): {tail[0]}", file=err)
+    if report.unrecorded or report.failed:
+        raise typer.Exit(1)
+
+
+def _print_dry_run(report, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.dry_run, indent=2))
+        return
+    for step in report.dry_run:
+        params = " ".join(f"{k}={v}" for k, v in step["params"].items())
+        print(f"# {step['step']}" + (f"  [{params}]" if params else ""))
+        print(f"cd {step['cwd']}")
+        for key, value in sorted(step["env"].items()):
+            if key.startswith("+"):  # a path list ckg prepends to
+                print(f'export {key[1:]}={shlex.quote(value)}:"${key[1:]}"')
+            else:
+                print(f"export {key}={shlex.quote(value)}")
+        print(step["command"] or "# (nothing to execute: passes its env on)")
+        print()

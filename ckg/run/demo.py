@@ -1,0 +1,32 @@
+"""``ckg demo``: the example workload, ingested, run over its grid and recorded.
+
+The example is ``examples/sklearn-digits`` of ckg's source tree: scikit-learn classifiers
+on the digits set that ships with scikit-learn, so it runs offline on any CPU.
+"""
+
+from pathlib import Path
+
+import yaml
+
+from ckg.errors import NotFound
+from ckg.run.workflow import FILENAME
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sklearn-digits"
+
+
+def run_demo(kg, path: str | Path | None = None):
+    """Ingest the workflow folder ``path`` (default: the example), run its grid, return the
+    :class:`ckg.run.Report`.
+
+    Raises
+    ------
+    NotFound
+        When the folder holds no ``ckg.yaml``.
+    """
+    folder = Path(path).expanduser().resolve() if path else EXAMPLE
+    meta_file = folder / FILENAME
+    if not meta_file.is_file():
+        raise NotFound(f"{meta_file} not found: give a folder with a {FILENAME} (--path)")
+    meta = yaml.safe_load(meta_file.read_text(encoding="utf-8"))
+    kg.ingest(str(folder))
+    return kg.run(str(meta.get("uid") or meta["alias"]), grid=meta.get("grid") or {})
