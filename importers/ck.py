@@ -41,7 +41,7 @@ from importers.cmlike import (
     unknown_key_message,
 )
 from importers.detect import CK_DESCRIPTOR, detect_formats
-from importers.loaders import Loaded, digest, json_text, load_mapping, relpath
+from importers.loaders import Loaded, digest, isolated, json_text, load_mapping, relpath
 
 # Keys CK v1's env automation reads from a dependency (ck-env's own docs and metas).
 KNOWN_CK_DEP_KEYS = frozenset(
@@ -83,9 +83,10 @@ def read(root: Path, source_uid: str, files: list[Path] | None = None) -> Record
     seen: dict[str, str] = {}
     for path in sorted(files):
         if path.name == CK_DESCRIPTOR:
-            _read_descriptor(root, source_uid, path, records)
+            reader = lambda r, p=path: _read_descriptor(root, source_uid, p, r)  # noqa: E731
         else:
-            _read_entry(root, source_uid, path, records, seen)
+            reader = lambda r, p=path: _read_entry(root, source_uid, p, r, seen)  # noqa: E731
+        isolated(records, relpath(path, root), reader)
     return records
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ckg.records import Dependency, Edge, Node, Problem, Records
-from importers.loaders import Loaded, digest, json_text, load_mapping, relpath
+from importers.loaders import Loaded, digest, isolated, json_text, load_mapping, relpath
 
 DEP_KINDS = ("deps", "prehook_deps", "posthook_deps", "post_deps")
 GUARD_KEYS = ("enable_if_env", "skip_if_env", "enable_if_any_env", "skip_if_any_env")
@@ -163,11 +163,19 @@ def read_tree(root: Path, source_uid: str, files: list[Path], layout: Layout) ->
     records = Records()
     seen: dict[str, str] = {}  # uid -> path of the folder that has it
     for d in sorted(descriptors):
-        _read_descriptor(root, source_uid, d, layout, records)
+        isolated(
+            records,
+            relpath(d, root),
+            lambda r, d=d: _read_descriptor(root, source_uid, d, layout, r),
+        )
     for folder in sorted(folders):
         order = {name: i for i, name in enumerate(layout.meta_names)}
         metas = sorted(folders[folder], key=lambda p: order[p.name])
-        _read_artifact(root, source_uid, folder, metas, layout, records, seen)
+        isolated(
+            records,
+            relpath(metas[-1], root),
+            lambda r, f=folder, m=metas: _read_artifact(root, source_uid, f, m, layout, r, seen),
+        )
     return records
 
 
@@ -359,7 +367,9 @@ def _dependencies(doc: Loaded, section: dict, at: tuple, uid: str, via: str, out
                 continue
             for key in entry.keys() - KNOWN_DEP_KEYS:
                 out.warnings.append(
-                    Problem(doc.rel, unknown_key_message(key, kind), doc.line_of(*keys, key))
+                    Problem(
+                        doc.rel, unknown_key_message(key, f"{kind} entry"), doc.line_of(*keys, key)
+                    )
                 )
             tags = split_tags(entry.get("tags"))
             if tags is None:
@@ -384,17 +394,17 @@ def _dependencies(doc: Loaded, section: dict, at: tuple, uid: str, via: str, out
             )
 
 
-def unknown_key_message(key: str, kind: str, known: frozenset[str] = KNOWN_DEP_KEYS) -> str:
+def unknown_key_message(key: str, where: str, known: frozenset[str] = KNOWN_DEP_KEYS) -> str:
     """Warning text for an unknown key in a dependency entry, with the nearest known key.
 
-    >>> unknown_key_message("force-cache", "deps")
+    >>> unknown_key_message("force-cache", "deps entry")
     "unknown key 'force-cache' in deps entry (did you mean 'force_cache'?)"
     """
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
     hint = (
         f"did you mean {close[0]!r}?" if close else "passed to the script as an input, or ignored"
     )
-    return f"unknown key {key!r} in {kind} entry ({hint})"
+    return f"unknown key {key!r} in {where} ({hint})"
 
 
 def _text(value: Any) -> str:

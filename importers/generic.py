@@ -51,7 +51,7 @@ from typing import Any
 from ckg.records import Dependency, Edge, Node, Problem, Records
 from importers.cmlike import derived_uid
 from importers.detect import detect_formats
-from importers.loaders import Loaded, digest, json_text, load_mapping, relpath
+from importers.loaders import Loaded, digest, isolated, json_text, load_mapping, relpath
 from importers.papers import paper_uid
 
 PACKAGE_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py")
@@ -95,7 +95,8 @@ def read(root: Path, source_uid: str, files: list[Path] | None = None) -> Record
     wanted = set(groups) if files is None else {_owner(Path(f), roots) for f in files}
     records = Records()
     for folder in sorted(wanted & set(groups)):
-        _Project(root, source_uid, folder, sorted(groups[folder]), records).read()
+        project = _Project(root, source_uid, folder, sorted(groups[folder]))
+        isolated(records, relpath(folder, root), project.read)
     return records
 
 
@@ -110,8 +111,9 @@ def _owner(path: Path, roots: set[Path]) -> Path:
 class _Project:
     """Reads the files of one project root into one artifact (kept small by splitting steps)."""
 
-    def __init__(self, root: Path, source_uid: str, folder: Path, files: list[Path], out: Records):
-        self.root, self.folder, self.files, self.out = root, folder, files, out
+    def __init__(self, root: Path, source_uid: str, folder: Path, files: list[Path]):
+        self.root, self.folder, self.files = root, folder, files
+        self.out = Records()
         self.rel = relpath(folder, root)
         self.source_uid = source_uid
         self.uid = derived_uid(source_uid, self.rel)
@@ -121,26 +123,20 @@ class _Project:
         self.raws: list[bytes] = []
         self.positions: dict[tuple[str, str], int] = defaultdict(int)
 
-    def read(self) -> None:
+    def read(self, out: Records) -> None:
+        self.out = out
         by_name = {f.name.lower(): f for f in self.files if f.parent == self.folder}
-        if "pyproject.toml" in by_name:
-            self._pyproject(by_name["pyproject.toml"])
-        if "setup.cfg" in by_name and "name" not in self.meta:
-            self._setup_cfg(by_name["setup.cfg"])
-        if "setup.py" in by_name and "name" not in self.meta:
-            self._setup_py(by_name["setup.py"])
+        for name, reader in (
+            ("pyproject.toml", self._pyproject),
+            ("setup.cfg", self._setup_cfg),
+            ("setup.py", self._setup_py),
+        ):
+            if name in by_name and (name == "pyproject.toml" or "name" not in self.meta):
+                self._guarded(reader, by_name[name])
         for f in self.files:
-            low = f.name.lower()
-            if low.startswith("requirements") and low.endswith(".txt"):
-                self._requirements(f)
-            elif low in ("environment.yml", "environment.yaml"):
-                self._environment(f)
-            elif low.startswith("dockerfile") or low.endswith(".dockerfile"):
-                self._dockerfile(f)
-            elif low == "citation.cff":
-                self._citation(f)
-            elif low.startswith("readme") and f.parent == self.folder:
-                self._readme(f)
+            reader = self._reader_for(f)
+            if reader is not None:
+                self._guarded(reader, f)
         notebooks = [relpath(f, self.root) for f in self.files if f.suffix.lower() == ".ipynb"]
         read_files = [
             relpath(f, self.root) for f in self.files if not f.name.lower().startswith("readme")
@@ -148,6 +144,32 @@ class _Project:
         if not (read_files or self.papers):
             return  # a README without paper links says nothing about a project
         self._emit(notebooks, read_files)
+
+    def _reader_for(self, f: Path):
+        low = f.name.lower()
+        if low.startswith("requirements") and low.endswith(".txt"):
+            return self._requirements
+        if low in ("environment.yml", "environment.yaml"):
+            return self._environment
+        if low.startswith("dockerfile") or low.endswith(".dockerfile"):
+            return self._dockerfile
+        if low == "citation.cff":
+            return self._citation
+        if low.startswith("readme") and f.parent == self.folder:
+            return self._readme
+        return None
+
+    def _guarded(self, reader, path: Path) -> None:
+        """Read one file; a file whose shape is odd costs one warning and adds nothing."""
+        deps, papers = len(self.deps), dict(self.papers)
+        try:
+            reader(path)
+        except (AttributeError, TypeError, ValueError, KeyError) as e:
+            del self.deps[deps:]
+            self.papers = papers
+            self.out.warnings.append(
+                Problem(relpath(path, self.root), f"unexpected structure: {e}")
+            )
 
     def _emit(self, notebooks: list[str], read_files: list[str]) -> None:
         name = self.meta.get("name")

@@ -13,13 +13,14 @@ import hashlib
 import json
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ckg.records import Problem
+from ckg.records import Problem, Records
 
 try:
     from yaml import CSafeLoader as _Loader
@@ -165,3 +166,24 @@ def load_mapping(path: Path, root: Path) -> Loaded | Problem:
 def json_text(value: Any) -> str:
     """Compact JSON of nested meta for a graph property (dates and other odd values as str)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def isolated(out: Records, rel: str, read: Callable[[Records], None]) -> None:
+    """Run ``read`` (one artifact's reader) so that an odd shape costs one warning, not the source.
+
+    A meta can be valid YAML and still put a string where a mapping belongs; ``read`` writes
+    into a scratch :class:`Records`, merged into ``out`` only when it finished, so no
+    half-read artifact is left behind.
+
+    >>> out = Records()
+    >>> isolated(out, "a/_cm.yaml", lambda r: "text".get("deps"))
+    >>> str(out.warnings[0])
+    "a/_cm.yaml: unexpected structure: 'str' object has no attribute 'get'"
+    """
+    scratch = Records()
+    try:
+        read(scratch)
+    except (AttributeError, TypeError, ValueError, KeyError) as e:
+        out.warnings.append(Problem(rel, f"unexpected structure: {e}"))
+    else:
+        out.extend(scratch)

@@ -181,6 +181,17 @@ def test_ck_malformed_meta_json_gives_one_warning_and_the_rest_is_read(tmp_path)
     assert len(entries(records)) == 4
 
 
+def test_ck_descriptor_of_odd_shape_costs_one_warning(tmp_path):
+    root = ck_tree(tmp_path)
+    write(root / ".ckr.json", '{"data_alias": "r", "dict": ["not", "a", "mapping"]}')
+    records = ck.read(root, "s")
+    assert [w.message.split(":")[0] for w in records.warnings if w.path == ".ckr.json"] == [
+        "unexpected structure"
+    ]
+    assert [a for a in (n.props for n in records.nodes) if a["kind"] == "repo"] == []
+    assert len(entries(records)) == 4
+
+
 def test_ck_entry_without_any_uid_gets_a_derived_one_and_a_warning(tmp_path):
     root = tmp_path / "r"
     write(root / "soft" / "lone" / ".cm" / "meta.json", '{"tags": ["lone"]}')

@@ -169,6 +169,19 @@ def test_generic_malformed_pyproject_and_environment_warn_with_line(tmp_path):
     assert (art["kind"], art["alias"]) == ("project", "p")
 
 
+def test_generic_file_of_odd_shape_costs_one_warning_not_the_project(tmp_path):
+    root = tmp_path / "p"
+    write(root / "pyproject.toml", 'project = "not a table"\n')
+    write(root / "CITATION.cff", "- just\n- a list\n")
+    write(root / "requirements.txt", "requests\n")
+    records = generic.read(root, "g")
+    assert sorted((w.path, w.message) for w in records.warnings) == [
+        ("CITATION.cff", "top level is not a mapping"),
+        ("pyproject.toml", "unexpected structure: 'str' object has no attribute 'get'"),
+    ]
+    assert [d.tags for d in records.dependencies] == [["python-package", "requests"]]
+
+
 def test_generic_ignores_a_bare_readme_and_files_inside_cm_scripts(tmp_path):
     root = tmp_path / "cm-repo"
     write(root / "README.md", "A CM repository.\n")
