@@ -9,6 +9,8 @@ from ckg.errors import CycleError, UsageError
 from ckg.plan import build_plan, load_graph
 from ckg.plan.guards import blocked_by, key_matches
 from ckg.plan.variations import VariationError, choose
+from ckg.resolve import resolve
+from importers import cm
 
 
 def art(uid, alias=None, **meta):
@@ -283,3 +285,129 @@ def test_plan_renders_as_json_and_dot():
     data = json.loads(json.dumps(plan.to_dict()))
     assert data["steps"][0]["id"] == "detect-os" and "meta" not in data["steps"][0]
     assert '"app _cpu" -> "report" [label="post_deps"];' in plan.to_dot()
+
+
+# --- the real cm4mlops corpus -------------------------------------------------------------
+
+_CORPUS_ROWS: dict = {}
+
+
+def corpus_rows(corpora, *, full=True):
+    """cm4mlops through the real CM importer and resolver: (artifacts, edges, unresolved).
+
+    ``full`` rows carry every DEPENDS_ON property, as records do; otherwise only ``src``,
+    ``dst`` and ``entry``, as the store query returns them.
+    """
+    if corpora not in _CORPUS_ROWS:
+        records = cm.read(corpora / "cm4mlops", "cm4mlops")
+        arts = [n.props for n in records.nodes if n.label == "Artifact"]
+        keys = ("uid", "alias", "kind", "tags", "variations", "source_uid")
+        resolutions = resolve(records.dependencies, [{k: a[k] for k in keys} for a in arts])
+        _CORPUS_ROWS[corpora] = (arts, resolutions)
+    arts, resolutions = _CORPUS_ROWS[corpora]
+    edges, unresolved = [], []
+    for r in resolutions:
+        d = r.dependency
+        props = {"entry": r.entry}
+        if full:
+            props |= {
+                f: getattr(d, f)
+                for f in (
+                    "kind",
+                    "position",
+                    "tags",
+                    "names",
+                    "guard",
+                    "via_variation",
+                    "version",
+                    "version_min",
+                    "version_max",
+                )
+            }
+        edges += [{"src": d.artifact_uid, "dst": m, **props} for m in r.matches]
+        if not r.matches:
+            unresolved.append({"src": d.artifact_uid, **props})
+    return arts, edges, unresolved
+
+
+def plan_corpus(corpora, alias, *, full=True, **kw):
+    arts, edges, unresolved = corpus_rows(corpora, full=full)
+    uid = next(a["uid"] for a in arts if a["alias"] == alias)
+    return build_plan(load_graph(arts, edges, unresolved), uid, **kw)
+
+
+def aliases(plan):
+    return {s.alias for s in plan.steps}
+
+
+def test_cuda_dependencies_appear_only_with_use_cuda(corpora):
+    cpu = plan_corpus(corpora, "app-image-classification-onnx-py")
+    gpu = plan_corpus(corpora, "app-image-classification-onnx-py", env={"USE_CUDA": "yes"})
+    assert {"get-cuda", "get-cudnn"} <= aliases(gpu) - aliases(cpu)
+    assert "get-generic-python-lib _onnxruntime" in ids(cpu)
+    assert "get-generic-python-lib _onnxruntime_gpu" in ids(gpu)
+    assert "get-generic-python-lib _onnxruntime" not in ids(gpu)  # skip_if_env USE_CUDA
+    assert ids(cpu)[-1] == "app-image-classification-onnx-py _cpu"
+    assert {
+        "step": "app-image-classification-onnx-py _cpu",
+        "kind": "deps",
+        "tags": ["get", "cuda"],
+        "why": "enable_if_env {'USE_CUDA': [True]}",
+    } in cpu.skipped
+
+
+def test_cuda_variation_sets_use_cuda_for_the_guards(corpora):
+    plan = plan_corpus(corpora, "app-image-classification-onnx-py", variations=["cuda"])
+    assert plan.steps[-1].variations == ["cuda"]
+    assert "get-cuda" in aliases(plan)
+
+
+def test_every_dependency_comes_before_its_dependant(corpora):
+    plan = plan_corpus(corpora, "app-image-classification-onnx-py")
+    position = {s.id: i for i, s in enumerate(plan.steps)}
+    for step in plan.steps:
+        assert all(position[before] < position[step.id] for before in step.after)
+    extract = plan.step("extract-file")  # a posthook_dep runs after its caller
+    assert extract.needed_by[0]["kind"] == "posthook_deps"
+    assert position[extract.id] > position[extract.needed_by[0]["step"]]
+
+
+def test_openssl_cycle_is_static_only_until_guards_make_it_real(corpora):
+    arts, edges, unresolved = corpus_rows(corpora)
+    graph = load_graph(arts, edges, unresolved)
+    alias = {a["uid"]: a["alias"] for a in arts}
+    get, install = (
+        next(u for u, a in alias.items() if a == n) for n in ("get-openssl", "install-openssl")
+    )
+    assert nx.has_path(graph, get, install) and nx.has_path(graph, install, get)
+    # get-openssl's own env forces CM_REQUIRE_INSTALL=no: install-openssl is not planned
+    assert ids(build_plan(graph, get)) == ["get-openssl"]
+    # one value everywhere turns one of the two guards off, whichever it is
+    assert ids(build_plan(graph, get, env={"CM_REQUIRE_INSTALL": "yes"}))[-2:] == [
+        "install-openssl",
+        "get-openssl",
+    ]
+    assert "get-openssl" in ids(build_plan(graph, install))
+    # install required at get-openssl (as its customize.py decides) but not at install-openssl:
+    env = {"get-openssl:CM_REQUIRE_INSTALL": "yes", "install-openssl:CM_REQUIRE_INSTALL": "no"}
+    with pytest.raises(CycleError, match="get-openssl -> install-openssl -> get-openssl"):
+        build_plan(graph, get, env=env)
+
+
+def test_largest_script_plans_without_cycles_and_reports_ambiguity(corpora):
+    plan = plan_corpus(corpora, "app-mlperf-inference")
+    assert len(plan.steps) > 30
+    # get-llvm's post_deps get-compiler-flags skips get,compiler once llvm exported
+    # CM_C_COMPILER_*: without that, get-llvm -> get-compiler-flags -> get-llvm is a cycle
+    assert "get-compiler-flags" in aliases(plan)
+    compiler = [a for a in plan.ambiguous if a["tags"] == ["get", "compiler"]]
+    assert compiler and compiler[0]["chosen"] == "get-llvm"  # lowest meta `sort`
+    assert set(compiler[0]["matched"]) == {"get-llvm", "get-gcc", "get-cl"}
+
+
+def test_entries_read_from_metas_plan_like_full_records(corpora):
+    for alias in ("app-image-classification-onnx-py", "app-mlperf-inference"):
+        full = plan_corpus(corpora, alias)
+        lean = plan_corpus(corpora, alias, full=False)
+        assert ids(lean) == ids(full)
+        assert [s["tags"] for s in lean.skipped] == [s["tags"] for s in full.skipped]

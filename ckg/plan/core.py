@@ -21,9 +21,9 @@ from functools import lru_cache
 import networkx as nx
 
 from ckg.errors import CycleError, UsageError
-from ckg.plan.guards import blocked_by, parse_guard
+from ckg.plan.guards import GUARD_KEYS, blocked_by, parse_guard
 from ckg.plan.model import AFTER_KINDS, KIND_ORDER, Plan, Step
-from ckg.plan.variations import VariationError, apply, choose, merge_adr
+from ckg.plan.variations import VariationError, apply, choose, merge_adr, static_name
 
 # Keys CM keeps to one script: not handed down to its dependencies (``local_env_keys``).
 LOCAL_ENV_KEYS = tuple(
@@ -48,12 +48,42 @@ LOCAL_ENV_KEYS = tuple(
 )
 
 
-def _as_list(value) -> list:
+def _as_list(value) -> list[str]:
     if value is None or value == "":
         return []
     if isinstance(value, str):
         return [t.strip() for t in value.split(",") if t.strip()]
-    return list(value)
+    return [str(t).strip() for t in value if str(t).strip()]
+
+
+def entry_from_meta(meta: Mapping, entry_id: str) -> dict:
+    """The properties of a dependency entry, read from its artifact's meta by entry id.
+
+    The id is ``uid#kind#via_variation#position`` (:func:`ckg.resolve.entry_id`); the
+    entry is ``meta[kind][position]``, or ``meta["variations"][via][kind][position]``.
+    An id that points nowhere in the meta gives an entry without tags or guards.
+
+    >>> meta = {"variations": {"cuda": {"deps": [{"tags": "get,cuda", "names": "cuda"}]}}}
+    >>> e = entry_from_meta(meta, "abc#deps#cuda#0")
+    >>> e["kind"], e["via_variation"], e["tags"], e["names"]
+    ('deps', 'cuda', ['get', 'cuda'], ['cuda'])
+    """
+    _, kind, rest = entry_id.split("#", 2)
+    via, _, position = rest.rpartition("#")
+    section = meta if not via else (meta.get("variations") or {}).get(via) or {}
+    entries = section.get(kind) if isinstance(section, Mapping) else None
+    index = int(position) if position.isdigit() else -1
+    raw = entries[index] if isinstance(entries, list) and 0 <= index < len(entries) else {}
+    raw = raw if isinstance(raw, Mapping) else {}
+    return {
+        "kind": kind,
+        "position": max(index, 0),
+        "via_variation": via,
+        "tags": raw.get("tags") or [],
+        "names": raw.get("names") or [],
+        "guard": {k: raw[k] for k in GUARD_KEYS if k in raw},
+        **{k: str(raw[k]) for k in ("version", "version_min", "version_max") if raw.get(k)},
+    }
 
 
 def load_graph(
@@ -69,9 +99,11 @@ def load_graph(
     edges : iterable of mapping
         One per ``DEPENDS_ON`` relationship: ``src``, ``dst`` and its properties
         (``kind``, ``position``, ``tags``, ``names``, ``guard``, ``via_variation``, ``entry``,
-        ``version``, ``version_min``, ``version_max``).
+        ``version``, ``version_min``, ``version_max``). A row with only ``src``, ``dst``
+        and ``entry`` is completed from the meta of ``src`` (:func:`entry_from_meta`).
     unresolved : iterable of mapping
-        One per ``UnresolvedDependency`` reached by ``NEEDS``: ``src`` and its properties.
+        One per ``UnresolvedDependency`` reached by ``NEEDS``: ``src`` and its properties,
+        or ``src`` and ``entry`` only.
 
     Returns
     -------
@@ -100,6 +132,8 @@ def load_graph(
         src = row["src"]
         if src not in graph:
             continue
+        if "kind" not in row:
+            row = {**entry_from_meta(meta_of(graph, src), row["entry"]), **row}
         kind = row.get("kind") or "deps"
         via = row.get("via_variation") or ""
         position = int(row.get("position") or 0)
@@ -126,7 +160,7 @@ def load_graph(
     for _, data in graph.nodes(data=True):
         data["entries"] = sorted(
             data["entries"].values(),
-            key=lambda e: (KIND_ORDER.get(e["kind"], 0), e["via_variation"] != "", e["position"]),
+            key=lambda e: (KIND_ORDER.get(e["kind"], 0), e["via_variation"], e["position"]),
         )
     return graph
 
@@ -267,7 +301,7 @@ class _Planner:
         handed = _hand_down(env, meta)
         produced = dict.fromkeys(assumed)  # an ordered set of key patterns
         ran = False
-        for entry in data["entries"]:
+        for entry in _in_cm_order(data["entries"], declared, names):
             if entry["kind"] in AFTER_KINDS and not ran:
                 self.rank[step.id], ran = len(self.rank), True
                 produced.update(dict.fromkeys(_patterns(step.new_env_keys)))
@@ -385,6 +419,20 @@ class _Planner:
         for owner in sorted(set(self.per_step) - self.used_overrides):
             self.plan.warnings.append(f"--env {owner}:...: no step {owner!r} in this plan")
         return self.plan
+
+
+def _in_cm_order(entries: list[dict], declared: Mapping, names: list[str]) -> list[dict]:
+    """Entries as CM runs them: by kind, the meta's own first, then each variation's in
+    the order the variations were chosen (combinations last), each list by position."""
+    if not names:
+        return entries
+    turn = {static_name(n, declared): i for i, n in enumerate(names)}
+
+    def key(entry):
+        via = entry["via_variation"]
+        return (KIND_ORDER.get(entry["kind"], 0), turn.get(via, len(turn)) if via else -1)
+
+    return sorted(entries, key=key)  # stable: positions stay in order within each list
 
 
 def _reason(caller) -> str:
