@@ -101,6 +101,12 @@ class KnowledgeGraph:
 
         return queries.run(self, name, params)
 
+    def plan(self, target: str, variations=(), env: dict | None = None):
+        """The ordered steps that run ``target``, guards evaluated (:func:`ckg.plan.plan`)."""
+        from ckg.plan import plan
+
+        return plan(self, target, variations, env)
+
 
 def open(db: str | None = None, *, home: str | Path | None = None) -> KnowledgeGraph:  # noqa: A001
     """Open ckg's graph: ``embedded`` (default) or a Neo4j URI, schema ensured.

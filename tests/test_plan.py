@@ -1,10 +1,13 @@
 """The planner: guards, variations, environment, cycles and order (ckg.plan)."""
 
+import contextlib
 import json
+import sys
 
 import networkx as nx
 import pytest
 
+from ckg.cli import main
 from ckg.errors import CycleError, UsageError
 from ckg.plan import build_plan, load_graph
 from ckg.plan.guards import blocked_by, key_matches
@@ -411,3 +414,57 @@ def test_entries_read_from_metas_plan_like_full_records(corpora):
         lean = plan_corpus(corpora, alias, full=False)
         assert ids(lean) == ids(full)
         assert [s["tags"] for s in lean.skipped] == [s["tags"] for s in full.skipped]
+
+
+# --- from the graph store, and the command line -------------------------------------------
+
+
+@pytest.fixture
+def cli_on(kg, monkeypatch):
+    """Run ``ckg ARGS`` through the console entry point against the ``kg`` fixture's store."""
+    monkeypatch.setattr("ckg.cli.plan.open_graph", lambda: contextlib.nullcontext(kg))
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["ckg", *args])
+        try:
+            main()
+        except SystemExit as exc:
+            return exc.code
+        return 0
+
+    return run
+
+
+def test_plan_from_the_store_matches_the_pure_plan(kg, corpora, cli_on, capsys):
+    kg.ingest(corpora / "cm4mlops", name="cm4mlops")
+    target = "app-image-classification-onnx-py"
+    stored = kg.plan(target, env={"USE_CUDA": "yes"})
+    pure = plan_corpus(corpora, target, env={"USE_CUDA": "yes"})
+    assert ids(stored) == ids(pure)
+    assert [s["why"] for s in stored.skipped] == [s["why"] for s in pure.skipped]
+    cuda = stored.step("get-cuda")
+    assert (cuda.path, cuda.kind, cuda.format) == ("script/get-cuda", "script", "cm")
+    assert cuda.meta["alias"] == "get-cuda" and cuda.source_uid
+    # tags name a target too, and `_name` tags in them are its variations
+    by_tags = kg.plan("app,image-classification,onnx,python,_cuda")
+    assert by_tags.steps[-1].variations == ["cuda"] and "get-cuda" in aliases(by_tags)
+
+    assert cli_on("plan", target, "--env", "USE_CUDA=yes") == 0
+    out = capsys.readouterr().out
+    assert f"get-cuda _toolkit dependency of {target} _cpu via deps tags=get,cuda" in " ".join(
+        out.split()
+    )
+    assert cli_on("plan", target, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["steps"][-1]["reason"] == "target"
+    assert cli_on("plan", target, "--dot") == 0
+    assert capsys.readouterr().out.startswith("digraph plan {")
+
+    for args, message in [
+        (["no-such-script"], "unknown target 'no-such-script'"),
+        ([target, "--var", "tpu"], "variation 'tpu' is not declared by " + target),
+        ([target, "--env", "USE_CUDA"], "--env expects NAME=VALUE"),
+        ([target, "--json", "--dot"], "--json and --dot are exclusive"),
+    ]:
+        assert cli_on("plan", *args) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1

@@ -74,6 +74,7 @@ def find_target(store, target: str) -> tuple[str, list[str]]:
     if not plain:
         raise UsageError(f"target {target!r} names no artifact, only variations")
     rows = store.run(FIND_BY_NAME, {"name": plain[0]}) if len(plain) == 1 else []
+    rows = [r for r in rows if r["uid"] == plain[0]] or rows  # a uid wins over an alias
     if not rows:
         rows = store.run(FIND_BY_TAGS, {"tags": plain})
     if not rows:
