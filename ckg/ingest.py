@@ -32,7 +32,7 @@ from ckg.records import Dependency, Edge, Node, Problem, Records
 from ckg.store.base import BATCH_SIZE
 from importers.sources import Limits, kind_of, open_source, source_uid, walk_files
 
-FORMATS = ("cm", "mlc", "ck", "generic")
+FORMATS = ("cm", "mlc", "ck", "ckg", "generic")
 MANIFEST_VERSION = 1
 #: Fields of a dependency entry kept on its DEPENDS_ON edges and UnresolvedDependency node.
 DEP_FIELDS = (
@@ -750,6 +750,8 @@ def _count_resolution(kg, summary: IngestSummary) -> None:
         "RETURN a.alias AS alias, u.uid AS entry, u.tags AS tags",
         {"s": summary.uid},
     )
+    for item in ambiguous.values():
+        item["candidates"].sort()
     summary.unresolved = [
         {**row, "status": "missing", "candidates": []} for row in missing
     ] + sorted(ambiguous.values(), key=lambda item: item["entry"])
