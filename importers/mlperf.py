@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ckg.records import Node, Problem
+from ckg.values import parse_unit
 from importers.published import ResultRecords, Row, build
 
 #: MLPerf inference benchmark model -> (task, reference dataset), from the MLPerf rules.
@@ -75,6 +76,8 @@ _FINGERPRINT = (
     "framework",
 )
 _CM_KEYS = {"Organization", "Scenario", "Model"}
+#: Canonical unit of a record's Result -> the metric it is.
+_RESULT_METRIC = {"1/s": "Throughput", "s": "Latency", "W": "Power", "J": "Energy"}
 _SUMMARY = {
     # mlperf_log_summary.txt line -> (metric label, unit)
     "Samples per second": ("Samples/s", "samples/s"),
@@ -199,8 +202,10 @@ def _cm_rows(records: list[dict], path: str, out: ResultRecords) -> Iterator[Row
             unit = unit or _CM_UNITS.get(field, "")
             label = field
             if field == "Result":
-                label = rec.get(unit_field) or rec.get("Units") or "Result"
                 unit = unit or str(rec.get("Units") or "")
+                # The unit says what Result measures: Samples/s, Queries/s, ms, Watts.
+                stated = parse_unit(unit)
+                label = _RESULT_METRIC.get(stated.canonical if stated else "", unit or "Result")
             yield Row(
                 path,
                 where,

@@ -138,7 +138,7 @@ def graph(kg, tmp_path):
     (tmp_path / "papers.csv").write_text(TABLE)
     (tmp_path / "cm-result.json").write_text(json.dumps(MLPERF))
     report = kg.import_results([tmp_path / "papers.csv", tmp_path / "cm-result.json"])
-    assert report.results == 4 + 10
+    assert report.results == 4 + 8
     records = Records(
         nodes=[
             Node("Source", "s1", {"uid": "s1", "location": "https://github.com/acme/bert-repro"}),
