@@ -36,13 +36,13 @@ SUBGRAPH = (
     "WITH collect(t) AS seen, collect(t) AS frontier"
     + _LEVEL * LEVELS
     + """
-WITH seen, [x IN frontier | x.uid] AS left
+WITH seen, [x IN frontier | x.uid] AS unexplored
 UNWIND seen AS a
 OPTIONAL MATCH (a)-[d:DEPENDS_ON]->(b:Artifact)
-WITH a, left, collect([d.entry, b.uid]) AS deps
+WITH a, unexplored, collect([d.entry, b.uid]) AS deps
 OPTIONAL MATCH (a)-[:NEEDS]->(u:UnresolvedDependency)
 RETURN a.uid AS uid, a.alias AS alias, a.kind AS kind, a.format AS format, a.path AS path,
-       a.source_uid AS source_uid, a.tags AS tags, a.meta AS meta, deps, left,
+       a.source_uid AS source_uid, a.tags AS tags, a.meta AS meta, deps, unexplored,
        collect(u.uid) AS needs
 """
 )
@@ -103,11 +103,11 @@ def fetch_subgraph(store, uid: str) -> tuple[list[dict], list[dict], list[dict]]
     while start:
         left: set[str] = set()
         for row in store.run(SUBGRAPH, {"uids": start}):
-            left.update(row["left"] or [])
+            left.update(row["unexplored"] or [])
             if row["uid"] in seen:
                 continue
             seen.add(row["uid"])
-            artifacts.append({k: row[k] for k in row if k not in ("deps", "needs", "left")})
+            artifacts.append({k: row[k] for k in row if k not in ("deps", "needs", "unexplored")})
             src = row["uid"]
             edges += [{"src": src, "entry": e, "dst": d} for e, d in row["deps"] if e and d]
             unresolved += [{"src": src, "entry": e} for e in row["needs"] if e]
