@@ -33,6 +33,8 @@ from ckg.store.base import BATCH_SIZE
 from importers.sources import Limits, kind_of, open_source, source_uid, walk_files
 
 FORMATS = ("cm", "mlc", "ck", "ckg", "generic")
+#: The importer module of a format, where its name differs (``importers.<module>.read``).
+IMPORTERS = {"ckg": "ckgyaml"}
 MANIFEST_VERSION = 1
 #: Fields of a dependency entry kept on its DEPENDS_ON edges and UnresolvedDependency node.
 DEP_FIELDS = (
@@ -282,7 +284,8 @@ class _Reader:
                 self.report("files", done, total)
             gone = [r for r, u in old_units.items() if u["fmt"] == fmt and r not in self.units]
             if self.old is None:
-                self._parse(fmt, list(files) or None, full=True)
+                if files:
+                    self._parse(fmt, list(files), full=True)
             elif to_parse or gone:
                 self._parse_changed(fmt, to_parse, gone, old_units)
             else:
@@ -344,7 +347,7 @@ class _Reader:
         self._absorb(fmt, records, self._units_of(fmt))
 
     def _import(self, fmt, files) -> Records:
-        module = importlib.import_module(f"importers.{fmt}")
+        module = importlib.import_module(f"importers.{IMPORTERS.get(fmt, fmt)}")
         return module.read(self.root, self.uid, files)
 
     def _units_of(self, fmt) -> list[str]:
