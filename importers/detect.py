@@ -23,6 +23,7 @@ MLC_META = ("meta.json", "meta.yaml")
 CM_DESCRIPTOR = "cmr.yaml"
 CK_DESCRIPTOR = ".ckr.json"
 MLC_DESCRIPTOR = "meta.yaml"
+CKG_META = "ckg.yaml"  # ckg's own workflow format (importers.ckgyaml)
 GENERIC_NAMES = frozenset(
     {"pyproject.toml", "setup.py", "setup.cfg", "environment.yml", "environment.yaml"}
     | {"citation.cff"}
@@ -64,7 +65,7 @@ def detect_formats(root: Path) -> dict[str, list[Path]]:
     {'cm': ['script/hello/_cm.yaml']}
     """
     root = Path(root)
-    found: dict[str, list[str]] = {"cm": [], "mlc": [], "ck": [], "generic": []}
+    found: dict[str, list[str]] = {"cm": [], "mlc": [], "ck": [], "ckg": [], "generic": []}
     artifact_dirs: set[str] = set()
     mlc_candidates: dict[str, list[str]] = {}  # folder -> its meta.yaml/json file names
     for dirpath, dirnames, filenames in os.walk(root):
@@ -73,6 +74,9 @@ def detect_formats(root: Path) -> dict[str, list[Path]]:
         cm = [n for n in CM_META if n in names]
         if cm:
             found["cm"].extend(os.path.join(dirpath, n) for n in cm)
+            artifact_dirs.add(dirpath)
+        if CKG_META in names:
+            found["ckg"].append(os.path.join(dirpath, CKG_META))
             artifact_dirs.add(dirpath)
         if CM_DESCRIPTOR in names:
             found["cm"].append(os.path.join(dirpath, CM_DESCRIPTOR))

@@ -117,5 +117,7 @@ def test_malformed_result_file_names_the_file(tmp_path):
 
 
 def test_canonical_metrics_map_names_through_the_registry():
-    mapped = canonical_metrics({"Accuracy": (0.9, ""), "Samples/s": (10.0, "1/s")})
-    assert mapped == {"accuracy": (0.9, ""), "throughput": (10.0, "1/s")}
+    mapped = canonical_metrics(
+        {"Accuracy": (0.9, ""), "Samples/s": (10.0, "1/s"), "Result": (5.0, "Samples/s")}
+    )
+    assert mapped == {"accuracy": (0.9, ""), "throughput": (5.0, "Samples/s")}

@@ -248,12 +248,16 @@ def metrics_of(data) -> dict[str, tuple[float, str]]:
 
 
 def canonical_metrics(raw: dict[str, tuple[float, str]]) -> dict[str, tuple[float, str]]:
-    """``raw`` with names mapped through the metric registry; units stay as written."""
+    """``raw`` with names mapped through the metric registry; units stay as written.
+
+    A name the registry does not know whose unit names a metric (CM's ``Result`` with
+    ``Result_Units: Samples/s``) takes that metric's name.
+    """
     from ckg import metrics
 
     mapped = {}
     for name, (value, unit) in raw.items():
-        metric = metrics.resolve(name)
+        metric = metrics.get(name) or (unit and metrics.get(unit)) or metrics.resolve(name)
         mapped[metric.name] = (value, unit)
     return mapped
 

@@ -35,7 +35,8 @@ UNWIND $uids AS u
 MATCH (a:Artifact {uid: u})
 OPTIONAL MATCH (s:Source)-[:CONTAINS]->(a)
 RETURN a.uid AS uid, a.digest AS digest, a.format AS format, a.path AS path,
-       s.uid AS source_uid, s.kind AS source_kind, s.location AS location, s.root AS root
+       s.uid AS source_uid, s.kind AS source_kind, s.location AS location, s.root AS root,
+       s.ref AS ref, s.digest AS source_digest
 """
 
 
@@ -133,6 +134,7 @@ class _Runner:
         self.cache_keys: dict[str, str] = {}
         self.exports: dict[str, dict] = {}
         self.store_ok = True
+        self.roots: dict[tuple, str] = {}
 
     def go(self) -> Report:
         from ckg.plan import plan as make_plan
@@ -207,10 +209,26 @@ class _Runner:
         if not root and info.get("source_kind") == "dir":
             root = info.get("location")
         if not root:
-            raise RunFailed(
-                f"{step.alias}: its source {step.source_uid} has no local copy; ingest it again"
-            )
+            root = self._source_root(step, info)
         return Path(root) / (step.path or "")
+
+    def _source_root(self, step, info: dict) -> str:
+        """The local copy of a Git or archive source: its clone or extraction cache, which
+        ingest filled; refused when the content is no longer what was ingested."""
+        from importers.sources import open_source
+
+        if not info.get("location"):
+            raise RunFailed(f"{step.alias}: no source recorded for it; ingest it again")
+        key = (info["location"], info.get("ref") or "")
+        if key not in self.roots:
+            tree = open_source(info["location"], ref=key[1] or None, cache=self.home / "cache")
+            if info.get("source_digest") and tree.digest != info["source_digest"]:
+                raise RunFailed(
+                    f"{step.alias}: {info['location']} changed since it was ingested; "
+                    "ingest it again"
+                )
+            self.roots[key] = str(tree.root)
+        return self.roots[key]
 
     def _experiment_node(self, step, points: list[dict]) -> Node:
         return Node(
@@ -274,7 +292,7 @@ class _Runner:
         return result
 
     def _run_dependency(self, step, dep_env: dict, used: list[str], report: Report) -> dict:
-        key = self._cache_key(step, {}, dep_env)
+        key = self._cache_key(step, {})
         if step.id in self.exports and self.cache_keys.get(step.id) == key:
             report.cached_steps += 1
             return self.exports[step.id]
@@ -305,7 +323,7 @@ class _Runner:
         return exported
 
     def _run_target(self, step, point: dict, dep_env: dict, used: list[str], report: Report):
-        key = self._cache_key(step, point, dep_env)
+        key = self._cache_key(step, point)
         repeat = self.options.repeat
         warmup = self.options.warmup if self.options.warmup is not None else int(repeat > 1)
         _, _, result = self._execute_and_record(
@@ -387,18 +405,20 @@ class _Runner:
         )
         return status, exported, result
 
-    def _cache_key(self, step, params: dict, dep_env: dict) -> str:
+    def _cache_key(self, step, params: dict) -> str:
         info = self.infos.get(step.uid, {})
+        # The env a caller hands down changes with every caller; only the keys the step
+        # itself declares (and the user's --env) decide what it produces, as in CM's cache.
+        declared = _declared_env(step.meta)
         parts = [
             info.get("digest") or "",
             step.uid,
             sorted(step.variations),
-            step.env,
+            {k: v for k, v in step.env.items() if k in declared or k in self.global_env},
             params,
             self.global_env,
             self.platform.key,
             sorted(self.cache_keys.get(a, a) for a in step.after),
-            dep_env,
         ]
         text = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -432,6 +452,18 @@ def _parameters(step) -> set[str]:
     names = set(meta.get("default_env") or {}) | set(meta.get("env") or {})
     names |= set((meta.get("input_mapping") or {}).values())
     return names
+
+
+def _declared_env(meta: dict) -> set[str]:
+    """Env keys a script's meta sets or maps inputs to, its variations' included."""
+    sections = [meta, *((meta.get("variations") or {}).values())]
+    keys: set[str] = set()
+    for section in sections:
+        if isinstance(section, dict):
+            for name in ("default_env", "env"):
+                keys |= set(section.get(name) or {})
+    keys |= set((meta.get("input_mapping") or {}).values())
+    return keys
 
 
 def _figures(outcomes: list[Outcome], energies, reported: list[dict]) -> list[Figure]:

@@ -1,0 +1,238 @@
+"""The runner end to end on a real graph: CM scripts and ckg.yaml workflows ingested from
+folders made here, executed as real subprocesses, measured and recorded."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ckg.errors import RunFailed, UsageError
+from ckg.run import journal
+
+
+def _script(root: Path, alias: str, meta: str, run_sh: str | None) -> None:
+    folder = root / "script" / alias
+    folder.mkdir(parents=True)
+    (folder / "_cm.yaml").write_text(textwrap.dedent(meta))
+    if run_sh is not None:
+        (folder / "run.sh").write_text("#!/bin/bash\n" + textwrap.dedent(run_sh))
+
+
+@pytest.fixture
+def scripts(tmp_path):
+    """A CM repository: app depends on get-tool; get-tool exports CM_TOOL_* via run.sh."""
+    root = tmp_path / "repo"
+    (root).mkdir()
+    (root / "cmr.yaml").write_text("alias: test-repo\nuid: 0000000000000001\n")
+    counter = tmp_path / "tool-runs"
+    _script(
+        root,
+        "get-tool",
+        """
+        alias: get-tool
+        uid: 1000000000000001
+        automation_alias: script
+        tags: [get, tool]
+        default_env: {CM_TOOL_FAIL: "no"}
+        new_env_keys: [CM_TOOL_*]
+        """,
+        f"""
+        echo x >> {counter}
+        if [ "$CM_TOOL_FAIL" = "yes" ]; then echo broken >&2; exit 4; fi
+        echo "CM_TOOL_BIN=$PWD/tool" > tmp-run-env.out
+        """,
+    )
+    _script(
+        root,
+        "app",
+        """
+        alias: app
+        uid: 1000000000000002
+        automation_alias: script
+        tags: [app, demo]
+        default_env: {CM_APP_SIZE: "1"}
+        deps:
+          - tags: get,tool
+        variations:
+          fast: {env: {CM_APP_MODE: fast}}
+        """,
+        """
+        printf '{"Accuracy": %s, "Result": 7, "Result_Units": "Samples/s"}' "$CM_APP_SIZE" \
+          > cm-result.json
+        echo "tool=$CM_TOOL_BIN mode=${CM_APP_MODE:-plain}"
+        """,
+    )
+    return root, counter
+
+
+def _runs(kg, alias):
+    return kg.query(
+        "MATCH (r:Run)-[:OF]->(a:Artifact {alias: $alias}) RETURN r ORDER BY r.started_at",
+        {"alias": alias},
+    )
+
+
+def test_env_flows_from_dependency_run_sh_and_metrics_are_recorded(kg, scripts):
+    root, _ = scripts
+    kg.ingest(str(root))
+    report = kg.run("app", variations=("fast",))
+    [result] = report.runs
+    assert result.status == "ok"
+    assert f"tool={report_tool_dir(kg)}/tool mode=fast" in result.log_tail
+    assert result.metrics["accuracy"] == 1.0 and result.metrics["throughput"] == 7.0
+    rows = kg.query(
+        "MATCH (r:Run {uid: $uid})-[:MEASURED]->(m:Measurement) RETURN m.metric AS metric, "
+        "m.method AS method ORDER BY metric",
+        {"uid": result.uid},
+    )
+    methods = {row["metric"]: row["method"] for row in rows}
+    assert methods["runtime"] == "wallclock" and methods["accuracy"] == "reported"
+    assert methods["energy"] in ("rapl", "estimate:tdp")
+    linked = kg.query(
+        "MATCH (r:Run {uid: $uid})-[:ON]->(p:Platform), (r)-[:IN]->(e:Experiment), "
+        "(r)-[:USED]->(d:Artifact) RETURN p.cores AS cores, e.name AS name, d.alias AS dep",
+        {"uid": result.uid},
+    )
+    assert linked and linked[0]["name"] == "app" and linked[0]["dep"] == "get-tool"
+
+
+def report_tool_dir(kg):
+    [row] = kg.query("MATCH (r:Run)-[:OF]->(:Artifact {alias: 'get-tool'}) RETURN r.workdir AS w")
+    return row["w"]
+
+
+def test_succeeded_dependency_is_cached_and_failed_one_is_not(kg, scripts):
+    root, counter = scripts
+    kg.ingest(str(root))
+    with pytest.raises(RunFailed, match="dependency get-tool failed"):
+        kg.run("app", env={"CM_TOOL_FAIL": "yes"})
+    with pytest.raises(RunFailed, match="dependency get-tool failed"):
+        kg.run("app", env={"CM_TOOL_FAIL": "yes"})
+    assert len(counter.read_text().split()) == 2  # the failure was run again, not cached
+    kg.run("app")
+    second = kg.run("app")
+    assert len(counter.read_text().split()) == 3  # the success ran once, then came from cache
+    assert second.cached_steps == 1 and second.dependency_runs == 0
+    kg.run("app", renew=True)
+    kg.run("app", no_cache=True)
+    assert len(counter.read_text().split()) == 5
+    statuses = sorted(r["r"]["status"] for r in _runs(kg, "get-tool"))
+    assert statuses == ["failed", "failed", "ok", "ok", "ok"]
+
+
+def test_grid_over_script_env_and_repeats(kg, scripts):
+    root, _ = scripts
+    kg.ingest(str(root))
+    report = kg.run("app", grid={"CM_APP_SIZE": [2, 3]}, repeat=3)
+    assert [r.params for r in report.runs] == [{"CM_APP_SIZE": 2}, {"CM_APP_SIZE": 3}]
+    assert [r.metrics["accuracy"] for r in report.runs] == [2.0, 3.0]
+    [row] = kg.query(
+        "MATCH (r:Run {uid: $uid})-[:MEASURED]->(m:Measurement {metric: 'runtime'}) "
+        "RETURN m.n AS n, m.min <= m.median AND m.median <= m.max AS ordered",
+        {"uid": report.runs[0].uid},
+    )
+    assert row == {"n": 3, "ordered": True}
+
+
+def test_bad_input_is_a_usage_error(kg, scripts):
+    root, _ = scripts
+    kg.ingest(str(root))
+    with pytest.raises(UsageError, match="unknown target 'nope'"):
+        kg.run("nope")
+    with pytest.raises(UsageError, match="turbo"):
+        kg.run("app", variations=("turbo",))
+    with pytest.raises(UsageError, match="--grid: CM_NOPE is not a parameter of app"):
+        kg.run("app", grid={"CM_NOPE": [1]})
+
+
+def test_dry_run_prints_commands_and_runs_nothing(kg, scripts):
+    root, counter = scripts
+    kg.ingest(str(root))
+    report = kg.run("app", dry_run=True, env={"CM_APP_SIZE": "9"})
+    assert [s["step"] for s in report.dry_run] == ["get-tool", "app"]
+    assert report.dry_run[1]["command"].endswith("script/app/run.sh")
+    assert report.dry_run[1]["env"]["CM_APP_SIZE"] == "9"
+    assert not counter.exists() and report.runs == []
+
+
+def test_script_with_customize_py_is_refused_before_anything_runs(kg, scripts):
+    root, counter = scripts
+    (root / "script" / "app" / "customize.py").write_text("def preprocess(i): return {}\n")
+    kg.ingest(str(root))
+    with pytest.raises(RunFailed, match="app: needs the CM automation engine"):
+        kg.run("app")
+    assert not counter.exists()
+
+
+def test_graph_down_mid_run_then_recover_restores_every_measurement(kg, scripts, ckg_home):
+    root, _ = scripts
+    kg.ingest(str(root))
+    kg.run("app")  # fills the cache, so the next run has only the target's runs
+    real_write = kg.store.write_records
+    calls = {"n": 0}
+
+    def failing_after_one(records, **kw):
+        from ckg.errors import StoreUnavailable
+
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise StoreUnavailable("graph went away")
+        return real_write(records, **kw)
+
+    kg.store.write_records = failing_after_one
+    report = kg.run("app", grid={"CM_APP_SIZE": [1, 2, 3]})
+    kg.store.write_records = real_write
+    assert report.unrecorded == 2 and "graph went away" in report.store_error
+    journalled = {
+        n.key for r in journal.read(ckg_home) for n in r.nodes if n.label == "Measurement"
+    }
+    missing = journalled - _measurement_uids(kg)
+    assert len(missing) >= 2 * 6
+    summary = kg.recover()
+    assert summary["recovered"] == 2
+    assert journalled <= _measurement_uids(kg)
+    assert kg.recover()["recovered"] == 0
+
+
+def _measurement_uids(kg) -> set[str]:
+    return {r["uid"] for r in kg.query("MATCH (m:Measurement) RETURN m.uid AS uid")}
+
+
+def test_ckg_yaml_workflow_grid_reads_its_result_file(kg, tmp_path):
+    folder = tmp_path / "wf"
+    folder.mkdir()
+    (folder / "sq.py").write_text(
+        "import json, sys\n"
+        "n = float(sys.argv[1])\n"
+        "json.dump({'f1': n * n}, open('ckg-result.json', 'w'))\n"
+    )
+    (folder / "ckg.yaml").write_text(
+        'alias: square\nuid: wf-square\nparams: {n: 2}\nrun: "{python} {artifact_dir}/sq.py {n}"\n'
+    )
+    kg.ingest(str(folder))
+    report = kg.run("square", grid={"n": [1, 3]})
+    assert [r.metrics["f1"] for r in report.runs] == [1.0, 9.0]
+    with pytest.raises(UsageError, match="--grid: m is not a parameter of square"):
+        kg.run("square", grid={"m": [1]})
+
+
+def test_untrusted_source_needs_trust(kg, scripts, tmp_path):
+    import shutil
+
+    root, _ = scripts
+    archive = shutil.make_archive(str(tmp_path / "repo"), "zip", root)
+    kg.ingest(archive)
+    with pytest.raises(RunFailed, match="not trusted"):
+        kg.run("app")
+    report = kg.run("app", trust=True)
+    assert report.runs[0].status == "ok"
+
+
+def test_journal_is_written_before_the_graph(kg, scripts, ckg_home):
+    root, _ = scripts
+    kg.ingest(str(root))
+    report = kg.run("app")
+    lines = journal.journal_path(ckg_home).read_text().splitlines()
+    runs = [n["key"] for line in lines for n in json.loads(line)["nodes"] if n["label"] == "Run"]
+    assert report.runs[0].uid in runs
