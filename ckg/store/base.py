@@ -20,11 +20,15 @@ BATCH_SIZE = 5000
 
 
 class Transaction(ABC):
-    """Statements run in one write transaction: all of them take effect, or none."""
+    """Write statements applied together when the ``transaction()`` block ends.
+
+    Rows are not returned inside a transaction (the embedded engine only applies its
+    statements at the end); read with :meth:`GraphStore.run` before or after.
+    """
 
     @abstractmethod
-    def run(self, cypher: str, params: dict | None = None) -> list[dict]:
-        """Run one statement inside the transaction and return its rows."""
+    def run(self, cypher: str, params: dict | None = None) -> None:
+        """Add one write statement to the transaction."""
 
 
 class GraphStore(ABC):
@@ -69,7 +73,9 @@ class GraphStore(ABC):
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def upsert_nodes(self, label: str, rows: Iterable[dict], *, batch_size: int = BATCH_SIZE) -> int:
+    def upsert_nodes(
+        self, label: str, rows: Iterable[dict], *, batch_size: int = BATCH_SIZE
+    ) -> int:
         """Merge nodes of ``label`` on their key; each row is ``{"key": k, "props": {...}}``.
 
         Idempotent: the same rows written twice leave the graph as after the first time.
@@ -141,9 +147,7 @@ class GraphStore(ABC):
     def reset(self) -> None:
         """Delete every node and relationship, in batches so a large graph fits in memory."""
         while True:
-            rows = self.write(
-                "MATCH (n) WITH n LIMIT 10000 DETACH DELETE n RETURN count(*) AS c"
-            )
+            rows = self.write("MATCH (n) WITH n LIMIT 10000 DETACH DELETE n RETURN count(*) AS c")
             if not rows or not rows[0]["c"]:
                 return
 

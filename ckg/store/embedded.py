@@ -1,0 +1,156 @@
+"""The embedded engine: FalkorDB in a server that ckg runs under ``CKG_HOME``.
+
+See :mod:`ckg.store.server` for the server's life. Statements go through
+``GRAPH.QUERY <graph> "CYPHER p=... <statement>" --compact``: FalkorDB takes parameters
+as literals in that prefix, written by :func:`ckg.store.resp.cypher_literal`.
+"""
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from ckg.errors import QueryError, StoreUnavailable
+from ckg.schema import NODE_KEYS
+from ckg.store.base import GraphStore, Transaction
+from ckg.store.resp import CompactDecoder, Connection, ReplyError, cypher_literal
+from ckg.store.server import ensure_server, stop_server
+
+__all__ = ["EmbeddedStore", "stop_server"]
+
+#: Bumped when :meth:`EmbeddedStore.ensure_schema` changes, so existing graphs get the new one.
+SCHEMA_VERSION = "1"
+
+
+class EmbeddedStore(GraphStore):
+    """FalkorDB through ckg's own server of ``home``; ``graph`` names the graph in it."""
+
+    engine = "falkordb"
+
+    def __init__(self, home: Path, graph: str = "ckg"):
+        self.home = Path(home)
+        self.graph = graph
+        self.location = str(self.home)
+        self._conn: Connection | None = None
+        self._decoder = CompactDecoder(self._property_keys)
+
+    # --- core ---------------------------------------------------------------------------
+
+    def run(self, cypher: str, params: dict | None = None) -> list[dict]:
+        reply = self._call("GRAPH.QUERY", self.graph, _text(cypher, params), "--compact")
+        return self._decoder.rows(reply)
+
+    def write(self, cypher: str, params: dict | None = None) -> list[dict]:
+        # Every FalkorDB query is atomic on its own: a single write is its own transaction.
+        return self.run(cypher, params)
+
+    @contextmanager
+    def transaction(self):
+        """Statements queued in MULTI and applied together by EXEC when the block ends.
+
+        Nothing is applied if the block raises. The server applies the queued statements
+        one after the other with no other client in between; a statement the engine refuses
+        at that point raises :class:`QueryError`, and the others stay applied, as Redis
+        transactions have no rollback.
+        """
+        tx = _QueuedTransaction(self.graph)
+        yield tx
+        if not tx.commands:
+            return
+        replies = self._connection().pipeline([("MULTI",), *tx.commands, ("EXEC",)])
+        results = replies[-1]
+        if isinstance(results, ReplyError):
+            raise QueryError(str(results))
+        for result in results:
+            failure = _failure(result)
+            if failure:
+                raise QueryError(failure)
+
+    def ensure_schema(self) -> None:
+        """A unique constraint (with its index) on the key of every label, created once."""
+        marker = f"ckg:schema:{self.graph}"
+        version, graph_exists = self._connection().pipeline(
+            [("GET", marker), ("EXISTS", self.graph)]
+        )
+        if version == SCHEMA_VERSION and graph_exists:
+            return
+        for label, key in NODE_KEYS.items():
+            try:
+                self.run(f"CREATE INDEX FOR (n:{label}) ON (n.{key})")
+            except QueryError as exc:
+                if "already indexed" not in str(exc):
+                    raise
+            try:
+                self._call(
+                    "GRAPH.CONSTRAINT",
+                    "CREATE",
+                    self.graph,
+                    "UNIQUE",
+                    "NODE",
+                    label,
+                    "PROPERTIES",
+                    1,
+                    key,
+                )
+            except QueryError as exc:
+                if "already exists" not in str(exc):
+                    raise
+        self._call("SET", marker, SCHEMA_VERSION)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # --- engine-specific ----------------------------------------------------------------
+
+    def drop(self) -> None:
+        """Delete this graph and its schema marker (other graphs of the server stay)."""
+        self._connection().pipeline(
+            [("GRAPH.DELETE", self.graph), ("DEL", f"ckg:schema:{self.graph}")]
+        )
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = Connection(str(ensure_server(self.home)))
+        return self._conn
+
+    def _call(self, *args):
+        """Send one command; reconnect once if the server went away (idle stop, ``db stop``)."""
+        try:
+            return self._send(args)
+        except StoreUnavailable:
+            self.close()
+            return self._send(args)
+
+    def _send(self, args: tuple):
+        try:
+            return self._connection().call(*args)
+        except ReplyError as exc:
+            raise QueryError(str(exc)) from None
+
+    def _property_keys(self) -> list[str]:
+        reply = self._call("GRAPH.QUERY", self.graph, "CALL db.propertyKeys()", "--compact")
+        return [row[0][1] for row in reply[1]]
+
+
+class _QueuedTransaction(Transaction):
+    def __init__(self, graph: str):
+        self.graph = graph
+        self.commands: list[tuple] = []
+
+    def run(self, cypher: str, params: dict | None = None) -> None:
+        self.commands.append(("GRAPH.QUERY", self.graph, _text(cypher, params), "--compact"))
+
+
+def _text(cypher: str, params: dict | None) -> str:
+    if not params:
+        return cypher
+    prefix = " ".join(f"{name}={cypher_literal(value)}" for name, value in params.items())
+    return f"CYPHER {prefix} {cypher}"
+
+
+def _failure(reply) -> str | None:
+    if isinstance(reply, ReplyError):
+        return str(reply)
+    if isinstance(reply, list) and reply and isinstance(reply[-1], ReplyError):
+        return str(reply[-1])
+    return None

@@ -1,0 +1,47 @@
+"""Stops the embedded server of a home after a stretch with no command from any client.
+
+Started detached by :func:`ckg.store.server.ensure_server` as
+``python -m ckg.store.watchdog HOME IDLE_SECONDS``. It polls the server's command counter;
+its own poll is the only command it expects to see between two polls.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+from ckg.errors import StoreUnavailable
+from ckg.store.resp import Connection
+from ckg.store.server import socket_path
+
+
+def commands_processed(conn: Connection) -> int:
+    """The server's ``total_commands_processed`` counter."""
+    info = conn.call("INFO", "stats")
+    for line in info.splitlines():
+        if line.startswith("total_commands_processed:"):
+            return int(line.split(":", 1)[1])
+    raise StoreUnavailable("INFO stats has no total_commands_processed")
+
+
+def watch(home: Path, idle_seconds: float) -> None:
+    """Return when the server is gone, shutting it down first once idle for ``idle_seconds``."""
+    poll = max(0.2, min(5.0, idle_seconds / 5))
+    try:
+        conn = Connection(str(socket_path(home)), timeout=30)
+        last = commands_processed(conn)
+        idle_since = time.monotonic()
+        while True:
+            time.sleep(poll)
+            now = commands_processed(conn)
+            if now - last > 1:  # more than our own INFO: somebody used the server
+                idle_since = time.monotonic()
+            last = now
+            if time.monotonic() - idle_since >= idle_seconds:
+                conn.pipeline([("SHUTDOWN",)])
+                return
+    except (StoreUnavailable, OSError):
+        return  # the server went away: nothing left to watch
+
+
+if __name__ == "__main__":
+    watch(Path(sys.argv[1]), float(sys.argv[2]))

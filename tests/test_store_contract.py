@@ -1,0 +1,200 @@
+"""The store contract: every test runs on the embedded FalkorDB engine and on a real Neo4j."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ckg.errors import QueryError
+from ckg.records import Edge, Node, Records
+from ckg.store import open_store
+
+HOSTILE = [
+    "quote \" and ' both",
+    "back\\slash and \\n not a newline, \\\\ two",
+    "line one\nline two\r\n\ttabbed",
+    "non-ASCII: é ü 中文 🚀",
+    '"}) DETACH DELETE n //',
+    "'}) MATCH (m) DETACH DELETE m RETURN 1 //",
+    "",
+]
+
+
+def artifact_rows(count, start=0):
+    return [{"key": f"a{i}", "props": {"alias": f"alias-{i}"}} for i in range(start, start + count)]
+
+
+def test_same_batch_twice_leaves_same_counts(store):
+    rows = artifact_rows(300)
+    store.upsert_nodes("Artifact", rows)
+    edges = [{"src": f"a{i}", "dst": f"a{i + 1}", "props": {"kind": "deps"}} for i in range(299)]
+    store.upsert_edges("DEPENDS_ON", "Artifact", "Artifact", edges)
+    first = store.counts()
+    store.upsert_nodes("Artifact", rows)
+    store.upsert_edges("DEPENDS_ON", "Artifact", "Artifact", edges)
+    assert (
+        store.counts()
+        == first
+        == {
+            "nodes": {"Artifact": 300},
+            "relationships": {"DEPENDS_ON": 299},
+        }
+    )
+
+
+def test_upsert_updates_properties_in_place(store):
+    store.upsert_nodes("Artifact", [{"key": "x", "props": {"alias": "old", "kind": "script"}}])
+    store.upsert_nodes("Artifact", [{"key": "x", "props": {"alias": "new"}}])
+    assert store.get_node("Artifact", "x") == {"uid": "x", "alias": "new", "kind": "script"}
+
+
+def test_fifty_thousand_node_batch(store):
+    written = store.upsert_nodes("Artifact", artifact_rows(50_000), batch_size=50_000)
+    assert written == 50_000
+    assert store.run("MATCH (a:Artifact) RETURN count(a) AS n") == [{"n": 50_000}]
+    assert store.get_node("Artifact", "a49999")["alias"] == "alias-49999"
+
+
+def test_relationships_join_existing_nodes_only(store):
+    store.upsert_nodes("Artifact", artifact_rows(3))
+    store.upsert_edges(
+        "DEPENDS_ON",
+        "Artifact",
+        "Artifact",
+        [
+            {"src": "a0", "dst": "a1", "props": {"kind": "deps", "tags": ["get", "python"]}},
+            {"src": "a1", "dst": "missing", "props": {}},
+        ],
+    )
+    rows = store.run(
+        "MATCH (a:Artifact)-[r:DEPENDS_ON]->(b:Artifact) RETURN a.uid AS a, b.uid AS b, r"
+    )
+    assert rows == [{"a": "a0", "b": "a1", "r": {"kind": "deps", "tags": ["get", "python"]}}]
+    assert store.run("MATCH (n) RETURN count(n) AS n") == [{"n": 3}]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_strings_round_trip_verbatim(store, text):
+    store.upsert_nodes("Artifact", [{"key": text or "empty", "props": {"alias": text}}])
+    store.upsert_nodes("Artifact", [{"key": "bystander", "props": {"alias": "stays"}}])
+    assert store.run("MATCH (a:Artifact {alias: $t}) RETURN a.alias AS v", {"t": text}) == [
+        {"v": text}
+    ]
+    assert store.get_node("Artifact", text or "empty")["alias"] == text
+    assert store.run("MATCH (n) RETURN count(n) AS n") == [{"n": 2}]
+
+
+def test_list_and_json_text_properties(store):
+    meta = '{"deps": [{"tags": "get,python3", "names": ["python"]}], "note": "a \\"q\\""}'
+    props = {"tags": ["get", "python3", "é"], "sizes": [1, 2, 3], "meta": meta, "ok": True}
+    store.upsert_nodes("Artifact", [{"key": "p", "props": props}])
+    node = store.get_node("Artifact", "p")
+    assert node == {"uid": "p", **props}
+    assert store.run(
+        "MATCH (a:Artifact) WHERE $t IN a.tags RETURN a.uid AS uid", {"t": "python3"}
+    ) == [{"uid": "p"}]
+
+
+def test_numbers_and_nulls(store):
+    props = {"value": 0.8428, "count": 2**40, "negative": -3, "missing": None}
+    store.upsert_nodes("Measurement", [{"key": "m", "props": props}])
+    node = store.get_node("Measurement", "m")
+    assert node == {"uid": "m", "value": 0.8428, "count": 2**40, "negative": -3}
+
+
+def test_key_uniqueness_enforced(store):
+    store.upsert_nodes("Artifact", artifact_rows(1))
+    with pytest.raises(QueryError):
+        store.write("CREATE (:Artifact {uid: 'a0'})")
+    assert store.run("MATCH (a:Artifact {uid: 'a0'}) RETURN count(a) AS n") == [{"n": 1}]
+
+
+def test_cypher_error_carries_engine_message(store):
+    with pytest.raises(QueryError, match=r"(?i)invalid input|syntax"):
+        store.run("MATCH (n RETURN n")
+
+
+def test_transaction_applies_all_statements(store):
+    with store.transaction() as tx:
+        tx.run("MERGE (:Tag {name: $n})", {"n": "one"})
+        tx.run("MERGE (:Tag {name: $n})", {"n": "two"})
+    names = store.run("MATCH (t:Tag) RETURN t.name AS n ORDER BY n")
+    assert names == [{"n": "one"}, {"n": "two"}]
+
+
+def test_transaction_that_raises_applies_nothing(store):
+    with pytest.raises(RuntimeError, match="stop"):
+        with store.transaction() as tx:
+            tx.run("MERGE (:Tag {name: $n})", {"n": "one"})
+            raise RuntimeError("stop")
+    assert store.run("MATCH (t:Tag) RETURN count(t) AS n") == [{"n": 0}]
+
+
+def test_write_records_groups_labels_and_types(store):
+    records = Records(
+        nodes=[
+            Node("Source", "s1", {"location": "/tmp/x", "complete": True}),
+            Node("Artifact", "a1", {"alias": "one"}),
+            Node("Artifact", "a2", {"alias": "two"}),
+        ],
+        edges=[
+            Edge("CONTAINS", "Source", "s1", "Artifact", "a1"),
+            Edge("CONTAINS", "Source", "s1", "Artifact", "a2"),
+            Edge("DEPENDS_ON", "Artifact", "a1", "Artifact", "a2", {"kind": "deps"}),
+        ],
+    )
+    store.write_records(records)
+    assert store.counts() == {
+        "nodes": {"Source": 1, "Artifact": 2},
+        "relationships": {"CONTAINS": 2, "DEPENDS_ON": 1},
+    }
+
+
+def test_reset_empties_the_graph(store):
+    store.upsert_nodes("Artifact", artifact_rows(25))
+    store.reset()
+    assert store.counts() == {"nodes": {}, "relationships": {}}
+
+
+def test_data_survives_close_and_reopen(store, ckg_home):
+    store.upsert_nodes("Paper", [{"key": "arxiv:1706.03762", "props": {"title": "Attention"}}])
+    uri = "embedded" if store.engine == "falkordb" else store.location
+    store.close()
+    if store.engine == "falkordb":
+        from ckg.store.server import stop_server
+
+        assert stop_server(ckg_home) is not None
+    with open_store(uri, home=ckg_home) as reopened:
+        assert reopened.get_node("Paper", "arxiv:1706.03762")["title"] == "Attention"
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from ckg.store import open_store
+    prefix, uri, home = sys.argv[1], sys.argv[2], sys.argv[3]
+    with open_store(uri, home=home) as store:
+        store.ensure_schema()
+        for batch in range(10):
+            rows = [{"key": f"{prefix}-{batch}-{i}", "props": {"w": prefix}} for i in range(200)]
+            store.upsert_nodes("Artifact", rows, batch_size=50)
+    """
+)
+
+
+def test_two_processes_writing_at_once_lose_nothing(store, ckg_home):
+    uri = "embedded" if store.engine == "falkordb" else store.location
+    store.close()
+    if store.engine == "falkordb":
+        from ckg.store.server import stop_server
+
+        stop_server(ckg_home)  # both writers race to start the server
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, name, uri, str(ckg_home)])
+        for name in ("left", "right")
+    ]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    with open_store(uri, home=ckg_home) as reopened:
+        rows = reopened.run("MATCH (a:Artifact) RETURN a.w AS w, count(a) AS n ORDER BY w")
+    assert rows == [{"w": "left", "n": 2000}, {"w": "right", "n": 2000}]
