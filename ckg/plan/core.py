@@ -79,8 +79,8 @@ def entry_from_meta(meta: Mapping, entry_id: str) -> dict:
         "kind": kind,
         "position": max(index, 0),
         "via_variation": via,
-        "tags": raw.get("tags") or [],
-        "names": raw.get("names") or [],
+        "tags": _as_list(raw.get("tags")),
+        "names": _as_list(raw.get("names")),
         "guard": {k: raw[k] for k in GUARD_KEYS if k in raw},
         **{k: str(raw[k]) for k in ("version", "version_min", "version_max") if raw.get(k)},
     }
@@ -108,17 +108,17 @@ def load_graph(
     Returns
     -------
     networkx.DiGraph
-        A node per artifact (attributes ``artifact``, ``meta``, ``entries``), an edge
-        ``src -> dst`` wherever some entry of ``src`` resolved to ``dst``. ``entries`` is the
-        list of dependency entries in run order, each with ``targets`` (uids, empty when
-        unresolved).
+        A node per artifact (attributes ``artifact``, ``meta``, ``rows``), an edge
+        ``src -> dst`` wherever some entry of ``src`` resolved to ``dst``.
+        :func:`entries_of` turns a node's rows into its dependency entries, in run order,
+        each with ``targets`` (uids, empty when unresolved).
 
     Examples
     --------
     >>> g = load_graph([{"uid": "a", "alias": "app", "meta": {}},
     ...                 {"uid": "b", "alias": "lib", "meta": {}}],
     ...                [{"src": "a", "dst": "b", "kind": "deps", "position": 0, "tags": ["lib"]}])
-    >>> sorted(g.edges), g.nodes["a"]["entries"][0]["targets"]
+    >>> sorted(g.edges), entries_of(g, "a")[0]["targets"]
     ([('a', 'b')], ['b'])
     """
     graph = nx.DiGraph()
@@ -127,18 +127,32 @@ def load_graph(
         artifact = {k: row.get(k) or "" for k in ("uid", "alias", "kind", "format", "path")}
         artifact["source_uid"] = row.get("source_uid") or ""
         artifact["tags"] = _as_list(row.get("tags"))
-        graph.add_node(row["uid"], artifact=artifact, meta=meta, entries={})
+        graph.add_node(row["uid"], artifact=artifact, meta=meta, rows=[], entries=None)
     for row, dst in [(e, e.get("dst")) for e in edges] + [(u, None) for u in unresolved]:
-        src = row["src"]
-        if src not in graph:
-            continue
+        if row["src"] in graph:
+            graph.nodes[row["src"]]["rows"].append((row, dst))
+            if dst is not None:
+                graph.add_edge(row["src"], dst)
+    return graph
+
+
+def entries_of(graph: nx.DiGraph, uid: str) -> list[dict]:
+    """The dependency entries of a node in run order, built from its rows on first use.
+
+    Rows without ``kind`` are completed from the meta, so metas of artifacts the walk never
+    reaches are never decoded.
+    """
+    data = graph.nodes[uid]
+    if data["entries"] is not None:
+        return data["entries"]
+    entries: dict[str, dict] = {}
+    for row, dst in data["rows"]:
         if "kind" not in row:
-            row = {**entry_from_meta(meta_of(graph, src), row["entry"]), **row}
+            row = {**entry_from_meta(meta_of(graph, uid), row["entry"]), **row}
         kind = row.get("kind") or "deps"
         via = row.get("via_variation") or ""
         position = int(row.get("position") or 0)
-        entry_id = row.get("entry") or f"{src}#{kind}#{via}#{position}"
-        entries = graph.nodes[src]["entries"]
+        entry_id = row.get("entry") or f"{uid}#{kind}#{via}#{position}"
         entry = entries.get(entry_id)
         if entry is None:
             entry = entries[entry_id] = {
@@ -156,13 +170,11 @@ def load_graph(
             }
         if dst is not None:
             entry["targets"].append(dst)
-            graph.add_edge(src, dst)
-    for _, data in graph.nodes(data=True):
-        data["entries"] = sorted(
-            data["entries"].values(),
-            key=lambda e: (KIND_ORDER.get(e["kind"], 0), e["via_variation"], e["position"]),
-        )
-    return graph
+    data["entries"] = sorted(
+        entries.values(),
+        key=lambda e: (KIND_ORDER.get(e["kind"], 0), e["via_variation"], e["position"]),
+    )
+    return data["entries"]
 
 
 def meta_of(graph: nx.DiGraph, uid: str) -> dict:
@@ -301,7 +313,7 @@ class _Planner:
         handed = _hand_down(env, meta)
         produced = dict.fromkeys(assumed)  # an ordered set of key patterns
         ran = False
-        for entry in _in_cm_order(data["entries"], declared, names):
+        for entry in _in_cm_order(entries_of(self.graph, uid), declared, names):
             if entry["kind"] in AFTER_KINDS and not ran:
                 self.rank[step.id], ran = len(self.rank), True
                 produced.update(dict.fromkeys(_patterns(step.new_env_keys)))
@@ -454,6 +466,20 @@ def _matcher(patterns: tuple[str, ...]):
     return re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
 
 
+def _exported(patterns: tuple[str, ...], key: str) -> bool:
+    """Whether ``key`` matches one of the (already plain) key patterns.
+
+    CM's patterns are nearly all ``PREFIX*``: those are a ``startswith``, the rest fnmatch.
+    """
+    prefixes = tuple(p[:-1] for p in patterns if p.endswith("*") and not _GLOB.search(p[:-1]))
+    if key.startswith(prefixes) or key in patterns:
+        return True
+    return any(fnmatch.fnmatchcase(key, p) for p in patterns if _GLOB.search(p))
+
+
+_GLOB = re.compile(r"[*?\[]")
+
+
 def _patterns(new_env_keys) -> tuple[str, ...]:
     """``new_env_keys`` as plain key patterns: ``+PATH`` (append) and ``+ CFLAGS`` -> names."""
     return tuple(p.lstrip("+ ").strip() for p in new_env_keys if isinstance(p, str))
@@ -466,9 +492,9 @@ class GuardEnv(Mapping):
     ``new_env_keys`` outputs into the env. Their values are unknown before a run; a key
     absent from ``env`` that matches one of those patterns reads as :attr:`UNKNOWN`, which is
     a set, non-false value (so ``skip_if_env: {CM_C_COMPILER_BIN: [on]}`` skips after a
-    compiler was found).
+    compiler was found). ``patterns`` are plain key patterns, ``+`` prefixes removed.
 
-    >>> env = GuardEnv({"A": "no"}, ["CM_LLVM_*", "+PATH"])
+    >>> env = GuardEnv({"A": "no"}, ["CM_LLVM_*", "PATH"])
     >>> env["CM_LLVM_BIN"], env["A"], "PATH" in env, "B" in env
     ('<set at run time>', 'no', True, False)
     """
@@ -482,7 +508,7 @@ class GuardEnv(Mapping):
     def __getitem__(self, key):
         if key in self.env:
             return self.env[key]
-        if _matcher(_patterns(self.patterns))(key):
+        if _exported(tuple(self.patterns), key):
             return self.UNKNOWN
         raise KeyError(key)
 
