@@ -1,0 +1,122 @@
+"""The embedded engine's own server: shared per home, outlives a call, stops when idle or told."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ckg.errors import StoreUnavailable
+from ckg.store.embedded import EmbeddedStore
+from ckg.store.resp import cypher_literal
+from ckg.store.server import server_pid, socket_path, stop_server
+
+
+
+def ckg(*args, env=None, check=True):
+    done = subprocess.run(
+        [sys.executable, "-c", "from ckg.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_server_outlives_the_cli_call_and_is_shared(ckg_home):
+    ckg("db", "status")
+    pid = server_pid(ckg_home)
+    assert pid is not None
+    ckg("query", "CREATE (:Tag {name: 'kept'})")
+    assert server_pid(ckg_home) == pid  # the second call reused the first call's server
+    out = ckg("query", "MATCH (t:Tag) RETURN t.name AS name", "--json").stdout
+    assert '"kept"' in out
+
+
+def test_db_stop_ends_the_server_at_once(ckg_home):
+    ckg("db", "status")
+    pid = server_pid(ckg_home)
+    out = ckg("db", "stop").stdout
+    assert f"stopped server {pid}" in out
+    assert wait_gone(pid, 1.0)
+    assert "no server running" in ckg("db", "stop").stdout
+
+
+def test_idle_server_stops_after_the_timeout(ckg_home):
+    ckg("db", "status", env={"CKG_IDLE_TIMEOUT": "1.5"})
+    pid = server_pid(ckg_home)
+    assert pid is not None
+    assert not wait_gone(pid, 0.5)  # still up well inside the timeout
+    assert wait_gone(pid, 15)
+
+
+def test_store_reconnects_after_the_server_stopped(ckg_home):
+    store = EmbeddedStore(ckg_home)
+    store.upsert_nodes("Tag", [{"key": "before", "props": {}}])
+    stop_server(ckg_home)
+    assert store.get_node("Tag", "before") == {"name": "before"}
+    store.close()
+
+
+def test_killed_server_keeps_writes_older_than_a_second(ckg_home):
+    store = EmbeddedStore(ckg_home)
+    store.upsert_nodes("Tag", [{"key": f"t{i}", "props": {}} for i in range(100)])
+    time.sleep(1.5)  # appendfsync everysec
+    os.kill(server_pid(ckg_home), signal.SIGKILL)
+    store.close()
+    reopened = EmbeddedStore(ckg_home)
+    assert reopened.run("MATCH (t:Tag) RETURN count(t) AS n") == [{"n": 100}]
+    reopened.close()
+
+
+def test_long_home_path_puts_the_socket_in_the_temp_folder(tmp_path, monkeypatch):
+    home = tmp_path / ("deep-" * 25)
+    monkeypatch.setenv("CKG_HOME", str(home))
+    assert len(str(socket_path(home))) <= 100
+    with EmbeddedStore(home) as store:
+        store.upsert_nodes("Tag", [{"key": "x", "props": {}}])
+        assert store.get_node("Tag", "x") == {"name": "x"}
+    stop_server(home)
+
+
+def test_unwritable_home_is_one_clear_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    done = ckg("db", "status", env={"CKG_HOME": str(blocker / "home")}, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"ckg: error: CKG_HOME {blocker / 'home'} cannot be written: Not a directory"
+    ]
+
+
+def test_non_finite_floats_are_refused_by_name():
+    with pytest.raises(Exception, match="cannot store nan"):
+        cypher_literal(float("nan"))
+
+
+def test_server_that_cannot_start_names_the_reason(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "appendonlydir").write_text("a file where the server wants a folder")
+    with pytest.raises(StoreUnavailable, match="did not start|cannot start"):
+        monkeypatch.setattr("ckg.store.server.START_TIMEOUT", 3.0)
+        EmbeddedStore(home).run("RETURN 1")
