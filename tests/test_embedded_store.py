@@ -15,7 +15,6 @@ from ckg.store.resp import cypher_literal
 from ckg.store.server import server_pid, socket_path, stop_server
 
 
-
 def ckg(*args, env=None, check=True):
     done = subprocess.run(
         [sys.executable, "-c", "from ckg.cli import main; main()", *args],
