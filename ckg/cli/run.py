@@ -141,6 +141,8 @@ def _rows(report) -> list[dict]:
         for metric in (*reported, *_SHOWN):
             value = run.metrics.get(metric)
             unit = run.units.get(metric, "")
+            if metric == "memory" and value is not None:  # bytes are unreadable at a glance
+                value, unit = value / 2**20, "MiB"
             row[f"{metric} ({unit})" if unit else metric] = _fmt(value)
         rows.append(row)
     return rows
@@ -154,13 +156,40 @@ def _fmt(value) -> str:
 
 
 def _front(report, objectives: tuple[str, ...]) -> list[dict]:
-    """The Pareto front of this command's runs over ``objectives`` (see :mod:`ckg.pareto`)."""
-    from ckg.pareto import front_table
+    """Rows of this command's runs on the Pareto front of ``objectives``, best first by the
+    first objective; directions come from the metric registry."""
+    import numpy as np
 
-    points = [
-        {"run": r.uid, "params": r.params, **r.metrics} for r in report.runs if r.status == "ok"
-    ]
-    return front_table(points, objectives)
+    from ckg import metrics
+    from ckg.errors import UsageError
+    from ckg.pareto import pareto_ranks
+
+    ok = [r for r in report.runs if r.status == "ok"]
+    present = sorted({m for r in ok for m in r.metrics})
+    directions = []
+    for name in objectives:
+        metric = metrics.get(name)
+        if name not in present or metric is None or metric.direction is None:
+            raise UsageError(
+                f"--pareto: {name!r} is not a measured metric with a known direction; "
+                f"these runs have: {', '.join(present) or 'none'}"
+            )
+        directions.append(metric.direction)
+    values = np.array([[r.metrics.get(n, np.nan) for n in objectives] for r in ok], dtype=float)
+    ranks = pareto_ranks(values, directions) if len(ok) else np.array([], dtype=int)
+    front = sorted(
+        (r for r, rank in zip(ok, ranks, strict=True) if rank == 1),
+        key=lambda r: r.metrics[objectives[0]] * (-1 if directions[0] == "max" else 1),
+    )
+    rows = []
+    for run in front:
+        row = {"params": " ".join(f"{k}={v}" for k, v in run.params.items()) or "-"}
+        for name in objectives:
+            unit = run.units.get(name, "")
+            row[f"{name} ({unit})" if unit else name] = _fmt(run.metrics[name])
+        row["run"] = run.uid[:12]
+        rows.append(row)
+    return rows
 
 
 def _print_report(report, as_json: bool, objectives: tuple[str, ...]) -> None:
