@@ -1,0 +1,256 @@
+"""Ingest and find, timed as whole CLI processes, beside CM (cmind) and MLCFlow.
+
+Run from the repository root::
+
+    .venv/bin/python bench/ingest_bench.py [--repeat 5] [--no-others]
+
+What is timed (wall seconds of one process each; medians where repeated):
+
+- ``ckg ingest`` first and unchanged re-ingest of the ``mlc-scripts`` wheel from PyPI
+  (downloaded with ``pip download --no-deps`` into ``/tmp/ckg-bench-cache`` if missing), of
+  the cm4mlops corpus folder, and of the same folder zipped (an archive of several hundred
+  scripts: the PyPI wheel holds only packaging metadata, its scripts come from Git at install);
+- ``ckg find --tags get,python3`` with the embedded server up, and when it must start;
+- CM: ``cm import repo`` of a copy of the corpus (CM indexes it) and ``cm find script``;
+  MLCFlow: ``mlc search script`` on a copy renamed to MLC's file names (its first search
+  builds its index). Both are installed into their own venv under /tmp, never the project's.
+  The corpus is metadata only, so CM gets a four-line ``automation/script/module.py`` that
+  subclasses its base ``Automation``: CM refuses to search without one.
+
+Peak memory is the largest ``ru_maxrss`` of the timed ckg processes (from ``os.wait4``) and
+the embedded server's ``VmHWM``. Targets: wheel first ingest <= 2 s, unchanged re-ingest
+<= 0.3 s, find <= 0.3 s (server up and down), peak memory <= 300 MB.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = Path("/tmp/ckg-bench-cache")
+OTHERS_VENV = Path("/tmp/ckg-bench-cm-venv")
+CKG = [sys.executable, "-c", "from ckg.cli import main; main()"]
+SHIM = (
+    "from cmind.automation import Automation\n\n\nclass CAutomation(Automation):\n"
+    "    def __init__(self, cmind, automation_file):\n        super().__init__(cmind, __file__)\n"
+)
+
+
+def timed(cmd: list[str], env: dict, cwd: Path | None = None) -> tuple[float, float, str]:
+    """Run ``cmd``; return wall seconds, its peak RSS in MB, and its stdout (checked)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        text = out.read().decode(errors="replace")
+        if proc.returncode:
+            raise SystemExit(f"{' '.join(cmd)} failed: {err.read().decode(errors='replace')}")
+    return wall, usage.ru_maxrss / 1024, text
+
+
+def server_peak_mb(home: Path) -> float:
+    try:
+        pid = int((home / "falkordb.pid").read_text().strip())
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
+def wheel() -> Path:
+    found = sorted(CACHE.glob("mlc_scripts-*.whl"))
+    if not found:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "mlc-scripts",
+                "-d",
+                str(CACHE),
+                "-q",
+            ],
+            check=True,
+        )
+        found = sorted(CACHE.glob("mlc_scripts-*.whl"))
+    return found[-1]
+
+
+def corpus() -> Path:
+    path = Path(os.environ.get("CKG_CORPORA") or REPO.parent / "shared" / "corpora") / "cm4mlops"
+    if not path.is_dir():
+        raise SystemExit(f"corpus not found at {path} (set CKG_CORPORA)")
+    return path
+
+
+def zipped(folder: Path) -> Path:
+    target = CACHE / "cm4mlops-corpus.zip"
+    if not target.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    zf.write(path, path.relative_to(folder))
+    return target
+
+
+class Ckg:
+    """ckg in a private CKG_HOME."""
+
+    def __init__(self, root: Path):
+        self.home = root / "ckg-home"
+        self.env = {**os.environ, "CKG_HOME": str(self.home), "CKG_DB": "embedded"}
+        self.peak = 0.0
+
+    def __call__(self, *args: str) -> float:
+        wall, rss, _ = timed([*CKG, *args], self.env)
+        self.peak = max(self.peak, rss, server_peak_mb(self.home))
+        return wall
+
+    def fresh(self) -> None:
+        self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
+        self.home.mkdir(parents=True)
+
+    def stop(self) -> None:
+        if self.home.exists():
+            timed([*CKG, "db", "stop"], self.env)
+
+
+def bench_ckg(work: Path, repeat: int) -> dict:
+    ckg = Ckg(work)
+    out = {}
+    for label, source in (("wheel", wheel()), ("folder", corpus()), ("zip", zipped(corpus()))):
+        ckg.fresh()
+        ckg("db", "status")  # server started and schema made: not part of ingest's time
+        out[f"{label} first"] = ckg("ingest", str(source))
+        out[f"{label} again"] = statistics.median(ckg("ingest", str(source)) for _ in range(repeat))
+    ckg("find", "--tags", "get,python3")
+    out["find (server up)"] = statistics.median(
+        ckg("find", "--tags", "get,python3") for _ in range(repeat)
+    )
+    cold = []
+    for _ in range(repeat):
+        ckg.stop()
+        cold.append(ckg("find", "--tags", "get,python3"))
+    out["find (server starts)"] = statistics.median(cold)
+    ckg.stop()
+    out["peak MB"] = ckg.peak
+    return out
+
+
+def others_venv() -> Path:
+    if not (OTHERS_VENV / "bin" / "mlc").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(OTHERS_VENV)], check=True)
+        subprocess.run(
+            [str(OTHERS_VENV / "bin" / "pip"), "install", "-q", "cmind", "mlcflow"], check=True
+        )
+    return OTHERS_VENV / "bin"
+
+
+def bench_cm(work: Path, repeat: int) -> dict:
+    bin_dir = others_venv()
+    repo = work / "cm-repo"
+    shutil.copytree(corpus(), repo)
+    os.chmod(repo, 0o755)
+    (repo / "automation" / "script").chmod(0o755)
+    (repo / "automation" / "script" / "module.py").write_text(SHIM)
+    env = {**os.environ, "CM_REPOS": str(work / "CM")}
+    first, _, _ = timed([str(bin_dir / "cm"), "import", "repo"], env, cwd=repo)
+    find = [str(bin_dir / "cm"), "find", "script", "--tags=get,python3"]
+    found = timed(find, env)[2]
+    assert "get-python3" in found, found
+    return {
+        "import repo (index)": first,
+        "find script": statistics.median(timed(find, env)[0] for _ in range(repeat)),
+    }
+
+
+def bench_mlc(work: Path, repeat: int) -> dict:
+    bin_dir = others_venv()
+    repo = work / "mlc-repo"
+    shutil.copytree(corpus(), repo)
+    for path in list(repo.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+        if path.name in ("_cm.yaml", "_cm.json"):
+            path.rename(path.with_name("meta" + path.suffix))
+    (repo / "cmr.yaml").rename(repo / "meta.yaml")
+    home = work / "MLC"
+    env = {**os.environ, "MLC_REPOS": str(home)}
+    search = [str(bin_dir / "mlc"), "search", "script", "--tags=get,python3"]
+    subprocess.run([str(bin_dir / "mlc"), "--help"], env=env, capture_output=True, check=True)
+    (home / "repos.json").write_text(f'["{home / "local"}", "{repo}"]')
+    first = timed(search, env)[0]
+    return {
+        "first search (index)": first,
+        "search script": statistics.median(timed(search, env)[0] for _ in range(repeat)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-others", action="store_true", help="ckg only, no CM or MLCFlow")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ckg-ingest-bench-") as tmp:
+        work = Path(tmp)
+        with zipfile.ZipFile(wheel()) as zf:
+            names = zf.namelist()
+        metas = sum(n.endswith(("meta.yaml", "meta.json")) for n in names)
+        print(f"wheel {wheel().name}: {len(names)} members, {metas} meta files")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+        ours = bench_ckg(work, args.repeat)
+        for what, value in ours.items():
+            unit = "MB" if "MB" in what else "s"
+            print(f"ckg {what:<24} {value:8.3f} {unit}")
+        if args.no_others:
+            return
+        cm, mlc = bench_cm(work, args.repeat), bench_mlc(work, args.repeat)
+        print()
+        for what, value in cm.items():
+            print(f"CM  {what:<24} {value:8.3f} s")
+        for what, value in mlc.items():
+            print(f"MLC {what:<24} {value:8.3f} s")
+        print("\nratios (other / ckg; above 1 means ckg is faster)")
+        rows = [
+            (
+                "index a repo: CM import / ckg first ingest (folder)",
+                cm["import repo (index)"],
+                ours["folder first"],
+            ),
+            ("search: CM find / ckg find (server up)", cm["find script"], ours["find (server up)"]),
+            (
+                "search: CM find / ckg find (server starts)",
+                cm["find script"],
+                ours["find (server starts)"],
+            ),
+            (
+                "first search: MLC (indexes) / ckg first ingest (folder)",
+                mlc["first search (index)"],
+                ours["folder first"],
+            ),
+            ("search: MLC / ckg find (server up)", mlc["search script"], ours["find (server up)"]),
+        ]
+        for label, other, mine in rows:
+            print(f"  {label:<58} {other / mine:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
