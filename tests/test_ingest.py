@@ -401,3 +401,28 @@ def test_manifest_is_kept_per_store_under_ckg_home(kg, tiny):
     data = json.loads(manifests[0].read_text())
     assert set(data["artifacts"]) == {PY, OS, APP, ALT, "aaaaaaaaaaaaaaa0"}
     assert ingest_mod.MANIFEST_VERSION == data["version"]
+
+
+def test_ck_env_corpus_counts_match_pathlib(kg, corpora):
+    root = corpora / "ck-env"
+    entries = list(root.rglob(".cm/meta.json"))
+    summary = kg.ingest(root)
+    assert summary.new == len(entries) + 1  # + the repository descriptor .ckr.json
+    kinds = kg.query("MATCH (a:Artifact {kind: 'soft'}) RETURN count(a) AS n")[0]["n"]
+    assert kinds == len(list((root / "soft").glob("*/.cm/meta.json")))
+    assert kg.ingest(root).parsed == 0
+
+
+def test_ck_entry_change_in_info_json_rewrites_that_entry(kg, corpora, tmp_path):
+    import shutil
+
+    tree = tmp_path / "ck"
+    for name in ("android.sdk", "autotuning.ccc"):
+        shutil.copytree(corpora / "ck-env" / "soft" / name, tree / "soft" / name)
+    for path in tree.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    assert kg.ingest(tree, fmt="ck").new == 2
+    info = tree / "soft" / "android.sdk" / ".cm" / "info.json"
+    info.write_text(info.read_text().replace("{", '{"note": "edited", ', 1))
+    summary = kg.ingest(tree, fmt="ck")
+    assert (summary.parsed, summary.changed, summary.unchanged) == (1, 1, 1)
