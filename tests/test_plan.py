@@ -442,6 +442,10 @@ def test_plan_from_the_store_matches_the_pure_plan(kg, corpora, cli_on, capsys):
     pure = plan_corpus(corpora, target, env={"USE_CUDA": "yes"})
     assert ids(stored) == ids(pure)
     assert [s["why"] for s in stored.skipped] == [s["why"] for s in pure.skipped]
+    # the one-query subgraph of the largest script holds every entry the records hold
+    largest = kg.plan("app-mlperf-inference")
+    assert ids(largest) == ids(plan_corpus(corpora, "app-mlperf-inference"))
+    assert largest.skipped == plan_corpus(corpora, "app-mlperf-inference").skipped
     cuda = stored.step("get-cuda")
     assert (cuda.path, cuda.kind, cuda.format) == ("script/get-cuda", "script", "cm")
     assert cuda.meta["alias"] == "get-cuda" and cuda.source_uid

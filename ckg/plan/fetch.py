@@ -5,12 +5,13 @@ Both are single portable Cypher queries (FalkorDB and Neo4j 5). A variable-lengt
 path: on cm4mlops it did not return within the client's timeout even for a small app,
 and fetching every artifact instead costs about 55 ms. :data:`SUBGRAPH` walks breadth-first
 instead, one ``OPTIONAL MATCH`` per level, keeping a list of the artifacts seen (about 2 ms
-for the largest cm4mlops script). Each dependency comes back as ``[entry id, target uid]``
-only: its tags, names and guards are in the meta that comes anyway, and decoding nested
-maps per relationship tripled the client's time.
-:data:`LEVELS` levels cover cm4mlops (its deepest chain
-has 9); a deeper graph costs one more query per further :data:`LEVELS` levels, started from
-the unexplored frontier.
+for the largest cm4mlops script). Each ``DEPENDS_ON`` comes back as one string,
+``entry-id<TAB>target-uid``: tags, names and guards are in the meta that comes anyway, and
+a map per relationship made the reply about twice as slow to read. (Joining them all into
+one string with ``reduce`` was faster still, but FalkorDB 4 dropped characters from such
+concatenations.) :data:`LEVELS` levels cover cm4mlops (its deepest chain has 9); a deeper
+graph costs one more query per further :data:`LEVELS` levels, started from the unexplored
+frontier.
 """
 
 from ckg.errors import UsageError
@@ -35,11 +36,11 @@ SUBGRAPH = (
     "MATCH (t:Artifact) WHERE t.uid IN $uids\n"
     "WITH collect(t) AS seen, collect(t) AS frontier"
     + _LEVEL * LEVELS
-    + """
+    + r"""
 WITH seen, [x IN frontier | x.uid] AS unexplored
 UNWIND seen AS a
 OPTIONAL MATCH (a)-[d:DEPENDS_ON]->(b:Artifact)
-WITH a, unexplored, collect([d.entry, b.uid]) AS deps
+WITH a, unexplored, collect(d.entry + '\t' + b.uid) AS deps
 OPTIONAL MATCH (a)-[:NEEDS]->(u:UnresolvedDependency)
 RETURN a.uid AS uid, a.alias AS alias, a.kind AS kind, a.format AS format, a.path AS path,
        a.source_uid AS source_uid, a.tags AS tags, a.meta AS meta, deps, unexplored,
@@ -109,7 +110,9 @@ def fetch_subgraph(store, uid: str) -> tuple[list[dict], list[dict], list[dict]]
             seen.add(row["uid"])
             artifacts.append({k: row[k] for k in row if k not in ("deps", "needs", "unexplored")})
             src = row["uid"]
-            edges += [{"src": src, "entry": e, "dst": d} for e, d in row["deps"] if e and d]
+            for pair in row["deps"]:
+                entry, _, dst = pair.rpartition("\t")  # a uid has no tab: split at the last
+                edges.append({"src": src, "entry": entry, "dst": dst})
             unresolved += [{"src": src, "entry": e} for e in row["needs"] if e]
         explored |= seen - left
         start = sorted(left - explored)

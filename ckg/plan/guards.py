@@ -109,5 +109,5 @@ def blocked_by(guard, env: Mapping) -> str | None:
     )
     for name, test, blocks_when in checks:
         if name in parts and test(parts[name], env) == blocks_when:
-            return f"{name} {parts[name]}"
+            return f"{name} {dict(sorted(parts[name].items()))}"
     return None
