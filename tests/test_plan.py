@@ -253,6 +253,40 @@ def test_add_deps_recursive_selects_variations_deeper_down():
     assert "get-model _fp16" in ids(plan)
 
 
+def test_entries_read_from_the_meta_take_env_tags_versions_and_references():
+    arts = [
+        art(
+            "a",
+            "app",
+            env={"STUB": "tiny", "ROOT": "/opt", "BIN": "<<<ROOT>>>/bin"},
+            deps=[
+                {"tags": "get,model", "update_tags_from_env_with_prefix": {"_stub.": ["STUB"]}},
+                {"tags": "get,tool", "version": "2.0"},
+            ],
+        ),
+        art("m", "get-model", variations={"stub.#": {"env": {"MODEL": "#"}}}),
+        art(
+            "t",
+            "get-tool",
+            default_version="1.0",
+            versions={"1.0": {"env": {"V": "1"}}, "2.0": {"env": {"V": "2"}}},
+        ),
+    ]
+    # rows as the store query returns them: src, dst and entry id only
+    edges = [
+        {"src": "a", "dst": "m", "entry": "a#deps##0"},
+        {"src": "a", "dst": "t", "entry": "a#deps##1"},
+    ]
+    plan = build_plan(load_graph(arts, edges), "a")
+    assert plan.step("get-model").variations == ["stub.tiny"]  # _stub. + the env value
+    assert plan.step("get-model").env["MODEL"] == "tiny"
+    assert plan.step("app").env["BIN"] == "/opt/bin"
+    assert (plan.step("get-tool").env["V"], plan.step("get-tool").version) == (
+        "2",
+        {"version": "2.0"},
+    )
+
+
 def openssl_like():
     """get <-> install through opposite guards on one key, as in cm4mlops."""
     arts = [art("g", "get-openssl", env={"REQ": "no"}), art("i", "install-openssl")]

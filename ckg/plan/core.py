@@ -68,16 +68,24 @@ def entry_from_meta(meta: Mapping, entry_id: str) -> dict:
     >>> e["kind"], e["via_variation"], e["tags"], e["names"]
     ('deps', 'cuda', ['get', 'cuda'], ['cuda'])
     """
-    _, kind, rest = entry_id.split("#", 2)
+    parts = entry_id.split("#", 2)
+    _, kind, rest = parts if len(parts) == 3 else ("", "deps", "#")
     via, _, position = rest.rpartition("#")
     section = meta if not via else (meta.get("variations") or {}).get(via) or {}
     entries = section.get(kind) if isinstance(section, Mapping) else None
     index = int(position) if position.isdigit() else -1
     raw = entries[index] if isinstance(entries, list) and 0 <= index < len(entries) else {}
     raw = raw if isinstance(raw, Mapping) else {}
+    prefixed = raw.get("update_tags_from_env_with_prefix") or {}
+    tags_from_env = {
+        prefix: _as_list(keys) for prefix, keys in prefixed.items() if isinstance(prefix, str)
+    }
+    for key in _as_list(raw.get("update_tags_from_env")):
+        tags_from_env.setdefault("", []).append(key)
     return {
         "kind": kind,
         "position": max(index, 0),
+        "tags_from_env": tags_from_env,
         "via_variation": via,
         "tags": _as_list(raw.get("tags")),
         "names": _as_list(raw.get("names")),
@@ -147,8 +155,9 @@ def entries_of(graph: nx.DiGraph, uid: str) -> list[dict]:
         return data["entries"]
     entries: dict[str, dict] = {}
     for row, dst in data["rows"]:
+        from_meta = entry_from_meta(meta_of(graph, uid), row["entry"]) if row.get("entry") else {}
         if "kind" not in row:
-            row = {**entry_from_meta(meta_of(graph, uid), row["entry"]), **row}
+            row = {**from_meta, **row}
         kind = row.get("kind") or "deps"
         via = row.get("via_variation") or ""
         position = int(row.get("position") or 0)
@@ -166,6 +175,7 @@ def entries_of(graph: nx.DiGraph, uid: str) -> list[dict]:
                 "version": {
                     k: row[k] for k in ("version", "version_min", "version_max") if row.get(k)
                 },
+                "tags_from_env": from_meta.get("tags_from_env") or {},
                 "targets": [],
             }
         if dst is not None:
@@ -288,7 +298,8 @@ class _Planner:
             self._link(caller, step)
             return step
         chosen = apply(declared, names)
-        env = self._env(artifact, meta, chosen, inherited)
+        wanted = caller[2]["version"].get("version", "") if caller else ""
+        env = self._env(artifact, meta, chosen, inherited, wanted)
         step = Step(
             id=self._new_id(artifact, names),
             uid=uid,
@@ -341,7 +352,7 @@ class _Planner:
             base = f"{base} @{artifact['uid']}"
         return base
 
-    def _env(self, artifact, meta, chosen, inherited) -> dict:
+    def _env(self, artifact, meta, chosen, inherited, wanted_version) -> dict:
         env = dict(inherited)
         for key, value in (meta.get("default_env") or {}).items():
             env.setdefault(key, value)
@@ -349,16 +360,18 @@ class _Planner:
         env.update(chosen.env)
         for key, value in chosen.default_env.items():
             env.setdefault(key, value)
-        version = meta.get("default_version") or ""
+        version = wanted_version or meta.get("default_version") or ""
         env.update(((meta.get("versions") or {}).get(version) or {}).get("env") or {})
         env.update(self.common)
         for owner in (artifact["alias"], artifact["uid"]):
             if owner in self.per_step:
                 env.update(self.per_step[owner])
                 self.used_overrides.add(owner)
-        return {
-            k: v if isinstance(v, list) else "" if v is None else str(v) for k, v in env.items()
-        }
+        env = {k: v if isinstance(v, list) else "" if v is None else str(v) for k, v in env.items()}
+        for key, value in env.items():  # CM's <<<KEY>>> references, where KEY is known
+            if isinstance(value, str) and "<<<" in value:
+                env[key] = _REFERENCE.sub(lambda m: env.get(m[1], m[0]), value)
+        return env
 
     def _follow(self, step, entry, active, handed, produced, adr, local_ad) -> Step | None:
         """Evaluate one dependency entry of ``step``; the step it leads to, if any."""
@@ -373,6 +386,10 @@ class _Planner:
             self.plan.unresolved.append({**where, "names": entry["names"], "entry": entry["entry"]})
             return None
         extra: list[str] = []
+        for prefix, keys in entry["tags_from_env"].items():  # CM's update_tags_from_env*
+            for key in keys:
+                value = str(step.env.get(key) or "").strip()
+                extra += _as_list(value) if not prefix else [prefix + value] if value else []
         for name in entry["names"]:
             for added in (adr.get(name), local_ad.get(name)):
                 extra += _as_list((added or {}).get("tags"))
@@ -478,6 +495,7 @@ def _exported(patterns: tuple[str, ...], key: str) -> bool:
 
 
 _GLOB = re.compile(r"[*?\[]")
+_REFERENCE = re.compile(r"<<<(.*?)>>>")
 
 
 def _patterns(new_env_keys) -> tuple[str, ...]:
