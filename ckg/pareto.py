@@ -71,6 +71,8 @@ DIRECTIONS = ("min", "max")
 _CHUNK = 1 << 21
 #: Rows of one block of the sorted sweep for four or more objectives.
 _BLOCK = 128
+#: Fewest rows for which a linear prefilter pass runs before the exact algorithm.
+_PREFILTER_MIN = 4096
 #: Rows of the blocks that the three-objective divide and conquer checks pair by pair.
 _BASE = 16
 
@@ -409,7 +411,7 @@ def _pivot_survivors(x: np.ndarray) -> np.ndarray | None:
     exact algorithm only sorts what is left.
     """
     n, d = x.shape
-    if n < 4096:
+    if n < _PREFILTER_MIN:
         return None
     lo = np.array([x[:, j].min() for j in range(d)])
     hi = np.array([x[:, j].max() for j in range(d)])
@@ -438,7 +440,7 @@ def _bucket_survivors(a: np.ndarray, b: np.ndarray, buckets: int = 1 << 16) -> n
     leaves little more than the front for the sort.
     """
     n = len(a)
-    if n < 4096:
+    if n < _PREFILTER_MIN:
         return None
     lo, hi = a.min(), a.max()
     scale = (buckets - 1) / (hi - lo) if hi > lo else 0.0
