@@ -17,8 +17,9 @@ from collections.abc import Iterable, Mapping
 
 import networkx as nx
 
-from ckg.plan.core import build_plan, load_graph
+from ckg.plan.core import build_plan
 from ckg.plan.fetch import fetch_subgraph, find_target
+from ckg.plan.graph import load_graph
 from ckg.plan.model import Plan, Step
 
 __all__ = ["Plan", "Step", "build_plan", "load_graph", "plan"]
