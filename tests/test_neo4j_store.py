@@ -67,6 +67,15 @@ def test_missing_credentials_are_refused(neo4j_uri, monkeypatch):
         Neo4jStore(neo4j_uri)
 
 
+def test_routing_uri_on_closed_port_prints_one_line(tmp_path):
+    uri = f"neo4j://127.0.0.1:{free_port()}"
+    done = _cli("--db", uri, "db", "status", home=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"ckg: error: cannot reach Neo4j at {uri}: Unable to retrieve routing information"
+    ]
+
+
 def test_malformed_uri_is_a_usage_error():
     with pytest.raises(UsageError, match="not a usable Neo4j URI 'bolt://127.0.0.1:notaport'"):
         open_store("bolt://127.0.0.1:notaport")
@@ -133,6 +142,12 @@ def test_cli_status_reports_neo4j_counts(neo4j, neo4j_uri, tmp_path):
 
 def test_store_names_engine_and_uri(neo4j, neo4j_uri):
     assert (neo4j.engine, neo4j.location) == ("neo4j", neo4j_uri)
+
+
+def test_routing_scheme_reaches_a_single_server(neo4j_uri):
+    uri = neo4j_uri.replace("bolt://", "neo4j://", 1)
+    with Neo4jStore(uri) as store:
+        assert store.write("RETURN 2 AS two") == [{"two": 2}]
 
 
 def test_ensure_schema_creates_one_unique_constraint_per_key(neo4j):

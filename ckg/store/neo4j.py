@@ -10,6 +10,7 @@ Every timeout is kept under ten seconds so that a server that is down, or refuse
 credentials, gives one clear line quickly instead of a minute of retries.
 """
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -22,6 +23,11 @@ from ckg import __version__, config
 from ckg.errors import QueryError, StoreUnavailable, UsageError
 from ckg.schema import NODE_KEYS, check_name
 from ckg.store.base import GraphStore, Transaction
+
+# The driver logs failures (e.g. "Unable to retrieve routing information") with no handler
+# of its own, so Python would print them to stderr beside ckg's one-line error. A null
+# handler stops that; an application that configures logging still receives them.
+logging.getLogger("neo4j").addHandler(logging.NullHandler())
 
 #: Seconds to open a TCP connection and finish the Bolt handshake.
 CONNECT_TIMEOUT = 5.0
