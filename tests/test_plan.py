@@ -1,6 +1,7 @@
 """The planner: guards, variations, environment, cycles and order (ckg.plan)."""
 
 import contextlib
+import doctest
 import json
 import sys
 
@@ -9,7 +10,8 @@ import pytest
 
 from ckg.cli import main
 from ckg.errors import CycleError, UsageError
-from ckg.plan import build_plan, load_graph
+from ckg.plan import build_plan, core, graph, guards, load_graph, variations
+from ckg.plan import env as env_mod
 from ckg.plan.guards import blocked_by, key_matches
 from ckg.plan.variations import VariationError, choose
 from ckg.resolve import resolve
@@ -506,3 +508,9 @@ def test_plan_from_the_store_matches_the_pure_plan(kg, corpora, cli_on, capsys):
         assert cli_on("plan", *args) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("module", [core, graph, env_mod, guards, variations])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
