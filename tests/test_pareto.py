@@ -49,24 +49,24 @@ def _scaled_sums(pts, idx):
     return total
 
 
+def _covers(p, q, eps):
+    return p != q and all(a <= b + e for a, b, e in zip(p, q, eps, strict=True))
+
+
 def ref_margin_ranks(rows, directions, eps):
-    """The documented greedy: best first by scaled sum then values; covered points wait."""
+    """The documented greedy: best first by (dominating, covering points, scaled sum, values)."""
     pts = _oriented(rows, directions)
     rest = [i for i, p in enumerate(pts) if not any(math.isnan(v) for v in p)]
     ranks, front = [0] * len(pts), 0
     while rest:
         front += 1
-        sums = _scaled_sums(pts, rest)
-        order = [
-            i for _, i in sorted(zip(sums, rest, strict=True), key=lambda t: (t[0], *pts[t[1]]))
-        ]
+        sums = dict(zip(rest, _scaled_sums(pts, rest), strict=True))
+        doms = {i: sum(_dominates(pts[j], pts[i]) for j in rest) for i in rest}
+        count = {i: sum(_covers(pts[j], pts[i], eps) for j in rest) for i in rest}
+        order = sorted(rest, key=lambda i: (doms[i], count[i], sums[i], *pts[i]))
         taken = []
         for i in order:
-            if not any(
-                pts[a] != pts[i]
-                and all(p <= q + e for p, q, e in zip(pts[a], pts[i], eps, strict=True))
-                for a in taken
-            ):
+            if not any(_covers(pts[a], pts[i], eps) for a in taken):
                 taken.append(i)
         for i in taken:
             ranks[i] = front
