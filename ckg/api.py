@@ -107,6 +107,12 @@ class KnowledgeGraph:
 
         return plan(self, target, variations, env)
 
+    def pareto(self, objectives, **kw):
+        """Pareto fronts of runs or published results, written back (:func:`ckg.frontier.pareto`)."""
+        from ckg.frontier import pareto
+
+        return pareto(self, objectives, **kw)
+
 
 def open(db: str | None = None, *, home: str | Path | None = None) -> KnowledgeGraph:  # noqa: A001
     """Open ckg's graph: ``embedded`` (default) or a Neo4j URI, schema ensured.

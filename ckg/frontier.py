@@ -1,0 +1,370 @@
+"""Pareto fronts over the graph: select points, rank them, write front membership back.
+
+A *point* is either a run, ``(Run)-[:MEASURED]->(Measurement {metric, value, unit})``, whose
+``status`` is ``ok``; or a group of published results,
+``(Paper)-[:REPORTS]->(Result {metric, value, unit})``, that share task, dataset, model,
+paper, platform, scenario and source record (one MLPerf submission, one leaderboard row).
+A point counts when it has a value for every objective; the rest are counted as left out.
+
+Membership is written back as ``(Run|Result)-[:IN_FRONT {front_rank}]->(Front)``, where the
+``Front`` node (uid: a digest of objectives and scope) holds ``objectives`` (list of
+``"name:min|max"``), ``scope`` (the selection, as text), ``source``, ``points``,
+``left_out``, ``reference`` and ``hypervolume`` and ``computed_at``. Every result of a group
+gets the edge. Computing the same front again replaces its edges. So, for example::
+
+    MATCH (r:Run)-[x:IN_FRONT]->(f:Front) WHERE x.front_rank = 1 RETURN f.scope, r.params
+
+``--where`` conditions are Cypher, written against the variables ``r`` (Run), ``m``
+(Measurement), ``e`` (Experiment) for runs and ``res`` (Result), ``p`` (Paper), ``pl``
+(Platform) for published results.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from ckg import metrics
+from ckg.errors import InvalidInput, UsageError
+from ckg.pareto import Objective, front_table, hypervolume, parse_objectives
+
+SOURCES = ("runs", "papers", "all")
+
+_RUNS = """
+MATCH (r:Run)-[:MEASURED]->(m:Measurement)
+OPTIONAL MATCH (r)-[:IN]->(e:Experiment)
+WITH r, m, e
+WHERE coalesce(r.status, 'ok') = 'ok'
+  AND ($experiment IS NULL OR e.name = $experiment OR e.uid = $experiment)
+  AND ($metrics IS NULL OR m.metric IN $metrics)
+  AND ({where})
+RETURN r.uid AS uid, r.params AS params, e.name AS experiment,
+       m.metric AS metric, m.value AS value, m.unit AS unit
+"""
+
+_RESULTS = """
+MATCH (res:Result)
+WHERE ($task IS NULL OR res.task = $task) AND ($dataset IS NULL OR res.dataset = $dataset)
+  AND ($metrics IS NULL OR res.metric IN $metrics)
+OPTIONAL MATCH (p:Paper)-[:REPORTS]->(res)
+OPTIONAL MATCH (res)-[:ON]->(pl:Platform)
+WITH res, p, pl
+WHERE ({where})
+RETURN res.uid AS uid, res.metric AS metric, res.value AS value, res.unit AS unit,
+       res.task AS task, res.dataset AS dataset, res.model AS model,
+       res.scenario AS scenario, res.system AS system, res.submitter AS submitter,
+       res.version AS version, res.record_uid AS record, p.uid AS paper,
+       p.title AS paper_title, pl.uid AS platform
+"""
+
+#: Columns that identify a group of published results as one point.
+_GROUP = ["task", "dataset", "model", "paper", "platform", "scenario", "record"]
+
+
+@dataclass
+class Front:
+    """A ranked selection: what :func:`pareto` returns.
+
+    ``table`` has one row per point: ``front_rank``, ``label``, ``kind`` (run or result),
+    ``uids`` (the nodes behind the point), descriptive columns, and one column per objective
+    named as the objective is. ``units`` maps each objective to its unit ("" if none).
+    """
+
+    objectives: list[Objective]
+    table: object
+    units: dict[str, str]
+    scope: str
+    uid: str
+    left_out: int
+    reference: list[float] = field(default_factory=list)
+    hypervolume: float | None = None
+
+    def rows(self) -> list[dict]:
+        """The table as plain dicts (``uids`` left out), for printing or JSON."""
+        frame = self.table.drop(columns=["uids"])
+        return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def pareto(
+    kg,
+    objectives,
+    *,
+    experiment: str | None = None,
+    task: str | None = None,
+    dataset: str | None = None,
+    where: str | None = None,
+    source: str = "runs",
+    margins: dict[str, float] | None = None,
+    reference: list[float] | None = None,
+    write: bool = True,
+) -> Front:
+    """Rank the runs or published results the filters select, and record front membership.
+
+    Parameters
+    ----------
+    kg : ckg.api.KnowledgeGraph
+    objectives : str or list
+        ``"accuracy:max,latency"``; directions default to the metric registry's.
+    experiment, task, dataset, where : str, optional
+        Filters: an experiment's name (runs), a task and dataset (published results), or a
+        Cypher condition on the variables named in the module notes.
+    source : "runs", "papers" or "all"
+    margins : mapping, optional
+        Per-objective margins (see :mod:`ckg.pareto`).
+    reference : list of float, optional
+        Reference point of the hypervolume; default the worst value of each objective over
+        the points selected (so compare experiments with an explicit one).
+    write : bool
+        Write ``IN_FRONT`` edges and the ``Front`` node (default True).
+
+    Raises
+    ------
+    UsageError
+        Filters that do not fit ``source``, fewer than two objectives, bad directions.
+    InvalidInput
+        An objective no selected point has (the message names the metrics present), or
+        fewer than two points having every objective.
+    """
+    objs = parse_objectives(objectives)
+    if len(objs) < 2:
+        raise UsageError("a Pareto front needs two or more objectives, e.g. accuracy,latency")
+    if source not in SOURCES:
+        raise UsageError(f"--from must be one of {', '.join(SOURCES)}, got {source!r}")
+    if experiment and source == "papers":
+        raise UsageError("--experiment selects runs; use --from runs or all")
+    if (task or dataset) and source == "runs":
+        raise UsageError("--task and --dataset select published results; use --from papers")
+    filters = {"experiment": experiment, "task": task, "dataset": dataset, "where": where}
+    points, units = select(kg, objs, source=source, **filters)
+    table = front_table(points, objs, margins=margins)
+    left_out = table.attrs["left_out"]
+    if len(table) < 2:
+        raise InvalidInput(
+            f"only {len(table)} point(s) of the selection have every objective "
+            f"({', '.join(o.name for o in objs)}); {left_out} lack one: nothing to compare"
+        )
+    scope = _scope(source, filters)
+    front = Front(objs, table, units, scope, _front_uid(objs, scope), left_out)
+    _add_hypervolume(front, reference)
+    if write:
+        write_front(kg, front, source)
+    return front
+
+
+def select(kg, objectives: list[Objective], *, source="runs", **filters):
+    """One row per point with a column per objective, and each objective's unit.
+
+    Raises InvalidInput naming the metrics present when no point has some objective.
+    """
+    import pandas as pd
+
+    names = _metric_names(objectives)
+    frames = []
+    if source in ("runs", "all"):
+        frames.append(_runs(kg, names, filters))
+    if source in ("papers", "all"):
+        frames.append(_results(kg, names, filters))
+    long = pd.concat(frames, ignore_index=True)
+    long["objective"] = long["metric"].map(_objective_of(objectives))
+    units: dict[str, str] = {}
+    for obj in objectives:
+        rows = long[long["objective"] == obj.name] if len(long) else long
+        if not len(rows):
+            present = sorted(_metrics_present(kg, source, filters))
+            raise InvalidInput(
+                f"objective {obj.name!r} is not in the selected results; metrics present: "
+                + (", ".join(present) or "none")
+            )
+        units[obj.name] = next((u for u in rows["unit"] if isinstance(u, str) and u), "")
+    wide = long.pivot_table(
+        index="point", columns="objective", values="value", aggfunc="mean", sort=True
+    )
+    info = long.drop_duplicates("point").set_index("point")
+    uids = long.groupby("point", sort=True)["uid"].agg(lambda s: sorted(set(s)))
+    table = info[["label", "kind", *_descriptive(info)]].join(wide).join(uids.rename("uids"))
+    return table.reset_index(drop=True), units
+
+
+def write_front(kg, front: Front, source: str) -> None:
+    """Replace the ``IN_FRONT`` edges of ``front`` by its current ranks."""
+    props = {
+        "objectives": [str(o) for o in front.objectives],
+        "scope": front.scope,
+        "source": source,
+        "points": len(front.table),
+        "left_out": front.left_out,
+        "reference": front.reference,
+        "hypervolume": front.hypervolume,
+        "computed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    rows = {"Run": [], "Result": []}
+    for kind, ids, rank in zip(
+        front.table["kind"], front.table["uids"], front.table["front_rank"], strict=True
+    ):
+        label = "Run" if kind == "run" else "Result"
+        rows[label] += [{"uid": uid, "rank": int(rank)} for uid in ids]
+    with kg.store.transaction() as tx:
+        tx.run("MATCH (:Front {uid: $uid})<-[x:IN_FRONT]-() DELETE x", {"uid": front.uid})
+        tx.run("MERGE (f:Front {uid: $uid}) SET f += $props", {"uid": front.uid, "props": props})
+        for label, batch in rows.items():
+            if batch:
+                tx.run(
+                    f"UNWIND $rows AS row MATCH (n:{label} {{uid: row.uid}}) "
+                    "MATCH (f:Front {uid: $uid}) "
+                    "MERGE (n)-[x:IN_FRONT]->(f) SET x.front_rank = row.rank",
+                    {"rows": batch, "uid": front.uid},
+                )
+
+
+# --- selection ----------------------------------------------------------------------------
+
+
+def _metric_names(objectives: list[Objective]) -> list[str]:
+    """Every name an objective may be stored under: as written and canonical."""
+    names = set()
+    for obj in objectives:
+        names.add(obj.name)
+        names.add(metrics.resolve(obj.name).name)
+    return sorted(names)
+
+
+def _objective_of(objectives: list[Objective]):
+    by_name = {}
+    for obj in objectives:
+        by_name[obj.name] = obj.name
+        by_name.setdefault(metrics.resolve(obj.name).name, obj.name)
+    return by_name
+
+
+def _where(where: str | None) -> str:
+    return f"({where})" if where else "true"
+
+
+def _runs(kg, names: list[str], filters: dict):
+    import pandas as pd
+
+    rows = kg.store.run(
+        _RUNS.format(where=_where(filters.get("where"))),
+        {"experiment": filters.get("experiment"), "metrics": names},
+    )
+    frame = pd.DataFrame(rows, columns=["uid", "params", "experiment", "metric", "value", "unit"])
+    frame["point"] = "run:" + frame["uid"].astype(str)
+    frame["kind"] = "run"
+    frame["label"] = [
+        _params_label(p, u) for p, u in zip(frame["params"], frame["uid"], strict=True)
+    ]
+    frame["config"] = frame["label"]
+    return frame
+
+
+def _results(kg, names: list[str], filters: dict):
+    import pandas as pd
+
+    rows = kg.store.run(
+        _RESULTS.format(where=_where(filters.get("where"))),
+        {"task": filters.get("task"), "dataset": filters.get("dataset"), "metrics": names},
+    )
+    columns = [
+        "uid", "metric", "value", "unit", "task", "dataset", "model", "scenario", "system",
+        "submitter", "version", "record", "paper", "paper_title", "platform",
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=columns)
+    key = frame[_GROUP].astype(str).agg("|".join, axis=1)
+    frame["point"] = "result:" + key
+    frame["kind"] = "result"
+    described = frame[["model", "system", "submitter", "paper_title"]].to_dict("records")
+    frame["label"] = [_result_label(row) for row in described]
+    return frame
+
+
+def _params_label(params, uid) -> str:
+    """``model=knn batch=8`` from a run's params JSON, or its uid when it has none."""
+    try:
+        data = json.loads(params) if isinstance(params, str) else params
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and data:
+        return " ".join(f"{k}={_short(v)}" for k, v in sorted(data.items()))
+    return str(uid)[:12]
+
+
+def _short(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+def _result_label(row: dict) -> str:
+    model = row.get("model") or "?"
+    where = row.get("system") or row.get("submitter") or (row.get("paper_title") or "")[:30]
+    return f"{model} @ {where}" if where else str(model)
+
+
+def _descriptive(info) -> list[str]:
+    wanted = ["config", "experiment", "model", "system", "submitter", "version", "task",
+              "dataset", "scenario", "paper", "paper_title"]  # fmt: skip
+    return [c for c in wanted if c in info.columns and info[c].notna().any()]
+
+
+def _metrics_present(kg, source, filters) -> set[str]:
+    found = set()
+    if source in ("runs", "all"):
+        found |= set(_runs_raw(kg, filters)["metric"].dropna())
+    if source in ("papers", "all"):
+        rows = kg.store.run(
+            _RESULTS.format(where=_where(filters.get("where"))),
+            {"task": filters.get("task"), "dataset": filters.get("dataset"), "metrics": None},
+        )
+        found |= {r["metric"] for r in rows if r["metric"]}
+    return found
+
+
+def _runs_raw(kg, filters):
+    import pandas as pd
+
+    rows = kg.store.run(
+        _RUNS.format(where=_where(filters.get("where"))),
+        {"experiment": filters.get("experiment"), "metrics": None},
+    )
+    return pd.DataFrame(rows, columns=["uid", "params", "experiment", "metric", "value", "unit"])
+
+
+# --- scope, uid, hypervolume ----------------------------------------------------------------
+
+
+def _scope(source: str, filters: dict) -> str:
+    parts = [source] + [f"{k}={v}" for k, v in filters.items() if v]
+    return " ".join(parts)
+
+
+def _front_uid(objectives: list[Objective], scope: str) -> str:
+    text = json.dumps([[str(o) for o in objectives], scope])
+    return "front:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _add_hypervolume(front: Front, reference) -> None:
+    cols = [o.name for o in front.objectives]
+    values = front.table[cols].to_numpy(dtype=np.float64)
+    dirs = [o.direction for o in front.objectives]
+    if reference is None:
+        worst = [
+            np.max(values[:, i]) if d == "min" else np.min(values[:, i]) for i, d in enumerate(dirs)
+        ]
+        reference = [float(v) for v in worst]
+    if len(reference) != len(cols):
+        raise UsageError(f"--reference needs {len(cols)} numbers, one per objective")
+    front.reference = [float(v) for v in reference]
+    finite = np.isfinite(values).all(axis=1)
+    # Exact hypervolume costs O(n^(d-1)): skip it for large fronts of many objectives.
+    on_front = int((front.table["front_rank"] == 1).sum())
+    if len(cols) == 2 or on_front ** (len(cols) - 1) <= 10**7:
+        front.hypervolume = hypervolume(values[finite], front.reference, dirs)
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
