@@ -271,8 +271,10 @@ def _results(kg, names: list[str], filters: dict):
         "submitter", "version", "record", "paper", "paper_title", "platform",
     ]  # fmt: skip
     frame = pd.DataFrame(rows, columns=columns)
-    key = frame[_GROUP].astype(str).agg("|".join, axis=1)
-    frame["point"] = "result:" + key
+    frame["point"] = [
+        "result:" + "|".join("" if pd.isna(v) else str(v) for v in row)
+        for row in frame[_GROUP].itertuples(index=False)
+    ]
     frame["kind"] = "result"
     described = frame[["model", "system", "submitter", "paper_title"]].to_dict("records")
     frame["label"] = [_result_label(row) for row in described]

@@ -1,0 +1,131 @@
+"""Pareto fronts over the graph (ckg.frontier) on both engines: runs, MLPerf results, writing."""
+
+import json
+
+import pytest
+
+from ckg.errors import InvalidInput, UsageError
+from ckg.records import Node
+from ckg.run.measure import Figure
+from ckg.run.record import run_records
+
+#: (model, batch, accuracy %, latency s): fast, accurate, both; two dominated; one failed.
+RUNS = [
+    ("knn", 1, 97.5, 0.030),
+    ("logreg", 1, 96.0, 0.002),
+    ("svc", 1, 98.5, 0.050),
+    ("tree", 1, 85.0, 0.004),
+    ("forest", 1, 96.5, 0.060),
+]
+
+
+def _write_runs(kg, runs, experiment="digits", status="ok", prefix="r"):
+    exp = Node("Experiment", f"exp-{experiment}", {"name": experiment})
+    platform = Node("Platform", "host-1", {"cpu_model": "test"})
+    kg.store.write_records(
+        run_records(
+            {"uid": "artifact-1", "status": "ok"},
+            artifact_uid="a",
+            figures=[],
+            platform=platform,
+            experiment=exp,
+        )  # fmt: skip
+    )
+    for i, (model, batch, acc, lat) in enumerate(runs):
+        run = {
+            "uid": f"{prefix}{i}",
+            "status": status,
+            "params": json.dumps({"model": model, "batch": batch}),
+        }
+        figures = [Figure("accuracy", [acc], "%"), Figure("latency", [lat], "s")]
+        kg.store.write_records(
+            run_records(run, artifact_uid="a", figures=figures, platform=platform, experiment=exp)
+        )
+
+
+def test_runs_front_ranks_labels_and_units(kg):
+    _write_runs(kg, RUNS)
+    front = kg.pareto("accuracy,latency", experiment="digits")
+    rows = {r["label"]: r for r in front.rows()}
+    assert {k for k, r in rows.items() if r["front_rank"] == 1} == {
+        "batch=1 model=knn",
+        "batch=1 model=logreg",
+        "batch=1 model=svc",
+    }
+    assert rows["batch=1 model=forest"]["front_rank"] == 2
+    assert front.units == {"accuracy": "%", "latency": "s"}
+    assert front.left_out == 0
+    assert front.hypervolume > 0
+
+
+def test_front_membership_is_queryable_and_replaced_on_recompute(kg):
+    _write_runs(kg, RUNS)
+    first = kg.pareto("accuracy:max,latency:min", experiment="digits")
+    on_front = kg.query(
+        "MATCH (r:Run)-[x:IN_FRONT]->(f:Front {uid: $uid}) WHERE x.front_rank = 1 "
+        "RETURN r.uid AS uid ORDER BY uid",
+        {"uid": first.uid},
+    )
+    assert [r["uid"] for r in on_front] == ["r0", "r1", "r2"]
+    meta = kg.query("MATCH (f:Front {uid: $uid}) RETURN f", {"uid": first.uid})[0]["f"]
+    assert meta["objectives"] == ["accuracy:max", "latency:min"]
+    assert meta["scope"] == "runs experiment=digits"
+    # A run better than all: the old front drops to rank 2, and no edge is left twice.
+    _write_runs(kg, [("mlp", 4, 99.0, 0.001)], prefix="best")
+    second = kg.pareto("accuracy:max,latency:min", experiment="digits")
+    assert second.uid == first.uid
+    ranks = kg.query(
+        "MATCH (r:Run)-[x:IN_FRONT]->(:Front {uid: $uid}) RETURN r.uid AS uid, x.front_rank AS k",
+        {"uid": first.uid},
+    )
+    assert len(ranks) == len(RUNS) + 1
+    assert {r["uid"] for r in ranks if r["k"] == 1} == {"best0"}
+
+
+def test_failed_runs_and_where_conditions_narrow_the_selection(kg):
+    _write_runs(kg, RUNS)
+    _write_runs(kg, [("broken", 1, 100.0, 0.0001)], status="failed", prefix="bad")
+    front = kg.pareto("accuracy,latency", where="r.params CONTAINS 'batch'", write=False)
+    assert "bad0" not in {u for uids in front.table["uids"] for u in uids}
+    narrow = kg.pareto("accuracy,latency", where="m.value > 0 AND NOT r.uid IN ['r1']")
+    assert "batch=1 model=logreg" not in set(narrow.table["label"])
+
+
+def test_unknown_objective_names_the_metrics_present(kg):
+    _write_runs(kg, RUNS)
+    with pytest.raises(InvalidInput, match="'energy' is not in the selected results; metrics "
+                       "present: accuracy, latency"):  # fmt: skip
+        kg.pareto("accuracy,energy", experiment="digits")
+    with pytest.raises(UsageError, match="no direction known for metric 'wobble'"):
+        kg.pareto("accuracy,wobble")
+
+
+def test_fewer_than_two_points_says_so(kg):
+    _write_runs(kg, RUNS[:1])
+    with pytest.raises(InvalidInput, match="only 1 point.*nothing to compare"):
+        kg.pareto("accuracy,latency")
+
+
+def test_filters_that_do_not_fit_the_source_are_usage_errors(kg):
+    with pytest.raises(UsageError, match="--experiment selects runs"):
+        kg.pareto("accuracy,latency", experiment="x", source="papers")
+    with pytest.raises(UsageError, match="--task and --dataset select published results"):
+        kg.pareto("accuracy,latency", task="Image Classification")
+    with pytest.raises(UsageError, match="two or more objectives"):
+        kg.pareto("accuracy")
+
+
+def test_mlperf_throughput_against_power(kg, corpora):
+    kg.import_results([str(corpora / "mlperf")])
+    front = kg.pareto("throughput,power", source="papers", task="Image Classification")
+    assert front.units == {"throughput": "1/s", "power": "W"}
+    best = front.table[front.table["front_rank"] == 1]
+    assert 2 <= len(best) < len(front.table)
+    # The least power of all is on the front, and so is the most throughput.
+    assert front.table["power"].min() in set(best["power"])
+    assert front.table["throughput"].max() in set(best["throughput"])
+    n = kg.query(
+        "MATCH (r:Result)-[x:IN_FRONT]->(:Front {uid: $uid}) RETURN count(x) AS n",
+        {"uid": front.uid},
+    )[0]["n"]
+    assert n == 2 * len(front.table)
