@@ -1,0 +1,101 @@
+"""``ckg pareto``: the Pareto front of runs or published results, as a table, JSON or plot."""
+
+import json
+
+import typer
+
+from ckg.cli.app import app, open_graph, print_rows
+from ckg.errors import UsageError
+
+
+@app.command("pareto")
+def pareto(
+    objectives: str = typer.Argument(..., help="OBJ[:max|:min],OBJ,... (two or more)."),
+    experiment: str = typer.Option(None, "--experiment", help="Runs of this experiment."),
+    task: str = typer.Option(None, "--task", help="Published results for this task."),
+    dataset: str = typer.Option(None, "--dataset", help="Published results on this dataset."),
+    where: str = typer.Option(None, "--where", help="Cypher condition (r, m, e / res, p, pl)."),
+    source: str = typer.Option("runs", "--from", help="runs, papers or all."),
+    plot: str = typer.Option(None, "--plot", help="Draw to FILE.png, .svg, .pdf or .html."),
+    margin: list[str] = typer.Option(None, "--margin", help="OBJ=VALUE, repeatable."),  # noqa: B008
+    reference: str = typer.Option(None, "--reference", help="Hypervolume reference: v1,v2,..."),
+    fronts: int = typer.Option(None, "--fronts", help="Print fronts 1..N only."),
+    no_write: bool = typer.Option(False, "--no-write", help="Do not record front membership."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Rank runs or published results into Pareto fronts and record front membership.
+
+    Example: ckg pareto throughput,power --from papers --task "Image Classification" --plot f.png
+    """
+    with open_graph() as kg:
+        front = kg.pareto(
+            objectives,
+            experiment=experiment,
+            task=task,
+            dataset=dataset,
+            where=where,
+            source=source,
+            margins=_margins(margin),
+            reference=_numbers(reference),
+            write=not no_write,
+        )
+    if plot:
+        from ckg.plot import plot_front
+
+        plot_front(front.table, front.objectives, plot, units=front.units, title="")
+    rows = [r for r in front.rows() if fronts is None or r["front_rank"] <= fronts]
+    if as_json:
+        summary = {
+            "front": front.uid,
+            "objectives": [str(o) for o in front.objectives],
+            "scope": front.scope,
+            "units": front.units,
+            "left_out": front.left_out,
+            "reference": front.reference,
+            "hypervolume": front.hypervolume,
+            "points": rows,
+        }
+        print(json.dumps(summary, indent=2, default=str, ensure_ascii=False))
+        return
+    print_rows([_display(r, front) for r in rows], title=f"Pareto front ({front.scope})")
+    on_front = sum(1 for r in front.rows() if r["front_rank"] == 1)
+    hv = "" if front.hypervolume is None else f"; hypervolume {front.hypervolume:.6g}"
+    print(
+        f"{len(front.table)} points, {on_front} on front 1, {front.left_out} left out "
+        f"(missing an objective){hv} against {front.reference}"
+        + ("" if no_write else f"; recorded as {front.uid}")
+        + (f"; plot: {plot}" if plot else "")
+    )
+
+
+def _display(row: dict, front) -> dict:
+    """Rank, label, then each objective with its unit in the header."""
+    out = {"front": row["front_rank"], "point": row["label"]}
+    for obj in front.objectives:
+        unit = front.units.get(obj.name)
+        value = row[obj.name]
+        shown = f"{value:.6g}" if isinstance(value, float) else value
+        out[f"{obj.name} ({unit})" if unit else obj.name] = shown
+    return out
+
+
+def _margins(pairs: list[str] | None) -> dict[str, float] | None:
+    out = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise UsageError(f"--margin expects OBJ=NUMBER, got {pair!r}")
+    return out or None
+
+
+def _numbers(text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--reference expects numbers separated by commas, got {text!r}") from None
