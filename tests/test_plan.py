@@ -10,7 +10,7 @@ import pytest
 
 from ckg.cli import main
 from ckg.errors import CycleError, UsageError
-from ckg.plan import build_plan, core, graph, guards, load_graph, variations
+from ckg.plan import build_plan, core, graph, guards, load_graph, memo, variations
 from ckg.plan import env as env_mod
 from ckg.plan.guards import blocked_by, key_matches
 from ckg.plan.variations import VariationError, choose
@@ -482,6 +482,10 @@ def test_plan_from_the_store_matches_the_pure_plan(kg, corpora, cli_on, capsys):
     largest = kg.plan("app-mlperf-inference")
     assert ids(largest) == ids(plan_corpus(corpora, "app-mlperf-inference"))
     assert largest.skipped == plan_corpus(corpora, "app-mlperf-inference").skipped
+    # the same inputs again give the remembered plan, equal in every field
+    assert kg.plan(target, env={"USE_CUDA": "yes"}) == stored
+    assert kg.plan("app-mlperf-inference") == largest
+    assert len(list((kg.home / "plans").glob("*.json"))) == 2
     cuda = stored.step("get-cuda")
     assert (cuda.path, cuda.kind, cuda.format) == ("script/get-cuda", "script", "cm")
     assert cuda.meta["alias"] == "get-cuda" and cuda.source_uid
@@ -510,7 +514,7 @@ def test_plan_from_the_store_matches_the_pure_plan(kg, corpora, cli_on, capsys):
         assert message in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("module", [core, graph, env_mod, guards, variations])
+@pytest.mark.parametrize("module", [core, graph, env_mod, guards, variations, memo])
 def test_docstring_examples_run(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

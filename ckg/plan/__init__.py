@@ -13,16 +13,28 @@ Examples
 ['detect-os', 'get-python3', 'get-cuda', ...]
 """
 
+import sys
 from collections.abc import Iterable, Mapping
 
-import networkx as nx
-
-from ckg.plan.core import build_plan
+from ckg.plan import memo
 from ckg.plan.fetch import fetch_subgraph, find_target
-from ckg.plan.graph import load_graph
 from ckg.plan.model import Plan, Step
 
 __all__ = ["Plan", "Step", "build_plan", "load_graph", "plan"]
+
+
+def __getattr__(name: str):
+    # NetworkX (about 0.15 s to import) loads only when a plan is actually built, not when
+    # a remembered one is used (see :mod:`ckg.plan.memo`).
+    if name == "build_plan":
+        from ckg.plan.core import build_plan
+
+        return build_plan
+    if name == "load_graph":
+        from ckg.plan.graph import load_graph
+
+        return load_graph
+    raise AttributeError(f"module 'ckg.plan' has no attribute {name!r}")
 
 
 def plan(
@@ -38,7 +50,8 @@ def plan(
     kg_or_graph : KnowledgeGraph, GraphStore or networkx.DiGraph
         Where the artifacts are. With a store, the target is looked up and its subgraph
         fetched with one query each; a DiGraph from :func:`load_graph` is used as is, and
-        ``target`` must then be a uid.
+        ``target`` must then be a uid. With a KnowledgeGraph, plans are remembered under
+        its home (:mod:`ckg.plan.memo`).
     target : str
         Uid, alias, or tags (``get,python3,_cuda``: ``_name`` tags are variations).
     variations : iterable of str
@@ -57,9 +70,24 @@ def plan(
     CycleError
         The dependencies left after the guards form a cycle.
     """
-    if isinstance(kg_or_graph, nx.DiGraph):
+    nx = sys.modules.get("networkx")  # a DiGraph can only exist once networkx is imported
+    if nx is not None and isinstance(kg_or_graph, nx.DiGraph):
+        from ckg.plan.core import build_plan
+
         return build_plan(kg_or_graph, target, variations=variations, env=env)
     store = getattr(kg_or_graph, "store", kg_or_graph)
+    home = getattr(kg_or_graph, "home", None)
     uid, in_target = find_target(store, target)
-    graph = load_graph(*fetch_subgraph(store, uid))
-    return build_plan(graph, uid, variations=[*in_target, *variations], env=env)
+    rows = fetch_subgraph(store, uid)
+    wanted = [*in_target, *variations]
+    key = memo.plan_key(rows, uid, wanted, env)
+    remembered = memo.load(home, key) if home else None
+    if remembered is not None:
+        return remembered
+    from ckg.plan.core import build_plan
+    from ckg.plan.graph import load_graph
+
+    result = build_plan(load_graph(*rows), uid, variations=wanted, env=env)
+    if home:
+        memo.save(home, key, result)
+    return result

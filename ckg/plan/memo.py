@@ -1,0 +1,82 @@
+"""Plans remembered under ``CKG_HOME``, keyed by everything the planner reads.
+
+Planning is a pure function of the fetched subgraph rows, the target, the variations, the
+environment and the planner's own code. The key is a digest of all of them (the code by the
+size and modification time of each ``ckg/plan`` module), so a changed meta, dependency edge,
+``--env`` or planner gives a new key and a fresh plan. A hit skips NetworkX altogether, whose
+import alone costs about 0.15 s of a whole ``ckg run`` process. At most :data:`KEEP` plans are
+kept; the oldest go first.
+"""
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from ckg.plan.model import Plan, Step
+
+FOLDER = "plans"
+KEEP = 256
+
+_code_stamp: list | None = None
+
+
+def plan_key(rows: tuple, uid: str, variations: Iterable[str], env: Mapping | None) -> str:
+    """Digest of the planner's inputs: subgraph rows, target uid, variations, env, code.
+
+    >>> plan_key(([], [], []), "a", (), {}) == plan_key(([], [], []), "a", (), None)
+    True
+    >>> plan_key(([], [], []), "a", (), {"X": "1"}) == plan_key(([], [], []), "a", (), {})
+    False
+    """
+    text = json.dumps(
+        [_planner_code(), uid, list(variations), dict(env or {}), rows],
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def load(home: Path, key: str) -> Plan | None:
+    """The plan saved under ``key``, or None (also for an unreadable file)."""
+    try:
+        data = json.loads((Path(home) / FOLDER / f"{key}.json").read_bytes())
+        steps = [Step(**step) for step in data.pop("steps")]
+        return Plan(steps=steps, **data)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def save(home: Path, key: str, plan: Plan) -> None:
+    """Save ``plan`` under ``key`` (write then rename: a reader never sees half a file)."""
+    folder = Path(home) / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{key}.json"
+    partial = folder / f".{key}.{os.getpid()}"
+    partial.write_text(json.dumps(plan.to_dict(with_meta=True), ensure_ascii=False))
+    os.replace(partial, path)
+    _prune(folder)
+
+
+def _prune(folder: Path) -> None:
+    files = list(folder.glob("*.json"))
+    if len(files) <= KEEP:
+        return
+    stamped = []
+    for path in files:
+        try:
+            stamped.append((path.stat().st_mtime_ns, path))
+        except OSError:
+            continue  # removed by another process meanwhile
+    for _, path in sorted(stamped)[: len(stamped) - KEEP // 2]:
+        path.unlink(missing_ok=True)
+
+
+def _planner_code() -> list:
+    global _code_stamp
+    if _code_stamp is None:
+        modules = sorted(Path(__file__).parent.glob("*.py"))
+        _code_stamp = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in modules]
+    return _code_stamp
