@@ -1,13 +1,22 @@
 """Pareto fronts over the graph (ckg.frontier) on both engines: runs, MLPerf results, writing."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ckg.errors import InvalidInput, UsageError
+from ckg.pareto import parse_objectives
+from ckg.plot import plot_front
 from ckg.records import Node
 from ckg.run.measure import Figure
 from ckg.run.record import run_records
+
+CKG = Path(sys.executable).with_name("ckg")
 
 #: (model, batch, accuracy %, latency s): fast, accurate, both; two dominated; one failed.
 RUNS = [
@@ -129,3 +138,70 @@ def test_mlperf_throughput_against_power(kg, corpora):
         {"uid": front.uid},
     )[0]["n"]
     assert n == 2 * len(front.table)
+
+
+# --- the command line and the plots ----------------------------------------------------------
+
+
+def _ckg(*args, home):
+    env = {**os.environ, "CKG_HOME": str(home)}
+    return subprocess.run(
+        [str(CKG), *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+
+
+def test_cli_prints_json_and_draws_the_plot(kg, ckg_home, tmp_path):
+    _write_runs(kg, RUNS)
+    png = tmp_path / "front.png"
+    done = _ckg("pareto", "accuracy,latency:min", "--experiment", "digits", "--plot", str(png),
+                "--json", home=ckg_home)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["objectives"] == ["accuracy:max", "latency:min"]
+    assert sorted(p["label"] for p in out["points"] if p["front_rank"] == 1)[0] == (
+        "batch=1 model=knn"
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = _ckg("pareto", "accuracy,latency", "--fronts", "1", "--no-write", home=ckg_home)
+    assert "latency (s)" in table.stdout and "forest" not in table.stdout
+    assert "5 points, 3 on front 1, 0 left out" in table.stdout
+
+
+def test_cli_errors_are_one_line(kg, ckg_home):
+    _write_runs(kg, RUNS[:1])
+    done = _ckg("pareto", "accuracy,latency", home=ckg_home)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("ckg: error: only 1 point(s)")
+    bad = _ckg("pareto", "accuracy,latency", "--margin", "accuracy", home=ckg_home)
+    assert bad.returncode == 2 and "--margin expects OBJ=NUMBER" in bad.stderr
+
+
+def _table():
+    return pd.DataFrame(
+        {
+            "front_rank": [1, 1, 2, 3],
+            "label": ["model=a", "model=b", "model=c", "model=d"],
+            "accuracy": [97.0, 95.0, 94.0, 90.0],
+            "latency": [0.03, 0.002, 0.01, 0.05],
+            "energy": [2.0, 1.0, 3.0, 4.0],
+        }
+    )
+
+
+def test_plots_in_every_format(tmp_path):
+    objs = parse_objectives("accuracy,latency")
+    png = plot_front(_table(), objs, tmp_path / "two.png", units={"latency": "s"})
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10_000
+    html = plot_front(_table(), objs, tmp_path / "two.html").read_text()
+    assert "latency, lower is better" in html and '"line":{"color":"#d1495b","shape":"hv"}' in html
+    three = parse_objectives("accuracy,latency,energy:min")
+    assert plot_front(_table(), three, tmp_path / "three.png").stat().st_size > 10_000
+    assert '"type":"scatter3d"' in plot_front(_table(), three, tmp_path / "3.html").read_text()
+
+
+def test_plot_refuses_bad_suffix_and_single_point(tmp_path):
+    objs = parse_objectives("accuracy,latency")
+    with pytest.raises(UsageError, match="--plot writes .png, .svg, .pdf or .html, not 'f.gif'"):
+        plot_front(_table(), objs, tmp_path / "f.gif")
+    with pytest.raises(InvalidInput, match="1 point"):
+        plot_front(_table().head(1), objs, tmp_path / "f.png")
