@@ -33,3 +33,21 @@ def test_platform_uid_is_stable_and_changes_with_the_software():
     node = platform_node(fp)
     assert (node.label, node.key) == ("Platform", platform_uid(fp))
     assert node.props["cores"] == fp["cores"]
+
+
+def test_detect_cached_answers_from_home_until_the_packages_change(tmp_path, monkeypatch):
+    from ckg.run import platform as plat
+
+    first = plat.detect_cached(tmp_path)
+    assert first == detect() and (tmp_path / plat.CACHE).is_file()
+
+    def no_detection():
+        raise AssertionError("detected again although nothing changed")
+
+    monkeypatch.setattr(plat, "detect", no_detection)
+    assert plat.detect_cached(tmp_path) == first
+    # a new package folder on sys.path (an install) invalidates the saved fingerprint
+    (tmp_path / "site").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(plat, "detect", lambda: {**first, "packages": ["torch==9"]})
+    assert plat.detect_cached(tmp_path)["packages"] == ["torch==9"]

@@ -5,16 +5,22 @@ only when installed) or ``nvidia-smi`` (only when on ``PATH``) for GPUs, and rea
 versions from installed metadata without importing the packages. The ``Platform`` node is
 keyed by a digest of the fingerprint, so every run on the same host and software stack
 lands on the same node, and a driver or library upgrade gives a new one.
+
+:func:`detect_cached` remembers the fingerprint in ``$CKG_HOME/platform.json`` until the host
+reboots (``/proc/sys/kernel/random/boot_id``) or a package folder on ``sys.path`` changes
+(an install or upgrade), so that ``ckg run`` neither spawns ``nvidia-smi`` nor reads package
+metadata on every call.
 """
 
 import hashlib
-import importlib.metadata
 import json
 import os
 import platform as pyplatform
 import shutil
 import socket
 import subprocess
+import sys
+from pathlib import Path
 
 from ckg.records import Node
 
@@ -31,6 +37,8 @@ KEY_PACKAGES = (
     "cmind",
     "mlcflow",
 )
+#: File under ``CKG_HOME`` that holds the fingerprint :func:`detect_cached` saved.
+CACHE = "platform.json"
 
 
 def detect() -> dict:
@@ -61,6 +69,47 @@ def detect() -> dict:
         "packages": _package_versions(),
         "hostname_hash": hashlib.sha256(socket.gethostname().encode()).hexdigest()[:16],
     }
+
+
+def detect_cached(home: Path) -> dict:
+    """:func:`detect`, read from ``home`` while the boot and the installed packages are the
+    same as when it was saved; detected afresh (and saved) otherwise.
+
+    >>> import tempfile
+    >>> home = Path(tempfile.mkdtemp())
+    >>> detect_cached(home) == detect_cached(home) == detect()
+    True
+    """
+    stamp = _stamp()
+    if stamp is None:  # no boot id (not Linux): nothing tells when the host changed
+        return detect()
+    path = Path(home) / CACHE
+    try:
+        saved = json.loads(path.read_bytes())
+        if saved["stamp"] == stamp:
+            return saved["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # missing, torn or from an older ckg: detect again
+    fingerprint = detect()
+    partial = path.with_name(f".{CACHE}.{os.getpid()}")
+    partial.write_text(json.dumps({"stamp": stamp, "fingerprint": fingerprint}))
+    os.replace(partial, path)
+    return fingerprint
+
+
+def _stamp() -> list | None:
+    """What invalidates a saved fingerprint: the boot, the interpreter, the package folders."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    folders = []
+    for entry in filter(None, sys.path):  # "" is the working folder, not an install
+        try:
+            folders.append([entry, os.stat(entry).st_mtime_ns])
+        except OSError:
+            continue
+    return [boot, sys.executable, sys.version, folders]
 
 
 def platform_uid(fingerprint: dict) -> str:
@@ -153,6 +202,8 @@ def _gpus_from_smi() -> list[str]:
 
 
 def _package_versions() -> list[str]:
+    import importlib.metadata  # 10 ms: only when detecting, not when the cache answers
+
     found = []
     for name in KEY_PACKAGES:
         try:

@@ -24,7 +24,7 @@ from ckg.records import Node
 from ckg.run import journal, record, steps, trust, workflow
 from ckg.run.execute import Outcome, execute
 from ckg.run.measure import EnergyMeter, Figure, canonical_metrics, result_metrics
-from ckg.run.platform import detect, platform_node
+from ckg.run.platform import detect_cached, platform_node
 
 LOG_NAME = "ckg-run.log"
 #: Step outputs removed before each repeat, so that a stale file never counts twice.
@@ -144,7 +144,7 @@ class _Runner:
         target_step = _target_step(first)
         fmt = target_step.format
         points = self._grid_points(target_step)
-        self.platform = platform_node(detect())
+        self.platform = platform_node(detect_cached(self.home))
         self.experiment = self._experiment_node(target_step, points)
         report = Report(self.experiment.key, target_step.alias)
         if not self.options.dry_run:
