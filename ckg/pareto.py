@@ -388,14 +388,19 @@ def _nd(x: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     if d == 1:
         return x[:, 0] == x[:, 0].min()
-    keep = _bucket_survivors(x[:, 0], x[:, 1]) if d == 2 else _pivot_survivors(x)
-    if keep is None:
-        return _nd_exact(x)
-    out = np.zeros(n, dtype=bool)
-    idx = np.flatnonzero(keep)
-    # Another pass pays only while each one discards most of what is left.
-    out[idx] = _nd(x[idx]) if 2 * len(idx) < n else _nd_exact(x[idx])
-    return out
+    if n >= _PREFILTER_MIN:
+        # Linear passes that discard rows known to be dominated; each pays only while it
+        # discards most of what is left.
+        for prefilter in (_pivot_survivors, _bucket_survivors):
+            keep = prefilter(x)
+            if keep is None:
+                continue
+            idx = np.flatnonzero(keep)
+            if 2 * len(idx) < n:
+                out = np.zeros(n, dtype=bool)
+                out[idx] = _nd(x[idx])
+                return out
+    return _nd_exact(x)
 
 
 def _nd_exact(x: np.ndarray) -> np.ndarray:
@@ -408,33 +413,27 @@ def _nd_exact(x: np.ndarray) -> np.ndarray:
 
 
 def _pivot_survivors(x: np.ndarray) -> np.ndarray | None:
-    """Rows not dominated by the row of best range-scaled sum, or None when not worth it.
+    """Rows not beaten by the best row of a sample (by scaled sum), or None if none is finite.
 
-    One O(n d) pass; on data whose front is small it discards nearly everything, so the
-    exact algorithm only sorts what is left.
+    A row at least the pivot's next representable value in every objective is no better
+    than the pivot anywhere and differs from it, so the pivot dominates it; copies of the
+    pivot survive. d comparisons per row; on data whose front is small it discards nearly
+    everything, so the exact algorithm only sorts what is left.
     """
     n, d = x.shape
-    if n < _PREFILTER_MIN:
+    sample = x[:: max(1, n // 8192)]
+    score = np.where(np.isfinite(sample).all(axis=1), _scaled_sum(sample), np.inf)
+    best = int(np.argmin(score))
+    if not np.isfinite(score[best]):
         return None
-    lo = np.array([x[:, j].min() for j in range(d)])
-    hi = np.array([x[:, j].max() for j in range(d)])
-    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-        return None
-    span = np.where(hi > lo, hi - lo, 1.0)
-    score = x[:, 0] / span[0]
+    above = np.nextafter(sample[best], np.inf)
+    keep = x[:, 0] < above[0]
     for j in range(1, d):
-        score = score + x[:, j] / span[j]
-    pivot = x[int(np.argmin(score))]
-    no_worse = x[:, 0] >= pivot[0]
-    differs = x[:, 0] != pivot[0]
-    for j in range(1, d):
-        column = x[:, j]
-        no_worse &= column >= pivot[j]
-        differs |= column != pivot[j]
-    return ~(no_worse & differs)
+        keep |= x[:, j] < above[j]
+    return keep
 
 
-def _bucket_survivors(a: np.ndarray, b: np.ndarray, buckets: int = 1 << 16) -> np.ndarray | None:
+def _bucket_survivors(x: np.ndarray, buckets: int = 1 << 16) -> np.ndarray | None:
     """Two objectives: rows not beaten by the best second value of an earlier bucket of the first.
 
     Buckets cut the range of the first objective into equal slices; any point of an earlier
@@ -442,20 +441,25 @@ def _bucket_survivors(a: np.ndarray, b: np.ndarray, buckets: int = 1 << 16) -> n
     the best of all earlier slices is dominated. O(n), and on any data with a thin front it
     leaves little more than the front for the sort.
     """
-    n = len(a)
-    if n < _PREFILTER_MIN:
+    n, d = x.shape
+    if d != 2:
         return None
+    a, b = x[:, 0], x[:, 1]
     lo, hi = a.min(), a.max()
     scale = (buckets - 1) / (hi - lo) if hi > lo else 0.0
-    if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(scale)) or scale <= 0:
+    usable = np.isfinite(lo) and np.isfinite(hi) and np.isfinite(scale) and scale > 0
+    # +inf marks "no earlier slice" below, so a +inf second value would be misread.
+    if not usable or b.max() == np.inf:
         return None
-    slot = ((a - lo) * scale).astype(np.intp)
+    work = np.subtract(a, lo)
+    np.multiply(work, scale, out=work)
+    slot = work.astype(np.int32)
     best = np.full(buckets, np.inf)
     np.minimum.at(best, slot, b)
     before = np.empty(buckets)
-    before[0] = np.nan  # nothing comes before the first slice: NaN compares False
+    before[0] = np.inf
     np.minimum.accumulate(best[:-1], out=before[1:])
-    return ~(before[slot] <= b)
+    return np.less(b, before[slot])
 
 
 def _nd2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
