@@ -76,6 +76,8 @@ _CHUNK = 1 << 21
 _BLOCK = 128
 #: Fewest rows for which a linear prefilter pass runs before the exact algorithm.
 _PREFILTER_MIN = 4096
+#: Added to values to lift them above every other (see _nd3_sorted).
+_LIFT = 1e300
 #: Rows of the blocks that the three-objective divide and conquer checks pair by pair.
 _BASE = 16
 
@@ -488,13 +490,16 @@ def _nd2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _lex_order(x: np.ndarray) -> np.ndarray:
-    """Row order by first objective, then second, ...; one plain sort when there are no ties."""
+def _lex_order(x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Row order by first objective, then second, ...; and whether the first one has ties.
+
+    One plain sort when there are no ties.
+    """
     order = np.argsort(x[:, 0])
     first = x[order, 0]
     if (first[1:] != first[:-1]).all():
-        return order
-    return np.lexsort(x.T[::-1])
+        return order, False
+    return np.lexsort(x.T[::-1]), True
 
 
 def _nd3(x: np.ndarray) -> np.ndarray:
@@ -507,10 +512,10 @@ def _nd3(x: np.ndarray) -> np.ndarray:
     left halves, reset per pair, tells each right-half point whether it is dominated.
     """
     n = len(x)
-    order = _lex_order(x)
+    order, ties = _lex_order(x)
     xs = x[order]
-    copy = (xs[1:] == xs[:-1]).all(axis=1)
-    if copy.any():
+    copy = (xs[1:] == xs[:-1]).all(axis=1) if ties else None
+    if copy is not None and copy.any():
         first = np.concatenate(([True], ~copy))
         unique_id = np.cumsum(first) - 1
         keep_unique = _nd3_sorted(xs[first])
@@ -525,36 +530,55 @@ def _nd3(x: np.ndarray) -> np.ndarray:
 def _nd3_sorted(xs: np.ndarray) -> np.ndarray:
     """Non-dominated mask of distinct rows already in lexicographic order."""
     n = len(xs)
-    y, z = xs[:, 1], _finite_stand_in(xs[:, 2])
+    y = np.ascontiguousarray(xs[:, 1])
+    z = np.ascontiguousarray(_finite_stand_in(xs[:, 2]))
     dominated = _dominated_in_blocks(y, z, _BASE)
     # Positions in order of (y, position); ties in y need the stable sort.
     by_y = np.argsort(y)
     y_sorted = y[by_y]
     if (y_sorted[1:] == y_sorted[:-1]).any():
         by_y = np.argsort(y, kind="stable")
+    index = np.int32 if n < (1 << 31) else np.int64
+    by_y = by_y.astype(index)
+    # Gathers by the stable sort's steps below read these nearly in order.
+    z_by_y = z[by_y]
     level = _BASE.bit_length() - 1
     while (1 << level) < n:
         # Group by pair of halves, keeping y order inside: a stable sort on the pair number,
-        # a radix sort while it fits in 16 bits. Every pair but the last has `size` points.
+        # a radix sort while it fits in 8 or 16 bits. Every pair but the last has `size`.
         size = 2 << level
-        pair = by_y >> (level + 1)
-        small = pair.astype(np.uint16) if (n - 1) // size < (1 << 16) else pair
-        perm = by_y[np.argsort(small, kind="stable")]
-        right = ((perm >> level) & 1).astype(bool)
-        zp = z[perm]
-        # Running minimum of z over the left half, per pair: rows of a (pairs, size) array;
-        # +inf, above every (finite) z, stands for "no left point yet".
-        lifted = np.full(-(-n // size) * size, np.inf)
-        lifted[:n] = np.where(right, np.inf, zp)
-        best_left = np.minimum.accumulate(lifted.reshape(-1, size), axis=1).reshape(-1)[:n]
+        pairs = (n - 1) // size + 1
+        key = by_y >> (level + 1)
+        if pairs <= (1 << 8):
+            key = key.astype(np.uint8)
+        elif pairs <= (1 << 16):
+            key = key.astype(np.uint16)
+        step = np.argsort(key, kind="stable")
+        perm = by_y[step]
+        right = (perm & (1 << level)) != 0
+        zp = z_by_y[step]
+        # Running minimum of z over the left half, per pair: rows of a (pairs, size) array
+        # (the last, shorter pair apart). Right-half points are lifted above every z (all
+        # below _LIFT / 10) by an addition, much cheaper than a masked select.
+        lifted = zp + right.astype(np.float64) * _LIFT
+        best_left = np.empty(n)
+        full = (n // size) * size
+        np.minimum.accumulate(
+            lifted[:full].reshape(-1, size), axis=1, out=best_left[:full].reshape(-1, size)
+        )
+        if full < n:
+            np.minimum.accumulate(lifted[full:], out=best_left[full:])
         dominated[perm[right & (best_left <= zp)]] = True
         level += 1
     return ~dominated
 
 
 def _finite_stand_in(v: np.ndarray) -> np.ndarray:
-    """``v`` itself when finite, else its dense ranks: same order, and no infinities."""
-    if np.isfinite(v).all():
+    """``v`` itself when finite and below ``_LIFT / 10`` in size, else its dense ranks.
+
+    Same order either way; the divide and conquer lifts values by ``_LIFT``.
+    """
+    if np.isfinite(v).all() and np.abs(v).max() < _LIFT / 10:
         return v
     rank = np.unique(v, return_inverse=True)[1]
     return rank.astype(np.float64)
