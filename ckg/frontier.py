@@ -288,7 +288,7 @@ def _params_label(params, uid) -> str:
     except ValueError:
         data = None
     if isinstance(data, dict) and data:
-        return " ".join(f"{k}={_short(v)}" for k, v in sorted(data.items()))
+        return " ".join(f"{k}={_short(v)}" for k, v in data.items())
     return str(uid)[:12]
 
 

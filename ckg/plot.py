@@ -111,6 +111,10 @@ def _matplotlib(table, objectives, path, units, title) -> None:
                     ax.axis("off")
                     continue
                 _pair(ax, table, [objectives[j], objectives[i]], first, units, labels=False)
+        if d > 2:
+            key = axes[0, d - 2]
+            handles, names = axes[0, 0].get_legend_handles_labels()
+            key.legend(handles, names, loc="center", fontsize=10, frameon=False)
         fig.suptitle(title or "Pareto front: " + ", ".join(o.name for o in objectives))
     fig.tight_layout()
     fig.savefig(path)
@@ -121,14 +125,16 @@ def _pair(ax, table, objs, first, units, *, labels: bool) -> str:
     """One scatter of two objectives; returns the label prefix all points share, if any."""
     x = table[objs[0].name].to_numpy(dtype=float)
     y = table[objs[1].name].to_numpy(dtype=float)
-    ax.scatter(x[~first], y[~first], s=22, color="#9aa5b1", label="dominated", zorder=2)
-    ax.scatter(x[first], y[first], s=46, color="#d1495b", label="front 1", zorder=3)
+    whole = "" if labels else " (all objectives)"
+    ax.scatter(x[~first], y[~first], s=22, color="#9aa5b1", label="dominated" + whole, zorder=2)
+    ax.scatter(x[first], y[first], s=46, color="#d1495b", label="front 1" + whole, zorder=3)
     if labels or len(objs) == 2:
         from ckg.pareto import nondominated
 
         on_pair = nondominated(np.column_stack([x, y]), [o.direction for o in objs])
         fx, fy = front_line(x[on_pair], y[on_pair], objs)
-        ax.step(fx, fy, where="post", color="#d1495b", linewidth=1.4, zorder=1)
+        line = "front line" if labels else "front of the two objectives shown"
+        ax.step(fx, fy, where="post", color="#d1495b", linewidth=1.4, zorder=1, label=line)
     for values, scale in ((x, ax.set_xscale), (y, ax.set_yscale)):
         if _log_scale(values):
             scale("log")
@@ -149,14 +155,15 @@ def _annotate(ax, x, y, texts, ranks) -> None:
     """Label front 1 first, then later fronts, skipping labels that would overlap one placed."""
     ax.autoscale_view()
     where = ax.transData.transform(np.column_stack([x, y]))
+    pixels = 7 * ax.figure.dpi / 72 * 1.15  # height of a 7-point line, in display pixels
     placed: list[tuple[float, float, float]] = []
     for i in np.argsort(ranks, kind="stable"):
         text = texts[i][:36]
         if not text or len(placed) >= MAX_LABELS or not np.isfinite(where[i]).all():
             continue
         px, py = where[i]
-        width = 4.6 * len(text)  # points of 7-point type, roughly
-        if any(abs(py - qy) < 11 and px < qx + qw and qx < px + width for qx, qy, qw in placed):
+        width = 0.62 * len(text) * pixels  # a character of 7-point type is ~0.6 em wide
+        if any(abs(py - qy) < pixels and px < qx + qw and qx < px + width for qx, qy, qw in placed):
             continue
         placed.append((px, py, width))
         ax.annotate(text, (x[i], y[i]), xytext=(4, 3), textcoords="offset points", fontsize=7,
