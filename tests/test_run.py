@@ -165,40 +165,6 @@ def test_script_with_customize_py_is_refused_before_anything_runs(kg, scripts):
     assert not counter.exists()
 
 
-def test_graph_down_mid_run_then_recover_restores_every_measurement(kg, scripts, ckg_home):
-    root, _ = scripts
-    kg.ingest(str(root))
-    kg.run("app")  # fills the cache, so the next run has only the target's runs
-    real_write = kg.store.write_records
-    calls = {"n": 0}
-
-    def failing_after_one(records, **kw):
-        from ckg.errors import StoreUnavailable
-
-        calls["n"] += 1
-        if calls["n"] > 1:
-            raise StoreUnavailable("graph went away")
-        return real_write(records, **kw)
-
-    kg.store.write_records = failing_after_one
-    report = kg.run("app", grid={"CM_APP_SIZE": [1, 2, 3]})
-    kg.store.write_records = real_write
-    assert report.unrecorded == 2 and "graph went away" in report.store_error
-    journalled = {
-        n.key for r in journal.read(ckg_home) for n in r.nodes if n.label == "Measurement"
-    }
-    missing = journalled - _measurement_uids(kg)
-    assert len(missing) >= 2 * 6
-    summary = kg.recover()
-    assert summary["recovered"] == 2
-    assert journalled <= _measurement_uids(kg)
-    assert kg.recover()["recovered"] == 0
-
-
-def _measurement_uids(kg) -> set[str]:
-    return {r["uid"] for r in kg.query("MATCH (m:Measurement) RETURN m.uid AS uid")}
-
-
 def test_ckg_yaml_workflow_grid_reads_its_result_file(kg, tmp_path):
     folder = tmp_path / "wf"
     folder.mkdir()

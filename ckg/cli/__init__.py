@@ -10,7 +10,9 @@ from ckg.errors import CkgError
 def main() -> None:
     """Run the CLI; a CkgError becomes one line on stderr and its exit code."""
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click returns the code of a ``typer.Exit`` instead of
+        # exiting with it.
+        code = app(standalone_mode=False)
     except CkgError as exc:
         if settings.debug:
             raise
@@ -22,6 +24,8 @@ def main() -> None:
         code = _usage_exit(exc)
         if code is None:
             raise
+        sys.exit(code)
+    if isinstance(code, int) and code:
         sys.exit(code)
 
 
