@@ -57,11 +57,11 @@ def test_runs_front_ranks_labels_and_units(kg):
     front = kg.pareto("accuracy,latency", experiment="digits")
     rows = {r["label"]: r for r in front.rows()}
     assert {k for k, r in rows.items() if r["front_rank"] == 1} == {
-        "batch=1 model=knn",
-        "batch=1 model=logreg",
-        "batch=1 model=svc",
+        "model=knn batch=1",
+        "model=logreg batch=1",
+        "model=svc batch=1",
     }
-    assert rows["batch=1 model=forest"]["front_rank"] == 2
+    assert rows["model=forest batch=1"]["front_rank"] == 2
     assert front.units == {"accuracy": "%", "latency": "s"}
     assert front.left_out == 0
     assert front.hypervolume > 0
@@ -97,7 +97,7 @@ def test_failed_runs_and_where_conditions_narrow_the_selection(kg):
     front = kg.pareto("accuracy,latency", where="r.params CONTAINS 'batch'", write=False)
     assert "bad0" not in {u for uids in front.table["uids"] for u in uids}
     narrow = kg.pareto("accuracy,latency", where="m.value > 0 AND NOT r.uid IN ['r1']")
-    assert "batch=1 model=logreg" not in set(narrow.table["label"])
+    assert "model=logreg batch=1" not in set(narrow.table["label"])
 
 
 def test_unknown_objective_names_the_metrics_present(kg):
@@ -159,7 +159,7 @@ def test_cli_prints_json_and_draws_the_plot(kg, ckg_home, tmp_path):
     out = json.loads(done.stdout)
     assert out["objectives"] == ["accuracy:max", "latency:min"]
     assert sorted(p["label"] for p in out["points"] if p["front_rank"] == 1)[0] == (
-        "batch=1 model=knn"
+        "model=knn batch=1"
     )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = _ckg("pareto", "accuracy,latency", "--fronts", "1", "--no-write", home=ckg_home)
