@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 
-from ckg.records import Edge, Node, Records
+from ckg.records import Records
 from ckg.schema import NODE_KEYS, check_name, key_of
 
 #: Rows per UNWIND batch. Measured with bench/store_bench.py: throughput on both engines
@@ -81,12 +81,7 @@ class GraphStore(ABC):
         Idempotent: the same rows written twice leave the graph as after the first time.
         Returns the number of rows written.
         """
-        key = key_of(label)
-        cypher = (
-            f"UNWIND $rows AS row MERGE (n:{check_name(label)} {{{key}: row.key}}) "
-            "SET n += row.props"
-        )
-        return sum(self._write_batches(cypher, rows, batch_size))
+        return sum(self._write_batches(_node_cypher(label), rows, batch_size))
 
     def upsert_edges(
         self,
@@ -101,28 +96,40 @@ class GraphStore(ABC):
 
         A row whose end node does not exist writes nothing. Returns the rows sent.
         """
-        cypher = (
-            f"UNWIND $rows AS row "
-            f"MATCH (a:{check_name(src_label)} {{{key_of(src_label)}: row.src}}) "
-            f"MATCH (b:{check_name(dst_label)} {{{key_of(dst_label)}: row.dst}}) "
-            f"MERGE (a)-[r:{check_name(rel_type)}]->(b) SET r += row.props"
-        )
+        cypher = _edge_cypher(rel_type, src_label, dst_label)
         return sum(self._write_batches(cypher, rows, batch_size))
 
     def write_records(self, records: Records, *, batch_size: int = BATCH_SIZE) -> None:
-        """Write every node, then every edge, of ``records``, grouped by label and type."""
+        """Write every node, then every edge, of ``records``, grouped by label and type.
+
+        Records of at most ``batch_size`` rows in all (one run, a small source) go in one
+        transaction (:meth:`write_many`): one round trip instead of one per label and type.
+        """
         nodes: dict[str, list[dict]] = defaultdict(list)
         for node in records.nodes:
             nodes[node.label].append({"key": node.key, "props": node.props})
-        for label, rows in nodes.items():
-            self.upsert_nodes(label, rows, batch_size=batch_size)
         edges: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
         for edge in records.edges:
             edges[(edge.type, edge.src_label, edge.dst_label)].append(
                 {"src": edge.src_key, "dst": edge.dst_key, "props": edge.props}
             )
+        if len(records.nodes) + len(records.edges) <= batch_size:
+            statements = [(_node_cypher(label), {"rows": rows}) for label, rows in nodes.items()]
+            statements += [(_edge_cypher(*group), {"rows": rows}) for group, rows in edges.items()]
+            if statements:
+                self.write_many(statements)
+            return
+        for label, rows in nodes.items():
+            self.upsert_nodes(label, rows, batch_size=batch_size)
         for (rel_type, src, dst), rows in edges.items():
             self.upsert_edges(rel_type, src, dst, rows, batch_size=batch_size)
+
+    def write_many(self, statements: list[tuple[str, dict]]) -> None:
+        """Apply write statements in order as one transaction. Engines override this to
+        send them in one round trip and to retry the whole on transient errors."""
+        with self.transaction() as tx:
+            for cypher, params in statements:
+                tx.run(cypher, params)
 
     def get_node(self, label: str, key: str) -> dict | None:
         """The properties of the node of ``label`` whose key is ``key``, or None."""
@@ -162,3 +169,19 @@ class GraphStore(ABC):
         if batch:
             self.write(cypher, {"rows": batch})
             yield len(batch)
+
+
+def _node_cypher(label: str) -> str:
+    key = key_of(label)
+    return (
+        f"UNWIND $rows AS row MERGE (n:{check_name(label)} {{{key}: row.key}}) SET n += row.props"
+    )
+
+
+def _edge_cypher(rel_type: str, src_label: str, dst_label: str) -> str:
+    return (
+        f"UNWIND $rows AS row "
+        f"MATCH (a:{check_name(src_label)} {{{key_of(src_label)}: row.src}}) "
+        f"MATCH (b:{check_name(dst_label)} {{{key_of(dst_label)}: row.dst}}) "
+        f"MERGE (a)-[r:{check_name(rel_type)}]->(b) SET r += row.props"
+    )

@@ -53,9 +53,24 @@ class EmbeddedStore(GraphStore):
         """
         tx = _QueuedTransaction(self.graph)
         yield tx
-        if not tx.commands:
+        self._apply(tx.commands)
+
+    def write_many(self, statements: list[tuple[str, dict]]) -> None:
+        """The statements in one MULTI/EXEC round trip, reconnecting once like :meth:`run`
+        (MERGE makes a repeat harmless if the server applied them and then went away)."""
+        tx = _QueuedTransaction(self.graph)
+        for cypher, params in statements:
+            tx.run(cypher, params)
+        try:
+            self._apply(tx.commands)
+        except StoreUnavailable:
+            self.close()
+            self._apply(tx.commands)
+
+    def _apply(self, commands: list[tuple]) -> None:
+        if not commands:
             return
-        replies = self._connection().pipeline([("MULTI",), *tx.commands, ("EXEC",)])
+        replies = self._connection().pipeline([("MULTI",), *commands, ("EXEC",)])
         results = replies[-1]
         if isinstance(results, ReplyError):
             raise QueryError(str(results))

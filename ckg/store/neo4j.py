@@ -165,6 +165,17 @@ class Neo4jStore(GraphStore):
             with _translated_errors(self.location):
                 tx.commit()
 
+    def write_many(self, statements: list[tuple[str, dict]]) -> None:
+        """The statements in one managed write transaction, retried as a whole on transient
+        errors (two runs merging the same Platform node may deadlock, and Neo4j says retry)."""
+
+        def work(tx) -> None:
+            for cypher, params in statements:
+                tx.run(cypher, params).consume()
+
+        with self._session() as session, _translated_errors(self.location):
+            session.execute_write(work)
+
     def ensure_schema(self) -> None:
         """Create a uniqueness constraint for every key of the graph model, if missing.
 
