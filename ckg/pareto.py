@@ -676,10 +676,23 @@ def _ranks2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     tails never decrease with k, so a point goes to the first front whose tail it beats
     (found by bisection), one past every front holding a point that dominates it.
     """
-    order = np.lexsort((b, a))
+    order, ties = _lex_order(np.column_stack((a, b)))
     xs, ys = a[order].tolist(), b[order].tolist()
-    ranks = [0] * len(xs)
     tails: list[float] = []
+    if not ties:
+        # No ties in the first objective: the plain patience-sort loop.
+        ranks = []
+        for y in ys:
+            r = bisect_right(tails, y)
+            if r == len(tails):
+                tails.append(y)
+            else:
+                tails[r] = y
+            ranks.append(r)
+        out = np.empty(len(xs), dtype=np.int64)
+        out[order] = np.asarray(ranks, dtype=np.int64) + 1
+        return out
+    ranks = [0] * len(xs)
     i = 0
     while i < len(xs):
         # Points of equal first value are ranked together against earlier fronts; inside
