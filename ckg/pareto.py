@@ -32,13 +32,16 @@ Algorithms
 ----------
 Two objectives: one sort and a running minimum, O(n log n); ranks by a patience-sort
 assignment of each point to the first front whose best second objective it does not beat,
-O(n log n). Three objectives: a divide and conquer over the points in lexicographic order
-whose every level is a handful of vectorised passes (stable sort of presorted runs, segmented
-running minimum), O(n log^2 n) worst case. Four or more: points sorted by their scaled sum
-are accepted block by block, each block checked against itself, and every new front point
-discards all later points it dominates, vectorised; fast when the front is a small part of
-the data, quadratic when nearly every point is on it. A cheap pass with the point of best
-scaled sum discards most dominated points before any of these runs.
+O(n log n). Three objectives: a divide and conquer over the points in lexicographic order,
+bottom-up; every level is a few vectorised passes (a radix sort of the y-ordered points by
+pair of halves, a running minimum of z per pair), O(n log n) per level, O(n log^2 n) in all
+at worst. Four or more: points sorted by their scaled sum are accepted block by block, each
+block checked against itself, and every new front point discards all later points it
+dominates, vectorised; fast when the front is a small part of the data, quadratic when
+nearly every point is on it. Before any of these, from 4096 points on, linear passes discard
+rows known to be dominated: one against the best row (by scaled sum) of a sample, d
+comparisons per row, and for two objectives one against the best second value of every
+earlier slice of the first (65536 slices).
 
 Examples
 --------
