@@ -348,20 +348,22 @@ def _front_uid(objectives: list[Objective], scope: str) -> str:
 def _add_hypervolume(front: Front, reference) -> None:
     cols = [o.name for o in front.objectives]
     values = front.table[cols].to_numpy(dtype=np.float64)
+    values = values[np.isfinite(values).all(axis=1)]
     dirs = [o.direction for o in front.objectives]
     if reference is None:
+        if not len(values):
+            return
         worst = [
-            np.max(values[:, i]) if d == "min" else np.min(values[:, i]) for i, d in enumerate(dirs)
+            values[:, i].max() if d == "min" else values[:, i].min() for i, d in enumerate(dirs)
         ]
         reference = [float(v) for v in worst]
     if len(reference) != len(cols):
         raise UsageError(f"--reference needs {len(cols)} numbers, one per objective")
     front.reference = [float(v) for v in reference]
-    finite = np.isfinite(values).all(axis=1)
     # Exact hypervolume costs O(n^(d-1)): skip it for large fronts of many objectives.
     on_front = int((front.table["front_rank"] == 1).sum())
     if len(cols) == 2 or on_front ** (len(cols) - 1) <= 10**7:
-        front.hypervolume = hypervolume(values[finite], front.reference, dirs)
+        front.hypervolume = hypervolume(values, front.reference, dirs)
 
 
 def _plain(value):
