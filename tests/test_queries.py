@@ -197,6 +197,15 @@ def test_compare_papers(graph):
     assert rows[2]["paper"] is None and rows[2]["raw"] == "88.0 ± 0.5"
 
 
+def test_compare_papers_by_dataset_alone_lists_every_metric(graph):
+    rows = _run(graph, "compare-papers", dataset="SQuAD1.1")
+    f1 = [r for r in rows if r["metric"] == "f1"]
+    assert [r["model"] for r in f1] == ["RoBERTa", "BERT-large", "Baseline"]
+    metrics = [r["metric"] for r in rows]
+    assert metrics == sorted(metrics) and len(rows) > len(f1)
+    assert _run(graph, "compare-papers", dataset="no such dataset") == []
+
+
 def test_paper_vs_reproduced(graph):
     rows = _run(graph, "paper-vs-reproduced", paper="arxiv:1810.04805", metric="f1")
     assert _cols(rows, "reported", "measured", "run", "platform") == [

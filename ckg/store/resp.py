@@ -161,33 +161,55 @@ def cypher_literal(value: object) -> str:
     """Write a parameter value as the Cypher literal FalkorDB's ``CYPHER name=value`` expects.
 
     FalkorDB receives parameters as literals in a prefix of the query text; this is its
-    protocol, so every string is escaped here and nowhere else.
+    protocol, so every string is escaped here and nowhere else. Written for speed (type
+    checks by identity, most common type first): a 100,000-row batch is encoded here.
 
     >>> cypher_literal({"a": ['x"y', 1, 2.5, None, True]})
     '{`a`:["x\\\\"y",1,2.5,null,true]}'
     """
+    kind = type(value)
+    if kind is str:
+        if "\\" in value or '"' in value:
+            value = value.replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + value + '"'
+    if kind is dict:
+        return "{" + ",".join([_map_key(k) + cypher_literal(v) for k, v in value.items()]) + "}"
+    if kind is list or kind is tuple:
+        return "[" + ",".join([cypher_literal(v) for v in value]) + "]"
     if value is None:
         return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
         return str(value)
-    if isinstance(value, float):
+    if kind is float:
         if value != value or value in (float("inf"), float("-inf")):
             raise QueryError(f"the embedded engine cannot store {value!r}: use null")
         return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(cypher_literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = []
-        for key, item in value.items():
-            if not isinstance(key, str) or not key or "`" in key:
-                raise QueryError(f"map key {key!r} cannot be sent to the embedded engine")
-            items.append(f"`{key}`:{cypher_literal(item)}")
-        return "{" + ",".join(items) + "}"
-    raise QueryError(f"cannot send a {type(value).__name__} as a query parameter")
+    if isinstance(value, (str, int, float, list, tuple, dict)):  # subclasses, e.g. IntEnum
+        return cypher_literal(_plain(value))
+    if hasattr(value, "item"):  # NumPy scalars
+        return cypher_literal(value.item())
+    raise QueryError(f"cannot send a {kind.__name__} as a query parameter")
+
+
+_KEYS: dict[str, str] = {}
+
+
+def _map_key(key: object) -> str:
+    """```key`:`` for a map key; FalkorDB's parameter parser has no escape for backticks."""
+    text = _KEYS.get(key)  # type: ignore[arg-type]
+    if text is None:
+        if not isinstance(key, str) or not key or "`" in key:
+            raise QueryError(f"map key {key!r} cannot be sent to the embedded engine")
+        text = f"`{key}`:"
+        if len(_KEYS) < 10_000:
+            _KEYS[key] = text
+    return text
+
+
+def _plain(value: object) -> object:
+    for base in (int, float, str, list, tuple, dict):
+        if isinstance(value, base):
+            return base(value)
+    return value
