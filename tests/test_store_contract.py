@@ -131,7 +131,8 @@ def test_transaction_that_raises_applies_nothing(store):
     assert store.run("MATCH (t:Tag) RETURN count(t) AS n") == [{"n": 0}]
 
 
-def test_write_records_groups_labels_and_types(store):
+@pytest.mark.parametrize("one_transaction", [False, True])
+def test_write_records_groups_labels_and_types(store, one_transaction):
     records = Records(
         nodes=[
             Node("Source", "s1", {"location": "/tmp/x", "complete": True}),
@@ -144,7 +145,8 @@ def test_write_records_groups_labels_and_types(store):
             Edge("DEPENDS_ON", "Artifact", "a1", "Artifact", "a2", {"kind": "deps"}),
         ],
     )
-    store.write_records(records)
+    store.write_records(records, one_transaction=one_transaction)
+    store.write_records(records, one_transaction=one_transaction)  # idempotent
     assert store.counts() == {
         "nodes": {"Source": 1, "Artifact": 2},
         "relationships": {"CONTAINS": 2, "DEPENDS_ON": 1},

@@ -429,7 +429,7 @@ class _Runner:
             report.unrecorded += 1
             return
         try:
-            self.kg.store.write_records(records)
+            self.kg.store.write_records(records, one_transaction=True)
         except StoreUnavailable as exc:
             # Journalled already: stop trying the graph for the rest of this command.
             self.store_ok = False

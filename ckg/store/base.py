@@ -99,11 +99,13 @@ class GraphStore(ABC):
         cypher = _edge_cypher(rel_type, src_label, dst_label)
         return sum(self._write_batches(cypher, rows, batch_size))
 
-    def write_records(self, records: Records, *, batch_size: int = BATCH_SIZE) -> None:
+    def write_records(
+        self, records: Records, *, batch_size: int = BATCH_SIZE, one_transaction: bool = False
+    ) -> None:
         """Write every node, then every edge, of ``records``, grouped by label and type.
 
-        Records of at most ``batch_size`` rows in all (one run, a small source) go in one
-        transaction (:meth:`write_many`): one round trip instead of one per label and type.
+        With ``one_transaction``, all of it goes in one transaction (:meth:`write_many`): one
+        round trip instead of one per label and type, for small record sets such as one run's.
         """
         nodes: dict[str, list[dict]] = defaultdict(list)
         for node in records.nodes:
@@ -113,7 +115,7 @@ class GraphStore(ABC):
             edges[(edge.type, edge.src_label, edge.dst_label)].append(
                 {"src": edge.src_key, "dst": edge.dst_key, "props": edge.props}
             )
-        if len(records.nodes) + len(records.edges) <= batch_size:
+        if one_transaction:
             statements = [(_node_cypher(label), {"rows": rows}) for label, rows in nodes.items()]
             statements += [(_edge_cypher(*group), {"rows": rows}) for group, rows in edges.items()]
             if statements:
