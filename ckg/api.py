@@ -108,7 +108,7 @@ class KnowledgeGraph:
         return plan(self, target, variations, env)
 
     def pareto(self, objectives, **kw):
-        """Pareto fronts of runs or published results, written back (:func:`ckg.frontier.pareto`)."""
+        """Pareto fronts of runs or published results, written back; see ckg.frontier.pareto."""
         from ckg.frontier import pareto
 
         return pareto(self, objectives, **kw)

@@ -14,7 +14,7 @@ from ckg.cli.app import app, open_graph, print_rows
 
 @app.command("ingest")
 def ingest(
-    sources: list[str] = typer.Argument(..., help="Git URL or repo, archive, folder."),  # noqa: B008
+    sources: list[str] = typer.Argument(..., help="Git URL or repo, archive, folder."),
     ref: str = typer.Option(None, "--ref", help="Git branch, tag or commit."),
     name: str = typer.Option(None, "--name", help="A name for the source."),
     fmt: str = typer.Option("auto", "--format", help="auto, cm, mlc, ck or generic."),

@@ -17,7 +17,7 @@ def pareto(
     where: str = typer.Option(None, "--where", help="Cypher condition (r, m, e / res, p, pl)."),
     source: str = typer.Option("runs", "--from", help="runs, papers or all."),
     plot: str = typer.Option(None, "--plot", help="Draw to FILE.png, .svg, .pdf or .html."),
-    margin: list[str] = typer.Option(None, "--margin", help="OBJ=VALUE, repeatable."),  # noqa: B008
+    margin: list[str] = typer.Option(None, "--margin", help="OBJ=VALUE, repeatable."),
     reference: str = typer.Option(None, "--reference", help="Hypervolume reference: v1,v2,..."),
     fronts: int = typer.Option(None, "--fronts", help="Print fronts 1..N only."),
     no_write: bool = typer.Option(False, "--no-write", help="Do not record front membership."),

@@ -11,8 +11,8 @@ from ckg.errors import UsageError
 @app.command("plan")
 def plan(
     target: str = typer.Argument(..., help="Artifact uid, alias or tags (_name: variation)."),
-    var: list[str] = typer.Option(None, "--var", help="Variation of the target, repeatable."),  # noqa: B008
-    env: list[str] = typer.Option(None, "--env", help="K=V (or ALIAS:K=V), repeatable."),  # noqa: B008
+    var: list[str] = typer.Option(None, "--var", help="Variation of the target, repeatable."),
+    env: list[str] = typer.Option(None, "--env", help="K=V (or ALIAS:K=V), repeatable."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
     dot: bool = typer.Option(False, "--dot", help="Print the plan as Graphviz dot."),
 ) -> None:

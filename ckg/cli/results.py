@@ -12,7 +12,7 @@ app.add_typer(results_app, name="results")
 
 @results_app.command("import")
 def import_(
-    paths: list[str] = typer.Argument(..., help="Result files, folders or archives."),  # noqa: B008
+    paths: list[str] = typer.Argument(..., help="Result files, folders or archives."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     show: int = typer.Option(10, "--warnings", help="How many warnings to print."),
 ) -> None:

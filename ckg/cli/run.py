@@ -12,9 +12,9 @@ from ckg.cli.db import db_app
 @app.command("run")
 def run(
     target: str = typer.Argument(..., help="Artifact uid, alias or tags."),
-    var: list[str] = typer.Option(None, "--var", help="Variation of the target, repeatable."),  # noqa: B008
-    env: list[str] = typer.Option(None, "--env", help="K=V (or ALIAS:K=V), repeatable."),  # noqa: B008
-    grid: list[str] = typer.Option(None, "--grid", help="NAME=V1,V2: one axis, repeatable."),  # noqa: B008
+    var: list[str] = typer.Option(None, "--var", help="Variation of the target, repeatable."),
+    env: list[str] = typer.Option(None, "--env", help="K=V (or ALIAS:K=V), repeatable."),
+    grid: list[str] = typer.Option(None, "--grid", help="NAME=V1,V2: one axis, repeatable."),
     repeat: int = typer.Option(1, "--repeat", help="Measured executions per grid point."),
     warmup: int = typer.Option(None, "--warmup", help="Unmeasured first runs (1 if repeating)."),
     timeout: float = typer.Option(None, "--timeout", help="Seconds per execution."),
