@@ -10,6 +10,7 @@ import pytest
 
 from ckg.cli import main
 from ckg.errors import CycleError, UsageError
+from ckg.ingest_write import DEP_FIELDS
 from ckg.plan import build_plan, core, graph, guards, load_graph, memo, variations
 from ckg.plan import env as env_mod
 from ckg.plan.guards import blocked_by, key_matches
@@ -349,20 +350,7 @@ def corpus_rows(corpora, *, full=True):
         d = r.dependency
         props = {"entry": r.entry}
         if full:
-            props |= {
-                f: getattr(d, f)
-                for f in (
-                    "kind",
-                    "position",
-                    "tags",
-                    "names",
-                    "guard",
-                    "via_variation",
-                    "version",
-                    "version_min",
-                    "version_max",
-                )
-            }
+            props |= {f: getattr(d, f) for f in DEP_FIELDS}
         edges += [{"src": d.artifact_uid, "dst": m, **props} for m in r.matches]
         if not r.matches:
             unresolved.append({"src": d.artifact_uid, **props})
