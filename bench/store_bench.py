@@ -10,6 +10,7 @@ Targets for the embedded store: >= 50,000 nodes/s, >= 40,000 relationships/s, lo
 """
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -23,6 +24,16 @@ from ckg.store import BATCH_SIZE, open_store  # noqa: E402
 from ckg.store.server import stop_server  # noqa: E402
 
 COUNT = 100_000
+
+
+def best_of(store, count: int, batch_size: int, repeat: int) -> dict:
+    """The best of ``repeat`` passes of :func:`measure`: this machine's cores are shared."""
+    passes = [measure(store, count, batch_size) for _ in range(repeat)]
+    return {
+        "nodes_per_s": max(p["nodes_per_s"] for p in passes),
+        "rels_per_s": max(p["rels_per_s"] for p in passes),
+        "lookup_ms": min(p["lookup_ms"] for p in passes),
+    }
 
 
 def measure(store, count: int, batch_size: int) -> dict:
@@ -61,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=COUNT)
     parser.add_argument("--sweep", action="store_true", help="try several batch sizes")
+    parser.add_argument("--repeat", type=int, default=3, help="passes per case; best is shown")
     parser.add_argument("--neo4j-uri", help="use this Neo4j instead of starting one")
     parser.add_argument("--skip-neo4j", action="store_true")
     args = parser.parse_args()
@@ -71,15 +83,15 @@ def main() -> None:
         home = Path(tmp) / "home"
         with open_store("embedded", home=home) as store:
             for size in sizes:
-                results.append(("embedded (FalkorDB)", size, measure(store, args.count, size)))
+                results.append(
+                    ("embedded (FalkorDB)", size, best_of(store, args.count, size, args.repeat))
+                )
         stop_server(home)
 
         if not args.skip_neo4j:
             server = None
             uri = args.neo4j_uri
             if uri is None:
-                import os
-
                 from tests.fixtures_neo4j import (
                     TEST_PASSWORD,
                     TEST_USER,
@@ -96,12 +108,17 @@ def main() -> None:
             try:
                 with open_store(uri) as store:
                     for size in sizes:
-                        results.append(("neo4j 5", size, measure(store, args.count, size)))
+                        results.append(
+                            ("neo4j 5", size, best_of(store, args.count, size, args.repeat))
+                        )
             finally:
                 if server:
                     server.stop()
 
-    print(f"{args.count:,} nodes and {args.count:,} relationships per engine and batch size")
+    print(
+        f"{args.count:,} nodes and {args.count:,} relationships per engine and batch size, "
+        f"best of {args.repeat} passes; load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"{'engine':22} {'batch':>6} {'nodes/s':>10} {'rels/s':>10} {'lookup ms':>10}")
     for engine, size, r in results:
         print(

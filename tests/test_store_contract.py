@@ -103,6 +103,19 @@ def test_numbers_and_nulls(store):
     assert node == {"uid": "m", "value": 0.8428, "count": 2**40, "negative": -3}
 
 
+def test_a_refused_batch_raises_and_the_store_stays_usable(store):
+    rows = [
+        {"key": "ok-1", "props": {"alias": "one"}},
+        {"key": "bad", "props": {"nested": {"maps": "are refused"}}},
+        {"key": "ok-2", "props": {"alias": "two"}},
+    ]
+    with pytest.raises(QueryError):
+        store.upsert_nodes("Artifact", rows, batch_size=1)
+    assert store.get_node("Artifact", "ok-1") == {"uid": "ok-1", "alias": "one"}
+    assert store.get_node("Artifact", "bad") is None
+    assert store.run("RETURN 1 AS one") == [{"one": 1}]
+
+
 def test_key_uniqueness_enforced(store):
     store.upsert_nodes("Artifact", artifact_rows(1))
     with pytest.raises(QueryError):

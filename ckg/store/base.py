@@ -161,16 +161,22 @@ class GraphStore(ABC):
                 return
 
     def _write_batches(self, cypher: str, rows: Iterable[dict], batch_size: int) -> Iterator[int]:
-        batch: list[dict] = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= batch_size:
-                self.write(cypher, {"rows": batch})
-                yield len(batch)
-                batch = []
-        if batch:
+        """Write ``rows`` as ``$rows`` of ``cypher``, a batch at a time; yield each batch's size."""
+        for batch in batches(rows, batch_size):
             self.write(cypher, {"rows": batch})
             yield len(batch)
+
+
+def batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    """``rows`` in lists of ``size`` (the last one shorter)."""
+    batch: list[dict] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _node_cypher(label: str) -> str:

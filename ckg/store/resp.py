@@ -41,13 +41,17 @@ class Connection:
 
         FalkorDB reports a failed query either as the reply or as the last element of it.
         """
-        self._sendall(_encode(args))
+        self.send(*args)
         reply = self.read()
         if isinstance(reply, ReplyError):
             raise reply
         if isinstance(reply, list) and reply and isinstance(reply[-1], ReplyError):
             raise reply[-1]
         return reply
+
+    def send(self, *args) -> None:
+        """Send one command without waiting for its reply; :meth:`read` reads it later."""
+        self._sendall(_encode(args))
 
     def pipeline(self, commands: list[tuple]) -> list[object]:
         """Send several commands at once and return every reply; errors come back as values."""
