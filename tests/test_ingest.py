@@ -90,13 +90,24 @@ def tiny(tmp_path) -> Path:
 def writes(kg, monkeypatch):
     """Every write statement the store is sent, recorded."""
     sent: list[str] = []
-    original = kg.store.write
+    write, write_batches = kg.store.write, kg.store.write_batches
+    batching = []  # non-empty while write_batches runs: its own writes are counted once
 
-    def spy(cypher, params=None):
+    def spy_write(cypher, params=None):
+        if not batching:
+            sent.append(cypher)
+        return write(cypher, params)
+
+    def spy_write_batches(cypher, rows, **options):
         sent.append(cypher)
-        return original(cypher, params)
+        batching.append(cypher)
+        try:
+            return write_batches(cypher, rows, **options)
+        finally:
+            batching.pop()
 
-    monkeypatch.setattr(kg.store, "write", spy)
+    monkeypatch.setattr(kg.store, "write", spy_write)
+    monkeypatch.setattr(kg.store, "write_batches", spy_write_batches)
     return sent
 
 

@@ -81,7 +81,7 @@ class GraphStore(ABC):
         Idempotent: the same rows written twice leave the graph as after the first time.
         Returns the number of rows written.
         """
-        return sum(self._write_batches(_node_cypher(label), rows, batch_size))
+        return self.write_batches(_node_cypher(label), rows, batch_size=batch_size)
 
     def upsert_edges(
         self,
@@ -97,7 +97,7 @@ class GraphStore(ABC):
         A row whose end node does not exist writes nothing. Returns the rows sent.
         """
         cypher = _edge_cypher(rel_type, src_label, dst_label)
-        return sum(self._write_batches(cypher, rows, batch_size))
+        return self.write_batches(cypher, rows, batch_size=batch_size)
 
     def write_records(
         self, records: Records, *, batch_size: int = BATCH_SIZE, one_transaction: bool = False
@@ -160,11 +160,18 @@ class GraphStore(ABC):
             if not rows or not rows[0]["c"]:
                 return
 
-    def _write_batches(self, cypher: str, rows: Iterable[dict], batch_size: int) -> Iterator[int]:
-        """Write ``rows`` as ``$rows`` of ``cypher``, a batch at a time; yield each batch's size."""
+    def write_batches(
+        self, cypher: str, rows: Iterable[dict], *, batch_size: int = BATCH_SIZE
+    ) -> int:
+        """Run the write ``cypher`` with ``$rows`` bound to each batch of ``rows`` in turn.
+
+        Each batch is its own write transaction. Returns the number of rows sent.
+        """
+        sent = 0
         for batch in batches(rows, batch_size):
             self.write(cypher, {"rows": batch})
-            yield len(batch)
+            sent += len(batch)
+        return sent
 
 
 def batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ckg.errors import QueryError, StoreUnavailable
 from ckg.schema import NODE_KEYS
-from ckg.store.base import GraphStore, Transaction, batches
+from ckg.store.base import BATCH_SIZE, GraphStore, Transaction, batches
 from ckg.store.resp import CompactDecoder, Connection, ReplyError, cypher_literal
 from ckg.store.server import ensure_server, stop_server
 
@@ -123,26 +123,27 @@ class EmbeddedStore(GraphStore):
             [("GRAPH.DELETE", self.graph), ("DEL", f"ckg:schema:{self.graph}")]
         )
 
-    def _write_batches(self, cypher: str, rows, batch_size: int):
+    def write_batches(self, cypher: str, rows, *, batch_size: int = BATCH_SIZE) -> int:
         """Send each batch before reading the previous one's reply.
 
         The server runs one batch while this process encodes the next: encoding is about a
         tenth of the time of a large upsert (bench/store_bench.py).
         """
         conn = self._connection()
-        unread = 0
+        sent = unread = 0
         try:
             for batch in batches(rows, batch_size):
                 conn.send("GRAPH.QUERY", self.graph, _text(cypher, {"rows": batch}), "--compact")
                 if unread:
-                    yield self._reply(conn, unread)
+                    sent += self._reply(conn, unread)
                 unread = len(batch)
             if unread:
                 count, unread = unread, 0
-                yield self._reply(conn, count)
+                sent += self._reply(conn, count)
         finally:
             if unread:  # a reply was left unread: this connection is out of step, drop it
                 self.close()
+        return sent
 
     @staticmethod
     def _reply(conn: Connection, count: int) -> int:

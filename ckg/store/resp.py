@@ -66,7 +66,10 @@ class Connection:
 
     def read(self) -> object:
         """Read one whole reply; an error reply is returned as a :class:`ReplyError` value."""
-        line = self._reader.readline()
+        try:
+            line = self._reader.readline()
+        except OSError as exc:  # reset by a server that stopped, or a timeout
+            raise StoreUnavailable(f"lost the connection to {self.path}: {exc}") from None
         if not line:
             raise StoreUnavailable(f"the server at {self.path} closed the connection")
         kind, rest = line[:1], line[1:-2]
@@ -80,7 +83,10 @@ class Connection:
             size = int(rest)
             if size < 0:
                 return None
-            data = self._reader.read(size + 2)
+            try:
+                data = self._reader.read(size + 2)
+            except OSError as exc:
+                raise StoreUnavailable(f"lost the connection to {self.path}: {exc}") from None
             return data[:-2].decode(errors="surrogateescape")
         if kind == b"*":
             size = int(rest)
