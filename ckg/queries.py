@@ -207,10 +207,12 @@ def load(name_or_path: str | Path) -> NamedQuery:
 
 
 def find(text: str) -> NamedQuery | None:
-    """The named query or query file ``text`` names, or None when it is Cypher text."""
-    if text.endswith(".cypher"):
-        return load(text)
-    if _NAME.match(text) and any((f / f"{text}.cypher").is_file() for f in folders()):
+    """The named query or query file ``text`` names, or None when it is Cypher text.
+
+    A single word is taken for a name (no Cypher statement is one word), so a misspelt name
+    raises NotFound listing the known ones instead of reaching the engine as Cypher.
+    """
+    if text.endswith(".cypher") or _NAME.match(text):
         return load(text)
     return None
 

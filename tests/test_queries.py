@@ -270,3 +270,9 @@ def test_import_is_idempotent(graph, tmp_path):
     before = graph.status()["nodes"]
     graph.import_results([tmp_path / "papers.csv"])
     assert graph.status()["nodes"] == before
+
+
+def test_a_misspelt_query_name_lists_the_known_ones():
+    with pytest.raises(NotFound, match=r"no named query 'compare-paper' \(known: .*compare-papers"):
+        queries.find("compare-paper")
+    assert queries.find("MATCH (n) RETURN n") is None
