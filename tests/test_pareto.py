@@ -191,8 +191,8 @@ def test_large_inputs_match_moocore(d, kind):
 
 
 def test_prefilters_keep_exact_answers_on_small_inputs(monkeypatch):
-    monkeypatch.setattr(pareto, "_PREFILTER_MIN", 8)
-    monkeypatch.setattr(pareto, "_BLOCK", 4)
+    monkeypatch.setattr(pareto.sets, "_PREFILTER_MIN", 8)
+    monkeypatch.setattr(pareto.sets, "_BLOCK", 4)
     rng = np.random.default_rng(7)
     for d in (2, 3, 4):
         for _ in range(40):
