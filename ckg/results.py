@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ckg import metrics, queries
 from ckg.errors import InvalidInput, NotFound, UsageError
-from ckg.records import Edge, Node, Problem
+from ckg.records import Node, Problem
 from importers import results as result_files
 from importers.papers import repo_url
 from importers.published import ResultRecords
@@ -97,7 +97,9 @@ def read_path(path: str | Path, cache: Path) -> tuple[Node, ResultRecords]:
         records = result_files.read_file(file, uid)
         props = {"uid": uid, "location": location, "kind": "file", "digest": file_digest(file)}
     props.update(ingested_at=datetime.now(UTC).isoformat(timespec="seconds"), complete=True)
-    return Node("Source", props["uid"], {k: v for k, v in props.items() if v != ""}), records
+    return Node(
+        "Source", props["uid"], {k: v for k, v in props.items() if v not in ("", None)}
+    ), records
 
 
 def import_results(kg, paths: list[str | Path]) -> ImportReport:
@@ -117,35 +119,64 @@ def import_results(kg, paths: list[str | Path]) -> ImportReport:
     return report
 
 
-def link_code(store) -> int:
+def link_code(store, source: str | None = None) -> int:
     """``(Artifact)-[:IMPLEMENTS]->(Paper)`` where a paper's code link is an ingested repository.
 
     A paper's ``code_urls`` (normalised repository URLs) are matched against each ``Source``'s
-    location, normalised the same way; the source's ``generic`` artifacts (the project itself,
-    not the scripts inside a CM repository) get the edge. Returns the edges written.
+    ``location`` and Git ``origin`` (a local clone's remote), normalised the same way; the
+    source's ``generic`` artifacts (the project itself, not the scripts inside a CM repository)
+    get the edge. Called after results are imported and after a source is ingested, so either
+    order links. Only missing edges are written.
+
+    Parameters
+    ----------
+    store : GraphStore
+    source : str, optional
+        Only this ``Source`` uid's artifacts (an ingest); every source when None.
+
+    Returns
+    -------
+    int
+        The edges added.
+
+    Examples
+    --------
+    >>> link_code(kg.store, source=summary.uid)                    # doctest: +SKIP
+    1
     """
-    papers = store.run(
-        "MATCH (p:Paper) WHERE p.code_urls IS NOT NULL RETURN p.uid AS uid, p.code_urls AS urls"
+    artifacts = store.run(
+        "MATCH (s:Source)-[:CONTAINS]->(a:Artifact) "
+        "WHERE a.format = 'generic' AND ($source IS NULL OR s.uid = $source) "
+        "OPTIONAL MATCH (a)-[:IMPLEMENTS]->(p:Paper) "
+        "RETURN s.location AS location, s.origin AS origin, a.uid AS artifact, "
+        "collect(p.uid) AS papers",
+        {"source": source},
     )
-    if not papers:
+    repos = {
+        row["artifact"]: {repo_url(row["location"]), repo_url(row["origin"])} - {None}
+        for row in artifacts
+    }
+    if not any(repos.values()):
         return 0
+    wanted = sorted(set().union(*repos.values()))
     by_repo: dict[str, list[str]] = {}
-    for row in papers:
+    for row in store.run(
+        "MATCH (p:Paper) WHERE any(u IN p.code_urls WHERE u IN $urls) "
+        "RETURN p.uid AS uid, p.code_urls AS urls",
+        {"urls": wanted},
+    ):
         for url in row["urls"] or []:
             by_repo.setdefault(url, []).append(row["uid"])
-    sources = store.run(
-        "MATCH (s:Source)-[:CONTAINS]->(a:Artifact) WHERE a.format = 'generic' "
-        "RETURN s.location AS location, a.uid AS artifact"
-    )
-    edges = [
-        Edge("IMPLEMENTS", "Artifact", row["artifact"], "Paper", paper)
-        for row in sources
-        for paper in by_repo.get(repo_url(row["location"]) or "", [])
+    linked = {row["artifact"]: set(row["papers"]) for row in artifacts}
+    rows = [
+        {"src": artifact, "dst": paper, "props": {}}
+        for artifact, urls in repos.items()
+        for paper in sorted({p for url in urls for p in by_repo.get(url, ())})
+        if paper not in linked[artifact]
     ]
-    if edges:
-        rows = [{"src": e.src_key, "dst": e.dst_key, "props": {}} for e in edges]
+    if rows:
         store.upsert_edges("IMPLEMENTS", "Artifact", "Paper", rows)
-    return len(edges)
+    return len(rows)
 
 
 _RESULTS = """

@@ -4,7 +4,9 @@
 a folder to read plus its provenance (location, kind, commit, content digest).
 
 - A Git URL, or a local folder with ``.git``, is fetched into ``CKG_HOME/cache/git`` with
-  ``git`` (shallow: one commit deep) and checked out at ``ref`` (branch, tag or commit).
+  ``git`` (shallow: one commit deep) and checked out at ``ref`` (branch, tag or commit). Its
+  ``origin`` is the URL itself, or a local repository's ``origin`` remote (:func:`git_origin`),
+  so that a paper's code link finds a local clone too.
 - A ``.zip`` / ``.whl`` or a ``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.bz2``, ``.tar.xz`` is
   extracted once into ``CKG_HOME/cache/archives/<sha256>``; a later call with the same
   bytes reuses that folder. Extraction is safe: every member is checked before a byte is
@@ -18,6 +20,7 @@ is two sources, and re-ingesting one location updates the same ``Source`` node.
 import hashlib
 import lzma
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -36,6 +39,8 @@ GIT_URL_PREFIXES = ("https://", "http://", "git://", "ssh://", "git@", "file://"
 #: Folders never part of a source's content.
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__"})
 _COMPLETE_MARK = ".ckg-extracted"
+#: A Git config section header: ``[name]``, ``[name "sub"]``, ``[name.sub]``.
+_SECTION = re.compile(r'^\[\s*([\w.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]')
 #: What the zip, tar and decompression modules raise on damaged input (bz2 and gzip raise
 #: OSError; a truncated stream raises EOFError).
 _CORRUPT = (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
@@ -96,6 +101,9 @@ class SourceTree:
     digest : str
         The archive's sha256, the commit for Git, "" for a folder (its files are checked one
         by one by the ingest stage).
+    origin : str
+        The remote a Git source comes from: the URL given, or a local repository's ``origin``
+        remote; "" when there is none (archives, folders, a repository without remote).
     """
 
     uid: str
@@ -105,13 +113,17 @@ class SourceTree:
     ref: str = ""
     commit: str = ""
     digest: str = ""
+    origin: str = ""
 
     def files(self) -> Iterator[os.DirEntry]:
         """Every regular file below :attr:`root` (links not followed), skipping VCS folders."""
         return walk_files(self.root)
 
     def props(self) -> dict:
-        """The ``Source`` node's properties that describe provenance."""
+        """The ``Source`` node's properties that describe provenance.
+
+        ``origin`` is None when unknown, so that writing it removes a remote that is gone.
+        """
         return {
             "uid": self.uid,
             "location": self.location,
@@ -119,6 +131,7 @@ class SourceTree:
             "ref": self.ref,
             "commit": self.commit,
             "digest": self.digest,
+            "origin": self.origin or None,
         }
 
 
@@ -262,7 +275,68 @@ def _open_git(url: str, ref: str, cache: Path) -> SourceTree:
     _git(repo, "checkout", "-q", "--force", "--detach", want)
     _git(repo, "clean", "-q", "-ffdx")
     commit = _git(repo, "rev-parse", "HEAD")
-    return SourceTree(source_uid(url, ref), url, "git", repo, ref, commit, commit)
+    origin = url if remote == url else git_origin(Path(url))
+    return SourceTree(source_uid(url, ref), url, "git", repo, ref, commit, commit, origin)
+
+
+def git_origin(repo: Path) -> str:
+    """The URL of the ``origin`` remote of a local repository, or "" when it has none.
+
+    Read from the repository's ``config`` file rather than by running ``git``: an unchanged
+    re-ingest spawns no process for it. A ``.git`` file (a worktree or submodule) is followed
+    to its Git folder, and a worktree's ``commondir`` to the shared config. ``insteadOf``
+    rewrites are not applied.
+
+    >>> git_origin(Path("~/src/bert-repro").expanduser())      # doctest: +SKIP
+    'git@github.com:acme/bert-repro.git'
+    >>> git_origin(Path("/nonexistent"))
+    ''
+    """
+    config = _git_dir(repo / ".git") / "config"
+    try:
+        text = config.read_text(errors="replace")
+    except OSError:
+        return ""
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        header = _SECTION.match(line)
+        if header:
+            # [remote "origin"], or the deprecated [remote.origin] (names are case-blind).
+            name, sub = header.group(1), header.group(2)
+            section = (name.lower(), sub) if sub is not None else tuple(name.lower().split(".", 1))
+            continue
+        key, sep, value = line.partition("=")
+        if sep and section == ("remote", "origin") and key.strip().lower() == "url":
+            return _config_value(value)
+    return ""
+
+
+def _git_dir(dot_git: Path) -> Path:
+    """The Git folder a ``.git`` entry names: itself, or the ``gitdir:`` of a ``.git`` file."""
+    if dot_git.is_file():
+        try:
+            target = dot_git.read_text(errors="replace").strip().removeprefix("gitdir:").strip()
+        except OSError:
+            return dot_git
+        dot_git = (dot_git.parent / target).resolve()
+    common = dot_git / "commondir"
+    if common.is_file():
+        return (dot_git / common.read_text(errors="replace").strip()).resolve()
+    return dot_git
+
+
+def _config_value(text: str) -> str:
+    """A config value without its quotes and trailing ``#`` / ``;`` comment."""
+    out, quoted = [], False
+    for ch in text.strip():
+        if ch == '"':
+            quoted = not quoted
+        elif ch in "#;" and not quoted:
+            break
+        else:
+            out.append(ch)
+    return "".join(out).strip()
 
 
 def _git(repo: Path, *args: str) -> str:

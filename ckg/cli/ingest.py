@@ -249,6 +249,10 @@ def _print_summary(summary) -> None:
         ("resolved for other sources", str(summary.reresolved)),
         ("uids already held elsewhere (renamed)", str(summary.renamed)),
         ("warnings", str(len(summary.warnings))),
+    ]
+    if summary.implements:
+        rows.append(("papers implemented (IMPLEMENTS added)", str(summary.implements)))
+    rows += [
         ("seconds", f"{summary.seconds:.2f}" + ("" if summary.wrote else " (nothing written)")),
     ]
     for what, value in rows:
