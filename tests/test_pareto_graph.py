@@ -163,7 +163,7 @@ def test_cli_prints_json_and_draws_the_plot(kg, ckg_home, tmp_path):
     )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = _ckg("pareto", "accuracy,latency", "--fronts", "1", "--no-write", home=ckg_home)
-    assert "latency (s)" in table.stdout and "forest" not in table.stdout
+    assert "latency (ms)" in table.stdout and "forest" not in table.stdout
     assert "5 points, 3 on front 1, 0 left out" in table.stdout
 
 

@@ -5,6 +5,7 @@ API only; :func:`main` turns any :class:`ckg.errors.CkgError` into one line on s
 """
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 
@@ -73,8 +74,35 @@ def parse_params(pairs: list[str] | None) -> dict:
     return params
 
 
-def print_rows(rows: list[dict], *, as_json: bool = False, as_csv: bool = False, title=None):
-    """Render rows as a rich table, JSON or CSV on stdout."""
+def print_rows(
+    rows: list[dict],
+    *,
+    as_json: bool = False,
+    as_csv: bool = False,
+    title=None,
+    units: dict[str, str] | None = None,
+    label: str | None = None,
+    optional: tuple[tuple[str, ...], ...] = (),
+) -> None:
+    """Render rows as a rich table, JSON or CSV on stdout.
+
+    Parameters
+    ----------
+    rows : list of dict
+        One dict per row; the first row's keys are the columns.
+    as_json, as_csv : bool
+        Print the rows unchanged as JSON or CSV instead of a table.
+    title : str, optional
+    units : mapping, optional
+        Column -> unit of its raw numbers ("" for a plain number). In the table these
+        columns show about four significant digits, scaled to one unit per column
+        (:func:`human_unit`) that the header names: ``latency (µs)``.
+    label : str, optional
+        The column that tells rows apart (a run's parameters): never cut, its words wrap.
+    optional : tuple of tuples of column names
+        Groups of columns, least useful first, left out while the table would not fit the
+        terminal with the label on one line; a note names what was left out.
+    """
     if as_json:
         print(json.dumps(rows, indent=2, default=str, ensure_ascii=False))
         return
@@ -88,16 +116,158 @@ def print_rows(rows: list[dict], *, as_json: bool = False, as_csv: bool = False,
             writer.writerow([_cell(row.get(c)) for c in columns])
         return
     from rich.console import Console
+
+    console = Console()
+    units = units or {}
+    headers, cells = _shown(rows, columns, units)
+    layout = _fit(headers, cells, units, label, optional, console.width)
+    console.print(_table(layout, cells, units, label, title, console.width))
+    if not rows:
+        print("(no rows)")
+    if layout.left_out:
+        left_out = ", ".join(layout.left_out)
+        console.print(f"(left out to fit: {left_out}; see --json)", markup=False, highlight=False)
+
+
+#: The units a table may scale, with the prefixed units it may show, smallest first.
+_PREFIXES = {
+    "s": ((1e-9, "ns"), (1e-6, "µs"), (1e-3, "ms"), (1.0, "s")),
+    "J": ((1e-6, "µJ"), (1e-3, "mJ"), (1.0, "J"), (1e3, "kJ"), (1e6, "MJ")),
+    "W": ((1e-3, "mW"), (1.0, "W"), (1e3, "kW")),
+    "B": ((1.0, "B"), (1e3, "kB"), (1e6, "MB"), (1e9, "GB"), (1e12, "TB")),
+}
+
+
+def human_unit(values, unit: str) -> tuple[float, str]:
+    """The factor to divide a column's values by, and the unit they are then in.
+
+    The unit is the largest prefixed one the column's median magnitude reaches, so that
+    typical values show 1 to 3 digits before the point, or a larger one where the largest
+    value would show more than 4; units without prefixes stay.
+
+    >>> human_unit([3.4e-05, 1.9e-07, 6.2e-06], "s")
+    (1e-06, 'µs')
+    >>> human_unit([3.4e-05, 6.5e-06, 6.0e-07, 5.8e-07, 2.1e-07], "s")  # not 34000 ns
+    (1e-06, 'µs')
+    >>> human_unit([166014976.0], "B")
+    (1000000.0, 'MB')
+    >>> human_unit([91.3, 97.2], "%")
+    (1.0, '%')
+    """
+    choices = _PREFIXES.get(unit)
+    sizes = sorted(abs(v) for v in values if _number(v) and v and math.isfinite(v))
+    if not choices or not sizes:
+        return 1.0, unit
+    typical = sizes[len(sizes) // 2]  # the median: one outlier does not decide for the rest
+    # 0.9995: 999.96 µs rounds to 1000, so it reads as 1.000 ms.
+    index = max([0, *(i for i, (step, _) in enumerate(choices) if typical >= step * 0.9995)])
+    while index + 1 < len(choices) and sizes[-1] >= choices[index][0] * 9999.5:
+        index += 1
+    return choices[index]
+
+
+def format_number(value, digits: int = 4) -> str:
+    """``value`` with ``digits`` significant digits, in plain notation where that is short.
+
+    >>> [format_number(v) for v in (91.296, 0.019213, 1234.56, 0, 7, 2.5e-07, None)]
+    ['91.30', '0.01921', '1235', '0', '7', '2.500e-07', '']
+    """
+    if value is None:
+        return ""
+    if not _number(value) or isinstance(value, int) or not math.isfinite(value):
+        return str(value)
+    rounded = float(f"{value:.{digits}g}")  # round first: 9.99996 is 10.00, not 10.000
+    if rounded == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(rounded)))
+    if not -4 <= magnitude < 9:
+        return f"{rounded:.{digits - 1}e}"
+    if magnitude >= digits - 1:  # whole digits cost no width to keep: 12346, not 12350
+        return f"{value:.0f}"
+    return f"{rounded:.{digits - 1 - magnitude}f}"
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(rows, columns, units):
+    """Each column's header and cell texts, numbers scaled into one unit per column."""
+    headers, cells = {}, {}
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        if column not in units:
+            headers[column] = column
+            cells[column] = [_cell(v) for v in values]
+            continue
+        factor, unit = human_unit(values, units[column])
+        headers[column] = f"{column} ({unit})" if unit else column
+        cells[column] = [
+            format_number(v / factor if _number(v) and factor != 1 else v) for v in values
+        ]
+    return headers, cells
+
+
+@dataclass
+class _Layout:
+    headers: dict[str, str]  # the columns shown, in order, and their header texts
+    left_out: list[str]
+    label_wraps: bool
+
+
+def _fit(headers, cells, units, label, optional, width) -> _Layout:
+    """How a table fits a terminal ``width`` wide, trying each step only if the last fails:
+    all as is; each unit on a header line of its own; the ``optional`` groups left out one
+    by one; the label wrapped at spaces."""
+
+    def fits(shown: dict[str, str]) -> bool:
+        needs = [  # a cell is one line (the label's too); a header has its own lines
+            max([*(len(t) for t in cells[c]), *(len(h) for h in head.splitlines())])
+            for c, head in shown.items()
+        ]
+        return sum(needs) + 3 * len(needs) + 1 <= width  # borders and padding: 3 a column
+
+    if fits(headers) or not (label or units):
+        return _Layout(headers, [], False)
+    shown = {c: _stack(h) if c in units else h for c, h in headers.items()}
+    left_out = []
+    for group in ((), *optional):
+        left_out += [c for c in group if c in shown and c != label]
+        shown = {c: h for c, h in shown.items() if c not in left_out}
+        if fits(shown):
+            return _Layout(shown, left_out, False)
+    return _Layout(shown, left_out, True)
+
+
+def _stack(header: str) -> str:
+    """``latency (µs)`` as two lines, ``latency`` over ``(µs)``."""
+    name, sep, unit = header.rpartition(" (")
+    return f"{name}\n({unit}" if sep else header
+
+
+def _table(layout: _Layout, cells, units, label, title, width):
+    """A rich table in which only the label may wrap, so no number is ever cut short."""
     from rich.table import Table
 
     table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
-    Console().print(table)
-    if not rows:
-        print("(no rows)")
+    fixed = bool(label or units)  # a plain listing (a query's rows) keeps rich's own layout
+    for column, header in layout.headers.items():
+        if column == label:
+            # Whole words wrap when they must; a word longer than half the terminal
+            # folds rather than being cut to an ellipsis.
+            words = [len(w) for text in cells[column] for w in text.split()] or [1]
+            table.add_column(
+                header,
+                overflow="fold",
+                no_wrap=not layout.label_wraps,
+                min_width=min(max(words), width // 2),
+            )
+        else:
+            justify = "right" if column in units else "left"
+            table.add_column(header, justify=justify, no_wrap=fixed)
+    for texts in zip(*(cells[c] for c in layout.headers), strict=True):
+        table.add_row(*texts)
+    return table
 
 
 def _cell(value) -> str:

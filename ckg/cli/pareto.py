@@ -4,7 +4,7 @@ import json
 
 import typer
 
-from ckg.cli.app import app, open_graph, print_rows
+from ckg.cli.app import app, format_number, open_graph, print_rows
 from ckg.errors import UsageError
 
 
@@ -57,26 +57,19 @@ def pareto(
         }
         print(json.dumps(summary, indent=2, default=str, ensure_ascii=False))
         return
-    print_rows([_display(r, front) for r in rows], title=f"Pareto front ({front.scope})")
+    units = {o.name: front.units.get(o.name) or "" for o in front.objectives}
+    shown = [
+        {"front": r["front_rank"], "point": r["label"]} | {n: r[n] for n in units} for r in rows
+    ]
+    print_rows(shown, title=f"Pareto front ({front.scope})", units=units, label="point")
     on_front = sum(1 for r in front.rows() if r["front_rank"] == 1)
     hv = "" if front.hypervolume is None else f"; hypervolume {front.hypervolume:.6g}"
     print(
         f"{len(front.table)} points, {on_front} on front 1, {front.left_out} left out "
-        f"(missing an objective){hv} against {front.reference}"
+        f"(missing an objective){hv} against [{', '.join(map(format_number, front.reference))}]"
         + ("" if no_write else f"; recorded as {front.uid}")
         + (f"; plot: {plot}" if plot else "")
     )
-
-
-def _display(row: dict, front) -> dict:
-    """Rank, label, then each objective with its unit in the header."""
-    out = {"front": row["front_rank"], "point": row["label"]}
-    for obj in front.objectives:
-        unit = front.units.get(obj.name)
-        value = row[obj.name]
-        shown = f"{value:.6g}" if isinstance(value, float) else value
-        out[f"{obj.name} ({unit})" if unit else obj.name] = shown
-    return out
 
 
 def _margins(pairs: list[str] | None) -> dict[str, float] | None:

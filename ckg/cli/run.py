@@ -117,8 +117,10 @@ def recover(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
     )
 
 
-# Measured figures shown in the table after what the step itself reported.
-_SHOWN = ("runtime", "memory", "energy")
+# Measured figures shown in the table after what the step itself reported; on a narrow
+# terminal the CPU times, then memory, then the whole process's runtime are left out first.
+_SHOWN = ("runtime", "cpu_user_time", "cpu_system_time", "memory", "energy")
+_OPTIONAL = (("cpu_user_time", "cpu_system_time"), ("memory",), ("runtime",))
 
 
 def _objectives(text: str | None) -> tuple[str, ...]:
@@ -132,32 +134,30 @@ def _objectives(text: str | None) -> tuple[str, ...]:
     return names
 
 
-def _rows(report) -> list[dict]:
-    reported = sorted({m for r in report.runs for m in r.metrics} - set(_SHOWN) - _CPU)
-    rows = []
-    for run in report.runs:
-        row = {"params": " ".join(f"{k}={v}" for k, v in run.params.items()) or "-"}
-        row["status"] = run.status
-        for metric in (*reported, *_SHOWN):
-            value = run.metrics.get(metric)
-            unit = run.units.get(metric, "")
-            if metric == "memory" and value is not None:  # bytes are unreadable at a glance
-                value, unit = value / 2**20, "MiB"
-            row[f"{metric} ({unit})" if unit else metric] = _fmt(value)
-        rows.append(row)
-    return rows
+def _params(run) -> str:
+    return " ".join(f"{k}={v}" for k, v in run.params.items()) or "-"
 
 
-_CPU = {"cpu_user_time", "cpu_system_time"}
+def _print_runs(report) -> None:
+    """The run table: parameters, status if any run failed, then each metric."""
+    reported = sorted({m for r in report.runs for m in r.metrics} - set(_SHOWN))
+    measured = [m for m in _SHOWN if any(m in r.metrics for r in report.runs)]
+    with_status = any(r.status != "ok" for r in report.runs)
+    names = (*reported, *measured)
+    rows = [
+        {"params": _params(run)}
+        | ({"status": run.status} if with_status else {})
+        | {m: run.metrics.get(m) for m in names}
+        for run in report.runs
+    ]
+    units = {m: next((r.units[m] for r in report.runs if m in r.units), "") for m in names}
+    title = f"{report.target}: experiment {report.experiment}"
+    print_rows(rows, title=title, units=units, label="params", optional=_OPTIONAL)
 
 
-def _fmt(value) -> str:
-    return "" if value is None else f"{value:.4g}"
-
-
-def _front(report, objectives: tuple[str, ...]) -> list[dict]:
-    """Rows of this command's runs on the Pareto front of ``objectives``, best first by the
-    first objective; directions come from the metric registry."""
+def _front(report, objectives: tuple[str, ...]) -> list:
+    """This command's runs on the Pareto front of ``objectives``, best first by the first
+    objective; directions come from the metric registry."""
     import numpy as np
 
     from ckg import metrics
@@ -177,19 +177,33 @@ def _front(report, objectives: tuple[str, ...]) -> list[dict]:
         directions.append(metric.direction)
     values = np.array([[r.metrics.get(n, np.nan) for n in objectives] for r in ok], dtype=float)
     ranks = pareto_ranks(values, directions) if len(ok) else np.array([], dtype=int)
-    front = sorted(
+    return sorted(
         (r for r, rank in zip(ok, ranks, strict=True) if rank == 1),
         key=lambda r: r.metrics[objectives[0]] * (-1 if directions[0] == "max" else 1),
     )
+
+
+def _front_json(front: list, objectives: tuple[str, ...]) -> list[dict]:
+    """The front as ``--json`` has always given it: units in the keys, values as text."""
     rows = []
     for run in front:
-        row = {"params": " ".join(f"{k}={v}" for k, v in run.params.items()) or "-"}
+        row = {"params": _params(run)}
         for name in objectives:
             unit = run.units.get(name, "")
-            row[f"{name} ({unit})" if unit else name] = _fmt(run.metrics[name])
+            row[f"{name} ({unit})" if unit else name] = f"{run.metrics[name]:.4g}"
         row["run"] = run.uid[:12]
         rows.append(row)
     return rows
+
+
+def _print_front(front: list, objectives: tuple[str, ...]) -> None:
+    rows = [
+        {"params": _params(r), **{n: r.metrics[n] for n in objectives}, "run": r.uid[:12]}
+        for r in front
+    ]
+    units = {n: next((r.units.get(n, "") for r in front), "") for n in objectives}
+    title = f"Pareto front of {', '.join(objectives)}"
+    print_rows(rows, title=title, units=units, label="params")
 
 
 def _print_report(report, as_json: bool, objectives: tuple[str, ...]) -> None:
@@ -200,17 +214,16 @@ def _print_report(report, as_json: bool, objectives: tuple[str, ...]) -> None:
     if as_json:
         data = asdict(report)
         if front is not None:
-            data["front"] = front
+            data["front"] = _front_json(front, objectives)
         print(json.dumps(data, indent=2, default=str))
     else:
-        title = f"{report.target}: experiment {report.experiment}"
-        print_rows(_rows(report), title=title)
+        _print_runs(report)
         print(
             f"{len(report.runs)} runs, {report.dependency_runs} dependency steps run, "
             f"{report.cached_steps} cached"
         )
         if front is not None:
-            print_rows(front, title=f"Pareto front of {', '.join(objectives)}")
+            _print_front(front, objectives)
     _exit_on_trouble(report, sys.stderr)
 
 
