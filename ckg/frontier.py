@@ -39,6 +39,7 @@ WITH r, m, e
 WHERE coalesce(r.status, 'ok') = 'ok'
   AND ($experiment IS NULL OR e.name = $experiment OR e.uid = $experiment)
   AND ($metrics IS NULL OR m.metric IN $metrics)
+  AND m.device IS NULL
   AND ({where})
 RETURN r.uid AS uid, r.params AS params, e.name AS experiment,
        m.metric AS metric, m.value AS value, m.unit AS unit

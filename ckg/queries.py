@@ -22,13 +22,13 @@ Every ``$name`` the Cypher uses must be declared and vice versa (checked when lo
 Examples
 --------
 >>> q = load("compare-papers")
->>> [p.name for p in q.params]
-['task', 'dataset', 'metric']
->>> q.bind({"task": "QA", "dataset": "SQuAD1.1"})  # doctest: +ELLIPSIS
+>>> [(p.name, p.optional) for p in q.params]
+[('dataset', False), ('task', True), ('metric', True)]
+>>> q.bind({"task": "QA"})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
-ckg.errors.UsageError: query compare-papers needs parameter 'metric' (...)
->>> q.bind({"task": "QA", "dataset": "SQuAD1.1", "metric": "F1"})["metric"]
-'f1'
+ckg.errors.UsageError: query compare-papers needs parameter 'dataset' (...)
+>>> q.bind({"dataset": "SQuAD1.1", "metric": "F1"})
+{'dataset': 'SQuAD1.1', 'task': None, 'metric': 'f1'}
 """
 
 import json

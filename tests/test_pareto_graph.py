@@ -13,7 +13,7 @@ from ckg.errors import InvalidInput, UsageError
 from ckg.pareto import parse_objectives
 from ckg.plot import plot_front
 from ckg.records import Node
-from ckg.run.measure import Figure
+from ckg.run.measure import Figure, with_total
 from ckg.run.record import run_records
 
 CKG = Path(sys.executable).with_name("ckg")
@@ -65,6 +65,32 @@ def test_runs_front_ranks_labels_and_units(kg):
     assert front.units == {"accuracy": "%", "latency": "s"}
     assert front.left_out == 0
     assert front.hypervolume > 0
+
+
+def test_runs_front_uses_the_total_energy_not_a_device_part(kg):
+    exp = Node("Experiment", "exp-gpu", {"name": "gpu"})
+    platform = Node("Platform", "host-1", {"cpu_model": "test"})
+    # (label, accuracy, cpu J, gpu J): the GPU part decides which run costs less in all.
+    for uid, acc, cpu_j, gpu_j in [
+        ("cheap-cpu", 90.0, 5.0, 500.0),
+        ("cheap-all", 89.0, 50.0, 100.0),
+    ]:
+        energy = with_total(
+            [
+                Figure("energy", [cpu_j], "J", "rapl", "cpu"),
+                Figure("energy", [gpu_j], "J", "nvml", "gpu0"),
+            ]
+        )
+        run = {"uid": uid, "status": "ok", "params": json.dumps({"run": uid})}
+        figures = [Figure("accuracy", [acc], "%"), *energy]
+        kg.store.write_records(
+            run_records(run, artifact_uid="a", figures=figures, platform=platform, experiment=exp)
+        )
+    front = kg.pareto("accuracy:max,energy:min", experiment="gpu")
+    rows = {r["label"]: r for r in front.rows()}
+    assert rows["run=cheap-all"]["energy"] == 150.0
+    assert rows["run=cheap-cpu"]["energy"] == 505.0
+    assert {r["front_rank"] for r in rows.values()} == {1}  # neither beats the other in all
 
 
 def test_front_membership_is_queryable_and_replaced_on_recompute(kg):

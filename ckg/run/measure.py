@@ -136,7 +136,10 @@ class EnergyMeter:
         }
 
     def stop(self, mark: dict, *, cpu_s: float) -> list[Figure]:
-        """Energy since ``mark`` in joules: RAPL and NVML where present, else the estimate."""
+        """Energy since ``mark`` in joules: RAPL and NVML where present, else the estimate.
+
+        One figure per device (``cpu``, ``gpu0``, ...) and their total, see :func:`with_total`.
+        """
         figures = []
         if self.rapl:
             pairs = zip(self.rapl, mark["rapl"], strict=True)
@@ -157,7 +160,34 @@ class EnergyMeter:
                     {"watts_per_core": self.watts_per_core},
                 )
             )
-        return figures
+        return with_total(figures)
+
+
+def with_total(parts: list[Figure]) -> list[Figure]:
+    """The per-device energy figures plus their total, the run's ``energy`` (no device).
+
+    A run's energy is what every measured device drew: the CPU (RAPL or the estimate) and
+    each GPU (NVML). A single part is the total itself.
+
+    >>> cpu = Figure("energy", [10.0], "J", "rapl", "cpu")
+    >>> gpu = Figure("energy", [500.0], "J", "nvml", "gpu0")
+    >>> [(f.device, f.method, f.values) for f in with_total([cpu, gpu])]
+    [('cpu', 'rapl', [10.0]), ('gpu0', 'nvml', [500.0]), ('', 'rapl+nvml', [510.0])]
+    >>> [(f.device, f.method, f.values) for f in with_total([cpu])]
+    [('', 'rapl', [10.0])]
+    """
+    if len(parts) == 1:
+        only = parts[0]
+        return [Figure(only.metric, only.values, only.unit, only.method, "", only.extra)]
+    total = Figure(
+        "energy",
+        [sum(p.values[0] for p in parts)],
+        "J",
+        "+".join(p.method for p in parts),
+        "",
+        {"devices": "+".join(p.device for p in parts)},
+    )
+    return [*parts, total]
 
 
 def _nvml_handles() -> list:

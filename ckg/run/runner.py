@@ -392,7 +392,7 @@ class _Runner:
             used=used,
         )
         self._record(records, report)
-        values = {f.metric: f for f in figures if not f.device or f.device == "cpu"}
+        values = {f.metric: f for f in figures if not f.device}  # per-device parts left out
         result = RunResult(
             uid=run_uid,
             params=params,
