@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from ckg import ingest as ingest_mod
 from ckg.errors import NotFound, UsageError
 from ckg.ingest import StrictFailure
+from tests.gitrepo import git
 
 PY = "aaaaaaaaaaaaaaa1"
 OS = "aaaaaaaaaaaaaaa2"
@@ -265,19 +265,6 @@ def test_killed_ingest_is_marked_incomplete_and_repaired(kg, tiny, monkeypatch):
     assert kg.store.get_node("Source", uid)["complete"] is True
     assert count(kg, "MATCH (a:Artifact) RETURN count(a) AS n") == 5
     assert summary.edges == 7
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.org",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.org",
-    }
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=True
-    ).stdout.strip()
 
 
 def test_git_repo_ingest_change_reingest_and_older_tag(kg, tiny):

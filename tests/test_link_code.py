@@ -5,8 +5,6 @@ fetched), a URL source through its URL; a folder without a remote is never linke
 """
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from ckg.cli.app import app
 from ckg.records import Edge, Node, Records
 from ckg.results import link_code
 from importers.sources import git_origin
+from tests.gitrepo import git
 
 PAPER = "arxiv:1810.04805"
 REMOTE = "https://github.com/acme/bert-repro"
@@ -28,19 +27,6 @@ IMPLEMENTS = (
     "MATCH (s:Source {uid: $s})-[:CONTAINS]->(a:Artifact)-[:IMPLEMENTS]->(p:Paper) "
     "RETURN a.uid AS artifact, p.uid AS paper"
 )
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.org",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.org",
-    }
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=True
-    ).stdout.strip()
 
 
 def project(path: Path, *, remote: str | None = REMOTE, use_git: bool = True) -> Path:

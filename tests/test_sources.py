@@ -2,7 +2,6 @@
 
 import io
 import os
-import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 
 from ckg.errors import InvalidInput, NotFound, UnsafeArchive
 from importers.sources import Limits, kind_of, open_source, source_uid
+from tests.gitrepo import git
 
 
 def files_under(root: Path) -> set[str]:
@@ -220,20 +220,6 @@ def test_corrupt_or_truncated_archive_is_one_clear_error(tmp_path, sandbox, suff
     with pytest.raises(InvalidInput, match=r"junk.*: corrupt or truncated archive"):
         open_source(garbage, cache=sandbox / "cache")
     assert_nothing_outside(sandbox, tmp_path)
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.org",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.org",
-    }
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=True
-    )
-    return done.stdout.strip()
 
 
 @pytest.fixture
