@@ -78,3 +78,12 @@ def test_db_recover_reports_nothing_to_do_on_a_complete_graph(workflow):
     _ckg("run", "echoer")
     done = _ckg("db", "recover", "--json")
     assert json.loads(done.stdout) == {"journalled": 1, "recovered": 0, "measurements": 0}
+
+
+def test_the_missions_image_classifier_command_targets_the_example_by_tag(ckg_home):
+    example = Path(__file__).resolve().parents[1] / "examples" / "sklearn-digits"
+    _ckg("ingest", str(example))
+    done = _ckg("run", "image-classifier", "--grid", "model=knn,logreg", "--dry-run")
+    assert "# sklearn-digits  [model=knn]" in done.stdout
+    assert "# sklearn-digits  [model=logreg]" in done.stdout
+    assert "train.py --model logreg" in done.stdout

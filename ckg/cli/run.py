@@ -27,7 +27,7 @@ def run(
 ) -> None:
     """Plan, execute, measure and record TARGET, over a grid of parameters.
 
-    Example: ckg run digits-classifiers --grid model=knn,logreg --repeat 3 --pareto accuracy,latency
+    Example: ckg run sklearn-digits --grid model=knn,logreg --repeat 3 --pareto accuracy,latency
     """
     from ckg.run.workflow import parse_env, parse_grid
 
