@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ckg.errors import StoreUnavailable
-from ckg.store.resp import Connection
+from ckg.store.resp import Connection, ReplyError
 from ckg.store.server import socket_path
 
 
@@ -27,12 +27,18 @@ def watch(home: Path, idle_seconds: float) -> None:
     """Return when the server is gone, shutting it down first once idle for ``idle_seconds``."""
     poll = max(0.2, min(5.0, idle_seconds / 5))
     try:
-        conn = Connection(str(socket_path(home)), timeout=30)
+        # No timeout: INFO waits behind a long query, and a watchdog that gave up then
+        # would leave the server running for ever.
+        conn = Connection(str(socket_path(home)), timeout=None)
         last = commands_processed(conn)
         idle_since = time.monotonic()
         while True:
             time.sleep(poll)
-            now = commands_processed(conn)
+            try:
+                now = commands_processed(conn)
+            except ReplyError:  # e.g. LOADING after a restart: busy, not idle
+                idle_since = time.monotonic()
+                continue
             if now - last > 1:  # more than our own INFO: somebody used the server
                 idle_since = time.monotonic()
             last = now
