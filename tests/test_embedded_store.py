@@ -68,6 +68,20 @@ def test_idle_server_stops_after_the_timeout(ckg_home):
     assert wait_gone(pid, 15)
 
 
+def test_a_query_longer_than_the_idle_timeout_is_not_cut_off(ckg_home):
+    env = {"CKG_IDLE_TIMEOUT": "1"}
+    started = time.monotonic()
+    done = ckg("query", "UNWIND range(1, 40000000) AS x RETURN count(x) AS n", "--json", env=env)
+    assert time.monotonic() - started > 2  # the query outlasted the idle timeout
+    assert '"n": 40000000' in done.stdout
+    pid = _read_pid(ckg_home)
+    assert wait_gone(pid, 15)  # and the server still stops once idle
+
+
+def _read_pid(home):
+    return int((home / "falkordb.pid").read_text())
+
+
 def test_store_reconnects_after_the_server_stopped(ckg_home):
     store = EmbeddedStore(ckg_home)
     store.upsert_nodes("Tag", [{"key": "before", "props": {}}])

@@ -1,8 +1,9 @@
 """Stops the embedded server of a home after a stretch with no command from any client.
 
 Started detached by :func:`ckg.store.server.ensure_server` as
-``python -m ckg.store.watchdog HOME IDLE_SECONDS``. It polls the server's command counter;
-its own poll is the only command it expects to see between two polls.
+``python -m ckg.store.watchdog HOME IDLE_SECONDS``. It polls the server's command counter
+and its blocked clients (queries still running); its own poll is the only command it
+expects to see between two polls.
 """
 
 import sys
@@ -14,13 +15,18 @@ from ckg.store.resp import Connection, ReplyError
 from ckg.store.server import socket_path
 
 
-def commands_processed(conn: Connection) -> int:
-    """The server's ``total_commands_processed`` counter."""
-    info = conn.call("INFO", "stats")
-    for line in info.splitlines():
-        if line.startswith("total_commands_processed:"):
-            return int(line.split(":", 1)[1])
-    raise StoreUnavailable("INFO stats has no total_commands_processed")
+def activity(conn: Connection) -> tuple[int, int]:
+    """The server's ``total_commands_processed`` and ``blocked_clients``.
+
+    A FalkorDB query runs on a worker thread with its client blocked, and counts as
+    processed only when it ends: a long query shows as a blocked client meanwhile.
+    """
+    info = conn.call("INFO", "clients", "stats")
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    try:
+        return int(fields["total_commands_processed"]), int(fields["blocked_clients"])
+    except (KeyError, ValueError):
+        raise StoreUnavailable("INFO has no total_commands_processed or blocked_clients") from None
 
 
 def watch(home: Path, idle_seconds: float) -> None:
@@ -30,16 +36,16 @@ def watch(home: Path, idle_seconds: float) -> None:
         # No timeout: INFO waits behind a long query, and a watchdog that gave up then
         # would leave the server running for ever.
         conn = Connection(str(socket_path(home)), timeout=None)
-        last = commands_processed(conn)
+        last, _ = activity(conn)
         idle_since = time.monotonic()
         while True:
             time.sleep(poll)
             try:
-                now = commands_processed(conn)
+                now, blocked = activity(conn)
             except ReplyError:  # e.g. LOADING after a restart: busy, not idle
                 idle_since = time.monotonic()
                 continue
-            if now - last > 1:  # more than our own INFO: somebody used the server
+            if now - last > 1 or blocked:  # more than our own INFO, or a query running
                 idle_since = time.monotonic()
             last = now
             if time.monotonic() - idle_since >= idle_seconds:
