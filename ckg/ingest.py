@@ -32,7 +32,8 @@ from pathlib import Path, PurePosixPath
 from ckg.errors import InvalidInput, UsageError
 from ckg.ingest_write import count_resolution, graph_artifacts, write_plan
 from ckg.records import Dependency, Edge, Node, Problem, Records
-from importers.sources import Limits, kind_of, open_source, source_uid, walk_files
+from importers.archives import Limits
+from importers.sources import kind_of, open_source, source_uid, walk_files
 
 FORMATS = ("cm", "mlc", "ck", "ckg", "generic")
 #: The importer module of a format, where its name differs (``importers.<module>.read``).
@@ -141,7 +142,7 @@ def ingest(
     progress : callable, optional
         Called as ``progress(stage, done, total)``, stage in ``files``, ``artifacts``, ``edges``.
     limits : Limits, optional
-        Archive bounds (:meth:`importers.sources.Limits.from_env` when None).
+        Archive bounds (:meth:`importers.archives.Limits.from_env` when None).
 
     Returns
     -------

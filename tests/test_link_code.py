@@ -14,7 +14,7 @@ from ckg import queries
 from ckg.cli.app import app
 from ckg.records import Edge, Node, Records
 from ckg.results import link_code
-from importers.sources import git_origin
+from importers.git import git_origin
 from tests.gitrepo import git
 
 PAPER = "arxiv:1810.04805"
