@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ckg.records import Node, Problem
 from ckg.values import parse_unit
-from importers.published import ResultRecords, Row, build
+from importers.published import UNREADABLE, ResultRecords, Row, build, read_json
 
 #: MLPerf inference benchmark model -> (task, reference dataset), from the MLPerf rules.
 BENCHMARKS = {
@@ -128,10 +128,8 @@ def read(root: Path, source_uid: str, files: list[str | Path] | None = None) -> 
     out = ResultRecords()
     for rel in map(Path, files):
         name = rel.as_posix()
-        try:
-            data = json.loads((root / rel).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            out.warnings.append(Problem(name, f"not readable as JSON: {exc}"))
+        data = read_json(root, rel, out)
+        if data is UNREADABLE:
             continue
         if is_cm_records(data):
             build(_cm_rows(data, name, out), source_uid, out)

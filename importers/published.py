@@ -16,9 +16,11 @@ warning and no Result. :class:`Tally` counts each case.
 """
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ckg import metrics
 from ckg.records import Edge, Node, Problem, Records
@@ -72,6 +74,19 @@ class ResultRecords(Records):
     """:class:`ckg.records.Records` of an import of published results, plus its tally."""
 
     tally: Tally = field(default_factory=Tally)
+
+
+#: What :func:`read_json` returns for a file it could not read (JSON ``null`` is a document).
+UNREADABLE = object()
+
+
+def read_json(root: Path, rel: Path, out: Records) -> object:
+    """The JSON document at ``root / rel``, or UNREADABLE with one warning naming the file."""
+    try:
+        return json.loads((root / rel).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        out.warnings.append(Problem(rel.as_posix(), f"not readable as JSON: {exc}"))
+        return UNREADABLE
 
 
 def norm_name(text: object) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ckg.errors import InvalidInput
 from ckg.records import Problem
-from importers.published import ResultRecords, Row, build
+from importers.published import UNREADABLE, ResultRecords, Row, build, read_json
 
 
 def is_pwc(data: object) -> bool:
@@ -65,10 +65,8 @@ def read(root: Path, source_uid: str, files: list[str | Path] | None = None) -> 
     out = ResultRecords()
     for rel in paths:
         name = rel.as_posix()
-        try:
-            data = json.loads((root / rel).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            out.warnings.append(Problem(name, f"not readable as JSON: {exc}"))
+        data = read_json(root, rel, out)
+        if data is UNREADABLE:
             continue
         if not is_pwc(data):
             out.warnings.append(Problem(name, "not a Papers with Code (sota-extractor) task list"))
