@@ -11,7 +11,7 @@ from pathlib import Path
 from ckg.errors import QueryError, StoreUnavailable
 from ckg.schema import NODE_KEYS
 from ckg.store.base import BATCH_SIZE, GraphStore, Transaction, batches
-from ckg.store.resp import CompactDecoder, Connection, ReplyError, cypher_literal
+from ckg.store.resp import CompactDecoder, Connection, ReplyError, cypher_literal, reply_error
 from ckg.store.server import ensure_server, stop_server
 
 __all__ = ["EmbeddedStore", "stop_server"]
@@ -75,9 +75,9 @@ class EmbeddedStore(GraphStore):
         if isinstance(results, ReplyError):
             raise QueryError(str(results))
         for result in results:
-            failure = _failure(result)
-            if failure:
-                raise QueryError(failure)
+            failure = reply_error(result)
+            if failure is not None:
+                raise QueryError(str(failure))
 
     def ensure_schema(self) -> None:
         """A unique constraint (with its index) on the key of every label, created once."""
@@ -147,9 +147,9 @@ class EmbeddedStore(GraphStore):
 
     @staticmethod
     def _reply(conn: Connection, count: int) -> int:
-        failure = _failure(conn.read())
-        if failure:
-            raise QueryError(failure)
+        failure = reply_error(conn.read())
+        if failure is not None:
+            raise QueryError(str(failure))
         return count
 
     def _connection(self) -> Connection:
@@ -190,11 +190,3 @@ def _text(cypher: str, params: dict | None) -> str:
         return cypher
     prefix = " ".join(f"{name}={cypher_literal(value)}" for name, value in params.items())
     return f"CYPHER {prefix} {cypher}"
-
-
-def _failure(reply) -> str | None:
-    if isinstance(reply, ReplyError):
-        return str(reply)
-    if isinstance(reply, list) and reply and isinstance(reply[-1], ReplyError):
-        return str(reply[-1])
-    return None

@@ -43,10 +43,9 @@ class Connection:
         """
         self.send(*args)
         reply = self.read()
-        if isinstance(reply, ReplyError):
-            raise reply
-        if isinstance(reply, list) and reply and isinstance(reply[-1], ReplyError):
-            raise reply[-1]
+        error = reply_error(reply)
+        if error is not None:
+            raise error
         return reply
 
     def send(self, *args) -> None:
@@ -94,6 +93,15 @@ class Connection:
                 return None
             return [self.read() for _ in range(size)]
         raise StoreUnavailable(f"unexpected reply from {self.path}: {line[:40]!r}")
+
+
+def reply_error(reply: object) -> "ReplyError | None":
+    """The error a reply carries: the reply itself, or (FalkorDB) its last element."""
+    if isinstance(reply, ReplyError):
+        return reply
+    if isinstance(reply, list) and reply and isinstance(reply[-1], ReplyError):
+        return reply[-1]
+    return None
 
 
 def _encode(args: tuple) -> bytes:
