@@ -47,6 +47,22 @@ class KnowledgeGraph:
 
         return run(self, target, Options(**options))
 
+    def cache_list(self, tags: str = "") -> list[dict]:
+        """Cache entries of MLC/CM scripts under this home (``tags`` filter, ``-x`` excludes)."""
+        from ckg.run.scripts.cache import list_entries
+
+        return list_entries(self.home / "cache" / "scripts", tags)
+
+    def cache_rm(self, names: list[str]) -> list[str]:
+        """Delete cache entries (by entry name or script alias), and their graph nodes."""
+        from ckg.run.scripts.cache import remove_entries
+
+        removed = remove_entries(self.home / "cache" / "scripts", names)
+        if removed:
+            self.store.run("UNWIND $uids AS u MATCH (c:CacheEntry {uid: u}) DETACH DELETE c",
+                           {"uids": removed})
+        return removed
+
     def recover(self) -> dict:
         """Write the journalled runs the graph lacks (see :func:`ckg.run.journal.recover`)."""
         from ckg.run.journal import recover

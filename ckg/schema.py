@@ -25,6 +25,7 @@ NODE_KEYS: dict[str, str] = {
     "Metric": "name",
     "Tag": "name",
     "UnresolvedDependency": "uid",
+    "CacheEntry": "uid",
 }
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

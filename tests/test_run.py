@@ -1,5 +1,6 @@
 """The runner end to end on a real graph: CM scripts and ckg.yaml workflows ingested from
-folders made here, executed as real subprocesses, measured and recorded."""
+folders made here, executed as real subprocesses, measured and recorded. (MLCFlow's script
+semantics in detail: tests/test_scripts_engine.py.)"""
 
 import json
 import textwrap
@@ -21,7 +22,8 @@ def _script(root: Path, alias: str, meta: str, run_sh: str | None) -> None:
 
 @pytest.fixture
 def scripts(tmp_path):
-    """A CM repository: app depends on get-tool; get-tool exports CM_TOOL_* via run.sh."""
+    """A CM repository: app depends on get-tool (``cache: true``), which exports CM_TOOL_*
+    via run.sh."""
     root = tmp_path / "repo"
     (root).mkdir()
     (root / "cmr.yaml").write_text("alias: test-repo\nuid: 0000000000000001\n")
@@ -34,6 +36,7 @@ def scripts(tmp_path):
         uid: 1000000000000001
         automation_alias: script
         tags: [get, tool]
+        cache: true
         default_env: {CM_TOOL_FAIL: "no"}
         new_env_keys: [CM_TOOL_*]
         """,
@@ -105,20 +108,28 @@ def report_tool_dir(kg):
 def test_succeeded_dependency_is_cached_and_failed_one_is_not(kg, scripts):
     root, counter = scripts
     kg.ingest(str(root))
-    with pytest.raises(RunFailed, match="dependency get-tool failed"):
-        kg.run("app", env={"CM_TOOL_FAIL": "yes"})
-    with pytest.raises(RunFailed, match="dependency get-tool failed"):
-        kg.run("app", env={"CM_TOOL_FAIL": "yes"})
+    for _ in range(2):
+        [failed] = kg.run("app", env={"CM_TOOL_FAIL": "yes"}).runs
+        assert failed.status == "failed"
+        assert "run.sh failed inside script get-tool (return code = 4)" in failed.error
     assert len(counter.read_text().split()) == 2  # the failure was run again, not cached
+    assert kg.cache_list() == []
     kg.run("app")
     second = kg.run("app")
     assert len(counter.read_text().split()) == 3  # the success ran once, then came from cache
     assert second.cached_steps == 1 and second.dependency_runs == 0
+    assert [(s["step"], s["status"]) for s in second.runs[0].steps] == [
+        ("app", "ok"), ("get-tool", "cached")]
     kg.run("app", renew=True)
     kg.run("app", no_cache=True)
     assert len(counter.read_text().split()) == 5
-    statuses = sorted(r["r"]["status"] for r in _runs(kg, "get-tool"))
-    assert statuses == ["failed", "failed", "ok", "ok", "ok"]
+    assert len(kg.cache_list()) == 1  # --renew replaced the entry, --no-cache made none
+    statuses = sorted((r["r"]["status"], r["r"]["cached"]) for r in _runs(kg, "get-tool"))
+    assert statuses == [("failed", False), ("failed", False), ("ok", False), ("ok", False),
+                        ("ok", False), ("ok", True)]
+    [entry] = kg.query("MATCH (r:Run)-[:MADE]->(c:CacheEntry)-[:OF]->(a:Artifact) "
+                       "WHERE (r)-[:OF]->(a) RETURN c.uid AS uid, a.alias AS alias")
+    assert entry["alias"] == "get-tool" and entry["uid"] == kg.cache_list()[0]["entry"]
 
 
 def test_grid_over_script_env_and_repeats(kg, scripts):
@@ -156,13 +167,24 @@ def test_dry_run_prints_commands_and_runs_nothing(kg, scripts):
     assert not counter.exists() and report.runs == []
 
 
-def test_script_with_customize_py_is_refused_before_anything_runs(kg, scripts):
+def test_customize_py_hooks_run_around_run_sh(kg, scripts):
     root, counter = scripts
-    (root / "script" / "app" / "customize.py").write_text("def preprocess(i): return {}\n")
+    (root / "script" / "app" / "customize.py").write_text(
+        "def preprocess(i):\n"
+        "    i['env']['CM_APP_MODE'] = 'from-preprocess'\n"
+        "    return {'return': 0}\n"
+        "def postprocess(i):\n"
+        "    i['state']['seen_tool'] = i['env']['CM_TOOL_BIN']\n"
+        "    return {'return': 0}\n"
+    )
+    (root / "script" / "app" / "_cm.yaml").write_text(
+        (root / "script" / "app" / "_cm.yaml").read_text() + "new_state_keys: [seen_tool]\n")
     kg.ingest(str(root))
-    with pytest.raises(RunFailed, match="app: needs the CM automation engine"):
-        kg.run("app")
-    assert not counter.exists()
+    [result] = kg.run("app").runs
+    assert result.status == "ok", result.error
+    assert "mode=from-preprocess" in result.log_tail
+    assert result.new_state == {"seen_tool": f"{report_tool_dir(kg)}/tool"}
+    assert result.steps[0]["executed"] == ["preprocess", "run.sh", "postprocess"]
 
 
 def test_ckg_yaml_workflow_grid_reads_its_result_file(kg, tmp_path):

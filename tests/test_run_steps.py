@@ -1,21 +1,10 @@
-"""Steps of both runnable formats, env hand-over through tmp-run-env.out, ckg.yaml and grids."""
+"""ckg.yaml workflow steps, env hand-over through tmp-run-env.out, grids."""
 
-import os
-from pathlib import Path
 
 import pytest
 
 from ckg.errors import InvalidInput, RunFailed, UsageError
 from ckg.run import steps, workflow
-from ckg.run.execute import execute
-
-
-def _script(folder: Path, body: str, *, customize: bool = False) -> Path:
-    folder.mkdir(parents=True)
-    (folder / "run.sh").write_text("#!/bin/bash\nset -e\n" + body)
-    if customize:
-        (folder / "customize.py").write_text("def preprocess(i):\n    return {'return': 0}\n")
-    return folder
 
 
 def _prepare(fmt, meta, folder, workdir, **kw):
@@ -24,64 +13,9 @@ def _prepare(fmt, meta, folder, workdir, **kw):
     return steps.prepare(fmt, meta, artifact_dir=folder, workdir=workdir, **args)
 
 
-@pytest.mark.parametrize("fmt, prefix", [("cm", "CM_"), ("mlc", "MLC_")])
-def test_env_flows_from_run_sh_to_its_dependant(tmp_path, fmt, prefix):
-    dep = _script(
-        tmp_path / "get-tool",
-        f'echo "{prefix}TOOL_BIN=$PWD/bin/tool" > tmp-run-env.out\n'
-        f'echo "{prefix}UNRELATED=x" >> tmp-run-env.out\n'
-        'echo "+PATH=$PWD/bin" >> tmp-run-env.out\n',
-    )
-    app = _script(
-        tmp_path / "app",
-        f'echo "tool=${prefix}TOOL_BIN unrelated=${{{prefix}UNRELATED:-unset}}"\n'
-        'echo "path=${PATH%%:*}"\n'
-        f'echo "me=${prefix}TMP_CURRENT_SCRIPT_PATH"\n',
-    )
-    env = dict(os.environ)
-    first = _prepare(fmt, {}, dep, tmp_path / "w1", step_env={f"{prefix}TOOL_VERSION": "1.2"})
-    out = execute(
-        first.command, cwd=tmp_path / "w1", env=first.environment(env), log_path=tmp_path / "log1"
-    )
-    assert out.status == "ok"
-    exported = steps.exported_env(first.set_env, tmp_path / "w1", [f"{prefix}TOOL_*", "+PATH"])
-    assert exported == {
-        f"{prefix}TOOL_VERSION": "1.2",
-        f"{prefix}TOOL_BIN": f"{tmp_path / 'w1'}/bin/tool",
-        "+PATH": f"{tmp_path / 'w1'}/bin",
-    }
-    second = _prepare(fmt, {}, app, tmp_path / "w2", dep_env=exported)
-    out = execute(
-        second.command, cwd=tmp_path / "w2", env=second.environment(env), log_path=tmp_path / "log2"
-    )
-    assert out.log_tail.splitlines() == [
-        f"tool={tmp_path / 'w1'}/bin/tool unrelated=unset",
-        f"path={tmp_path / 'w1'}/bin",
-        f"me={app}",
-    ]
-
-
-def test_user_env_wins_over_dependency_output(tmp_path):
-    app = _script(tmp_path / "app", "echo $CM_X\n")
-    prepared = _prepare(
-        "cm", {}, app, tmp_path / "w", dep_env={"CM_X": "dep"}, user_env={"CM_X": "user"}
-    )
-    assert prepared.set_env["CM_X"] == "user"
-
-
-def test_script_without_run_sh_only_passes_env_on(tmp_path):
-    (tmp_path / "meta-only").mkdir()
-    prepared = _prepare("cm", {}, tmp_path / "meta-only", tmp_path / "w", step_env={"CM_A": "1"})
-    assert prepared.command is None
-    assert steps.exported_env(prepared.set_env, tmp_path / "w", ["CM_A"]) == {"CM_A": "1"}
-
-
-def test_script_with_customize_py_needs_the_cm_engine(tmp_path):
-    folder = _script(tmp_path / "get-x", "true\n", customize=True)
-    with pytest.raises(RunFailed, match="get-x: needs the CM automation engine.*cm run script"):
-        steps.check_runnable("cm", "get-x", folder)
-    with pytest.raises(RunFailed, match="needs the CM automation engine.*mlcr"):
-        steps.check_runnable("mlc", "get-x", folder)
+def test_scripts_do_not_run_as_workflow_steps(tmp_path):
+    with pytest.raises(RunFailed, match="mlc scripts run through ckg.run.scripts"):
+        _prepare("mlc", {}, tmp_path, tmp_path / "w")
 
 
 def test_other_formats_are_not_runnable(tmp_path):

@@ -2,7 +2,7 @@
 
 import sys
 
-from ckg.cli import db, ingest, pareto, plan, query, results, run  # noqa: F401 - importing registers the commands
+from ckg.cli import cache, db, ingest, pareto, plan, query, results, run  # noqa: F401 - importing registers the commands
 from ckg.cli.app import app, settings
 from ckg.errors import CkgError
 

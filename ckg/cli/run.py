@@ -14,6 +14,9 @@ def run(
     target: str = typer.Argument(..., help="Artifact uid, alias or tags."),
     var: list[str] = typer.Option(None, "--var", help="Variation of the target, repeatable."),
     env: list[str] = typer.Option(None, "--env", help="K=V (or ALIAS:K=V), repeatable."),
+    inputs: list[str] = typer.Option(
+        None, "--input", help="K=V input of an MLC/CM script (as mlcr --K=V), repeatable."
+    ),
     grid: list[str] = typer.Option(None, "--grid", help="NAME=V1,V2: one axis, repeatable."),
     repeat: int = typer.Option(1, "--repeat", help="Measured executions per grid point."),
     warmup: int = typer.Option(None, "--warmup", help="Unmeasured first runs (1 if repeating)."),
@@ -28,6 +31,8 @@ def run(
     """Plan, execute, measure and record TARGET, over a grid of parameters.
 
     Example: ckg run sklearn-digits --grid model=knn,logreg --repeat 3 --pareto accuracy,latency
+
+    Example: ckg run get,generic-python-lib,_numpy --json
     """
     from ckg.run.workflow import parse_env, parse_grid
 
@@ -35,6 +40,7 @@ def run(
     options = {
         "variations": tuple(var or ()),
         "env": parse_env(env),
+        "inputs": parse_env(inputs),
         "grid": parse_grid(grid),
         "repeat": repeat,
         "warmup": warmup,
@@ -236,7 +242,8 @@ def _exit_on_trouble(report, err) -> None:
         )
     for run in report.failed:
         tail = run.log_tail.strip().splitlines()[-1:] or [""]
-        print(f"ckg: run {run.uid} {run.status} (exit {run.exit_code}): {tail[0]}", file=err)
+        why = run.error or tail[0]
+        print(f"ckg: run {run.uid} {run.status} (exit {run.exit_code}): {why}", file=err)
     if report.unrecorded or report.failed:
         raise typer.Exit(1)
 

@@ -54,6 +54,7 @@ class Options:
     trust: bool = False
     dry_run: bool = False
     timeout_s: float | None = None
+    inputs: dict = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -68,6 +69,10 @@ class RunResult:
     units: dict[str, str]
     workdir: str
     log_tail: str
+    new_env: dict = field(default_factory=dict)
+    new_state: dict = field(default_factory=dict)
+    steps: list[dict] = field(default_factory=list)
+    error: str = ""
 
 
 @dataclass(slots=True)
@@ -158,7 +163,10 @@ class _Runner:
             if self.options.dry_run:
                 report.dry_run.extend(self._dry(plan, point))
                 continue
-            report.runs.append(self._run_point(plan, point, report))
+            if fmt in steps.SCRIPT_FORMATS:
+                report.runs.append(self._run_script_point(plan, point, report))
+            else:
+                report.runs.append(self._run_point(plan, point, report))
         return report
 
     # --- planning and checks ------------------------------------------------------
@@ -204,13 +212,16 @@ class _Runner:
             steps.check_runnable(step.format, step.alias, self._artifact_dir(step))
 
     def _artifact_dir(self, step) -> Path:
+        return Path(self._root(step)) / (step.path or "")
+
+    def _root(self, step) -> str:
         info = self.infos.get(step.uid, {})
         root = info.get("root")
         if not root and info.get("source_kind") == "dir":
             root = info.get("location")
         if not root:
             root = self._source_root(step, info)
-        return Path(root) / (step.path or "")
+        return root
 
     def _source_root(self, step, info: dict) -> str:
         """The local copy of a Git or archive source: its clone or extraction cache, which
@@ -252,6 +263,9 @@ class _Runner:
         for step in plan.steps:
             params = point if step is _target_step(plan) else {}
             workdir = self.home / "runs" / "<run-uid>"
+            if step.format in steps.SCRIPT_FORMATS:
+                shown.append(_script_dry(step, params, workdir, self._artifact_dir(step)))
+                continue
             prepared = self._prepare(step, params, {}, workdir)
             shown.append(
                 {
@@ -290,6 +304,139 @@ class _Runner:
             dep_env = {**dep_env, **exported}
             used.append(step.uid)
         return result
+
+    def _run_script_point(self, plan, point: dict, report: Report) -> RunResult:
+        """Run an MLC/CM script target with MLCFlow's semantics (:mod:`ckg.run.scripts`)
+        and record each of its steps as a Run."""
+        from ckg.run.scripts.invoke import index_file, invoke
+
+        target = _target_step(plan)
+        roots = {s.source_uid: self._root(s) for s in plan.steps
+                 if s.format in steps.SCRIPT_FORMATS}
+        index = index_file(self.kg.store, self.home, roots)
+        prefix = steps.PREFIX[target.format]
+        wanted = [w[1:] for w in self.target.replace(",", " ").split() if w.startswith("_")]
+        wanted += list(self.options.variations)
+        job_input = {
+            **self.options.inputs,
+            "artifact": target.uid,
+            "tags": ",".join("_" + v for v in wanted),
+            "env": {k: str(v) for k, v in {**self.global_env, **point}.items()},
+        }
+        run_uid = "run-" + uuid.uuid4().hex
+        workdir = self.home / "runs" / run_uid
+        log_path = workdir / LOG_NAME
+        repeat = self.options.repeat
+        warmup = self.options.warmup if self.options.warmup is not None else int(repeat > 1)
+        outcomes, energies, results, reported = [], [], [], []
+        for index_ in range(warmup + repeat):
+            _clear_outputs(workdir)
+            mark = self.meter.start()
+            result = invoke(index, job_input, home=self.home, workdir=workdir,
+                            log_path=log_path, prefer=target.source_uid,
+                            use_cache=not self.options.no_cache, renew=self.options.renew,
+                            timeout_s=self.options.timeout_s, prefix=prefix)
+            cpu = (result.outcome.user_s + result.outcome.system_s) if result.outcome else 0.0
+            energy = self.meter.stop(mark, cpu_s=cpu)
+            if index_ >= warmup or result.status != "ok":
+                results.append(result)
+                outcomes.append(_script_outcome(result))
+                energies.append(energy)
+                if result.status == "ok" and result.steps:
+                    top = result.steps[0]
+                    found = result_metrics(Path(top.get("workdir") or workdir),
+                                           top.get("log_tail", ""))
+                    reported.append(canonical_metrics(found))
+            if result.status != "ok":
+                break
+        last = results[-1]
+        step_runs = self._record_script_steps(last, target, run_uid, point, outcomes, energies,
+                                              reported, workdir, report)
+        report.cached_steps += sum(1 for st in last.steps if st.get("cached"))
+        report.dependency_runs += sum(1 for st in last.steps[1:] if st.get("executed"))
+        top = last.steps[0] if last.steps else {}
+        values = {f.metric: f for f in _figures(outcomes, energies, reported) if not f.device}
+        return RunResult(
+            uid=run_uid,
+            params=point,
+            status=last.status,
+            exit_code=0 if last.status == "ok" else (
+                last.outcome.exit_code if last.outcome and last.outcome.exit_code else 1),
+            metrics={m: statistics.median(f.values) for m, f in values.items()},
+            units={m: f.unit for m, f in values.items()},
+            workdir=str(workdir),
+            log_tail=top.get("log_tail", ""),
+            new_env=last.new_env,
+            new_state=last.new_state,
+            steps=step_runs,
+            error=last.error,
+        )
+
+    def _record_script_steps(self, result, target, run_uid, point, outcomes, energies,
+                             reported, workdir: Path, report: Report) -> list[dict]:
+        """One Run per step (the first is the target's, with the measurements), and a
+        CacheEntry node for each cache entry made or reused."""
+        from ckg.records import Edge, Records
+
+        uids = {st["id"]: (run_uid if k == 0 else "run-" + uuid.uuid4().hex)
+                for k, st in enumerate(result.steps)}
+        records = Records()
+        shown = []
+        used = sorted({st["uid"] for st in result.steps[1:]})
+        for k, st in enumerate(result.steps):
+            status = st.get("status") or result.status
+            executed = st.get("executed") or []
+            props = {
+                "uid": uids[st["id"]],
+                "status": "ok" if status in ("cached", "skipped") else status,
+                "cached": bool(st.get("cached")),
+                "skipped": status == "skipped",
+                "executed": executed,
+                "nothing_to_execute": not executed and not st.get("cached"),
+                "started_at": st.get("started_at", ""),
+                "duration_s": float(st.get("wall_s") or 0.0),
+                "exit_code": 0 if status in ("ok", "cached", "skipped") else 1,
+                "step": " ".join([st["alias"], *("_" + v for v in st.get("variations") or [])]),
+                "tags": st.get("tags", ""),
+                "params": json.dumps(point if k == 0 else {}, sort_keys=True),
+                "variations": list(st.get("variations") or []),
+                "version": st.get("version", ""),
+                "new_env": record.safe_env(st.get("new_env") or {}),
+                "new_state": json.dumps(st.get("new_state") or {}, sort_keys=True,
+                                        default=str),
+                "error": st.get("error", ""),
+                "workdir": st.get("workdir") or str(workdir),
+                "log_tail": st.get("log_tail", ""),
+                "cache_entry": st.get("cache_entry", ""),
+            }
+            figures = _figures(outcomes, energies, reported) if k == 0 else []
+            step_records = record.run_records(
+                props, artifact_uid=st["uid"], figures=figures, platform=self.platform,
+                experiment=self.experiment, used=used if k == 0 else [])
+            if st.get("parent") in uids:
+                step_records.edges.append(
+                    Edge("CALLED", "Run", uids[st["parent"]], "Run", uids[st["id"]]))
+            entry = st.get("cache_entry")
+            if entry:
+                node = _cache_node(entry, st)
+                step_records.nodes.append(node)
+                step_records.edges += [
+                    Edge("OF", "CacheEntry", node.key, "Artifact", st["uid"]),
+                    Edge("ON", "CacheEntry", node.key, "Platform", self.platform.key),
+                    Edge("REUSED" if st.get("cached") else "MADE", "Run", uids[st["id"]],
+                         "CacheEntry", node.key),
+                ]
+            records.extend(step_records)
+            shown.append({"run": uids[st["id"]], "step": props["step"], "status": status,
+                          "cached": props["cached"], "executed": executed,
+                          "duration_s": props["duration_s"], "error": props["error"]})
+        if records.nodes:
+            self._record(records, report)
+        gone = [name for st in result.steps for name in st.get("removed_entries") or []]
+        if gone and self.store_ok:
+            self.kg.store.run(
+                "UNWIND $uids AS u MATCH (c:CacheEntry {uid: u}) DETACH DELETE c", {"uids": gone})
+        return shown
 
     def _run_dependency(self, step, dep_env: dict, used: list[str], report: Report) -> dict:
         key = self._cache_key(step, {})
@@ -435,6 +582,45 @@ class _Runner:
             self.store_ok = False
             report.unrecorded += 1
             report.store_error = str(exc)
+
+
+def _script_dry(step, params: dict, workdir: Path, folder: Path) -> dict:
+    """What a dry run shows of a script step: its hooks and native script, and the env the
+    planner worked out (customize.py may change it when it runs)."""
+    script = folder / "run.sh"
+    return {
+        "step": step.id,
+        "params": params,
+        "cwd": str(workdir),
+        "command": str(script) if script.is_file() else None,
+        "hooks": ["customize.py"] if (folder / "customize.py").is_file() else [],
+        "env": step.env,
+    }
+
+
+def _script_outcome(result) -> Outcome:
+    """The measured outcome of one script invocation: the worker's, or the wall time of
+    one served from the cache in this process."""
+    if result.outcome is not None:
+        return result.outcome
+    return Outcome("ok" if result.status == "ok" else "failed", 0, result.wall_s, 0.0, 0.0,
+                   0, "", os.getpid())
+
+
+def _cache_node(path: str, step: dict) -> Node:
+    from ckg.run.scripts.cache import META
+
+    try:
+        meta = json.loads((Path(path) / META).read_text())
+    except (OSError, ValueError):
+        meta = {}
+    return Node("CacheEntry", Path(path).name, {
+        "path": path,
+        "tags": [str(t) for t in meta.get("tags") or []],
+        "script_alias": step.get("alias", ""),
+        "version": str(meta.get("version") or ""),
+        "created_at": datetime.fromtimestamp(meta.get("created", 0), UTC).isoformat(),
+    })
 
 
 def _target_step(plan):

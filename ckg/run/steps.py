@@ -1,26 +1,19 @@
-"""Turn one planned step into a command and an environment, and read back what it exports.
+"""Turn one planned ``ckg`` workflow step into a command and an environment, and read back
+what it exports.
 
-Two formats run on the host:
-
-- ``ckg`` workflows (:mod:`ckg.run.workflow`): the ``run`` template filled with the step's
-  parameters.
-- CM and MLC scripts whose work is in ``run.sh``: ``bash run.sh`` in the run's working
-  folder, with the environment CM would give it (the planner's ``default_env``, ``env`` and
-  variation env, then what dependencies exported, then ``--env``), and the script folder in
-  ``CM_TMP_CURRENT_SCRIPT_PATH`` / ``MLC_TMP_CURRENT_SCRIPT_PATH``. A script with a
-  ``customize.py`` needs CM's automation engine to run its Python hooks, so it is refused
-  before anything starts. A script with neither file only passes its env on.
-
-After a step succeeds, ``tmp-run-env.out`` in its working folder (``KEY=VALUE`` lines;
-``+KEY=VALUE`` prepends to a path list) is read and, with the step's own env, filtered by
-its ``new_env_keys`` patterns (``CM_OPENSSL_*``, ``+LD_LIBRARY_PATH``) into what its
+A ``ckg`` workflow (:mod:`ckg.run.workflow`) runs its ``run`` template filled with the
+step's parameters, in the run's working folder, with the planner's env, what its
+dependencies exported and ``--env``. After a step succeeds, ``tmp-run-env.out`` in its
+working folder (``KEY=VALUE`` lines; ``+KEY=VALUE`` prepends to a path list) is read and,
+with the step's own env, filtered by its ``new_env_keys`` patterns into what its
 dependants receive.
+
+CM and MLC scripts do not run through here: :mod:`ckg.run.scripts` runs them with
+MLCFlow's semantics (customize.py hooks, ``tmp-run.sh``, cache).
 """
 
 import fnmatch
 import os
-import shlex
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +23,9 @@ from ckg.run import workflow
 
 ENV_OUT = "tmp-run-env.out"
 RUNNABLE = ("ckg", "cm", "mlc")
-_PREFIX = {"cm": "CM_", "mlc": "MLC_"}
+#: Formats run by :mod:`ckg.run.scripts`, and the prefix of their env keys.
+SCRIPT_FORMATS = ("cm", "mlc")
+PREFIX = {"cm": "CM_", "mlc": "MLC_"}
 
 
 @dataclass(slots=True)
@@ -53,19 +48,12 @@ def check_runnable(fmt: str, alias: str, artifact_dir: Path) -> None:
     Raises
     ------
     RunFailed
-        For a format ckg does not run, a missing folder, or a CM/MLC script with a
-        ``customize.py`` (it needs the CM automation engine).
+        For a format ckg does not run, or a missing folder.
     """
     if fmt not in RUNNABLE:
         raise RunFailed(f"{alias}: ckg runs ckg.yaml workflows and CM/MLC scripts, not {fmt!r}")
     if not artifact_dir.is_dir():
         raise RunFailed(f"{alias}: artifact folder {artifact_dir} is missing")
-    if fmt in _PREFIX and (artifact_dir / "customize.py").is_file():
-        engine = "cm run script" if fmt == "cm" else "mlcr"
-        raise RunFailed(
-            f"{alias}: needs the CM automation engine (it has customize.py); "
-            f"run it with `{engine}` instead"
-        )
 
 
 def prepare(
@@ -84,13 +72,13 @@ def prepare(
     Parameters
     ----------
     fmt : str
-        ``ckg``, ``cm`` or ``mlc``.
+        ``ckg`` (scripts run through :mod:`ckg.run.scripts`).
     meta : dict
         The artifact's meta.
     step_env : dict
         The planner's environment for the step (defaults, env, variations, ``--env``).
     params : dict
-        Parameters of a ``ckg`` workflow (defaults filled in); for CM/MLC, env values.
+        Parameters of the workflow (defaults filled in).
     dep_env : dict
         What the step's dependencies exported.
     user_env : dict
@@ -103,19 +91,13 @@ def prepare(
     >>> p.command
     'echo 1'
     """
+    if fmt != "ckg":
+        raise RunFailed(f"{fmt} scripts run through ckg.run.scripts, not as workflow steps")
     set_env = {k: _text(v, k) for k, v in {**step_env, **dep_env}.items()}
-    if fmt == "ckg":
-        set_env.update({k: _text(v) for k, v in (meta.get("env") or {}).items()})
-        values = {**(meta.get("params") or {}), **params}
-        values.update(python=sys.executable, artifact_dir=str(artifact_dir), workdir=str(workdir))
-        command = workflow.render(meta["run"], values)
-    else:
-        set_env.update({k: _text(v) for k, v in params.items()})
-        prefix = _PREFIX[fmt]
-        set_env[f"{prefix}TMP_CURRENT_SCRIPT_PATH"] = str(artifact_dir)
-        set_env[f"{prefix}TMP_CURRENT_PATH"] = str(workdir)
-        script = artifact_dir / "run.sh"
-        command = f"{_shell()} {shlex.quote(str(script))}" if script.is_file() else None
+    set_env.update({k: _text(v) for k, v in (meta.get("env") or {}).items()})
+    values = {**(meta.get("params") or {}), **params}
+    values.update(python=sys.executable, artifact_dir=str(artifact_dir), workdir=str(workdir))
+    command = workflow.render(meta["run"], values)
     set_env.update(user_env)
     timeout = meta.get("timeout")
     return Prepared(command, set_env, float(timeout) if timeout else None)
@@ -183,10 +165,6 @@ def apply_env(base: dict[str, str], updates: dict[str, str]) -> dict[str, str]:
         else:
             env[key] = value
     return env
-
-
-def _shell() -> str:
-    return "bash" if shutil.which("bash") else "sh"
 
 
 def _text(value, key: str = "") -> str:

@@ -1,0 +1,1191 @@
+"""Run one MLC (or CM) script invocation and everything it needs, with MLCFlow's semantics.
+
+:meth:`Engine.run` is MLCFlow's ``run`` of one script, step by step:
+
+1. select the script for the tags (the planner's tag rules; among several, MLCFlow's quiet
+   choice: scripts with cache entries first, then the ``sort`` value, then the path);
+2. build env and state: ``default_env`` where unset, ``input_mapping``, the meta's ``env``,
+   ``state``, ``const``, ``update_meta_if_env``, the requested version, the variations in
+   MLCFlow's order, ``add_deps`` / ``add_deps_recursive``, ``<<<KEY>>>`` references;
+3. ``cache: true``: look for a cache entry with the script's tags, variations, version and
+   extra cache tags. A hit runs only ``dynamic`` dependencies and restores the entry's
+   ``new_env`` / ``new_state``: no ``preprocess``, no ``run.sh``;
+4. otherwise: ``deps``, ``preprocess``, ``prehook_deps``, the native script through
+   ``tmp-run.sh`` (:mod:`~ckg.run.scripts.native`), ``posthook_deps``, ``postprocess``,
+   ``post_deps``; a cache entry is created first and kept only when all of it succeeded;
+5. the caller's env and state get back what they had plus ``new_env`` / ``new_state``: the
+   keys that ``new_env_keys`` / ``new_state_keys`` select.
+
+Env and state are shared dicts, as in MLCFlow: a dependency runs in its caller's env minus
+the local keys (``MLC_VERSION*``, ``MLC_TMP_*``, ...), and its changes are undone except
+for what it exports. Each invocation is reported to ``on_step`` (status, times, cached,
+new env, log tail), from which the runner records one ``Run`` per step.
+
+With ``execute=False`` the engine only serves what the cache holds, and raises
+:class:`NeedsExecution` at the first hook or native script: the runner then runs the same
+invocation in a worker process (:mod:`~ckg.run.scripts.worker`), where hooks may crash,
+exit or hang without taking ckg with them.
+"""
+
+import copy
+import json
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ckg.run.execute import read_tail
+from ckg.run.scripts import meta as rules
+from ckg.run.scripts import native
+from ckg.run.scripts.cache import ScriptCache
+from ckg.run.scripts.index import Script, ScriptIndex
+
+#: Keys a caller's env does not hand down to a dependency (MLCFlow's ``local_env_keys``).
+LOCAL_ENV_KEYS = (
+    "VERSION",
+    "VERSION_MIN",
+    "VERSION_MAX",
+    "VERSION_MAX_USABLE",
+    "DETECTED_VERSION",
+    "INPUT",
+    "OUTPUT",
+    "OUTBASENAME",
+    "OUTDIRNAME",
+    "SEARCH_FOLDER_PATH",
+    "NAME",
+    "EXTRA_CACHE_TAGS",
+    "TMP_*",
+    "GIT_*",
+    "RENEW_CACHE_ENTRY",
+)
+#: Host variables copied into the env when it lacks them.
+HOST_ENV_KEYS = (
+    "USER",
+    "HOME",
+    "GH_TOKEN",
+    "ftp_proxy",
+    "FTP_PROXY",
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "socks_proxy",
+    "SOCKS_PROXY",
+)
+#: Run inputs that become ``<PREFIX>TMP_<KEY>`` and ``<PREFIX><KEY>``.
+TMP_INPUTS = ("path", "folder")
+ENV_INPUTS = (
+    "input",
+    "output",
+    "outdirname",
+    "outbasename",
+    "search_folder_path",
+    "name",
+    "extra_cache_tags",
+    "skip_compile",
+    "skip_run",
+    "skip_sudo",
+    "accept_license",
+    "skip_system_deps",
+    "git_ssh",
+    "gh_token",
+    "hf_token",
+    "verify_ssl",
+)
+DEP_LISTS = ("deps", "prehook_deps", "posthook_deps", "post_deps")
+
+
+class ScriptFailed(Exception):
+    """A script invocation failed; ``alias`` names it, the message says why."""
+
+    def __init__(self, message: str, alias: str = "", code: int = 1):
+        super().__init__(message)
+        self.alias = alias
+        self.code = code
+
+
+class NeedsExecution(Exception):
+    """Raised in cache-only mode where a hook or a native script would have to run."""
+
+
+@dataclass(slots=True)
+class StepReport:
+    """One script invocation, as :class:`Engine` reports it to ``on_step``."""
+
+    id: int
+    parent: int | None
+    alias: str
+    uid: str
+    tags: str
+    variations: list[str]
+    status: str = "running"  # ok, failed, cached, skipped
+    cached: bool = False
+    executed: list[str] = field(default_factory=list)  # preprocess, run.sh, postprocess
+    started_at: str = ""
+    wall_s: float = 0.0
+    version: str = ""
+    new_env: dict = field(default_factory=dict)
+    new_state: dict = field(default_factory=dict)
+    error: str = ""
+    cache_entry: str = ""
+    removed_entries: list[str] = field(default_factory=list)  # expired or replaced
+    workdir: str = ""
+    log_tail: str = ""
+
+
+@dataclass
+class _Invocation:
+    """What one ``run`` call works with (MLCFlow's ``run_state`` and friends)."""
+
+    script: Script
+    meta: dict
+    script_tags: list
+    variation_tags: list
+    explicit_variations: list
+    report: StepReport
+    deps: dict = field(default_factory=lambda: {k: [] for k in DEP_LISTS})
+    new_env_keys: list = field(default_factory=list)
+    new_state_keys: list = field(default_factory=list)
+    update_meta_if_env: list = field(default_factory=list)
+    cache: bool = False
+    cache_expiration: str = ""
+    version_meta: dict = field(default_factory=dict)
+    variation_groups: dict = field(default_factory=dict)
+    variation_string: str = ""
+    default_env: dict = field(default_factory=dict)
+    version: str = ""
+    version_min: str = ""
+    version_max: str = ""
+    version_max_usable: str = ""
+    cache_tags: list = field(default_factory=list)
+    adr: dict = field(default_factory=dict)  # shared down the chain, as in MLCFlow
+
+
+class Engine:
+    """Runs MLC/CM scripts of ``index`` on this host.
+
+    Parameters
+    ----------
+    index : ScriptIndex
+        The scripts that tags resolve to.
+    cache : ScriptCache
+        Where ``cache: true`` results are kept.
+    workdir : Path
+        The working folder of scripts that are not cached (MLCFlow uses the current one).
+    log_path : Path
+        Every native script's and hook's output is appended here.
+    execute : bool
+        False: serve the cache only (see :class:`NeedsExecution`).
+    use_cache : bool
+        False: neither read nor write cache entries (``--no-cache``).
+    renew : bool
+        True: run cached scripts again; a success replaces their entries (``--renew``).
+    on_step : callable
+        Called with each :class:`StepReport` when it starts and when it ends.
+    prefix : str
+        ``MLC_`` for MLC scripts, ``CM_`` for CM ones.
+    """
+
+    def __init__(
+        self,
+        index: ScriptIndex,
+        cache: ScriptCache,
+        *,
+        workdir: Path,
+        log_path: Path,
+        execute: bool = True,
+        use_cache: bool = True,
+        renew: bool = False,
+        on_step=None,
+        prefix: str = "MLC_",
+        timeout_s: float | None = None,
+    ):
+        self.index = index
+        self.cache = cache
+        self.workdir = Path(workdir)
+        self.log_path = Path(log_path)
+        self.execute = execute
+        self.use_cache = use_cache
+        self.renew = renew
+        self.on_step = on_step or (lambda report: None)
+        self.P = prefix
+        self.timeout_s = timeout_s
+        self.os_info = native.os_info()
+        self.local_env_keys = [prefix + k for k in LOCAL_ENV_KEYS]
+        self.steps: list[StepReport] = []
+        self._stack: list[StepReport] = []
+        self.cwd = self.workdir  # MLCFlow's current folder: a cached script's entry, else this
+        self.hooks = None  # set in a worker: ckg.run.scripts.hooks.Hooks
+
+    # --- the public entry ------------------------------------------------------------
+
+    def run(self, i: dict) -> dict:
+        """Run the script that ``i['tags']`` selects; MLCFlow's input keys are understood
+        (``env``, ``state``, ``const``, ``const_state``, ``add_deps_recursive`` / ``adr``,
+        ``add_deps`` / ``ad``, ``version*``, input flags and ``input_mapping`` keys).
+
+        Returns
+        -------
+        dict
+            ``new_env``, ``new_state``, ``env``, ``state``, and ``skipped`` when preprocess
+            skipped the script.
+
+        Raises
+        ------
+        ScriptFailed
+        NeedsExecution
+        """
+        i = dict(i)
+        top = not i.get("recursion")
+        if top:
+            i.setdefault("env", {})
+            i.setdefault("state", {})
+            i.setdefault("const", {})
+            i.setdefault("const_state", {})
+            i.setdefault("add_deps_recursive", {})
+            env = i["env"]
+            env.setdefault(self.P + "USER_RUN_DIR", os.getcwd())
+            i["const"].setdefault(self.P + "USER_RUN_DIR", env[self.P + "USER_RUN_DIR"])
+            env[self.P + "QUIET"] = "yes"
+        return self._run(i)
+
+    # --- one invocation ----------------------------------------------------------------
+
+    def _run(self, i: dict) -> dict:
+        P = self.P
+        env, state = i["env"], i["state"]
+        const, const_state = i["const"], i["const_state"]
+        saved_env, saved_state = copy.deepcopy(env), copy.deepcopy(state)
+        for key, target in (
+            ("local_env", env),
+            ("local_state", state),
+            ("local_const", const),
+            ("local_const_state", const_state),
+        ):
+            if i.get(key):
+                rules.merge(target, i[key])
+        env[P + "TMP_CURRENT_PATH"] = str(self.cwd)
+        rules.merge(env, self.os_info["env"])
+        for key in HOST_ENV_KEYS:
+            if os.environ.get(key) and not env.get(key):
+                env[key] = os.environ[key]
+        self._inputs_to_env(env, i)
+
+        script_tags, variation_tags = rules.split_tags(i.get("tags", ""))
+        if i.get("artifact") in self.index.scripts:
+            script = self.index.scripts[i["artifact"]]
+        else:
+            script = self._select(script_tags, variation_tags)
+        parent = self._stack[-1].id if self._stack else None
+        report = StepReport(
+            len(self.steps) + 1,
+            parent,
+            script.alias,
+            script.uid,
+            str(i.get("tags", "")),
+            [],
+            started_at=_now(),
+        )
+        report.workdir = str(self.cwd)
+        self.steps.append(report)
+        self._stack.append(report)
+        started = time.perf_counter()
+        log_start = _size(self.log_path)
+        self.on_step(report)
+        try:
+            result = self._run_script(
+                i, script, script_tags, variation_tags, report, saved_env, saved_state
+            )
+        except ScriptFailed as exc:
+            report.status = "failed"
+            report.error = str(exc)
+            raise
+        except NeedsExecution:
+            report.status = "deferred"
+            raise
+        finally:
+            report.wall_s = time.perf_counter() - started
+            report.log_tail = (
+                read_tail(self.log_path, start=log_start) if self.log_path.exists() else ""
+            )
+            self._stack.pop()
+            if report.status != "deferred":
+                self.on_step(report)
+        return result
+
+    def _inputs_to_env(self, env: dict, i: dict) -> None:
+        for key in TMP_INPUTS:
+            value = i.get(key, "")
+            if isinstance(value, str) and value.strip():
+                env[f"{self.P}TMP_{key.upper()}"] = value.strip()
+        for key in ENV_INPUTS:
+            value = i.get(key, "")
+            value = value.strip() if isinstance(value, str) else value
+            if value:
+                env[f"{self.P}{key.upper()}"] = value
+        rules.substitute(env)
+        outdir = env.get(self.P + "OUTDIRNAME", "")
+        if outdir and not os.path.isabs(outdir):
+            env[self.P + "OUTDIRNAME"] = os.path.abspath(outdir)
+
+    def _select(self, script_tags: list, variation_tags: list) -> Script:
+        found = self.index.find(script_tags, variation_tags)
+        if not found:
+            shown = ",".join(script_tags + ["_" + v for v in variation_tags])
+            if self.index.find(script_tags, []):
+                raise ScriptFailed(
+                    f"no script with tags {shown}: the scripts with tags "
+                    f"{','.join(script_tags)} declare none of those variations"
+                )
+            raise ScriptFailed(f"no script has the tags {shown}")
+        if len(found) > 1 and self.use_cache:
+            with_entries = [s for s in found if self.cache.entries_of(s.uid)]
+            found = with_entries or found
+        return found[0]
+
+    def _run_script(
+        self, i, script, script_tags, variation_tags, report, saved_env, saved_state
+    ) -> dict:
+        P = self.P
+        env, state = i["env"], i["state"]
+        const, const_state = i["const"], i["const_state"]
+        adr = i["add_deps_recursive"]
+        meta = copy.deepcopy(script.meta)
+        inv = _Invocation(
+            script, meta, script_tags, list(variation_tags), list(variation_tags), report, adr=adr
+        )
+        env[P + "TMP_CURRENT_SCRIPT_REPO_PATH"] = script.repo_path
+        env[P + "TMP_CURRENT_SCRIPT_REPO_PATH_WITH_PREFIX"] = script.repo_path_with_prefix
+        inv.cache = bool(meta.get("cache", False))
+        inv.cache_expiration = i.get("cache_expiration", meta.get("cache_expiration", ""))
+        for key, value in (meta.get("default_env") or {}).items():
+            env.setdefault(key, value)
+        self._input_mapping(env, i, meta)
+        env.update(const)
+        rules.merge(state, const_state)
+        self._apply_meta(inv, meta, i, env, state, const, const_state)
+        for kind in DEP_LISTS:
+            inv.deps[kind] = meta.get(kind) or []
+        self._version(inv, meta, i, env, adr)
+        variations = meta.get("variations") or {}
+        version = inv.version
+        if (
+            version
+            and f"version.{version}" not in inv.variation_tags
+            and (f"version.{version}" in variations or "version.#" in variations)
+        ):
+            inv.variation_tags.append(f"version.{version}")
+        self._variations(inv, meta, i, env, state, const, const_state, adr)
+        report.variations = list(inv.variation_tags)
+        self._deps_from_input(inv, i, env)
+        rules.substitute(env)
+
+        extra_cache_tags = [
+            t for t in str(env.get(P + "EXTRA_CACHE_TAGS", "")).strip().split(",") if t
+        ]
+        for tag in str(i.get("extra_cache_tags", "")).strip().split(","):
+            if tag:
+                for ref in rules._REF.findall(tag):
+                    tag = tag.replace(f"<<<{ref}>>>", str(env.get(ref, "")))
+                if tag not in extra_cache_tags:
+                    extra_cache_tags.append(tag)
+        if env.get(P + "NAME", ""):
+            extra_cache_tags.append("name-" + str(env[P + "NAME"]).strip().lower())
+        cache = inv.cache and self.use_cache and not i.get("skip_cache")
+        entry = None
+        replaced: list = []
+        if cache:
+            tags, search = self._cache_tags(inv, env, extra_cache_tags)
+            replaced = [
+                e for e in self.cache.search(script.uid, search) if self.renew or e.expired()
+            ]
+            entry = (
+                None if self.renew else self._cached(inv, i, search, env, state, const, const_state)
+            )
+            if entry is not None:
+                report.status = "cached"
+                report.cached = True
+                report.cache_entry = str(entry.path)
+                return self._finish(
+                    inv, i, env, state, const, const_state, saved_env, saved_state, entry=None
+                )
+            self._require_execution(script, "a cache miss")
+            tags = [*tags, "script-item-" + script.uid]
+            tags += [t for t in script.tags if t not in tags]
+            entry = self.cache.create(
+                script,
+                [t for t in tags if not t.startswith("-")],
+                [v for v in inv.variation_tags if not v.startswith("-")],
+                inv.version,
+            )
+            inv.cache_tags = tags
+        else:
+            self._require_execution(script, "no cache")
+        caller_cwd = self.cwd
+        if entry is not None:
+            self.cwd = entry.path  # this script and the uncached ones it calls work there
+            report.workdir = str(entry.path)
+        try:
+            result = self._execute(
+                inv,
+                i,
+                env,
+                state,
+                const,
+                const_state,
+                saved_env,
+                saved_state,
+                self.cwd,
+                extra_cache_tags,
+            )
+        except BaseException:
+            if entry is not None:
+                self.cache.remove(entry)
+            raise
+        finally:
+            self.cwd = caller_cwd
+        if entry is not None and result is not None:
+            self.cache.finish(
+                entry,
+                inv.cache_tags,
+                result["new_env"],
+                result["new_state"],
+                inv.deps["deps"],
+                report.version,
+                script,
+                env=result["env_all"],
+                expiration=inv.cache_expiration,
+                dependent=str(result.get("dependent_cached_path", "")),
+            )
+            report.cache_entry = str(entry.path)
+            for old in replaced:
+                self.cache.remove(old)
+                report.removed_entries.append(old.path.name)
+        return result
+
+    def _require_execution(self, script: Script, why: str) -> None:
+        if not self.execute:
+            raise NeedsExecution(f"{script.alias}: {why}")
+
+    def _input_mapping(self, env: dict, i: dict, meta: dict) -> None:
+        source = i.get("input", i)
+        described = meta.get("input_description") or {}
+        for key, env_key in (meta.get("input_mapping") or {}).items():
+            if key not in source:
+                continue
+            value = source[key]
+            if rules.is_true(str((described.get(key) or {}).get("is_path", ""))):
+                value = os.path.expanduser(str(value))
+                base = env.get(self.P + "USER_RUN_DIR", "")
+                if not os.path.isabs(value) and base:
+                    value = os.path.abspath(os.path.join(base, value))
+            env[env_key] = value
+
+    def _apply_meta(
+        self, inv: _Invocation, meta: dict, i: dict, env, state, const, const_state
+    ) -> None:
+        """MLCFlow's ``update_state_from_meta`` for the script's, a variation's or a
+        version's meta."""
+        if meta.get("cache", "") != "":
+            inv.cache = bool(meta["cache"])
+        if meta.get("cache_expiration", "") != "":
+            inv.cache_expiration = meta["cache_expiration"]
+        default_env = meta.get("default_env") or {}
+        for key, value in default_env.items():
+            env.setdefault(key, value)
+        rules.merge(env, meta.get("env") or {})
+        inv.update_meta_if_env = inv.update_meta_if_env + list(meta.get("update_meta_if_env") or [])
+        add_deps = dict(meta.get("ad") or meta.get("add_deps") or {})
+        if meta.get("ad"):
+            rules.merge(add_deps, meta.get("add_deps") or {})
+        for conditional in inv.update_meta_if_env:
+            if rules.skipped(conditional, env):
+                continue
+            rules.merge(default_env, conditional.get("default_env") or {})
+            rules.merge(env, conditional.get("env") or {})
+            rules.merge(const, conditional.get("const") or {})
+            rules.merge(state, conditional.get("state") or {})
+            rules.merge(const_state, conditional.get("const_state") or {})
+            rules.merge(add_deps, conditional.get("ad") or conditional.get("add_deps") or {})
+        for key, value in default_env.items():
+            env.setdefault(key, value)
+        if meta.get("const"):
+            const.update(meta["const"])
+            env.update(const)
+        rules.merge(state, meta.get("state") or {})
+        if const_state:
+            rules.merge(const_state, meta.get("const_state") or {})
+            rules.merge(state, const_state)
+        for kind in DEP_LISTS:
+            if meta.get(kind):
+                rules.append_deps(inv.deps[kind], copy.deepcopy(meta[kind]))
+        if add_deps:
+            for kind in DEP_LISTS:
+                rules.update_deps(inv.deps[kind], add_deps, env)
+        if meta.get("input_mapping"):
+            self._input_mapping(env, i, meta)
+        rules.substitute(env)
+        inv.new_env_keys += list(meta.get("new_env_keys") or [])
+        inv.new_state_keys += list(meta.get("new_state_keys") or [])
+
+    def _version(self, inv: _Invocation, meta: dict, i: dict, env: dict, adr: dict) -> None:
+        P = self.P
+        values = {}
+        for name, key in (
+            ("version", "VERSION"),
+            ("version_min", "VERSION_MIN"),
+            ("version_max", "VERSION_MAX"),
+            ("version_max_usable", "VERSION_MAX_USABLE"),
+        ):
+            value = (
+                str(i.get(name, "")).strip() or str(env.get(P + key, "")) or str(meta.get(name, ""))
+            )
+            values[name] = value
+            if value:
+                env[P + key] = value
+        inv.version = values["version"]
+        inv.version_min = values["version_min"]
+        inv.version_max = values["version_max"]
+        inv.version_max_usable = values["version_max_usable"]
+        versions = meta.get("versions") or {}
+        if inv.version and inv.version in versions:
+            inv.version_meta = versions[inv.version]
+            self._apply_meta(
+                inv, inv.version_meta, i, env, i["state"], i["const"], i["const_state"]
+            )
+            version_adr = _adr(inv.version_meta)
+            if version_adr:
+                rules.merge_tags_by_name(adr, version_adr)
+                for kind in DEP_LISTS:
+                    rules.update_deps(inv.deps[kind], adr, env)
+
+    def _variations(self, inv: _Invocation, meta, i, env, state, const, const_state, adr) -> None:
+        variations = meta.get("variations") or {}
+        extra = [inv.version_meta] if inv.version_meta else []
+        try:
+            inv.variation_groups = rules.groups(variations)
+            tags = rules.choose(meta, inv.variation_tags, extra)
+        except rules.MetaError as exc:
+            raise ScriptFailed(f"{inv.script.alias}: {exc}", inv.script.alias) from None
+        inv.variation_tags = tags
+        if not tags:
+            return
+        inv.variation_string = ",".join("_" + t for t in tags)
+        for var_meta in rules.variation_metas(variations, tags):
+            self._apply_meta(inv, var_meta, i, env, state, const, const_state)
+            var_adr = _adr(var_meta)
+            if var_adr:
+                rules.merge_tags_by_name(adr, var_adr)
+            for key in ("script_name", "default_version"):
+                if key in var_meta:
+                    meta[key] = var_meta[key]
+        for kind in DEP_LISTS:
+            rules.update_deps(inv.deps[kind], adr, env)
+
+    def _deps_from_input(self, inv: _Invocation, i: dict, env: dict) -> None:
+        add_deps = dict(i.get("ad") or i.get("add_deps") or {})
+        for kind in DEP_LISTS:
+            if add_deps:
+                rules.update_deps(inv.deps[kind], add_deps, i.get("env", {}))
+            if i.get("add_deps_recursive"):
+                rules.update_deps(inv.deps[kind], i["add_deps_recursive"], i.get("env", {}))
+
+    # --- cache -------------------------------------------------------------------------
+
+    def _cache_tags(self, inv: _Invocation, env: dict, extra: list) -> tuple[list, list]:
+        """Tags a new entry gets, and the tags a search needs (MLCFlow's
+        ``prepare_cache_tags``)."""
+        tags: list[str] = []
+        for tag in [*inv.script_tags, *inv.script.tags]:
+            if tag not in tags:
+                tags.append(tag)
+        search = [*tags, "-tmp"]
+        for tag in inv.explicit_variations:
+            name = "-_" + tag[1:] if tag.startswith("-") else "_" + tag
+            if name not in search:
+                search.append(name)
+        for tag in inv.variation_tags:
+            name = "-_" + tag[1:] if tag.startswith("-") else "_" + tag
+            if name not in tags:
+                tags.append(name)
+        for version_tag in _version_tags(inv.version):
+            for target in (tags, search):
+                if version_tag not in target:
+                    target.append(version_tag)
+        for tag in extra:
+            if tag not in tags:
+                tags.append(tag)
+                search.append(tag)
+        for item in inv.meta.get("extra_cache_tags_from_env") or []:
+            value = str(env.get(item.get("env", ""), "")).strip()
+            for part in value.split(",") if value else []:
+                tag = "deps-" + item.get("prefix", "") + part
+                if tag not in tags:
+                    tags.append(tag)
+                    search.append(tag)
+        return tags, search
+
+    def _cached(self, inv: _Invocation, i, search, env, state, const, const_state):
+        """The valid cache entry for this invocation after running its dynamic
+        dependencies and restoring its env and state; None on a miss."""
+        script = inv.script
+        candidates = [
+            e
+            for e in self.cache.search(script.uid, search)
+            if self._entry_valid(inv, e, env, state)
+        ]
+        if not candidates:
+            return None
+        entry = sorted(candidates, key=lambda e: sorted(e.tags))[0]
+        hidden = [*self.local_env_keys, *(inv.meta.get("local_env_keys") or [])]
+        for kind in ("deps", "prehook_deps"):
+            self._run_deps(
+                inv, inv.deps[kind], env, state, const, const_state, hidden, from_cache=True
+            )
+            rules.substitute(env)
+        saved = self.cache.load_state(entry)
+        if saved is None:
+            return None
+        inv.report.version = str(saved.get("version") or "")
+        rules.merge(env, saved.get("new_env") or {})
+        rules.merge(state, saved.get("new_state") or {})
+        rules.merge(env, const)
+        rules.merge(state, const_state)
+        hidden = [*self.local_env_keys, *(inv.meta.get("clean_env_keys_post_deps") or [])]
+        for kind in ("posthook_deps", "post_deps"):
+            self._run_deps(
+                inv, inv.deps[kind], env, state, const, const_state, hidden, from_cache=True
+            )
+        return entry
+
+    def _entry_valid(self, inv: _Invocation, entry, env, state) -> bool:
+        if entry.expired():
+            return False  # replaced once a new entry succeeds
+        if entry.dependent and not os.path.exists(entry.dependent):
+            return False
+        detected = None
+        check = native.script_path(env, Path(inv.script.path), "validate_cache")
+        if check.name == "validate_cache.sh" and check.is_file():
+            self._require_execution(inv.script, "its cache entry is checked by a script")
+            detected = self.hooks.validate_cache(self, inv, entry, env, state)
+            if detected is False:
+                return False
+        cached_version = entry.version
+        if cached_version and detected and cached_version != detected:
+            return False
+        return not _outside(cached_version, inv.version_min, inv.version_max)
+
+    # --- execution ---------------------------------------------------------------------
+
+    def _execute(
+        self,
+        inv: _Invocation,
+        i,
+        env,
+        state,
+        const,
+        const_state,
+        saved_env,
+        saved_state,
+        cwd: Path,
+        extra_cache_tags,
+    ) -> dict | None:
+        P = self.P
+        meta = inv.meta
+        script = inv.script
+        cwd = Path(cwd)
+        cwd.mkdir(parents=True, exist_ok=True)
+        local_keys = [*self.local_env_keys, *(meta.get("local_env_keys") or [])]
+        if not inv.version:
+            default = meta.get("default_version", "")
+            if default:
+                version = default
+                if inv.version_min and compare_versions(version, inv.version_min) < 0:
+                    version = inv.version_min
+                if inv.version_max and compare_versions(version, inv.version_max) > 0:
+                    version = inv.version_max_usable or inv.version_max
+                inv.version = version
+                env[P + "VERSION"] = version
+                rules.substitute(env)
+                for tag in _version_tags(version):
+                    if tag not in inv.cache_tags:
+                        inv.cache_tags.append(tag)
+                versions = meta.get("versions") or {}
+                if default in versions:
+                    inv.version_meta = versions[default]
+                    self._apply_meta(inv, inv.version_meta, i, env, state, const, const_state)
+                    if _adr(inv.version_meta):
+                        rules.merge_tags_by_name(i["add_deps_recursive"], _adr(inv.version_meta))
+        env[P + "TMP_CURRENT_SCRIPT_PATH"] = script.path
+        rules.substitute(env)
+        run_input = self._run_script_input(inv, i, env, state, const, const_state, cwd)
+        if self.hooks.has(script, "predeps") and not rules.is_false(meta.get("predeps", True)):
+            self._hook(inv, "predeps", i, env, state, const, const_state, run_input, cwd)
+        self._run_deps(inv, inv.deps["deps"], env, state, const, const_state, local_keys)
+        rules.substitute(env)
+        for name in [*(meta.get("clean_files") or []), *native.TMP_FILES]:
+            (cwd / name).unlink(missing_ok=True)
+        spec = ""
+        version, vmin, vmax = (
+            str(env.get(P + k, "")) for k in ("VERSION", "VERSION_MIN", "VERSION_MAX")
+        )
+        if version:
+            spec = "==" + version
+        elif vmin and vmax:
+            spec = ">=" + vmin + ",<=" + vmax
+        elif vmin:
+            spec = ">=" + vmin
+        elif vmax:
+            spec = "<=" + vmax
+        env.update(const)
+        rules.merge(state, const_state)
+        env[P + "TMP_PIP_VERSION_STRING"] = spec
+        rules.substitute(env)
+        step_dir = cwd
+        outdir = env.get(P + "OUTDIRNAME", "")
+        if outdir:
+            step_dir = Path(outdir)
+            step_dir.mkdir(parents=True, exist_ok=True)
+        run_input["cwd"] = str(step_dir)
+        if self.hooks.has(script, "preprocess"):
+            r = self._hook(
+                inv, "preprocess", i, env, state, const, const_state, run_input, step_dir
+            )
+            if r.get("skip"):
+                inv.report.status = "skipped"
+                other = r.get("script") or {}
+                if not other:
+                    return {
+                        "new_env": {},
+                        "new_state": {},
+                        "env": env,
+                        "state": state,
+                        "skipped": True,
+                        "env_all": {},
+                    }
+                nested = {
+                    "recursion": True,
+                    "env": env,
+                    "state": state,
+                    "const": const,
+                    "const_state": const_state,
+                    "add_deps_recursive": i["add_deps_recursive"],
+                    **other,
+                }
+                return self._run(nested)
+            if inv.cache and r.get("version"):
+                inv.report.version = str(r["version"])
+                inv.cache_tags = [t for t in inv.cache_tags if not t.startswith("version-")]
+                inv.cache_tags += _version_tags(str(r["version"]))
+            for tag in r.get("add_extra_cache_tags") or []:
+                if tag not in inv.cache_tags:
+                    inv.cache_tags.append(tag)
+        rules.substitute(env)
+        self._run_deps(inv, inv.deps["prehook_deps"], env, state, const, const_state, local_keys)
+        for old, new in (meta.get("env_key_mappings") or {}).items():
+            for key in list(env):
+                if key.startswith(old):
+                    env[key.replace(old, new)] = env[key]
+        # Hooks may have left copies in run_input (run_native_script restores one): the
+        # native script and postprocess work on the live env and state, as in MLCFlow.
+        run_input.update(env=env, state=state, const=const, const_state=const_state, meta=meta)
+        r = self.prepare_and_run(run_input, "postprocess")
+        if r.get("version"):
+            inv.report.version = str(r["version"])
+            inv.cache_tags = [
+                t for t in inv.cache_tags if not t.startswith("version-")
+            ] + _version_tags(str(r["version"]))
+        for tag in r.get("add_extra_cache_tags") or []:
+            if tag not in inv.cache_tags:
+                inv.cache_tags.append(tag)
+        self._run_deps(
+            inv,
+            inv.deps["post_deps"],
+            env,
+            state,
+            const,
+            const_state,
+            meta.get("clean_env_keys_post_deps") or [],
+        )
+        for item in meta.get("extra_cache_tags_from_env") or []:
+            value = str(env.get(item.get("env", ""), "")).strip()
+            for part in value.split(",") if value else []:
+                tag = "deps-" + item.get("prefix", "") + part
+                if tag not in inv.cache_tags:
+                    inv.cache_tags.append(tag)
+        if inv.report.status == "running":
+            inv.report.status = "ok"
+        dependent = env.get(P + "GET_DEPENDENT_CACHED_PATH", "")
+        detected = env.get(P + "DETECTED_VERSION", env.get(P + "VERSION", ""))
+        if detected and not inv.report.version:
+            inv.report.version = str(detected)
+        result = self._finish(
+            inv, i, env, state, const, const_state, saved_env, saved_state, entry=None
+        )
+        result["dependent_cached_path"] = dependent
+        return result
+
+    def _run_script_input(self, inv, i, env, state, const, const_state, cwd) -> dict:
+        return {
+            "path": inv.script.path,
+            "bat_ext": ".sh",
+            "os_info": self.os_info,
+            "const": const,
+            "state": state,
+            "const_state": const_state,
+            "env": env,
+            "meta": inv.meta,
+            "recursion": bool(i.get("recursion")),
+            "recursion_spaces": "  " * len(self._stack),
+            "tmp_file_run_state": native.TMP_RUN_STATE,
+            "tmp_file_run_env": native.TMP_RUN_ENV,
+            "tmp_file_state": native.TMP_STATE,
+            "tmp_file_run": "tmp-run",
+            "local_env_keys": self.local_env_keys,
+            "local_env_keys_from_meta": inv.meta.get("local_env_keys") or [],
+            "posthook_deps": inv.deps["posthook_deps"],
+            "add_deps_recursive": i["add_deps_recursive"],
+            "found_script_tags": inv.script.tags,
+            "variation_tags_string": inv.variation_string,
+            "found_cached": False,
+            "script_name": "",
+            "run_state": {
+                "deps": inv.deps["deps"],
+                "post_deps": inv.deps["post_deps"],
+                "prehook_deps": inv.deps["prehook_deps"],
+                "posthook_deps": inv.deps["posthook_deps"],
+                "variation_groups": inv.variation_groups,
+                "new_env_keys": inv.new_env_keys,
+                "new_state_keys": inv.new_state_keys,
+                "script_id": f"{inv.script.alias},{inv.script.uid}",
+                "script_variation_tags": inv.variation_tags,
+                "version_info": [],
+                "full_deps": [],
+            },
+            "cwd": str(cwd),
+            "_invocation": inv,
+            "_input": i,
+        }
+
+    def _hook(self, inv, name, i, env, state, const, const_state, run_input, cwd) -> dict:
+        self._require_execution(inv.script, f"customize.py {name}")
+        inv.report.executed.append(name)
+        r = self.hooks.call(
+            self, inv, name, i, env, state, const, const_state, run_input, Path(cwd)
+        )
+        if not isinstance(r, dict):
+            raise ScriptFailed(
+                f"{inv.script.alias}: customize.py {name} returned {r!r}, not a dict",
+                inv.script.alias,
+            )
+        if int(r.get("return", 0) or 0) > 0:
+            raise ScriptFailed(
+                f"{inv.script.alias}: customize.py {name}: {r.get('error', 'failed')}",
+                inv.script.alias,
+                int(r["return"]),
+            )
+        return r
+
+    def prepare_and_run(self, run_input: dict, postprocess: str = "postprocess") -> dict:
+        """MLCFlow's ``prepare_and_run_script_with_postprocessing``: the native script,
+        its outputs read back, then ``posthook_deps`` and ``postprocess`` (or
+        ``detect_version``) of customize.py."""
+        P = self.P
+        inv: _Invocation = run_input["_invocation"]
+        i = run_input["_input"]
+        env, state = run_input["env"], run_input["state"]
+        const, const_state = run_input["const"], run_input["const_state"]
+        folder = Path(run_input.get("path") or inv.script.path)
+        name = str(run_input.get("script_name", "")).strip()
+        must_exist = bool(name)
+        if not name:
+            name = str(inv.meta.get("script_name", "")).strip()
+            must_exist = bool(name)
+        name = name or "run"
+        script = native.script_path(env, folder, name)
+        if must_exist and not script.is_file():
+            raise ScriptFailed(
+                f"{inv.script.alias}: script {script} not found", inv.script.alias, 16
+            )
+        env.update(const)
+        rules.merge(state, const_state)
+        cwd = Path(run_input.get("cwd") or self.workdir)
+        env[P + "TMP_CURRENT_SCRIPT_PATH"] = str(folder)
+        env[P + "TMP_CURRENT_SCRIPT_WORK_PATH"] = str(cwd)
+        result: dict = {"return": 0}
+        if script.is_file():
+            self._require_execution(inv.script, script.name)
+            inv.report.executed.append(script.name)
+            _flush()
+            outcome, new_env, new_state = native.run_script(
+                script,
+                env=env,
+                state=state,
+                workdir=cwd,
+                log_path=self.log_path,
+                timeout_s=self.timeout_s,
+            )
+            if outcome.status != "ok":
+                if rules.is_true(i.get("ignore_script_error", False)):
+                    pass
+                else:
+                    why = (
+                        "timed out"
+                        if outcome.status == "timeout"
+                        else f"return code = {outcome.exit_code}"
+                    )
+                    raise ScriptFailed(
+                        f"native script {script.name} failed inside script "
+                        f"{inv.script.alias} ({why})",
+                        inv.script.alias,
+                        2,
+                    )
+            rules.merge(state, new_state)
+            rules.merge(env, new_env)
+        if postprocess == "postprocess":
+            self._run_deps(
+                inv,
+                run_input.get("posthook_deps") or [],
+                env,
+                state,
+                const,
+                const_state,
+                [*self.local_env_keys, *(run_input.get("local_env_keys_from_meta") or [])],
+            )
+        if postprocess and self.hooks.has(inv.script, postprocess):
+            env.update(const)
+            rules.merge(state, const_state)
+            result = self._hook(inv, postprocess, i, env, state, const, const_state, run_input, cwd)
+        return result
+
+    def _run_deps(
+        self,
+        inv: _Invocation,
+        deps: list,
+        env,
+        state,
+        const,
+        const_state,
+        clean_keys: list,
+        from_cache: bool = False,
+    ) -> None:
+        """Run the enabled entries of one dependency list in the caller's env minus
+        ``clean_keys`` (and keys with unresolved ``<<<KEY>>>`` values), and put those back
+        afterwards (MLCFlow's ``_run_deps``). Post-dependencies get only the meta's
+        ``clean_env_keys_post_deps`` hidden, so they see ``MLC_TMP_*`` and version keys."""
+        for d in deps:
+            if not isinstance(d, dict) or not d.get("tags"):
+                continue
+            if rules.skipped(d, env):
+                continue
+            if from_cache and not d.get("dynamic"):
+                continue
+            if d.get("env"):
+                rules.substitute(d["env"], env)
+            if d.get("update_meta_if_env"):
+                for conditional in d["update_meta_if_env"]:
+                    if not rules.skipped(conditional, env):
+                        rules.merge(env, conditional.get("env") or {})
+                        rules.merge(state, conditional.get("state") or {})
+                        rules.merge(const, conditional.get("const") or {})
+            for prefix, keys in (d.get("update_tags_from_env_with_prefix") or {}).items():
+                for key in keys:
+                    d["tags"] += _tags_from(d, env, key, prefix)
+            moved: dict = {}
+            for pattern in clean_keys:
+                for key in list(env):
+                    if key == pattern or (
+                        ("*" in pattern or "?" in pattern) and _fnmatch(key, pattern)
+                    ):
+                        moved[key] = env.pop(key)
+            for key in list(env):
+                if rules.has_ref(env[key]):
+                    moved[key] = env.pop(key)
+            for pattern in d.get("force_env_keys") or []:
+                for key in list(moved):
+                    if key == pattern or (
+                        ("*" in pattern or "?" in pattern) and _fnmatch(key, pattern)
+                    ):
+                        env[key] = moved[key]
+            if d.get("reuse_version"):
+                for key in moved:
+                    if key.startswith(self.P + "VERSION"):
+                        env[key] = moved[key]
+            for key in d.get("update_tags_from_env") or []:
+                d["tags"] += _tags_from(d, env, key, "")
+            for tag, guard in (d.get("update_tags_if_env") or {}).items():
+                if not rules.skipped(guard, env):
+                    d["tags"] += "," + tag
+            if d.get("inherit_variation_tags"):
+                d["tags"] += "," + _inherited(inv, d)
+            for ref in rules._REF.findall(d["tags"]):
+                if ref in env:
+                    d["tags"] = d["tags"].replace(f"<<<{ref}>>>", str(env[ref]))
+            nested = {
+                "recursion": True,
+                "env": env,
+                "state": state,
+                "const": dict(const),
+                "const_state": dict(const_state),
+                "add_deps_recursive": inv.adr,
+            }
+            if (
+                d.get("inherit_cache_expiration")
+                and inv.cache_expiration
+                and not d.get("cache_expiration")
+            ):
+                d["cache_expiration"] = inv.cache_expiration
+            for key in ("env", "state", "const", "const_state"):
+                nested["local_" + key] = d.get(key) or {}
+            entry = {
+                k: v for k, v in d.items() if k not in ("env", "state", "const", "const_state")
+            }
+            rules.merge(nested, copy.deepcopy(entry))
+            try:
+                self._run(nested)
+            except ScriptFailed:
+                if not rules.is_true(d.get("continue_on_error")):
+                    raise
+            env.update(moved)
+            rules.substitute(env)
+            env.update(const)
+            rules.merge(state, const_state)
+
+    def _finish(
+        self, inv: _Invocation, i, env, state, const, const_state, saved_env, saved_state, entry
+    ) -> dict:
+        env.update(const)
+        rules.merge(state, const_state)
+        env_keys = i.get("force_new_env_keys") or inv.new_env_keys
+        state_keys = i.get("force_new_state_keys") or inv.new_state_keys
+        new_env = copy.deepcopy(rules.select_keys(env_keys, env))
+        new_state = copy.deepcopy(rules.select_keys(state_keys, state))
+        env_all = copy.deepcopy(env)
+        rules.merge(saved_env, new_env)
+        rules.merge(saved_state, new_state)
+        env.clear()
+        env.update(saved_env)
+        state.clear()
+        state.update(saved_state)
+        inv.report.new_env = new_env
+        inv.report.new_state = new_state
+        return {
+            "new_env": new_env,
+            "new_state": new_state,
+            "env": env,
+            "state": state,
+            "env_all": env_all,
+        }
+
+
+def _adr(meta: dict) -> dict:
+    adr = dict(meta.get("adr") or meta.get("add_deps_recursive") or {})
+    if meta.get("adr"):
+        rules.merge(adr, meta.get("add_deps_recursive") or {})
+    return adr
+
+
+def _tags_from(d: dict, env: dict, key: str, prefix: str) -> str:
+    local = d.get("env") or {}
+    source = local if str(local.get(key, "")).strip() else env
+    value = source.get(key, "")
+    if not str(value).strip():
+        return ""
+    items = value if isinstance(value, list) else [value]
+    return "".join(f",{prefix}{item}" for item in items)
+
+
+def _inherited(inv: _Invocation, d: dict) -> str:
+    skip_groups = d.get("skip_inherit_variation_groups") or []
+    skipped: list[str] = []
+    for group in skip_groups:
+        skipped += (inv.variation_groups.get(group) or {}).get("variations", [])
+    tags = [t for t in inv.variation_string.split(",") if t]
+    tags = [t for t in tags if not t.startswith("_") or t[1:] not in skipped]
+    for name in skipped:
+        if name.endswith(".#"):
+            tags = [t for t in tags if not t.startswith("_" + name[:-1])]
+    for tag in d["tags"].split(","):
+        if tag.startswith(("-_", "_-")) and "_" + tag[2:] in tags:
+            tags.remove("_" + tag[2:])
+    return ",".join(tags)
+
+
+def _version_tags(version: str) -> list[str]:
+    if not version:
+        return []
+    tags = ["version-" + str(version)]
+    if "-git-" in str(version):
+        tags.append("version-" + str(version).split("-git-")[0])
+    return tags
+
+
+def compare_versions(a: str, b: str, minor_skip_okay: bool = False) -> int:
+    """-1, 0 or 1 as version ``a`` is below, equal to or above ``b``: dot-separated parts
+    compared by their leading digits, missing parts as 0 (MLCFlow's rule).
+
+    >>> compare_versions("3.10.2", "3.9"), compare_versions("9.1", "9", True)
+    (1, 0)
+    """
+    import re
+
+    def parts(v):
+        return [int(m.group(1)) if (m := re.match(r"(\d+)", p)) else 0 for p in str(v).split(".")]
+
+    x, y = parts(a), parts(b)
+    length = len(y) if minor_skip_okay else max(len(x), len(y))
+    for k in range(length):
+        p = x[k] if k < len(x) else 0
+        q = y[k] if k < len(y) else 0
+        if p != q:
+            return 1 if p > q else -1
+    return 0
+
+
+def _outside(version: str, vmin: str, vmax: str) -> bool:
+    if not version:
+        return False
+    return bool(
+        (vmin and compare_versions(version, vmin) < 0)
+        or (vmax and compare_versions(version, vmax) > 0)
+    )
+
+
+def _fnmatch(key: str, pattern: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatch(key, pattern)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _flush() -> None:
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def dumps(value) -> str:
+    """JSON text of an env or state, whatever a hook put in it."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def format_exception() -> str:
+    return traceback.format_exc()

@@ -1,0 +1,63 @@
+"""The worker process that executes MLC/CM scripts: ``python -m ckg.run.scripts.worker JOB``.
+
+``JOB`` is a JSON file written by :func:`ckg.run.scripts.invoke.invoke`: the index file,
+the tags and inputs, the env, the working folder, the log, the cache folder. Each step
+start and end is appended to the job's ``steps`` file as one JSON line, flushed at once,
+so that the parent knows which step a worker that died was in; the last line is
+``{"event": "done", ...}`` or ``{"event": "failed", ...}``. Hooks and native scripts print
+to this process's stdout and stderr, which the parent sends to the run's log.
+"""
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from ckg.run.scripts.cache import ScriptCache
+from ckg.run.scripts.engine import Engine, ScriptFailed
+from ckg.run.scripts.hooks import Hooks
+from ckg.run.scripts.index import load_index
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(Path(argv[1]).read_text())
+    out = open(job["steps"], "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+
+    def emit(event: dict) -> None:
+        out.write(json.dumps(event, default=str) + "\n")
+        out.flush()
+
+    def on_step(report) -> None:
+        emit({"event": "step", **asdict(report)})
+
+    engine = Engine(
+        load_index(job["index"], prefer=job.get("prefer", "")),
+        ScriptCache(Path(job["cache"])),
+        workdir=Path(job["workdir"]),
+        log_path=Path(job["log"]),
+        execute=True,
+        use_cache=job.get("use_cache", True),
+        renew=job.get("renew", False),
+        on_step=on_step,
+        prefix=job.get("prefix", "MLC_"),
+        timeout_s=job.get("timeout_s"),
+    )
+    engine.hooks = Hooks()
+    try:
+        result = engine.run(job["input"])
+    except ScriptFailed as exc:
+        emit({"event": "failed", "error": str(exc), "alias": exc.alias})
+        return 1
+    emit(
+        {
+            "event": "done",
+            "new_env": result["new_env"],
+            "new_state": result["new_state"],
+            "skipped": bool(result.get("skipped")),
+        }
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
