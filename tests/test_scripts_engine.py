@@ -392,3 +392,16 @@ def test_every_automation_method_the_corpus_calls_often_is_provided(corpora):
     )
     assert [n for n in common if not hasattr(automation, n)] == []
     assert not hasattr(automation, "docker")
+
+
+def test_a_malformed_meta_or_a_cycle_fails_that_run_with_one_line(repo):
+    repo.script("odd", {"tags": ["odd"], "variations": ["not", "a", "map"]}, run_sh="true\n")
+    repo.script("loop-a", {"tags": ["loop", "a"], "deps": [{"tags": "loop,b"}]}, run_sh="true\n")
+    repo.script("loop-b", {"tags": ["loop", "b"], "deps": [{"tags": "loop,a"}]}, run_sh="true\n")
+    odd = repo.run("odd")
+    assert odd.status == "failed"
+    assert odd.error.startswith("odd: cannot use its meta (") and "\n" not in odd.error
+    loop = repo.run("loop,a")
+    assert loop.status == "failed" and "nest deeper than 64 scripts (a cycle?" in loop.error
+    missing = repo.run("no,such,script")
+    assert missing.status == "failed" and missing.error == "no script has the tags no,such,script"

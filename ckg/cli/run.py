@@ -161,6 +161,18 @@ def _print_runs(report) -> None:
     print_rows(rows, title=title, units=units, label="params", optional=_OPTIONAL)
 
 
+def _print_steps(run) -> None:
+    """The steps of one MLC/CM script run: what each executed, or that it was cached."""
+    rows = []
+    for step in run.steps:
+        done = step["executed"]
+        counted = [f"{n} x{done.count(n)}" if done.count(n) > 1 else n for n in dict.fromkeys(done)]
+        what = "cached" if step["cached"] else ", ".join(counted) or "nothing to execute"
+        rows.append({"step": step["step"], "status": step["status"], "executed": what,
+                     "time": step["duration_s"]})
+    print_rows(rows, title="steps", units={"time": "s"}, label="executed")
+
+
 def _front(report, objectives: tuple[str, ...]) -> list:
     """This command's runs on the Pareto front of ``objectives``, best first by the first
     objective; directions come from the metric registry."""
@@ -224,6 +236,8 @@ def _print_report(report, as_json: bool, objectives: tuple[str, ...]) -> None:
         print(json.dumps(data, indent=2, default=str))
     else:
         _print_runs(report)
+        if len(report.runs) == 1 and len(report.runs[0].steps) > 1:
+            _print_steps(report.runs[0])
         print(
             f"{len(report.runs)} runs, {report.dependency_runs} dependency steps run, "
             f"{report.cached_steps} cached"
@@ -257,9 +271,13 @@ def _print_dry_run(report, as_json: bool) -> None:
         print(f"# {step['step']}" + (f"  [{params}]" if params else ""))
         print(f"cd {step['cwd']}")
         for key, value in sorted(step["env"].items()):
+            if isinstance(value, list):  # a planner path list
+                value = ":".join(str(v) for v in value)
             if key.startswith("+"):  # a path list ckg prepends to
-                print(f'export {key[1:]}={shlex.quote(value)}:"${key[1:]}"')
+                print(f'export {key[1:]}={shlex.quote(str(value))}:"${key[1:]}"')
             else:
-                print(f"export {key}={shlex.quote(value)}")
-        print(step["command"] or "# (nothing to execute: passes its env on)")
+                print(f"export {key}={shlex.quote(str(value))}")
+        if step.get("hooks"):
+            print("# customize.py runs around it and may change this env")
+        print(step["command"] or "# (no native script)")
         print()

@@ -1,7 +1,8 @@
 """Run artifacts on this host, measure them, and record every figure in the graph.
 
 Modules, from the outside in: :mod:`~ckg.run.runner` (plan, grid, cache, repeats),
-:mod:`~ckg.run.steps` (a step's command and environment, ``tmp-run-env.out``),
+:mod:`~ckg.run.steps` (a workflow step's command and environment, ``tmp-run-env.out``),
+:mod:`~ckg.run.scripts` (MLC and CM scripts with MLCFlow's semantics),
 :mod:`~ckg.run.workflow` (``ckg.yaml`` and grids), :mod:`~ckg.run.execute` (one subprocess in
 its own process group, timeout, CPU time, peak memory), :mod:`~ckg.run.measure` (statistics,
 energy meters, result files), :mod:`~ckg.run.platform` (the host's fingerprint),

@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from ckg.errors import RunFailed
 
 #: Seconds between SIGTERM and SIGKILL when a step times out.
@@ -153,6 +151,8 @@ def _signal_group(pgid: int, sig: int) -> None:
 def _await_group_end(pgid: int, limit_s: float = 2.0) -> None:
     """Return once no live process is left in group ``pgid`` (a killed process on a busy
     host takes a moment to die), or after ``limit_s``."""
+    import psutil
+
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         alive = False
@@ -204,6 +204,8 @@ class _Watch(threading.Thread):
 
 
 def _tree_rss(pid: int) -> int:
+    import psutil  # about 9 ms to import: only runs that spawn a process need it
+
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]

@@ -191,6 +191,10 @@ def with_total(parts: list[Figure]) -> list[Figure]:
 
 
 def _nvml_handles() -> list:
+    # Without the NVIDIA driver there is no GPU to meter; importing pynvml alone costs
+    # about 15 ms of every run.
+    if not any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/nvidiactl")):
+        return []
     try:
         import pynvml
     except ImportError:

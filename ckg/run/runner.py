@@ -144,8 +144,7 @@ class _Runner:
     def go(self) -> Report:
         from ckg.plan import plan as make_plan
 
-        first = make_plan(self.kg, self.target, self.options.variations, self.user_env)
-        self._load_infos(first)
+        first = self._plan_for(make_plan, self.user_env)
         target_step = _target_step(first)
         fmt = target_step.format
         points = self._grid_points(target_step)
@@ -332,21 +331,27 @@ class _Runner:
         for index_ in range(warmup + repeat):
             _clear_outputs(workdir)
             mark = self.meter.start()
+            times = os.times()
             result = invoke(index, job_input, home=self.home, workdir=workdir,
                             log_path=log_path, prefer=target.source_uid,
                             use_cache=not self.options.no_cache, renew=self.options.renew,
                             timeout_s=self.options.timeout_s, prefix=prefix)
-            cpu = (result.outcome.user_s + result.outcome.system_s) if result.outcome else 0.0
+            if result.outcome is None:  # served here from the cache: this process's CPU
+                done = os.times()
+                result.outcome = Outcome("ok" if result.status == "ok" else "failed", 0,
+                                         result.wall_s, done.user - times.user,
+                                         done.system - times.system, 0, "", os.getpid())
+            cpu = result.outcome.user_s + result.outcome.system_s
             energy = self.meter.stop(mark, cpu_s=cpu)
             if index_ >= warmup or result.status != "ok":
                 results.append(result)
-                outcomes.append(_script_outcome(result))
+                outcomes.append(result.outcome)
                 energies.append(energy)
                 if result.status == "ok" and result.steps:
                     top = result.steps[0]
                     found = result_metrics(Path(top.get("workdir") or workdir),
                                            top.get("log_tail", ""))
-                    reported.append(canonical_metrics(found))
+                    reported.append(canonical_metrics(found) if found else {})
             if result.status != "ok":
                 break
         last = results[-1]
@@ -598,15 +603,6 @@ def _script_dry(step, params: dict, workdir: Path, folder: Path) -> dict:
     }
 
 
-def _script_outcome(result) -> Outcome:
-    """The measured outcome of one script invocation: the worker's, or the wall time of
-    one served from the cache in this process."""
-    if result.outcome is not None:
-        return result.outcome
-    return Outcome("ok" if result.status == "ok" else "failed", 0, result.wall_s, 0.0, 0.0,
-                   0, "", os.getpid())
-
-
 def _cache_node(path: str, step: dict) -> Node:
     from ckg.run.scripts.cache import META
 
@@ -659,8 +655,11 @@ def _figures(outcomes: list[Outcome], energies, reported: list[dict]) -> list[Fi
         Figure("runtime", [o.wall_s for o in outcomes], "s", "wallclock"),
         Figure("cpu_user_time", [o.user_s for o in outcomes], "s", "rusage"),
         Figure("cpu_system_time", [o.system_s for o in outcomes], "s", "rusage"),
-        Figure("memory", [float(o.peak_rss_bytes) for o in outcomes], "B", "psutil+rusage"),
     ]
+    if all(o.peak_rss_bytes for o in outcomes):  # 0: nothing was spawned to measure
+        figures.append(
+            Figure("memory", [float(o.peak_rss_bytes) for o in outcomes], "B", "psutil+rusage")
+        )
     by_device: dict[tuple, Figure] = {}
     for per_run in energies:
         for fig in per_run:

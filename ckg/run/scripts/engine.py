@@ -97,6 +97,8 @@ ENV_INPUTS = (
     "verify_ssl",
 )
 DEP_LISTS = ("deps", "prehook_deps", "posthook_deps", "post_deps")
+#: Deeper than this, a chain of dependencies is taken for a cycle.
+MAX_DEPTH = 64
 
 
 class ScriptFailed(Exception):
@@ -297,9 +299,25 @@ class Engine:
         log_start = _size(self.log_path)
         self.on_step(report)
         try:
-            result = self._run_script(
-                i, script, script_tags, variation_tags, report, saved_env, saved_state
-            )
+            if len(self._stack) > MAX_DEPTH:
+                chain = " -> ".join(s.alias for s in self._stack[-6:])
+                raise ScriptFailed(
+                    f"{script.alias}: dependencies nest deeper than {MAX_DEPTH} scripts "
+                    f"(a cycle? ... {chain})",
+                    script.alias,
+                )
+            try:
+                result = self._run_script(
+                    i, script, script_tags, variation_tags, report, saved_env, saved_state
+                )
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                # A meta of the wrong shape (a list where MLCFlow expects a map, ...):
+                # hooks' own exceptions arrive as ScriptFailed, never here.
+                raise ScriptFailed(
+                    f"{script.alias}: cannot use its meta ({script.path}): "
+                    f"{type(exc).__name__}: {exc}",
+                    script.alias,
+                ) from None
         except ScriptFailed as exc:
             report.status = "failed"
             report.error = str(exc)

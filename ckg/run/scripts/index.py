@@ -7,29 +7,49 @@ accepts ``name.value``); several matches are ordered by the meta's ``sort`` valu
 path, as MLCFlow orders them in quiet mode.
 """
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+import os
+from pathlib import Path
 
 from ckg.resolve import TagIndex, TagQuery
 
 
-@dataclass(slots=True)
 class Script:
-    """One script: its meta and where its files are on this host."""
+    """One script: its meta and where its files are on this host.
 
-    uid: str
-    alias: str
-    tags: list[str]
-    meta: dict
-    path: str  # the script's folder
-    repo_path: str = ""  # the repository (source) root
-    repo_prefix: str = ""  # the repository's ``prefix``, where its scripts live
-    source_uid: str = ""
-    format: str = "mlc"
-    variations: list[str] = field(default_factory=list)
+    ``meta`` may be given as a JSON file (``meta_file``) instead: it is read on first use,
+    so that an index of hundreds of scripts loads without reading the metas it never needs.
+    """
 
-    def __post_init__(self):
-        if not self.variations:
-            self.variations = list((self.meta.get("variations") or {}).keys())
+    __slots__ = ("uid", "alias", "tags", "path", "repo_path", "repo_prefix", "source_uid",
+                 "format", "variations", "sort", "_meta", "_meta_file")
+
+    def __init__(self, uid: str, alias: str, tags: list[str], meta: dict | None, path: str,
+                 repo_path: str = "", repo_prefix: str = "", source_uid: str = "",
+                 format: str = "mlc", *, meta_file: str = "", variations=None, sort=None):
+        self.uid = uid
+        self.alias = alias
+        self.tags = list(tags)
+        self.path = path  # the script's folder
+        self.repo_path = repo_path  # the repository (source) root
+        self.repo_prefix = repo_prefix  # the repository's ``prefix``, where scripts live
+        self.source_uid = source_uid
+        self.format = format
+        self._meta = meta
+        self._meta_file = meta_file
+        if variations is None or sort is None:
+            declared = self.meta.get("variations")
+            variations = list(declared) if isinstance(declared, dict) else []
+            sort = _sort_value(self.meta)
+        self.variations = list(variations)
+        self.sort = sort
+
+    @property
+    def meta(self) -> dict:
+        if self._meta is None:
+            self._meta = json.loads(Path(self._meta_file).read_bytes()) if self._meta_file else {}
+        return self._meta
 
     @property
     def repo_path_with_prefix(self) -> str:
@@ -39,25 +59,32 @@ class Script:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Script":
-        meta = d.get("meta") or {}
+        """From a row: ``meta`` a dict, or ``meta_file`` with ``variations`` and ``sort``."""
+        meta = d.get("meta")
         return cls(
-            uid=d["uid"],
-            alias=d.get("alias") or meta.get("alias", d["uid"]),
-            tags=list(d.get("tags") or meta.get("tags") or []),
-            meta=meta,
-            path=d["path"],
-            repo_path=d.get("repo_path", ""),
-            repo_prefix=d.get("repo_prefix", ""),
-            source_uid=d.get("source_uid", ""),
-            format=d.get("format", "mlc"),
+            d["uid"],
+            d.get("alias") or (meta or {}).get("alias", d["uid"]),
+            d.get("tags") or (meta or {}).get("tags") or [],
+            meta,
+            d["path"],
+            d.get("repo_path", ""),
+            d.get("repo_prefix", ""),
+            d.get("source_uid", ""),
+            d.get("format", "mlc"),
+            meta_file=d.get("meta_file", ""),
+            variations=d.get("variations"),
+            sort=d.get("sort"),
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self, meta_file: str = "") -> dict:
+        """A row for the index file; the meta itself is in ``meta_file``."""
         return {
             "uid": self.uid,
             "alias": self.alias,
             "tags": self.tags,
-            "meta": self.meta,
+            "meta_file": meta_file,
+            "variations": self.variations,
+            "sort": self.sort,
             "path": self.path,
             "repo_path": self.repo_path,
             "repo_prefix": self.repo_prefix,
@@ -99,7 +126,7 @@ class ScriptIndex:
         if self.prefer and len(found) > 1:
             own = [s for s in found if s.source_uid == self.prefer]
             found = own or found
-        return sorted(found, key=lambda s: (_sort_value(s.meta), s.path))
+        return sorted(found, key=lambda s: (s.sort, s.path))
 
 
 def _sort_value(meta: dict) -> float:
@@ -110,22 +137,26 @@ def _sort_value(meta: dict) -> float:
 
 
 def save_index(path, scripts) -> None:
-    """Write scripts to a JSON file that :func:`load_index` reads (write, then rename)."""
-    import json
-    import os
-    from pathlib import Path
-
+    """Write scripts to ``path`` (one row each) and their metas to a folder beside it, one
+    JSON file per script, for :func:`load_index` (each file written, then renamed)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(json.dumps([s.to_dict() for s in scripts], ensure_ascii=False))
-    os.replace(partial, path)
+    metas = path.with_name(path.stem + "-metas")
+    metas.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for script in scripts:
+        name = hashlib.sha256(script.uid.encode()).hexdigest()[:20] + ".json"
+        _write(metas / name, json.dumps(script.meta, ensure_ascii=False))
+        rows.append(script.to_dict(str(metas / name)))
+    _write(path, json.dumps(rows, ensure_ascii=False))
 
 
 def load_index(path, prefer: str = "") -> ScriptIndex:
     """The :class:`ScriptIndex` saved in ``path`` by :func:`save_index`."""
-    import json
-    from pathlib import Path
-
-    rows = json.loads(Path(path).read_text())
+    rows = json.loads(Path(path).read_bytes())
     return ScriptIndex([Script.from_dict(r) for r in rows], prefer=prefer)
+
+
+def _write(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    os.replace(partial, path)

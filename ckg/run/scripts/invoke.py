@@ -42,6 +42,7 @@ MATCH (s:Source {uid: src})-[:CONTAINS]->(a:Artifact {kind: 'repo'})
 RETURN s.uid AS source_uid, a.meta AS meta
 """
 STEPS_FILE = "ckg-steps.jsonl"
+INDEX_FORMAT = 3  # raised when the index file's layout changes
 
 
 @dataclass(slots=True)
@@ -66,7 +67,8 @@ def index_file(store, home: Path, roots: dict[str, str]) -> Path:
         (r["uid"], r["digest"], r["ingested_at"], roots[r["uid"]])
         for r in store.run(SOURCES, {"sources": sources})
     ]
-    key = hashlib.sha256(json.dumps(sorted(stamp), default=str).encode()).hexdigest()[:24]
+    stamp.append(INDEX_FORMAT)
+    key = hashlib.sha256(json.dumps(stamp, default=str).encode()).hexdigest()[:24]
     path = Path(home) / "scripts-index" / f"{key}.json"
     if path.is_file():
         return path
@@ -77,21 +79,12 @@ def index_file(store, home: Path, roots: dict[str, str]) -> Path:
     scripts = []
     for row in store.run(SCRIPTS, {"sources": sources}):
         root = roots[row["source_uid"]]
-        scripts.append(
-            Script.from_dict(
-                {
-                    "uid": row["uid"],
-                    "alias": row["alias"],
-                    "tags": row["tags"],
-                    "meta": _json(row["meta"]),
-                    "path": str(Path(root) / (row["path"] or "")),
-                    "repo_path": root,
-                    "repo_prefix": prefixes.get(row["source_uid"], ""),
-                    "source_uid": row["source_uid"],
-                    "format": row["format"],
-                }
-            )
-        )
+        scripts.append(Script.from_dict({
+            "uid": row["uid"], "alias": row["alias"], "tags": row["tags"],
+            "meta": _json(row["meta"]), "path": str(Path(root) / (row["path"] or "")),
+            "repo_path": root, "repo_prefix": prefixes.get(row["source_uid"], ""),
+            "source_uid": row["source_uid"], "format": row["format"],
+        }))
     save_index(path, scripts)
     return path
 
