@@ -105,11 +105,12 @@ class KnowledgeGraph:
 
         return results(self, task=task, dataset=dataset, metric=metric, model=model)
 
-    def compare(self, task: str, dataset: str, metric: str):
-        """Every paper's result for a task, dataset and metric, best first, as a DataFrame."""
+    def compare(self, task: str, dataset: str, metric: str, direction: str | None = None):
+        """Every paper's result for a task, dataset and metric, best first, as a DataFrame
+        (``direction`` ``min`` / ``max`` for a metric whose direction is not known)."""
         from ckg.results import compare
 
-        return compare(self, task, dataset, metric)
+        return compare(self, task, dataset, metric, direction)
 
     def named_query(self, name: str, params: dict | None = None) -> list[dict]:
         """Run a named query from ``queries/`` (or a ``.cypher`` path) with its parameters."""

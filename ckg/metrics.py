@@ -67,6 +67,7 @@ class Metric:
     aliases: tuple[str, ...] = ()
     description: str = ""
     base: str | None = field(default=None)
+    why: str = "registry"  # where the direction comes from, said beside every ranking
 
     @property
     def sign(self) -> int:
@@ -174,8 +175,52 @@ class Registry:
             for start in range(len(words) - length, -1, -1):
                 base = self._by_alias.get("".join(words[start : start + length]))
                 if base is not None:
-                    return Metric(slug(name), base.direction, base.unit, (name,), "", base.name)
-        return Metric(slug(name), None, "", (name,))
+                    why = f"as {base.name} ({base.why})"
+                    return Metric(slug(name), base.direction, base.unit, (name,), "", base.name,
+                                  why)
+        direction, why = infer_direction(name)
+        return Metric(slug(name), direction, "", (name,), why=why)
+
+
+#: Words naming a figure where lower is better, and where higher is: the name's evidence when
+#: the registry does not know a metric. Compared with whole words of the name.
+LOWER_WORDS = frozenset({
+    "error", "errors", "err", "loss", "perplexity", "ppl", "entropy", "bpc", "bpb", "bpd",
+    "wer", "cer", "ter", "latency", "time", "seconds", "runtime", "params", "parameters",
+    "size", "memory", "energy", "power", "flops", "mae", "mse", "rmse", "fid", "distance",
+    "eer", "rank", "regret", "cost", "miss", "bits",
+})
+HIGHER_WORDS = frozenset({
+    "accuracy", "acc", "precision", "recall", "f1", "auc", "bleu", "rouge", "map", "mrr",
+    "ndcg", "iou", "miou", "psnr", "ssim", "throughput", "speedup", "hits", "em", "score",
+    "correlation", "success", "reward", "return", "coverage",
+})
+
+
+def infer_direction(name: str) -> tuple[str | None, str]:
+    """A direction for a metric the registry does not know, from the words of its name,
+    and the reason; ``(None, reason)`` when the name says nothing or says both.
+
+    >>> infer_direction("Bit per Character (BPC)")
+    ('min', "inferred from 'bpc' in the name: lower is better")
+    >>> infer_direction("Mean Reciprocal Rank")[0] is None   # "rank" and "reciprocal"?
+    True
+    >>> infer_direction("Widget count")
+    (None, 'unknown: neither the registry nor the name says which way is better')
+    """
+    words = re.findall(r"[0-9a-z]+", name.casefold())
+    if "reciprocal" in words or "inverse" in words:
+        return None, f"unknown: {name!r} inverts what its words say; give the direction"
+    lower = [w for w in words if w in LOWER_WORDS]
+    higher = [w for w in words if w in HIGHER_WORDS]
+    if lower and not higher:
+        return "min", f"inferred from {lower[0]!r} in the name: lower is better"
+    if higher and not lower:
+        return "max", f"inferred from {higher[0]!r} in the name: higher is better"
+    if lower and higher:
+        return None, (f"unknown: the name holds {lower[0]!r} (lower is better) and "
+                      f"{higher[0]!r} (higher is better)")
+    return None, "unknown: neither the registry nor the name says which way is better"
 
 
 def read_file(path: Path) -> list[Metric]:
@@ -289,3 +334,13 @@ def get(name: str) -> Metric | None:
 def resolve(name: str) -> Metric:
     """A registry or derived metric for any name; see :meth:`Registry.resolve`."""
     return registry().resolve(name)
+
+
+def canonical_name(name: str) -> str:
+    """The name ckg files a metric under when it imports it, for any spelling: what every
+    query, comparison and front looks metrics up by.
+
+    >>> canonical_name("Top-1 Accuracy"), canonical_name("ANS-EM")
+    ('top1_accuracy', 'ans_em')
+    """
+    return resolve(name).name

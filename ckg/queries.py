@@ -16,19 +16,20 @@ A named query is a ``.cypher`` file whose leading ``//`` comment is its document
 
 The name is the file name without ``.cypher``. Parameter options in brackets: ``optional``
 (null when not given), ``list`` (a comma-separated string is split), ``default <JSON>``. A
-parameter named ``metric`` is mapped through the metric registry, so ``F1`` finds ``f1``.
+parameter named ``metric`` is mapped as ckg names metrics when it imports them
+(:func:`ckg.metrics.canonical_name`), so ``F1`` finds ``f1`` and ``ANS-EM`` finds ``ans_em``.
 Every ``$name`` the Cypher uses must be declared and vice versa (checked when loaded).
 
 Examples
 --------
 >>> q = load("compare-papers")
 >>> [(p.name, p.optional) for p in q.params]
-[('dataset', False), ('task', True), ('metric', True)]
+[('dataset', False), ('task', True), ('metric', True), ('direction', True)]
 >>> q.bind({"task": "QA"})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ckg.errors.UsageError: query compare-papers needs parameter 'dataset' (...)
 >>> q.bind({"dataset": "SQuAD1.1", "metric": "F1"})
-{'dataset': 'SQuAD1.1', 'task': None, 'metric': 'f1'}
+{'dataset': 'SQuAD1.1', 'task': None, 'metric': 'f1', 'direction': None}
 """
 
 import json
@@ -101,8 +102,9 @@ class NamedQuery:
             elif param.is_list and not isinstance(value, list):
                 value = [value]
             if param.name == "metric" and isinstance(value, str):
-                found = metrics.get(value)
-                value = found.name if found else value
+                value = metrics.canonical_name(value)
+            elif param.name == "direction" and value not in (None, "min", "max"):
+                raise UsageError(f"query {self.name}: direction must be min or max, not {value!r}")
             bound[param.name] = value
         return bound
 

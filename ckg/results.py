@@ -205,28 +205,45 @@ def results(kg, task=None, dataset=None, metric=None, model=None):
     params = {
         "task": task,
         "dataset": dataset,
-        "metric": _metric_name(metric) if metric else None,
+        "metric": metrics.canonical_name(metric) if metric else None,
         "model": model,
     }
     rows = kg.store.run(_RESULTS, params)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def compare(kg, task: str, dataset: str, metric: str):
+def compare(kg, task: str, dataset: str, metric: str, direction: str | None = None):
     """Results for one task, dataset and metric across papers, best first, ranked.
 
-    Raises NotFound, naming close names, when the task, dataset or metric is not in the graph.
+    ``direction`` (``min`` or ``max``) ranks a metric whose direction neither the registry
+    nor its name tells; it also overrides a known one. The frame's ``attrs`` say which
+    direction ranked it and why.
+
+    Raises NotFound, naming close names, when the task, dataset or metric is not in the graph;
+    UsageError when the metric's direction is unknown and none is given.
     """
     import pandas as pd
 
-    name = _metric_name(metric)
+    known = metrics.resolve(metric)
+    name = known.name
     for label, value in (("Task", task), ("Dataset", dataset), ("Metric", name)):
         _check_exists(kg.store, label, value)
-    rows = queries.run(kg, "compare-papers", {"task": task, "dataset": dataset, "metric": name})
-    frame = pd.DataFrame(rows)
+    if direction not in (None, "min", "max"):
+        raise UsageError(f"direction must be min or max, not {direction!r}")
+    if direction:
+        why = "given: " + ("lower" if direction == "min" else "higher") + " is better"
+    elif known.direction:
+        direction, why = known.direction, known.why
+    else:
+        raise UsageError(
+            f"metric {name!r} has no known direction ({known.why}): rank it with "
+            "--higher-is-better or --lower-is-better"
+        )
+    params = {"task": task, "dataset": dataset, "metric": name, "direction": direction}
+    frame = pd.DataFrame(queries.run(kg, "compare-papers", params))
     if not frame.empty:
         frame.insert(0, "rank", range(1, len(frame) + 1))
-    frame.attrs.update(task=task, dataset=dataset, metric=name)
+    frame.attrs.update(task=task, dataset=dataset, metric=name, direction=direction, why=why)
     return frame
 
 
@@ -265,11 +282,6 @@ def plot(frame, path: str | Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
-
-
-def _metric_name(metric: str) -> str:
-    found = metrics.get(metric)
-    return found.name if found else metrics.slug(metric)
 
 
 def _check_exists(store, label: str, name: str) -> None:

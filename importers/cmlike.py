@@ -5,8 +5,8 @@ everything else is here. One artifact folder gives:
 
 - an ``Artifact`` node (uid, alias, kind = ``automation_alias``, format, tags, path, meta as
   JSON, digest of the meta bytes, source_uid, variations as declared, ``name.#`` kept);
-- a ``Variation`` node per key of ``variations`` (``group``, ``is_default`` from
-  ``default: true``, ``base``), linked by ``HAS_VARIATION``;
+- a ``Variation`` node per key of ``variations`` (``group``, ``is_default`` when it has a
+  ``default`` key, ``base``), linked by ``HAS_VARIATION``;
 - a :class:`~ckg.records.Dependency` per entry of ``deps``, ``prehook_deps``,
   ``posthook_deps``, ``post_deps``, at top level and inside each variation
   (``via_variation``), with its guard (``enable_if_env``, ``skip_if_env``,
@@ -334,7 +334,9 @@ def _read_artifact(
                     "uid": vuid,
                     "name": str(name),
                     "group": str(body.get("group") or ""),
-                    "is_default": is_true(body.get("default")),
+                    # MLCFlow tests only that the key is there: "default: true," (a string
+                    # in a real meta) and even "default: false" make the group's default.
+                    "is_default": "default" in body,
                     "base": as_list(body.get("base")),
                 },
             )

@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ckg import metrics
@@ -118,14 +118,15 @@ def build(rows: Iterable[Row], source_uid: str, out: ResultRecords | None = None
         else:
             found.props.update(clean)
 
-    for row in rows:
+    parsed = [(row, parse_value(row.raw, row.metric, unit=row.unit or None)) for row in rows]
+    scaled = _fraction_boards(parsed)
+    for row, value in parsed:
         if not norm_name(row.metric):
             out.tally.no_metric += 1
             records.warnings.append(
                 Problem(row.path, f"{row.where}: no metric named, row skipped", row.line)
             )
             continue
-        value = parse_value(row.raw, row.metric, unit=row.unit or None)
         if value.missing:
             out.tally.missing += 1
             records.warnings.append(
@@ -139,6 +140,11 @@ def build(rows: Iterable[Row], source_uid: str, out: ResultRecords | None = None
             )
         out.tally.results += 1
         metric = metrics.resolve(norm_name(row.metric))
+        extra = dict(row.extra)
+        if _board(row) in scaled and value.value is not None:
+            stderr = value.stderr * 100 if value.stderr is not None else None
+            value = replace(value, value=value.value * 100, stderr=stderr, unit="%")
+            extra["scale"] = SCALED
         uid = result_uid(source_uid, row.path, row.where, row.metric)
         task, dataset, model = norm_name(row.task), norm_name(row.dataset), norm_name(row.model)
         paper = paper_uid(row.paper)
@@ -160,7 +166,7 @@ def build(rows: Iterable[Row], source_uid: str, out: ResultRecords | None = None
                 "model": model,
                 "paper_uid": paper,
                 "date": row.paper_date,
-                **row.extra,
+                **extra,
             },
         )
         node(
@@ -202,6 +208,40 @@ def build(rows: Iterable[Row], source_uid: str, out: ResultRecords | None = None
             records.edges.append(Edge("ON", "Result", uid, "Platform", row.platform))
     records.nodes.extend(nodes.values())
     return out
+
+
+#: Said on a Result whose leaderboard published fractions of a percentage metric.
+SCALED = "x100: its leaderboard is on a 0-1 scale"
+
+
+def _board(row: Row) -> tuple:
+    return (row.path, norm_name(row.task), norm_name(row.dataset),
+            metrics.canonical_name(norm_name(row.metric)))
+
+
+def _fraction_boards(parsed: list) -> set[tuple]:
+    """Leaderboards (file, task, dataset, metric) that publish a percentage metric where
+    higher is better as fractions: every value in [0, 1], none written with ``%``, at least
+    two of them. Accuracy 0.93 is 93 %, never 0.93 %. Error rates are left alone, since
+    0.21 % is a plausible error.
+
+    >>> from ckg.values import parse_value
+    >>> rows = [Row("f", "r1", "Accuracy", "0.93"), Row("f", "r2", "Accuracy", "0.87")]
+    >>> _fraction_boards([(r, parse_value(r.raw, r.metric)) for r in rows])
+    {('f', '', '', 'accuracy')}
+    """
+    values: dict[tuple, list] = {}
+    for row, value in parsed:
+        if value.value is not None and norm_name(row.metric):
+            values.setdefault(_board(row), []).append((row, value))
+    boards = set()
+    for board, cells in values.items():
+        metric = metrics.resolve(board[3])
+        if metric.unit != "%" or metric.direction != "max" or len(cells) < 2:
+            continue
+        if all(0 <= v.value <= 1 and "%" not in str(r.raw) for r, v in cells):
+            boards.add(board)
+    return boards
 
 
 def _paper_link(link: str, uid: str) -> str:

@@ -29,10 +29,33 @@ from importers.published import UNREADABLE, ResultRecords, Row, build, read_json
 
 def is_pwc(data: object) -> bool:
     """Whether parsed JSON is a sota-extractor task list (or a single task)."""
+    return not why_not(data)
+
+
+def why_not(data: object) -> str:
+    """Why parsed JSON is not a sota-extractor task list, or ``""`` when it is one.
+
+    Decided by structure: a task is an object with ``task``; ``datasets`` and ``subtasks``,
+    where present, are lists. Real task lists hold tasks with neither (a task with no
+    leaderboard yet), so only one task of the file needs one of them.
+
+    >>> why_not([{"task": "A", "datasets": []}, {"task": "B", "description": "no board"}])
+    ''
+    >>> why_not([{"name": "x"}])
+    'item 0 has no "task" key'
+    """
     tasks = data if isinstance(data, list) else [data]
-    return bool(tasks) and all(
-        isinstance(t, dict) and "task" in t and ("datasets" in t or "subtasks" in t) for t in tasks
-    )
+    if not tasks:
+        return "an empty list"
+    boards = 0
+    for index, task in enumerate(tasks):
+        if not isinstance(task, dict) or "task" not in task:
+            return f'item {index} has no "task" key'
+        for key in ("datasets", "subtasks"):
+            if key in task and task[key] is not None and not isinstance(task[key], list):
+                return f'task {task["task"]!r}: "{key}" is not a list'
+        boards += "datasets" in task or "subtasks" in task
+    return "" if boards else 'no task has "datasets" or "subtasks"'
 
 
 def detect(root: Path, candidates: list[Path]) -> list[Path]:
@@ -68,8 +91,11 @@ def read(root: Path, source_uid: str, files: list[str | Path] | None = None) -> 
         data = read_json(root, rel, out)
         if data is UNREADABLE:
             continue
-        if not is_pwc(data):
-            out.warnings.append(Problem(name, "not a Papers with Code (sota-extractor) task list"))
+        reason = why_not(data)
+        if reason:
+            out.warnings.append(
+                Problem(name, f"not a Papers with Code (sota-extractor) task list: {reason}")
+            )
             continue
         build(rows(data, name), source_uid, out)
     return out

@@ -119,8 +119,27 @@ def read(root: Path, source_uid: str, files: list[str | Path] | None = None) -> 
         except InvalidInput as exc:
             out.warnings.append(Problem(rel.as_posix(), str(exc)))
             continue
+        if rows and not any(_has_number(row.raw) for row in rows):
+            # A file of another format read as a wide table makes one junk "metric" per
+            # key and a null Result per row: refuse it loudly instead.
+            columns = sorted({row.metric for row in rows if row.metric})[:6]
+            out.warnings.append(Problem(
+                rel.as_posix(),
+                f"read as a results table, but none of its {len(rows)} cells holds a number "
+                f"(columns {', '.join(columns) or 'none'}): left out; is it in another format?",
+            ))
+            continue
         build(_with_platforms(rows, out), source_uid, out)
     return out
+
+
+def _has_number(raw: object) -> bool:
+    """Whether a cell could hold a published figure (a number, or text with a digit)."""
+    if isinstance(raw, bool) or raw is None:
+        return False
+    if isinstance(raw, int | float):
+        return True
+    return isinstance(raw, str) and any(ch.isdigit() for ch in raw)
 
 
 def read_rows(path: Path, name: str) -> Iterator[Row]:

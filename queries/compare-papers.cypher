@@ -1,12 +1,15 @@
 // Every published result on a dataset (for a task and metric) across papers, best first.
-// Best follows the metric's direction (higher or lower is better); each row gives the model,
-// the value in its canonical unit, the string as published, the paper, its date, its code
-// links and the ingested artifacts that implement it.
+// Best follows the metric's direction (higher or lower is better, column direction): the
+// registry's, or one inferred from the metric's name; a metric with neither is not ranked
+// (direction null) until a direction is given. Each row gives the model, the value in its
+// canonical unit, the string as published, the paper, its date, its code links and the
+// ingested artifacts that implement it.
 //
 // Parameters:
 //   dataset   Dataset name as ingested, e.g. "SQuAD1.1".
 //   task      (optional) Task name as ingested, e.g. "Question Answering"; all tasks when left out.
 //   metric    (optional) Metric, canonical name or alias, e.g. f1 or "F1"; all metrics when left out.
+//   direction (optional) min or max: how to rank a metric whose direction is not known.
 //
 // Example:
 //   ckg query compare-papers -p task="Question Answering" -p dataset=SQuAD1.1 -p metric=f1
@@ -17,7 +20,9 @@ WHERE r.value IS NOT NULL AND ($task IS NULL OR t.name = $task)
 OPTIONAL MATCH (p:Paper)-[:REPORTS]->(r)
 OPTIONAL MATCH (a:Artifact)-[:IMPLEMENTS]->(p)
 WITH r, m, p, collect(DISTINCT a.uid) AS artifacts
+WITH r, m, p, artifacts, coalesce($direction, m.direction) AS direction
 RETURN m.name AS metric,
+       direction,
        r.model AS model,
        r.value AS value,
        r.unit AS unit,
@@ -29,4 +34,5 @@ RETURN m.name AS metric,
        p.code_urls AS code,
        artifacts,
        r.uid AS result
-ORDER BY metric, CASE WHEN m.direction = 'min' THEN r.value ELSE -r.value END, model, result
+ORDER BY metric, CASE direction WHEN 'min' THEN r.value WHEN 'max' THEN -r.value END, model,
+         result

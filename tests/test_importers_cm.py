@@ -402,3 +402,17 @@ def test_detect_classifies_each_folder_of_a_mixed_tree(tmp_path):
         "ck": ["ck/soft/lib.x/.cm/meta.json"],
         "generic": ["requirements.txt"],
     }
+
+
+def test_a_default_written_as_the_string_true_comma_is_the_group_default(corpora):
+    """A real meta says ``default: true,`` (a YAML string); MLCFlow tests only that the key
+    is there, so ``_python`` is the default implementation of this script."""
+    from importers import mlc
+
+    root = corpora / "mlperf-automations"
+    folder = "script/app-mlperf-inference-mlcommons-python"
+    records = mlc.read(root, "src", [root / folder / "meta.yaml"])
+    defaults = {n.props["name"]: n.props["is_default"] for n in records.nodes
+                if n.label == "Variation" and n.props["group"] == "implementation"}
+    assert defaults["python"] is True
+    assert sum(defaults.values()) == 1

@@ -82,6 +82,8 @@ def compare(
     task: str = typer.Option(..., "--task", help="Task name."),
     dataset: str = typer.Option(..., "--dataset", help="Dataset name."),
     metric: str = typer.Option(..., "--metric", help="Metric name or alias."),
+    higher: bool = typer.Option(False, "--higher-is-better", help="Rank higher values first."),
+    lower: bool = typer.Option(False, "--lower-is-better", help="Rank lower values first."),
     plot: str = typer.Option(None, "--plot", help="Also draw FILE.png, .svg, .pdf or .html."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
@@ -89,9 +91,18 @@ def compare(
     """Compare what every paper reported for a task, dataset and metric, best first.
 
     Example: ckg compare --task "Question Answering" --dataset SQuAD1.1 --metric F1
+
+    The direction comes from the metric registry, else from the metric's name (error, loss,
+    perplexity, bits per character, latency ... rank lower first); a metric with neither
+    needs --higher-is-better or --lower-is-better.
     """
+    from ckg.errors import UsageError
+
+    if higher and lower:
+        raise UsageError("give --higher-is-better or --lower-is-better, not both")
+    direction = "max" if higher else "min" if lower else None
     with open_graph() as kg:
-        frame = kg.compare(task=task, dataset=dataset, metric=metric)
+        frame = kg.compare(task=task, dataset=dataset, metric=metric, direction=direction)
     if plot:
         from ckg.results import plot as draw
 
@@ -106,6 +117,8 @@ def compare(
         row["paper"] = (row["paper"] or "")[:50]
     title = f"{frame.attrs['metric']} on {dataset} ({task})"
     print_rows(view, title=title)
+    better = "lower" if frame.attrs["direction"] == "min" else "higher"
+    print(f"ranked {better} is better: {frame.attrs['why']}")
     if plot:
         print(f"plot written to {plot}")
 

@@ -15,14 +15,12 @@ of CM's script automation (``_update_state_from_variations`` and helpers):
 - A dynamic variation ``name.#`` matches ``_name.VALUE``; ``#`` in its env values becomes
   ``VALUE``.
 
-CM treats any ``default`` key, even ``default: false``, as marking the group default; here
-only a true value does.
+As in MLCFlow, any ``default`` key marks its group's default, whatever its value: real metas
+hold ``default: true,`` (a string).
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-from ckg.plan.guards import FALSE_WORDS
 
 
 class VariationError(ValueError):
@@ -60,10 +58,6 @@ def is_declared(tag: str, variations: Mapping) -> bool:
     return static_name(tag, variations) in variations
 
 
-def _is_true(value) -> bool:
-    return bool(value) and str(value).lower() not in FALSE_WORDS
-
-
 def groups_of(variations: Mapping) -> dict[str, dict]:
     """``group -> {"variations": [...], "default": name or None}`` for a variations meta."""
     groups: dict[str, dict] = {}
@@ -71,7 +65,7 @@ def groups_of(variations: Mapping) -> dict[str, dict]:
         if isinstance(meta, Mapping) and meta.get("group"):
             group = groups.setdefault(str(meta["group"]), {"variations": [], "default": None})
             group["variations"].append(name)
-            if _is_true(meta.get("default")):
+            if "default" in meta:  # MLCFlow tests the key's presence, not its value
                 group["default"] = name
     return groups
 

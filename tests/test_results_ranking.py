@@ -1,0 +1,120 @@
+"""Rankings of published results are right: the direction of every metric is known or asked
+for, and said; a 0-1 scale is recognised; queries and ``compare`` name metrics alike.
+
+The leaderboards here are Papers with Code files in the corpus's format holding results as
+their papers published them (enwik8 bits per character, CIFAR-10 percentage error).
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ckg import queries
+from ckg.errors import UsageError
+
+ENWIK8_BPC = [  # model, bits per character on enwik8 as published
+    ("Compressive Transformer", "0.97"),
+    ("Transformer-XL (24 layers)", "0.99"),
+    ("64-layer Character Transformer Model", "1.06"),
+    ("mLSTM", "1.24"),
+    ("Recurrent Highway Networks", "1.27"),
+    ("LN HM-LSTM", "1.32"),
+]
+CIFAR10_ERROR = [("Wide ResNet", "3.08"), ("ResNet-1001", "4.62"), ("DenseNet", "3.46")]
+MNIST_ACCURACY_FRACTIONS = [("Branching CNN", "0.9984"), ("Simple CNN", "0.9953")]
+
+
+def board(task: str, dataset: str, metric: str, rows: list[tuple[str, str]]) -> dict:
+    return {
+        "task": task, "description": "", "categories": [], "synonyms": [], "subtasks": [],
+        "source_link": None,
+        "datasets": [{
+            "dataset": dataset, "description": "", "subdatasets": [],
+            "sota": {"metrics": [metric], "rows": [
+                {"model_name": model, "paper_title": "", "paper_url": "", "paper_date": None,
+                 "code_links": [], "uses_additional_data": False, "metrics": {metric: value}}
+                for model, value in rows]},
+        }],
+    }
+
+
+@pytest.fixture
+def leaderboards(kg, tmp_path):
+    folder = tmp_path / "boards"
+    folder.mkdir()
+    tasks = [
+        board("Language Modelling", "enwik8", "Bit per Character (BPC)", ENWIK8_BPC),
+        board("Image Classification", "CIFAR-10", "Percentage error", CIFAR10_ERROR),
+        board("Image Classification", "MNIST", "Accuracy", MNIST_ACCURACY_FRACTIONS),
+        board("Image Classification", "MNIST", "Widget Count", [("A", "3"), ("B", "5")]),
+    ]
+    (folder / "boards.json").write_text(json.dumps(tasks))
+    kg.import_results([folder / "boards.json"])
+    return kg
+
+
+def test_a_lower_is_better_leaderboard_is_ranked_best_first_with_its_rule(leaderboards):
+    frame = leaderboards.compare("Language Modelling", "enwik8", "Bit per Character (BPC)")
+    assert list(frame["value"]) == sorted(float(v) for _, v in ENWIK8_BPC)
+    assert frame.iloc[0]["model"] == "Compressive Transformer"
+    assert frame.attrs["direction"] == "min" and frame.attrs["why"] == "registry"
+
+
+def test_percentage_error_is_an_error_rate_not_a_word_error_rate(leaderboards):
+    rows = leaderboards.query(
+        "MATCH (r:Result)-[:OF_METRIC]->(m:Metric) WHERE r.dataset = 'CIFAR-10' "
+        "RETURN DISTINCT m.name AS metric, m.direction AS direction")
+    assert rows == [{"metric": "error_rate", "direction": "min"}]
+    frame = leaderboards.compare("Image Classification", "CIFAR-10", "Percentage error")
+    assert frame.iloc[0]["model"] == "Wide ResNet"
+
+
+def test_fractions_of_a_percentage_metric_are_scaled_and_the_original_kept(leaderboards):
+    frame = leaderboards.compare("Image Classification", "MNIST", "accuracy")
+    assert list(frame["value"]) == pytest.approx([99.84, 99.53])
+    assert list(frame["raw"]) == ["0.9984", "0.9953"]
+    [row] = leaderboards.query(
+        "MATCH (r:Result {model: 'Simple CNN'}) RETURN r.scale AS scale, r.unit AS unit")
+    assert row["scale"].startswith("x100") and row["unit"] == "%"
+
+
+def test_a_metric_of_unknown_direction_is_not_ranked_until_one_is_given(leaderboards):
+    with pytest.raises(UsageError, match="--higher-is-better or --lower-is-better"):
+        leaderboards.compare("Image Classification", "MNIST", "Widget Count")
+    frame = leaderboards.compare("Image Classification", "MNIST", "Widget Count", "max")
+    assert list(frame["model"]) == ["B", "A"] and frame.attrs["why"].startswith("given")
+    rows = queries.run(leaderboards, "compare-papers",
+                       {"dataset": "MNIST", "metric": "Widget Count"})
+    assert {r["direction"] for r in rows} == {None}  # listed, not ranked
+
+
+def test_the_named_query_and_compare_resolve_metric_names_alike(leaderboards):
+    for spelling in ("Bit per Character (BPC)", "BPC", "bits_per_character"):
+        rows = queries.run(leaderboards, "compare-papers",
+                           {"dataset": "enwik8", "metric": spelling})
+        frame = leaderboards.compare("Language Modelling", "enwik8", spelling)
+        assert [r["model"] for r in rows] == list(frame["model"])
+        assert len(rows) == len(ENWIK8_BPC)
+
+
+def test_compare_cli_prints_the_rule_and_asks_for_a_direction(leaderboards, ckg_home):
+    ckg = [str(Path(sys.executable).with_name("ckg"))]
+    shown = subprocess.run(
+        [*ckg, "compare", "--task", "Language Modelling", "--dataset", "enwik8", "--metric",
+         "BPC"], capture_output=True, text=True, env=_env(ckg_home))
+    assert shown.returncode == 0, shown.stderr
+    assert "ranked lower is better: registry" in shown.stdout
+    asked = subprocess.run(
+        [*ckg, "compare", "--task", "Image Classification", "--dataset", "MNIST", "--metric",
+         "Widget Count"], capture_output=True, text=True, env=_env(ckg_home))
+    assert asked.returncode == 2
+    assert "has no known direction" in asked.stderr and "--lower-is-better" in asked.stderr
+
+
+def _env(home: Path) -> dict:
+    import os
+
+    return {**os.environ, "CKG_HOME": str(home)}
