@@ -3,7 +3,8 @@
 A *point* is either a run, ``(Run)-[:MEASURED]->(Measurement {metric, value, unit})``, whose
 ``status`` is ``ok``; or a group of published results,
 ``(Paper)-[:REPORTS]->(Result {metric, value, unit})``, that share task, dataset, model,
-paper, platform, scenario and source record (one MLPerf submission, one leaderboard row).
+paper, platform, scenario and source record (one MLPerf submission, its records joined into a
+result set when a generation splits them; one leaderboard row).
 A point counts when it has a value for every objective; the rest are counted as left out.
 
 Membership is written back as ``(Run|Result)-[:IN_FRONT {front_rank}]->(Front)``, where the
@@ -56,7 +57,8 @@ WHERE ({where})
 RETURN res.uid AS uid, res.metric AS metric, res.value AS value, res.unit AS unit,
        res.task AS task, res.dataset AS dataset, res.model AS model,
        res.scenario AS scenario, res.system AS system, res.submitter AS submitter,
-       res.version AS version, res.record_uid AS record, p.uid AS paper,
+       res.version AS version, coalesce(res.result_set, res.record_uid) AS record,
+       p.uid AS paper,
        p.title AS paper_title, pl.uid AS platform
 """
 
@@ -182,6 +184,9 @@ def select(kg, objectives: list[Objective], *, source="runs", **filters):
     wide = long.pivot_table(
         index="point", columns="objective", values="value", aggfunc="mean", sort=True
     )
+    # Rows in a stable order, not the engine's: ties on a front, and the row that describes
+    # a point, are then the same on both stores.
+    long = long.sort_values(["point", "uid"], kind="stable")
     info = long.drop_duplicates("point").set_index("point")
     uids = long.groupby("point", sort=True)["uid"].agg(lambda s: sorted(set(s)))
     table = info[["label", "kind", *_descriptive(info)]].join(wide).join(uids.rename("uids"))

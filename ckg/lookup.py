@@ -164,6 +164,8 @@ def deps(store, alias_or_uid: str, depth: int | None = None, reverse: bool = Fal
                     frontier.append(child)
                 parent["children"].append(child)
             child["via"].append(row["via"])
+            if row["status"] == "ambiguous":  # from every edge, whatever order they came in
+                child["status"] = "ambiguous"
     return root
 
 
@@ -175,7 +177,8 @@ def _edges(store, uids: list[str], reverse: bool) -> list[dict]:
     )
     rows = store.run(
         f"MATCH {pattern} WHERE a.uid IN $uids RETURN a.uid AS parent, b.uid AS uid, "
-        f"b.alias AS alias, b.kind AS target_kind, {_EDGE} ORDER BY parent, alias, position",
+        f"b.alias AS alias, b.kind AS target_kind, {_EDGE} "
+        "ORDER BY parent, alias, uid, position, entry",
         {"uids": uids},
     )
     out = [_row(r, "ambiguous" if (r["matches"] or 1) > 1 else "ok") for r in rows]
@@ -184,7 +187,7 @@ def _edges(store, uids: list[str], reverse: bool) -> list[dict]:
             "MATCH (a:Artifact)-[:NEEDS]->(x:UnresolvedDependency) WHERE a.uid IN $uids "
             "RETURN a.uid AS parent, x.kind AS kind, x.tags AS tags, x.names AS names, "
             "x.guard AS guard, x.via_variation AS via_variation, x.position AS position, "
-            "x.uid AS entry ORDER BY parent, kind, position",
+            "x.uid AS entry ORDER BY parent, kind, position, entry",
             {"uids": uids},
         )
         out.extend(_row(r, "missing") for r in missing)

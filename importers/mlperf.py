@@ -15,10 +15,13 @@ Server) or latency (SingleStream, MultiStream); ``accuracy/accuracy.txt`` gives 
 ``power`` folders give the mean of the ``Watts`` samples of ``spl.txt`` (the analyser's whole
 log, not cut to the timed run, hence a slight underestimate of the power under load).
 
-Every record becomes a ``Platform`` (uid: a digest of the hardware and software fields) and one
-``Result`` per published metric on it, with ``scenario``, ``division``, ``version`` and
-``submitter`` on the Result. The task and dataset come from the benchmark model (MLPerf's
-reference datasets, :data:`BENCHMARKS`).
+Records of one submitter, system, version, model, scenario and division are one result set
+(:func:`result_set`): v4.x publishes throughput and power of one submission as two records.
+Every set becomes a ``Platform`` (uid: a digest of the hardware and software fields of its
+first record) and one ``Result`` per published metric on it, with ``scenario``,
+``division``, ``version``, ``submitter``, ``record_uid`` and ``result_set`` on the Result.
+The task and dataset come from the benchmark model (MLPerf's reference datasets,
+:data:`BENCHMARKS`).
 """
 
 import hashlib
@@ -170,16 +173,37 @@ def platform_node(system: dict) -> Node:
     return Node("Platform", uid, {k: v for k, v in props.items() if v not in (None, "", [])})
 
 
+def result_set(rec: dict) -> str:
+    """The result set a CM record belongs to: ``mlperf:`` and a digest of its submitter,
+    system, version, model, scenario and division.
+
+    From v4.0 on, the records split one submission in two (throughput with accuracy, then
+    power, each with its own uid); records of one set are one point of a front and one
+    row of a comparison. Each Result still names its own record in ``record_uid``.
+
+    >>> a = {"Organization": "SiMa", "Platform": "davinci_hhhl", "version": "v4.0",
+    ...      "Model": "resnet50", "Scenario": "Offline", "Division": "closed", "uid": "1"}
+    >>> result_set(a) == result_set({**a, "uid": "2", "Result_Power": 20.5})
+    True
+    """
+    key = [str(rec.get(k) or "") for k in
+           ("Organization", "Platform", "version", "Model", "Scenario", "Division")]
+    return "mlperf:" + hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+
+
 def _cm_rows(records: list[dict], path: str, out: ResultRecords) -> Iterator[Row]:
+    platforms: dict[str, Node] = {}  # one per result set: its first record's system
     for index, rec in enumerate(records):
-        system = {
-            "submitter": rec.get("Organization"),
-            "system_name": rec.get("SystemName"),
-            "system_id": rec.get("Platform"),
-            "system_type": rec.get("SystemType"),
-            **{k: rec.get(k) for k in _FINGERPRINT if k in rec},
-        }
-        platform = platform_node(system)
+        joined = result_set(rec)
+        if joined not in platforms:
+            platforms[joined] = platform_node({
+                "submitter": rec.get("Organization"),
+                "system_name": rec.get("SystemName"),
+                "system_id": rec.get("Platform"),
+                "system_type": rec.get("SystemType"),
+                **{k: rec.get(k) for k in _FINGERPRINT if k in rec},
+            })
+        platform = platforms[joined]
         out.nodes.append(platform)
         model = str(rec.get("Model") or "")
         task, dataset = BENCHMARKS.get(model.lower(), ("", ""))
@@ -191,6 +215,7 @@ def _cm_rows(records: list[dict], path: str, out: ResultRecords) -> Iterator[Row
             "system": rec.get("Platform"),
             "url": rec.get("url"),
             "record_uid": rec.get("uid"),
+            "result_set": joined,
         }
         where = f"record {index} ({rec.get('Organization')}/{rec.get('Platform')}/{model})"
         for field, unit_field in CM_METRICS:

@@ -192,22 +192,66 @@ def build(rows: Iterable[Row], source_uid: str, out: ResultRecords | None = None
                 records.edges.append(Edge(rel, "Result", uid, label, name))
         if paper:
             code = sorted({u for u in map(repo_url, row.code_links) if u})
-            node(
-                "Paper",
-                paper,
-                {
-                    "uid": paper,
-                    "url": _paper_link(row.paper, paper),
-                    "title": row.paper_title,
-                    "date": row.paper_date,
-                    "code_urls": code,
-                },
-            )
+            props = {
+                "uid": paper,
+                "url": _paper_link(row.paper, paper),
+                "title": row.paper_title,
+                "date": row.paper_date,
+                "code_urls": code,
+                "reported_dates": [f"{row.paper_date} ({row.path})"] if row.paper_date else [],
+            }
+            found = nodes.get(("Paper", paper))
+            if found is None:
+                node("Paper", paper, props)
+            else:
+                _merge_paper(found, props)
             records.edges.append(Edge("REPORTS", "Paper", paper, "Result", uid))
         if row.platform:
             records.edges.append(Edge("ON", "Result", uid, "Platform", row.platform))
     records.nodes.extend(nodes.values())
     return out
+
+
+def _merge_paper(kept: Node, props: dict) -> None:
+    """One Paper seen twice: the earliest date (the first version), every date with where it
+    was read, code links joined, the first title and link kept."""
+    dates = [d for d in (kept.props.get("date"), props.get("date")) if d]
+    if dates:
+        kept.props["date"] = min(dates)
+    reported = list(kept.props.get("reported_dates") or [])
+    reported += [d for d in props.get("reported_dates") or [] if d not in reported]
+    kept.props["reported_dates"] = sorted(reported)
+    code = set(kept.props.get("code_urls") or []) | set(props.get("code_urls") or [])
+    if code:
+        kept.props["code_urls"] = sorted(code)
+    for key in ("title", "url"):
+        if not kept.props.get(key) and props.get(key):
+            kept.props[key] = props[key]
+
+
+def settle_papers(out: Records) -> None:
+    """Make each Paper one node across the files of one import, dated by one rule.
+
+    A paper that several files date differently keeps its earliest date, lists every date
+    with its file in ``reported_dates``, and gets one warning naming them: both engines then
+    store the same date, whatever order they write in.
+    """
+    kept: dict[str, Node] = {}
+    others = []
+    for n in out.nodes:
+        if n.label != "Paper":
+            others.append(n)
+        elif n.key in kept:
+            _merge_paper(kept[n.key], n.props)
+        else:
+            kept[n.key] = n
+    for paper in kept.values():
+        dates = {d.split(" (", 1)[0] for d in paper.props.get("reported_dates") or []}
+        if len(dates) > 1:
+            out.warnings.append(Problem(
+                paper.key, f"dated {'; '.join(paper.props['reported_dates'])}: kept the "
+                f"earliest, {paper.props['date']}"))
+    out.nodes[:] = others + list(kept.values())
 
 
 #: Said on a Result whose leaderboard published fractions of a percentage metric.

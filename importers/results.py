@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ckg.errors import InvalidInput
 from importers import mlperf, pwc, tables
-from importers.published import ResultRecords
+from importers.published import ResultRecords, settle_papers
 
 FORMATS = {"pwc": pwc, "mlperf": mlperf, "tables": tables}
 SUFFIXES = (".json", ".csv", ".tsv", ".yaml", ".yml")
@@ -51,6 +51,7 @@ def read(root: Path, source_uid: str, found: dict[str, list[Path]] | None = None
     for fmt, files in found.items():
         part = FORMATS[fmt].read(root, source_uid, [Path(f).relative_to(root) for f in files])
         _merge(out, part)
+    settle_papers(out)
     return out
 
 
@@ -68,6 +69,7 @@ def read_file(path: Path, source_uid: str) -> ResultRecords:
         if module.detect(root, [rel]) or (module is tables and path.suffix in tables.DATA_SUFFIXES):
             out = module.read(root, source_uid, [rel])
             if out.tally.rows or out.nodes:
+                settle_papers(out)
                 return out
     raise InvalidInput(f"{path}: not in a known results format ({KNOWN})")
 
