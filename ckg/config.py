@@ -1,19 +1,26 @@
 """Configuration: flags first, then the environment, then defaults.
 
-``CKG_HOME``   ckg's own folder (embedded database, caches, journal). Default:
-               ``$XDG_DATA_HOME/.ckg``, that is ``~/.local/share/.ckg`` on most systems.
+``CKG_HOME``   ckg's own folder (embedded database, caches, journal), private to its owner
+               (mode 0700). Default: ``$XDG_DATA_HOME/.ckg``, that is ``~/.local/share/.ckg``.
 ``CKG_DB``     ``embedded`` or a Neo4j URI; ``NEO4J_URI`` is read when it is unset.
 ``NEO4J_USERNAME`` / ``NEO4J_PASSWORD``  Neo4j credentials; never written anywhere.
 """
 
 import os
+import stat
+from contextlib import contextmanager
 from pathlib import Path
 
 from ckg.errors import StoreUnavailable
 
+#: The umask ckg writes under: what it creates is its owner's alone (0700 folders, 0600 files).
+PRIVATE_UMASK = 0o077
+# The umask the user started ckg with, while :func:`private_files` replaced it.
+_user_umask: int | None = None
+
 
 def home() -> Path:
-    """ckg's home folder, created if missing; raises StoreUnavailable if it cannot be."""
+    """ckg's home folder, created private if missing; raises StoreUnavailable if it cannot be."""
     configured = os.environ.get("CKG_HOME")
     if configured:
         path = Path(configured).expanduser()
@@ -21,13 +28,62 @@ def home() -> Path:
         data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
         path = Path(data) / ".ckg"
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-probe"
+        private_dir(path)
+        # One probe per process: with a shared name, two processes starting at once could
+        # each unlink the other's probe and fail with "No such file or directory".
+        probe = path / f".write-probe-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
         raise StoreUnavailable(f"CKG_HOME {path} cannot be written: {exc.strerror}") from None
     return path
+
+
+def private_dir(path: Path) -> Path:
+    """Make ``path`` a folder only its owner can enter (0700), creating it if missing.
+
+    The home holds the database, the run journal and the embedded server's socket: another
+    local user who could enter it could read all of that, or plant a server of their own.
+
+    Raises
+    ------
+    StoreUnavailable
+        When ``path`` exists and belongs to another user (its owner could change it back).
+    """
+    path = Path(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid != os.getuid():
+        raise StoreUnavailable(f"{path} belongs to another user (uid {info.st_uid}), not to you")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+@contextmanager
+def private_files():
+    """Create files and folders private to their owner inside the block (umask 077).
+
+    The umask is the process's: the block is for ckg's own processes and its ingest and run
+    steps. Commands ckg runs for the user get the user's umask back (:func:`user_umask`).
+    """
+    global _user_umask
+    previous = os.umask(PRIVATE_UMASK)
+    outermost = _user_umask is None
+    if outermost:
+        _user_umask = previous
+    try:
+        yield
+    finally:
+        os.umask(previous)
+        if outermost:
+            _user_umask = None
+
+
+def user_umask() -> int:
+    """The umask to start the user's commands with: theirs, or -1 (inherit) outside
+    :func:`private_files`, so that a script writes files as it would without ckg."""
+    return -1 if _user_umask is None else _user_umask
 
 
 def db_uri() -> str:

@@ -9,8 +9,12 @@ The stages, each a plain value handed to the next:
    mtime changed is hashed, and only units whose bytes changed are parsed, by the format's
    importer (``importers.<format>.read``).
 4. Records are grouped per artifact and digested; only new or changed artifacts are written.
-5. Dependencies of written artifacts are resolved with :func:`ckg.resolve.resolve` against
-   every artifact in the graph (one query), the own source first.
+5. The store's ingest lock is taken (:func:`ckg.ingest_write.write_lock`; concurrent ingests
+   into one store are serialised from here on, so each resolves against a graph no other is
+   writing). Should another ingest of this same source have written since stage 2, the
+   ingest starts again, the lock held. Dependencies of written artifacts are resolved with
+   :func:`ckg.resolve.resolve` against every artifact in the graph (one query), the own
+   source first.
 6. Writes, in an order that lets a killed ingest be repaired: ``Source.complete`` set false,
    artifacts and edges merged, artifacts gone deleted, other sources' unresolved entries
    re-resolved, ``complete`` set true; then the manifest is saved. A source found incomplete
@@ -18,6 +22,11 @@ The stages, each a plain value handed to the next:
 7. When anything was written, papers whose code links name this repository (its location or
    its Git ``origin``) get ``(Artifact)-[:IMPLEMENTS]->(Paper)`` (:func:`ckg.results.link_code`),
    so results imported before the code find it too.
+8. Entries of the source still missing are resolved again, under the lock, when an artifact
+   now in the graph carries their tags: so does an ingest that found its source unchanged.
+   The look (:func:`ckg.ingest_write.resolvable`, a scan of the artifacts) is made only
+   when an ingest has written since the last one (the manifest keeps the graph's
+   :func:`ckg.ingest_write.graph_mark`, one query over the sources).
 """
 
 import hashlib
@@ -30,7 +39,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ckg.errors import InvalidInput, UsageError
-from ckg.ingest_write import count_resolution, graph_artifacts, write_plan
+from ckg.ingest_write import (
+    count_resolution,
+    graph_artifacts,
+    graph_mark,
+    mark_complete,
+    resolvable,
+    resolve_missing,
+    write_lock,
+    write_plan,
+)
 from ckg.records import Dependency, Edge, Node, Problem, Records
 from importers.archives import Limits
 from importers.sources import kind_of, open_source, source_uid, walk_files
@@ -169,9 +187,9 @@ def ingest(
     location, kind = _locate(source)
     uid = source_uid(location, ref or "")
     manifest_file = _manifest_path(kg, uid)
-    old = _load_manifest(manifest_file)
-    node = kg.store.get_node("Source", uid)
-    trusted = bool(old and node and node.get("complete") and old.get("format") == fmt)
+    seen = _Seen.load(kg, uid, manifest_file)
+    old, node = seen.manifest, seen.node
+    trusted = seen.trusted(fmt)
     summary = IngestSummary(uid, location, kind, name=name or (node or {}).get("name", ""))
 
     archive_stat = None
@@ -179,54 +197,137 @@ def ingest(
         st = os.stat(location)
         archive_stat = [st.st_size, st.st_mtime_ns]
         if trusted and old["archive"] == archive_stat:
-            return _finish_unchanged(kg, summary, old, node, name, strict, started)
+            return _finish_unchanged(kg, summary, manifest_file, old, node, name, strict, started)
     tree = open_source(location, ref=ref, cache=kg.home / "cache", limits=limits)
     summary.commit = tree.commit
     listing = _listing(tree.root)
     summary.files = len(listing)
     listing_digest = _digest_listing(listing)
     if trusted and old["listing"] == listing_digest and old["commit"] == tree.commit:
-        old["archive"] = archive_stat
-        _save_manifest(manifest_file, old)
+        if old["archive"] != archive_stat:  # an archive touched but not changed
+            old["archive"] = archive_stat
+            _save_manifest(manifest_file, old)
         # A remote added or changed since: the one provenance a clean tree can hide.
         moved = {k: v for k, v in tree.props().items() if node.get(k) != v}
-        return _finish_unchanged(kg, summary, old, node, name, strict, started, moved)
+        return _finish_unchanged(
+            kg, summary, manifest_file, old, node, name, strict, started, moved
+        )
 
     state = _Reader(tree.root, uid, listing, old if trusted else None, fmt, report)
     state.read()
     summary.meta_files, summary.parsed = len(state.units), state.parsed
-    graph = graph_artifacts(kg.store)
-    state.claim_uids(graph)
-    summary.renamed = state.renamed
     summary.warnings = state.all_warnings()
     if strict and summary.warnings:
         raise StrictFailure(summary)
+    moved = trusted and (
+        bool(name and name != node.get("name"))
+        or any(node.get(k) != v for k, v in tree.props().items())
+    )
+    if trusted and not moved and not state.changes():
+        # Files changed but no artifact did (a script edited, a meta file touched): the
+        # manifest is all there is to write, and the graph lock is not needed.
+        _count_plan(summary, state.plan(None))
+        mark = _settle_missing(kg, summary, old.get("settled"))
+        state.save(manifest_file, tree, archive_stat, listing_digest, fmt, mark)
+        return _done(summary, started)
+    with write_lock(kg.store) as held:
+        if not held.reentered and _Seen.load(kg, uid, manifest_file, parse=False) != seen:
+            # Another ingest of this source wrote after stage 2: what was read may undo part
+            # of its work. Start again, keeping the lock (it is reentrant in this thread).
+            options = dict(ref=ref, name=name, fmt=fmt, strict=strict, limits=limits)
+            return ingest(kg, source, progress=progress, **options)
+        graph = graph_artifacts(kg.store)
+        state.claim_uids(graph)
+        summary.renamed = state.renamed
+        own_before = {u for u, row in graph.items() if row["source_uid"] == uid}
+        plan = state.plan(own_before if not trusted else None)
+        _count_plan(summary, plan)
+        source_props = {
+            **tree.props(),
+            "name": summary.name,
+            "complete": False,
+            "artifacts": summary.artifacts,
+        }
+        settled = False  # whether every entry of the source was resolved just now
+        if plan.new or plan.changed or plan.removed or plan.shared.nodes or not trusted:
+            summary.reresolved = write_plan(kg.store, uid, source_props, plan, graph, report)
+            settled = bool(plan.new or plan.changed)
+            held.confirm()
+            mark_complete(kg.store, uid, source_props)
+            summary.wrote = True
+        elif moved:
+            # Only provenance moved (a commit that touched no meta file, a new name).
+            props = {**source_props, "complete": True}
+            kg.store.upsert_nodes("Source", [{"key": uid, "props": props}])
+            summary.wrote = True
+        if summary.wrote:
+            summary.implements = _link_code(kg, uid)
+        mark = _settle_missing(kg, summary, None, settled=settled, report=report)
+        state.save(manifest_file, tree, archive_stat, listing_digest, fmt, mark)
+        return _done(summary, started)
 
-    own_before = {u for u, row in graph.items() if row["source_uid"] == uid}
-    plan = state.plan(own_before if not trusted else None)
+
+def _count_plan(summary: IngestSummary, plan: "_Plan") -> None:
     summary.new, summary.changed = len(plan.new), len(plan.changed)
     summary.removed, summary.unchanged = len(plan.removed), plan.unchanged
-    source_props = {
-        **tree.props(),
-        "name": summary.name,
-        "complete": False,
-        "artifacts": summary.artifacts,
-    }
-    if plan.new or plan.changed or plan.removed or plan.shared.nodes or not trusted:
-        summary.reresolved = write_plan(kg.store, uid, source_props, plan, graph, report)
-        summary.wrote = True
-    elif (
-        name and name != node.get("name") or any(node.get(k) != v for k, v in tree.props().items())
-    ):
-        # Only provenance moved (a commit that touched no meta file, a new name).
-        kg.store.upsert_nodes("Source", [{"key": uid, "props": {**source_props, "complete": True}}])
-        summary.wrote = True
-    state.save(manifest_file, tree, archive_stat, listing_digest, fmt)
-    if summary.wrote:
-        summary.implements = _link_code(kg, uid)
+
+
+def _settle_missing(kg, summary, known, *, settled=False, report=None) -> str | None:
+    """Count edges and entries; resolve again the entries still missing that now match.
+
+    Entries of the source left missing whose targets have come since (by an ingest that
+    ran alongside this source's last one, say) are resolved under the lock. The look for
+    such targets (:func:`ckg.ingest_write.resolvable`) is skipped when this ingest
+    ``settled`` every entry of the source already, or when the graph's mark
+    (:func:`ckg.ingest_write.graph_mark`) is still ``known``, the mark at which the
+    manifest says no missing entry matched. Returns the mark for the manifest (None when
+    nothing is missing).
+    """
+    missing = count_resolution(kg.store, summary)
+    if not missing:
+        return None
+    mark = graph_mark(kg.store)  # read first: a change after it only makes it stale
+    if settled or mark == known or not resolvable(kg.store, missing):
+        return mark
+    with write_lock(kg.store):
+        found = resolve_missing(kg.store, summary.uid, report)
+    summary.reresolved += found
+    summary.wrote = summary.wrote or bool(found)
     count_resolution(kg.store, summary)
+    return mark
+
+
+def _done(summary: IngestSummary, started: float) -> IngestSummary:
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What an ingest knows of its source before reading it: manifest and ``Source`` node.
+
+    The manifest is compared by its file's identity (a save replaces the file), so that the
+    check made under the lock does not parse it again.
+    """
+
+    stamp: tuple | None
+    manifest: dict | None = field(compare=False)
+    node: dict | None
+
+    @classmethod
+    def load(cls, kg, uid: str, path: Path, *, parse: bool = True) -> "_Seen":
+        try:
+            st = path.stat()
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        manifest = _load_manifest(path) if stamp and parse else None
+        return cls(stamp, manifest, kg.store.get_node("Source", uid))
+
+    def trusted(self, fmt: str) -> bool:
+        """Whether the manifest describes the graph: the last ingest of ``fmt`` completed."""
+        old, node = self.manifest, self.node
+        return bool(old and node and node.get("complete") and old.get("format") == fmt)
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -263,6 +364,8 @@ class _Reader:
         from importers.detect import detect_formats
 
         detected = detect_formats(self.root)
+        # Names that are not UTF-8 were left out by detection: each is one warning.
+        self.fmt_warnings["names"] = [[p.path, p.line, p.message] for p in detected.problems]
         formats = FORMATS if self.fmt == "auto" else (self.fmt,)
         old_units = self.old["units"] if self.old else {}
         done = 0
@@ -399,6 +502,15 @@ class _Reader:
             out.extend(Problem(path, msg, line) for path, line, msg in items)
         return out
 
+    def changes(self) -> bool:
+        """Whether :meth:`plan` of a trusted source would write anything."""
+        old_digests = self.old["artifacts"]
+        return bool(
+            self.shared.nodes
+            or self.affected - self.parsed_artifacts
+            or any(old_digests.get(uid) != g.digest() for uid, g in self.groups.items())
+        )
+
     def plan(self, own_in_graph: set[str] | None) -> _Plan:
         """Compare parsed groups with the manifest (trusted) or the graph (repair)."""
         old_digests = self.old["artifacts"] if self.old else {}
@@ -419,7 +531,7 @@ class _Reader:
             unchanged = len(set(old_digests) - removed) - len(changed)
         return _Plan(new, changed, removed, unchanged, self.shared)
 
-    def save(self, path: Path, tree, archive_stat, listing_digest: str, fmt: str) -> None:
+    def save(self, path: Path, tree, archive_stat, listing_digest: str, fmt: str, mark) -> None:
         artifacts = {u: a for u, a in (self.old["artifacts"] if self.old else {}).items()}
         for uid in self.affected - self.parsed_artifacts:
             artifacts.pop(uid, None)
@@ -438,6 +550,7 @@ class _Reader:
                 "units": self.units,
                 "artifacts": artifacts,
                 "fmt_warnings": self.fmt_warnings,
+                "settled": mark,
             },
         )
 
@@ -548,10 +661,13 @@ def _save_manifest(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def _finish_unchanged(kg, summary, old, node, name, strict, started, moved=None) -> IngestSummary:
+def _finish_unchanged(
+    kg, summary, manifest_file, old, node, name, strict, started, moved=None
+) -> IngestSummary:
     """Nothing changed on disk: report from the manifest and the graph, write nothing.
 
-    Only a new ``name``, or provenance that ``moved`` (a Git remote set since), is written.
+    Only a new ``name``, or provenance that ``moved`` (a Git remote set since), is written,
+    and entries left missing whose targets have come since are resolved.
     """
     summary.commit = old["commit"]
     summary.files = old["files"]
@@ -562,15 +678,18 @@ def _finish_unchanged(kg, summary, old, node, name, strict, started, moved=None)
     ] + [Problem(p, msg, line) for items in old["fmt_warnings"].values() for p, line, msg in items]
     if strict and summary.warnings:
         raise StrictFailure(summary)
-    props = {**(moved or {}), **({"name": name} if name and name != node.get("name") else {})}
+    named = name and name != node.get("name")
+    props = {**(moved or {}), **({"name": name} if named else {})}
     if props:
         kg.store.upsert_nodes("Source", [{"key": summary.uid, "props": props}])
         summary.wrote = True
     if moved:
         summary.implements = _link_code(kg, summary.uid)
-    count_resolution(kg.store, summary)
-    summary.seconds = time.perf_counter() - started
-    return summary
+    mark = _settle_missing(kg, summary, old.get("settled"))
+    if mark != old.get("settled"):
+        old["settled"] = mark
+        _save_manifest(manifest_file, old)
+    return _done(summary, started)
 
 
 def _link_code(kg, uid: str) -> int:

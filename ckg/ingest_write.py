@@ -3,10 +3,58 @@
 The order keeps a killed ingest repairable (see :mod:`ckg.ingest`): ``Source.complete`` set
 false, artifacts and their edges merged, entries pointing at removed or re-tagged artifacts
 detached, removed artifacts deleted, entries resolved again, ``complete`` set true.
+
+Concurrent ingests
+------------------
+Resolution reads the whole graph (every artifact is a candidate, every unresolved entry may
+be settled by new artifacts) and then writes, so two ingests interleaving their reads and
+writes would each resolve against a graph that lacks the other's artifacts, and leave
+entries missing that neither re-checks. Every ingest that writes therefore holds the
+store's ingest lock (:func:`write_lock`) from its first read of the graph to its last write:
+ingests are serialised per store, each one sees the graph the previous one left, and the
+result is the graph of some sequential order. Reading and parsing the source happen before
+the lock, so two ingests still parse in parallel.
+
+The lock lives where the store lives, so that every writer of the store shares it:
+
+- embedded FalkorDB (one server per ``CKG_HOME``, only processes of that machine reach it):
+  ``fcntl.flock`` on ``CKG_HOME/ingest.lock``. The kernel drops the lock when its holder
+  exits, however it exits; the holder's pid is written in the file for the wait message.
+- Neo4j (one server, clients on any number of machines): a file lock would only exclude
+  processes of one machine, so the lock is in the graph. The holder opens a transaction
+  and writes the ``IngestLock {uid: "ingest"}`` node (unique by constraint
+  ``ingest_lock_uid``), and keeps that transaction open while it ingests: Neo4j keeps the
+  node's write lock until the transaction ends, and makes any other writer of that node
+  wait. When the holder dies, its connection closes and the server rolls the transaction
+  back, which frees the lock; there is no lease to expire under a slow holder. A second
+  node, ``IngestLock {uid: "ingest:holder"}``, carries the holder's pid and host for the
+  wait message. Should the server end the lock's transaction early (a
+  ``db.transaction.timeout``, a restart), :meth:`Held.confirm` fails before the source is
+  marked complete, so the next ingest re-reads it whole.
+
+An ingest that writes nothing does not take the lock, unless entries of its source are
+still missing and an artifact now in the graph carries their tags (:func:`resolvable`, one
+query that returns only such artifacts): it then resolves them again under the lock
+(:func:`resolve_missing`). A graph left with stale missing entries (by an ingest of an
+older version, or by a resolution that ran while the lock was lost) thus heals on the next
+ingest of either side, even one that finds its source unchanged. The manifest keeps the
+graph's :func:`graph_mark` of the last such look, so that while no ingest has written
+since, an unchanged re-ingest pays one query over the ``Source`` nodes instead of a scan
+of the artifacts.
 """
 
+import fcntl
+import hashlib
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
+from ckg.errors import CkgError, StoreUnavailable
 from ckg.records import Dependency, Edge, Records
 from ckg.store.base import BATCH_SIZE
 
@@ -22,6 +70,15 @@ DEP_FIELDS = (
     "version_min",
     "version_max",
 )
+#: The embedded engine's lock file, in its ``CKG_HOME``.
+LOCK_FILE = "ingest.lock"
+#: Seconds a Neo4j ingest waits for the lock before it says who holds it.
+NOTICE_AFTER = 0.5
+_LOCK_KEY = "ingest"
+_HOLDER_KEY = "ingest:holder"
+# Not "ckg_...": those names are the graph model's constraints (ckg.schema.NODE_KEYS).
+_LOCK_CONSTRAINT = "ingest_lock_uid"
+_FIELDS_OF_U = ", ".join(f"u.{f} AS {f}" for f in DEP_FIELDS)
 
 _CANDIDATES = (
     "MATCH (a:Artifact) RETURN a.uid AS uid, a.alias AS alias, a.kind AS kind, "
@@ -33,8 +90,29 @@ _DEPENDS_ON = (
 )
 
 
+# One scan: an UNWIND of the tag lists would scan the artifacts once per list.
+_PROBE = (
+    "MATCH (b:Artifact) WHERE any(p IN $plains WHERE all(t IN p WHERE t IN b.tags)) "
+    "RETURN b.uid AS uid, b.alias AS alias, b.kind AS kind, b.tags AS tags, "
+    "b.variations AS variations, b.source_uid AS source_uid"
+)
+_MARKS = "MATCH (s:Source) RETURN s.uid AS uid, s.ingested_at AS at, s.complete AS done"
+
+
 def graph_artifacts(store) -> dict[str, dict]:
     return {row["uid"]: row for row in store.run(_CANDIDATES)}
+
+
+def graph_mark(store) -> str:
+    """A digest that changes whenever the artifacts of the graph may have changed.
+
+    Only ingest writes artifacts, and every ingest that writes sets its ``Source.complete``
+    false first and true with a new ``ingested_at`` last: the pairs of all sources say
+    whether an artifact can have come (or changed) since. One query over the few sources.
+    """
+    rows = store.run(_MARKS)
+    body = sorted((r["uid"], str(r["at"]), bool(r["done"])) for r in rows)
+    return hashlib.sha256(json.dumps(body).encode()).hexdigest()[:16]
 
 
 def write_plan(store, uid: str, source_props: dict, plan, graph: dict, report) -> int:
@@ -43,6 +121,8 @@ def write_plan(store, uid: str, source_props: dict, plan, graph: dict, report) -
     Besides the source's own entries, three kinds of entries of other artifacts are resolved
     again: those that pointed at a removed artifact, those that pointed at an artifact whose
     tags, variations or kind changed, and unresolved ones that the new artifacts may match.
+    The caller holds :func:`write_lock` (``graph`` was read under it) and marks the source
+    complete afterwards (:func:`mark_complete`).
     """
     store.upsert_nodes("Source", [{"key": uid, "props": source_props}])
     written = {**plan.new, **plan.changed}
@@ -70,18 +150,49 @@ def write_plan(store, uid: str, source_props: dict, plan, graph: dict, report) -
     }
     detached = _detach_incoming(store, plan.removed | retargeted, set(written))
     _remove(store, plan.removed)
-    pending = _pending(store, set(written)) if groups else []
+    pending = _unresolved(store, skip=set(written)) if groups else []
     _write_resolutions(store, _resolve(detached, candidates), report)
     found = [r for r in _resolve(pending, candidates) if r.matches]
-    if found:
-        store.write(
-            "UNWIND $entries AS e MATCH (u:UnresolvedDependency {uid: e}) DETACH DELETE u",
-            {"entries": [r.entry for r in found]},
-        )
-        _write_resolutions(store, found, report)
+    _settle(store, found, report)
+    return len(found)
 
+
+def mark_complete(store, uid: str, source_props: dict) -> None:
+    """The last write of an ingest: ``Source.complete`` true, with the time."""
     done = {**source_props, "complete": True, "ingested_at": datetime.now(UTC).isoformat()}
     store.upsert_nodes("Source", [{"key": uid, "props": done}])
+
+
+def resolvable(store, missing: list[Dependency]) -> bool:
+    """Whether any of the ``missing`` entries would match an artifact of the graph now.
+
+    Cheap enough for every ingest, unchanged ones included: one query returns only the
+    artifacts that carry every plain tag of some entry (usually none), and those are
+    resolved with CM's rules. Entries without a plain tag need every artifact.
+    """
+    from ckg.resolve import parse_tags, resolve
+
+    queries = {parse_tags(d.tags) for d in missing}
+    if any(q.variations and not q.plain for q in queries):
+        candidates = list(graph_artifacts(store).values())
+    else:
+        plains = sorted({q.plain for q in queries if q.plain})
+        if not plains:
+            return False
+        candidates = store.run(_PROBE, {"plains": [list(p) for p in plains]})
+    return any(r.matches for r in resolve(missing, candidates))
+
+
+def resolve_missing(store, uid: str, report=None) -> int:
+    """Resolve the missing entries of source ``uid`` again, against the whole graph.
+
+    The caller holds :func:`write_lock`. Returns the number of entries that now match.
+    """
+    pending = _unresolved(store, source=uid)
+    if not pending:
+        return 0
+    found = [r for r in _resolve(pending, list(graph_artifacts(store).values())) if r.matches]
+    _settle(store, found, report or (lambda stage, done, total: None))
     return len(found)
 
 
@@ -184,20 +295,37 @@ def _dependency(src: str, row: dict) -> Dependency:
     return Dependency(artifact_uid=src, **values)
 
 
-def _pending(store, skip: set[str]) -> list[Dependency]:
-    """Unresolved entries in the whole graph, except those of artifacts in ``skip``."""
-    fields = ", ".join(f"u.{f} AS {f}" for f in DEP_FIELDS)
-    rows = store.run(
-        f"MATCH (a:Artifact)-[:NEEDS]->(u:UnresolvedDependency) RETURN a.uid AS src, {fields}"
-    )
+def _unresolved(store, *, skip: set[str] = frozenset(), source: str | None = None):
+    """Unresolved entries of the whole graph (or of one source), except those of ``skip``."""
+    if source is None:
+        rows = store.run(
+            "MATCH (a:Artifact)-[:NEEDS]->(u:UnresolvedDependency) "
+            f"RETURN a.uid AS src, {_FIELDS_OF_U}"
+        )
+    else:
+        rows = store.run(
+            "MATCH (a:Artifact {source_uid: $s})-[:NEEDS]->(u:UnresolvedDependency) "
+            f"RETURN a.uid AS src, {_FIELDS_OF_U}",
+            {"s": source},
+        )
     return [_dependency(r["src"], r) for r in rows if r["src"] not in skip]
 
 
-def count_resolution(store, summary) -> None:
+def _settle(store, found, report) -> None:
+    """Replace the ``UnresolvedDependency`` of each entry in ``found`` by its edges."""
+    if found:
+        store.write(
+            "UNWIND $entries AS e MATCH (u:UnresolvedDependency {uid: e}) DETACH DELETE u",
+            {"entries": [r.entry for r in found]},
+        )
+        _write_resolutions(store, found, report)
+
+
+def count_resolution(store, summary) -> list[Dependency]:
     """Edges and unresolved entries of the source's artifacts, read back from the graph.
 
     Counted in the engine: returning every edge costs more than the rest of an unchanged
-    re-ingest.
+    re-ingest. Returns the missing entries, for :func:`resolvable`.
     """
     summary.edges = store.run(
         "MATCH (a:Artifact {source_uid: $s})-[r:DEPENDS_ON]->(:Artifact) RETURN count(r) AS n",
@@ -223,12 +351,190 @@ def count_resolution(store, summary) -> None:
         item["candidates"].append(row["target"])
     missing = store.run(
         "MATCH (a:Artifact {source_uid: $s})-[:NEEDS]->(u:UnresolvedDependency) "
-        "RETURN a.alias AS alias, u.uid AS entry, u.tags AS tags",
+        f"RETURN a.alias AS alias, a.uid AS src, u.uid AS entry, {_FIELDS_OF_U}",
         {"s": summary.uid},
     )
     for item in ambiguous.values():
         item["candidates"].sort()
     summary.unresolved = [
-        {**row, "status": "missing", "candidates": []} for row in missing
+        {
+            "alias": r["alias"],
+            "entry": r["entry"],
+            "tags": r["tags"],
+            "status": "missing",
+            "candidates": [],
+        }
+        for r in missing
     ] + sorted(ambiguous.values(), key=lambda item: item["entry"])
     summary.missing, summary.ambiguous = len(missing), len(ambiguous)
+    return [_dependency(r["src"], r) for r in missing]
+
+
+# --- the store's ingest lock ------------------------------------------------------------
+
+
+class Held:
+    """The ingest lock, held: :meth:`confirm` checks it is still held.
+
+    ``reentered`` is true in a nested :func:`write_lock` of a thread that holds it already.
+    """
+
+    reentered = False
+
+    def confirm(self) -> None:
+        """Raise :class:`StoreUnavailable` if the lock was lost (a file lock never is)."""
+
+
+class _Reentered(Held):
+    reentered = True
+
+    def __init__(self, outer: Held):
+        self.outer = outer
+
+    def confirm(self) -> None:
+        self.outer.confirm()
+
+
+#: The locks this process holds, by store and thread, so that a thread can nest them.
+_HELD: dict[tuple[str, str, int], Held] = {}
+
+
+def notice(text: str) -> None:
+    """Tell the person at the terminal why ingest waits (stderr, the progress bars' stream)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def write_lock(store, tell: Callable[[str], None] = notice) -> Iterator[Held]:
+    """Hold the ingest lock of ``store`` for the block; wait, saying so, while another has it.
+
+    Parameters
+    ----------
+    store : GraphStore
+        The embedded engine locks ``CKG_HOME/ingest.lock`` with ``fcntl.flock``; Neo4j locks
+        a node of the graph (see the module's docstring).
+    tell : callable
+        Called once with ``waiting for another ingest into <where> (pid N) ...`` when the
+        lock is held by another process.
+
+    Yields
+    ------
+    Held
+        Nested in a block of the same thread and store, the lock is not taken again.
+
+    Raises
+    ------
+    StoreUnavailable
+        The lock file cannot be opened, or the store cannot be reached.
+
+    Examples
+    --------
+    >>> with write_lock(kg.store) as held:                      # doctest: +SKIP
+    ...     ...  # read the graph, write
+    ...     held.confirm()
+    """
+    key = (store.engine, store.location, threading.get_ident())
+    if key in _HELD:
+        yield _Reentered(_HELD[key])
+        return
+    lock = _file_lock(Path(store.location), tell) if store.engine == "falkordb" else None
+    with lock or _graph_lock(store, tell) as held:
+        _HELD[key] = held
+        try:
+            yield held
+        finally:
+            del _HELD[key]
+
+
+def _waiting(where: str, pid, host: str | None = None) -> str:
+    holder = f"pid {pid or '?'}" + (f" on {host}" if host else "")
+    return f"waiting for another ingest into {where} ({holder}) ..."
+
+
+@contextmanager
+def _file_lock(home: Path, tell) -> Iterator[Held]:
+    try:
+        fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot open {home / LOCK_FILE}: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            tell(_waiting(str(home), os.pread(fd, 32, 0).decode(errors="replace").strip()))
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield Held()
+    finally:
+        os.close(fd)  # releases the lock
+
+
+class _GraphHeld(Held):
+    def __init__(self, tx, token: str, where: str):
+        self.tx, self.token, self.where = tx, token, where
+
+    def confirm(self) -> None:
+        try:
+            rows = self.tx.run(
+                "MATCH (l:IngestLock {uid: $k}) RETURN l.token AS token", {"k": _LOCK_KEY}
+            )
+        except CkgError:
+            rows = None
+        if not rows or rows[0]["token"] != self.token:
+            raise StoreUnavailable(
+                f"the ingest lock on {self.where} was lost (its transaction ended); "
+                "the source is left incomplete: ingest it again"
+            )
+
+
+@contextmanager
+def _graph_lock(store, tell) -> Iterator[Held]:
+    import socket
+
+    if not store.run(
+        "SHOW CONSTRAINTS YIELD name WHERE name = $n RETURN name", {"n": _LOCK_CONSTRAINT}
+    ):
+        store.write(
+            f"CREATE CONSTRAINT {_LOCK_CONSTRAINT} IF NOT EXISTS "
+            "FOR (l:IngestLock) REQUIRE l.uid IS UNIQUE"
+        )
+    token = os.urandom(8).hex()
+    timer = threading.Timer(NOTICE_AFTER, _tell_holder, (store, tell))
+    timer.daemon = True
+    timer.start()
+    try:
+        with store.transaction() as tx:
+            # Waits here while another transaction holds the node: that wait is the lock.
+            tx.run("MERGE (l:IngestLock {uid: $k}) SET l.token = $t", {"k": _LOCK_KEY, "t": token})
+            timer.cancel()
+            holder = {"pid": os.getpid(), "host": socket.gethostname(), "token": token}
+            store.write(_SET_HOLDER, {"k": _HOLDER_KEY, "props": holder})
+            try:
+                yield _GraphHeld(tx, token, store.location)
+            finally:
+                try:
+                    store.write(
+                        "MATCH (h:IngestLock {uid: $k, token: $t}) SET h.pid = null, h.host = null",
+                        {"k": _HOLDER_KEY, "t": token},
+                    )
+                except CkgError:
+                    pass  # only the wait message of the next ingest reads it
+    finally:
+        timer.cancel()
+
+
+_SET_HOLDER = "MERGE (h:IngestLock {uid: $k}) SET h += $props"
+
+
+def _tell_holder(store, tell) -> None:
+    """The lock's holder, as its committed holder node says (best effort, in a timer)."""
+    try:
+        rows = store.run(
+            "MATCH (h:IngestLock {uid: $k}) RETURN h.pid AS pid, h.host AS host",
+            {"k": _HOLDER_KEY},
+        )
+    except Exception:  # a notice from a timer thread: never an error of the ingest
+        rows = []
+    row = rows[0] if rows else {}
+    tell(_waiting(store.location, row.get("pid"), row.get("host")))

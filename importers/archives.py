@@ -4,11 +4,14 @@
 ``.tar.bz2``, ``.tar.xz`` into a folder, or raises and leaves nothing behind. Every member is
 checked before a byte is written: its name (:func:`member_path`: no absolute name, no ``..``),
 its type (no device or FIFO), where its link points, and the bomb bounds of :class:`Limits`
-(total bytes, member count, compression ratio). A finished folder holds
-:data:`COMPLETE_MARK`, so that a later call with the same bytes can reuse it
-(:func:`importers.sources.open_source`).
+(total bytes, member count, compression ratio; a tar's members are counted before tarfile
+reads them). Links are made last and each is resolved again in the finished tree, however
+many other links it passes through. A finished folder holds :data:`COMPLETE_MARK`, so that a
+later call with the same bytes can reuse it (:func:`importers.sources.open_source`).
 """
 
+import bz2
+import gzip
 import lzma
 import os
 import shutil
@@ -26,8 +29,17 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz
 #: The file written last into an extracted folder: its presence means extraction completed.
 COMPLETE_MARK = ".ckg-extracted"
 #: What the zip, tar and decompression modules raise on damaged input (bz2 and gzip raise
-#: OSError; a truncated stream raises EOFError).
-_CORRUPT = (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
+#: OSError; a truncated stream raises EOFError; a zip whose names are flagged UTF-8 and are
+#: not raises UnicodeDecodeError).
+_CORRUPT = (
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    EOFError,
+    OSError,
+    zlib.error,
+    lzma.LZMAError,
+    UnicodeDecodeError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,18 +235,17 @@ def _extract_zip(archive: Path, root: Path, limits: Limits) -> None:
                 _copy_stream(src, path, budget, info.filename, info.file_size)
             if (info.external_attr >> 16) & 0o111:
                 path.chmod(0o755)
-        for rel, target in links:
-            _make_link(root, rel, target, archive)
+        _make_links(root, links, archive)
 
 
 def _extract_tar(archive: Path, root: Path, limits: Limits) -> None:
+    _count_tar_members(archive, _Budget(archive, limits, 0))
     with tarfile.open(archive, "r:*") as tf:
-        members = tf.getmembers()  # reads every header: a truncated archive fails here
         budget = _Budget(archive, limits, archive.stat().st_size)
         files: dict[PurePosixPath, tarfile.TarInfo] = {}
         links: list[tuple[PurePosixPath, str]] = []
         hard: list[tuple[PurePosixPath, PurePosixPath]] = []
-        for m in members:
+        for m in tf:  # header by header, so that the member limit applies as they are read
             budget.member(m.name)
             rel = member_path(m.name, archive)
             if m.isdev() or m.isfifo():
@@ -274,18 +285,82 @@ def _extract_tar(archive: Path, root: Path, limits: Limits) -> None:
             # A hard link becomes a copy: links between cache files would share edits.
             path = _target(root, rel, archive, str(rel))
             shutil.copyfile(root.joinpath(*target.parts), path)
-        for rel, target in links:
-            _make_link(root, rel, target, archive)
+        _make_links(root, links, archive)
 
 
-def _make_link(root: Path, rel: PurePosixPath, target: str, archive: Path) -> None:
-    """Create a symbolic link that stays inside ``root`` once every link is resolved."""
+def _make_links(root: Path, links: list[tuple[PurePosixPath, str]], archive: Path) -> None:
+    """Create every symbolic link, then check where each one leads in the finished tree.
+
+    A link is judged only once all exist: each link of a chain can point inside when it is
+    made (``a -> d/l/..`` before ``d/l -> ../..`` exists) while the chain leads out.
+    """
+    paths = [_make_link(root, rel, target, archive) for rel, target in links]
+    real_root = os.path.realpath(root)
+    for (rel, target), path in zip(links, paths, strict=True):
+        # normpath: realpath leaves a symlink loop's remaining ".." unresolved
+        real = os.path.normpath(os.path.realpath(path))
+        if real != real_root and not real.startswith(real_root + os.sep):
+            raise UnsafeArchive(f"{archive}: link {str(rel)!r} points outside: {target!r}")
+
+
+def _make_link(root: Path, rel: PurePosixPath, target: str, archive: Path) -> Path:
+    """Create one symbolic link at ``rel``; :func:`_make_links` checks where it leads."""
     path = _target(root, rel, archive, str(rel))
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() or path.is_symlink():
         raise UnsafeArchive(f"{archive}: link {str(rel)!r} replaces another member")
     os.symlink(target, path)
-    real, real_root = os.path.realpath(path), os.path.realpath(root)
-    if real != real_root and not real.startswith(real_root + os.sep):
-        path.unlink()
-        raise UnsafeArchive(f"{archive}: link {str(rel)!r} points outside: {target!r}")
+    return path
+
+
+#: Tar header types that describe the member after them (pax and GNU long names, links).
+_TAR_PREFIX_TYPES = frozenset(b"xgLK")
+_TAR_BLOCK = 512
+
+
+def _count_tar_members(archive: Path, budget: _Budget) -> None:
+    """Refuse a tar with too many members after reading no more headers than the limit.
+
+    tarfile builds a TarInfo (about 500 bytes, 25 µs) per header and keeps them all: a tar of
+    a million empty files would cost half a gigabyte and most of a minute before any limit
+    applied. Here each header is only read for its type and size, and its data skipped.
+    Counting stops quietly at anything unusual (no ustar magic, a base-256 size, GNU sparse
+    data): the tarfile pass that follows enforces the same limit, header by header.
+    """
+    with _decompressed(archive) as stream:
+        while len(header := stream.read(_TAR_BLOCK)) == _TAR_BLOCK:
+            size = _tar_header_size(header)
+            if size is None:
+                return
+            if header[156] not in _TAR_PREFIX_TYPES:
+                budget.member(header[:100].split(b"\0", 1)[0].decode("utf-8", "replace"))
+            if size:
+                stream.seek(-(-size // _TAR_BLOCK) * _TAR_BLOCK, os.SEEK_CUR)
+
+
+def _tar_header_size(header: bytes) -> int | None:
+    """The data size a POSIX or GNU tar header declares, or None where counting must stop.
+
+    The magic stands in for the checksum, whose sum over 512 bytes would cost more than all
+    the rest. Only an archive whose sizes lie can be miscounted, and a miscount can only
+    refuse it early: tarfile counts again.
+    """
+    if header[257:262] != b"ustar" or header[156:157] == b"S" or header[124] & 0x80:
+        return None  # also the end-of-archive zero block; GNU sparse; a base-256 size
+    try:
+        return int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+    except ValueError:
+        return None
+
+
+def _decompressed(archive: Path):
+    """The archive's bytes as a tar reader sees them: gzip, bzip2 and xz by magic number."""
+    with open(archive, "rb") as f:
+        magic = f.read(6)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.open(archive)
+    if magic.startswith(b"BZh"):
+        return bz2.open(archive)
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.open(archive)
+    return open(archive, "rb")

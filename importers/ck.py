@@ -111,10 +111,12 @@ def _read_descriptor(root: Path, source_uid: str, path: Path, out: Records) -> N
 
 
 def _small_text(path: Path) -> str | None:
+    """The stripped text of a CK alias file; None when unreadable or holding NUL (no uid)."""
     try:
-        return path.read_text(encoding="utf-8").strip()
+        text = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         return None
+    return None if "\0" in text else text
 
 
 def _read_entry(root: Path, source_uid: str, path: Path, out: Records, seen: dict) -> None:

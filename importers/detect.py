@@ -12,10 +12,15 @@ scanned in milliseconds. One source may mix formats: each folder is classified o
 - ``generic``: ``pyproject.toml``, ``setup.py``, ``setup.cfg``, ``requirements*.txt``,
   ``environment.yml``, ``Dockerfile*``, ``*.ipynb``, ``CITATION.cff`` and ``README*``
   files that are not inside a CM, MLC or CK artifact folder (those belong to the artifact).
+
+Files and folders whose names are not valid UTF-8 are left out (:func:`utf8_name`), each
+with a warning in :attr:`Detected.problems`.
 """
 
 import os
 from pathlib import Path
+
+from ckg.records import Problem
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".tox", ".venv"})
 CM_META = ("_cm.json", "_cm.yaml")
@@ -30,6 +35,37 @@ GENERIC_NAMES = frozenset(
 )
 
 
+def utf8_name(name: str) -> bool:
+    """Whether a file name read from disk was valid UTF-8.
+
+    Python decodes other bytes of a name to lone surrogates (``b"bad\\xff"`` reads
+    ``"bad\\udcff"``), which no graph can store and which end an ingest at the first
+    ``str.encode``: such a file is read as if absent.
+
+    >>> utf8_name("get-python3"), utf8_name("caf\\u00e9"), utf8_name("bad\\udcff")
+    (True, True, False)
+    """
+    if name.isascii():
+        return True
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class Detected(dict):
+    """What :func:`detect_formats` finds: a dict of format to meta files, plus ``problems``.
+
+    ``problems`` holds one warning per file or folder left out because its name is not
+    valid UTF-8, named with its bytes escaped (``script/bad\\xff``).
+    """
+
+    def __init__(self, found: dict[str, list[Path]], problems: list[Problem]):
+        super().__init__(found)
+        self.problems = problems
+
+
 def _is_generic(name: str) -> bool:
     low = name.lower()
     return (
@@ -42,7 +78,7 @@ def _is_generic(name: str) -> bool:
     )
 
 
-def detect_formats(root: Path) -> dict[str, list[Path]]:
+def detect_formats(root: Path) -> Detected:
     """Map each format found under ``root`` to its meta files, sorted; absent formats omitted.
 
     Parameters
@@ -52,9 +88,10 @@ def detect_formats(root: Path) -> dict[str, list[Path]]:
 
     Returns
     -------
-    dict[str, list[Path]]
+    Detected
         Keys among ``"cm"``, ``"mlc"``, ``"ck"``, ``"generic"``; values are absolute paths
-        of meta files (repository descriptors included).
+        of meta files (repository descriptors included). Its ``problems`` name what was
+        left out.
 
     Examples
     --------
@@ -68,8 +105,11 @@ def detect_formats(root: Path) -> dict[str, list[Path]]:
     found: dict[str, list[str]] = {"cm": [], "mlc": [], "ck": [], "ckg": [], "generic": []}
     artifact_dirs: set[str] = set()
     mlc_candidates: dict[str, list[str]] = {}  # folder -> its meta.yaml/json file names
+    problems: list[Problem] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and d != ".cm"]
+        _leave_out_non_utf8(root, dirpath, dirnames, problems)
+        _leave_out_non_utf8(root, dirpath, filenames, problems)
         names = set(filenames)
         cm = [n for n in CM_META if n in names]
         if cm:
@@ -104,7 +144,18 @@ def detect_formats(root: Path) -> dict[str, list[Path]]:
     found["mlc"].extend(os.path.join(d, MLC_DESCRIPTOR) for d in used_descriptors)
 
     found["generic"] = [f for f in found["generic"] if not _inside(f, artifact_dirs, str(root))]
-    return {fmt: sorted(Path(f) for f in files) for fmt, files in found.items() if files}
+    formats = {fmt: sorted(Path(f) for f in files) for fmt, files in found.items() if files}
+    return Detected(formats, problems)
+
+
+def _leave_out_non_utf8(root: Path, folder: str, names: list[str], out: list[Problem]) -> None:
+    """Remove from ``names`` (in place, as :func:`os.walk` wants) those :func:`utf8_name`
+    refuses, with one warning each naming the path with its bytes escaped."""
+    for name in [n for n in names if not utf8_name(n)]:
+        names.remove(name)
+        rel = os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
+        escaped = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        out.append(Problem(escaped, "name is not valid UTF-8; skipped"))
 
 
 def _inside(path: str, dirs: set[str], root: str) -> bool:

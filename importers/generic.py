@@ -211,13 +211,15 @@ class _Project:
         return doc
 
     def _text(self, path: Path) -> str | None:
+        """The file as text; NUL, which no graph holds in a name or tag read from it, reads
+        as U+FFFD like bytes that are not UTF-8."""
         try:
             raw = path.read_bytes()
         except OSError as e:
             self.out.warnings.append(Problem(relpath(path, self.root), f"cannot read: {e}"))
             return None
         self.raws.append(raw)
-        return raw.decode("utf-8", errors="replace")
+        return raw.decode("utf-8", errors="replace").replace("\0", "\ufffd")
 
     def _add(self, kind: str, tags: list[str], raw: str, path: str, line: int | None, **kw) -> None:
         via = kw.pop("via_variation", "")

@@ -6,14 +6,17 @@ can name the line of a key without a second parse. JSON has no node tree: the li
 is found by searching the text, which is only done when a warning needs it.
 
 A file that cannot be read gives one :class:`~ckg.records.Problem` naming file and line and
-no data; the caller goes on with the rest of the source.
+no data; the caller goes on with the rest of the source. So does a file no graph can hold or
+no reader survives: YAML whose aliases expand past :data:`MAX_YAML_NODES` nodes (a "billion
+laughs" bomb of a kilobyte), and a string or key holding NUL or a lone surrogate (escapes
+such as ``\\u0000`` or ``\\ud800``), which the stores refuse.
 """
 
 import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,18 @@ from typing import Any
 import yaml
 
 from ckg.records import Problem, Records
+
+#: Most nodes a YAML document with anchors may expand to once its aliases are followed: the
+#: largest meta of the corpora has 4,505 nodes, a billion-laughs bomb has billions.
+MAX_YAML_NODES = 100_000
+#: An anchor (``&name``) where YAML allows one: at the start, after a space or a flow
+#: indicator. Searched before any alias is followed, as documents without one cannot expand.
+_ANCHOR = re.compile(r"&(?<=(?<![^\s\[{,:])&)[^\s\[\]{},&]")
+#: The escapes that make NUL or a lone surrogate in YAML, JSON or TOML (``\0``, ``\x00``,
+#: ``\u0000``, ``\U00000000``, ``\ud800``-``\udfff``): decoded text holds neither itself.
+_NUL_OR_SURROGATE_ESCAPE = re.compile(
+    r"\\(?:0|x00|u0000|U00000000|u[dD][89a-fA-F]|U0000[dD][89a-fA-F])"
+)
 
 try:
     from yaml import CSafeLoader as _Loader
@@ -129,12 +144,16 @@ def load(path: Path, root: Path) -> Loaded | Problem:
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:
-            return Loaded(rel, json.loads(text), raw, text)
+            return _checked(Loaded(rel, json.loads(text), raw, text))
         except json.JSONDecodeError as e:
             return Problem(rel, f"invalid JSON: {e.msg} (column {e.colno})", e.lineno)
+        except RecursionError:  # a few hundred kilobytes of "[" would end the whole ingest
+            return Problem(rel, "invalid JSON: nested too deeply")
     if suffix == ".toml":
         try:
-            return Loaded(rel, tomllib.loads(text), raw, text)
+            return _checked(Loaded(rel, tomllib.loads(text), raw, text))
+        except RecursionError:
+            return Problem(rel, "invalid TOML: nested too deeply")
         except tomllib.TOMLDecodeError as e:
             # Python 3.12's TOMLDecodeError has no lineno attribute; its message ends with it
             m = re.search(r"at line (\d+)", str(e))
@@ -143,6 +162,11 @@ def load(path: Path, root: Path) -> Loaded | Problem:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        if node is not None and _ANCHOR.search(text):
+            bomb = _expansion_over(node, MAX_YAML_NODES)
+            if bomb is not None:
+                msg = f"YAML aliases expand to more than {MAX_YAML_NODES} nodes; file skipped"
+                return Problem(rel, msg, bomb.start_mark.line + 1)
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -152,7 +176,91 @@ def load(path: Path, root: Path) -> Loaded | Problem:
         return Problem(rel, f"invalid YAML: {e}")
     finally:
         loader.dispose()
-    return Loaded(rel, data, raw, text, node)
+    return _checked(Loaded(rel, data, raw, text, node))
+
+
+def _expansion_over(root: yaml.Node, limit: int) -> yaml.Node | None:
+    """The first node whose aliases expand past ``limit`` nodes, or None.
+
+    The composed tree shares one node per anchor, so it stays as small as the text; only
+    constructing, JSON or walking the data expands it. Each distinct node is sized once
+    (children first, without recursion), so a bomb is found in time linear in the text. An
+    alias to its own ancestor (an endless expansion) counts as over the limit.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[yaml.Node] = [root]
+    while stack:
+        node = stack[-1]
+        children = _children(node)
+        if id(node) not in open_nodes:
+            open_nodes.add(id(node))
+            for child in children:
+                if id(child) in open_nodes and id(child) not in sizes:
+                    return child  # an ancestor: the alias expands without end
+                if id(child) not in sizes:
+                    stack.append(child)
+            continue
+        stack.pop()
+        if id(node) not in sizes:
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[id(node)] > limit:
+                return node
+    return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    return []
+
+
+def _checked(doc: Loaded) -> Loaded | Problem:
+    """``doc``, or a Problem if one of its keys or strings holds NUL or a lone surrogate.
+
+    Neither can come from the decoded text itself (the parsers refuse control characters,
+    strict UTF-8 refuses surrogates), only from escapes: files without one are not walked.
+    """
+    if not _NUL_OR_SURROGATE_ESCAPE.search(doc.text):
+        return doc
+    for keys, text, part in _strings(doc.data):
+        if bad := _bad_text(text):
+            return Problem(doc.rel, f"{bad} in a {part}; file skipped", doc.line_of(*keys))
+    return doc
+
+
+def _strings(data: Any) -> Iterator[tuple[tuple, str, str]]:
+    """Every key and string value of ``data`` with the keys that lead to it.
+
+    Without recursion, and each container once: YAML aliases share them.
+    """
+    stack: list[tuple[Any, tuple]] = [(data, ())]
+    seen: set[int] = set()
+    while stack:
+        value, keys = stack.pop()
+        if isinstance(value, str):
+            yield keys, value, "string"
+        elif isinstance(value, dict | list) and id(value) not in seen:
+            seen.add(id(value))
+            pairs = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in pairs:
+                if isinstance(key, str):
+                    yield (*keys, key), key, "key"
+                stack.append((item, (*keys, key)))
+
+
+def _bad_text(text: str) -> str:
+    """What makes ``text`` unfit for a graph property ("" when nothing does)."""
+    if "\0" in text:
+        return "NUL character"
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return "lone surrogate (not valid UTF-8)"
+    return ""
 
 
 def load_mapping(path: Path, root: Path) -> Loaded | Problem:

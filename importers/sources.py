@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ckg.errors import InvalidInput, NotFound
 from importers.archives import COMPLETE_MARK, TAR_SUFFIXES, ZIP_SUFFIXES, Limits, extract_archive
+from importers.detect import utf8_name
 from importers.git import GIT_URL_PREFIXES, checkout
 
 #: Folders never part of a source's content.
@@ -184,11 +185,16 @@ def file_digest(path: Path) -> str:
 
 
 def walk_files(root: Path) -> Iterator[os.DirEntry]:
-    """Regular files below ``root``, depth first, without following links or VCS folders."""
+    """Regular files below ``root``, depth first, without following links or VCS folders.
+
+    Names that are not valid UTF-8 are left out, as :func:`importers.detect.utf8_name` says.
+    """
     stack = [str(root)]
     while stack:
         with os.scandir(stack.pop()) as entries:
             for entry in entries:
+                if not utf8_name(entry.name):
+                    continue
                 if entry.is_dir(follow_symlinks=False):
                     if entry.name not in SKIP_DIRS:
                         stack.append(entry.path)

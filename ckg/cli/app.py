@@ -58,8 +58,17 @@ def open_graph():
     return open_kg(settings.db)
 
 
+#: Deepest nesting of lists and maps in a ``--param`` value: a deeper one would come back
+#: from the engines deeper than Python's recursion limit lets the reply be read.
+MAX_PARAM_DEPTH = 100
+
+
 def parse_params(pairs: list[str] | None) -> dict:
-    """``["k=v", ...]`` to a dict; values that read as JSON (numbers, lists) are decoded."""
+    """``["k=v", ...]`` to a dict; values that read as JSON (numbers, lists) are decoded.
+
+    >>> parse_params(["n=3", "tags=[\\"a\\"]", "name=knn"])
+    {'n': 3, 'tags': ['a'], 'name': 'knn'}
+    """
     from ckg.errors import UsageError
 
     params = {}
@@ -69,9 +78,39 @@ def parse_params(pairs: list[str] | None) -> dict:
             raise UsageError(f"--param expects NAME=VALUE, got {pair!r}")
         try:
             params[name] = json.loads(value)
+        except RecursionError:
+            raise _too_deep(name) from None
         except ValueError:
             params[name] = value
+        _check_param(name, params[name])
     return params
+
+
+def _too_deep(name: str):
+    from ckg.errors import UsageError
+
+    return UsageError(f"--param {name}: nested deeper than {MAX_PARAM_DEPTH} levels")
+
+
+def _check_param(name: str, value) -> None:
+    """Refuse what no engine can take: nesting deeper than :data:`MAX_PARAM_DEPTH`, and
+    text that is not UTF-8 (a JSON escape such as ``"\\udcff"`` decodes to a lone surrogate)."""
+    from ckg.errors import UsageError
+
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = [*item, *item.values()]
+        if isinstance(item, list):
+            if depth >= MAX_PARAM_DEPTH:
+                raise _too_deep(name)
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                raise UsageError(f"--param {name}: {item!r} is not valid UTF-8 text") from None
 
 
 def print_rows(

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ckg import config
 from ckg.errors import RunFailed
 
 #: Seconds between SIGTERM and SIGKILL when a step times out.
@@ -96,6 +97,7 @@ def execute(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                umask=config.user_umask(),  # the user's own: ckg's private one is for its files
             )
         except OSError as exc:
             raise RunFailed(f"cannot start {argv[0]!r} in {cwd}: {exc.strerror}") from None

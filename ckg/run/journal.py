@@ -44,7 +44,8 @@ def append(home: Path, records: Records) -> None:
     line = (json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
     path = journal_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # Private: the journal holds commands, environments and log tails.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         view = memoryview(line)

@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ckg.errors import QueryError, StoreUnavailable
-from ckg.schema import NODE_KEYS
+from ckg.schema import NODE_KEYS, check_params
 from ckg.store.base import BATCH_SIZE, GraphStore, Transaction, batches
 from ckg.store.resp import CompactDecoder, Connection, ReplyError, cypher_literal, reply_error
-from ckg.store.server import ensure_server, stop_server
+from ckg.store.server import connect, stop_server
 
 __all__ = ["EmbeddedStore", "stop_server"]
 
@@ -154,7 +154,7 @@ class EmbeddedStore(GraphStore):
 
     def _connection(self) -> Connection:
         if self._conn is None:
-            self._conn = Connection(str(ensure_server(self.home)))
+            self._conn = connect(self.home)
         return self._conn
 
     def _call(self, *args):
@@ -188,5 +188,6 @@ class _QueuedTransaction(Transaction):
 def _text(cypher: str, params: dict | None) -> str:
     if not params:
         return cypher
+    check_params(params)  # names go into the text as they are: only identifiers may
     prefix = " ".join(f"{name}={cypher_literal(value)}" for name, value in params.items())
     return f"CYPHER {prefix} {cypher}"

@@ -21,7 +21,7 @@ from neo4j.graph import Node, Path, Relationship
 
 from ckg import __version__, config
 from ckg.errors import QueryError, StoreUnavailable, UsageError
-from ckg.schema import NODE_KEYS, check_name
+from ckg.schema import NODE_KEYS, check_name, check_params
 from ckg.store.base import GraphStore, Transaction
 
 # The driver logs failures (e.g. "Unable to retrieve routing information") with no handler
@@ -87,7 +87,7 @@ class Neo4jTransaction(Transaction):
     def run(self, cypher: str, params: dict | None = None) -> list[dict]:
         """Run one statement in the transaction and return its rows."""
         with _translated_errors(self._uri):
-            return _rows(self._tx.run(cypher, params or {}))
+            return _rows(self._tx.run(cypher, check_params(params or {})))
 
 
 class Neo4jStore(GraphStore):
@@ -144,12 +144,13 @@ class Neo4jStore(GraphStore):
     def run(self, cypher: str, params: dict | None = None) -> list[dict]:
         """Run one statement as an auto-commit transaction and return its rows."""
         with self._session() as session, _translated_errors(self.location):
-            return _rows(session.run(cypher, params or {}))
+            return _rows(session.run(cypher, check_params(params or {})))
 
     def write(self, cypher: str, params: dict | None = None) -> list[dict]:
         """Run one statement in a managed write transaction, retried on transient errors."""
+        params = check_params(params or {})
         with self._session() as session, _translated_errors(self.location):
-            return session.execute_write(lambda tx: _rows(tx.run(cypher, params or {})))
+            return session.execute_write(lambda tx: _rows(tx.run(cypher, params)))
 
     @contextmanager
     def transaction(self) -> Iterator[Neo4jTransaction]:
@@ -171,7 +172,7 @@ class Neo4jStore(GraphStore):
 
         def work(tx) -> None:
             for cypher, params in statements:
-                tx.run(cypher, params).consume()
+                tx.run(cypher, check_params(params)).consume()
 
         with self._session() as session, _translated_errors(self.location):
             session.execute_write(work)

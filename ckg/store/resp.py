@@ -10,6 +10,7 @@ and relationship properties name their keys by number (see :class:`CompactDecode
 """
 
 import socket
+import struct
 
 from ckg.errors import QueryError, StoreUnavailable
 
@@ -21,20 +22,39 @@ class ReplyError(Exception):
 class Connection:
     """One blocking connection to a Redis server on a Unix socket."""
 
-    def __init__(self, path: str, *, timeout: float | None = None):
+    def __init__(self, path: str, *, timeout: float | None = None, fileno: int | None = None):
+        """Connect to ``path``, or take over the connected socket ``fileno`` (one a parent
+        process opened to ``path`` and passed on)."""
         self.path = path
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fileno)
         self._sock.settimeout(timeout)
-        try:
-            self._sock.connect(path)
-        except OSError as exc:
-            self._sock.close()
-            raise StoreUnavailable(f"cannot connect to {path}: {exc.strerror or exc}") from None
+        if fileno is None:
+            try:
+                self._sock.connect(path)
+            except OSError as exc:
+                self._sock.close()
+                raise StoreUnavailable(f"cannot connect to {path}: {exc.strerror or exc}") from None
         self._reader = self._sock.makefile("rb", buffering=1 << 16)
 
     def close(self) -> None:
         self._reader.close()
         self._sock.close()
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def set_timeout(self, seconds: float | None) -> None:
+        """Seconds to wait for each reply from now on (None: for as long as it takes)."""
+        self._sock.settimeout(seconds)
+
+    def peer(self) -> tuple[int, int] | None:
+        """The pid and uid of the process listening on the other end (``SO_PEERCRED``),
+        or None where the system does not tell (not Linux)."""
+        if not hasattr(socket, "SO_PEERCRED"):
+            return None
+        creds = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        pid, uid, _gid = struct.unpack("3i", creds)
+        return pid, uid
 
     def call(self, *args) -> object:
         """Send one command and return its reply; an error reply raises :class:`ReplyError`.

