@@ -42,10 +42,31 @@ class KnowledgeGraph:
         self.store.reset()
 
     def run(self, target: str, **options):
-        """Plan, execute, measure and record ``target``; options as :class:`ckg.run.Options`."""
+        """Plan, execute, measure and record ``target``; options as :class:`ckg.run.Options`
+        (``reproduces``: Result uids or specs its runs reproduce, see :mod:`ckg.reproduce`)."""
         from ckg.run import Options, run
 
-        return run(self, target, Options(**options))
+        with config.private_files():
+            return run(self, target, Options(**options))
+
+    def runs(self, experiment: str | None = None, artifact: str | None = None,
+             limit: int = 50) -> list[dict]:
+        """Recorded runs, newest first (the steps of a script run left out); see ckg.runs."""
+        from ckg.runs import list_runs
+
+        return list_runs(self.store, experiment, artifact, limit)
+
+    def show_run(self, uid: str) -> dict:
+        """One run with what produced it: code, env, packages, platform, every value."""
+        from ckg.runs import show_run
+
+        return show_run(self.store, uid)
+
+    def diff_runs(self, uid_a: str, uid_b: str) -> dict:
+        """What differs between two runs: commit, files, env, packages, platform, params."""
+        from ckg.runs import diff_runs
+
+        return diff_runs(self.store, uid_a, uid_b)
 
     def cache_list(self, tags: str = "") -> list[dict]:
         """Cache entries of MLC/CM scripts under this home (``tags`` filter, ``-x`` excludes)."""
@@ -70,10 +91,70 @@ class KnowledgeGraph:
         return recover(self.store, self.home)
 
     def ingest(self, source, **options):
-        """Bring a Git repository, archive or folder into the graph (:func:`ckg.ingest.ingest`)."""
+        """Bring a Git repository, archive or folder into the graph (:func:`ckg.ingest.ingest`);
+        a folder written by ``ckg export`` brings its runs in (:meth:`import_runs`)."""
+        from ckg.transfer import is_export
+
+        if is_export(source):
+            return self._ingest_export(source, **options)
         from ckg.ingest import ingest
 
-        return ingest(self, source, **options)
+        with config.private_files():
+            return ingest(self, source, **options)
+
+    def _ingest_export(self, folder, *, strict=False, ref=None, name=None, fmt="auto",
+                       progress=None, limits=None):
+        """:meth:`import_runs`, refusing the options of :meth:`ingest` that name a source
+        (``progress`` and archive ``limits`` have nothing to do here)."""
+        from ckg.errors import UsageError
+
+        given = [flag for flag, value in (("--ref", ref), ("--name", name)) if value]
+        given += ["--format"] if fmt != "auto" else []
+        if given:
+            verb = "does" if len(given) == 1 else "do"
+            raise UsageError(f"{folder} is a ckg export of runs: {', '.join(given)} {verb} "
+                             "not apply to it")
+        return self.import_runs(folder, strict=strict)
+
+    def export_runs(self, runs, to, *, experiment=None, max_log_bytes=None):
+        """Write each run with everything it links to, and its logs, into the folder ``to``
+        (:func:`ckg.transfer.runs.export_runs`)."""
+        from ckg.transfer.runs import MAX_LOG_BYTES, export_runs
+
+        limit = MAX_LOG_BYTES if max_log_bytes is None else max_log_bytes
+        with config.private_files():
+            return export_runs(self.store, self.home, list(runs), to, experiment=experiment,
+                               max_log_bytes=limit)
+
+    def import_runs(self, folder, *, strict: bool = False):
+        """Bring in the runs of a folder written by ``ckg export``, logs included
+        (:func:`ckg.transfer.runs.import_runs`); :meth:`ingest` of the folder does the same."""
+        from ckg.transfer.runs import import_runs
+
+        with config.private_files():
+            return import_runs(self.store, self.home, folder, strict=strict)
+
+    def export_graph(self, path, *, progress=None):
+        """Write the whole graph to a JSON lines file (:func:`ckg.transfer.graph.export_graph`)."""
+        from ckg.transfer.graph import export_graph
+
+        with config.private_files():
+            return export_graph(self.store, path, progress=progress)
+
+    def import_graph(self, path, *, progress=None):
+        """Merge a file of :meth:`export_graph` into the graph
+        (:func:`ckg.transfer.graph.import_graph`)."""
+        from ckg.transfer.graph import import_graph
+
+        return import_graph(self.store, path, progress=progress)
+
+    def copy_graph(self, to: str, *, home=None, merge: bool = False, progress=None):
+        """Copy every node and relationship into the store ``to`` (``embedded``, of ``home``,
+        or a Neo4j URI); see :func:`ckg.transfer.graph.copy_graph`."""
+        from ckg.transfer.graph import copy_graph
+
+        with open(to, home=home or self.home) as target:  # ckg.api.open, not the built-in
+            return copy_graph(self.store, target.store, merge=merge, progress=progress)
 
     def find(self, tags="", kind: str | None = None) -> list[dict]:
         """Artifacts matching CM-style ``tags`` (``a,b,-c,_variation``); see :mod:`ckg.lookup`."""
@@ -111,6 +192,20 @@ class KnowledgeGraph:
         from ckg.results import compare
 
         return compare(self, task, dataset, metric, direction)
+
+    def link(self, artifact: str, paper: str) -> dict:
+        """Record that an artifact implements a paper (``IMPLEMENTS``); see
+        :func:`ckg.results.link_artifact`."""
+        from ckg.results import link_artifact
+
+        return link_artifact(self.store, artifact, paper)
+
+    def reproduce(self, paper: str, **options):
+        """Run what reproduces each result of ``paper`` and compare reported with reproduced
+        (:func:`ckg.reproduce.reproduce`; options ``repeat``, ``trust``, ``timeout_s``)."""
+        from ckg.reproduce import reproduce
+
+        return reproduce(self, paper, **options)
 
     def named_query(self, name: str, params: dict | None = None) -> list[dict]:
         """Run a named query from ``queries/`` (or a ``.cypher`` path) with its parameters."""

@@ -17,7 +17,9 @@ A named query is a ``.cypher`` file whose leading ``//`` comment is its document
 The name is the file name without ``.cypher``. Parameter options in brackets: ``optional``
 (null when not given), ``list`` (a comma-separated string is split), ``default <JSON>``. A
 parameter named ``metric`` is mapped as ckg names metrics when it imports them
-(:func:`ckg.metrics.canonical_name`), so ``F1`` finds ``f1`` and ``ANS-EM`` finds ``ans_em``.
+(:func:`ckg.metrics.canonical_name`), so ``F1`` finds ``f1`` and ``ANS-EM`` finds ``ans_em``;
+one named ``paper`` is keyed as papers are (:func:`importers.papers.paper_uid`), so
+``arXiv:1810.04805v2`` finds ``arxiv:1810.04805``.
 Every ``$name`` the Cypher uses must be declared and vice versa (checked when loaded).
 
 Examples
@@ -40,6 +42,7 @@ from pathlib import Path
 
 from ckg import metrics
 from ckg.errors import InvalidInput, NotFound, UsageError
+from importers.papers import paper_uid
 
 #: The repository's queries folder; ``CKG_QUERIES`` (os.pathsep-separated) adds folders.
 QUERIES_DIR = Path(__file__).resolve().parent.parent / "queries"
@@ -103,6 +106,8 @@ class NamedQuery:
                 value = [value]
             if param.name == "metric" and isinstance(value, str):
                 value = metrics.canonical_name(value)
+            elif param.name == "paper" and isinstance(value, str):
+                value = paper_uid(value) or value
             elif param.name == "direction" and value not in (None, "min", "max"):
                 raise UsageError(f"query {self.name}: direction must be min or max, not {value!r}")
             bound[param.name] = value

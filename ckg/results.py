@@ -179,6 +179,46 @@ def link_code(store, source: str | None = None) -> int:
     return len(rows)
 
 
+def link_artifact(store, artifact: str, paper: str) -> dict:
+    """Record that ``artifact`` (uid or alias) implements ``paper``: an ``IMPLEMENTS`` edge.
+
+    ``paper`` is a Paper uid or any link ckg reads as one (:func:`importers.papers.paper_uid`).
+
+    Returns
+    -------
+    dict
+        ``artifact``, ``alias``, ``paper``, ``title``, and ``added`` (false when the edge was
+        there already).
+
+    Raises
+    ------
+    NotFound
+        No such artifact, or no such paper (import its results first); close uids are named.
+    UsageError
+        The alias names several artifacts.
+
+    Examples
+    --------
+    >>> link_artifact(kg.store, "sklearn-digits", "example.org/sklearn-digits")  # doctest: +SKIP
+    {'artifact': 'ckg-example-sklearn-digits', 'alias': 'sklearn-digits', ...}
+    """
+    from ckg.lookup import artifact as find_artifact
+    from ckg.reproduce import paper_key
+
+    node = find_artifact(store, artifact)
+    uid, title = paper_key(store, paper)
+    rows = store.run(
+        "MATCH (a:Artifact {uid: $a})-[e:IMPLEMENTS]->(p:Paper {uid: $p}) RETURN count(e) AS n",
+        {"a": node["uid"], "p": uid},
+    )
+    added = not (rows and rows[0]["n"])
+    if added:
+        store.upsert_edges("IMPLEMENTS", "Artifact", "Paper",
+                           [{"src": node["uid"], "dst": uid, "props": {}}])
+    return {"artifact": node["uid"], "alias": node.get("alias"), "paper": uid, "title": title,
+            "added": added}
+
+
 _RESULTS = """
 MATCH (r:Result)
 WHERE ($task IS NULL OR r.task = $task)

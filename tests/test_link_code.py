@@ -95,7 +95,8 @@ def test_results_first_then_ingest_links_and_queries_show_the_artifact(kg, tmp_p
     kg.store.write_records(
         Records(
             nodes=[
-                Node("Run", "r1", {"uid": "r1", "status": "ok", "started_at": "2025-01-01"}),
+                Node("Run", "r1", {"uid": "r1", "status": "ok", "started_at": "2025-01-01",
+                                   "params": '{"model": "BERT-large"}'}),
                 Node("Measurement", "m1", {"uid": "m1", "metric": "f1", "value": 90.0}),
             ],
             edges=[
@@ -105,7 +106,9 @@ def test_results_first_then_ingest_links_and_queries_show_the_artifact(kg, tmp_p
         )
     )
     rows = queries.run(kg, "paper-vs-reproduced", {"paper": PAPER, "metric": "f1"})
-    assert [(r["artifact"], r["reported"], r["measured"]) for r in rows] == [(artifact, 90.9, 90.0)]
+    assert [(r["artifact"], r["reported"], r["reproduced"]) for r in rows] == [
+        (artifact, 90.9, 90.0)
+    ]
 
 
 def test_unchanged_reingest_writes_nothing_and_links_nothing_more(kg, tmp_path, table, monkeypatch):

@@ -150,11 +150,18 @@ def graph(kg, tmp_path):
             Node("UnresolvedDependency", "app#deps##2", {"uid": "app#deps##2", "kind": "deps",
                  "tags": ["get", "cuda"], "status": "missing"}),
             Node("Platform", "pl1", {"uid": "pl1", "name": "laptop"}),
-            Node("Run", "r1", {"uid": "r1", "status": "ok", "started_at": "2025-01-01T00:00:00"}),
-            Node("Run", "r2", {"uid": "r2", "status": "ok", "started_at": "2025-01-02T00:00:00"}),
+            # r1 names the paper's model, r2 declares the result, r3 runs another model
+            Node("Run", "r1", {"uid": "r1", "status": "ok", "started_at": "2025-01-01T00:00:00",
+                               "params": '{"model": "bert-large"}'}),
+            Node("Run", "r2", {"uid": "r2", "status": "ok", "started_at": "2025-01-02T00:00:00",
+                               "params": "{}"}),
+            Node("Run", "r3", {"uid": "r3", "status": "ok", "started_at": "2025-01-03T00:00:00",
+                               "params": '{"model": "RoBERTa"}'}),
             Node("Measurement", "m1", {"uid": "m1", "metric": "f1", "value": 90.0}),
-            Node("Measurement", "m2", {"uid": "m2", "metric": "f1", "value": 91.8}),
+            Node("Measurement", "m2", {"uid": "m2", "metric": "f1", "value": 91.8,
+                                       "mean": 91.7, "stdev": 0.2, "n": 3}),
             Node("Measurement", "m3", {"uid": "m3", "metric": "latency", "value": 0.2}),
+            Node("Measurement", "m4", {"uid": "m4", "metric": "f1", "value": 94.0}),
         ],
         edges=[
             Edge("CONTAINS", "Source", "s1", "Artifact", "a1"),
@@ -164,13 +171,18 @@ def graph(kg, tmp_path):
             Edge("NEEDS", "Artifact", "app", "UnresolvedDependency", "app#deps##2"),
             Edge("OF", "Run", "r1", "Artifact", "a1"),
             Edge("OF", "Run", "r2", "Artifact", "a1"),
+            Edge("OF", "Run", "r3", "Artifact", "a1"),
             Edge("ON", "Run", "r1", "Platform", "pl1"),
             Edge("MEASURED", "Run", "r1", "Measurement", "m1"),
             Edge("MEASURED", "Run", "r2", "Measurement", "m2"),
             Edge("MEASURED", "Run", "r2", "Measurement", "m3"),
+            Edge("MEASURED", "Run", "r3", "Measurement", "m4"),
         ],
     )  # fmt: skip
     kg.store.write_records(records)
+    bert_f1 = kg.query("MATCH (r:Result {model: 'BERT-large', metric: 'f1'}) RETURN r.uid AS u")
+    kg.store.upsert_edges("REPRODUCES", "Run", "Result",
+                          [{"src": "r2", "dst": bert_f1[0]["u"], "props": {}}])
     assert link_code(kg.store) == 1  # the table's code link meets Source s1's location
     return kg
 
@@ -207,13 +219,17 @@ def test_compare_papers_by_dataset_alone_lists_every_metric(graph):
 
 
 def test_paper_vs_reproduced(graph):
-    rows = _run(graph, "paper-vs-reproduced", paper="arxiv:1810.04805", metric="f1")
-    assert _cols(rows, "reported", "measured", "run", "platform") == [
-        (90.9, 90.0, "r1", "pl1"),
-        (90.9, 91.8, "r2", None),
+    rows = _run(graph, "paper-vs-reproduced", paper="arXiv:1810.04805v2", metric="F1")
+    assert _cols(rows, "model", "reported", "reproduced", "stdev", "run", "platform", "how") == [
+        ("BERT-large", 90.9, 90.0, None, "r1", "pl1", "implements"),
+        ("BERT-large", 90.9, 91.7, 0.2, "r2", None, "declared"),  # the mean over repeats
+    ]  # r3, a run of RoBERTa, is compared with no BERT result
+    assert [round(r["ratio"], 6) for r in rows] == [round(90.0 / 90.9, 6), round(91.7 / 90.9, 6)]
+    every = _run(graph, "paper-vs-reproduced", paper="arxiv:1810.04805")
+    assert _cols(every[:1], "metric", "reported", "reproduced", "run", "ratio") == [
+        ("exact_match", 84.1, None, None, None),  # reported, reproduced by no run yet
     ]
-    assert [round(r["ratio"], 6) for r in rows] == [round(90.0 / 90.9, 6), round(91.8 / 90.9, 6)]
-    assert _run(graph, "paper-vs-reproduced", paper="arxiv:1810.04805") == rows
+    assert every[1:] == rows
 
 
 def test_platform_leaderboard(graph):

@@ -2,17 +2,23 @@
 
 import sys
 
-from ckg.cli import cache, db, ingest, pareto, plan, query, results, run  # noqa: F401 - importing registers the commands
+from ckg.cli import cache, db, ingest, pareto, plan, query, reproduce, results, run, runs, transfer  # noqa: F401 - importing registers the commands
 from ckg.cli.app import app, settings
-from ckg.errors import CkgError
+from ckg.config import private_files
+from ckg.errors import CkgError, UsageError
 
 
 def main() -> None:
-    """Run the CLI; a CkgError becomes one line on stderr and its exit code."""
+    """Run the CLI; a CkgError becomes one line on stderr and its exit code.
+
+    Everything the command creates is private to the user (:func:`ckg.config.private_files`).
+    """
     try:
-        # Outside standalone mode click returns the code of a ``typer.Exit`` instead of
-        # exiting with it.
-        code = app(standalone_mode=False)
+        with private_files():
+            _check_text(sys.argv[1:])
+            # Outside standalone mode click returns the code of a ``typer.Exit`` instead of
+            # exiting with it.
+            code = app(standalone_mode=False)
     except CkgError as exc:
         if settings.debug:
             raise
@@ -37,3 +43,13 @@ def _usage_exit(exc: Exception) -> int | None:
         show()
         return exit_code
     return None
+
+
+def _check_text(args: list[str]) -> None:
+    """Refuse an argument that is not UTF-8 text (Python keeps its bytes as lone surrogates):
+    the graph, its queries and ckg's files hold text only."""
+    for arg in args:
+        try:
+            arg.encode()
+        except UnicodeEncodeError:
+            raise UsageError(f"{arg!r} is not valid UTF-8 text") from None

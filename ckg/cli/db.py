@@ -1,6 +1,9 @@
-"""``ckg db``: status, stop, reset, of whichever store ``--db`` names."""
+"""``ckg db``: status, stop, reset, export, import and copy, of whichever store ``--db``
+names."""
 
 import json
+import sys
+from pathlib import Path
 
 import typer
 
@@ -57,3 +60,62 @@ def reset(yes: bool = typer.Option(False, "--yes", help="Confirm deleting everyt
     with open_graph() as kg:
         kg.reset()
     print("graph emptied")
+
+
+@db_app.command("export")
+def export(
+    file: Path = typer.Argument(..., help="File to write: JSON lines, gzipped if .gz."),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+) -> None:
+    """Write every node and relationship to FILE (JSON lines), for `ckg db import`.
+
+    Example: ckg db export graph.jsonl.gz
+    """
+    with open_graph() as kg, _bar(as_json) as bar:
+        summary = kg.export_graph(file, progress=bar.update)
+    _print_summary(summary, as_json)
+
+
+@db_app.command("import")
+def import_(
+    file: Path = typer.Argument(..., help="A file written by ckg db export."),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+) -> None:
+    """Merge the nodes and relationships of FILE (from `ckg db export`) into the graph.
+
+    Example: ckg --db bolt://localhost:7687 db import graph.jsonl.gz
+    """
+    with open_graph() as kg, _bar(as_json) as bar:
+        summary = kg.import_graph(file, progress=bar.update)
+    _print_summary(summary, as_json)
+
+
+@db_app.command("copy")
+def copy(
+    to: str = typer.Option(..., "--to", help="'embedded' or a bolt:// / neo4j:// URI."),
+    to_home: Path = typer.Option(
+        None, "--to-home", help="CKG_HOME of an embedded target (default: this one)."
+    ),
+    merge: bool = typer.Option(False, "--merge", help="Copy into a graph that is not empty."),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+) -> None:
+    """Copy every node and relationship into another store, e.g. embedded to Neo4j.
+
+    Example: ckg db copy --to bolt://localhost:7687
+    """
+    with open_graph() as kg, _bar(as_json) as bar:
+        summary = kg.copy_graph(to, home=to_home, merge=merge, progress=bar.update)
+    _print_summary(summary, as_json)
+
+
+def _bar(as_json: bool):
+    from ckg.cli.ingest import _Bar
+
+    return _Bar(enabled=not as_json and sys.stderr.isatty())
+
+
+def _print_summary(summary, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False))
+        return
+    print("\n".join(summary.lines()))

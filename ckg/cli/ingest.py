@@ -23,6 +23,8 @@ def ingest(
 ) -> None:
     """Ingest artifacts from Git repositories, archives or folders into the graph.
 
+    A folder written by `ckg export` brings in its runs instead.
+
     Example: ckg ingest https://github.com/mlcommons/cm4mlops --ref main --name cm4mlops
     """
     from ckg.errors import UsageError
@@ -46,7 +48,10 @@ def ingest(
         print(json.dumps([s.as_dict() for s in summaries], indent=2, default=str))
         return
     for summary in summaries:
-        _print_summary(summary)
+        if hasattr(summary, "lines"):  # runs from a `ckg export` folder (ckg.transfer.runs)
+            print("\n".join(summary.lines()))
+        else:
+            _print_summary(summary)
 
 
 @app.command("find")
@@ -78,10 +83,16 @@ def show(
     alias_or_uid: str = typer.Argument(..., help="Artifact alias or uid."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show an artifact: meta, dependencies (resolved and not), variations, source and commit.
+    """Show an artifact: meta, dependencies (resolved and not), variations, source and commit;
+    or a run (``run-...``): what produced it and every value it measured.
 
     Example: ckg show get-python3
     """
+    if alias_or_uid.startswith("run-"):
+        from ckg.cli.runs import print_run
+
+        print_run(alias_or_uid, as_json)
+        return
     with open_graph() as kg:
         info = kg.show(alias_or_uid)
     if as_json:

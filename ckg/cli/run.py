@@ -26,6 +26,11 @@ def run(
     renew: bool = typer.Option(False, "--renew", help="Re-run cached dependency steps."),
     trust: bool = typer.Option(False, "--trust", help="Run an untrusted source this once."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print commands and env only."),
+    reproduces: list[str] = typer.Option(
+        None, "--reproduces",
+        help="A Result uid or paper=...,task=...,dataset=...,metric=...,model=... the runs "
+        "reproduce, repeatable.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Plan, execute, measure and record TARGET, over a grid of parameters.
@@ -33,6 +38,8 @@ def run(
     Example: ckg run sklearn-digits --grid model=knn,logreg --repeat 3 --pareto accuracy,latency
 
     Example: ckg run get,generic-python-lib,_numpy --json
+
+    Example: ckg run sklearn-digits --grid model=knn --reproduces dataset=digits,model=knn
     """
     from ckg.run.workflow import parse_env, parse_grid
 
@@ -49,6 +56,7 @@ def run(
         "renew": renew,
         "trust": trust,
         "dry_run": dry_run,
+        "reproduces": tuple(reproduces or ()),
     }
     with open_graph() as kg:
         report = kg.run(target, **options)
@@ -78,7 +86,7 @@ def platform(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
 
 @app.command("trust")
 def trust(source: str = typer.Argument(..., help="Source uid, URL, archive or folder.")) -> None:
-    """Allow the artifacts of an ingested source to run on this host.
+    """Allow the artifacts of an ingested source, as last ingested, to run on this host.
 
     Example: ckg trust https://github.com/mlcommons/mlperf-automations
     """
@@ -87,7 +95,8 @@ def trust(source: str = typer.Argument(..., help="Source uid, URL, archive or fo
     with open_graph() as kg:
         rows = trust_source(kg, source)
     for row in rows:
-        print(f"trusted {row['location']} ({row['kind']}, {row['uid']})")
+        content = (row["digest"] or "unknown")[:12]
+        print(f"trusted {row['location']} ({row['kind']}, {row['uid']}) at content {content}")
 
 
 @app.command("demo")
@@ -95,7 +104,10 @@ def demo(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     path: str = typer.Option(None, "--path", help="Workflow folder (default: the example)."),
 ) -> None:
-    """Ingest the scikit-learn example, run its grid, print the accuracy/latency front.
+    """Ingest the scikit-learn example and its reference results, run its grid, print the front.
+
+    Its reference table (reported-results.yaml) is imported first, so that the runs its
+    reproduces: block names are recorded as reproducing it (ckg query paper-vs-reproduced).
 
     Example: ckg demo
     """

@@ -32,6 +32,7 @@ def measurement_node(run_uid: str, figure: Figure) -> Node:
         "method": figure.method,
         "run_uid": run_uid,
         **stats,
+        "values": [float(v) for v in figure.values],  # every repeat, as measured
     }
     if figure.device:
         props["device"] = figure.device

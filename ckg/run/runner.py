@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ckg.errors import RunFailed, StoreUnavailable, UsageError
 from ckg.records import Node
-from ckg.run import journal, record, steps, trust, workflow
+from ckg.run import journal, provenance, record, steps, trust, workflow
 from ckg.run.execute import Outcome, execute
 from ckg.run.measure import EnergyMeter, Figure, canonical_metrics, result_metrics
 from ckg.run.platform import detect_cached, platform_node
@@ -55,6 +55,7 @@ class Options:
     dry_run: bool = False
     timeout_s: float | None = None
     inputs: dict = field(default_factory=dict)
+    reproduces: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -107,7 +108,9 @@ def run(kg, target: str, options: Options | None = None) -> Report:
         measured executions after ``warmup`` unmeasured ones (default 1 when repeating);
         ``no_cache`` neither reads nor writes the step cache; ``renew`` re-runs cached steps
         and refreshes the cache; ``trust`` runs artifacts of untrusted sources this once;
-        ``dry_run`` returns the commands and environments instead of running them.
+        ``dry_run`` returns the commands and environments instead of running them;
+        ``reproduces`` Result uids or specs every target run reproduces, beside the meta's
+        ``reproduces:`` block (:mod:`ckg.reproduce`).
 
     Returns
     -------
@@ -116,7 +119,8 @@ def run(kg, target: str, options: Options | None = None) -> Report:
     Raises
     ------
     UsageError
-        Unknown target, undeclared variation, grid over an unknown parameter, repeat < 1.
+        Unknown target, undeclared variation, grid over an unknown parameter, repeat < 1,
+        a ``reproduces`` uid or spec that names no result (before anything runs).
     RunFailed
         An untrusted source, a script that needs CM's engine, a failed dependency.
     """
@@ -140,6 +144,9 @@ class _Runner:
         self.exports: dict[str, dict] = {}
         self.store_ok = True
         self.roots: dict[tuple, str] = {}
+        self.provenances: dict[str, dict] = {}
+        self.source_states: dict[str, dict] = {}
+        self.package_set = None
 
     def go(self) -> Report:
         from ckg.plan import plan as make_plan
@@ -148,6 +155,11 @@ class _Runner:
         target_step = _target_step(first)
         fmt = target_step.format
         points = self._grid_points(target_step)
+        # What each target run reproduces (ckg/reproduce/), resolved before anything runs.
+        from ckg import reproduce
+
+        self.reproduces = reproduce.for_target(self.kg.store, target_step,
+                                               self.options.reproduces)
         self.platform = platform_node(detect_cached(self.home))
         self.experiment = self._experiment_node(target_step, points)
         report = Report(self.experiment.key, target_step.alias)
@@ -203,11 +215,13 @@ class _Runner:
         for step in plan.steps:
             info = self.infos.get(step.uid, {})
             kind = info.get("source_kind")
-            if kind and kind != "dir" and not self.options.trust and step.source_uid not in allowed:
-                raise RunFailed(
-                    f"{step.alias} comes from {info.get('location')} ({kind}), which is not "
-                    f"trusted: review it, then `ckg trust {info.get('location')}` or use --trust"
-                )
+            if kind and kind != "dir" and not self.options.trust:
+                why = trust.distrust(allowed.get(step.source_uid), info.get("source_digest"))
+                if why:
+                    raise RunFailed(
+                        f"{step.alias} comes from {info.get('location')} ({kind}), {why}: "
+                        f"review it, then `ckg trust {info.get('location')}` or use --trust"
+                    )
             steps.check_runnable(step.format, step.alias, self._artifact_dir(step))
 
     def _artifact_dir(self, step) -> Path:
@@ -356,7 +370,7 @@ class _Runner:
                 break
         last = results[-1]
         step_runs = self._record_script_steps(last, target, run_uid, point, outcomes, energies,
-                                              reported, workdir, report)
+                                              reported, workdir, report, index)
         report.cached_steps += sum(1 for st in last.steps if st.get("cached"))
         report.dependency_runs += sum(1 for st in last.steps[1:] if st.get("executed"))
         top = last.steps[0] if last.steps else {}
@@ -378,10 +392,13 @@ class _Runner:
         )
 
     def _record_script_steps(self, result, target, run_uid, point, outcomes, energies,
-                             reported, workdir: Path, report: Report) -> list[dict]:
+                             reported, workdir: Path, report: Report, index) -> list[dict]:
         """One Run per step (the first is the target's, with the measurements), and a
         CacheEntry node for each cache entry made or reused."""
         from ckg.records import Edge, Records
+        from ckg.run.scripts.index import load_index
+
+        scripts = load_index(index)
 
         uids = {st["id"]: (run_uid if k == 0 else "run-" + uuid.uuid4().hex)
                 for k, st in enumerate(result.steps)}
@@ -413,11 +430,18 @@ class _Runner:
                 "workdir": st.get("workdir") or str(workdir),
                 "log_tail": st.get("log_tail", ""),
                 "cache_entry": st.get("cache_entry", ""),
+                "env_full": record.safe_env(st.get("env") or {}),
             }
+            script = scripts.scripts.get(st["uid"])
+            if script is not None:
+                props.update(self._provenance(st["uid"], script.repo_path, Path(script.path)))
             figures = _figures(outcomes, energies, reported) if k == 0 else []
             step_records = record.run_records(
                 props, artifact_uid=st["uid"], figures=figures, platform=self.platform,
                 experiment=self.experiment, used=used if k == 0 else [])
+            if k == 0:  # the target's Run: what it reproduces, written before MEASURED
+                step_records.edges[:0] = self.reproduces.edges(props["uid"], point)
+            self._with_packages(step_records, props["uid"])
             if st.get("parent") in uids:
                 step_records.edges.append(
                     Edge("CALLED", "Run", uids[st["parent"]], "Run", uids[st["id"]]))
@@ -534,6 +558,8 @@ class _Runner:
             "warmup": warmup,
             "workdir": str(workdir),
             "log_tail": outcomes[-1].log_tail if outcomes else "",
+            "env_full": record.safe_env(env),
+            **self._provenance(step.uid, self._root(step), self._artifact_dir(step)),
         }
         records = record.run_records(
             run_props,
@@ -543,6 +569,9 @@ class _Runner:
             experiment=self.experiment,
             used=used,
         )
+        if step.reason == "target":  # what it reproduces, written before MEASURED
+            records.edges[:0] = self.reproduces.edges(run_uid, params)
+        self._with_packages(records, run_uid)
         self._record(records, report)
         values = {f.metric: f for f in figures if not f.device}  # per-device parts left out
         result = RunResult(
@@ -574,6 +603,34 @@ class _Runner:
         ]
         text = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def _provenance(self, uid: str, root, folder: Path) -> dict:
+        """What a run of artifact ``uid`` records about its code, once per command: the
+        source's Git state at run time and the manifest of the folder as executed."""
+        if uid not in self.provenances:
+            key = str(root)
+            if key not in self.source_states:
+                self.source_states[key] = provenance.source_state(root) if root else {}
+            manifest = provenance.folder_manifest(folder) if folder.is_dir() else {}
+            info = self.infos.get(uid, {})
+            self.provenances[uid] = {
+                **self.source_states[key],
+                "source_digest": info.get("source_digest") or "",
+                "artifact_digest": provenance.manifest_digest(manifest),
+                "artifact_files": json.dumps(manifest, sort_keys=True),
+            }
+        return self.provenances[uid]
+
+    def _with_packages(self, records, run_uid: str) -> None:
+        """Link the run to the set of Python distributions of the interpreter that ran."""
+        from ckg.records import Edge
+
+        if self.package_set is None:
+            self.package_set = provenance.package_set_node(
+                provenance.installed_packages(self.home))
+            records.nodes.append(self.package_set)  # written once per command: it never changes
+        records.edges.append(
+            Edge("WITH_PACKAGES", "Run", run_uid, "PackageSet", self.package_set.key))
 
     def _record(self, records, report: Report) -> None:
         journal.append(self.home, records)

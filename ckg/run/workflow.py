@@ -17,6 +17,9 @@ A ``ckg.yaml`` names a command template and its parameters::
     timeout: 120                # seconds
     env: {OMP_NUM_THREADS: "1"}
     new_env_keys: [DIGITS_*]    # what dependants receive from tmp-run-env.out
+    reproduces:                 # published results runs reproduce (see ckg.reproduce)
+      - {paper: arXiv:1234.5678, dataset: digits, metric: accuracy, model: knn,
+         params: {model: knn}}
 
 In ``run``, ``{name}`` is a parameter (shell-quoted), and ``{python}`` (this interpreter),
 ``{artifact_dir}`` (the folder of ``ckg.yaml``) and ``{workdir}`` (the run's working folder)
@@ -35,7 +38,7 @@ FILENAME = "ckg.yaml"
 BUILTINS = ("python", "artifact_dir", "workdir")
 KNOWN_KEYS = frozenset(
     {"alias", "uid", "tags", "deps", "params", "grid", "run", "metrics", "timeout", "env"}
-    | {"new_env_keys", "description", "kind", "name"}
+    | {"new_env_keys", "description", "kind", "name", "reproduces"}
 )
 
 
@@ -46,7 +49,8 @@ def check_meta(meta: Mapping, where: str) -> list[str]:
     ------
     InvalidInput
         When ``run`` is missing or names an undeclared parameter, or ``params``, ``grid``,
-        ``timeout`` or ``env`` have the wrong shape; the message starts with ``where``.
+        ``timeout``, ``env`` or ``reproduces`` have the wrong shape; the message starts with
+        ``where``.
 
     Examples
     --------
@@ -75,6 +79,9 @@ def check_meta(meta: Mapping, where: str) -> list[str]:
         raise InvalidInput(f"{where}: timeout must be a positive number of seconds")
     if not isinstance(meta.get("env") or {}, dict):
         raise InvalidInput(f"{where}: env must map names to values")
+    from ckg.reproduce import check_block
+
+    check_block(meta.get("reproduces"), params, where)
     return [f"{where}: unknown key {key!r}" for key in meta if key not in KNOWN_KEYS]
 
 

@@ -135,6 +135,7 @@ class StepReport:
     error: str = ""
     cache_entry: str = ""
     removed_entries: list[str] = field(default_factory=list)  # expired or replaced
+    env: dict = field(default_factory=dict)  # what its native script ran with
     workdir: str = ""
     log_tail: str = ""
 
@@ -938,6 +939,8 @@ class Engine:
         if script.is_file():
             self._require_execution(inv.script, script.name)
             inv.report.executed.append(script.name)
+            if not inv.report.env:
+                inv.report.env = copy.deepcopy(env)
             _flush()
             outcome, new_env, new_state = native.run_script(
                 script,

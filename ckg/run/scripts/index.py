@@ -150,10 +150,18 @@ def save_index(path, scripts) -> None:
     _write(path, json.dumps(rows, ensure_ascii=False))
 
 
+_loaded: dict[tuple, ScriptIndex] = {}
+
+
 def load_index(path, prefer: str = "") -> ScriptIndex:
-    """The :class:`ScriptIndex` saved in ``path`` by :func:`save_index`."""
-    rows = json.loads(Path(path).read_bytes())
-    return ScriptIndex([Script.from_dict(r) for r in rows], prefer=prefer)
+    """The :class:`ScriptIndex` saved in ``path`` by :func:`save_index` (read once per
+    process while the file is unchanged)."""
+    stat = os.stat(path)
+    key = (str(path), stat.st_mtime_ns, stat.st_size, prefer)
+    if key not in _loaded:
+        rows = json.loads(Path(path).read_bytes())
+        _loaded[key] = ScriptIndex([Script.from_dict(r) for r in rows], prefer=prefer)
+    return _loaded[key]
 
 
 def _write(path: Path, text: str) -> None:

@@ -1,0 +1,178 @@
+"""What produced a run, recorded on the run itself so that no later ingest can change it.
+
+For every executed step the runner keeps, beside its figures:
+
+- the state of its source at run time: the Git commit and whether the tree had changes
+  (``source_commit``, ``source_dirty``), for a source that is a Git checkout;
+- a manifest of the artifact's folder as executed (relative path -> SHA-256 prefix of each
+  file) and its digest (``artifact_digest``), so that two runs name the files that differ;
+- the Python distributions of the interpreter that ran (every one, from
+  ``importlib.metadata``), as a ``PackageSet`` node keyed by their digest: identical sets are
+  one node, and a set never changes once written.
+
+:func:`diff` compares two runs' provenance: the first question when two numbers disagree.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ckg.records import Node
+
+#: Folders and files of an artifact that are not its content: caches, VCS data, run output.
+_SKIP_DIRS = frozenset({"__pycache__", ".git", ".hg", ".svn", ".venv", "node_modules"})
+_SKIP_FILES = frozenset({"tmp-run.sh", "tmp-run-env.out", "tmp-run-state.json",
+                         "tmp-state.json", "tmp-ver.out", "ckg-run.log"})
+#: A manifest lists at most this many files; a larger folder is digested whole and says so.
+MANIFEST_FILES = 2000
+PACKAGES_FILE = "packages.json"
+
+
+def source_state(root: str | Path) -> dict:
+    """``{"source_commit", "source_dirty"}`` of a Git checkout at ``root``; ``{}`` when
+    ``root`` is not one or git cannot tell."""
+    root = Path(root)
+    if not (root / ".git").exists():
+        return {}
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+                                capture_output=True, text=True, timeout=30)
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                 "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if commit.returncode != 0:
+        return {}
+    state = {"source_commit": commit.stdout.strip()}
+    if status.returncode == 0:
+        state["source_dirty"] = bool(status.stdout.strip())
+    return state
+
+
+def folder_manifest(folder: str | Path) -> dict[str, str]:
+    """Relative path -> first 16 hex digits of the SHA-256 of each file under ``folder``
+    (sorted; caches, VCS folders and run outputs left out). Past :data:`MANIFEST_FILES`
+    files the manifest stops and says so under the key ``"..."``.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); _ = (d / "a.py").write_text("x = 1\\n")
+    >>> folder_manifest(d)
+    {'a.py': '9e26bf369911c45c'}
+    """
+    folder = Path(folder)
+    manifest: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        for name in sorted(filenames):
+            if name in _SKIP_FILES:
+                continue
+            path = Path(dirpath, name)
+            if path.is_symlink() or not path.is_file():
+                continue
+            if len(manifest) >= MANIFEST_FILES:
+                manifest["..."] = f"more than {MANIFEST_FILES} files"
+                return manifest
+            manifest[path.relative_to(folder).as_posix()] = _file_digest(path)
+    return manifest
+
+
+def manifest_digest(manifest: dict[str, str]) -> str:
+    """One digest for a whole manifest (paths and contents)."""
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def installed_packages(home: Path | None = None) -> list[str]:
+    """``name==version`` of every distribution of this interpreter, sorted; kept in
+    ``home`` while the interpreter and its package folders are unchanged (listing them
+    costs tens of milliseconds)."""
+    from ckg.run.platform import _stamp
+
+    stamp = _stamp()
+    path = Path(home) / PACKAGES_FILE if home else None
+    if path is not None and stamp is not None:
+        try:
+            saved = json.loads(path.read_bytes())
+            if saved["stamp"] == stamp:
+                return saved["packages"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    import importlib.metadata
+
+    found = set()
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata.get("Name") if dist.metadata else None
+        if name:
+            found.add(f"{name}=={dist.version}")
+    packages = sorted(found, key=str.casefold)
+    if path is not None and stamp is not None:
+        partial = path.with_name(f".{PACKAGES_FILE}.{os.getpid()}")
+        partial.write_text(json.dumps({"stamp": stamp, "packages": packages}))
+        os.replace(partial, path)
+    return packages
+
+
+def package_set_node(packages: list[str]) -> Node:
+    """The ``PackageSet`` node of a list of distributions, keyed by its digest.
+
+    >>> package_set_node(["numpy==2.0.0"]).props["count"]
+    1
+    """
+    digest = hashlib.sha256("\n".join(packages).encode()).hexdigest()[:24]
+    return Node("PackageSet", f"pkgs:{digest}", {
+        "uid": f"pkgs:{digest}", "packages": list(packages), "count": len(packages),
+        "python": sys.version.split()[0], "executable": sys.executable,
+    })
+
+
+def diff(a: dict, b: dict) -> dict:
+    """What differs between two runs' provenance (as :func:`ckg.runs.provenance` gives it):
+    ``{field: {"a": ..., "b": ...}}`` for scalars, and for maps (env, packages, files,
+    params, platform) the keys only in one and the keys whose values differ.
+
+    >>> diff({"source_commit": "1", "files": {"x": "1"}}, {"source_commit": "2",
+    ...       "files": {"x": "2", "y": "3"}})
+    {'files': {'only_b': ['y'], 'changed': ['x']}, 'source_commit': {'a': '1', 'b': '2'}}
+    """
+    out: dict = {}
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if x == y:
+            continue
+        if isinstance(x, dict | None) and isinstance(y, dict | None) and (x or y) is not None \
+                and (isinstance(x, dict) or isinstance(y, dict)):
+            x, y = x or {}, y or {}
+            part = {
+                "only_a": sorted(set(x) - set(y)),
+                "only_b": sorted(set(y) - set(x)),
+                "changed": sorted(k for k in set(x) & set(y) if x[k] != y[k]),
+            }
+            out[key] = {k: v for k, v in part.items() if v}
+        else:
+            out[key] = {"a": x, "b": y}
+    return out
+
+
+def as_map(packages: list[str]) -> dict[str, str]:
+    """``["numpy==2.0"]`` as ``{"numpy": "2.0"}`` (names compared case-insensitively).
+
+    >>> as_map(["NumPy==2.0", "odd"])
+    {'numpy': '2.0', 'odd': ''}
+    """
+    out = {}
+    for item in packages or []:
+        name, _, version = str(item).partition("==")
+        out[name.casefold()] = version
+    return out
