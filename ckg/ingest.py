@@ -239,6 +239,7 @@ def ingest(
         graph = graph_artifacts(kg.store)
         state.claim_uids(graph)
         summary.renamed = state.renamed
+        summary.warnings = state.all_warnings()  # with a line per uid clash
         own_before = {u for u, row in graph.items() if row["source_uid"] == uid}
         plan = state.plan(own_before if not trusted else None)
         _count_plan(summary, plan)
@@ -484,15 +485,21 @@ class _Reader:
                 continue
             group = self.groups.pop(uid)
             self.parsed_artifacts.discard(uid)
-            path = group.node.props.get("path", ".")
-            new = hashlib.sha256(f"{self.uid}:{path}".encode()).hexdigest()[:16]
+            props = group.node.props
+            new = _free_uid(self.uid, props, set(self.groups) | set(graph))
             _rename(group, uid, new)
             self.groups[new] = group
             self.parsed_artifacts.add(new)
             self.renamed += 1
+            message = (
+                f"uid {uid} of {props.get('alias') or props.get('kind')} is held by "
+                f"{held.get('alias') or '?'} ({held.get('kind')}) of source "
+                f"{held['source_uid']}: this one is {new}"
+            )
             for unit in self.units.values():
                 if uid in unit["artifacts"]:
                     unit["artifacts"] = [new if a == uid else a for a in unit["artifacts"]]
+                    unit["warnings"].append([None, message])
 
     def all_warnings(self) -> list[Problem]:
         out = [
@@ -579,6 +586,25 @@ def group_records(records: Records, shared: Records) -> dict[str, Group]:
         if dep.artifact_uid in groups:
             groups[dep.artifact_uid].deps.append(dep)
     return groups
+
+
+def _free_uid(source_uid: str, props: dict, taken: set[str]) -> str:
+    """A uid for an artifact whose own uid another source holds, derived from the source,
+    its path, format and kind, and never one already taken: a generic project and a
+    repository descriptor in one folder share the path, and neither may replace the other.
+
+    >>> a = _free_uid("s", {"path": ".", "format": "mlc", "kind": "repo"}, set())
+    >>> a != _free_uid("s", {"path": ".", "format": "generic", "kind": "project"}, set())
+    True
+    >>> _free_uid("s", {"path": ".", "format": "mlc", "kind": "repo"}, {a}) != a
+    True
+    """
+    base = f"{source_uid}:{props.get('path', '.')}:{props.get('format')}:{props.get('kind')}"
+    for n in range(len(taken) + 1):
+        new = hashlib.sha256(f"{base}:{n}".encode()).hexdigest()[:16]
+        if new not in taken:
+            return new
+    raise AssertionError("unreachable: a free uid exists among len(taken) + 1 candidates")
 
 
 def _rename(group: Group, old: str, new: str) -> None:

@@ -115,9 +115,21 @@ def kind_of(location: str) -> str:
         return "zip"
     if lower.endswith(TAR_SUFFIXES):
         return "tar"
-    if (Path(location) / ".git").exists():
+    if (Path(location) / ".git").exists() or is_bare_repository(Path(location)):
         return "git"
     return "dir"
+
+
+def is_bare_repository(path: Path) -> bool:
+    """Whether ``path`` is a bare Git repository (``repo.git``: ``HEAD``, ``objects/`` and
+    ``refs/`` at its top, no work tree), which reads like its ``file://`` URL, not like an
+    empty folder.
+
+    >>> is_bare_repository(Path("/nonexistent"))
+    False
+    """
+    return (path / "HEAD").is_file() and (path / "objects").is_dir() and \
+        (path / "refs").is_dir()
 
 
 def open_source(

@@ -60,3 +60,18 @@ def test_git_fetch_updates_the_cache_after_a_new_commit(tmp_path, repo):
 def test_unknown_git_ref_is_one_clear_error(tmp_path, repo):
     with pytest.raises(InvalidInput, match="git .* failed"):
         open_source(repo, ref="no-such-branch", cache=tmp_path / "cache")
+
+
+def test_a_bare_repository_path_reads_like_its_file_url(tmp_path, repo):
+    bare = tmp_path / "served" / "repo.git"
+    bare.parent.mkdir()
+    git(repo, "clone", "-q", "--bare", str(repo), str(bare))
+    by_path = open_source(str(bare), cache=tmp_path / "cache-a")
+    by_url = open_source(bare.as_uri(), cache=tmp_path / "cache-b")
+    assert by_path.kind == by_url.kind == "git"
+    assert by_path.commit == by_url.commit == git(repo, "rev-parse", "HEAD")
+    files = sorted(p.relative_to(by_path.root).as_posix() for p in by_path.root.rglob("*")
+                   if p.is_file() and ".git" not in p.parts)
+    assert files and files == sorted(
+        p.relative_to(by_url.root).as_posix() for p in by_url.root.rglob("*")
+        if p.is_file() and ".git" not in p.parts)

@@ -424,3 +424,31 @@ def test_ck_entry_change_in_info_json_rewrites_that_entry(kg, corpora, tmp_path)
     info.write_text(info.read_text().replace("{", '{"note": "edited", ', 1))
     summary = kg.ingest(tree, fmt="ck")
     assert (summary.parsed, summary.changed, summary.unchanged) == (1, 1, 1)
+
+
+def test_no_artifact_replaces_another_on_a_uid_clash(kg, tmp_path):
+    """A copy of a repository whose root is both a repository (meta.yaml) and a Python
+    project (pyproject.toml): its descriptor's uid is held by the first copy, and the uid it
+    got instead must not be the generic project's, or the project would vanish."""
+    first = write_tree(tmp_path / "one", {
+        "meta.yaml": "alias: org@tools\nuid: 9cf241afa6074c00\n",
+        "script/get-x/meta.yaml": "alias: get-x\nuid: 1111111111111111\n"
+                                  "automation_alias: script\ntags: [get, x]\n",
+    })
+    second = write_tree(tmp_path / "two", {
+        "meta.yaml": "alias: org@tools\nuid: 9cf241afa6074c00\n",
+        "pyproject.toml": '[project]\nname = "tools"\nversion = "1.0"\n'
+                          'dependencies = ["numpy>=1.26"]\n',
+        "script/get-x/meta.yaml": "alias: get-x\nuid: 1111111111111111\n"
+                                  "automation_alias: script\ntags: [get, x]\n",
+    })
+    kg.ingest(first)
+    summary = kg.ingest(second)
+    rows = kg.query(
+        "MATCH (s:Source)-[:CONTAINS]->(a:Artifact) WHERE s.location = $loc "
+        "RETURN a.uid AS uid, a.kind AS kind ORDER BY kind", {"loc": str(second)})
+    kinds = sorted(r["kind"] for r in rows)
+    assert "repo" in kinds and "script" in kinds and len(kinds) == 3, rows
+    assert len({r["uid"] for r in rows}) == 3
+    held = [str(w) for w in summary.warnings if "is held by" in str(w)]
+    assert len(held) == 2 and any("org@tools" in w for w in held)
