@@ -5,26 +5,26 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 
-LOCAL_ENV_KEYS = tuple(
-    prefix + name
-    for prefix in ("CM_", "MLC_")
-    for name in (
-        "VERSION",
-        "VERSION_MIN",
-        "VERSION_MAX",
-        "VERSION_MAX_USABLE",
-        "DETECTED_VERSION",
-        "INPUT",
-        "OUTPUT",
-        "OUTBASENAME",
-        "OUTDIRNAME",
-        "NAME",
-        "EXTRA_CACHE_TAGS",
-        "TMP_*",
-        "GIT_*",
-        "RENEW_CACHE_ENTRY",
-    )
+#: Keys a script keeps to itself: its caller's values are not handed down to it
+#: (MLCFlow's ``local_env_keys``, without their ``CM_`` / ``MLC_`` prefix).
+LOCAL_ENV_NAMES = (
+    "VERSION",
+    "VERSION_MIN",
+    "VERSION_MAX",
+    "VERSION_MAX_USABLE",
+    "DETECTED_VERSION",
+    "INPUT",
+    "OUTPUT",
+    "OUTBASENAME",
+    "OUTDIRNAME",
+    "SEARCH_FOLDER_PATH",
+    "NAME",
+    "EXTRA_CACHE_TAGS",
+    "TMP_*",
+    "GIT_*",
+    "RENEW_CACHE_ENTRY",
 )
+LOCAL_ENV_KEYS = tuple(prefix + name for prefix in ("CM_", "MLC_") for name in LOCAL_ENV_NAMES)
 
 
 def split_env(env: Mapping) -> tuple[dict, dict]:

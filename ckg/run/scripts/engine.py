@@ -36,30 +36,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ckg.plan.env import LOCAL_ENV_NAMES
 from ckg.run.execute import read_tail
 from ckg.run.scripts import meta as rules
 from ckg.run.scripts import native
 from ckg.run.scripts.cache import ScriptCache
 from ckg.run.scripts.index import Script, ScriptIndex
 
-#: Keys a caller's env does not hand down to a dependency (MLCFlow's ``local_env_keys``).
-LOCAL_ENV_KEYS = (
-    "VERSION",
-    "VERSION_MIN",
-    "VERSION_MAX",
-    "VERSION_MAX_USABLE",
-    "DETECTED_VERSION",
-    "INPUT",
-    "OUTPUT",
-    "OUTBASENAME",
-    "OUTDIRNAME",
-    "SEARCH_FOLDER_PATH",
-    "NAME",
-    "EXTRA_CACHE_TAGS",
-    "TMP_*",
-    "GIT_*",
-    "RENEW_CACHE_ENTRY",
-)
 #: Host variables copied into the env when it lacks them.
 HOST_ENV_KEYS = (
     "USER",
@@ -218,7 +201,7 @@ class Engine:
         self.P = prefix
         self.timeout_s = timeout_s
         self.os_info = native.os_info()
-        self.local_env_keys = [prefix + k for k in LOCAL_ENV_KEYS]
+        self.local_env_keys = [prefix + k for k in LOCAL_ENV_NAMES]
         self.steps: list[StepReport] = []
         self._stack: list[StepReport] = []
         self.cwd = self.workdir  # MLCFlow's current folder: a cached script's entry, else this
