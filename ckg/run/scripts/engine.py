@@ -28,10 +28,8 @@ exit or hang without taking ckg with them.
 """
 
 import copy
-import json
 import os
 import time
-import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1184,12 +1182,3 @@ def _flush() -> None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def dumps(value) -> str:
-    """JSON text of an env or state, whatever a hook put in it."""
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def format_exception() -> str:
-    return traceback.format_exc()
