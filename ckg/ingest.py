@@ -83,6 +83,7 @@ class IngestSummary:
     reresolved: int = 0
     renamed: int = 0
     implements: int = 0
+    results: int = 0  # published results read from the source's files
     wrote: bool = False
     seconds: float = 0.0
     unresolved: list[dict] = field(default_factory=list)
@@ -228,6 +229,7 @@ def ingest(
         # manifest is all there is to write, and the graph lock is not needed.
         _count_plan(summary, state.plan(None))
         mark = _settle_missing(kg, summary, old.get("settled"))
+        _ingest_results(kg, tree.root, uid, summary)
         state.save(manifest_file, tree, archive_stat, listing_digest, fmt, mark)
         return _done(summary, started)
     with write_lock(kg.store) as held:
@@ -264,8 +266,33 @@ def ingest(
         if summary.wrote:
             summary.implements = _link_code(kg, uid)
         mark = _settle_missing(kg, summary, None, settled=settled, report=report)
+        _ingest_results(kg, tree.root, uid, summary)
         state.save(manifest_file, tree, archive_stat, listing_digest, fmt, mark)
         return _done(summary, started)
+
+
+def _ingest_results(kg, root: Path, uid: str, summary: IngestSummary) -> None:
+    """Published results in the source's files (Papers with Code, MLPerf, result tables):
+    read and written as ``ckg results import`` would, and the results of this source that
+    its files no longer hold removed. One door: a results repository ingests like any other.
+    An unchanged source never gets here, so its results are not read again."""
+    from importers import results as result_files
+
+    found = result_files.detect(root)
+    records = result_files.read(root, uid, found) if found else None
+    if records is not None and records.nodes:
+        kg.store.write_records(records)
+        summary.results = records.tally.results
+        summary.warnings.extend(records.warnings)
+        summary.wrote = True
+    kept = [n.key for n in records.nodes if n.label == "Result"] if records else []
+    gone = kg.store.run(
+        "MATCH (r:Result {source_uid: $uid}) WHERE NOT r.uid IN $kept "
+        "DETACH DELETE r RETURN count(*) AS n",
+        {"uid": uid, "kept": kept},
+    )
+    if gone and gone[0]["n"]:
+        summary.wrote = True
 
 
 def _count_plan(summary: IngestSummary, plan: "_Plan") -> None:

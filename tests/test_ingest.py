@@ -452,3 +452,25 @@ def test_no_artifact_replaces_another_on_a_uid_clash(kg, tmp_path):
     assert len({r["uid"] for r in rows}) == 3
     held = [str(w) for w in summary.warnings if "is held by" in str(w)]
     assert len(held) == 2 and any("org@tools" in w for w in held)
+
+
+def test_one_door_ingest_brings_the_results_of_a_results_repository(kg, corpora, tmp_path):
+    """``ckg ingest`` of a folder of published results imports them as ``ckg results import``
+    would; a file removed takes its results with it; an unchanged folder reads nothing."""
+    import shutil
+
+    folder = tmp_path / "leaderboards"
+    shutil.copytree(corpora / "pwc", folder)
+    first = kg.ingest(folder)
+    assert first.results == 1903
+    count_results = "MATCH (r:Result {source_uid: $uid}) RETURN count(r) AS n"
+    assert kg.query(count_results, {"uid": first.uid})[0]["n"] == 1903
+    assert kg.ingest(folder).results == 0  # unchanged: nothing read again
+    squad = len(json.loads((folder / "squad.json").read_text())[0]["datasets"])
+    assert squad
+    (folder / "squad.json").unlink()
+    after = kg.ingest(folder)
+    left = kg.query(count_results, {"uid": first.uid})[0]["n"]
+    assert after.results == left < 1903
+    assert not kg.query("MATCH (r:Result {source_uid: $uid}) WHERE r.path = 'squad.json' "
+                        "RETURN r.uid AS uid", {"uid": first.uid})

@@ -263,6 +263,8 @@ def _print_summary(summary) -> None:
     ]
     if summary.implements:
         rows.append(("papers implemented (IMPLEMENTS added)", str(summary.implements)))
+    if summary.results:
+        rows.append(("published results read", str(summary.results)))
     rows += [
         ("seconds", f"{summary.seconds:.2f}" + ("" if summary.wrote else " (nothing written)")),
     ]
