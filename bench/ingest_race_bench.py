@@ -39,8 +39,8 @@ from tests.test_security_concurrency import (  # noqa: E402
 #: INGEST_AT with the lock replaced by a no-op: ingest as it was before the lock.
 WITHOUT_LOCK = INGEST_AT.replace(
     "import ckg\n",
-    "import ckg, contextlib, ckg.ingest, ckg.ingest_write as w\n"
-    "ckg.ingest.write_lock = lambda *a, **k: contextlib.nullcontext(w.Held())\n",
+    "import ckg, contextlib, ckg.ingest.core, ckg.ingest.write as w\n"
+    "ckg.ingest.core.write_lock = lambda *a, **k: contextlib.nullcontext(w.Held())\n",
 )
 
 

@@ -2,7 +2,7 @@
 
 - :func:`import_results` reads result files or folders (Papers with Code, MLPerf, tables; see
   :mod:`importers.results`), writes them with a ``Source`` node each, and links papers to the
-  ingested code that implements them (:func:`link_code`).
+  ingested code that implements them (:func:`ckg.ingest.link.link_code`).
 - :func:`results` returns every result matching task, dataset, metric, model as a pandas
   DataFrame; :func:`compare` runs the ``compare-papers`` named query and ranks its rows;
   :func:`plot` draws a comparison as PNG (matplotlib) or HTML (plotly).
@@ -21,9 +21,9 @@ from pathlib import Path
 
 from ckg import metrics, queries
 from ckg.errors import InvalidInput, NotFound, UsageError
+from ckg.ingest.link import link_code
 from ckg.records import Node, Problem
 from importers import results as result_files
-from importers.papers import repo_url
 from importers.published import ResultRecords
 from importers.sources import file_digest, kind_of, open_source, source_uid
 
@@ -117,66 +117,6 @@ def import_results(kg, paths: list[str | Path]) -> ImportReport:
             setattr(report, name, getattr(report, name) + getattr(records.tally, name))
     report.linked = link_code(kg.store)
     return report
-
-
-def link_code(store, source: str | None = None) -> int:
-    """``(Artifact)-[:IMPLEMENTS]->(Paper)`` where a paper's code link is an ingested repository.
-
-    A paper's ``code_urls`` (normalised repository URLs) are matched against each ``Source``'s
-    ``location`` and Git ``origin`` (a local clone's remote), normalised the same way; the
-    source's ``generic`` artifacts (the project itself, not the scripts inside a CM repository)
-    get the edge. Called after results are imported and after a source is ingested, so either
-    order links. Only missing edges are written.
-
-    Parameters
-    ----------
-    store : GraphStore
-    source : str, optional
-        Only this ``Source`` uid's artifacts (an ingest); every source when None.
-
-    Returns
-    -------
-    int
-        The edges added.
-
-    Examples
-    --------
-    >>> link_code(kg.store, source=summary.uid)                    # doctest: +SKIP
-    1
-    """
-    artifacts = store.run(
-        "MATCH (s:Source)-[:CONTAINS]->(a:Artifact) "
-        "WHERE a.format = 'generic' AND ($source IS NULL OR s.uid = $source) "
-        "OPTIONAL MATCH (a)-[:IMPLEMENTS]->(p:Paper) "
-        "RETURN s.location AS location, s.origin AS origin, a.uid AS artifact, "
-        "collect(p.uid) AS papers",
-        {"source": source},
-    )
-    repos = {
-        row["artifact"]: {repo_url(row["location"]), repo_url(row["origin"])} - {None}
-        for row in artifacts
-    }
-    if not any(repos.values()):
-        return 0
-    wanted = sorted(set().union(*repos.values()))
-    by_repo: dict[str, list[str]] = {}
-    for row in store.run(
-        "MATCH (p:Paper) WHERE any(u IN p.code_urls WHERE u IN $urls) "
-        "RETURN p.uid AS uid, p.code_urls AS urls",
-        {"urls": wanted},
-    ):
-        for url in row["urls"] or []:
-            by_repo.setdefault(url, []).append(row["uid"])
-    linked = {row["artifact"]: set(row["papers"]) for row in artifacts}
-    rows = [
-        {"src": artifact, "dst": paper, "props": {}}
-        for artifact, urls in repos.items()
-        for paper in sorted({p for url in urls for p in by_repo.get(url, ())})
-        if paper not in linked[artifact]
-    ]
-    if rows:
-        store.upsert_edges("IMPLEMENTS", "Artifact", "Paper", rows)
-    return len(rows)
 
 
 def link_artifact(store, artifact: str, paper: str) -> dict:

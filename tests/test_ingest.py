@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ckg import ingest as ingest_mod
 from ckg.errors import NotFound, UsageError
 from ckg.ingest import StrictFailure
+from ckg.ingest import core as ingest_mod
 from tests.gitrepo import git
 
 PY = "aaaaaaaaaaaaaaa1"

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from ckg import queries
 from ckg.cli.app import app
+from ckg.ingest.link import link_code
 from ckg.records import Edge, Node, Records
-from ckg.results import link_code
 from importers.git import git_origin
 from tests.gitrepo import git
 

@@ -10,7 +10,7 @@ import pytest
 
 from ckg.cli import main
 from ckg.errors import CycleError, UsageError
-from ckg.ingest_write import DEP_FIELDS
+from ckg.ingest.write import DEP_FIELDS
 from ckg.plan import build_plan, core, graph, guards, load_graph, memo, variations
 from ckg.plan import env as env_mod
 from ckg.plan.guards import blocked_by, key_matches

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 from ckg import queries
 from ckg.cli.app import app
 from ckg.errors import InvalidInput, NotFound, UsageError
+from ckg.ingest.link import link_code
 from ckg.records import Edge, Node, Records
-from ckg.results import link_code
 
 NAMES = sorted(p.stem for p in queries.QUERIES_DIR.glob("*.cypher"))
 REQUIRED = {

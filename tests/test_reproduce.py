@@ -83,7 +83,7 @@ def test_example_compares_each_reported_result_with_its_own_run_only(kg, tmp_pat
     meta = yaml.safe_load((folder / "ckg.yaml").read_text())
     meta["grid"] = [{"model": "knn", "k": 1}, {"model": "logreg", "C": 1.0}]  # the demo's
     (folder / "ckg.yaml").write_text(yaml.safe_dump(meta))
-    kg.import_results([folder / "reported-results.yaml"])
+    kg.ingest(str(folder))  # one door: the folder's reference table comes in with it
     todo = _rows(kg, "unreproduced-results", dataset="digits")
     assert _cols(todo, "paper", "model", "value") == [
         (EXAMPLE_PAPER, "knn", 98.3),
@@ -94,7 +94,7 @@ def test_example_compares_each_reported_result_with_its_own_run_only(kg, tmp_pat
         ("logreg", None),
     ]
 
-    knn, logreg = run_demo(kg, folder).runs  # imports the table again: nothing changes
+    knn, logreg = run_demo(kg, folder).runs  # ingests the folder again: nothing changes
     assert _rows(kg, "unreproduced-results", dataset="digits") == []
     kg.link("sklearn-digits", EXAMPLE_PAPER)  # implementing it adds no match by model name
     rows = _rows(kg, "paper-vs-reproduced", paper="example.org/sklearn-digits", metric="Accuracy")

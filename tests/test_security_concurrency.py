@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from ckg import ingest as ingest_mod
-from ckg import ingest_write
-from ckg.ingest_write import write_lock
+from ckg.ingest import core as ingest_mod
+from ckg.ingest import write as ingest_write
+from ckg.ingest.write import write_lock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -260,7 +260,7 @@ def test_a_killed_holder_frees_the_lock(kg):
 HOLD = """
 import time
 import ckg
-from ckg.ingest_write import write_lock
+from ckg.ingest.write import write_lock
 with ckg.open() as kg, write_lock(kg.store):
     print("held", flush=True)
     time.sleep(600)

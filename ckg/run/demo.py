@@ -12,15 +12,12 @@ from ckg.errors import NotFound
 from ckg.run.workflow import FILENAME
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sklearn-digits"
-#: A folder's reference results, imported before its runs so that they record what they
-#: reproduce (the workflow's ``reproduces:`` block).
-REFERENCE = "reported-results"
 
 
 def run_demo(kg, path: str | Path | None = None):
-    """Ingest the workflow folder ``path`` (default: the example), import its reference
-    results (``reported-results.yaml``, ``.csv``, ... when there is one), run its grid, return
-    the :class:`ckg.run.Report`.
+    """Ingest the workflow folder ``path`` (default: the example) with its reference results
+    (``reported-results.yaml``: ingest reads a source's results files, so the runs record
+    what they reproduce), run its grid, return the :class:`ckg.run.Report`.
 
     Raises
     ------
@@ -33,7 +30,4 @@ def run_demo(kg, path: str | Path | None = None):
         raise NotFound(f"{meta_file} not found: give a folder with a {FILENAME} (--path)")
     meta = yaml.safe_load(meta_file.read_text(encoding="utf-8"))
     kg.ingest(str(folder))
-    tables = sorted(p for p in folder.glob(f"{REFERENCE}.*") if p.is_file())
-    if tables:
-        kg.import_results(tables)
     return kg.run(str(meta.get("uid") or meta["alias"]), grid=meta.get("grid") or {})

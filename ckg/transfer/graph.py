@@ -44,7 +44,7 @@ VERSION = 1
 #: Nodes read per query.
 PAGE = 2000
 #: Relationship types that may run in parallel between two nodes, and the property that
-#: tells them apart (ckg.ingest_write writes DEPENDS_ON so).
+#: tells them apart (ckg.ingest.write writes DEPENDS_ON so).
 EDGE_KEYS = {"DEPENDS_ON": "entry"}
 #: Labels that are never copied.
 INTERNAL = frozenset({"IngestLock"})

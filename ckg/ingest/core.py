@@ -9,7 +9,7 @@ The stages, each a plain value handed to the next:
    mtime changed is hashed, and only units whose bytes changed are parsed, by the format's
    importer (``importers.<format>.read``).
 4. Records are grouped per artifact and digested; only new or changed artifacts are written.
-5. The store's ingest lock is taken (:func:`ckg.ingest_write.write_lock`; concurrent ingests
+5. The store's ingest lock is taken (:func:`ckg.ingest.write.write_lock`; concurrent ingests
    into one store are serialised from here on, so each resolves against a graph no other is
    writing). Should another ingest of this same source have written since stage 2, the
    ingest starts again, the lock held. Dependencies of written artifacts are resolved with
@@ -20,13 +20,13 @@ The stages, each a plain value handed to the next:
    re-resolved, ``complete`` set true; then the manifest is saved. A source found incomplete
    (or without a manifest) is re-read whole and every artifact rewritten.
 7. When anything was written, papers whose code links name this repository (its location or
-   its Git ``origin``) get ``(Artifact)-[:IMPLEMENTS]->(Paper)`` (:func:`ckg.results.link_code`),
-   so results imported before the code find it too.
+   its Git ``origin``) get ``(Artifact)-[:IMPLEMENTS]->(Paper)``
+   (:func:`ckg.ingest.link.link_code`), so results imported before the code find it too.
 8. Entries of the source still missing are resolved again, under the lock, when an artifact
    now in the graph carries their tags: so does an ingest that found its source unchanged.
-   The look (:func:`ckg.ingest_write.resolvable`, a scan of the artifacts) is made only
+   The look (:func:`ckg.ingest.write.resolvable`, a scan of the artifacts) is made only
    when an ingest has written since the last one (the manifest keeps the graph's
-   :func:`ckg.ingest_write.graph_mark`, one query over the sources).
+   :func:`ckg.ingest.write.graph_mark`, one query over the sources).
 """
 
 import hashlib
@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ckg.errors import InvalidInput, UsageError
-from ckg.ingest_write import (
+from ckg.ingest.write import (
     count_resolution,
     graph_artifacts,
     graph_mark,
@@ -305,9 +305,9 @@ def _settle_missing(kg, summary, known, *, settled=False, report=None) -> str | 
 
     Entries of the source left missing whose targets have come since (by an ingest that
     ran alongside this source's last one, say) are resolved under the lock. The look for
-    such targets (:func:`ckg.ingest_write.resolvable`) is skipped when this ingest
+    such targets (:func:`ckg.ingest.write.resolvable`) is skipped when this ingest
     ``settled`` every entry of the source already, or when the graph's mark
-    (:func:`ckg.ingest_write.graph_mark`) is still ``known``, the mark at which the
+    (:func:`ckg.ingest.write.graph_mark`) is still ``known``, the mark at which the
     manifest says no missing entry matched. Returns the mark for the manifest (None when
     nothing is missing).
     """
@@ -746,8 +746,8 @@ def _finish_unchanged(
 
 
 def _link_code(kg, uid: str) -> int:
-    """:func:`ckg.results.link_code` for one source, imported only on a path that wrote:
+    """:func:`ckg.ingest.link.link_code` for one source, imported only on a path that wrote:
     the results modules take about 40 ms to import, a quarter of an unchanged re-ingest."""
-    from ckg.results import link_code
+    from ckg.ingest.link import link_code
 
     return link_code(kg.store, source=uid)
