@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from ckg import metrics
-from ckg.errors import InvalidInput, UsageError
+from ckg.errors import InvalidInput, NotFound, UsageError
 from ckg.pareto import Objective, front_table, hypervolume, parse_objectives
 
 SOURCES = ("runs", "papers", "all")
@@ -139,6 +139,8 @@ def pareto(
         raise UsageError("--experiment selects runs; use --from runs or all")
     if (task or dataset) and source == "runs":
         raise UsageError("--task and --dataset select published results; use --from papers")
+    if experiment:
+        _check_experiment(kg, experiment)
     filters = {"experiment": experiment, "task": task, "dataset": dataset, "where": where}
     points, units = select(kg, objs, source=source, **filters)
     table = front_table(points, objs, margins=margins)
@@ -154,6 +156,20 @@ def pareto(
     if write:
         write_front(kg, front, source)
     return front
+
+
+def _check_experiment(kg, experiment: str) -> None:
+    """NotFound naming the experiments there are (closest first) when none is ``experiment``:
+    a typo is not an experiment without the metrics asked for."""
+    rows = kg.store.run("MATCH (e:Experiment) RETURN e.name AS name, e.uid AS uid")
+    if any(experiment in (r["name"], r["uid"]) for r in rows):
+        return
+    import difflib
+
+    names = sorted({r["name"] for r in rows if r["name"]})
+    near = difflib.get_close_matches(experiment, names, n=3, cutoff=0.6)
+    listed = ", ".join(near or names[:8]) or "none yet: ckg run records one"
+    raise NotFound(f"no experiment {experiment!r} (experiments: {listed})")
 
 
 def select(kg, objectives: list[Objective], *, source="runs", **filters):

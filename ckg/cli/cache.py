@@ -4,7 +4,9 @@ import typer
 
 from ckg.cli.app import app, open_graph, print_rows
 
-cache_app = typer.Typer(help="List and remove cached script results.", no_args_is_help=True)
+cache_app = typer.Typer(
+    help="List and remove cached script results.", no_args_is_help=True, suggest_commands=False
+)
 app.add_typer(cache_app, name="cache")
 
 

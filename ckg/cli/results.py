@@ -6,7 +6,9 @@ import typer
 
 from ckg.cli.app import app, open_graph, print_rows
 
-results_app = typer.Typer(help="Import and list published results.", no_args_is_help=True)
+results_app = typer.Typer(
+    help="Import and list published results.", no_args_is_help=True, suggest_commands=False
+)
 app.add_typer(results_app, name="results")
 
 

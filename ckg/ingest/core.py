@@ -216,6 +216,10 @@ def ingest(
 
     state = _Reader(tree.root, uid, listing, old if trusted else None, fmt, report)
     state.read()
+    if not listing:
+        state.fmt_warnings["files"] = [
+            [".", None, f"{tree.location} holds no files: nothing to ingest (the right folder?)"]
+        ]
     summary.meta_files, summary.parsed = len(state.units), state.parsed
     summary.warnings = state.all_warnings()
     if strict and summary.warnings:
