@@ -440,7 +440,6 @@ class Engine:
                 saved_env,
                 saved_state,
                 self.cwd,
-                extra_cache_tags,
             )
         except BaseException:
             if entry is not None:
@@ -620,13 +619,10 @@ class Engine:
             if tag not in tags:
                 tags.append(tag)
                 search.append(tag)
-        for item in inv.meta.get("extra_cache_tags_from_env") or []:
-            value = str(env.get(item.get("env", ""), "")).strip()
-            for part in value.split(",") if value else []:
-                tag = "deps-" + item.get("prefix", "") + part
-                if tag not in tags:
-                    tags.append(tag)
-                    search.append(tag)
+        for tag in _env_cache_tags(inv.meta, env):
+            if tag not in tags:
+                tags.append(tag)
+                search.append(tag)
         return tags, search
 
     def _cached(self, inv: _Invocation, i, search, env, state, const, const_state):
@@ -692,7 +688,6 @@ class Engine:
         saved_env,
         saved_state,
         cwd: Path,
-        extra_cache_tags,
     ) -> dict | None:
         P = self.P
         meta = inv.meta
@@ -777,13 +772,8 @@ class Engine:
                     **other,
                 }
                 return self._run(nested)
-            if inv.cache and r.get("version"):
-                inv.report.version = str(r["version"])
-                inv.cache_tags = [t for t in inv.cache_tags if not t.startswith("version-")]
-                inv.cache_tags += _version_tags(str(r["version"]))
-            for tag in r.get("add_extra_cache_tags") or []:
-                if tag not in inv.cache_tags:
-                    inv.cache_tags.append(tag)
+            if inv.cache:  # MLCFlow reads preprocess's version for cached scripts only
+                _take_result(inv, r)
         rules.substitute(env)
         self._run_deps(inv, inv.deps["prehook_deps"], env, state, const, const_state, local_keys)
         for old, new in (meta.get("env_key_mappings") or {}).items():
@@ -793,15 +783,7 @@ class Engine:
         # Hooks may have left copies in run_input (run_native_script restores one): the
         # native script and postprocess work on the live env and state, as in MLCFlow.
         run_input.update(env=env, state=state, const=const, const_state=const_state, meta=meta)
-        r = self.prepare_and_run(run_input, "postprocess")
-        if r.get("version"):
-            inv.report.version = str(r["version"])
-            inv.cache_tags = [
-                t for t in inv.cache_tags if not t.startswith("version-")
-            ] + _version_tags(str(r["version"]))
-        for tag in r.get("add_extra_cache_tags") or []:
-            if tag not in inv.cache_tags:
-                inv.cache_tags.append(tag)
+        _take_result(inv, self.prepare_and_run(run_input, "postprocess"))
         self._run_deps(
             inv,
             inv.deps["post_deps"],
@@ -811,12 +793,9 @@ class Engine:
             const_state,
             meta.get("clean_env_keys_post_deps") or [],
         )
-        for item in meta.get("extra_cache_tags_from_env") or []:
-            value = str(env.get(item.get("env", ""), "")).strip()
-            for part in value.split(",") if value else []:
-                tag = "deps-" + item.get("prefix", "") + part
-                if tag not in inv.cache_tags:
-                    inv.cache_tags.append(tag)
+        for tag in _env_cache_tags(meta, env):  # again: the script may have set them
+            if tag not in inv.cache_tags:
+                inv.cache_tags.append(tag)
         if inv.report.status == "running":
             inv.report.status = "ok"
         dependent = env.get(P + "GET_DEPENDENT_CACHED_PATH", "")
@@ -1115,6 +1094,32 @@ def _inherited(inv: _Invocation, d: dict) -> str:
         if tag.startswith(("-_", "_-")) and "_" + tag[2:] in tags:
             tags.remove("_" + tag[2:])
     return ",".join(tags)
+
+
+def _take_result(inv: _Invocation, r: dict) -> None:
+    """A hook's ``version`` and ``add_extra_cache_tags``: the step's version and the tags
+    its cache entry gets (a new version replaces the ``version-`` tags)."""
+    if r.get("version"):
+        inv.report.version = str(r["version"])
+        inv.cache_tags = [t for t in inv.cache_tags if not t.startswith("version-")]
+        inv.cache_tags += _version_tags(str(r["version"]))
+    for tag in r.get("add_extra_cache_tags") or []:
+        if tag not in inv.cache_tags:
+            inv.cache_tags.append(tag)
+
+
+def _env_cache_tags(meta: dict, env: dict) -> list[str]:
+    """``deps-<prefix><value>`` tags of a meta's ``extra_cache_tags_from_env``, from ``env``.
+
+    >>> _env_cache_tags({"extra_cache_tags_from_env": [{"env": "V", "prefix": "python-"}]},
+    ...                 {"V": "3.11,3.12"})
+    ['deps-python-3.11', 'deps-python-3.12']
+    """
+    tags = []
+    for item in meta.get("extra_cache_tags_from_env") or []:
+        value = str(env.get(item.get("env", ""), "")).strip()
+        tags += ["deps-" + item.get("prefix", "") + part for part in value.split(",") if value]
+    return tags
 
 
 def _version_tags(version: str) -> list[str]:
