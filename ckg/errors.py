@@ -1,7 +1,8 @@
 """Errors a user can cause, one root and branches by meaning.
 
 The CLI catches :class:`CkgError` in one place and prints its message as one line
-(exit code 1, or 2 for :class:`UsageError`); ``--debug`` shows the traceback.
+(exit code 1, or 2 for :class:`UsageError` and :class:`NotFound`: a malformed flag or an
+unknown name); ``--debug`` shows the traceback.
 """
 
 
@@ -19,6 +20,8 @@ class UsageError(CkgError):
 
 class NotFound(CkgError):
     """A named artifact, query, source or metric does not exist."""
+
+    exit_code = 2
 
 
 class InvalidInput(CkgError):
@@ -43,3 +46,20 @@ class StoreUnavailable(CkgError):
 
 class QueryError(CkgError):
     """The database engine refused a Cypher statement; the message is the engine's."""
+
+
+def did_you_mean(name: str, names, *, cutoff: float = 0.6) -> str:
+    """A hint naming up to three of ``names`` close to ``name`` (same letters in another case
+    included), to end a NotFound message with; ``""`` when none is close.
+
+    >>> did_you_mean("SNLi", ["SNLI", "SQuAD1.1", "MultiNLI"])
+    " (did you mean 'SNLI'?)"
+    >>> did_you_mean("zzz", ["SNLI"])
+    ''
+    """
+    import difflib
+
+    names = list(names)
+    near = difflib.get_close_matches(name, names, n=3, cutoff=cutoff)
+    near += [n for n in names if n.casefold() == name.casefold() and n not in near][:1]
+    return f" (did you mean {', '.join(map(repr, near))}?)" if near else ""

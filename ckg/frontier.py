@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from ckg import metrics
-from ckg.errors import InvalidInput, NotFound, UsageError
+from ckg.errors import InvalidInput, NotFound, UsageError, did_you_mean
 from ckg.pareto import Objective, front_table, hypervolume, parse_objectives
 
 SOURCES = ("runs", "papers", "all")
@@ -126,13 +126,12 @@ def pareto(
     ------
     UsageError
         Filters that do not fit ``source``, fewer than two objectives, bad directions.
+    NotFound
+        An objective no selected point has (the message names the metrics present and the
+        closest), checked before its direction is.
     InvalidInput
-        An objective no selected point has (the message names the metrics present), or
-        fewer than two points having every objective.
+        Fewer than two points having every objective.
     """
-    objs = parse_objectives(objectives)
-    if len(objs) < 2:
-        raise UsageError("a Pareto front needs two or more objectives, e.g. accuracy,latency")
     if source not in SOURCES:
         raise UsageError(f"--from must be one of {', '.join(SOURCES)}, got {source!r}")
     if experiment and source == "papers":
@@ -142,6 +141,14 @@ def pareto(
     if experiment:
         _check_experiment(kg, experiment)
     filters = {"experiment": experiment, "task": task, "dataset": dataset, "where": where}
+    try:
+        objs = parse_objectives(objectives)
+    except UsageError:
+        # A misspelt name has no direction either: say first that it is not there.
+        _check_present(kg, objectives, source, filters)
+        raise
+    if len(objs) < 2:
+        raise UsageError("a Pareto front needs two or more objectives, e.g. accuracy,latency")
     points, units = select(kg, objs, source=source, **filters)
     table = front_table(points, objs, margins=margins)
     left_out = table.attrs["left_out"]
@@ -164,12 +171,10 @@ def _check_experiment(kg, experiment: str) -> None:
     rows = kg.store.run("MATCH (e:Experiment) RETURN e.name AS name, e.uid AS uid")
     if any(experiment in (r["name"], r["uid"]) for r in rows):
         return
-    import difflib
-
     names = sorted({r["name"] for r in rows if r["name"]})
-    near = difflib.get_close_matches(experiment, names, n=3, cutoff=0.6)
-    listed = ", ".join(near or names[:8]) or "none yet: ckg run records one"
-    raise NotFound(f"no experiment {experiment!r} (experiments: {listed})")
+    hint = did_you_mean(experiment, names)
+    listed = ", ".join(names[:8]) or "none yet: ckg run records one"
+    raise NotFound(f"no experiment {experiment!r}{hint}; experiments: {listed}")
 
 
 def select(kg, objectives: list[Objective], *, source="runs", **filters):
@@ -191,11 +196,7 @@ def select(kg, objectives: list[Objective], *, source="runs", **filters):
     for obj in objectives:
         rows = long[long["objective"] == obj.name] if len(long) else long
         if not len(rows):
-            present = sorted(_metrics_present(kg, source, filters))
-            raise InvalidInput(
-                f"objective {obj.name!r} is not in the selected results; metrics present: "
-                + (", ".join(present) or "none")
-            )
+            raise _absent(obj.name, _metrics_present(kg, source, filters))
         units[obj.name] = next((u for u in rows["unit"] if isinstance(u, str) and u), "")
     wide = long.pivot_table(
         index="point", columns="objective", values="value", aggfunc="mean", sort=True
@@ -329,6 +330,25 @@ def _descriptive(info) -> list[str]:
     wanted = ["config", "experiment", "model", "system", "submitter", "version", "task",
               "dataset", "scenario", "paper", "paper_title"]  # fmt: skip
     return [c for c in wanted if c in info.columns and info[c].notna().any()]
+
+
+def _check_present(kg, spec, source: str, filters: dict) -> None:
+    """InvalidInput for the first objective of ``spec`` (as ``parse_objectives`` takes it)
+    that no selected point has under its name or its canonical one."""
+    items = spec.split(",") if isinstance(spec, str) else [str(i) for i in spec]
+    present = _metrics_present(kg, source, filters)
+    for item in items:
+        name = item.strip().split(":")[0].strip()
+        if name and not {name, metrics.resolve(name).name} & present:
+            raise _absent(name, present)
+
+
+def _absent(name: str, present: set[str]) -> NotFound:
+    listed = ", ".join(sorted(present)) or "none"
+    hint = did_you_mean(name, present)
+    return NotFound(
+        f"objective {name!r} is not in the selected results{hint}; metrics present: {listed}"
+    )
 
 
 def _metrics_present(kg, source, filters) -> set[str]:

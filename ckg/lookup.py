@@ -6,7 +6,7 @@ come back as dicts and CM's tag rules come from :mod:`ckg.resolve`.
 
 import json
 
-from ckg.errors import NotFound, UsageError
+from ckg.errors import NotFound, UsageError, did_you_mean
 from ckg.resolve import match_tags, parse_tags
 
 _SUMMARY = (
@@ -61,7 +61,9 @@ def artifact(store, alias_or_uid: str) -> dict:
     if by_uid:
         return by_uid[0]
     if not nodes:
-        raise NotFound(f"no artifact with alias or uid {alias_or_uid!r}")
+        aliases = [r["alias"] for r in store.run("MATCH (a:Artifact) RETURN a.alias AS alias")]
+        hint = did_you_mean(alias_or_uid, filter(None, aliases))
+        raise NotFound(f"no artifact with alias or uid {alias_or_uid!r}{hint}")
     if len(nodes) > 1:
         choices = ", ".join(
             f"{n['uid']} ({n.get('kind')}, source {n.get('source_uid')})" for n in nodes

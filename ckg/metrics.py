@@ -48,7 +48,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ckg.errors import InvalidInput, NotFound
+from ckg.errors import InvalidInput, NotFound, did_you_mean
 from ckg.values import CANONICAL_UNITS, parse_unit
 
 PACKAGED = Path(__file__).with_name("metrics.yaml")
@@ -148,10 +148,7 @@ class Registry:
         """The metric ``name`` names; raises NotFound naming close canonical names."""
         metric = self.get(name)
         if metric is None:
-            import difflib
-
-            near = difflib.get_close_matches(slug(name), list(self._by_name), n=3, cutoff=0.6)
-            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            hint = did_you_mean(slug(name), self._by_name)
             raise NotFound(f"unknown metric {name!r}{hint}; add it to a metrics.yaml")
         return metric
 

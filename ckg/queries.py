@@ -12,12 +12,15 @@ A named query is a ``.cypher`` file whose leading ``//`` comment is its document
     //
     // Example:
     //   ckg query compare-papers -p task="Question Answering" -p dataset=SQuAD1.1 -p metric=f1
+    //
+    // Table: metric, model, value, unit, paper, date
     MATCH ...
 
 The name is the file name without ``.cypher``. Parameter options in brackets: ``optional``
 (null when not given), ``list`` (a comma-separated string is split), ``default <JSON>``. A
 parameter named ``metric`` is mapped as ckg names metrics when it imports them
 (:func:`ckg.metrics.canonical_name`), so ``F1`` finds ``f1`` and ``ANS-EM`` finds ``ans_em``;
+``Table:`` names the columns a terminal too narrow for every column shows first (optional);
 one named ``paper`` is keyed as papers are (:func:`importers.papers.paper_uid`), so
 ``arXiv:1810.04805v2`` finds ``arxiv:1810.04805``.
 Every ``$name`` the Cypher uses must be declared and vice versa (checked when loaded).
@@ -41,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ckg import metrics
-from ckg.errors import InvalidInput, NotFound, UsageError
+from ckg.errors import InvalidInput, NotFound, UsageError, did_you_mean
 from importers.papers import paper_uid
 
 #: The repository's queries folder; ``CKG_QUERIES`` (os.pathsep-separated) adds folders.
@@ -73,6 +76,7 @@ class NamedQuery:
     example: str = ""
     details: str = ""
     path: Path | None = field(default=None, compare=False)
+    table: tuple[str, ...] = ()
 
     def bind(self, given: dict | None) -> dict:
         """The parameters to send: ``given`` checked, defaults filled, lists split, metric mapped.
@@ -128,9 +132,12 @@ def parse(text: str, name: str, path: Path | None = None) -> NamedQuery:
         raise InvalidInput(f"{where}: no Cypher after the header comment")
     section, description, details, example = "text", "", [], []
     params: list[Param] = []
+    table: tuple[str, ...] = ()
     for line in header:
         stripped = line.strip()
-        if stripped.lower() in ("parameters:", "params:"):
+        if stripped.lower().startswith("table:"):
+            table = tuple(c.strip() for c in stripped[6:].split(",") if c.strip())
+        elif stripped.lower() in ("parameters:", "params:"):
             section = "params"
         elif stripped.lower() in ("example:", "examples:"):
             section = "example"
@@ -154,7 +161,8 @@ def parse(text: str, name: str, path: Path | None = None) -> NamedQuery:
             f"declared but not used: {extra or 'none'}"
         )
     return NamedQuery(
-        name, description, cypher, tuple(params), "\n".join(example), " ".join(details), path
+        name, description, cypher, tuple(params), "\n".join(example), " ".join(details), path,
+        table,
     )
 
 
@@ -209,8 +217,8 @@ def load(name_or_path: str | Path) -> NamedQuery:
             path = folder / f"{text}.cypher"
             if path.is_file():
                 return parse(path.read_text(encoding="utf-8"), text, path)
-    names = ", ".join(q.name for q in all_queries())
-    raise NotFound(f"no named query {text!r} (known: {names})")
+    names = [q.name for q in all_queries()]
+    raise NotFound(f"no named query {text!r}{did_you_mean(text, names)}; known: {', '.join(names)}")
 
 
 def find(text: str) -> NamedQuery | None:
@@ -239,3 +247,49 @@ def run(kg, query: NamedQuery | str, params: dict | None = None) -> list[dict]:
         query = load(query)
     store = getattr(kg, "store", kg)
     return store.run(query.cypher, query.bind(params))
+
+
+#: Parameters whose value names a node, and the node's label and the property that holds it.
+_NAMING_PARAMS = {
+    "dataset": ("Dataset", "name"),
+    "task": ("Task", "name"),
+    "metric": ("Metric", "name"),
+    "model": ("Model", "name"),
+    "paper": ("Paper", "uid"),
+    "artifact": ("Artifact", "alias"),
+}
+
+#: How a graph comes to hold nodes of a label a query reads.
+_HOW_TO_FILL = {
+    "Result": "ckg ingest a source of published results (Papers with Code JSON, MLPerf "
+    "cm-result.json) or ckg results import a table",
+    "Run": "ckg run records runs",
+    "Artifact": "ckg ingest a repository, archive or folder",
+}
+
+
+def why_empty(kg, query: NamedQuery, params: dict | None = None) -> str:
+    """Why ``query`` found no rows, as a hint for the reader: a value that names no node in
+    the graph (with close names), else a kind of node the graph holds none of yet, else that
+    nothing matched."""
+    store = getattr(kg, "store", kg)
+    bound = query.bind(params)
+    for name, (label, key) in _NAMING_PARAMS.items():
+        value = bound.get(name)
+        if not isinstance(value, str):
+            continue
+        names = [
+            r["v"] for r in store.run(f"MATCH (n:{label}) RETURN DISTINCT n.{key} AS v") if r["v"]
+        ]
+        if value not in names and not (label == "Artifact" and _is_uid(store, value)):
+            return f"no {label} {value!r} in the graph{did_you_mean(value, names)}"
+    for label, how in _HOW_TO_FILL.items():
+        if f":{label}" in query.cypher:
+            rows = store.run(f"MATCH (n:{label}) RETURN count(n) AS n")
+            if not rows[0]["n"]:
+                return f"the graph holds no {label} yet: {how}"
+    return "nothing matched those parameters"
+
+
+def _is_uid(store, value: str) -> bool:
+    return bool(store.run("MATCH (a:Artifact {uid: $v}) RETURN a.uid AS uid", {"v": value}))

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ckg import metrics, queries
-from ckg.errors import InvalidInput, NotFound, UsageError
+from ckg.errors import InvalidInput, NotFound, UsageError, did_you_mean
 from ckg.ingest.link import link_code
 from ckg.records import Node, Problem
 from importers import results as result_files
@@ -268,10 +268,6 @@ def _check_exists(store, label: str, name: str) -> None:
     rows = store.run(f"MATCH (n:{label} {{name: $name}}) RETURN count(n) AS n", {"name": name})
     if rows and rows[0]["n"]:
         return
-    import difflib
-
     names = [r["name"] for r in store.run(f"MATCH (n:{label}) RETURN n.name AS name")]
-    near = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-    near += [n for n in names if n.casefold() == name.casefold() and n not in near]
-    hint = f" (did you mean {', '.join(map(repr, near))}?)" if near else ""
+    hint = did_you_mean(name, names, cutoff=0.5)
     raise NotFound(f"no {label.lower()} {name!r} in the graph{hint}")

@@ -13,6 +13,8 @@
 //
 // Example:
 //   ckg query compare-papers -p task="Question Answering" -p dataset=SQuAD1.1 -p metric=f1
+//
+// Table: metric, model, value, unit, paper, date
 MATCH (t:Task)<-[:FOR_TASK]-(r:Result)-[:ON_DATASET]->(d:Dataset {name: $dataset})
 MATCH (r)-[:OF_METRIC]->(m:Metric)
 WHERE r.value IS NOT NULL AND ($task IS NULL OR t.name = $task)

@@ -72,10 +72,10 @@ def test_errors_are_one_line_with_exit_codes(tiny):
     assert "warning: script/bad/_cm.yaml:2: invalid YAML" in strict.stderr
     assert strict.stderr.strip().splitlines()[-1].endswith("with --strict; nothing written")
     missing = run_ckg("ingest", str(tiny / "nowhere"))
-    assert (missing.returncode, missing.stderr.count("\n")) == (1, 1)
+    assert (missing.returncode, missing.stderr.count("\n")) == (2, 1)
     assert "does not exist" in missing.stderr
     bad = run_ckg("ingest", str(tiny), "--format", "cmx")
     assert bad.returncode == 2 and "unknown format 'cmx'" in bad.stderr
     show = run_ckg("show", "nope")
-    assert show.returncode == 1 and "no artifact with alias or uid 'nope'" in show.stderr
+    assert show.returncode == 2 and "no artifact with alias or uid 'nope'" in show.stderr
     run_ckg("db", "stop")

@@ -161,3 +161,63 @@ def test_human_unit_picks_one_prefix_per_column(values, unit, expected):
 )
 def test_format_number_keeps_four_significant_digits(value, text):
     assert format_number(value) == text
+
+
+PAPERS = [
+    {
+        "metric": "accuracy",
+        "direction": "max",
+        "model": f"Densely-Connected Recurrent and Co-Attentive Network Ensemble {i}",
+        "value": 89.30000000000001 - i,
+        "unit": "%",
+        "raw": f"{89.3 - i}%",
+        "paper": "Improving Language Understanding by Generative Pre-Training",
+        "paper_url": f"https://arxiv.org/abs/1810.0480{i}",
+        "code": [],
+        "result": f"result:{i:024x}",
+    }
+    for i in range(3)
+]
+
+
+def test_a_wide_listing_keeps_the_important_columns_whole_and_names_the_rest(
+    capsys, monkeypatch
+):
+    out = _printed(
+        capsys, monkeypatch, 80, PAPERS, important=("metric", "model", "value", "paper")
+    )
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+    assert "…" not in out
+    words = set(out.replace("│", " ").split())  # every word whole, wrapped at spaces
+    for row in PAPERS:
+        assert set(row["model"].split()) <= words, out
+        assert f"{row['value']:.15g}" in words  # not the float's noise, 89.30000000000001
+    assert set(PAPERS[0]["paper"].split()) <= words
+    left_out = out.split("(left out to fit: ")[1]
+    assert "paper_url" in left_out and "result" in left_out and "see --json or --csv" in out
+    assert "code" not in out.split("(left out")[0]  # an empty column goes first
+
+
+def test_a_long_table_shows_the_first_rows_and_says_how_many_there_are(capsys, monkeypatch):
+    rows = [{"n": i} for i in range(120)]
+    out = _printed(capsys, monkeypatch, 80, rows)
+    assert "│ 49 │" in out and "│ 50 │" not in out
+    assert "(50 of 120 rows shown: --limit 0 for all" in out
+    assert "│ 119 │" in _printed(capsys, monkeypatch, 80, rows, limit=0)
+    monkeypatch.setenv("COLUMNS", "80")
+    print_rows(rows, as_json=True)
+    assert len(json.loads(capsys.readouterr().out)) == 120  # JSON is never cut unless asked
+
+
+def test_an_empty_table_says_why(capsys, monkeypatch):
+    out = _printed(capsys, monkeypatch, 80, [], empty_hint="no Dataset 'snli' in the graph")
+    assert "(no rows: no Dataset 'snli' in the graph)" in out
+
+
+def test_plan_lines_fit_the_terminal_and_keep_every_word(corpora, ckg_home):
+    _ckg("ingest", str(corpora / "cm4mlops"))
+    narrow = _ckg("plan", "app-mlperf-inference", columns=80)
+    wide = _ckg("plan", "app-mlperf-inference", columns=400)
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert max(len(line) for line in wide.splitlines()) > 80  # one line a step, as before
+    assert " ".join(narrow.split()) == " ".join(wide.split())

@@ -42,7 +42,7 @@ def test_every_packaged_metric_is_well_formed():
 
 
 def test_lookup_of_unknown_metric_names_close_ones():
-    with pytest.raises(NotFound, match=r"unknown metric 'latncy' \(did you mean latency"):
+    with pytest.raises(NotFound, match=r"unknown metric 'latncy' \(did you mean 'latency'"):
         metrics.lookup("latncy")
     assert metrics.get("latncy") is None
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ckg.errors import InvalidInput, UsageError
+from ckg.errors import InvalidInput, NotFound, UsageError
 from ckg.pareto import parse_objectives
 from ckg.plot import plot_front
 from ckg.records import Node
@@ -28,7 +28,7 @@ RUNS = [
 ]
 
 
-def _write_runs(kg, runs, experiment="digits", status="ok", prefix="r"):
+def _write_runs(kg, runs, experiment="digits", status="ok", prefix="r", extra=None):
     exp = Node("Experiment", f"exp-{experiment}", {"name": experiment})
     platform = Node("Platform", "host-1", {"cpu_model": "test"})
     kg.store.write_records(
@@ -47,6 +47,7 @@ def _write_runs(kg, runs, experiment="digits", status="ok", prefix="r"):
             "params": json.dumps({"model": model, "batch": batch}),
         }
         figures = [Figure("accuracy", [acc], "%"), Figure("latency", [lat], "s")]
+        figures += [Figure(name, [value], "") for name, value in (extra or {}).items()]
         kg.store.write_records(
             run_records(run, artifact_uid="a", figures=figures, platform=platform, experiment=exp)
         )
@@ -128,9 +129,14 @@ def test_failed_runs_and_where_conditions_narrow_the_selection(kg):
 
 def test_unknown_objective_names_the_metrics_present(kg):
     _write_runs(kg, RUNS)
-    with pytest.raises(InvalidInput, match="'energy' is not in the selected results; metrics "
+    with pytest.raises(NotFound, match="'energy' is not in the selected results; metrics "
                        "present: accuracy, latency"):  # fmt: skip
         kg.pareto("accuracy,energy", experiment="digits")
+    # a misspelt objective has no direction either: its absence is said first
+    with pytest.raises(NotFound, match=r"'latncy' is not in the selected results \(did you "
+                       r"mean 'latency'\?\); metrics present: accuracy, latency"):  # fmt: skip
+        kg.pareto("accuracy,latncy")
+    _write_runs(kg, [("knn", 1, 90.0, 0.001)], prefix="w", extra={"wobble": 3.0})
     with pytest.raises(UsageError, match="no direction known for metric 'wobble'"):
         kg.pareto("accuracy,wobble")
 

@@ -80,7 +80,7 @@ def test_header_and_cypher_must_agree(tmp_path):
 
 
 def test_unknown_names_and_raw_cypher():
-    with pytest.raises(NotFound, match="no named query 'nope' .known: artifacts-by-tag"):
+    with pytest.raises(NotFound, match="no named query 'nope'; known: artifacts-by-tag"):
         queries.load("nope")
     assert queries.find("MATCH (n) RETURN n") is None
     assert queries.find("compare-papers").name == "compare-papers"
@@ -289,6 +289,7 @@ def test_import_is_idempotent(graph, tmp_path):
 
 
 def test_a_misspelt_query_name_lists_the_known_ones():
-    with pytest.raises(NotFound, match=r"no named query 'compare-paper' \(known: .*compare-papers"):
+    with pytest.raises(NotFound, match=r"no named query 'compare-paper' \(did you mean "
+                       r"'compare-papers'\?\); known: .*compare-papers"):
         queries.find("compare-paper")
     assert queries.find("MATCH (n) RETURN n") is None

@@ -123,6 +123,9 @@ def print_rows(
     units: dict[str, str] | None = None,
     label: str | None = None,
     optional: tuple[tuple[str, ...], ...] = (),
+    important: tuple[str, ...] = (),
+    empty_hint: str | None = None,
+    limit: int | None = None,
 ) -> None:
     """Render rows as a rich table, JSON or CSV on stdout.
 
@@ -142,7 +145,20 @@ def print_rows(
     optional : tuple of tuples of column names
         Groups of columns, least useful first, left out while the table would not fit the
         terminal with the label on one line; a note names what was left out.
+    important : tuple of column names
+        In a plain listing (no ``label``, no ``units``) that is wider than the terminal, the
+        columns kept first, in this order; the others follow in their own order while they
+        fit, empty ones last. Text wraps (long words fold) and is never cut to an ellipsis.
+    empty_hint : str, optional
+        Printed under an empty table: what to do to get rows.
+    limit : int, optional
+        Print at most this many rows (0: all); the table says how many there were. Without
+        it a table shows :data:`TABLE_ROWS` and JSON or CSV all of them.
     """
+    total = len(rows)
+    if limit is None:
+        limit = 0 if as_json or as_csv else TABLE_ROWS
+    rows = rows[:limit] if limit else rows
     if as_json:
         print(json.dumps(rows, indent=2, default=str, ensure_ascii=False))
         return
@@ -160,13 +176,24 @@ def print_rows(
     console = Console()
     units = units or {}
     headers, cells = _shown(rows, columns, units)
-    layout = _fit(headers, cells, units, label, optional, console.width)
+    if label or units:
+        layout = _fit(headers, cells, units, label, optional, console.width)
+    else:
+        layout = _fit_plain(headers, cells, important, console.width)
     console.print(_table(layout, cells, units, label, title, console.width))
     if not rows:
-        print("(no rows)")
+        print(f"(no rows: {empty_hint})" if empty_hint else "(no rows)")
+    if len(rows) < total:
+        print(f"({len(rows)} of {total} rows shown: --limit 0 for all, --json or --csv to save)")
     if layout.left_out:
         left_out = ", ".join(layout.left_out)
-        console.print(f"(left out to fit: {left_out}; see --json)", markup=False, highlight=False)
+        console.print(
+            f"(left out to fit: {left_out}; see --json or --csv)", markup=False, highlight=False
+        )
+
+
+#: The most rows a table prints unless told otherwise (``--limit``).
+TABLE_ROWS = 50
 
 
 #: The units a table may scale, with the prefixed units it may show, smallest first.
@@ -253,6 +280,7 @@ class _Layout:
     headers: dict[str, str]  # the columns shown, in order, and their header texts
     left_out: list[str]
     label_wraps: bool
+    widths: dict[str, int] | None = None  # fixed widths of a plain listing narrowed to fit
 
 
 def _fit(headers, cells, units, label, optional, width) -> _Layout:
@@ -279,6 +307,65 @@ def _fit(headers, cells, units, label, optional, width) -> _Layout:
     return _Layout(shown, left_out, True)
 
 
+#: The narrowest a wrapped column of a plain listing may become (or its widest cell, if
+#: less): an important column, and any other.
+_MIN_IMPORTANT, _MIN_WRAPPED = 16, 10
+
+
+def _fit_plain(headers, cells, important, width) -> _Layout:
+    """How a plain listing fits a terminal ``width`` wide: every column if it fits as is,
+    else the ``important`` columns first and then the others in order, each at least
+    :data:`_MIN_IMPORTANT` or :data:`_MIN_WRAPPED` wide (text wraps), while they fit; empty
+    columns go last."""
+
+    def natural(column: str) -> int:
+        return max([len(headers[column]), *(len(t) for t in cells[column])])
+
+    def least(column: str) -> int:
+        return min(natural(column), _MIN_IMPORTANT if column in important else _MIN_WRAPPED)
+
+    def total(columns) -> int:
+        return sum(least(c) for c in columns) + 3 * len(columns) + 1
+
+    columns = list(headers)
+    if sum(natural(c) for c in columns) + 3 * len(columns) + 1 <= width:
+        return _Layout(headers, [], False)
+    rest = [c for c in columns if c not in important]
+    order = [c for c in important if c in headers] + sorted(
+        rest, key=lambda c: not any(cells[c])  # stable: columns with values keep their order
+    )
+    kept = []
+    for column in order:
+        if total([*kept, column]) <= width:
+            kept.append(column)
+    shown = [c for c in columns if c in kept]
+    widths = _share({c: natural(c) for c in shown}, least, width - 3 * len(shown) - 1)
+    return _Layout(
+        {c: headers[c] for c in shown}, [c for c in columns if c not in kept], True, widths
+    )
+
+
+def _share(natural: dict[str, int], least, room: int) -> dict[str, int]:
+    """Column widths that fill ``room``: each column first gets ``least(column)``, then what is
+    left goes to the columns that want more, the narrowest wish first, evenly, so a long
+    title does not take all of it.
+
+    >>> wish = {"metric": 8, "model": 40, "paper": 60}
+    >>> _share(wish, lambda c: min(wish[c], 10), 50)
+    {'metric': 8, 'model': 21, 'paper': 21}
+    """
+    widths = {c: least(c) for c in natural}
+    left = room - sum(widths.values())
+    wanting = sorted((c for c in natural if natural[c] > widths[c]), key=natural.get)
+    while left > 0 and wanting:
+        each = max(1, left // len(wanting))
+        column = wanting.pop(0)
+        more = min(natural[column] - widths[column], each if wanting else left)
+        widths[column] += more
+        left -= more
+    return widths
+
+
 def _stack(header: str) -> str:
     """``latency (µs)`` as two lines, ``latency`` over ``(µs)``."""
     name, sep, unit = header.rpartition(" (")
@@ -302,6 +389,8 @@ def _table(layout: _Layout, cells, units, label, title, width):
                 no_wrap=not layout.label_wraps,
                 min_width=min(max(words), width // 2),
             )
+        elif layout.widths:  # a plain listing narrowed to fit: words wrap, long ones fold
+            table.add_column(header, overflow="fold", width=layout.widths[column])
         else:
             justify = "right" if column in units else "left"
             table.add_column(header, justify=justify, no_wrap=fixed)
@@ -311,8 +400,10 @@ def _table(layout: _Layout, cells, units, label, title, width):
 
 
 def _cell(value) -> str:
-    if value is None:
+    if value is None or value == [] or value == {}:
         return ""
+    if isinstance(value, float):
+        return f"{value:.15g}"  # 89.3, not the 89.30000000000001 a unit conversion left
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, default=str)
     return str(value)

@@ -1,6 +1,8 @@
 """``ckg pareto``: the Pareto front of runs or published results, as a table, JSON or plot."""
 
 import json
+import shutil
+import textwrap
 
 import typer
 
@@ -63,13 +65,18 @@ def pareto(
     ]
     print_rows(shown, title=f"Pareto front ({front.scope})", units=units, label="point")
     on_front = sum(1 for r in front.rows() if r["front_rank"] == 1)
-    hv = "" if front.hypervolume is None else f"; hypervolume {front.hypervolume:.6g}"
-    print(
+    summary = [
         f"{len(front.table)} points, {on_front} on front 1, {front.left_out} left out "
-        f"(missing an objective){hv} against [{', '.join(map(format_number, front.reference))}]"
-        + ("" if no_write else f"; recorded as {front.uid}")
-        + (f"; plot: {plot}" if plot else "")
-    )
+        "(missing an objective)"
+    ]
+    if front.hypervolume is not None:
+        reference = ", ".join(map(format_number, front.reference))
+        summary.append(f"hypervolume {front.hypervolume:.6g} against [{reference}]")
+    summary += [] if no_write else [f"recorded as {front.uid}"]
+    summary += [f"plot: {plot}"] if plot else []
+    width = shutil.get_terminal_size().columns
+    for line in summary:
+        print(textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False))
 
 
 def _margins(pairs: list[str] | None) -> dict[str, float] | None:

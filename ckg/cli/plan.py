@@ -1,11 +1,14 @@
 """``ckg plan``: the ordered steps that run a target, and why each is there."""
 
 import json
+import shutil
+import textwrap
 
 import typer
 
 from ckg.cli.app import app, open_graph
 from ckg.errors import UsageError
+from ckg.run.container import image_commands
 
 
 @app.command("plan")
@@ -32,23 +35,46 @@ def plan(
     elif dot:
         print(result.to_dot())
     else:
-        print("\n".join(render(result)))
+        print("\n".join(render(result, shutil.get_terminal_size().columns)))
 
 
-def render(result) -> list[str]:
-    """The plan as text lines: numbered steps with their reasons, then what was left out."""
-    width = max((len(s.id) for s in result.steps), default=0)
-    lines = [f"{i:>3}. {s.id:<{width}}  {s.reason}" for i, s in enumerate(result.steps, 1)]
+def render(result, width: int | None = None) -> list[str]:
+    """The plan as text lines: numbered steps with their reasons, then what was left out.
+
+    Where a step and its reason do not fit on one line ``width`` wide, the reason goes under
+    the step, indented; every line is wrapped to ``width`` (long words fold, none is cut).
+    """
+    id_width = max((len(s.id) for s in result.steps), default=0)
+    lines = []
+    for i, step in enumerate(result.steps, 1):
+        line = f"{i:>3}. {step.id:<{id_width}}  {step.reason}"
+        if width and len(line) > width:
+            lines += _wrap(f"{i:>3}. {step.id}", width, "     ")
+            lines += _wrap(step.reason, width, "       ", "       ")
+        else:
+            lines.append(line)
+        if step.format == "container":  # an image is run by an engine: what ckg would run
+            commands = image_commands(step.meta, step.kind, step.alias, step.path)
+            lines += [f"       $ {c}" for c in commands]
+    notes = []
     for entry in result.ambiguous:
         matched = ", ".join(entry["matched"])
-        lines.append(
+        notes.append(
             f"ambiguous: {entry['step']} {entry['kind']} tags={','.join(entry['tags'])} "
             f"matched {matched}; took {entry['chosen']}"
         )
     for entry in result.unresolved:
         tags = ",".join(entry["tags"])
-        lines.append(f"missing: {entry['step']} {entry['kind']} tags={tags}: no artifact matches")
-    lines += [f"warning: {w}" for w in result.warnings]
+        notes.append(f"missing: {entry['step']} {entry['kind']} tags={tags}: no artifact matches")
+    notes += [f"warning: {w}" for w in result.warnings]
     if result.skipped:
-        lines.append(f"({len(result.skipped)} guarded dependencies left out; --json lists why)")
+        notes.append(f"({len(result.skipped)} guarded dependencies left out; --json lists why)")
+    for note in notes:
+        lines += _wrap(note, width, "  ") if width else [note]
     return lines
+
+
+def _wrap(text: str, width: int, indent: str, first: str = "") -> list[str]:
+    return textwrap.wrap(
+        text, width, initial_indent=first, subsequent_indent=indent, break_on_hyphens=False
+    )

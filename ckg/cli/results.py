@@ -44,16 +44,25 @@ def list_(
     dataset: str = typer.Option(None, "--dataset", help="Dataset name."),
     metric: str = typer.Option(None, "--metric", help="Metric name or alias."),
     model: str = typer.Option(None, "--model", help="Model name."),
+    limit: int = typer.Option(None, "--limit", help="At most this many rows (0: all).", min=0),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
 ) -> None:
-    """List results matching the filters given.
+    """List results matching the filters given (a table shows the first 50).
 
     Example: ckg results list --task "Question Answering" --metric F1 --csv
     """
     with open_graph() as kg:
         frame = kg.results(task=task, dataset=dataset, metric=metric, model=model)
-    print_rows(_records(frame), as_json=as_json, as_csv=as_csv)
+    print_rows(
+        _records(frame),
+        as_json=as_json,
+        as_csv=as_csv,
+        important=("dataset", "metric", "model", "value", "unit", "paper_title"),
+        empty_hint="no results match: ckg ingest a source of published results or "
+        "ckg results import a table; ckg db status counts what the graph holds",
+        limit=limit,
+    )
 
 
 @app.command("queries")

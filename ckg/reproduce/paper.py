@@ -4,7 +4,7 @@ and compare reported with reproduced (:func:`reproduce`)."""
 import json
 from dataclasses import dataclass, field
 
-from ckg.errors import NotFound
+from ckg.errors import NotFound, did_you_mean
 from ckg.reproduce.claims import parse_block, resolve
 
 _PAPER = "MATCH (p:Paper {uid: $paper}) RETURN p.uid AS uid, p.title AS title"
@@ -47,11 +47,8 @@ def paper_key(store, paper: str) -> tuple[str, str]:
     rows = store.run(_PAPER, {"paper": uid})
     if rows:
         return rows[0]["uid"], rows[0]["title"] or ""
-    import difflib
-
     known = [r["uid"] for r in store.run("MATCH (p:Paper) RETURN p.uid AS uid")]
-    near = difflib.get_close_matches(uid, known, n=3, cutoff=0.6)
-    hint = f" (did you mean {', '.join(map(repr, near))}?)" if near else ""
+    hint = did_you_mean(uid, known)
     raise NotFound(f"no paper {uid!r} in the graph{hint}")
 
 
