@@ -4,6 +4,10 @@ Two objectives: every point as a dot, the first front drawn as the step line tha
 it dominates, its points labelled, axes named with units, and an arrow to the better corner.
 Three or more: a matrix of pairwise scatters (PNG) or a 3-D / scatter-matrix view (HTML),
 the first front highlighted. Both libraries are imported only when a plot is drawn.
+
+Values are shown in the prefixed unit the tables use (:func:`ckg.values.human_unit`: latency
+in µs, not 1e-5 s), on a log axis where they span more than two decades; an HTML plot holds
+plotly.js itself, so it draws offline.
 """
 
 from pathlib import Path
@@ -51,12 +55,24 @@ def plot_front(
         raise UsageError(f"--plot writes .png, .svg, .pdf or .html, not {path.name!r}")
     if len(table) < 2:
         raise InvalidInput(f"{len(table)} point(s) to plot: a front needs two or more")
-    units = units or {}
+    table, units = _in_shown_units(table, objectives, units or {})
     if suffix == ".html":
         _plotly(table, objectives, path, units, title)
     else:
         _matplotlib(table, objectives, path, units, title)
     return path
+
+
+def _in_shown_units(table, objectives, units: dict[str, str]):
+    """The table with each objective in the unit a table shows it in, and those units."""
+    from ckg.values import human_unit
+
+    table, shown = table.copy(), dict(units)
+    for obj in objectives:
+        factor, shown[obj.name] = human_unit(list(table[obj.name]), units.get(obj.name) or "")
+        if factor != 1:
+            table[obj.name] = table[obj.name].astype(float) / factor
+    return table, shown
 
 
 def axis_title(obj: Objective, units: dict[str, str]) -> str:
@@ -219,4 +235,4 @@ def _plotly(table, objectives, path, units, title) -> None:
         dims = [{"label": axis_title(o, units), "values": table[o.name]} for o in objectives]
         fig = go.Figure(go.Splom(dimensions=dims, text=hover, marker={"color": color}))
     fig.update_layout(title=title or "Pareto front: " + ", ".join(names))
-    fig.write_html(str(path), include_plotlyjs="cdn")
+    fig.write_html(str(path), include_plotlyjs=True)  # inside the file: it draws offline

@@ -299,3 +299,69 @@ def _tidy(x: float) -> float:
 
 def _bad(raw: str, warning: str) -> Value:
     return Value(None, None, "", raw, False, warning)
+
+
+# --- showing values -----------------------------------------------------------------------
+
+
+#: The units a table or a plot may scale, with the prefixed units it may show, smallest first.
+_PREFIXES = {
+    "s": ((1e-9, "ns"), (1e-6, "µs"), (1e-3, "ms"), (1.0, "s")),
+    "J": ((1e-6, "µJ"), (1e-3, "mJ"), (1.0, "J"), (1e3, "kJ"), (1e6, "MJ")),
+    "W": ((1e-3, "mW"), (1.0, "W"), (1e3, "kW")),
+    "B": ((1.0, "B"), (1e3, "kB"), (1e6, "MB"), (1e9, "GB"), (1e12, "TB")),
+}
+
+
+def human_unit(values, unit: str) -> tuple[float, str]:
+    """The factor to divide a column's values by, and the unit they are then in.
+
+    The unit is the largest prefixed one the column's median magnitude reaches, so that
+    typical values show 1 to 3 digits before the point, or a larger one where the largest
+    value would show more than 4; units without prefixes stay.
+
+    >>> human_unit([3.4e-05, 1.9e-07, 6.2e-06], "s")
+    (1e-06, 'µs')
+    >>> human_unit([3.4e-05, 6.5e-06, 6.0e-07, 5.8e-07, 2.1e-07], "s")  # not 34000 ns
+    (1e-06, 'µs')
+    >>> human_unit([166014976.0], "B")
+    (1000000.0, 'MB')
+    >>> human_unit([91.3, 97.2], "%")
+    (1.0, '%')
+    """
+    choices = _PREFIXES.get(unit)
+    sizes = sorted(abs(v) for v in values if is_number(v) and v and math.isfinite(v))
+    if not choices or not sizes:
+        return 1.0, unit
+    typical = sizes[len(sizes) // 2]  # the median: one outlier does not decide for the rest
+    # 0.9995: 999.96 µs rounds to 1000, so it reads as 1.000 ms.
+    index = max([0, *(i for i, (step, _) in enumerate(choices) if typical >= step * 0.9995)])
+    while index + 1 < len(choices) and sizes[-1] >= choices[index][0] * 9999.5:
+        index += 1
+    return choices[index]
+
+
+def format_number(value, digits: int = 4) -> str:
+    """``value`` with ``digits`` significant digits, in plain notation where that is short.
+
+    >>> [format_number(v) for v in (91.296, 0.019213, 1234.56, 0, 7, 2.5e-07, None)]
+    ['91.30', '0.01921', '1235', '0', '7', '2.500e-07', '']
+    """
+    if value is None:
+        return ""
+    if not is_number(value) or isinstance(value, int) or not math.isfinite(value):
+        return str(value)
+    rounded = float(f"{value:.{digits}g}")  # round first: 9.99996 is 10.00, not 10.000
+    if rounded == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(rounded)))
+    if not -4 <= magnitude < 9:
+        return f"{rounded:.{digits - 1}e}"
+    if magnitude >= digits - 1:  # whole digits cost no width to keep: 12346, not 12350
+        return f"{value:.0f}"
+    return f"{rounded:.{digits - 1 - magnitude}f}"
+
+
+def is_number(value) -> bool:
+    """A real number, not a bool (which Python counts as an int)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

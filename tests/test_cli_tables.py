@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ckg.cli.app import format_number, human_unit, print_rows
+from ckg.cli.app import print_rows
+from ckg.values import format_number, human_unit
 
 CKG = str(Path(sys.executable).with_name("ckg"))
 

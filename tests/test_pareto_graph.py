@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -224,8 +225,11 @@ def test_plots_in_every_format(tmp_path):
     objs = parse_objectives("accuracy,latency")
     png = plot_front(_table(), objs, tmp_path / "two.png", units={"latency": "s"})
     assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10_000
-    html = plot_front(_table(), objs, tmp_path / "two.html").read_text()
-    assert "latency, lower is better" in html and '"line":{"color":"#d1495b","shape":"hv"}' in html
+    html = plot_front(_table(), objs, tmp_path / "two.html", units={"latency": "s"}).read_text()
+    assert '"line":{"color":"#d1495b","shape":"hv"}' in html
+    # the unit the tables show (ms here, not s) and plotly.js inside the file: it draws offline
+    assert "latency (ms), lower is better" in html
+    assert not re.search(r"<script[^>]+src=", html) and len(html) > 1_000_000
     three = parse_objectives("accuracy,latency,energy:min")
     assert plot_front(_table(), three, tmp_path / "three.png").stat().st_size > 10_000
     assert '"type":"scatter3d"' in plot_front(_table(), three, tmp_path / "3.html").read_text()

@@ -6,6 +6,7 @@ their papers published them (enwik8 bits per character, CIFAR-10 percentage erro
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,20 @@ def _env(home: Path) -> dict:
     import os
 
     return {**os.environ, "CKG_HOME": str(home)}
+
+
+def test_a_comparison_plot_names_each_result_and_spans_its_values(tmp_path):
+    import pandas as pd
+
+    from ckg.results import plot
+
+    frame = pd.DataFrame({"model": ["BERT", "ESIM", None], "date": ["2018-10-11", None, None],
+                          "value": [91.0, 84.5, 78.0], "unit": ["%", "%", "%"]})  # fmt: skip
+    frame.attrs.update(metric="accuracy", dataset="SNLI", direction="max")
+    html = plot(frame, tmp_path / "c.html").read_text()
+    assert '"BERT (2018)"' in html and '"ESIM"' in html and '"(no model)"' in html
+    assert "()" not in html.split("<body>")[1].split("<script")[0]
+    assert "accuracy (%), higher is better" in html
+    low = re.search(r'"range":\[([-\d.e]+),([-\d.e]+)\]', html)
+    assert low and 70 < float(low.group(1)) < 78 and 91 < float(low.group(2)) < 95  # not from 0
+    assert plot(frame, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
