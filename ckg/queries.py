@@ -269,11 +269,16 @@ _HOW_TO_FILL = {
 
 
 def why_empty(kg, query: NamedQuery, params: dict | None = None) -> str:
-    """Why ``query`` found no rows, as a hint for the reader: a value that names no node in
-    the graph (with close names), else a kind of node the graph holds none of yet, else that
-    nothing matched."""
+    """Why ``query`` found no rows, as a hint for the reader: a kind of node it reads that the
+    graph holds none of yet, else a value that names no node in the graph (with close names),
+    else that nothing matched."""
     store = getattr(kg, "store", kg)
     bound = query.bind(params)
+    for label, how in _HOW_TO_FILL.items():
+        if f":{label}" in query.cypher:
+            rows = store.run(f"MATCH (n:{label}) RETURN count(n) AS n")
+            if not rows[0]["n"]:
+                return f"the graph holds no {label} yet: {how}"
     for name, (label, key) in _NAMING_PARAMS.items():
         value = bound.get(name)
         if not isinstance(value, str):
@@ -283,11 +288,6 @@ def why_empty(kg, query: NamedQuery, params: dict | None = None) -> str:
         ]
         if value not in names and not (label == "Artifact" and _is_uid(store, value)):
             return f"no {label} {value!r} in the graph{did_you_mean(value, names)}"
-    for label, how in _HOW_TO_FILL.items():
-        if f":{label}" in query.cypher:
-            rows = store.run(f"MATCH (n:{label}) RETURN count(n) AS n")
-            if not rows[0]["n"]:
-                return f"the graph holds no {label} yet: {how}"
     return "nothing matched those parameters"
 
 

@@ -180,8 +180,9 @@ def print_rows(
         layout = _fit(headers, cells, units, label, optional, console.width)
     else:
         layout = _fit_plain(headers, cells, important, console.width)
-    console.print(_table(layout, cells, units, label, title, console.width))
-    if not rows:
+    if rows:
+        console.print(_table(layout, cells, units, label, title, console.width))
+    else:
         print(f"(no rows: {empty_hint})" if empty_hint else "(no rows)")
     if len(rows) < total:
         print(f"({len(rows)} of {total} rows shown: --limit 0 for all, --json or --csv to save)")

@@ -17,7 +17,9 @@ def ingest(
     sources: list[str] = typer.Argument(..., help="Git URL or repo, archive, folder."),
     ref: str = typer.Option(None, "--ref", help="Git branch, tag or commit."),
     name: str = typer.Option(None, "--name", help="A name for the source."),
-    fmt: str = typer.Option("auto", "--format", help="auto, cm, mlc, ck or generic."),
+    fmt: str = typer.Option(
+        "auto", "--format", help="auto, cm, mlc, ck, ckg, generic, notebook or container."
+    ),
     strict: bool = typer.Option(False, "--strict", help="Fail (nothing written) on warnings."),
     as_json: bool = typer.Option(False, "--json", help="Print the summaries as JSON."),
 ) -> None:
@@ -66,12 +68,17 @@ def find(
     """
     with open_graph() as kg:
         rows = kg.find(tags, kind)
+        held = rows or as_json or kg.query("MATCH (a:Artifact) RETURN a.uid AS uid LIMIT 1")
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     # Plain aligned text: a rich table would cost more to import than the look-up itself.
+    if not held:
+        print("(no artifacts match: the graph holds none yet; ckg ingest a repository, archive "
+              "or folder, e.g. ckg ingest https://github.com/mlcommons/mlperf-automations)")
+        return
     if not rows:
-        print("(no artifacts match)")
+        print(f"(no artifacts match {tags!r}" + (f" of kind {kind!r})" if kind else ")"))
         return
     width = max(len(r["alias"] or "") for r in rows)
     for r in rows:

@@ -27,7 +27,10 @@ def runs(
         row["commit"] = (row["commit"] or "")[:12]
         row["digest"] = (row["digest"] or "")[:12]
         row["platform"] = (row["platform"] or "")[:20]
-    print_rows(rows, title="runs", label="params", optional=(("platform",), ("digest",)))
+    filtered = experiment or artifact
+    hint = "no runs match" if filtered else "no runs recorded yet: ckg demo, or ckg run TARGET"
+    print_rows(rows, title="runs", label="params", optional=(("platform",), ("digest",)),
+               empty_hint=hint)  # fmt: skip
 
 
 @app.command("diff")
