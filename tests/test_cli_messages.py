@@ -1,6 +1,7 @@
 """Messages that point the right way: a misspelt command suggested once, an empty folder
 named, an unknown experiment called unknown (not 'no metrics')."""
 
+import json
 import os
 import subprocess
 import sys
@@ -84,6 +85,15 @@ def test_a_misspelt_pareto_objective_is_refused_before_any_run(tiny_workflow):
     pareto = _ckg("pareto", "accuracy,latncy", home=home)  # absent, and of no known direction
     assert pareto.returncode == 2
     assert "'latncy' is not in the selected results (did you mean 'latency'?)" in pareto.stderr
+    # every listing also comes as CSV, values whole
+    import csv
+
+    runs = list(csv.DictReader(_ckg("runs", "--csv", home=home).stdout.splitlines()))
+    assert sorted(json.loads(r["params"])["x"] for r in runs) == [1, 2]
+    points = _ckg("pareto", "accuracy,latency", "--no-write", "--csv", home=home).stdout
+    assert {r["accuracy"] for r in csv.DictReader(points.splitlines())} == {"91.0", "92.0"}
+    found = _ckg("find", "--tags", "", "--csv", home=home).stdout
+    assert [r["alias"] for r in csv.DictReader(found.splitlines())] == ["tiny"]
 
 
 def test_an_empty_named_query_says_what_is_missing(tiny_workflow):

@@ -169,7 +169,7 @@ def print_rows(
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([_cell(row.get(c)) for c in columns])
+            writer.writerow([_cell(row.get(c), exact=True) for c in columns])
         return
     from rich.console import Console
 
@@ -338,10 +338,11 @@ def _table(layout: _Layout, cells, units, label, title, width):
     return table
 
 
-def _cell(value) -> str:
+def _cell(value, exact: bool = False) -> str:
+    """A value as a table cell, or with ``exact`` as a CSV field (every digit a float has)."""
     if value is None or value == [] or value == {}:
         return ""
-    if isinstance(value, float):
+    if isinstance(value, float) and not exact:
         return f"{value:.15g}"  # 89.3, not the 89.30000000000001 a unit conversion left
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, default=str)

@@ -14,6 +14,7 @@ app.add_typer(cache_app, name="cache")
 def list_(
     tags: str = typer.Option("", "--tags", help="Only entries with these tags (-x excludes)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
 ) -> None:
     """Cache entries: script, variations, version, when made and when they expire.
 
@@ -21,12 +22,13 @@ def list_(
     """
     with open_graph() as kg:
         rows = kg.cache_list(tags)
-    if not rows and not as_json:
+    if not rows and not (as_json or as_csv):
         print("no cache entries" + (f" with tags {tags}" if tags else ""))
         return
     print_rows(
         rows,
         as_json=as_json,
+        as_csv=as_csv,
         title="script cache",
         label="entry",
         optional=(("path",), ("expires",), ("script",), ("created",)),

@@ -61,6 +61,7 @@ def find(
     tags: str = typer.Option("", "--tags", "-t", help="a,b,-c,_variation (CM's rules)."),
     kind: str = typer.Option(None, "--kind", "-k", help="Only this kind (script, soft, ...)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
 ) -> None:
     """Find artifacts by tags: all plain tags, none of the -tags, variations declared.
 
@@ -68,9 +69,10 @@ def find(
     """
     with open_graph() as kg:
         rows = kg.find(tags, kind)
-        held = rows or as_json or kg.query("MATCH (a:Artifact) RETURN a.uid AS uid LIMIT 1")
-    if as_json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        listed = as_json or as_csv
+        held = rows or listed or kg.query("MATCH (a:Artifact) RETURN a.uid AS uid LIMIT 1")
+    if listed:
+        print_rows(rows, as_json=as_json, as_csv=as_csv)
         return
     # Plain aligned text: a rich table would cost more to import than the look-up itself.
     if not held:

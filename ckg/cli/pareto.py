@@ -24,6 +24,7 @@ def pareto(
     fronts: int = typer.Option(None, "--fronts", help="Print fronts 1..N only."),
     no_write: bool = typer.Option(False, "--no-write", help="Do not record front membership."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print the points as CSV."),
 ) -> None:
     """Rank runs or published results into Pareto fronts and record front membership.
 
@@ -46,6 +47,9 @@ def pareto(
 
         plot_front(front.table, front.objectives, plot, units=front.units, title="")
     rows = [r for r in front.rows() if fronts is None or r["front_rank"] <= fronts]
+    if as_csv:
+        print_rows(rows, as_csv=True)
+        return
     if as_json:
         summary = {
             "front": front.uid,

@@ -13,6 +13,7 @@ def runs(
     artifact: str = typer.Option(None, "--artifact", help="Runs of one artifact."),
     limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV (every field, uncut)."),
 ) -> None:
     """Recorded runs, newest first, with the commit and artifact digest they ran.
 
@@ -20,8 +21,8 @@ def runs(
     """
     with open_graph() as kg:
         rows = kg.runs(experiment, artifact, limit)
-    if as_json:
-        print(json.dumps(rows, indent=2, default=str))
+    if as_json or as_csv:
+        print_rows(rows, as_json=as_json, as_csv=as_csv)
         return
     for row in rows:
         row["commit"] = (row["commit"] or "")[:12]
