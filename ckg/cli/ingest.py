@@ -102,6 +102,8 @@ def show(
 
         print_run(alias_or_uid, as_json)
         return
+    from ckg.plan.guards import describe
+
     with open_graph() as kg:
         info = kg.show(alias_or_uid)
     if as_json:
@@ -123,6 +125,7 @@ def show(
                 for v in info["variations"]
             ]
         )
+    # Tags with a space after each comma and guards in words, so that both wrap at words.
     if info["dependencies"]:
         print("dependencies:")
         print_rows(
@@ -130,13 +133,15 @@ def show(
                 {
                     "kind": d["kind"],
                     "variation": d["via_variation"],
-                    "tags": ",".join(d["tags"] or []),
+                    "tags": ", ".join(d["tags"] or []),
                     "target": d["target_alias"],
                     "matches": d["matches"],
-                    "guard": d["guard"],
+                    "guard": describe(d["guard"]),
                 }
                 for d in info["dependencies"]
-            ]
+            ],
+            important=("kind", "tags", "target", "guard"),
+            limit=0,
         )
     if info["unresolved"]:
         print("unresolved (missing):")
@@ -145,11 +150,13 @@ def show(
                 {
                     "kind": u.get("kind"),
                     "variation": u.get("via_variation"),
-                    "tags": ",".join(u.get("tags") or []),
-                    "guard": u.get("guard"),
+                    "tags": ", ".join(u.get("tags") or []),
+                    "guard": describe(u.get("guard")),
                 }
                 for u in info["unresolved"]
-            ]
+            ],
+            important=("kind", "tags", "guard"),
+            limit=0,
         )
     print(f"used by: {len(info['used_by'])} artifact(s)")
     print("meta:")

@@ -111,3 +111,32 @@ def blocked_by(guard, env: Mapping) -> str | None:
         if name in parts and test(parts[name], env) == blocks_when:
             return f"{name} {dict(sorted(parts[name].items()))}"
     return None
+
+
+def describe(guard) -> str:
+    """A guard as a person reads it: ``if A=yes, B=x|y``, ``unless C=on``, ``if any ...``.
+
+    >>> describe('{"enable_if_env": {"A": ["yes"], "B": ["x", "y"]}, "skip_if_env": {"C": "on"}}')
+    'if A=yes, B=x|y; unless C=on'
+    >>> describe({"enable_if_any_env": {"A": [True], "B": [1]}})
+    'if any of A=True, B=1'
+    >>> describe("")
+    ''
+    """
+    words = {
+        "enable_if_env": "if ",
+        "enable_if_any_env": "if any of ",
+        "skip_if_env": "unless ",
+        "skip_if_any_env": "unless any of ",
+    }
+    parts = []
+    for name, condition in parse_guard(guard).items():
+        keys = ", ".join(
+            f"{key}={'|'.join(map(str, _listed(expected)))}" for key, expected in condition.items()
+        )
+        parts.append(words[name] + keys)
+    return "; ".join(parts)
+
+
+def _listed(expected) -> list:
+    return list(expected) if isinstance(expected, (list, tuple)) else [expected]
