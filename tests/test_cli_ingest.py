@@ -35,7 +35,8 @@ def test_ingest_json_then_find_show_deps(tiny):
     assert [a["uid"] for a in found] == [PY]
     text = cli("find", "--tags", "get", "--kind", "script").output
     assert text.splitlines()[0].split()[:2] == ["get-python-alt", "aaaaaaaaaaaaaaa4"]
-    assert "(no artifacts match)" in cli("find", "--tags", "nothing-has-this").output
+    none = cli("find", "--tags", "nothing-has-this").output
+    assert "(no artifacts match 'nothing-has-this')" in none
 
     shown = cli("show", "app-hello").output
     assert f"uid {APP}" in shown and "get,zlib" in shown and "detect-os" in shown
