@@ -88,7 +88,9 @@ def front_line(x: np.ndarray, y: np.ndarray, objectives: list[Objective]):
     return x[order], y[order]
 
 
-def _log_scale(values: np.ndarray) -> bool:
+def log_scale(values: np.ndarray) -> bool:
+    """Whether an axis of these values reads better on a log scale: all positive, spanning
+    more than two decades."""
     finite = values[np.isfinite(values)]
     return len(finite) > 1 and finite.min() > 0 and finite.max() / finite.min() > 100
 
@@ -152,7 +154,7 @@ def _pair(ax, table, objs, first, units, *, labels: bool) -> str:
         line = "front line" if labels else "front of the two objectives shown"
         ax.step(fx, fy, where="post", color="#d1495b", linewidth=1.4, zorder=1, label=line)
     for values, scale in ((x, ax.set_xscale), (y, ax.set_yscale)):
-        if _log_scale(values):
+        if log_scale(values):
             scale("log")
     common = ""
     if labels:
@@ -222,8 +224,8 @@ def _plotly(table, objectives, path, units, title) -> None:
         fig.update_layout(
             xaxis_title=axis_title(objectives[0], units),
             yaxis_title=axis_title(objectives[1], units),
-            xaxis_type="log" if _log_scale(x) else "linear",
-            yaxis_type="log" if _log_scale(y) else "linear",
+            xaxis_type="log" if log_scale(x) else "linear",
+            yaxis_type="log" if log_scale(y) else "linear",
         )
     elif len(objectives) == 3:
         x, y, z = (table[n].to_numpy(dtype=float) for n in names)

@@ -16,46 +16,12 @@ from ckg.plot import plot_front
 from ckg.records import Node
 from ckg.run.measure import Figure, with_total
 from ckg.run.record import run_records
+from tests.recorded_runs import RUNS, write_runs
 
 CKG = Path(sys.executable).with_name("ckg")
 
-#: (model, batch, accuracy %, latency s): fast, accurate, both; two dominated; one failed.
-RUNS = [
-    ("knn", 1, 97.5, 0.030),
-    ("logreg", 1, 96.0, 0.002),
-    ("svc", 1, 98.5, 0.050),
-    ("tree", 1, 85.0, 0.004),
-    ("forest", 1, 96.5, 0.060),
-]
-
-
-def _write_runs(kg, runs, experiment="digits", status="ok", prefix="r", extra=None):
-    exp = Node("Experiment", f"exp-{experiment}", {"name": experiment})
-    platform = Node("Platform", "host-1", {"cpu_model": "test"})
-    kg.store.write_records(
-        run_records(
-            {"uid": "artifact-1", "status": "ok"},
-            artifact_uid="a",
-            figures=[],
-            platform=platform,
-            experiment=exp,
-        )  # fmt: skip
-    )
-    for i, (model, batch, acc, lat) in enumerate(runs):
-        run = {
-            "uid": f"{prefix}{i}",
-            "status": status,
-            "params": json.dumps({"model": model, "batch": batch}),
-        }
-        figures = [Figure("accuracy", [acc], "%"), Figure("latency", [lat], "s")]
-        figures += [Figure(name, [value], "") for name, value in (extra or {}).items()]
-        kg.store.write_records(
-            run_records(run, artifact_uid="a", figures=figures, platform=platform, experiment=exp)
-        )
-
-
 def test_runs_front_ranks_labels_and_units(kg):
-    _write_runs(kg, RUNS)
+    write_runs(kg, RUNS)
     front = kg.pareto("accuracy,latency", experiment="digits")
     rows = {r["label"]: r for r in front.rows()}
     assert {k for k, r in rows.items() if r["front_rank"] == 1} == {
@@ -96,7 +62,7 @@ def test_runs_front_uses_the_total_energy_not_a_device_part(kg):
 
 
 def test_front_membership_is_queryable_and_replaced_on_recompute(kg):
-    _write_runs(kg, RUNS)
+    write_runs(kg, RUNS)
     first = kg.pareto("accuracy:max,latency:min", experiment="digits")
     on_front = kg.query(
         "MATCH (r:Run)-[x:IN_FRONT]->(f:Front {uid: $uid}) WHERE x.front_rank = 1 "
@@ -108,7 +74,7 @@ def test_front_membership_is_queryable_and_replaced_on_recompute(kg):
     assert meta["objectives"] == ["accuracy:max", "latency:min"]
     assert meta["scope"] == "runs experiment=digits"
     # A run better than all: the old front drops to rank 2, and no edge is left twice.
-    _write_runs(kg, [("mlp", 4, 99.0, 0.001)], prefix="best")
+    write_runs(kg, [("mlp", 4, 99.0, 0.001)], prefix="best")
     second = kg.pareto("accuracy:max,latency:min", experiment="digits")
     assert second.uid == first.uid
     ranks = kg.query(
@@ -120,8 +86,8 @@ def test_front_membership_is_queryable_and_replaced_on_recompute(kg):
 
 
 def test_failed_runs_and_where_conditions_narrow_the_selection(kg):
-    _write_runs(kg, RUNS)
-    _write_runs(kg, [("broken", 1, 100.0, 0.0001)], status="failed", prefix="bad")
+    write_runs(kg, RUNS)
+    write_runs(kg, [("broken", 1, 100.0, 0.0001)], status="failed", prefix="bad")
     front = kg.pareto("accuracy,latency", where="r.params CONTAINS 'batch'", write=False)
     assert "bad0" not in {u for uids in front.table["uids"] for u in uids}
     narrow = kg.pareto("accuracy,latency", where="m.value > 0 AND NOT r.uid IN ['r1']")
@@ -129,7 +95,7 @@ def test_failed_runs_and_where_conditions_narrow_the_selection(kg):
 
 
 def test_unknown_objective_names_the_metrics_present(kg):
-    _write_runs(kg, RUNS)
+    write_runs(kg, RUNS)
     with pytest.raises(NotFound, match="'energy' is not in the selected results; metrics "
                        "present: accuracy, latency"):  # fmt: skip
         kg.pareto("accuracy,energy", experiment="digits")
@@ -137,13 +103,13 @@ def test_unknown_objective_names_the_metrics_present(kg):
     with pytest.raises(NotFound, match=r"'latncy' is not in the selected results \(did you "
                        r"mean 'latency'\?\); metrics present: accuracy, latency"):  # fmt: skip
         kg.pareto("accuracy,latncy")
-    _write_runs(kg, [("knn", 1, 90.0, 0.001)], prefix="w", extra={"wobble": 3.0})
+    write_runs(kg, [("knn", 1, 90.0, 0.001)], prefix="w", extra={"wobble": 3.0})
     with pytest.raises(UsageError, match="no direction known for metric 'wobble'"):
         kg.pareto("accuracy,wobble")
 
 
 def test_fewer_than_two_points_says_so(kg):
-    _write_runs(kg, RUNS[:1])
+    write_runs(kg, RUNS[:1])
     with pytest.raises(InvalidInput, match="only 1 point.*nothing to compare"):
         kg.pareto("accuracy,latency")
 
@@ -184,7 +150,7 @@ def _ckg(*args, home):
 
 
 def test_cli_prints_json_and_draws_the_plot(kg, ckg_home, tmp_path):
-    _write_runs(kg, RUNS)
+    write_runs(kg, RUNS)
     png = tmp_path / "front.png"
     done = _ckg("pareto", "accuracy,latency:min", "--experiment", "digits", "--plot", str(png),
                 "--json", home=ckg_home)  # fmt: skip
@@ -201,7 +167,7 @@ def test_cli_prints_json_and_draws_the_plot(kg, ckg_home, tmp_path):
 
 
 def test_cli_errors_are_one_line(kg, ckg_home):
-    _write_runs(kg, RUNS[:1])
+    write_runs(kg, RUNS[:1])
     done = _ckg("pareto", "accuracy,latency", home=ckg_home)
     assert done.returncode == 1
     assert done.stderr.strip().startswith("ckg: error: only 1 point(s)")

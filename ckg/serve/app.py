@@ -1,0 +1,306 @@
+"""The routes of ``ckg serve``: each reads through :class:`ckg.api.KnowledgeGraph` and renders
+one Jinja2 template, or the same data as JSON under ``/api/...`` or with ``?format=json``.
+
+Read-only by construction: every route is GET (HEAD), none writes, runs or takes Cypher.
+Templates autoescape everything; figures go to the page as JSON in a non-executed script
+element, and a Content-Security-Policy lets only the package's own scripts run.
+"""
+
+import json
+import math
+import time
+from importlib.resources import files
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ckg.errors import CkgError, NotFound, UsageError
+from ckg.serve import figures
+from ckg.values import format_number
+
+HERE = Path(__file__).resolve().parent
+#: plotly.js as the plotly Python package ships it: the page never reaches a CDN.
+PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+#: Deepest dependency level drawn on an artifact's page (its dependants: one level).
+GRAPH_DEPTH = 2
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def create_app(kg) -> Starlette:
+    """The web application over ``kg``; every page at its path and at ``/api`` + path."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
+    env.filters.update(num=_num, params=_params_text, q=lambda s: quote(str(s), safe=""))
+    env.globals.update(url=_url)
+    pages = _pages(kg)
+
+    def endpoint(view, template):
+        async def handle(request: Request) -> Response:
+            started = time.perf_counter()
+            path = request.url.path
+            as_json = path == "/api" or path.startswith("/api/") or (
+                request.query_params.get("format") == "json")
+            try:
+                data, status = view(request), 200
+            except NotFound as exc:
+                data, status, template_used = {"error": str(exc)}, 404, "error.html"
+            except CkgError as exc:
+                data, status, template_used = {"error": str(exc)}, 400, "error.html"
+            else:
+                template_used = template
+            if as_json:
+                body, media = _json(data), "application/json"
+            else:
+                body = env.get_template(template_used).render(request=request, **data)
+                media = "text/html"
+            # The server's own time, which browsers' developer tools and bench/ show.
+            elapsed = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+            return Response(body, status, media_type=media,
+                            headers={**HEADERS, "Server-Timing": elapsed})  # fmt: skip
+
+        return handle
+
+    routes = []
+    for path, (view, template) in pages.items():
+        handle = endpoint(view, template)
+        routes.append(Route(path, handle, methods=["GET"]))
+        routes.append(Route("/api" + (path if path != "/" else ""), handle, methods=["GET"]))
+    routes.append(Route("/static/plotly.min.js", _plotly_js, methods=["GET"]))
+    routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
+    return Starlette(routes=routes)
+
+
+async def _plotly_js(request: Request) -> Response:
+    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers=HEADERS)
+
+
+def _pages(kg) -> dict:
+    """Path -> (view, template); a view takes the request and returns the page's data."""
+
+    def home(request):
+        return {"status": kg.status(), "experiments": kg.experiments()}
+
+    def artifacts(request):
+        q = request.query_params
+        tags, kind, source = q.get("tags", ""), q.get("kind") or None, q.get("source") or None
+        rows = kg.find(tags, kind)
+        if source:
+            rows = [r for r in rows if r["source_uid"] == source]
+        return {"tags": tags, "kind": kind or "", "source": source or "", "artifacts": rows,
+                "sources": kg.sources()}
+
+    def artifact(request):
+        key = request.path_params["key"]
+        shown = kg.show(key)
+        uid = shown["artifact"]["uid"]
+        graph = figures.dependency_graph(kg.deps(uid, depth=GRAPH_DEPTH),
+                                         kg.deps(uid, depth=1, reverse=True))
+        chosen = [v for v in request.query_params.get("variations", "").split(",") if v]
+        return {**shown, "runs": kg.run_table(artifact=uid, limit=50),
+                "graph": figures.graph_figure(graph, lambda u: "/artifacts/" + quote(u)),
+                "graph_depth": GRAPH_DEPTH, "chosen": chosen, **_plan(kg, uid, chosen)}
+
+    def runs(request):
+        q = request.query_params
+        filters = {k: q.get(k) or None for k in ("experiment", "artifact", "status", "platform")}
+        rows = kg.run_table(**filters, limit=_int(q.get("limit"), 200))
+        return {"filters": filters, "runs": rows, "metrics": _metric_columns(rows)}
+
+    def compare_runs(request):
+        uids = request.query_params.getlist("run")
+        if not uids:
+            raise UsageError("choose runs to compare: /runs/compare?run=UID&run=UID")
+        shown = [kg.show_run(u) for u in uids]
+        return {"runs": shown, "diff": kg.diff_runs(*uids) if len(uids) == 2 else None,
+                "params": sorted({k for s in shown for k in _dict(s["run"].get("params"))}),
+                "metrics": _metric_columns([{"measurements": s["measurements"]}
+                                            for s in shown])}  # fmt: skip
+
+    def run(request):
+        return kg.show_run(request.path_params["uid"])
+
+    def experiments(request):
+        return {"experiments": kg.experiments()}
+
+    def experiment(request):
+        info = kg.experiment(request.path_params["name"])
+        x, y = _objectives(request, info["metrics"], ("accuracy", "latency"))
+        front = kg.pareto([x, y], experiment=info["uid"], write=False)
+        figure = figures.front_figure(front.table, front.objectives, front.units,
+                                      lambda row: "/runs/" + quote(row["uids"][0]))
+        return {"experiment": info, "x": x, "y": y, "front": _front(front), "figure": figure,
+                "runs": kg.run_table(experiment=info["uid"])}
+
+    def leaderboards(request):
+        boards = kg.leaderboards()
+        fronts = {}
+        for b in boards:
+            fronts.setdefault((b["task"], b["dataset"]), set()).add(b["metric"])
+        return {"leaderboards": boards,
+                "fronts": [{"task": t, "dataset": d, "metrics": sorted(m)}
+                           for (t, d), m in fronts.items() if len(m) >= 2]}  # fmt: skip
+
+    def leaderboard(request):
+        q = request.query_params
+        task, dataset, metric = q.get("task"), q.get("dataset"), q.get("metric")
+        if not (task and dataset and metric):
+            raise UsageError("a leaderboard needs task, dataset and metric (see /results)")
+        direction = q.get("direction") or None
+        try:
+            frame = kg.compare(task, dataset, metric, direction)
+        except UsageError as exc:  # a metric of unknown direction: the page asks for one
+            if direction:
+                raise
+            return {"task": task, "dataset": dataset, "metric": metric, "rows": [],
+                    "direction": None, "why": str(exc)}  # fmt: skip
+        rows = _plain(frame.to_dict("records"))
+        found = kg.reproductions([r["result"] for r in rows])
+        for row in rows:
+            row["reproduced"] = [{**x, "ratio": _ratio(x["reproduced"], row["value"])}
+                                 for x in found.get(row["result"], [])]  # fmt: skip
+        return {"task": task, "dataset": dataset, "metric": frame.attrs["metric"],
+                "direction": frame.attrs["direction"], "why": frame.attrs["why"],
+                "rows": rows}  # fmt: skip
+
+    def results_front(request):
+        q = request.query_params
+        task, dataset = q.get("task") or None, q.get("dataset") or None
+        present = sorted({b["metric"] for b in kg.leaderboards()
+                          if b["task"] == task and b["dataset"] == dataset})  # fmt: skip
+        x, y = _objectives(request, present, ("throughput", "power"))
+        front = kg.pareto([x, y], source="papers", task=task, dataset=dataset, write=False)
+        return {"task": task, "dataset": dataset, "metrics": present, "x": x, "y": y,
+                "front": _front(front),
+                "figure": figures.front_figure(front.table, front.objectives, front.units)}
+
+    def platforms(request):
+        return {"platforms": kg.platforms()}
+
+    def platform(request):
+        info = kg.platform(request.path_params["uid"])
+        return {**info, "metrics": _metric_columns(info["runs"])}
+
+    return {
+        "/": (home, "home.html"),
+        "/artifacts": (artifacts, "artifacts.html"),
+        "/artifacts/{key:path}": (artifact, "artifact.html"),
+        "/runs": (runs, "runs.html"),
+        "/runs/compare": (compare_runs, "compare.html"),
+        "/runs/{uid}": (run, "run.html"),
+        "/experiments": (experiments, "experiments.html"),
+        "/experiments/{name:path}": (experiment, "experiment.html"),
+        "/results": (leaderboards, "results.html"),
+        "/results/leaderboard": (leaderboard, "leaderboard.html"),
+        "/results/front": (results_front, "front.html"),
+        "/platforms": (platforms, "platforms.html"),
+        "/platforms/{uid:path}": (platform, "platform.html"),
+    }
+
+
+# --- helpers of the views -----------------------------------------------------------------
+
+
+def _plan(kg, uid: str, variations: list[str]) -> dict:
+    """The steps that would run the artifact, or why there are none. Planned on the store
+    itself, not through the API's remembered plans, so that a page writes nothing."""
+    from ckg.plan import plan
+
+    try:
+        return {"plan": plan(kg.store, uid, variations).to_dict(), "plan_error": None}
+    except CkgError as exc:
+        return {"plan": None, "plan_error": str(exc)}
+
+
+def _objectives(request: Request, present: list[str], preferred: tuple[str, str]):
+    """The two objectives asked for (``x``, ``y``), else the preferred pair where the data
+    has it, else the first two metrics present."""
+    q = request.query_params
+    if q.get("x") and q.get("y"):
+        return q["x"], q["y"]
+    if set(preferred) <= set(present):
+        return preferred
+    if len(present) < 2:
+        raise UsageError(f"a front needs two metrics; this selection has {present or 'none'}")
+    return present[0], present[1]
+
+
+def _front(front) -> dict:
+    return {"objectives": [str(o) for o in front.objectives], "units": front.units,
+            "scope": front.scope, "left_out": front.left_out,
+            "hypervolume": front.hypervolume, "rows": front.rows()}  # fmt: skip
+
+
+def _metric_columns(rows: list[dict]) -> list[dict]:
+    """The metrics measured over ``rows`` (each with ``measurements``), each with its unit."""
+    units: dict[str, str] = {}
+    for row in rows:
+        for m in row["measurements"]:
+            units.setdefault(m["metric"], m.get("unit") or "")
+    return [{"metric": k, "unit": units[k]} for k in sorted(units)]
+
+
+def _ratio(reproduced, reported):
+    if reproduced is None or not reported:
+        return None
+    return reproduced / reported
+
+
+def _int(text, default: int) -> int:
+    try:
+        return max(1, int(text))
+    except (TypeError, ValueError):
+        return default
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+# --- template filters and JSON ------------------------------------------------------------
+
+
+def _num(value) -> str:
+    return format_number(value) if isinstance(value, (int, float)) else (
+        "" if value is None else str(value))
+
+
+def _params_text(params) -> str:
+    """``model=knn k=1`` from a run's parameters (a dict, or text kept as stored)."""
+    if isinstance(params, dict):
+        return " ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+                        for k, v in params.items())  # fmt: skip
+    return "" if params is None else str(params)
+
+
+def _url(path: str, **query) -> str:
+    """``path`` with the query parameters that have a value."""
+    given = {k: v for k, v in query.items() if v not in (None, "")}
+    return path + ("?" + urlencode(given) if given else "")
+
+
+def _json(data) -> str:
+    return json.dumps(_plain(data), ensure_ascii=False, default=str, allow_nan=False)
+
+
+def _plain(value):
+    """``value`` with NaN and infinities as None and numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

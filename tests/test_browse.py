@@ -1,0 +1,53 @@
+"""The reads behind ``ckg serve`` (ckg.browse through the API), on both engines."""
+
+import pytest
+
+from ckg.errors import NotFound
+from tests.recorded_runs import RUNS, write_runs
+
+
+def test_runs_experiments_platforms_and_reproductions_read_alike_on_both_engines(kg, corpora):
+    write_runs(kg, RUNS)
+    write_runs(kg, RUNS[:1], status="failed", prefix="f")
+    kg.import_results([str(corpora / "mlperf")])
+
+    # write_runs records a first run, artifact-1, with no measurements
+    runs = kg.run_table(experiment="digits", status="ok")
+    assert sorted(r["run"] for r in runs) == ["artifact-1", *(f"r{i}" for i in range(len(RUNS)))]
+    knn = next(r for r in runs if r["run"] == "r0")
+    assert knn["params"] == {"model": "knn", "batch": 1}  # decoded from its JSON text
+    assert {(m["metric"], m["value"], m["unit"]) for m in knn["measurements"]} >= {
+        ("accuracy", 97.5, "%"), ("latency", 0.030, "s")}  # fmt: skip
+    assert [r["run"] for r in kg.run_table(status="failed")] == ["f0"]
+    assert len(kg.run_table(platform="host-1")) == len(RUNS) + 2
+    assert len(kg.run_table(limit=2)) == 2
+
+    [digits] = kg.experiments()
+    assert (digits["name"], digits["runs"]) == ("digits", len(RUNS) + 2)
+    assert {"accuracy", "latency"} <= set(digits["metrics"])
+    assert kg.experiment("exp-digits")["name"] == "digits"
+    with pytest.raises(NotFound, match=r"no experiment 'digit' \(did you mean 'digits'\?\); "
+                       r"experiments: digits"):
+        kg.experiment("digit")
+
+    boards = {(b["task"], b["dataset"], b["metric"]): b for b in kg.leaderboards()}
+    power = boards[("Image Classification", "ImageNet", "power")]
+    assert power["direction"] == "min" and power["results"] > 10
+
+    platforms = {p["uid"]: p for p in kg.platforms()}
+    assert (platforms["host-1"]["runs"], platforms["host-1"]["results"]) == (len(RUNS) + 2, 0)
+    mlperf = [p for p in platforms.values() if p["results"]]
+    assert mlperf and all(p["origin"] == "mlperf" for p in mlperf)
+    shown = kg.platform(mlperf[0]["uid"])
+    assert len(shown["results"]) == mlperf[0]["results"] and not shown["runs"]
+    with pytest.raises(NotFound, match="no platform 'nowhere'"):
+        kg.platform("nowhere")
+
+    accuracy = kg.results(metric="accuracy")["result"].iloc[0]
+    kg.store.upsert_edges("REPRODUCES", "Run", "Result",
+                          [{"src": "r0", "dst": accuracy, "props": {}}])  # fmt: skip
+    found = kg.reproductions([accuracy, "result:none"])
+    assert list(found) == [accuracy]
+    assert [(x["run"], x["reproduced"], x["unit"]) for x in found[accuracy]] == [
+        ("r0", 97.5, "%")]  # fmt: skip
+    assert [s["location"] for s in kg.sources()] == [str(corpora / "mlperf")]
