@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -230,3 +231,20 @@ def test_skip_report_appends_the_reason(monkeypatch, tmp_path):
     monkeypatch.setenv("CKG_NEO4J_SKIP_REPORT", str(report))
     report_skip("Neo4j tests need Java and Maven: mvn missing")
     assert report.read_text() == "skipped: Neo4j tests need Java and Maven: mvn missing\n"
+
+
+def test_the_ckg_command_imports_the_driver_without_pandas_and_numpy(tmp_path):
+    # The driver imports both whenever installed; the command asks nothing of them.
+    code = (
+        "import sys; from ckg.entry import _lean_neo4j_driver; _lean_neo4j_driver(); "
+        "import ckg.store.neo4j; print(sorted({'numpy', 'pandas', 'pyarrow'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
+    # the console script takes that path, and still says what went wrong
+    ckg = str(Path(sys.executable).with_name("ckg"))
+    uri = f"bolt://127.0.0.1:{free_port()}"
+    env = {**os.environ, "CKG_HOME": str(tmp_path)}
+    done = subprocess.run([ckg, "--db", uri, "find", "--tags", "x"], capture_output=True,
+                          text=True, env=env, timeout=60)  # fmt: skip
+    assert done.returncode == 1 and f"cannot reach Neo4j at {uri}" in done.stderr
