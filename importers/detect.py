@@ -10,8 +10,14 @@ scanned in milliseconds. One source may mix formats: each folder is classified o
   files (the repository descriptors) are listed too. A lone ``meta.yaml`` elsewhere (a conda
   recipe, say) is not MLC.
 - ``generic``: ``pyproject.toml``, ``setup.py``, ``setup.cfg``, ``requirements*.txt``,
-  ``environment.yml``, ``Dockerfile*``, ``*.ipynb``, ``CITATION.cff`` and ``README*``
-  files that are not inside a CM, MLC or CK artifact folder (those belong to the artifact).
+  ``environment.yml``, ``CITATION.cff`` and ``README*`` files that are not inside a CM, MLC
+  or CK artifact folder (those belong to the artifact).
+- ``notebook``: every ``*.ipynb`` (``.ipynb_checkpoints`` folders are skipped), inside
+  artifact folders too: a notebook is an artifact of its own.
+- ``container``: ``Dockerfile*`` / ``*.dockerfile`` (not ``Dockerfile.md`` and the like); an
+  OCI image layout's ``index.json`` (beside ``oci-layout``); a ``docker save`` folder's
+  ``manifest.json`` (beside ``repositories`` or a ``<layer>/layer.tar``); and every ``*.tar``
+  file, which :mod:`importers.container` opens to see whether it is an image archive.
 
 Files and folders whose names are not valid UTF-8 are left out (:func:`utf8_name`), each
 with a warning in :attr:`Detected.problems`.
@@ -22,7 +28,9 @@ from pathlib import Path
 
 from ckg.records import Problem
 
-SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".tox", ".venv"})
+SKIP_DIRS = frozenset(
+    {".git", ".hg", ".svn", "node_modules", "__pycache__", ".tox", ".venv", ".ipynb_checkpoints"}
+)
 CM_META = ("_cm.json", "_cm.yaml")
 MLC_META = ("meta.json", "meta.yaml")
 CM_DESCRIPTOR = "cmr.yaml"
@@ -71,9 +79,6 @@ def _is_generic(name: str) -> bool:
     return (
         low in GENERIC_NAMES
         or (low.startswith("requirements") and low.endswith(".txt"))
-        or low.startswith("dockerfile")
-        or low.endswith(".dockerfile")
-        or low.endswith(".ipynb")
         or low.startswith("readme")
     )
 
@@ -89,7 +94,8 @@ def detect_formats(root: Path) -> Detected:
     Returns
     -------
     Detected
-        Keys among ``"cm"``, ``"mlc"``, ``"ck"``, ``"generic"``; values are absolute paths
+        Keys among ``"cm"``, ``"mlc"``, ``"ck"``, ``"ckg"``, ``"generic"``, ``"notebook"``,
+        ``"container"``; values are absolute paths
         of meta files (repository descriptors included). Its ``problems`` name what was
         left out.
 
@@ -102,8 +108,11 @@ def detect_formats(root: Path) -> Detected:
     {'cm': ['script/hello/_cm.yaml']}
     """
     root = Path(root)
-    found: dict[str, list[str]] = {"cm": [], "mlc": [], "ck": [], "ckg": [], "generic": []}
+    found: dict[str, list[str]] = {
+        "cm": [], "mlc": [], "ck": [], "ckg": [], "generic": [], "notebook": [], "container": []
+    }
     artifact_dirs: set[str] = set()
+    image_dirs: set[str] = set()
     mlc_candidates: dict[str, list[str]] = {}  # folder -> its meta.yaml/json file names
     problems: list[Problem] = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -130,6 +139,13 @@ def detect_formats(root: Path) -> Detected:
         if mlc and not cm:
             mlc_candidates[dirpath] = mlc
         found["generic"].extend(os.path.join(dirpath, n) for n in filenames if _is_generic(n))
+        found["notebook"].extend(
+            os.path.join(dirpath, n) for n in filenames if n.lower().endswith(".ipynb")
+        )
+        units = _container_units(dirpath, dirnames, names)
+        if {"index.json", "manifest.json"} & set(units):
+            image_dirs.add(dirpath)  # its layer tars are read with it, not as archives
+        found["container"].extend(os.path.join(dirpath, n) for n in units)
 
     descriptors = {d for d, ns in mlc_candidates.items() if MLC_DESCRIPTOR in ns}
     used_descriptors: set[str] = set()
@@ -144,8 +160,41 @@ def detect_formats(root: Path) -> Detected:
     found["mlc"].extend(os.path.join(d, MLC_DESCRIPTOR) for d in used_descriptors)
 
     found["generic"] = [f for f in found["generic"] if not _inside(f, artifact_dirs, str(root))]
+    found["container"] = [
+        f for f in found["container"]
+        if not (f.endswith((".tar", ".TAR")) and _inside(f, image_dirs, str(root)))
+    ]
     formats = {fmt: sorted(Path(f) for f in files) for fmt, files in found.items() if files}
     return Detected(formats, problems)
+
+
+def _container_units(folder: str, dirnames: list[str], names: set[str]) -> list[str]:
+    """The files of one folder that may describe a container image (see the module doc)."""
+    units = [n for n in names if is_dockerfile(n) or n.lower().endswith(".tar")]
+    if "oci-layout" in names and "index.json" in names:
+        units.append("index.json")  # it names every image by digest: it changes with them
+    elif "manifest.json" in names and (
+        "repositories" in names
+        or any(os.path.isfile(os.path.join(folder, d, "layer.tar")) for d in dirnames)
+    ):
+        units.append("manifest.json")
+    return sorted(units)
+
+
+#: Names that start like a Dockerfile but are its documentation or a template of one.
+_NOT_DOCKERFILE = (".md", ".txt", ".rst", ".json", ".yaml", ".yml", ".j2", ".jinja", ".tmpl",
+                   ".template", ".sh", ".py", ".tar")
+
+
+def is_dockerfile(name: str) -> bool:
+    """Whether a file name is a Dockerfile's.
+
+    >>> [is_dockerfile(n) for n in ("Dockerfile.gpu", "app.dockerfile", "Dockerfile.md")]
+    [True, True, False]
+    """
+    low = name.lower()
+    return (low.startswith("dockerfile") or low.endswith(".dockerfile")) and not low.endswith(
+        _NOT_DOCKERFILE)
 
 
 def _leave_out_non_utf8(root: Path, folder: str, names: list[str], out: list[Problem]) -> None:

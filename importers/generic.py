@@ -10,8 +10,8 @@ root above it. Each root with something to say becomes an ``Artifact`` of format
   ``[tool.poetry].name``, ``setup.cfg [metadata] name``, ``setup.py name="..."``), tagged
   ``package,python-package,<normalised name>``; else kind ``project`` tagged
   ``project,<folder name>``;
-- ``meta`` holds name, version, description, ``requires-python``, the notebooks (``*.ipynb``,
-  listed, not parsed) and the files read; uid derived from source and path.
+- ``meta`` holds name, version, description, ``requires-python`` and the files read; uid
+  derived from source and path.
 
 Dependencies are :class:`~ckg.records.Dependency` entries whose tags name what is needed in
 the style of CM tags, so that the same resolver links them to ingested artifacts:
@@ -19,15 +19,17 @@ the style of CM tags, so that the same resolver links them to ingested artifacts
 - ``pip``: ``[project].dependencies`` (optional dependencies with ``via_variation`` = the
   extra's name), Poetry's dependency tables, ``requirements*.txt`` lines and the ``pip:``
   list of ``environment.yml``; tags ``python-package,<normalised name>`` (PEP 503);
-- ``conda``: the other ``environment.yml`` dependencies; tags ``conda-package,<name>``;
-- ``docker``: each ``FROM`` image of a ``Dockerfile*``; tags ``docker-image,<image>``.
+- ``conda``: the other ``environment.yml`` dependencies; tags ``conda-package,<name>``.
+
+Dockerfiles and notebooks are artifacts of their own (:mod:`importers.container`,
+:mod:`importers.notebook`).
 
 ``names`` keeps the requirement as written; ``==`` / ``===`` / conda ``=`` give ``version``,
-``>=`` / ``>`` / ``~=`` ``version_min``, ``<=`` / ``<`` ``version_max``; an image tag is the
-``version``. Papers come from ``CITATION.cff`` (``doi``, ``identifiers``,
-``preferred-citation``) and from arXiv and DOI links or ``arXiv:`` ids in the root's
-``README*``: a ``Paper`` node keyed by :func:`importers.papers.paper_uid` (``arxiv:<id>``,
-``doi:<doi>``) and ``(Artifact)-[:IMPLEMENTS]->(Paper)``.
+``>=`` / ``>`` / ``~=`` ``version_min``, ``<=`` / ``<`` ``version_max``. Papers come from
+``CITATION.cff`` (``doi``, ``identifiers``, ``preferred-citation``) and from arXiv and DOI
+links or ``arXiv:`` ids in the root's ``README*``: a ``Paper`` node keyed by
+:func:`importers.papers.paper_uid` (``arxiv:<id>``, ``doi:<doi>``) and
+``(Artifact)-[:IMPLEMENTS]->(Paper)``.
 
 Examples
 --------
@@ -58,7 +60,6 @@ PACKAGE_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py")
 _REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(\(?[^;]*?\)?)\s*(;.*)?$")
 _SPEC = re.compile(r"(===|==|~=|!=|>=|<=|>|<|=)\s*([^\s,=<>!~]+)")
 _CONDA = re.compile(r"^\s*(?:[\w.-]+::)?([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)$")
-_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.I)
 _SETUP_NAME = re.compile(r"""\bname\s*=\s*["']([^"']+)["']""")
 _README_LINKS = re.compile(
     r"(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/[\w./-]+?(?=[\s)\]>\"'`]|\.?$|\.\s)"
@@ -137,13 +138,12 @@ class _Project:
             reader = self._reader_for(f)
             if reader is not None:
                 self._guarded(reader, f)
-        notebooks = [relpath(f, self.root) for f in self.files if f.suffix.lower() == ".ipynb"]
         read_files = [
             relpath(f, self.root) for f in self.files if not f.name.lower().startswith("readme")
         ]
         if not (read_files or self.papers):
             return  # a README without paper links says nothing about a project
-        self._emit(notebooks, read_files)
+        self._emit(read_files)
 
     def _reader_for(self, f: Path):
         low = f.name.lower()
@@ -151,8 +151,6 @@ class _Project:
             return self._requirements
         if low in ("environment.yml", "environment.yaml"):
             return self._environment
-        if low.startswith("dockerfile") or low.endswith(".dockerfile"):
-            return self._dockerfile
         if low == "citation.cff":
             return self._citation
         if low.startswith("readme") and f.parent == self.folder:
@@ -171,7 +169,7 @@ class _Project:
                 Problem(relpath(path, self.root), f"unexpected structure: {e}")
             )
 
-    def _emit(self, notebooks: list[str], read_files: list[str]) -> None:
+    def _emit(self, read_files: list[str]) -> None:
         name = self.meta.get("name")
         if name:
             kind, alias = "package", str(name)
@@ -180,7 +178,6 @@ class _Project:
             kind = "project"
             alias = self.folder.name or "project"
             tags = ["project", alias]
-        self.meta["notebooks"] = notebooks
         self.meta["files"] = read_files
         props = {
             "uid": self.uid,
@@ -311,21 +308,6 @@ class _Project:
                 tags = ["conda-package", m.group(1).lower()]
                 self._add("conda", tags, str(dep), doc.rel, line, **versions)
 
-    def _dockerfile(self, path: Path) -> None:
-        rel = relpath(path, self.root)
-        stages: set[str] = set()
-        for n, line in enumerate((self._text(path) or "").splitlines(), 1):
-            m = _FROM.match(line)
-            if not m:
-                continue
-            image = m.group(1)
-            if m.group(2):
-                stages.add(m.group(2).lower())
-            if image.lower() in stages or image.lower() == "scratch":
-                continue  # an earlier build stage or the empty image: nothing to fetch
-            name, version = _image(image)
-            self._add("docker", ["docker-image", name], image, rel, n, version=version)
-
     def _citation(self, path: Path) -> None:
         doc = self._load(path)
         if doc is None:
@@ -380,24 +362,6 @@ def _poetry_spec(version: str) -> str:
     if version[0] in "^~":
         return f">={version[1:]}"
     return version if version[0] in "<>=!" else f"=={version}"
-
-
-def _image(image: str) -> tuple[str, str]:
-    """Split ``registry:5000/name:tag@sha256:...`` into name and tag (or digest).
-
-    >>> _image("python:3.12-slim")
-    ('python', '3.12-slim')
-    >>> _image("localhost:5000/team/img")
-    ('localhost:5000/team/img', '')
-    """
-    if "@" in image:
-        name, pinned = image.split("@", 1)
-        return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name, pinned
-    last = image.rsplit("/", 1)[-1]
-    if ":" in last:
-        name, tag = image.rsplit(":", 1)
-        return name, tag
-    return image, ""
 
 
 def _paper_url(uid: str) -> str:

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from ckg.resolve import resolve
-from importers import generic
+from importers import container, generic
 from importers.detect import detect_formats
 
 
@@ -86,7 +86,8 @@ def test_generic_project_becomes_one_package_artifact_with_its_dependencies(tmp_
     )
     assert art["tags"] == ["package", "python-package", "attention-demo"]
     meta = json.loads(art["meta"])
-    assert meta["notebooks"] == ["notebooks/explore.ipynb"]
+    # a notebook and a Dockerfile are artifacts of their own (importers.notebook, .container)
+    assert "notebooks" not in meta and "Dockerfile" not in meta["files"]
     assert (meta["version"], meta["requires_python"]) == ("0.3.0", ">=3.10")
     pip = {d.tags[1]: d for d in records.dependencies if d.kind == "pip"}
     assert sorted(pip) == [
@@ -109,7 +110,9 @@ def test_generic_project_becomes_one_package_artifact_with_its_dependencies(tmp_
     conda = {d.tags[1]: d for d in records.dependencies if d.kind == "conda"}
     assert sorted(conda) == ["cudatoolkit", "pip", "python"]
     assert (conda["python"].version, conda["cudatoolkit"].version_min) == ("3.11", "11.8")
-    docker = [(d.tags, d.version, d.line) for d in records.dependencies if d.kind == "docker"]
+    assert not [d for d in records.dependencies if d.kind == "docker"]
+    dockerfile = container.read(root, "g1").dependencies
+    docker = [(d.tags, d.version, d.line) for d in dockerfile if d.kind == "docker"]
     assert docker == [
         (["docker-image", "python"], "3.12-slim", 1),
         (["docker-image", "nvcr.io/nvidia/pytorch"], "24.01-py3", 4),

@@ -68,7 +68,7 @@ def test_platform_prints_its_uid(ckg_home):
 def test_trust_an_archive_source_then_it_runs(ckg_home, workflow, tmp_path):
     archive = shutil.make_archive(str(tmp_path / "wf"), "zip", workflow)
     _ckg("ingest", archive)
-    refused = _ckg("trust", str(tmp_path / "absent.zip"), check_code=1)
+    refused = _ckg("trust", str(tmp_path / "absent.zip"), check_code=2)
     assert "no ingested source" in refused.stderr
     done = _ckg("trust", archive)
     assert done.stdout.startswith(f"trusted {archive} (zip")

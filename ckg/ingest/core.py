@@ -53,7 +53,7 @@ from ckg.records import Dependency, Edge, Node, Problem, Records
 from importers.archives import Limits
 from importers.sources import kind_of, open_source, source_uid, walk_files
 
-FORMATS = ("cm", "mlc", "ck", "ckg", "generic")
+FORMATS = ("cm", "mlc", "ck", "ckg", "generic", "notebook", "container")
 #: The importer module of a format, where its name differs (``importers.<module>.read``).
 IMPORTERS = {"ckg": "ckgyaml"}
 MANIFEST_VERSION = 1
@@ -430,7 +430,9 @@ class _Reader:
         sha = hashlib.sha256()
         for f in files:
             sha.update(f.encode() + b"\0")
-            sha.update((self.root / f).read_bytes())
+            with open(self.root / f, "rb") as handle:  # in chunks: an image archive is large
+                while chunk := handle.read(1 << 20):
+                    sha.update(chunk)
         digest = sha.hexdigest()
         if old and old["fmt"] == fmt and old["sha"] == digest:
             return {**old, "stat": stat, "dirty": False}

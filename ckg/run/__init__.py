@@ -3,7 +3,9 @@
 Modules, from the outside in: :mod:`~ckg.run.runner` (plan, grid, cache, repeats),
 :mod:`~ckg.run.steps` (a workflow step's command and environment, ``tmp-run-env.out``),
 :mod:`~ckg.run.scripts` (MLC and CM scripts with MLCFlow's semantics),
-:mod:`~ckg.run.workflow` (``ckg.yaml`` and grids), :mod:`~ckg.run.execute` (one subprocess in
+:mod:`~ckg.run.workflow` (``ckg.yaml`` and grids), :mod:`~ckg.run.notebook` (a Jupyter
+notebook executed with its parameters injected), :mod:`~ckg.run.container` (``docker run``
+commands, ``--in-container``), :mod:`~ckg.run.execute` (one subprocess in
 its own process group, timeout, CPU time, peak memory), :mod:`~ckg.run.measure` (statistics,
 energy meters, result files), :mod:`~ckg.run.platform` (the host's fingerprint),
 :mod:`~ckg.run.record` (Run and Measurement records), :mod:`~ckg.run.journal` (on disk

@@ -8,21 +8,27 @@ working folder (``KEY=VALUE`` lines; ``+KEY=VALUE`` prepends to a path list) is 
 with the step's own env, filtered by its ``new_env_keys`` patterns into what its
 dependants receive.
 
+A Jupyter notebook (format ``notebook``) runs as ``python -m ckg.run.notebook`` (see
+:mod:`ckg.run.notebook`) with the step's parameters injected; the executed notebook is kept
+in the run's folder and its path recorded on the ``Run`` (``executed_notebook``).
+
 CM and MLC scripts do not run through here: :mod:`ckg.run.scripts` runs them with
 MLCFlow's semantics (customize.py hooks, ``tmp-run.sh``, cache).
 """
 
 import fnmatch
+import json
 import os
+import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ckg.errors import RunFailed
 from ckg.run import workflow
 
 ENV_OUT = "tmp-run-env.out"
-RUNNABLE = ("ckg", "cm", "mlc")
+RUNNABLE = ("ckg", "cm", "mlc", "notebook")
 #: Formats run by :mod:`ckg.run.scripts`, and the prefix of their env keys.
 SCRIPT_FORMATS = ("cm", "mlc")
 PREFIX = {"cm": "CM_", "mlc": "MLC_"}
@@ -31,11 +37,13 @@ PREFIX = {"cm": "CM_", "mlc": "MLC_"}
 @dataclass(slots=True)
 class Prepared:
     """A step ready to execute: ``command`` (None when there is nothing to execute), the
-    variables ckg sets on top of the inherited environment, and the timeout."""
+    variables ckg sets on top of the inherited environment, the timeout, and properties the
+    step's ``Run`` records beside the usual ones (``executed_notebook``)."""
 
     command: str | None
     set_env: dict[str, str]
     timeout_s: float | None
+    run_props: dict[str, str] = field(default_factory=dict)
 
     def environment(self, base: dict[str, str]) -> dict[str, str]:
         """The child's full environment: ``base`` with :attr:`set_env` applied."""
@@ -50,8 +58,16 @@ def check_runnable(fmt: str, alias: str, artifact_dir: Path) -> None:
     RunFailed
         For a format ckg does not run, or a missing folder.
     """
+    if fmt == "container":
+        raise RunFailed(
+            f"{alias}: a container image or Dockerfile is not run on the host; "
+            f"`ckg plan {alias}` prints the docker commands that run it"
+        )
     if fmt not in RUNNABLE:
-        raise RunFailed(f"{alias}: ckg runs ckg.yaml workflows and CM/MLC scripts, not {fmt!r}")
+        raise RunFailed(
+            f"{alias}: ckg runs ckg.yaml workflows, CM/MLC scripts and Jupyter notebooks, "
+            f"not {fmt!r}"
+        )
     if not artifact_dir.is_dir():
         raise RunFailed(f"{alias}: artifact folder {artifact_dir} is missing")
 
@@ -72,13 +88,13 @@ def prepare(
     Parameters
     ----------
     fmt : str
-        ``ckg`` (scripts run through :mod:`ckg.run.scripts`).
+        ``ckg`` or ``notebook`` (scripts run through :mod:`ckg.run.scripts`).
     meta : dict
         The artifact's meta.
     step_env : dict
         The planner's environment for the step (defaults, env, variations, ``--env``).
     params : dict
-        Parameters of the workflow (defaults filled in).
+        Parameters of the workflow (defaults filled in); of a notebook, only those to inject.
     dep_env : dict
         What the step's dependencies exported.
     user_env : dict
@@ -91,9 +107,11 @@ def prepare(
     >>> p.command
     'echo 1'
     """
-    if fmt != "ckg":
+    if fmt not in ("ckg", "notebook"):
         raise RunFailed(f"{fmt} scripts run through ckg.run.scripts, not as workflow steps")
     set_env = {k: _text(v, k) for k, v in {**step_env, **dep_env}.items()}
+    if fmt == "notebook":
+        return _notebook(meta, params, set_env, user_env, artifact_dir, workdir)
     set_env.update({k: _text(v) for k, v in (meta.get("env") or {}).items()})
     values = {**(meta.get("params") or {}), **params}
     values.update(python=sys.executable, artifact_dir=str(artifact_dir), workdir=str(workdir))
@@ -101,6 +119,25 @@ def prepare(
     set_env.update(user_env)
     timeout = meta.get("timeout")
     return Prepared(command, set_env, float(timeout) if timeout else None)
+
+
+def _notebook(meta, params, set_env, user_env, artifact_dir: Path, workdir: Path) -> Prepared:
+    """A notebook step: ``python -m ckg.run.notebook`` with only the given parameters
+    injected (the notebook's own cell holds the defaults)."""
+    from ckg.run.notebook import EXECUTED
+
+    if meta.get("language") not in ("python", ""):
+        raise RunFailed(
+            f"{meta.get('file')}: ckg runs Python notebooks; this one's kernel is "
+            f"{meta.get('kernel', {}).get('name') or meta.get('language')}"
+        )
+    executed = workdir / EXECUTED
+    command = shlex.join([
+        sys.executable, "-m", "ckg.run.notebook", str(artifact_dir / meta["file"]),
+        "--out", str(executed), "--params", json.dumps(params, sort_keys=True),
+    ])
+    set_env.update(user_env)
+    return Prepared(command, set_env, None, {"executed_notebook": str(executed)})
 
 
 def exported_env(static_env: dict, workdir: Path, new_env_keys: list[str]) -> dict[str, str]:
