@@ -41,13 +41,34 @@ class KnowledgeGraph:
         """Delete everything in the graph (the home folder's caches stay)."""
         self.store.reset()
 
-    def run(self, target: str, **options):
+    def run(self, target: str, *, progress=None, **options):
         """Plan, execute, measure and record ``target``; options as :class:`ckg.run.Options`
-        (``reproduces``: Result uids or specs its runs reproduce, see :mod:`ckg.reproduce`)."""
+        (``reproduces``: Result uids or specs its runs reproduce, see :mod:`ckg.reproduce`);
+        ``progress(done, total, result)`` is called as grid points finish."""
         from ckg.run import Options, run
 
         with config.private_files():
-            return run(self, target, Options(**options))
+            return run(self, target, Options(**options), progress)
+
+    def run_on_cluster(self, target: str, scheduler: str, *, platform=(), tls=(),
+                       insecure: bool = False, progress=None, **options):
+        """:meth:`run` with each grid point a task of the Dask ``scheduler``, run by the
+        ``ckg worker`` processes that offer ``platform``; see
+        :func:`ckg.cluster.submit.run_on_cluster`."""
+        from ckg.cluster.submit import run_on_cluster
+        from ckg.run import Options
+
+        return run_on_cluster(self, target, Options(**options), scheduler, platform=platform,
+                              tls=tls, insecure=insecure, progress=progress)
+
+    def serve_worker(self, scheduler: str, **options) -> None:
+        """Run a Dask worker of ``scheduler`` that runs grid points here and records them in
+        this graph, until the scheduler or a signal ends it (:func:`ckg.cluster.worker.serve`;
+        options ``labels``, ``nthreads``, ``name``, ``tls``, ``insecure``, ``on_start``)."""
+        from ckg.cluster.worker import serve
+
+        with config.private_files():
+            serve(self, scheduler, **options)
 
     def runs(self, experiment: str | None = None, artifact: str | None = None,
              limit: int = 50) -> list[dict]:
@@ -224,6 +245,56 @@ class KnowledgeGraph:
         from ckg.frontier import pareto
 
         return pareto(self, objectives, **kw)
+
+    # Reads for browsing (ckg serve); see ckg.browse.
+
+    def run_table(self, **filters) -> list[dict]:
+        """Runs with every measurement, filtered by experiment, artifact, status, platform."""
+        from ckg.browse import run_table
+
+        return run_table(self.store, **filters)
+
+    def experiments(self) -> list[dict]:
+        """Every experiment with its number of runs and the metrics they measured."""
+        from ckg.browse import experiments
+
+        return experiments(self.store)
+
+    def experiment(self, name_or_uid: str) -> dict:
+        """One experiment as :meth:`experiments` lists it (NotFound names the others)."""
+        from ckg.browse import experiment
+
+        return experiment(self.store, name_or_uid)
+
+    def leaderboards(self) -> list[dict]:
+        """Each task, dataset and metric that published results have, with their count."""
+        from ckg.browse import leaderboards
+
+        return leaderboards(self.store)
+
+    def reproductions(self, result_uids) -> dict[str, list[dict]]:
+        """Runs recorded as reproducing each of these results, with the value they measured."""
+        from ckg.browse import reproductions
+
+        return reproductions(self.store, result_uids)
+
+    def platforms(self) -> list[dict]:
+        """Every platform with the number of runs and published results on it."""
+        from ckg.browse import platforms
+
+        return platforms(self.store)
+
+    def platform(self, uid: str) -> dict:
+        """One platform's fingerprint, its runs and the published results measured on it."""
+        from ckg.browse import platform
+
+        return platform(self.store, uid)
+
+    def sources(self) -> list[dict]:
+        """Every ingested source: location, kind, commit."""
+        from ckg.browse import sources
+
+        return sources(self.store)
 
 
 def open(db: str | None = None, *, home: str | Path | None = None) -> KnowledgeGraph:  # noqa: A001

@@ -135,7 +135,7 @@ def test_a_grid_shows_progress_on_a_terminal_and_none_in_a_pipe(tiny_workflow):
     assert done.returncode == 0
     text = shown.decode(errors="replace")
     for i, x in enumerate((1, 2, 3), 1):
-        assert f"{i}/3 x={x}: ok" in text, text
+        assert f"[{i}/3] x={x}: ok" in text, text
     assert "left" in text  # the estimate of the time left
     piped = _ckg("run", "tiny", "--grid", "x=1,2", home=home)
     assert "1/2 x=1" not in piped.stderr and piped.stderr == ""

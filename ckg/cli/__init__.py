@@ -2,7 +2,21 @@
 
 import sys
 
-from ckg.cli import cache, db, ingest, pareto, plan, query, reproduce, results, run, runs, transfer  # noqa: F401 - importing registers the commands
+from ckg.cli import (  # noqa: F401 - importing registers the commands
+    cache,
+    cluster,
+    db,
+    ingest,
+    pareto,
+    plan,
+    query,
+    reproduce,
+    results,
+    run,
+    runs,
+    serve,
+    transfer,
+)
 from ckg.cli.app import app, settings
 from ckg.config import private_files
 from ckg.errors import CkgError, UsageError

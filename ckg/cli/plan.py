@@ -8,7 +8,6 @@ import typer
 
 from ckg.cli.app import app, open_graph
 from ckg.errors import UsageError
-from ckg.run.container import image_commands
 
 
 @app.command("plan")
@@ -23,6 +22,7 @@ def plan(
 
     Example: ckg plan app-image-classification-onnx-py --env USE_CUDA=yes
     """
+    from ckg.run.container import step_commands
     from ckg.run.workflow import parse_env
 
     if as_json and dot:
@@ -30,16 +30,22 @@ def plan(
     user_env = parse_env(env)
     with open_graph() as kg:
         result = kg.plan(target, variations=tuple(var or ()), env=user_env)
+        # an image or Dockerfile is run by a container engine: what ckg would run
+        engine = {s.id: step_commands(kg.store, s) for s in result.steps
+                  if s.format == "container"}
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        data = result.to_dict()
+        print(json.dumps({**data, **({"docker": engine} if engine else {})}, indent=2,
+                         ensure_ascii=False))
     elif dot:
         print(result.to_dot())
     else:
-        print("\n".join(render(result, shutil.get_terminal_size().columns)))
+        print("\n".join(render(result, shutil.get_terminal_size().columns, engine)))
 
 
-def render(result, width: int | None = None) -> list[str]:
+def render(result, width: int | None = None, engine: dict | None = None) -> list[str]:
     """The plan as text lines: numbered steps with their reasons, then what was left out.
+    ``engine`` maps a step id to the container commands shown under it.
 
     Where a step and its reason do not fit on one line ``width`` wide, the reason goes under
     the step, indented; every line is wrapped to ``width`` (long words fold, none is cut).
@@ -53,9 +59,7 @@ def render(result, width: int | None = None) -> list[str]:
             lines += _wrap(step.reason, width, "       ", "       ")
         else:
             lines.append(line)
-        if step.format == "container":  # an image is run by an engine: what ckg would run
-            commands = image_commands(step.meta, step.kind, step.alias, step.path)
-            lines += [f"       $ {c}" for c in commands]
+        lines += [f"       $ {c}" for c in (engine or {}).get(step.id, ())]
     notes = []
     for entry in result.ambiguous:
         matched = ", ".join(entry["matched"])

@@ -31,7 +31,24 @@ def run(
         help="A Result uid or paper=...,task=...,dataset=...,metric=...,model=... the runs "
         "reproduce, repeatable.",
     ),
+    in_container: str = typer.Option(
+        None, "--in-container", help="Run each workflow or notebook step inside IMAGE "
+        "(docker run; needs docker or podman on PATH).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    cluster: str = typer.Option(
+        None, "--cluster", help="tcp://HOST:8786: run each grid point on a `ckg worker` there."
+    ),
+    platform: list[str] = typer.Option(
+        None, "--platform", help="With --cluster: a worker label, or FIELD=VALUE such as "
+        "gpu=H200, that the workers must offer; repeatable.",
+    ),
+    tls_ca: str = typer.Option(None, "--tls-ca", help="With --cluster: Dask TLS CA file."),
+    tls_cert: str = typer.Option(None, "--tls-cert", help="With --cluster: TLS certificate."),
+    tls_key: str = typer.Option(None, "--tls-key", help="With --cluster: TLS key file."),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="With --cluster: allow a non-loopback scheduler without TLS."
+    ),
 ) -> None:
     """Plan, execute, measure and record TARGET, over a grid of parameters.
 
@@ -40,6 +57,9 @@ def run(
     Example: ckg run get,generic-python-lib,_numpy --json
 
     Example: ckg run sklearn-digits --grid model=knn --reproduces dataset=digits,model=knn
+
+    Example: ckg run sklearn-digits --grid model=knn,logreg --cluster tcp://10.0.0.5:8786
+    --platform gpu=H200 --tls-ca ca.pem --tls-cert me.pem --tls-key me.key
     """
     from ckg.run.workflow import parse_env, parse_grid
 
@@ -57,9 +77,17 @@ def run(
         "trust": trust,
         "dry_run": dry_run,
         "reproduces": tuple(reproduces or ()),
+        **({"in_container": in_container} if in_container else {}),
     }
-    with open_graph() as kg:
-        report = kg.run(target, **options)
+    # A grid spread over machines says on stderr where each point ran, terminal or not.
+    with open_graph() as kg, RunProgress(not (as_json or dry_run), lines=bool(cluster)) as shown:
+        if cluster:
+            report = kg.run_on_cluster(
+                target, cluster, platform=tuple(platform or ()), tls=(tls_ca, tls_cert, tls_key),
+                insecure=insecure, progress=shown.update, **options,
+            )
+        else:
+            report = kg.run(target, progress=shown.update, **options)
     if dry_run:
         _print_dry_run(report, as_json)
         return
@@ -113,8 +141,8 @@ def demo(
     """
     from ckg.run.demo import run_demo
 
-    with open_graph() as kg:
-        report = run_demo(kg, path)
+    with open_graph() as kg, RunProgress(not as_json) as progress:
+        report = run_demo(kg, path, progress.update)
     _print_report(report, as_json, ("accuracy", "latency"))
 
 
@@ -141,14 +169,99 @@ _SHOWN = ("runtime", "cpu_user_time", "cpu_system_time", "memory", "energy")
 _OPTIONAL = (("cpu_user_time", "cpu_system_time"), ("memory",), ("runtime",))
 
 
+class RunProgress:
+    """Progress of a grid on stderr: when it is a terminal, a bar with an estimate of the time
+    left and a line per run as it finishes, with its status, time and the worker it ran on;
+    with ``lines``, those lines also when it is not."""
+
+    def __init__(self, enabled: bool, lines: bool = False):
+        import sys
+        from collections import Counter
+
+        self.enabled = enabled and sys.stderr.isatty()
+        self.lines = lines
+        self.bar = None
+        self.task = None
+        self.started = 0.0
+        self.per_worker = Counter()
+
+    def __enter__(self) -> "RunProgress":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.bar = Progress(
+                TextColumn("runs"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[left]}"),
+                console=Console(stderr=True), transient=True,
+            )  # fmt: skip
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def update(self, done: int, total: int, result, where: str = "") -> None:
+        import sys
+        import time
+
+        line = ""
+        if result is not None:
+            seconds = result.metrics.get("runtime")
+            line = f"[{done}/{total}] {_params(result)}: {result.status}"
+            line += f"  {seconds:.1f} s" if seconds is not None else ""
+            if where:
+                self.per_worker[where] += 1
+                line += f"  {where} ({self.per_worker[where]} there)"
+        if self.bar is None:
+            if line and self.lines:
+                print(line, file=sys.stderr, flush=True)
+            return
+        if self.task is None:
+            self.started = time.monotonic()
+            self.task = self.bar.add_task("runs", total=total, left="")
+        # The runs so far say how long the rest will take; the first says nothing yet.
+        rest = (time.monotonic() - self.started) / done * (total - done) if done else None
+        left = f"about {_duration(rest)} left" if rest else ""
+        self.bar.update(self.task, completed=done, total=total, left=left)
+        if line:
+            self.bar.console.print(line, markup=False, highlight=False)
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as a person reads a wait: ``40 s``, ``3 min``, ``1.5 h``.
+
+    >>> [_duration(s) for s in (4.2, 95, 5400)]
+    ['4 s', '2 min', '1.5 h']
+    """
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _objectives(text: str | None) -> tuple[str, ...]:
-    from ckg.errors import UsageError
+    """The ``--pareto`` metrics, each checked against the metric registry before anything
+    runs: a misspelt one would otherwise be refused only after the whole grid."""
+    from ckg import metrics
+    from ckg.errors import UsageError, did_you_mean
 
     if text is None:
         return ()
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if len(names) < 2:
         raise UsageError(f"--pareto expects at least two metrics, OBJ1,OBJ2; got {text!r}")
+    for name in names:
+        metric = metrics.get(name)
+        if metric is None or metric.direction is None:
+            known = sorted(m.name for m in metrics.registry() if m.direction)
+            raise UsageError(
+                f"--pareto: {name!r} is not a metric with a known direction"
+                f"{did_you_mean(name, known)}; add it to a metrics.yaml, or rank the runs "
+                f"afterwards with ckg pareto {name}:min or {name}:max"
+            )
     return names
 
 

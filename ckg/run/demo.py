@@ -14,10 +14,11 @@ from ckg.run.workflow import FILENAME
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sklearn-digits"
 
 
-def run_demo(kg, path: str | Path | None = None):
+def run_demo(kg, path: str | Path | None = None, progress=None):
     """Ingest the workflow folder ``path`` (default: the example) with its reference results
     (``reported-results.yaml``: ingest reads a source's results files, so the runs record
-    what they reproduce), run its grid, return the :class:`ckg.run.Report`.
+    what they reproduce), run its grid, return the :class:`ckg.run.Report`; ``progress`` as
+    :meth:`ckg.api.KnowledgeGraph.run` takes it.
 
     Raises
     ------
@@ -30,4 +31,5 @@ def run_demo(kg, path: str | Path | None = None):
         raise NotFound(f"{meta_file} not found: give a folder with a {FILENAME} (--path)")
     meta = yaml.safe_load(meta_file.read_text(encoding="utf-8"))
     kg.ingest(str(folder))
-    return kg.run(str(meta.get("uid") or meta["alias"]), grid=meta.get("grid") or {})
+    target = str(meta.get("uid") or meta["alias"])
+    return kg.run(target, grid=meta.get("grid") or {}, progress=progress)

@@ -27,6 +27,8 @@ from ckg.run.measure import EnergyMeter, Figure, canonical_metrics, result_metri
 from ckg.run.platform import detect_cached, platform_node
 
 LOG_NAME = "ckg-run.log"
+#: Formats of artifacts a step needs without executing them: Python packages, images.
+REQUIREMENTS = ("generic", "container")
 #: Step outputs removed before each repeat, so that a stale file never counts twice.
 _OUTPUTS = (*("cm-output.json", "cm-result.json", "ckg-result.json"), steps.ENV_OUT)
 
@@ -56,6 +58,11 @@ class Options:
     timeout_s: float | None = None
     inputs: dict = field(default_factory=dict)
     reproduces: tuple[str, ...] = ()
+    in_container: str = ""
+    run_uids: tuple[str, ...] = ()
+    experiment: dict | None = None
+    folders_trusted: bool = True
+    source_roots: dict | None = None
 
 
 @dataclass(slots=True)
@@ -94,7 +101,7 @@ class Report:
         return [r for r in self.runs if r.status != "ok"]
 
 
-def run(kg, target: str, options: Options | None = None) -> Report:
+def run(kg, target: str, options: Options | None = None, progress=None) -> Report:
     """Run ``target`` over the grid of ``options`` and record every run in ``kg``.
 
     Parameters
@@ -110,7 +117,18 @@ def run(kg, target: str, options: Options | None = None) -> Report:
         and refreshes the cache; ``trust`` runs artifacts of untrusted sources this once;
         ``dry_run`` returns the commands and environments instead of running them;
         ``reproduces`` Result uids or specs every target run reproduces, beside the meta's
-        ``reproduces:`` block (:mod:`ckg.reproduce`).
+        ``reproduces:`` block (:mod:`ckg.reproduce`); ``in_container`` an image reference in
+        which each workflow or notebook step runs, through docker or podman
+        (:func:`ckg.run.container.wrap`). A cluster worker (:mod:`ckg.cluster`)
+        sets ``run_uids``, the uids of the target runs in grid order, and ``experiment``,
+        the ``uid`` and ``props`` of their Experiment, both fixed when the grid was
+        submitted so that a re-executed task writes the same nodes; and ``folders_trusted``
+        False, since a folder named by a submitter is not this host's owner's code; and
+        ``source_roots``, one dict for all its runs, so that a Git commit or an archive is
+        fetched once per worker rather than once per grid point.
+    progress : callable, optional
+        Called as ``progress(done, total, result)``: once with ``(0, points, None)`` before
+        the first grid point runs, then after each with the :class:`RunResult` it gave.
 
     Returns
     -------
@@ -127,12 +145,17 @@ def run(kg, target: str, options: Options | None = None) -> Report:
     options = options or Options()
     if options.repeat < 1:
         raise UsageError(f"--repeat must be at least 1, got {options.repeat}")
-    return _Runner(kg, target, options).go()
+    if options.in_container and not options.dry_run:
+        from ckg.run.container import find_engine
+
+        find_engine()  # before anything is planned: one clear line where there is none
+    return _Runner(kg, target, options, progress).go()
 
 
 class _Runner:
-    def __init__(self, kg, target: str, options: Options):
+    def __init__(self, kg, target: str, options: Options, progress=None):
         self.kg = kg
+        self.progress = progress or (lambda done, total, result: None)
         self.home = Path(kg.home)
         self.target = target
         self.options = options
@@ -143,10 +166,12 @@ class _Runner:
         self.cache_keys: dict[str, str] = {}
         self.exports: dict[str, dict] = {}
         self.store_ok = True
-        self.roots: dict[tuple, str] = {}
+        # (location, ref, digest) -> local copy; a cluster worker shares one across its runs
+        self.roots: dict[tuple, str] = {} if options.source_roots is None else options.source_roots
         self.provenances: dict[str, dict] = {}
         self.source_states: dict[str, dict] = {}
         self.package_set = None
+        self.fixed_uids = list(options.run_uids)
 
     def go(self) -> Report:
         from ckg.plan import plan as make_plan
@@ -165,6 +190,7 @@ class _Runner:
         report = Report(self.experiment.key, target_step.alias)
         if not self.options.dry_run:
             self.meter = EnergyMeter()
+            self.progress(0, len(points), None)
         for point in points:
             if fmt == "ckg":
                 plan = first
@@ -178,6 +204,7 @@ class _Runner:
                 report.runs.append(self._run_script_point(plan, point, report))
             else:
                 report.runs.append(self._run_point(plan, point, report))
+            self.progress(len(report.runs), len(points), report.runs[-1])
         return report
 
     # --- planning and checks ------------------------------------------------------
@@ -212,9 +239,26 @@ class _Runner:
 
     def _preflight(self, plan) -> None:
         allowed = trust.trusted(self.home)
-        for step in plan.steps:
+        for step in _executed(plan):
+            inside = step.meta.get("in_image")
+            if isinstance(inside, dict):
+                raise RunFailed(
+                    f"{step.alias} lies inside container image {inside.get('ref') or '?'} "
+                    f"at {inside.get('path')}; ckg does not run it on this host"
+                )
+            if self.options.in_container and step.format in steps.SCRIPT_FORMATS:
+                raise RunFailed(
+                    f"--in-container runs ckg.yaml workflows and notebooks, not the "
+                    f"{step.format} script {step.alias}"
+                )
             info = self.infos.get(step.uid, {})
             kind = info.get("source_kind")
+            if kind == "dir" and not self.options.folders_trusted:
+                raise RunFailed(
+                    f"{step.alias} comes from the folder {info.get('location')}, which only "
+                    "the host that ingested it runs: ingest it as a Git repository or an "
+                    "archive to run it on a cluster"
+                )
             if kind and kind != "dir" and not self.options.trust:
                 why = trust.distrust(allowed.get(step.source_uid), info.get("source_digest"))
                 if why:
@@ -243,8 +287,11 @@ class _Runner:
 
         if not info.get("location"):
             raise RunFailed(f"{step.alias}: no source recorded for it; ingest it again")
-        key = (info["location"], info.get("ref") or "")
+        key = (info["location"], info.get("ref") or "", info.get("source_digest") or "")
         if key not in self.roots:
+            # One clone per location: fetching other content makes older entries stale.
+            for stale in [k for k in self.roots if k[:2] == key[:2]]:
+                del self.roots[stale]
             tree = open_source(info["location"], ref=key[1] or None, cache=self.home / "cache")
             if info.get("source_digest") and tree.digest != info["source_digest"]:
                 raise RunFailed(
@@ -255,25 +302,17 @@ class _Runner:
         return self.roots[key]
 
     def _experiment_node(self, step, points: list[dict]) -> Node:
-        return Node(
-            "Experiment",
-            "exp-" + uuid.uuid4().hex[:16],
-            {
-                "name": step.alias,
-                "target": step.uid,
-                "params_grid": json.dumps(self.options.grid, sort_keys=True),
-                "points": len(points),
-                "variations": list(self.options.variations),
-                "repeat": self.options.repeat,
-                "created_at": _now(),
-            },
-        )
+        fixed = self.options.experiment
+        if fixed:
+            return Node("Experiment", fixed["uid"], dict(fixed["props"]))
+        return Node("Experiment", "exp-" + uuid.uuid4().hex[:16],
+                    experiment_props(step.alias, step.uid, self.options, len(points)))
 
     # --- execution ------------------------------------------------------------------
 
     def _dry(self, plan, point: dict) -> list[dict]:
         shown = []
-        for step in plan.steps:
+        for step in _executed(plan):
             params = point if step is _target_step(plan) else {}
             workdir = self.home / "runs" / "<run-uid>"
             if step.format in steps.SCRIPT_FORMATS:
@@ -292,7 +331,7 @@ class _Runner:
         return shown
 
     def _prepare(self, step, params: dict, dep_env: dict, workdir: Path) -> steps.Prepared:
-        return steps.prepare(
+        prepared = steps.prepare(
             step.format,
             step.meta,
             step_env=step.env,
@@ -302,13 +341,22 @@ class _Runner:
             artifact_dir=self._artifact_dir(step),
             workdir=workdir,
         )
+        image = self.options.in_container
+        if image and prepared.command is not None:
+            from ckg.run.container import find_engine, wrap
+
+            engine = "docker" if self.options.dry_run else find_engine()
+            prepared.command = wrap(prepared.command, image, engine=engine, workdir=workdir,
+                                    artifact_dir=self._artifact_dir(step),
+                                    env=prepared.set_env)
+        return prepared
 
     def _run_point(self, plan, point: dict, report: Report) -> RunResult:
         target = _target_step(plan)
         dep_env: dict = {}
         used: list[str] = []
         result = None
-        for step in plan.steps:
+        for step in _executed(plan):
             if step is target:
                 result = self._run_target(step, point, dep_env, used, report)
                 used.append(step.uid)
@@ -336,7 +384,7 @@ class _Runner:
             "tags": ",".join("_" + v for v in wanted),
             "env": {k: str(v) for k, v in {**self.global_env, **point}.items()},
         }
-        run_uid = "run-" + uuid.uuid4().hex
+        run_uid = self._target_uid()
         workdir = self.home / "runs" / run_uid
         log_path = workdir / LOG_NAME
         repeat = self.options.repeat
@@ -508,7 +556,7 @@ class _Runner:
         return result
 
     def _execute_and_record(self, step, params, dep_env, used, key, *, repeat, warmup, report):
-        run_uid = "run-" + uuid.uuid4().hex
+        run_uid = self._target_uid() if step.reason == "target" else "run-" + uuid.uuid4().hex
         workdir = self.home / "runs" / run_uid
         log_path = workdir / LOG_NAME
         prepared = self._prepare(step, params, dep_env, workdir)
@@ -559,6 +607,7 @@ class _Runner:
             "workdir": str(workdir),
             "log_tail": outcomes[-1].log_tail if outcomes else "",
             "env_full": record.safe_env(env),
+            **prepared.run_props,
             **self._provenance(step.uid, self._root(step), self._artifact_dir(step)),
         }
         records = record.run_records(
@@ -585,6 +634,10 @@ class _Runner:
             log_tail=run_props["log_tail"],
         )
         return status, exported, result
+
+    def _target_uid(self) -> str:
+        """The uid of the next target run: the next of ``run_uids``, or a new one."""
+        return self.fixed_uids.pop(0) if self.fixed_uids else "run-" + uuid.uuid4().hex
 
     def _cache_key(self, step, params: dict) -> str:
         info = self.infos.get(step.uid, {})
@@ -646,6 +699,19 @@ class _Runner:
             report.store_error = str(exc)
 
 
+def experiment_props(alias: str, target_uid: str, options: Options, points: int) -> dict:
+    """The properties of the Experiment of a grid of ``points`` run of ``target_uid``."""
+    return {
+        "name": alias,
+        "target": target_uid,
+        "params_grid": json.dumps(options.grid, sort_keys=True),
+        "points": points,
+        "variations": list(options.variations),
+        "repeat": options.repeat,
+        "created_at": _now(),
+    }
+
+
 def _script_dry(step, params: dict, workdir: Path, folder: Path) -> dict:
     """What a dry run shows of a script step: its hooks and native script, and the env the
     planner worked out (customize.py may change it when it runs)."""
@@ -676,6 +742,12 @@ def _cache_node(path: str, step: dict) -> Node:
     })
 
 
+def _executed(plan) -> list:
+    """The plan's steps but the packages and images its target needs (a notebook's imports,
+    an image's base): requirements of the environment, not steps ckg executes."""
+    return [s for s in plan.steps if s.reason == "target" or s.format not in REQUIREMENTS]
+
+
 def _target_step(plan):
     for step in plan.steps:
         if step.uid == plan.target and step.reason == "target":
@@ -684,10 +756,13 @@ def _target_step(plan):
 
 
 def _parameters(step) -> set[str]:
-    """What a grid may vary: a workflow's params, or a script's env keys and inputs."""
+    """What a grid may vary: a workflow's params, a notebook's parameters, or a script's env
+    keys and inputs."""
     meta = step.meta
     if step.format == "ckg":
         return set(meta.get("params") or {})
+    if step.format == "notebook":  # the cell tagged "parameters"
+        return set(meta.get("parameters") or {})
     names = set(meta.get("default_env") or {}) | set(meta.get("env") or {})
     names |= set((meta.get("input_mapping") or {}).values())
     return names

@@ -1,0 +1,142 @@
+"""Cost of ``ckg run --cluster`` against a local ``ckg run`` grid, and the speed-up of 2 workers.
+
+A Git repository holds a ``ckg.yaml`` whose command is ``sleep {pause}``; a real Neo4j
+(started from the test launcher unless ``--neo4j-uri``), a ``dask scheduler`` and two
+``ckg worker`` processes (labels ``a`` and ``b``, each with its own CKG_HOME that trusts the
+repository) run on 127.0.0.1. For ``--points`` points (default 40), best of ``--tries``
+whole ``ckg run`` processes each:
+
+- local: ``ckg run noop --grid n=1..40`` on this host;
+- 1 worker: the same with ``--cluster --platform a``;
+- 2 workers: the same with ``--cluster``.
+
+Overhead per point is (1 worker - local) / points, with trivial points (``pause`` 0); the
+speed-up is local / 2 workers and 1 worker / 2 workers, with trivial points and with points
+that sleep ``--pause`` seconds (work that does not compete for this host's 2 cores, as work
+on two machines would not). The load average is printed beside the figures.
+
+Usage: ``.venv/bin/python bench/cluster_bench.py [--points 40] [--tries 3] [--pause 0.2]``
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+BIN = Path(sys.executable).parent
+CKG = str(BIN / "ckg")
+
+
+def git(repo: Path, *args: str) -> None:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.org",
+           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.org"}
+    subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
+
+
+def ckg(uri: str, home: Path, *args: str) -> float:
+    """Wall seconds of one whole ``ckg`` process."""
+    start = time.perf_counter()
+    done = subprocess.run([CKG, "--db", uri, *args], capture_output=True, text=True,
+                          env={**os.environ, "CKG_HOME": str(home)})
+    if done.returncode:
+        raise SystemExit(f"ckg {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return time.perf_counter() - start
+
+
+def start_worker(uri: str, home: Path, scheduler: str, label: str) -> subprocess.Popen:
+    log = home / "worker.log"
+    with open(log, "w") as err:
+        process = subprocess.Popen(
+            [CKG, "--db", uri, "worker", "--scheduler", scheduler, "--label", label],
+            env={**os.environ, "CKG_HOME": str(home)}, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 60
+    while "ckg worker " not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"worker {label} did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+    return process
+
+
+def measure(uri, homes, scheduler, points, tries, pause) -> dict[str, float]:
+    grid = ["--grid", f"n={','.join(map(str, range(1, points + 1)))}", "--grid", f"pause={pause}"]
+    ways = {
+        "local": ["run", "noop", *grid],
+        "1 worker": ["run", "noop", *grid, "--cluster", scheduler, "--platform", "a"],
+        "2 workers": ["run", "noop", *grid, "--cluster", scheduler],
+    }
+    return {name: min(ckg(uri, homes["submitter"], *args) for _ in range(tries))
+            for name, args in ways.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=40)
+    parser.add_argument("--tries", type=int, default=3)
+    parser.add_argument("--pause", type=float, default=0.2)
+    parser.add_argument("--neo4j-uri", help="use this Neo4j instead of starting one")
+    args = parser.parse_args()
+    from tests.fixtures_neo4j import (
+        TEST_PASSWORD,
+        TEST_USER,
+        Neo4jServer,
+        free_port,
+        launcher_classpath,
+    )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        server = None
+        uri = args.neo4j_uri
+        if uri is None:
+            server = Neo4jServer(launcher_classpath(), root)
+            uri = server.start()
+            os.environ["NEO4J_USERNAME"], os.environ["NEO4J_PASSWORD"] = TEST_USER, TEST_PASSWORD
+        processes = []
+        try:
+            repo = root / "repo"
+            repo.mkdir()
+            (repo / "ckg.yaml").write_text(
+                "alias: noop\nuid: wf-bench-noop\nparams: {n: 1, pause: 0}\nrun: 'sleep {pause}'\n")
+            git(repo, "init", "-q", "-b", "main")
+            git(repo, "add", ".")
+            git(repo, "commit", "-q", "-m", "noop")
+            homes = {name: root / name for name in ("submitter", "a", "b")}
+            for home in homes.values():
+                home.mkdir()
+            ckg(uri, homes["submitter"], "ingest", str(repo))
+            ckg(uri, homes["submitter"], "trust", str(repo))
+            port = free_port()
+            scheduler = f"tcp://127.0.0.1:{port}"
+            processes.append(subprocess.Popen(
+                [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                 "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            for label in ("a", "b"):
+                ckg(uri, homes[label], "trust", str(repo))
+                processes.append(start_worker(uri, homes[label], scheduler, label))
+            ckg(uri, homes["submitter"], "run", "noop", "--cluster", scheduler)  # warm caches
+            for pause in (0.0, args.pause):
+                walls = measure(uri, homes, scheduler, args.points, args.tries, pause)
+                load = os.getloadavg()
+                shown = ", ".join(f"{name} {wall:.2f} s" for name, wall in walls.items())
+                print(f"{args.points} points of sleep {pause}: {shown} (best of {args.tries}; "
+                      f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})")
+                overhead = (walls["1 worker"] - walls["local"]) / args.points
+                print(f"  overhead per point, 1 worker against local: {overhead * 1e3:.0f} ms; "
+                      f"speed-up of 2 workers: x{walls['local'] / walls['2 workers']:.2f} "
+                      f"against local, x{walls['1 worker'] / walls['2 workers']:.2f} "
+                      "against 1 worker")
+        finally:
+            for process in reversed(processes):
+                process.terminate()
+                process.wait(timeout=30)
+            if server:
+                server.stop()
+
+
+if __name__ == "__main__":
+    main()

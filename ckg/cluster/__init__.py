@@ -1,0 +1,15 @@
+"""A grid spread over many machines by Dask distributed, every result in one shared graph.
+
+``ckg run TARGET --grid ... --cluster tcp://HOST:8786`` sends each grid point as a task to a
+Dask scheduler (:mod:`~ckg.cluster.submit`); ``ckg worker --scheduler tcp://HOST:8786`` runs
+a Dask worker that offers this host's platform and labels as resources and runs those tasks
+(:mod:`~ckg.cluster.worker`). What a worker offers and a task asks for, and which scheduler
+addresses need TLS, is :mod:`~ckg.cluster.resources`, which imports no Dask.
+
+What travels is data: a task names its target by uid and every source the plan needs by
+location and content digest (archive sha256 or Git commit). The worker fetches or reuses
+that content, checks the digest and its own trust list, plans there (guards depend on the
+platform), runs, and writes the Run itself into the shared store under a uid fixed when the
+grid was submitted, so a task Dask re-executes after losing a worker writes one Run, never
+two. Dask is imported only by these two modules, so a run without ``--cluster`` never loads it.
+"""

@@ -1,0 +1,155 @@
+"""Dask resources: what a ckg worker offers, what a task asks for; and when TLS is required.
+
+A Dask resource is a name with a quantity; a task runs only on a worker that offers every
+name it asks for. A ckg worker offers one :data:`SLOT`, which every ckg task takes, so it
+runs one measured task at a time whatever its thread count (co-running tasks would disturb
+latency and energy), and a plain Dask worker sharing the scheduler never gets ckg's tasks.
+Besides it offers ``label=L`` for each of its labels and ``FIELD=value`` for fields of its
+fingerprint (:data:`FIELDS`), lower case, so that ``--platform gpu=H200`` finds an NVIDIA
+H200: a GPU is offered under its whole name and under each word of it.
+"""
+
+import ipaddress
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ckg.errors import CkgError, UsageError
+
+SLOT = "ckg"
+#: ``--platform`` fields and the fingerprint entry each is read from (``label`` and
+#: ``platform``, the Platform node's uid, come from the worker itself).
+FIELDS = {
+    "label": None,
+    "platform": None,
+    "machine": "machine",
+    "os": "os",
+    "cpu": "cpu_model",
+    "cores": "cores",
+    "python": "python",
+    "gpu": "accelerators",
+}
+
+
+def offered(fingerprint: dict, labels: list[str], platform_uid: str) -> dict[str, float]:
+    """The resources a worker with ``fingerprint`` and ``labels`` offers, one of each.
+
+    >>> fp = {"machine": "x86_64", "cores": 2, "accelerators": ["NVIDIA H200, 143771 MiB"]}
+    >>> sorted(offered(fp, ["Lab-A"], "platform-1"))  # doctest: +NORMALIZE_WHITESPACE
+    ['ckg', 'cores=2', 'gpu=h200', 'gpu=nvidia', 'gpu=nvidia h200', 'label=lab-a',
+     'machine=x86_64', 'platform=platform-1']
+    """
+    names = {SLOT, _name("platform", platform_uid)}
+    names |= {_name("label", label) for label in labels}
+    for field, entry in FIELDS.items():
+        value = fingerprint.get(entry) if entry else None
+        if field == "gpu":
+            for gpu in value or ():
+                whole = gpu.split(",")[0].strip()  # "NVIDIA H200, 143771 MiB, driver ..."
+                names |= {_name("gpu", whole), *(_name("gpu", w) for w in whole.split())}
+        elif value not in (None, ""):
+            names.add(_name(field, value))
+    return dict.fromkeys(sorted(names), 1)
+
+
+def required(platform: list[str] | tuple[str, ...]) -> dict[str, float]:
+    """The resources a task asks for: the slot, and each ``--platform`` value, which is a
+    label or ``FIELD=value``.
+
+    >>> required(["cpu-a", "gpu=H200"])
+    {'ckg': 1, 'label=cpu-a': 1, 'gpu=h200': 1}
+
+    Raises
+    ------
+    UsageError
+        For a field that is not one of :data:`FIELDS`, or an empty value.
+    """
+    wanted = {SLOT: 1}
+    for spec in platform:
+        field, sep, value = spec.partition("=")
+        if not sep:
+            field, value = "label", spec
+        field = field.strip().lower()
+        if field not in FIELDS or not value.strip():
+            raise UsageError(
+                f"--platform {spec!r}: expected a label or FIELD=VALUE with FIELD one of "
+                f"{', '.join(FIELDS)}"
+            )
+        wanted[_name(field, value)] = 1
+    return wanted
+
+
+def check_address(address: str, flag: str, *, tls: tuple = (), insecure: bool = False) -> str:
+    """The scheduler ``address`` to connect to, ``tls://`` when certificates are given.
+
+    A scheduler beyond this host executes what anyone who reaches it sends, and Dask does
+    not authenticate by default: such an address needs Dask's TLS (``tls`` = CA,
+    certificate and key files) or an explicit ``insecure``.
+
+    >>> check_address("127.0.0.1:8786", "--cluster")
+    'tcp://127.0.0.1:8786'
+    >>> check_address("tcp://10.0.0.5:8786", "--cluster", insecure=True)
+    'tcp://10.0.0.5:8786'
+
+    Raises
+    ------
+    UsageError
+        A malformed address, a non-loopback one without TLS or ``insecure``, TLS files
+        of which one is missing or does not exist.
+    """
+    text = address if "://" in address else f"tcp://{address}"
+    parts = urlsplit(text)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if parts.scheme not in ("tcp", "tls") or not host or not port:
+        raise UsageError(
+            f"{flag} {address!r}: expected tcp://HOST:PORT or tls://HOST:PORT "
+            "(a Dask scheduler, port 8786 by default)"
+        )
+    given = [f for f in tls if f]
+    if given and len(given) != 3:
+        raise UsageError(f"{flag} {address}: --tls-ca, --tls-cert and --tls-key go together")
+    for path in given:
+        if not Path(path).is_file():
+            raise UsageError(f"{flag} {address}: TLS file {path} does not exist")
+    if given:
+        return f"tls://{parts.netloc}"
+    if parts.scheme == "tls":
+        raise UsageError(f"{flag} {address}: tls:// needs --tls-ca, --tls-cert and --tls-key")
+    if not is_loopback(host) and not insecure:
+        raise UsageError(
+            f"{flag} {address}: a scheduler beyond this host runs whatever reaches it, "
+            "unauthenticated; give --tls-ca, --tls-cert and --tls-key (Dask TLS), or "
+            "--insecure on a network you trust"
+        )
+    return text
+
+
+def require_dask() -> None:
+    """Refuse, in one line, when Dask distributed is not installed.
+
+    Raises
+    ------
+    CkgError
+        Naming the package and the extra that brings it.
+    """
+    try:
+        import distributed  # noqa: F401 - only whether it imports
+    except ImportError:
+        raise CkgError("--cluster and `ckg worker` need Dask distributed: "
+                       "pip install 'ckg[cluster]'") from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _name(field: str, value) -> str:
+    return f"{field}={str(value).strip().lower()}"

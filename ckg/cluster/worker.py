@@ -1,0 +1,239 @@
+"""``ckg worker``: a Dask worker that runs ckg's grid points on this host and records them.
+
+:func:`serve` starts a :class:`distributed.Worker` (Dask's own worker, in this process) that
+offers this host's platform and labels as resources (:mod:`ckg.cluster.resources`).
+:func:`run_task` is what the submitter sends: it runs in that worker, with the graph and the
+home (trust list, caches, journal) :func:`serve` was given.
+"""
+
+import asyncio
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from ckg.cluster import resources
+from ckg.errors import CkgError, RunFailed
+from ckg.run import trust
+from ckg.run.platform import detect_cached, platform_uid
+
+#: A run already complete in the graph: a re-executed task returns it instead of running again.
+RECORDED = """
+MATCH (r:Run {uid: $uid}) WHERE r.status <> 'running'
+OPTIONAL MATCH (r)-[:MEASURED]->(m:Measurement)
+RETURN r.status AS status, r.exit_code AS exit_code, r.workdir AS workdir,
+       r.log_tail AS log_tail, r.error AS error,
+       collect({metric: m.metric, value: m.value, unit: m.unit, device: m.device}) AS figures
+"""
+#: Taken before running: a Run a lost worker leaves ``running`` is completed by the task's
+#: re-execution, or marked ``lost`` by the submitter.
+CLAIM = """
+MERGE (r:Run {uid: $uid})
+SET r.status = 'running', r.worker = $worker, r.worker_labels = $labels, r.claimed_at = $now
+"""
+FAILED = "MATCH (r:Run {uid: $uid}) SET r.status = 'failed', r.error = $error"
+SOURCES = "MATCH (s:Source) WHERE s.uid IN $uids RETURN s.uid AS uid, s.digest AS digest"
+LOG_TAIL_LINES = 20
+
+
+@dataclass(slots=True)
+class _Host:
+    """What the tasks of this worker process run with."""
+
+    kg: object
+    labels: list[str]
+    platform: str  # the uid of this host's Platform node
+    roots: dict  # the sources fetched here, by location, ref and digest (runner.Options)
+
+
+_HOST: _Host | None = None  # set by serve(), in the process whose Dask worker runs the tasks
+
+
+def serve(kg, scheduler: str, *, labels=(), nthreads: int = 1, name: str | None = None,
+          tls: tuple = (), insecure: bool = False, on_start=None) -> None:
+    """Run a Dask worker of ``scheduler`` until the scheduler or a signal ends it.
+
+    Parameters
+    ----------
+    kg : ckg.api.KnowledgeGraph
+        The shared graph the tasks record into, and this worker's home.
+    scheduler : str
+        ``tcp://HOST:PORT``; a non-loopback one needs ``tls`` or ``insecure``
+        (:func:`ckg.cluster.resources.check_address`).
+    labels : sequence of str
+        Offered as ``label=L`` resources, and recorded on each Run as ``worker_labels``.
+    nthreads : int
+        Tasks at once; each takes the worker's single ``ckg`` slot, so measured tasks never
+        overlap on one worker whatever this is.
+    tls : (ca, cert, key)
+        Files of Dask's TLS.
+    on_start : callable, optional
+        Called with the address and the offered resources once the worker is registered.
+
+    Raises
+    ------
+    UsageError
+        A malformed or non-loopback address without TLS or ``insecure``.
+    """
+    address = resources.check_address(scheduler, "--scheduler", tls=tls, insecure=insecure)
+    resources.require_dask()
+    fingerprint = detect_cached(kg.home)
+    uid = platform_uid(fingerprint)
+    offered = resources.offered(fingerprint, list(labels), uid)
+    global _HOST
+    _HOST = _Host(kg, [label.lower() for label in labels], uid, {})
+    host = urlsplit(address).hostname
+    listen = host if resources.is_loopback(host) else None  # else the route to the scheduler
+    asyncio.run(_serve(address, offered, nthreads, name, _security(tls), listen, on_start))
+
+
+async def _serve(address, offered, nthreads, name, security, listen, on_start) -> None:
+    from distributed import Worker
+
+    async with Worker(address, nthreads=nthreads, resources=offered, name=name,
+                      security=security, host=listen) as worker:
+        if on_start:
+            on_start(worker.address, offered)
+        await worker.finished()
+
+
+def _security(tls: tuple):
+    if not any(tls):
+        return None
+    from distributed.security import Security
+
+    ca, cert, key = tls
+    return Security(tls_ca_file=ca, tls_worker_cert=cert, tls_worker_key=key,
+                    require_encryption=True)
+
+
+def run_task(spec: dict) -> dict:
+    """Run one grid point named by ``spec`` (made by :func:`ckg.cluster.submit.task_specs`)
+    on this worker and record it under ``spec["run_uid"]``; what happened, as a dict.
+
+    A run the graph holds complete already is returned as it is, not run again. The
+    sources are checked before anything runs: the digest the submitter saw must still be
+    the graph's, and this worker's own trust list must allow it. Errors come back as a
+    ``refused`` or ``failed`` result with this worker's address, labels and platform.
+    """
+    from distributed import get_worker
+
+    if _HOST is None:
+        raise RuntimeError("ckg tasks run on `ckg worker`, not on a plain Dask worker")
+    who = {"worker": get_worker().address, "labels": _HOST.labels, "platform": _HOST.platform}
+    base = {**who, "uid": spec["run_uid"], "params": spec["point"]}
+    store = _HOST.kg.store
+    try:
+        done = _recorded(store, spec["run_uid"])
+        if done:
+            return {**base, **done}
+        check_sources(_HOST.kg, spec["sources"])
+        check_env(spec["options"].get("env") or {})
+    except CkgError as exc:
+        return {**base, "status": "refused", "error": str(exc)}
+    point = spec["point"]
+    try:
+        store.write(CLAIM, {"uid": spec["run_uid"], "worker": who["worker"],
+                            "labels": _HOST.labels, "now": datetime.now(UTC).isoformat()})
+        report = _HOST.kg.run(spec["target"], grid=[point] if point else {},
+                              run_uids=(spec["run_uid"],), experiment=spec["experiment"],
+                              folders_trusted=False, source_roots=_HOST.roots,
+                              **spec["options"])
+    except Exception as exc:  # noqa: BLE001 - every failure goes back to the submitter
+        error = str(exc) if isinstance(exc, CkgError) else f"{type(exc).__name__}: {exc}"
+        tail = "" if isinstance(exc, CkgError) else traceback.format_exc()
+        try:
+            store.write(FAILED, {"uid": spec["run_uid"], "error": error})
+        except CkgError:
+            pass  # the graph is out of reach: the submitter marks the claim, if any, lost
+        return {**base, "status": "failed", "error": error, "log_tail": _tail(tail)}
+    run = report.runs[0]
+    return {
+        **base,
+        "status": run.status,
+        "exit_code": run.exit_code,
+        "metrics": run.metrics,
+        "units": run.units,
+        "workdir": run.workdir,
+        "log_tail": _tail(run.log_tail),
+        "error": run.error,
+        "dependency_runs": report.dependency_runs,
+        "cached_steps": report.cached_steps,
+        "unrecorded": report.unrecorded,
+        "store_error": report.store_error,
+    }
+
+
+#: Variables that decide which programs and libraries a process loads, rather than what a
+#: trusted script is asked to do: a submitter's ``--env`` may not set them on a worker.
+LOADER_VARIABLES = frozenset({
+    "PATH", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "BASH_ENV", "ENV",
+    "PERL5LIB", "PERL5OPT", "RUBYLIB", "RUBYOPT", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS",
+    "IFS", "SHELLOPTS", "PROMPT_COMMAND",
+})
+
+
+def check_env(env: dict) -> None:
+    """Refuse a submitter's ``--env`` (``KEY`` or ``ALIAS:KEY``) that would change what runs
+    here instead of how: a trusted source run with ``LD_PRELOAD`` or another ``PATH`` runs
+    code this worker's operator never trusted.
+
+    >>> check_env({"CM_MODEL": "resnet50", "get-x:CM_TMP": "1"})
+    >>> check_env({"get-x:LD_PRELOAD": "/tmp/evil.so"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ckg.errors.RunFailed: --env LD_PRELOAD is not accepted from a submitter on a worker: ...
+    """
+    for name in env:
+        key = name.rpartition(":")[2]
+        if key in LOADER_VARIABLES or key.startswith(("LD_", "DYLD_")):
+            raise RunFailed(
+                f"--env {key} is not accepted from a submitter on a worker: it changes which "
+                "programs or libraries run here"
+            )
+
+
+def check_sources(kg, sources: dict[str, dict]) -> None:
+    """Refuse to run unless each source still has, in the graph, the digest the submitter
+    saw, and this host's trust list (``ckg trust`` here) allows that content.
+
+    Raises
+    ------
+    RunFailed
+        Naming the source and what its operator can do.
+    """
+    allowed = trust.trusted(kg.home)
+    now = {r["uid"]: r["digest"] for r in kg.store.run(SOURCES, {"uids": list(sources)})}
+    for uid, source in sources.items():
+        location, digest = source["location"], source["digest"] or ""
+        if now.get(uid) != source["digest"]:
+            raise RunFailed(
+                f"{location} was ingested again since the grid was submitted (content "
+                f"{digest[:12]} then, {(now.get(uid) or 'none')[:12]} now): submit it again"
+            )
+        why = trust.distrust(allowed.get(uid), digest)
+        if why:
+            raise RunFailed(
+                f"{location} ({source['kind']}), {why} on this worker: its operator may "
+                f"review it and run `ckg trust {location}` there"
+            )
+
+
+def _recorded(store, uid: str) -> dict | None:
+    rows = store.run(RECORDED, {"uid": uid})
+    if not rows:
+        return None
+    row = rows[0]
+    figures = [f for f in row["figures"] if f.get("metric") and not f.get("device")]
+    return {
+        "status": row["status"],
+        "exit_code": row["exit_code"] or 0,
+        "workdir": row["workdir"] or "",
+        "log_tail": _tail(row["log_tail"] or ""),
+        "error": row["error"] or "",
+        "metrics": {f["metric"]: f["value"] for f in figures},
+        "units": {f["metric"]: f["unit"] or "" for f in figures},
+    }
+
+
+def _tail(text: str) -> str:
+    return "\n".join(text.strip().splitlines()[-LOG_TAIL_LINES:])
