@@ -8,7 +8,7 @@ repeat's value, and the steps it called; :func:`provenance` flattens that into t
 
 import json
 
-from ckg.errors import NotFound
+from ckg.errors import NotFound, UsageError
 from ckg.run.provenance import as_map, diff
 
 _LIST = """
@@ -46,6 +46,9 @@ RETURN c.uid AS run, c.step AS step, c.status AS status, c.cached AS cached,
        c.version AS version
 ORDER BY c.started_at, run
 """
+_BY_PREFIX = (
+    "MATCH (r:Run) WHERE r.uid STARTS WITH $prefix RETURN r.uid AS uid ORDER BY uid LIMIT 4"
+)
 #: Run properties stored as JSON text, decoded when shown.
 _JSON = ("params", "env", "env_full", "new_env", "new_state", "artifact_files")
 
@@ -56,11 +59,33 @@ def list_runs(store, experiment: str | None = None, artifact: str | None = None,
     return store.run(_LIST, {"experiment": experiment, "artifact": artifact, "limit": limit})
 
 
+def resolve_run(store, text: str) -> str:
+    """The uid of the run ``text`` names: a whole uid, or the start of one (``run-b51a4d0b``,
+    as ``ckg runs`` shows them) that no other run shares.
+
+    Raises
+    ------
+    NotFound
+        No run's uid is or starts with ``text``.
+    UsageError
+        Several runs' uids start with ``text``; some are named.
+    """
+    if store.get_node("Run", text) is not None:
+        return text
+    uids = [row["uid"] for row in store.run(_BY_PREFIX, {"prefix": text})] if text else []
+    if not uids:
+        raise NotFound(f"no run {text!r} in the graph (see ckg runs)")
+    if len(uids) > 1:
+        shown = ", ".join(uids[:3]) + (", ..." if len(uids) > 3 else "")
+        raise UsageError(f"{text!r} names several runs ({shown}): give more of the uid")
+    return uids[0]
+
+
 def show_run(store, uid: str) -> dict:
-    """One run and everything recorded about what produced it; NotFound for an unknown uid."""
+    """One run (a uid or its start, :func:`resolve_run`) and everything recorded about what
+    produced it."""
+    uid = resolve_run(store, uid)
     rows = store.run(_ONE, {"uid": uid})
-    if not rows or rows[0]["run"] is None:
-        raise NotFound(f"no run {uid!r} in the graph (see ckg runs)")
     row = rows[0]
     run = _props(row["run"])
     for key in _JSON:

@@ -270,8 +270,8 @@ def test_cli_export_then_ingest_elsewhere_with_logs_capped_and_checked(ckg_home,
         assert status["nodes"]["Run"] == 2 and status["relationships"]["CALLED"] == 1
         assert "nodes created" in _ckg(["ingest", str(out)], env2).stdout
 
-        assert _ckg(["export", "run-nope", "--to", str(tmp_path / "x")], env, 1).stderr == (
-            "ckg: error: no run 'run-nope' in the graph\n")
+        assert _ckg(["export", "run-nope", "--to", str(tmp_path / "x")], env, 2).stderr == (
+            "ckg: error: no run 'run-nope' in the graph (see ckg runs)\n")
         assert "not an export folder" in _ckg(
             ["export", uid, "--to", str(tmp_path / "repo")], env, 2).stderr
         Path(run["file"]).write_text("{not json")

@@ -5,6 +5,7 @@ import json
 import typer
 
 from ckg.cli.app import app, open_graph, print_rows
+from ckg.values import format_number, human_unit
 
 
 @app.command("runs")
@@ -24,14 +25,34 @@ def runs(
     if as_json or as_csv:
         print_rows(rows, as_json=as_json, as_csv=as_csv)
         return
+    # Short forms a person reads; ckg show and ckg diff take a run by the start of its uid.
     for row in rows:
+        row["params"] = _params_text(row["params"])
+        row["run"] = row["run"][:16]
+        row["started_at"] = (row["started_at"] or "")[:16].replace("T", " ")
         row["commit"] = (row["commit"] or "")[:12]
         row["digest"] = (row["digest"] or "")[:12]
         row["platform"] = (row["platform"] or "")[:20]
     filtered = experiment or artifact
     hint = "no runs match" if filtered else "no runs recorded yet: ckg demo, or ckg run TARGET"
-    print_rows(rows, title="runs", label="params", optional=(("platform",), ("digest",)),
+    print_rows(rows, title="runs", label="params",
+               optional=(("platform",), ("digest",), ("commit",), ("started_at",)),
                empty_hint=hint)  # fmt: skip
+
+
+def _params_text(params) -> str:
+    """``{"model": "knn", "k": 1}`` (as stored, JSON text) as ``model=knn k=1``.
+
+    >>> _params_text('{"model": "knn", "k": 1}'), _params_text("{}"), _params_text(None)
+    ('model=knn k=1', '-', '-')
+    """
+    try:
+        decoded = json.loads(params) if isinstance(params, str) else params
+    except ValueError:
+        return str(params)
+    if not isinstance(decoded, dict):
+        return str(params) if params else "-"
+    return " ".join(f"{k}={v}" for k, v in decoded.items()) or "-"
 
 
 @app.command("diff")
@@ -86,12 +107,24 @@ def print_run(uid: str, as_json: bool) -> None:
         if value:
             print(f"{label + ':':<12}{value}")
     if info["measurements"]:
-        rows = [{"metric": m["metric"], "value": m["value"], "unit": m["unit"], "n": m["n"],
-                 "values": ", ".join(f"{v:.4g}" for v in m["values"] or [])}
-                for m in info["measurements"]]
-        print_rows(rows, title="measurements", label="values")
+        print_rows([_measured(m) for m in info["measurements"]], title="measurements",
+                   label="values", limit=0)  # fmt: skip
     if info["steps"]:
         print_rows(info["steps"], title="steps", label="step")
+
+
+def _measured(m: dict) -> dict:
+    """A measurement as a table row, in the prefixed unit that suits its size (µs, MB); the
+    raw figures are in ``--json``."""
+    values = [v for v in m["values"] or [] if v is not None]
+    factor, unit = human_unit(values or [m["value"]], m["unit"] or "")
+    return {
+        "metric": m["metric"],
+        "value": format_number(m["value"] / factor if m["value"] is not None else None),
+        "unit": unit,
+        "n": m["n"],
+        "values": ", ".join(format_number(v / factor) for v in values),
+    }
 
 
 def _commit(run: dict) -> str:

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from ckg.errors import InvalidInput, NotFound, UsageError
 from ckg.records import Edge, Node, Records
+from ckg.runs import resolve_run
 from ckg.schema import check_name, key_of
 from ckg.transfer.encode import edge_from, edge_json, node_from, node_json, stamp
 
@@ -63,9 +64,6 @@ _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}")
 
 _CALLED = (
     "UNWIND $uids AS u MATCH (:Run {uid: u})-[:CALLED]->(s:Run) RETURN DISTINCT s.uid AS uid"
-)
-_BY_PREFIX = (
-    "MATCH (r:Run) WHERE r.uid STARTS WITH $prefix RETURN r.uid AS uid ORDER BY uid LIMIT 4"
 )
 _OF_EXPERIMENT = """
 MATCH (r:Run)-[:IN]->(e:Experiment) WHERE e.uid = $experiment OR e.name = $experiment
@@ -169,7 +167,7 @@ def export_runs(
     """
     if max_log_bytes < 0:
         raise UsageError(f"--max-log-bytes must be 0 or more, not {max_log_bytes}")
-    uids = [_resolve_run(store, text) for text in runs]
+    uids = [resolve_run(store, text) for text in runs]
     if experiment is not None:
         found = [row["uid"] for row in store.run(_OF_EXPERIMENT, {"experiment": experiment})]
         if not found:
@@ -263,18 +261,6 @@ def _node(label: str, props: dict) -> Node:
     key = key_of(label)
     props = dict(props or {})
     return Node(label, props.pop(key, None), props)
-
-
-def _resolve_run(store, text: str) -> str:
-    if store.get_node("Run", text) is not None:
-        return text
-    uids = [row["uid"] for row in store.run(_BY_PREFIX, {"prefix": text})] if text else []
-    if not uids:
-        raise NotFound(f"no run {text!r} in the graph")
-    if len(uids) > 1:
-        shown = ", ".join(uids[:3]) + (", ..." if len(uids) > 3 else "")
-        raise UsageError(f"{text!r} names several runs ({shown}): give more of the uid")
-    return uids[0]
 
 
 def _open_folder(folder: Path) -> dict:
