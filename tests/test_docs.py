@@ -44,3 +44,36 @@ def test_every_command_has_help_with_an_example():
 def test_every_command_is_in_the_readme():
     missing = [path for path, _ in commands() if not re.search(rf"\b{path}\b", README)]
     assert not missing, f"commands not documented in README.md: {missing}"
+
+
+def _slug(heading: str) -> str:
+    """A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces to -."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    text = re.sub(r"(?ms)^```.*?^```", "", path.read_text())  # no headings inside code
+    return {_slug(h) for h in re.findall(r"(?m)^#{1,6} (.+)$", text)}
+
+
+def test_every_link_between_the_readme_and_the_docs_reaches_its_file_and_heading():
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = re.sub(r"(?ms)^```.*?^```", "", page.read_text())
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+                continue
+            file, _, anchor = target.partition("#")
+            resolved = (page.parent / file) if file else page
+            if not resolved.exists() or (anchor and anchor not in _anchors(resolved)):
+                broken.append(f"{page.relative_to(REPO)}: {target}")
+    assert not broken, broken
+    linked = set(re.findall(r"\]\(docs/([\w-]+\.md)", README))
+    assert linked == {p.name for p in (REPO / "docs").glob("*.md")}  # every page reachable
+
+
+def test_files_that_point_into_the_docs_point_at_pages_that_exist():
+    compose = (REPO / "docker-compose.yml").read_text()
+    named = re.findall(r"docs/[\w/.-]+\.md", compose)
+    assert named and all((REPO / path).is_file() for path in named), named

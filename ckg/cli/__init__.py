@@ -1,25 +1,18 @@
 """ckg's command line. ``main`` is the console entry point."""
 
+import importlib
 import sys
 
-from ckg.cli import (  # noqa: F401 - importing registers the commands
-    cache,
-    cluster,
-    db,
-    ingest,
-    pareto,
-    plan,
-    query,
-    reproduce,
-    results,
-    run,
-    runs,
-    serve,
-    transfer,
-)
 from ckg.cli.app import app, settings
 from ckg.config import private_files
 from ckg.errors import CkgError, UsageError
+
+#: The modules whose import registers the commands, in the order ``ckg --help`` lists them:
+#: the way through ckg, from ingesting to looking at the results.
+COMMAND_MODULES = ("ingest", "plan", "run", "runs", "cluster", "pareto", "query", "results",
+                   "reproduce", "transfer", "cache", "serve", "db")
+for _module in COMMAND_MODULES:
+    importlib.import_module(f"ckg.cli.{_module}")
 
 
 def main() -> None:

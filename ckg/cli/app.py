@@ -20,6 +20,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     suggest_commands=False,  # click suggests already: typer's would say it twice
+    # click's own help layout: it rewraps a docstring's paragraphs to the terminal, where
+    # typer's rich one keeps every line break of the source and breaks lines mid-sentence.
+    rich_markup_mode=None,
 )
 
 

@@ -5,7 +5,10 @@ import typer
 from ckg.cli.app import app, open_graph, print_rows
 
 cache_app = typer.Typer(
-    help="List and remove cached script results.", no_args_is_help=True, suggest_commands=False
+    help="List and remove cached script results.",
+    no_args_is_help=True,
+    suggest_commands=False,
+    rich_markup_mode=None,
 )
 app.add_typer(cache_app, name="cache")
 

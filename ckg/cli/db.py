@@ -10,7 +10,10 @@ import typer
 from ckg.cli.app import app, open_graph
 
 db_app = typer.Typer(
-    help="Inspect and manage the graph database.", no_args_is_help=True, suggest_commands=False
+    help="Inspect and manage the graph database.",
+    no_args_is_help=True,
+    suggest_commands=False,
+    rich_markup_mode=None,
 )
 app.add_typer(db_app, name="db")
 

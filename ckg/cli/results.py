@@ -7,7 +7,10 @@ import typer
 from ckg.cli.app import app, open_graph, print_rows
 
 results_app = typer.Typer(
-    help="Import and list published results.", no_args_is_help=True, suggest_commands=False
+    help="Import and list published results.",
+    no_args_is_help=True,
+    suggest_commands=False,
+    rich_markup_mode=None,
 )
 app.add_typer(results_app, name="results")
 
