@@ -1,29 +1,40 @@
-"""Non-dominated sets: ckg against moocore and paretoset on the same inputs, in one process.
+"""Non-dominated sets and full rankings: ckg against moocore and paretoset, in one process.
 
-Cases (issue 6): 10^6 points in 2-D uniform and anti-correlated, 10^5 points in 3-D
-anti-correlated (nearly all on the front), 10^5 points in 5-D uniform. *Anti-correlated*:
-uniform on the simplex (Dirichlet(1, ..., 1)) shifted along the diagonal by one N(0, 1e-4)
-offset per point, so that the points trade off and few dominate others.
+Every row gives the three libraries the same points: 2 to 8 objectives, 10^4 and 10^5 points
+(and 10^6 for two), three kinds of data:
 
-Each time is the best of several repeats; paretoset compiles with numba first (not timed),
-and where its O(n^2) scan would take minutes, it is timed on a tenth of the points and scaled
-by 100 (marked ``~``). Extra memory is tracemalloc's peak during one ckg call (NumPy reports
-its buffers to it). Every library's answer is checked against ckg's (duplicates kept: moocore
-``keep_weakly=True``, paretoset ``distinct=False``).
+- *uniform*: uniform in the unit cube; the front is a small part of the points.
+- *anti* (anti-correlated): uniform on the simplex (Dirichlet(1, ..., 1)) shifted along the
+  diagonal by one N(0, 1e-4) offset per point, so that the points trade off and few
+  dominate others; from four objectives on, all of them are on the front.
+- *front* (all on the front): uniform directions on the positive part of the unit sphere,
+  where no point dominates another.
 
-Run: ``.venv/bin/python bench/pareto_bench.py [--quick] [--ranks]``
+``set`` rows time the non-dominated set (moocore ``is_nondominated(keep_weakly=True)``,
+paretoset ``paretoset(distinct=False)``), ``ranks`` rows every front (moocore
+``pareto_rank``, paretoset ``paretorank``). Each time is the best of ``--repeats``; paretoset
+runs once, and where its O(n^2)-per-front scan would take long it is timed on 10^4 points
+and scaled by the square of the size ratio (marked ``~``). The last column is the faster
+library's time over ckg's: above 1, ckg is faster. Every answer is checked against ckg's.
+
+The first ckg call of a process imports numba and loads the compiled kernels (compiles
+them, the first time in an environment); that one-time cost is printed first, not timed in
+the rows.
+
+Run: ``.venv/bin/python bench/pareto_bench.py [--quick] [--repeats 5]`` (about 5 minutes;
+``--quick`` under one).
 """
 
 import argparse
+import os
 import time
-import tracemalloc
 
 import numpy as np
 
 from ckg import pareto
 
-#: paretoset is only run whole when the estimate from a tenth of the points is below this.
-PARETOSET_LIMIT_S = 20.0
+#: paretoset is run whole only up to this many points; beyond, on this many and scaled.
+PARETOSET_MAX_N = 10**4
 
 
 def uniform(rng, n, d):
@@ -32,6 +43,23 @@ def uniform(rng, n, d):
 
 def anti(rng, n, d, spread=1e-4):
     return rng.dirichlet(np.ones(d), n) + rng.normal(0.0, spread, (n, 1))
+
+
+def front(rng, n, d):
+    g = np.abs(rng.normal(size=(n, d)))
+    return g / np.linalg.norm(g, axis=1, keepdims=True)
+
+
+KINDS = {"uniform": uniform, "anti": anti, "front": front}
+
+
+def cases(quick: bool):
+    """(objectives, kind, points) of every row; ``quick``: only the rows of 10^4 points."""
+    for d in range(2, 9):
+        sizes = (10**4, 10**5, 10**6) if d == 2 else (10**4, 10**5)
+        for n in sizes[:1] if quick else sizes:
+            for kind in KINDS:
+                yield d, kind, n
 
 
 def best_time(fn, x, repeats):
@@ -43,69 +71,68 @@ def best_time(fn, x, repeats):
     return best, np.asarray(out)
 
 
-def peak_mb(fn, x) -> float:
-    tracemalloc.start()
-    fn(x)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return peak / 2**20
+def paretoset_time(fn, x, limit_n):
+    """paretoset's time on ``x``, or on its first ``limit_n`` rows scaled (estimated)."""
+    if len(x) <= limit_n:
+        t, out = best_time(fn, x, 1)
+        return t, False, out
+    t, _ = best_time(fn, x[:limit_n], 1)
+    return t * (len(x) / limit_n) ** 2, True, None
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="10x fewer points")
-    ap.add_argument("--ranks", action="store_true", help="also time full ranking")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="only the 10^4-point rows, best of 2")
+    ap.add_argument("--repeats", type=int, default=None, help="best of this many (5; quick 2)")
     args = ap.parse_args()
+    repeats = args.repeats or (2 if args.quick else 5)
     import moocore
     import paretoset
 
-    scale = 10 if args.quick else 1
     rng = np.random.default_rng(2024)
-    cases = [
-        ("2-D uniform", uniform(rng, 10**6 // scale, 2)),
-        ("2-D anti-correlated", anti(rng, 10**6 // scale, 2)),
-        ("3-D anti-correlated", anti(rng, 10**5 // scale, 3)),
-        ("5-D uniform", uniform(rng, 10**5 // scale, 5)),
-    ]
+    start = time.perf_counter()
+    pareto.nondominated(front(rng, 4096, 4))
+    pareto.pareto_ranks(uniform(rng, 4096, 2))
+    pareto.pareto_ranks(uniform(rng, 4096, 4))
+    first = time.perf_counter() - start
     paretoset.paretoset(rng.random((200, 3)))  # numba compiles here, untimed
-    libs = {
-        "ckg": pareto.nondominated,
-        "moocore": lambda x: moocore.is_nondominated(x, keep_weakly=True),
-        "paretoset": lambda x: paretoset.paretoset(x, distinct=False),
+    paretoset.paretorank(rng.random((200, 3)))
+    print(f"load average {os.getloadavg()[0]:.2f}; best of {repeats}; ckg's first calls "
+          f"(numba import and kernel load) {first:.2f} s")  # fmt: skip
+    jobs = {
+        "set": (
+            pareto.nondominated,
+            lambda x: moocore.is_nondominated(x, keep_weakly=True),
+            lambda x: paretoset.paretoset(x, distinct=False),
+        ),
+        "ranks": (
+            pareto.pareto_ranks,
+            lambda x: moocore.pareto_rank(x) + 1,  # moocore counts fronts from 0
+            lambda x: paretoset.paretorank(x, distinct=False),
+        ),
     }
-    print(f"{'case':22} {'n':>8} {'front':>7} {'ckg s':>8} {'moocore s':>10} "
-          f"{'paretoset s':>12} {'best lib / ckg':>15} {'ckg MB':>7}")  # fmt: skip
-    for name, x in cases:
-        times, answers = {}, {}
-        for lib, fn in libs.items():
-            if lib == "paretoset":
-                tenth = x[: len(x) // 10]
-                t_small, _ = best_time(fn, tenth, 1)
-                if t_small * 100 > PARETOSET_LIMIT_S:
-                    times[lib] = (t_small * 100, True)
-                    continue
-            t, out = best_time(fn, x, 1 if lib == "paretoset" else args.repeats)
-            times[lib], answers[lib] = (t, False), out
-        for lib, out in answers.items():
-            if not np.array_equal(out, answers["ckg"]):
-                raise SystemExit(f"{name}: {lib} disagrees with ckg")
-        best_lib = min(times["moocore"][0], times["paretoset"][0])
-        ps_t, estimated = times["paretoset"]
-        ps = f"{'~' if estimated else ''}{ps_t:.4f}"
-        print(
-            f"{name:22} {len(x):>8} {int(answers['ckg'].sum()):>7} {times['ckg'][0]:>8.4f} "
-            f"{times['moocore'][0]:>10.4f} {ps:>12} {best_lib / times['ckg'][0]:>14.1f}x "
-            f"{peak_mb(pareto.nondominated, x):>7.1f}"
-        )
-    if args.ranks:
-        print("\nfull ranking (all fronts)")
-        for name, x in cases[:3]:
-            t_ckg, r_ckg = best_time(pareto.pareto_ranks, x, 1)
-            t_moo, r_moo = best_time(moocore.pareto_rank, x, 1)
-            same = np.array_equal(r_ckg, r_moo + 1)
-            print(f"{name:22} fronts {r_ckg.max():>6}  ckg {t_ckg:.3f} s  moocore {t_moo:.3f} s"
-                  f"  ratio {t_moo / t_ckg:.2f}  same={same}")  # fmt: skip
+    print(f"{'job':6} {'d':>2} {'data':8} {'n':>8} {'front 1':>8} {'fronts':>6} {'ckg s':>8} "
+          f"{'moocore s':>10} {'paretoset s':>12} {'faster lib / ckg':>17}")  # fmt: skip
+    slower = []
+    for job, (ckg_fn, moo_fn, ps_fn) in jobs.items():
+        for d, kind, n in cases(args.quick):
+            x = KINDS[kind](np.random.default_rng([d, n]), n, d)
+            t_ckg, ours = best_time(ckg_fn, x, repeats)
+            t_moo, theirs = best_time(moo_fn, x, repeats)
+            t_ps, estimated, ps_out = paretoset_time(ps_fn, x, PARETOSET_MAX_N)
+            for lib, out in (("moocore", theirs), ("paretoset", ps_out)):
+                if out is not None and not np.array_equal(out, ours):
+                    raise SystemExit(f"{job} {d}-D {kind} n={n}: {lib} disagrees with ckg")
+            ratio = min(t_moo, t_ps) / t_ckg
+            if ratio < 1:
+                slower.append(f"{job} {d}-D {kind} n={n}")
+            on_front = int((ours == 1).sum()) if job == "ranks" else int(ours.sum())
+            fronts = str(int(ours.max())) if job == "ranks" else "-"
+            ps = f"{'~' if estimated else ''}{t_ps:.4f}"
+            print(f"{job:6} {d:>2} {kind:8} {n:>8} {on_front:>8} {fronts:>6} {t_ckg:>8.4f} "
+                  f"{t_moo:>10.4f} {ps:>12} {ratio:>16.2f}x", flush=True)  # fmt: skip
+    print(f"load average {os.getloadavg()[0]:.2f}; ckg slower than the faster library in "
+          f"{len(slower)} rows" + (": " + "; ".join(slower) if slower else ""))  # fmt: skip
 
 
 if __name__ == "__main__":

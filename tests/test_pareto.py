@@ -83,8 +83,8 @@ VALUES = st.one_of(
 
 
 @st.composite
-def problems(draw, max_rows=40):
-    d = draw(st.integers(1, 5))
+def problems(draw, max_rows=40, dims=(1, 5)):
+    d = draw(st.integers(*dims))
     n = draw(st.integers(0, max_rows))
     rows = draw(st.lists(st.lists(VALUES, min_size=d, max_size=d), min_size=n, max_size=n))
     # Duplicate some rows so that exact copies are common.
@@ -172,8 +172,8 @@ def _moocore():
     return pytest.importorskip("moocore")
 
 
-@pytest.mark.parametrize("d", [2, 3, 4, 5])
-@pytest.mark.parametrize("kind", ["uniform", "anti", "ties"])
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 6, 8])
+@pytest.mark.parametrize("kind", ["uniform", "anti", "ties", "front"])
 def test_large_inputs_match_moocore(d, kind):
     moocore = _moocore()
     rng = np.random.default_rng(d)
@@ -182,12 +182,14 @@ def test_large_inputs_match_moocore(d, kind):
         x = rng.random((n, d))
     elif kind == "anti":
         x = rng.dirichlet(np.ones(d), n) + rng.normal(0, 1e-3, (n, 1))
-    else:
+    elif kind == "ties":
         x = rng.integers(0, 12, (n, d)).astype(float)
+    else:  # on the unit sphere: no point dominates another
+        x = np.abs(rng.normal(size=(n, d)))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
     expected = moocore.is_nondominated(x, keep_weakly=True)
     assert (pareto.nondominated(x) == expected).all()
-    if d <= 3:
-        assert (pareto.pareto_ranks(x) == moocore.pareto_rank(x) + 1).all()  # moocore counts from 0
+    assert (pareto.pareto_ranks(x) == moocore.pareto_rank(x) + 1).all()  # moocore counts from 0
 
 
 def test_prefilters_keep_exact_answers_on_small_inputs(monkeypatch):
@@ -200,6 +202,55 @@ def test_prefilters_keep_exact_answers_on_small_inputs(monkeypatch):
             x[rng.random(x.shape) < 0.05] = math.inf
             rows = x.tolist()
             assert pareto.pareto_ranks(x).tolist() == ref_ranks(rows, ["min"] * d)
+
+
+@pytest.fixture
+def compiled_for_all():
+    """The compiled kernels (ckg.pareto.kernels) for inputs of any size."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pareto.sets, "_COMPILED_MIN", 1)
+        yield mp
+
+
+@SETTINGS
+@given(problems(max_rows=60, dims=(2, 8)), st.booleans())
+def test_compiled_kernels_match_brute_force(problem, prefilter):
+    # The fixture's patch cannot wrap a hypothesis test, so the context is opened here.
+    rows, directions = problem
+    x = _array(rows, len(directions))
+    expected = ref_ranks(rows, directions)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pareto.sets, "_COMPILED_MIN", 1)
+        if prefilter:
+            mp.setattr(pareto.sets, "_PREFILTER_MIN", 8)
+        assert pareto.pareto_ranks(x, directions).tolist() == expected
+        assert pareto.nondominated(x, directions).tolist() == [r == 1 for r in expected]
+
+
+def _staircase_rows(pattern: str, n: int) -> list[list[float]]:
+    """Three objectives in first-objective order whose (second, third) values enter the
+    staircase of front 2 at its start, its end, alternately, or in its middle."""
+    t = np.arange(n, dtype=float)
+    if pattern == "start":
+        y, z = -t, t
+    elif pattern == "end":
+        y, z = t, -t
+    elif pattern == "alternate":
+        y = np.where(t % 2 == 0, -t, t)
+        z = -y
+    else:
+        y = np.where(t % 2 == 0, t, 2 * n - t)
+        z = -y
+    rows = np.column_stack((t, y, z)).tolist()
+    return rows + [[-1.0, -3.0 * n, -3.0 * n]]  # dominates every other row
+
+
+@pytest.mark.parametrize("pattern", ["start", "end", "alternate", "middle"])
+def test_three_objective_staircases_grow_from_either_end(compiled_for_all, pattern):
+    rows = _staircase_rows(pattern, 300)
+    expected = ref_ranks(rows, ["min"] * 3)
+    assert max(expected) == 2
+    assert pareto.pareto_ranks(np.array(rows)).tolist() == expected
 
 
 # --- hypervolume ------------------------------------------------------------------------------

@@ -30,18 +30,31 @@ column or one for all). After turning every objective into one to minimise, poin
 
 Algorithms
 ----------
-Two objectives: one sort and a running minimum, O(n log n); ranks by a patience-sort
-assignment of each point to the first front whose best second objective it does not beat,
-O(n log n). Three objectives: a divide and conquer over the points in lexicographic order,
-bottom-up; every level is a few vectorised passes (a radix sort of the y-ordered points by
-pair of halves, a running minimum of z per pair), O(n log n) per level, O(n log^2 n) in all
-at worst. Four or more: points sorted by their scaled sum are accepted block by block, each
-block checked against itself, and every new front point discards all later points it
-dominates, vectorised; fast when the front is a small part of the data, quadratic when
-nearly every point is on it. Before any of these, from 4096 points on, linear passes discard
-rows known to be dominated: one against the best row (by scaled sum) of a sample, d
-comparisons per row, and for two objectives one against the best second value of every
-earlier slice of the first (65536 slices).
+Two objectives: one sort and a running minimum, O(n log n). Three objectives: a divide and
+conquer over the points in lexicographic order, bottom-up; every level is a few vectorised
+passes (a radix sort of the y-ordered points by pair of halves, a running minimum of z per
+pair), O(n log n) per level, O(n log^2 n) in all at worst. Four or more: points sorted by
+their scaled sum are accepted block by block, each block checked against itself, and every
+new front point discards all later points it dominates, vectorised. Before any of these,
+from 4096 points on, linear passes discard rows known to be dominated: one against the best
+row (by scaled sum) of a sample, d comparisons per row, and for two objectives one against
+the best second value of every earlier slice of the first (one slice per point, at most
+65536). Ranks peel fronts with these.
+
+From 2048 points on, the exact step for three or more objectives and every ranking run
+compiled (numba, :mod:`ckg.pareto.kernels`) on the distinct points in lexicographic order:
+a point can only be dominated by earlier ones, and the first objective being settled, only
+the others are compared. Two objectives: a patience sort ranks each point on the first
+front whose best second objective it does not beat, O(n log n). Three: each front keeps a
+staircase of its points in the last two objectives; a bisection over the fronts, then one
+within a staircase, places every point. Four or more: a static k-d tree over the objectives
+after the first, in which every node records the least values of the points placed in it
+so far (and, for ranks, their highest front); each point's query skips the nodes that
+cannot hold a dominator (or one on a higher front than found) and takes whole the nodes
+lying below it. Ranks peel fronts with the exact set while each front holds at least 1/32
+of the points left, then sweep the rest with the tree. Memory is O(n d). The tree has no
+worst-case bound better than O(n^2) comparisons, but on uniform, anti-correlated and
+all-non-dominated data it visits tens of nodes per point.
 
 Examples
 --------
@@ -71,7 +84,7 @@ import numpy as np
 from ckg.errors import InvalidInput, UsageError
 from ckg.pareto.hypervolume import _hv
 from ckg.pareto.margins import _greedy_front, _greedy_ranks
-from ckg.pareto.sets import _nd, _peel, _ranks2
+from ckg.pareto.sets import _nd, _ranks
 
 DIRECTIONS = ("min", "max")
 
@@ -331,10 +344,8 @@ def pareto_ranks(values, directions="min", *, margins=None) -> np.ndarray:
         ranks = _greedy_ranks(x, eps)
     elif x.shape[1] == 1:
         ranks = np.unique(x[:, 0], return_inverse=True)[1].astype(np.int64) + 1
-    elif x.shape[1] == 2:
-        ranks = _ranks2(x[:, 0], x[:, 1])
     else:
-        ranks = _peel(x)
+        ranks = _ranks(x)
     out = np.zeros(len(valid), dtype=np.int64)
     out[valid] = ranks
     return out

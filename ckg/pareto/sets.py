@@ -1,9 +1,8 @@
 """Exact non-dominated sets and front ranks on minimised NumPy arrays without NaN.
 
-The algorithms are described in :mod:`ckg.pareto`; these are its private workers.
+The algorithms are described in :mod:`ckg.pareto`; these are its private workers, and
+:mod:`ckg.pareto.kernels` holds the compiled ones they hand large inputs to.
 """
-
-from bisect import bisect_right
 
 import numpy as np
 
@@ -17,19 +16,29 @@ _PREFILTER_MIN = 4096
 _LIFT = 1e300
 #: Rows of the blocks that the three-objective divide and conquer checks pair by pair.
 _BASE = 16
+#: Fewest rows handed to the compiled kernels, which cost numba's import (about 0.2 s) once.
+_COMPILED_MIN = 2048
+#: Ranking stops peeling fronts once one holds less than this fraction of the rows left.
+_THIN_FRONT = 32
 
 # --- exact non-dominated set ----------------------------------------------------------------
 
 
-def _nd(x: np.ndarray) -> np.ndarray:
-    """Mask of the non-dominated rows of ``x`` (minimised, no NaN)."""
+def _nd(x: np.ndarray, compiled: bool | None = None) -> np.ndarray:
+    """Mask of the non-dominated rows of ``x`` (minimised, no NaN).
+
+    ``compiled``: whether the exact step may use the compiled kernels; by default, when
+    ``x`` has enough rows to repay their import (the rows left by prefilters may be few).
+    """
     n, d = x.shape
+    if compiled is None:
+        compiled = n >= _COMPILED_MIN
     if n == 0:
         return np.zeros(0, dtype=bool)
     if d == 1:
         return x[:, 0] == x[:, 0].min()
     if n < _PREFILTER_MIN:
-        return _nd_exact(x)
+        return _nd_exact(x, compiled)
     # Linear passes that discard rows known to be dominated. One that discards most rows
     # starts over on the rest; one that discards a good part narrows what the next sees.
     rows = None  # all of them
@@ -41,24 +50,44 @@ def _nd(x: np.ndarray) -> np.ndarray:
         seen = n if rows is None else len(rows)
         if 2 * len(kept) < seen:
             out = np.zeros(n, dtype=bool)
-            out[kept] = _nd(x[kept])
+            out[kept] = _nd(x[kept], compiled)
             return out
         if 4 * len(kept) < 3 * seen:  # narrowing copies the rows: only for a quarter off
             rows = kept
     if rows is None:
-        return _nd_exact(x)
+        return _nd_exact(x, compiled)
     out = np.zeros(n, dtype=bool)
-    out[rows] = _nd_exact(x[rows])
+    out[rows] = _nd_exact(x[rows], compiled)
     return out
 
 
-def _nd_exact(x: np.ndarray) -> np.ndarray:
+def _nd_exact(x: np.ndarray, compiled: bool) -> np.ndarray:
     d = x.shape[1]
     if d == 2:
         return _nd2(x[:, 0], x[:, 1])
+    if not compiled:
+        return _nd3(x) if d == 3 else _ndk(x)
+    from ckg.pareto import kernels
+
     if d == 3:
-        return _nd3(x)
-    return _ndk(x)
+        return _sweep(x, lambda yz: kernels.sweep_ranks3(yz, 1)) == 1
+    return _sweep(x, kernels.sweep_nondominated)
+
+
+def _sweep(x: np.ndarray, kernel) -> np.ndarray:
+    """``kernel``, a sweep of :mod:`ckg.pareto.kernels`, over the distinct rows of ``x`` in
+    lexicographic order, given the objectives after the first; copies share their result."""
+    order, ties = _lex_order(x)
+    xs = x[order]
+    if ties:
+        first = np.ones(len(xs), dtype=bool)
+        first[1:] = (xs[1:] != xs[:-1]).any(axis=1)
+        result = kernel(np.ascontiguousarray(xs[first, 1:]))[np.cumsum(first) - 1]
+    else:
+        result = kernel(np.ascontiguousarray(xs[:, 1:]))
+    out = np.empty(len(x), dtype=result.dtype)
+    out[order] = result
+    return out
 
 
 def _pivot_survivors(x: np.ndarray) -> np.ndarray | None:
@@ -70,7 +99,8 @@ def _pivot_survivors(x: np.ndarray) -> np.ndarray | None:
     everything, so the exact algorithm only sorts what is left.
     """
     n, d = x.shape
-    sample = x[:: max(1, n // 8192)]
+    # One row in 16, between 1024 and 8192 of them: scoring them is a small part of the pass.
+    sample = x[:: max(1, n // min(max(n // 16, 1024), 8192))]
     score = np.where(np.isfinite(sample).all(axis=1), _scaled_sum(sample), np.inf)
     best = int(np.argmin(score))
     if not np.isfinite(score[best]):
@@ -82,17 +112,18 @@ def _pivot_survivors(x: np.ndarray) -> np.ndarray | None:
     return keep
 
 
-def _bucket_survivors(x: np.ndarray, buckets: int = 1 << 16) -> np.ndarray | None:
+def _bucket_survivors(x: np.ndarray) -> np.ndarray | None:
     """Two objectives: rows not beaten by the best second value of an earlier bucket of the first.
 
-    Buckets cut the range of the first objective into equal slices; any point of an earlier
-    slice has a strictly smaller first value, so a point whose second value is no better than
-    the best of all earlier slices is dominated. O(n), and on any data with a thin front it
-    leaves little more than the front for the sort.
+    Buckets cut the range of the first objective into equal slices (one per row, at most
+    65536); any point of an earlier slice has a strictly smaller first value, so a point
+    whose second value is no better than the best of all earlier slices is dominated. O(n),
+    and on any data with a thin front it leaves little more than the front for the sort.
     """
     n, d = x.shape
     if d != 2:
         return None
+    buckets = min(n, 1 << 16)  # more than n mostly stay empty and only cost their passes
     a, b = x[:, 0], x[:, 1]
     lo, hi = a.min(), a.max()
     scale = (buckets - 1) / (hi - lo) if hi > lo else 0.0
@@ -307,53 +338,40 @@ def _scaled_sum(x: np.ndarray) -> np.ndarray:
 # --- ranks --------------------------------------------------------------------------------
 
 
-def _ranks2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Fronts of two objectives in O(n log n).
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Front of every row of ``x`` (two or more objectives).
 
-    In lexicographic order, ``tails[k]`` is the best second value on front k + 1 so far;
-    tails never decrease with k, so a point goes to the first front whose tail it beats
-    (found by bisection), one past every front holding a point that dominates it.
+    Small inputs peel fronts with the NumPy paths. Large ones go to the compiled kernels,
+    in lexicographic order: for two objectives a patience sort, for three a bisection over
+    the fronts' staircases; for more, fronts are peeled with :func:`_nd` while each holds at
+    least ``1 / _THIN_FRONT`` of the rows left, and a sweep of the k-d tree ranks the rest.
     """
-    order, ties = _lex_order(np.column_stack((a, b)))
-    xs, ys = a[order].tolist(), b[order].tolist()
-    tails: list[float] = []
-    if not ties:
-        # No ties in the first objective: the plain patience-sort loop.
-        ranks = []
-        for y in ys:
-            r = bisect_right(tails, y)
-            if r == len(tails):
-                tails.append(y)
-            else:
-                tails[r] = y
-            ranks.append(r)
-        out = np.empty(len(xs), dtype=np.int64)
-        out[order] = np.asarray(ranks, dtype=np.int64) + 1
-        return out
-    ranks = [0] * len(xs)
-    i = 0
-    while i < len(xs):
-        # Points of equal first value are ranked together against earlier fronts; inside
-        # the group a larger second value is dominated by the smaller ones before it.
-        j = i
-        while j < len(xs) and xs[j] == xs[i]:
-            j += 1
-        prev_y, prev_rank = None, 0
-        for k in range(i, j):
-            r = bisect_right(tails, ys[k])
-            if prev_y is not None:
-                r = max(r, prev_rank if ys[k] == prev_y else prev_rank + 1)
-            ranks[k], prev_y, prev_rank = r, ys[k], r
-        for k in range(i, j):
-            r = ranks[k]
-            if r == len(tails):
-                tails.append(ys[k])
-            elif ys[k] < tails[r]:
-                tails[r] = ys[k]
-        i = j
-    out = np.empty(len(xs), dtype=np.int64)
-    out[order] = np.asarray(ranks, dtype=np.int64) + 1
-    return out
+    if len(x) < _COMPILED_MIN:
+        return _peel(x)
+    from ckg.pareto import kernels
+
+    if x.shape[1] == 2:
+        order, _ = _lex_order(x)
+        ranks = np.empty(len(x), dtype=np.int64)
+        ranks[order] = kernels.ranks2_sorted(x[order, 0], x[order, 1])
+        return ranks
+    if x.shape[1] == 3:
+        return _sweep(x, lambda yz: kernels.sweep_ranks3(yz, len(yz)))
+    # Peeling costs one exact set per front, the sweep a tree query per row: peel while
+    # fronts are thick (many objectives, or few fronts), sweep once they thin out.
+    ranks = np.zeros(len(x), dtype=np.int64)
+    rest = np.arange(len(x))
+    front = 0
+    while len(rest):
+        front += 1
+        on = _nd(x[rest], compiled=True)
+        ranks[rest[on]] = front
+        rest = rest[~on]
+        if _THIN_FRONT * on.sum() < len(on):
+            break
+    if len(rest):
+        ranks[rest] = _sweep(x[rest], kernels.sweep_ranks) + front
+    return ranks
 
 
 def _peel(x: np.ndarray) -> np.ndarray:
