@@ -3,6 +3,7 @@ real Unix sockets, real embedded servers and watchdogs, real ``ckg`` processes, 
 where a store is involved."""
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -414,3 +415,41 @@ def test_trust_recorded_without_content_is_not_enough(kg, tmp_path):
     (kg.home / TRUST_FILE).write_text(f'{{"{uid}": "{archive}"}}')  # an older ckg's entry
     with pytest.raises(RunFailed, match="trusted before ckg recorded what it trusted"):
         kg.run("touch-out")
+
+
+# --- 11. a graph others can write cannot change what runs -----------------------------------
+
+
+def test_a_meta_changed_in_the_graph_does_not_run(kg, tmp_path):
+    marker = tmp_path / "planted-command-ran"
+    archive = _workflow_tar(tmp_path, "a", "open('out.txt', 'w').write('first')\n")
+    kg.ingest(str(archive))
+    trust_source(kg, str(archive))
+    assert kg.run("touch-out").runs[0].status == "ok"
+    # someone with write access to the shared graph replaces the trusted workflow's command
+    [row] = kg.store.run("MATCH (a:Artifact {alias: 'touch-out'}) RETURN a.meta AS meta")
+    meta = json.loads(row["meta"])
+    meta["run"] = f"touch {marker}"
+    kg.store.run("MATCH (a:Artifact {alias: 'touch-out'}) SET a.meta = $meta",
+                 {"meta": json.dumps(meta)})  # fmt: skip
+    with pytest.raises(RunFailed, match="touch-out: its meta in the graph is not the one in "
+                                        f".*ckg.yaml; `ckg ingest {archive}` reads the source "
+                                        "again"):  # fmt: skip
+        kg.run("touch-out")
+    assert not marker.exists()
+    kg.ingest(str(archive))  # read whole, not skipped as unchanged: its own meta is back
+    assert kg.run("touch-out").runs[0].status == "ok" and not marker.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a folder to another user")
+def test_a_folder_of_another_user_does_not_run_as_ones_own(kg, tmp_path):
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    (folder / "ckg.yaml").write_text("alias: theirs\nrun: 'echo hi'\n")
+    kg.ingest(str(folder))
+    assert kg.run("theirs").runs[0].status == "ok"  # the user's own folder runs
+    os.chown(folder, 65534, 65534)  # now nobody's
+    with pytest.raises(RunFailed, match=f"theirs comes from {folder}, a folder of another "
+                                        "user: ckg runs your own folders"):  # fmt: skip
+        kg.run("theirs")
+    assert kg.run("theirs", trust=True).runs[0].status == "ok"  # this once, when told to

@@ -37,7 +37,7 @@ UNWIND $uids AS u
 MATCH (a:Artifact {uid: u})
 OPTIONAL MATCH (s:Source)-[:CONTAINS]->(a)
 RETURN a.uid AS uid, a.digest AS digest, a.format AS format, a.path AS path,
-       s.uid AS source_uid, s.kind AS source_kind, s.location AS location, s.root AS root,
+       s.uid AS source_uid, s.kind AS source_kind, s.location AS location,
        s.ref AS ref, s.digest AS source_digest
 """
 
@@ -172,6 +172,7 @@ class _Runner:
         self.source_states: dict[str, dict] = {}
         self.package_set = None
         self.fixed_uids = list(options.run_uids)
+        self.meta_checked: set[str] = set()
 
     def go(self) -> Report:
         from ckg.plan import plan as make_plan
@@ -259,6 +260,14 @@ class _Runner:
                     "the host that ingested it runs: ingest it as a Git repository or an "
                     "archive to run it on a cluster"
                 )
+            if kind == "dir" and not self.options.trust and not trust.owned_folder(
+                info.get("location")
+            ):
+                raise RunFailed(
+                    f"{step.alias} comes from {info.get('location')}, a folder of another "
+                    "user: ckg runs your own folders, and others' sources by their content; "
+                    "copy it into a folder of yours, or ingest it as an archive, or use --trust"
+                )
             if kind and kind != "dir" and not self.options.trust:
                 why = trust.distrust(allowed.get(step.source_uid), info.get("source_digest"))
                 if why:
@@ -266,6 +275,18 @@ class _Runner:
                         f"{step.alias} comes from {info.get('location')} ({kind}), {why}: "
                         f"review it, then `ckg trust {info.get('location')}` or use --trust"
                     )
+            if kind and step.uid not in self.meta_checked:
+                why = trust.meta_mismatch(self._root(step), step)
+                if why:
+                    # Incomplete, the source is read whole by its next ingest, not skipped
+                    # as unchanged: that puts its own meta back.
+                    self.kg.store.run("MATCH (s:Source {uid: $uid}) SET s.complete = false",
+                                      {"uid": step.source_uid})  # fmt: skip
+                    raise RunFailed(
+                        f"{step.alias}: {why}; `ckg ingest {info.get('location')}` reads "
+                        "the source again"
+                    )
+                self.meta_checked.add(step.uid)
             steps.check_runnable(step.format, step.alias, self._artifact_dir(step))
 
     def _artifact_dir(self, step) -> Path:
@@ -273,12 +294,9 @@ class _Runner:
 
     def _root(self, step) -> str:
         info = self.infos.get(step.uid, {})
-        root = info.get("root")
-        if not root and info.get("source_kind") == "dir":
-            root = info.get("location")
-        if not root:
-            root = self._source_root(step, info)
-        return root
+        if info.get("source_kind") == "dir":
+            return info.get("location")
+        return self._source_root(step, info)
 
     def _source_root(self, step, info: dict) -> str:
         """The local copy of a Git or archive source: its clone or extraction cache, which

@@ -1,10 +1,14 @@
 """Which sources may run code here, and the cache of dependency steps.
 
-A folder on this machine is its owner's own code; anything fetched (a Git repository, a zip,
-wheel or tar archive) runs only after ``ckg trust SOURCE`` put its uid in
+A folder on this machine that the user running ckg (or the system) owns, and no one else may
+write to, is that user's own code; a Git repository, a zip, wheel or tar archive runs only
+after ``ckg trust SOURCE`` put its uid in
 ``$CKG_HOME/trust.json``, or with ``--trust`` for one run. Trust is given to content, not to a
 place: the entry keeps the source's digest (the archive's sha256, the Git commit), and once a
-re-ingest brings other content, that content needs ``ckg trust`` again.
+re-ingest brings other content, that content needs ``ckg trust`` again. What a step runs is
+read from its meta in the graph; before it runs, that meta is checked against the meta file
+of the folder it runs from (:func:`meta_mismatch`), so a graph others can write cannot change
+what a trusted source runs.
 
 A dependency step that succeeded is remembered in ``$CKG_HOME/cache/steps/<key>.json``
 with the environment it exported; a later run with the same key reuses it. A failed step is
@@ -13,6 +17,7 @@ never written there.
 
 import json
 import os
+import stat
 from pathlib import Path
 
 TRUST_FILE = "trust.json"
@@ -118,3 +123,57 @@ def trust_source(kg, source: str) -> list[dict]:
         {row["uid"]: {"location": row["location"], "digest": row["digest"]} for row in rows},
     )
     return rows
+
+
+#: The files an artifact's meta is read from, per format whose meta says what runs.
+META_FILES = {
+    "ckg": ("ckg.yaml",),
+    "mlc": ("meta.yaml", "meta.json"),
+    "cm": ("_cm.yaml", "_cm.json"),
+}
+
+
+def meta_mismatch(root: Path, step) -> str | None:
+    """Why the meta the graph holds for ``step`` is not the one its source holds, or None.
+
+    The command, environment and dependencies of a step come from the graph; a graph that
+    others can write (a shared Neo4j) could hold another meta than the trusted source, so
+    the meta file in the folder the step runs from is read again, with the importer that
+    read it at ingest, and must give the same meta.
+    """
+    import importlib
+
+    from ckg.ingest.core import IMPORTERS
+
+    names = META_FILES.get(step.format)
+    if not names:
+        return None
+    folder = Path(root) / (step.path or "")
+    files = [folder / name for name in names if (folder / name).is_file()]
+    if not files:
+        return f"no {' or '.join(names)} in {folder}"
+    module = importlib.import_module(f"importers.{IMPORTERS.get(step.format, step.format)}")
+    read = module.read(Path(root), step.source_uid or "", files)
+    metas = [json.loads(n.props["meta"]) for n in read.nodes
+             if n.label == "Artifact" and n.props.get("path") == step.path]
+    if metas != [step.meta]:
+        return f"its meta in the graph is not the one in {files[0]}"
+    return None
+
+
+def owned_folder(path) -> bool:
+    """Whether ``path`` is a folder whose code the user running ckg runs as their own: one
+    that user or the system (root) owns, and that no one else may write to.
+
+    >>> owned_folder("/"), owned_folder("/tmp"), owned_folder("/no/such/folder")
+    (True, False, False)
+    """
+    try:
+        info = Path(path).stat()
+    except (OSError, TypeError, ValueError):
+        return False
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid in (os.getuid(), 0)
+        and not info.st_mode & stat.S_IWOTH
+    )
