@@ -7,10 +7,21 @@ Two ways, in a private ``CKG_HOME`` with the embedded engine:
 2. One whole ``ckg run`` process of that workflow (the embedded server already up), against
    one bare ``sh -c true`` process, best and median of ``--processes``: with the plan
    remembered (the usual case, :mod:`ckg.plan.memo`) and with it forgotten before each
-   process (the first run after an ingest or a change). Target: at most 0.5 s. Anchors
-   (DESIGN.md, same machine kind): CM's cached run of one script 0.11 s, MLCFlow's 3.55 s.
-   The processes get a private ``PYTHONPYCACHEPREFIX`` (and no ``PYTHONDONTWRITEBYTECODE``),
-   so modules load from bytecode as they do after ``pip install``, not recompiled each time.
+   process (the first run after an ingest or a change). Target: at most 0.15 s with the plan
+   remembered. Anchors (DESIGN.md, same machine kind): CM's cached run of one script 0.11 s,
+   MLCFlow's 3.55 s. The processes get a private ``PYTHONPYCACHEPREFIX`` (and no
+   ``PYTHONDONTWRITEBYTECODE``), so modules load from bytecode as after ``pip install``.
+
+   Where the time goes (2 vCPUs, load 2-3, best 0.17 s): the interpreter and typer 0.065 s
+   (``python -c "import typer"``), ckg's CLI and store client 0.035 s, the runner's modules
+   0.02 s, rich (the table of the run, 0.025 s to import), and the run itself (the plan
+   fetched and found remembered, ``true`` executed, the run written) 0.02-0.03 s. Reading
+   each step's meta file again before it runs (:func:`ckg.run.trust.meta_mismatch`) adds
+   0.024 s: it imports the ingest pipeline (for ``IMPORTERS``) and YAML; measured beside a
+   copy without it, same minute, load 1.7: best 0.161 s against 0.137 s. The
+   platform fingerprint and the list of installed packages are kept in ``CKG_HOME`` while
+   ``sys.path`` is unchanged; a profiler run from another script (another ``sys.path[0]``)
+   lists the 350 distributions again (0.06 s), which a ``ckg`` process does not.
 
 3. Real MLCFlow scripts, ``ckg run`` beside ``mlcr`` (mlcflow 1.3.8) in the same run, both
    offline on a copy of ``../shared/corpora/mlperf-automations`` (``mlc add repo``,
@@ -109,7 +120,7 @@ def main() -> None:
             f"  {label:<16} best {min(walls):.3f} s, median {statistics.median(walls):.3f} s"
             f"  (bare {one_bare:.4f} s)"
         )
-    print(f"  overhead per process    {whole - one_bare:.3f} s  (median; target <= 0.5 s)")
+    print(f"  overhead per process    {whole - one_bare:.3f} s  (median; target <= 0.15 s)")
     print(f"  vs CM cached run 0.11 s:     {whole / CM_ANCHOR_S:.1f}x")
     print(f"  vs MLCFlow cached run 3.55 s: {whole / MLC_ANCHOR_S:.2f}x")
     mlc_scripts(args.processes)

@@ -187,20 +187,37 @@ class _Budget:
             )
 
 
-def _target(root: Path, rel: PurePosixPath, archive: Path, name: str) -> Path:
-    """``root / rel`` after checking that its real parent folder is inside ``root``."""
-    path = root.joinpath(*rel.parts)
-    parent = os.path.realpath(path.parent)
-    real_root = os.path.realpath(root)
-    if parent != real_root and not parent.startswith(real_root + os.sep):
-        raise UnsafeArchive(f"{archive}: member {name!r} would land outside the extraction root")
-    if path.is_symlink():
-        raise UnsafeArchive(f"{archive}: member {name!r} would be written through a link")
-    return path
+class _Folders:
+    """Where members go under ``root``, each folder made, and its real path checked to lie
+    inside ``root``, once: a folder's real path cannot change while no member link exists, so
+    one instance serves every file and hard link, and each symbolic link gets its own
+    (:func:`_make_link`). Resolving the real path per file cost about ten ``lstat`` calls a
+    member, half of extracting a wheel.
+    """
+
+    def __init__(self, root: Path, archive: Path):
+        self.root, self.archive = root, archive
+        self.real_root = os.path.realpath(root)
+        self.made: set[Path] = set()
+
+    def target(self, rel: PurePosixPath, name: str) -> Path:
+        """``root / rel``, its folder made, after checking that the folder is inside ``root``."""
+        path = self.root.joinpath(*rel.parts)
+        folder = path.parent
+        if folder not in self.made:
+            real = os.path.realpath(folder)
+            if real != self.real_root and not real.startswith(self.real_root + os.sep):
+                raise UnsafeArchive(
+                    f"{self.archive}: member {name!r} would land outside the extraction root"
+                )
+            folder.mkdir(parents=True, exist_ok=True)
+            self.made.add(folder)
+        if path.is_symlink():
+            raise UnsafeArchive(f"{self.archive}: member {name!r} would be written through a link")
+        return path
 
 
 def _copy_stream(src, path: Path, budget: _Budget, name: str, declared: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     with open(path, "wb") as out:
         while chunk := src.read(1 << 16):
@@ -216,6 +233,7 @@ def _extract_zip(archive: Path, root: Path, limits: Limits) -> None:
         infos = zf.infolist()
         budget = _Budget(archive, limits, archive.stat().st_size)
         links: list[tuple[PurePosixPath, str]] = []
+        files: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
         for info in infos:
             budget.member(info.filename)
             rel = member_path(info.filename, archive)
@@ -226,11 +244,11 @@ def _extract_zip(archive: Path, root: Path, limits: Limits) -> None:
             elif mode and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
                 raise UnsafeArchive(f"{archive}: member {info.filename!r} is a device or FIFO")
             budget.declare(info.filename, info.file_size, info.compress_size)
-        for info in infos:
-            rel = member_path(info.filename, archive)
-            if info.is_dir() or stat.S_ISLNK(info.external_attr >> 16):
-                continue
-            path = _target(root, rel, archive, info.filename)
+            if not (info.is_dir() or stat.S_ISLNK(mode)):
+                files.append((info, rel))
+        folders = _Folders(root, archive)
+        for info, rel in files:
+            path = folders.target(rel, info.filename)
             with zf.open(info) as src:
                 _copy_stream(src, path, budget, info.filename, info.file_size)
             if (info.external_attr >> 16) & 0o111:
@@ -275,15 +293,16 @@ def _extract_tar(archive: Path, root: Path, limits: Limits) -> None:
                 f"{archive}: compression ratio above {limits.max_ratio:g}; "
                 "raise CKG_ARCHIVE_MAX_RATIO if this archive is trusted"
             )
+        folders = _Folders(root, archive)
         for rel, m in files.items():
-            path = _target(root, rel, archive, m.name)
+            path = folders.target(rel, m.name)
             src = tf.extractfile(m)
             _copy_stream(src, path, budget, m.name, m.size)
             if m.mode & 0o111:
                 path.chmod(0o755)
         for rel, target in hard:
             # A hard link becomes a copy: links between cache files would share edits.
-            path = _target(root, rel, archive, str(rel))
+            path = folders.target(rel, str(rel))
             shutil.copyfile(root.joinpath(*target.parts), path)
         _make_links(root, links, archive)
 
@@ -305,8 +324,7 @@ def _make_links(root: Path, links: list[tuple[PurePosixPath, str]], archive: Pat
 
 def _make_link(root: Path, rel: PurePosixPath, target: str, archive: Path) -> Path:
     """Create one symbolic link at ``rel``; :func:`_make_links` checks where it leads."""
-    path = _target(root, rel, archive, str(rel))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _Folders(root, archive).target(rel, str(rel))
     if path.exists() or path.is_symlink():
         raise UnsafeArchive(f"{archive}: link {str(rel)!r} replaces another member")
     os.symlink(target, path)

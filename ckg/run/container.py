@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from ckg.errors import UsageError
-from importers.container import FOLDER_UNITS
 
 ENGINES = ("docker", "podman")
 
@@ -78,6 +77,8 @@ def step_commands(store, step) -> list[str]:
     the folder of a folder source, the archive itself when the source is the image archive;
     a Git or archive source's paths stay relative to its checkout. An image the target
     needs (a base) is only loaded: the target's ``docker run`` is the one that runs."""
+    from importers.container import FOLDER_UNITS  # 50 ms (YAML, the importers): images only
+
     rows = store.run(SOURCE_OF, {"uid": step.uid})
     kind, location = (rows[0]["kind"], rows[0]["location"]) if rows else ("", "")
     meta = dict(step.meta)
@@ -102,6 +103,8 @@ def image_commands(meta: dict, kind: str, alias: str, folder: str) -> list[str]:
     >>> image_commands({"file": "Dockerfile"}, "dockerfile", "svc", "svc")
     ['docker build -t ckg/svc -f svc/Dockerfile svc', 'docker run --rm ckg/svc']
     """
+    from importers.container import FOLDER_UNITS  # 50 ms (YAML, the importers): images only
+
     where = Path(folder)
     if kind == "dockerfile":
         tag = f"ckg/{alias.lower()}"
