@@ -30,7 +30,6 @@ The stages, each a plain value handed to the next:
 """
 
 import hashlib
-import importlib
 import json
 import os
 import time
@@ -50,12 +49,11 @@ from ckg.ingest.write import (
     write_plan,
 )
 from ckg.records import Dependency, Edge, Node, Problem, Records
+from importers import importer
 from importers.archives import Limits
 from importers.sources import kind_of, open_source, source_uid, walk_files
 
 FORMATS = ("cm", "mlc", "ck", "ckg", "generic", "notebook", "container")
-#: The importer module of a format, where its name differs (``importers.<module>.read``).
-IMPORTERS = {"ckg": "ckgyaml"}
 MANIFEST_VERSION = 1
 Progress = Callable[[str, int, int], None]
 
@@ -480,8 +478,7 @@ class _Reader:
         self._absorb(fmt, records, self._units_of(fmt))
 
     def _import(self, fmt, files) -> Records:
-        module = importlib.import_module(f"importers.{IMPORTERS.get(fmt, fmt)}")
-        return module.read(self.root, self.uid, files)
+        return importer(fmt).read(self.root, self.uid, files)
 
     def _units_of(self, fmt) -> list[str]:
         return [r for r, u in self.units.items() if u["fmt"] == fmt]

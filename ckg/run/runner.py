@@ -276,7 +276,7 @@ class _Runner:
                         f"review it, then `ckg trust {info.get('location')}` or use --trust"
                     )
             if kind and step.uid not in self.meta_checked:
-                why = trust.meta_mismatch(self._root(step), step)
+                why = trust.meta_mismatch(self._root(step), step, self.home)
                 if why:
                     # Incomplete, the source is read whole by its next ingest, not skipped
                     # as unchanged: that puts its own meta back.

@@ -15,6 +15,7 @@ with the environment it exported; a later run with the same key reuses it. A fai
 never written there.
 """
 
+import hashlib
 import json
 import os
 import stat
@@ -22,6 +23,8 @@ from pathlib import Path
 
 TRUST_FILE = "trust.json"
 CACHE_DIR = Path("cache") / "steps"
+#: Where the metas found equal to their source's files are remembered (:func:`meta_mismatch`).
+META_CHECKED_DIR = Path("cache") / "metas-checked"
 
 
 def trusted(home: Path) -> dict[str, dict]:
@@ -133,17 +136,17 @@ META_FILES = {
 }
 
 
-def meta_mismatch(root: Path, step) -> str | None:
+def meta_mismatch(root: Path, step, home: Path) -> str | None:
     """Why the meta the graph holds for ``step`` is not the one its source holds, or None.
 
     The command, environment and dependencies of a step come from the graph; a graph that
     others can write (a shared Neo4j) could hold another meta than the trusted source, so
     the meta file in the folder the step runs from is read again, with the importer that
-    read it at ingest, and must give the same meta.
+    read it at ingest, and must give the same meta. A pair of meta file bytes and graph meta
+    found equal once is remembered in ``home`` (private to the user), so that a run of the
+    same step reads the file but parses nothing.
     """
-    import importlib
-
-    from ckg.ingest.core import IMPORTERS
+    from importers import importer
 
     names = META_FILES.get(step.format)
     if not names:
@@ -152,12 +155,20 @@ def meta_mismatch(root: Path, step) -> str | None:
     files = [folder / name for name in names if (folder / name).is_file()]
     if not files:
         return f"no {' or '.join(names)} in {folder}"
-    module = importlib.import_module(f"importers.{IMPORTERS.get(step.format, step.format)}")
-    read = module.read(Path(root), step.source_uid or "", files)
+    seen = hashlib.sha256(step.uid.encode())
+    for file in files:
+        seen.update(file.read_bytes())
+    seen.update(json.dumps(step.meta, sort_keys=True, default=str).encode())
+    checked = Path(home) / META_CHECKED_DIR / seen.hexdigest()[:32]
+    if checked.exists():
+        return None
+    read = importer(step.format).read(Path(root), step.source_uid or "", files)
     metas = [json.loads(n.props["meta"]) for n in read.nodes
              if n.label == "Artifact" and n.props.get("path") == step.path]
     if metas != [step.meta]:
         return f"its meta in the graph is not the one in {files[0]}"
+    checked.parent.mkdir(parents=True, exist_ok=True)
+    checked.touch()
     return None
 
 
