@@ -126,6 +126,18 @@ def check_address(address: str, flag: str, *, tls: tuple = (), insecure: bool = 
     return text
 
 
+def security(tls: tuple, role: str):
+    """Dask's TLS settings for ``role`` (``client`` or ``worker``) from the (CA, certificate,
+    key) files given, encryption required; None without them (loopback, or --insecure)."""
+    if not any(tls):
+        return None
+    from distributed.security import Security
+
+    ca, cert, key = tls
+    return Security(tls_ca_file=ca, require_encryption=True,
+                    **{f"tls_{role}_cert": cert, f"tls_{role}_key": key})
+
+
 def require_dask() -> None:
     """Refuse, in one line, when Dask distributed is not installed.
 

@@ -114,7 +114,8 @@ def run_on_cluster(kg, target: str, options: Options, scheduler: str, *, platfor
     resources.require_dask()
     resources.required(platform)  # a malformed --platform before anything else
     specs = task_specs(kg, target, options, address, platform)
-    results = _collect(address, specs, _security(tls), progress or (lambda *finished: None))
+    security = resources.security(tls, "client")
+    results = _collect(address, specs, security, progress or (lambda *finished: None))
     lost = [uid for uid, done in results.items() if done["status"] == "lost"]
     if lost:
         kg.store.write(LOST, {"uids": lost, "error": "its worker was lost"})
@@ -167,16 +168,6 @@ def _collect(address: str, specs: list[dict], security, progress) -> dict:
             results[spec["run_uid"]] = done
             progress(len(results), len(specs), _run_result(done), where(done))
     return results
-
-
-def _security(tls: tuple):
-    if not any(tls):
-        return None
-    from distributed.security import Security
-
-    ca, cert, key = tls
-    return Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key,
-                    require_encryption=True)
 
 
 def where(done: dict) -> str:

@@ -84,7 +84,8 @@ def serve(kg, scheduler: str, *, labels=(), nthreads: int = 1, name: str | None 
     _HOST = _Host(kg, [label.lower() for label in labels], uid, {})
     host = urlsplit(address).hostname
     listen = host if resources.is_loopback(host) else None  # else the route to the scheduler
-    asyncio.run(_serve(address, offered, nthreads, name, _security(tls), listen, on_start))
+    security = resources.security(tls, "worker")
+    asyncio.run(_serve(address, offered, nthreads, name, security, listen, on_start))
 
 
 async def _serve(address, offered, nthreads, name, security, listen, on_start) -> None:
@@ -95,16 +96,6 @@ async def _serve(address, offered, nthreads, name, security, listen, on_start) -
         if on_start:
             on_start(worker.address, offered)
         await worker.finished()
-
-
-def _security(tls: tuple):
-    if not any(tls):
-        return None
-    from distributed.security import Security
-
-    ca, cert, key = tls
-    return Security(tls_ca_file=ca, tls_worker_cert=cert, tls_worker_key=key,
-                    require_encryption=True)
 
 
 def run_task(spec: dict) -> dict:
