@@ -128,7 +128,8 @@ def main() -> None:
                 f"{median_ms(store, 'compare-papers', compare):.1f} ms (target <= 200 ms), "
                 f"paper-vs-reproduced median {median_ms(store, 'paper-vs-reproduced', vs):.1f} ms"
             )
-            rows = store.run(queries.load("compare-papers").cypher, compare[0])
+            named = queries.load("compare-papers")
+            rows = store.run(named.cypher, named.bind(compare[0]))
             print(f"  (a compare-papers answer has {len(rows)} rows)")
             store.reset()
         finally:
