@@ -152,6 +152,10 @@ def parse(text: str, name: str, path: Path | None = None) -> NamedQuery:
             example.append(stripped)
     if not description:
         raise InvalidInput(f"{where}: the header comment must start with a one-line description")
+    returned = set(re.findall(r"\bAS\s+(\w+)", _strip_strings(cypher), re.IGNORECASE))
+    unknown = [c for c in table if c not in returned]
+    if unknown:
+        raise InvalidInput(f"{where}: Table: names {unknown[0]!r}, which the query does not return")
     used = set(_PARAM_USE.findall(_strip_strings(cypher)))
     declared = {p.name for p in params}
     if used != declared:

@@ -5,6 +5,8 @@
 //
 // Example:
 //   ckg query artifacts-by-tag -p tags=get,python
+//
+// Table: alias, kind, tags
 MATCH (a:Artifact)
 WHERE all(tag IN $tags WHERE tag IN a.tags)
 RETURN a.alias AS alias, a.kind AS kind, a.format AS format, a.tags AS tags, a.path AS path,

@@ -6,6 +6,8 @@
 //
 // Example:
 //   ckg query dependency-closure -p artifact=app-image-classification-onnx-py
+//
+// Table: alias, kind, tags
 MATCH (a:Artifact)
 WHERE a.uid = $artifact OR a.alias = $artifact
 MATCH (a)-[:DEPENDS_ON*1..]->(d:Artifact)

@@ -17,6 +17,8 @@
 //
 // Example:
 //   ckg query paper-vs-reproduced -p paper=arxiv:1810.04805 -p metric=f1
+//
+// Table: model, metric, reported, unit, reproduced, stdev, n, ratio, how
 MATCH (p:Paper {uid: $paper})-[:REPORTS]->(r:Result)
 WHERE $metric IS NULL OR r.metric = $metric
 OPTIONAL MATCH (p)-[:REPORTS]->(twin:Result)

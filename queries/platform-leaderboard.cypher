@@ -8,6 +8,8 @@
 //
 // Example:
 //   ckg query platform-leaderboard -p model=resnet50 -p scenario=Offline
+//
+// Table: system, samples_per_s, samples_per_j, power_w, accuracy, version
 MATCH (mo:Model {name: $model})<-[:OF_MODEL]-(r:Result)-[:ON]->(pl:Platform)
 WHERE r.scenario = $scenario
 WITH pl, r.version AS version,

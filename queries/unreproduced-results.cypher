@@ -14,6 +14,8 @@
 //
 // Example:
 //   ckg query unreproduced-results -p task="Question Answering" -p metric=f1
+//
+// Table: model, metric, value, unit, dataset, title
 MATCH (p:Paper)-[:REPORTS]->(r:Result)
 WHERE ($task IS NULL OR r.task = $task)
   AND ($dataset IS NULL OR r.dataset = $dataset)

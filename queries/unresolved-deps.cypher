@@ -5,6 +5,8 @@
 //
 // Example:
 //   ckg query unresolved-deps -p artifact=app-mlperf-inference
+//
+// Table: artifact, kind, tags, guard
 MATCH (a:Artifact)-[:NEEDS]->(u:UnresolvedDependency)
 WHERE $artifact IS NULL OR a.uid = $artifact OR a.alias = $artifact
 RETURN a.alias AS artifact,

@@ -77,6 +77,10 @@ def test_header_and_cypher_must_agree(tmp_path):
     path.write_text("MATCH (n) RETURN n\n")
     with pytest.raises(InvalidInput, match="must start with a one-line description"):
         queries.load(str(path))
+    path.write_text("// Aliases.\n// Table: alias, kind\nMATCH (a) RETURN a.alias AS alias\n")
+    with pytest.raises(InvalidInput, match="Table: names 'kind', which the query does not return"):
+        queries.load(str(path))
+    assert all(set(q.table) for q in queries.all_queries())  # every shipped query says
 
 
 def test_unknown_names_and_raw_cypher():
