@@ -34,6 +34,9 @@ def ckg_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("CKG_HOME", str(home))
     monkeypatch.setenv("CKG_DB", "embedded")
     monkeypatch.delenv("NEO4J_URI", raising=False)
+    # No command of the suite takes a minute: a reply later than two is a hung server,
+    # which is then replaced (ckg.store.server._stop_if_hung) instead of hanging the run.
+    monkeypatch.setenv("CKG_REPLY_TIMEOUT", "120")
     yield home
     stop_server(home)
 

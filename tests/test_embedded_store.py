@@ -101,6 +101,42 @@ def test_killed_server_keeps_writes_older_than_a_second(ckg_home):
     reopened.close()
 
 
+def test_a_server_that_stops_answering_is_replaced_and_the_query_answered(
+    ckg_home, monkeypatch, capsys
+):
+    # A stopped process is what a hung FalkorDB looks like from outside: it holds its
+    # socket and files, and answers nothing.
+    from ckg.store import server
+
+    monkeypatch.setenv("CKG_REPLY_TIMEOUT", "2")
+    monkeypatch.setattr(server, "HUNG_AFTER", 1.0)
+    store = EmbeddedStore(ckg_home)
+    store.upsert_nodes("Tag", [{"key": "kept", "props": {}}])
+    hung = server_pid(ckg_home)
+    os.kill(hung, signal.SIGSTOP)
+    try:
+        assert store.get_node("Tag", "kept") == {"name": "kept"}  # from the new server
+        assert server_pid(ckg_home) != hung and wait_gone(hung, 10)
+        assert f"(pid {hung}) stopped answering; restarting it" in capsys.readouterr().err
+    finally:
+        if not wait_gone(hung, 0):
+            os.kill(hung, signal.SIGKILL)
+        store.close()
+
+
+def test_a_slow_server_that_still_answers_is_left_alone(ckg_home, monkeypatch):
+    from ckg.store import server
+
+    monkeypatch.setattr(server, "HUNG_AFTER", 1.0)
+    store = EmbeddedStore(ckg_home)
+    store.upsert_nodes("Tag", [{"key": "kept", "props": {}}])
+    pid = server_pid(ckg_home)
+    server._stop_if_hung(ckg_home)  # it answers PING: not hung
+    assert server_pid(ckg_home) == pid and not wait_gone(pid, 0)
+    assert store.get_node("Tag", "kept") == {"name": "kept"}
+    store.close()
+
+
 def test_long_home_path_puts_the_socket_in_the_temp_folder(tmp_path, monkeypatch):
     home = tmp_path / ("deep-" * 25)
     monkeypatch.setenv("CKG_HOME", str(home))

@@ -12,7 +12,7 @@ from ckg.errors import QueryError, StoreUnavailable
 from ckg.schema import NODE_KEYS, check_params
 from ckg.store.base import BATCH_SIZE, GraphStore, Transaction, batches
 from ckg.store.resp import CompactDecoder, Connection, ReplyError, cypher_literal, reply_error
-from ckg.store.server import connect, stop_server
+from ckg.store.server import connect, reply_timeout, stop_server
 
 __all__ = ["EmbeddedStore", "stop_server"]
 
@@ -155,6 +155,8 @@ class EmbeddedStore(GraphStore):
     def _connection(self) -> Connection:
         if self._conn is None:
             self._conn = connect(self.home)
+            # A reply this late means a hung server: the one retry of _call then restarts it.
+            self._conn.set_timeout(reply_timeout())
         return self._conn
 
     def _call(self, *args):

@@ -41,11 +41,29 @@ from ckg.store.resp import Connection
 #: Seconds without a command from any client after which the watchdog stops the server.
 DEFAULT_IDLE_TIMEOUT = 600.0
 START_TIMEOUT = 30.0
+#: Seconds a server of this home may leave a PING unanswered before it counts as hung.
+HUNG_AFTER = 10.0
 SOCKET = "falkordb.sock"
 PID_FILE = "falkordb.pid"
 #: Names the private folder that holds the socket of a home whose path is too long.
 RUN_DIR_FILE = "falkordb.rundir"
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes
+
+
+def reply_timeout() -> float:
+    """Seconds a command of the embedded store waits for its reply: ``CKG_REPLY_TIMEOUT``,
+    else 600. A longer wait is taken for a hung server (see :func:`_stop_if_hung`).
+
+    >>> reply_timeout() > 0
+    True
+    """
+    try:
+        seconds = float(os.environ.get("CKG_REPLY_TIMEOUT") or 600.0)
+    except ValueError:
+        raise UsageError("CKG_REPLY_TIMEOUT must be a number of seconds above 0") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UsageError("CKG_REPLY_TIMEOUT must be a number of seconds above 0")
+    return seconds
 
 
 def idle_timeout() -> float:
@@ -111,8 +129,42 @@ def connect(home: Path) -> Connection:
     with _locked(home / "falkordb.lock"):
         conn = own_server(home)
         if conn is None:
+            _stop_if_hung(home)
             conn = _start(home, socket_path(home) or _new_private_socket(home), idle)
     return conn
+
+
+def _stop_if_hung(home: Path) -> None:
+    """Kill the home's own server if it answers no PING, not even with an error, within
+    :data:`HUNG_AFTER` seconds, so that a new one can start on its files.
+
+    FalkorDB 4.22 can leave its main thread waiting for ever on a lock it corrupted (seen
+    once in some thousand server starts: a rwlock's reader count below zero); such a
+    server holds its socket and append-only file but answers nothing. A server still
+    loading its data answers ``LOADING``, so it is never taken for a hung one.
+    """
+    conn = own_server(home, ping=False)
+    if conn is None:
+        return
+    try:
+        conn.set_timeout(HUNG_AFTER)
+        conn.pipeline([("PING",)])
+        return  # it answered: alive
+    except StoreUnavailable:
+        pid = read_pid(home / PID_FILE)
+    finally:
+        conn.close()
+    if pid is None:
+        return
+    print(f"ckg: the embedded database of {home} (pid {pid}) stopped answering; restarting it",
+          file=sys.stderr)  # fmt: skip
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + START_TIMEOUT
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def ensure_server(home: Path) -> Path:
