@@ -109,10 +109,23 @@ def experiment(store, name_or_uid: str) -> dict:
     for row in rows:
         if name_or_uid in (row["name"], row["uid"]):
             return row
-    names = [r["name"] or r["uid"] for r in rows]
-    listed = ", ".join(names) or "none yet: ckg run records one"
-    raise NotFound(f"no experiment {name_or_uid!r}{did_you_mean(name_or_uid, names)}; "
-                   f"experiments: {listed}")
+    raise _no_experiment(name_or_uid, rows)
+
+
+def check_experiment(store, name_or_uid: str) -> None:
+    """NotFound, as :func:`experiment` raises it, when no experiment has that name or uid:
+    a typo is not an experiment without the metrics asked for."""
+    rows = store.run("MATCH (e:Experiment) RETURN e.name AS name, e.uid AS uid")
+    if not any(name_or_uid in (r["name"], r["uid"]) for r in rows):
+        raise _no_experiment(name_or_uid, rows)
+
+
+def _no_experiment(name_or_uid: str, rows: list[dict]) -> NotFound:
+    """The closest experiments, then up to eight of them (a name once however many runs)."""
+    names = sorted({r["name"] or r["uid"] for r in rows})
+    listed = ", ".join(names[:8]) or "none yet: ckg run records one"
+    return NotFound(f"no experiment {name_or_uid!r}{did_you_mean(name_or_uid, names)}; "
+                    f"experiments: {listed}")
 
 
 def leaderboards(store) -> list[dict]:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from ckg import metrics
+from ckg.browse import check_experiment
 from ckg.errors import InvalidInput, NotFound, UsageError, did_you_mean
 from ckg.pareto import Objective, front_table, hypervolume, parse_objectives
 
@@ -139,7 +140,7 @@ def pareto(
     if (task or dataset) and source == "runs":
         raise UsageError("--task and --dataset select published results; use --from papers")
     if experiment:
-        _check_experiment(kg, experiment)
+        check_experiment(kg.store, experiment)
     filters = {"experiment": experiment, "task": task, "dataset": dataset, "where": where}
     try:
         objs = parse_objectives(objectives)
@@ -163,18 +164,6 @@ def pareto(
     if write:
         write_front(kg, front, source)
     return front
-
-
-def _check_experiment(kg, experiment: str) -> None:
-    """NotFound naming the experiments there are (closest first) when none is ``experiment``:
-    a typo is not an experiment without the metrics asked for."""
-    rows = kg.store.run("MATCH (e:Experiment) RETURN e.name AS name, e.uid AS uid")
-    if any(experiment in (r["name"], r["uid"]) for r in rows):
-        return
-    names = sorted({r["name"] for r in rows if r["name"]})
-    hint = did_you_mean(experiment, names)
-    listed = ", ".join(names[:8]) or "none yet: ckg run records one"
-    raise NotFound(f"no experiment {experiment!r}{hint}; experiments: {listed}")
 
 
 def select(kg, objectives: list[Objective], *, source="runs", **filters):

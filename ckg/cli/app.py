@@ -62,6 +62,22 @@ def open_graph():
     return open_kg(settings.db)
 
 
+def params_text(params) -> str:
+    """A run's parameters, a dict or as stored (JSON text), as ``model=knn k=1``; ``-``
+    for none.
+
+    >>> params_text('{"model": "knn", "k": 1}'), params_text("{}"), params_text(None)
+    ('model=knn k=1', '-', '-')
+    """
+    try:
+        decoded = json.loads(params) if isinstance(params, str) else params
+    except ValueError:
+        return str(params)
+    if not isinstance(decoded, dict):
+        return str(params) if params else "-"
+    return " ".join(f"{k}={v}" for k, v in decoded.items()) or "-"
+
+
 #: Deepest nesting of lists and maps in a ``--param`` value: a deeper one would come back
 #: from the engines deeper than Python's recursion limit lets the reply be read.
 MAX_PARAM_DEPTH = 100

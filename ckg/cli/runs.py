@@ -4,7 +4,7 @@ import json
 
 import typer
 
-from ckg.cli.app import app, open_graph, print_rows
+from ckg.cli.app import app, open_graph, params_text, print_rows
 from ckg.values import format_number, human_unit
 
 
@@ -27,7 +27,7 @@ def runs(
         return
     # Short forms a person reads; ckg show and ckg diff take a run by the start of its uid.
     for row in rows:
-        row["params"] = _params_text(row["params"])
+        row["params"] = params_text(row["params"])
         row["run"] = row["run"][:16]
         row["started_at"] = (row["started_at"] or "")[:16].replace("T", " ")
         row["commit"] = (row["commit"] or "")[:12]
@@ -39,20 +39,6 @@ def runs(
                optional=(("platform",), ("digest",), ("commit",), ("started_at",)),
                empty_hint=hint)  # fmt: skip
 
-
-def _params_text(params) -> str:
-    """``{"model": "knn", "k": 1}`` (as stored, JSON text) as ``model=knn k=1``.
-
-    >>> _params_text('{"model": "knn", "k": 1}'), _params_text("{}"), _params_text(None)
-    ('model=knn k=1', '-', '-')
-    """
-    try:
-        decoded = json.loads(params) if isinstance(params, str) else params
-    except ValueError:
-        return str(params)
-    if not isinstance(decoded, dict):
-        return str(params) if params else "-"
-    return " ".join(f"{k}={v}" for k, v in decoded.items()) or "-"
 
 
 @app.command("diff")

@@ -21,6 +21,8 @@ import os
 import stat
 from pathlib import Path
 
+from importers.detect import CKG_META, CM_META, MLC_META
+
 TRUST_FILE = "trust.json"
 CACHE_DIR = Path("cache") / "steps"
 #: Where the metas found equal to their source's files are remembered (:func:`meta_mismatch`).
@@ -129,11 +131,7 @@ def trust_source(kg, source: str) -> list[dict]:
 
 
 #: The files an artifact's meta is read from, per format whose meta says what runs.
-META_FILES = {
-    "ckg": ("ckg.yaml",),
-    "mlc": ("meta.yaml", "meta.json"),
-    "cm": ("_cm.yaml", "_cm.json"),
-}
+META_FILES = {"ckg": (CKG_META,), "mlc": MLC_META, "cm": CM_META}
 
 
 def meta_mismatch(root: Path, step, home: Path) -> str | None:
