@@ -5,7 +5,7 @@ import shlex
 
 import typer
 
-from ckg.cli.app import app, open_graph, print_rows
+from ckg.cli.app import app, open_graph, params_text, print_rows
 from ckg.cli.db import db_app
 
 
@@ -224,7 +224,9 @@ class RunProgress:
         # The runs so far say how long the rest will take; the first says nothing yet.
         rest = (time.monotonic() - self.started) / done * (total - done) if done else None
         left = f"about {_duration(rest)} left" if rest else ""
-        self.bar.update(self.task, completed=done, total=total, left=left)
+        # Drawn now, not at rich's next tick: a run that ends within a tenth of a second
+        # would otherwise never show its estimate.
+        self.bar.update(self.task, completed=done, total=total, left=left, refresh=True)
         if line:
             self.bar.console.print(line, markup=False, highlight=False)
 
@@ -266,7 +268,7 @@ def _objectives(text: str | None) -> tuple[str, ...]:
 
 
 def _params(run) -> str:
-    return " ".join(f"{k}={v}" for k, v in run.params.items()) or "-"
+    return params_text(run.params)
 
 
 def _print_runs(report) -> None:
