@@ -4,6 +4,7 @@
   the embedded FalkorDB engine and a real Neo4j, emptied before each test), ``kg``
   (a KnowledgeGraph over ``store``), ``corpora`` (the shared corpora folder or a skip).
 - ``tests/fixtures_neo4j.py``: ``neo4j_uri``, a real Neo4j 5 started from Maven Central jars.
+- ``tests/fixtures_users.py``: ``other_user``, a real second local account to attack from.
 """
 
-pytest_plugins = ["tests.fixtures_neo4j", "tests.fixtures_store"]
+pytest_plugins = ["tests.fixtures_neo4j", "tests.fixtures_store", "tests.fixtures_users"]
