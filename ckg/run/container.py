@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ckg.errors import UsageError
+from ckg.errors import InvalidInput, UsageError
 
 ENGINES = ("docker", "podman")
 
@@ -34,6 +34,25 @@ def find_engine() -> str:
     )
 
 
+def check_image(image: str) -> str:
+    """``image`` if a container engine cannot read it as an option; InvalidInput otherwise.
+
+    The image comes from ``--in-container`` (a cluster submitter's too) or from an image
+    archive's meta: ``--privileged`` there would give the step the host.
+
+    >>> check_image("python:3.12-slim")
+    'python:3.12-slim'
+    >>> check_image("--privileged")
+    Traceback (most recent call last):
+    ckg.errors.InvalidInput: container image '--privileged' refused: it starts with '-' \
+(docker would read it as an option)
+    """
+    if image.startswith("-"):
+        raise InvalidInput(f"container image {image!r} refused: it starts with '-' "
+                           "(docker would read it as an option)")
+    return image
+
+
 def docker_run(image: str, command: list[str] | None = None, *, engine: str = "docker",
                workdir: Path | None = None, mounts: tuple[tuple[Path, bool], ...] = (),
                env: dict[str, str] | None = None) -> list[str]:
@@ -53,7 +72,7 @@ def docker_run(image: str, command: list[str] | None = None, *, engine: str = "d
         argv += ["-w", str(workdir)]
     for key, value in sorted((env or {}).items()):
         argv += ["-e", f"{key}={value}"]
-    return [*argv, image, *(command or [])]
+    return [*argv, check_image(image), *(command or [])]
 
 
 def wrap(command: str, image: str, *, engine: str, workdir: Path, artifact_dir: Path,
@@ -108,7 +127,7 @@ def image_commands(meta: dict, kind: str, alias: str, folder: str) -> list[str]:
     where = Path(folder)
     if kind == "dockerfile":
         tag = f"ckg/{alias.lower()}"
-        build = ["docker", "build", "-t", tag, "-f", str(where / meta["file"]), str(where)]
+        build = ["docker", "build", "-t", tag, "-f", str(where / meta["file"]), _operand(where)]
         return [shlex.join(build), shlex.join(docker_run(tag))]
     image = meta.get("ref") or ""
     if not image or (meta.get("layout") == "oci" and not set(image) & set(":/")):
@@ -118,3 +137,13 @@ def image_commands(meta: dict, kind: str, alias: str, folder: str) -> list[str]:
     else:
         load = shlex.join(["docker", "load", "-i", str(where / meta["file"])])
     return [load, shlex.join(docker_run(image))]
+
+
+def _operand(path: Path) -> str:
+    """``path`` as an operand no program reads as an option: the folder comes from the graph.
+
+    >>> _operand(Path("-q")), _operand(Path("images"))
+    ('./-q', 'images')
+    """
+    text = str(path)
+    return "./" + text if text.startswith("-") else text

@@ -141,14 +141,19 @@ def run(kg, target: str, options: Options | None = None, progress=None) -> Repor
         a ``reproduces`` uid or spec that names no result (before anything runs).
     RunFailed
         An untrusted source, a script that needs CM's engine, a failed dependency.
+    InvalidInput
+        An ``in_container`` image that a container engine would read as an option.
     """
     options = options or Options()
     if options.repeat < 1:
         raise UsageError(f"--repeat must be at least 1, got {options.repeat}")
-    if options.in_container and not options.dry_run:
-        from ckg.run.container import find_engine
+    if options.in_container:
+        from ckg.run.container import check_image, find_engine
 
-        find_engine()  # before anything is planned: one clear line where there is none
+        # Before anything is planned or runs: one clear line for a bad image or no engine.
+        check_image(options.in_container)
+        if not options.dry_run:
+            find_engine()
     return _Runner(kg, target, options, progress).go()
 
 
