@@ -81,6 +81,9 @@ def params_text(params) -> str:
 #: Deepest nesting of lists and maps in a ``--param`` value: a deeper one would come back
 #: from the engines deeper than Python's recursion limit lets the reply be read.
 MAX_PARAM_DEPTH = 100
+#: The integers both engines hold: beyond them FalkorDB clamps without a word and the Neo4j
+#: driver raises OverflowError.
+INT64 = range(-(2**63), 2**63)
 
 
 def parse_params(pairs: list[str] | None) -> dict:
@@ -113,8 +116,16 @@ def _too_deep(name: str):
 
 
 def _check_param(name: str, value) -> None:
-    """Refuse what no engine can take: nesting deeper than :data:`MAX_PARAM_DEPTH`, and
-    text that is not UTF-8 (a JSON escape such as ``"\\udcff"`` decodes to a lone surrogate)."""
+    """Refuse what no engine can take: nesting deeper than :data:`MAX_PARAM_DEPTH`, text
+    that is not UTF-8 (a JSON escape such as ``"\\udcff"`` decodes to a lone surrogate), and
+    integers beyond 64 bits (refused rather than kept as text: a number compared with text
+    matches nothing, which would look like an empty answer).
+
+    >>> _check_param("n", [1, 2**63])
+    Traceback (most recent call last):
+    ckg.errors.UsageError: --param n: 9223372036854775808 does not fit the 64-bit integers a \
+graph holds; pass it as text with n='"9223372036854775808"'
+    """
     from ckg.errors import UsageError
 
     stack = [(value, 0)]
@@ -131,6 +142,9 @@ def _check_param(name: str, value) -> None:
                 item.encode()
             except UnicodeEncodeError:
                 raise UsageError(f"--param {name}: {item!r} is not valid UTF-8 text") from None
+        elif isinstance(item, int) and item not in INT64:
+            raise UsageError(f"--param {name}: {item} does not fit the 64-bit integers a graph "
+                             f"""holds; pass it as text with {name}='"{item}"'""")
 
 
 def print_rows(
