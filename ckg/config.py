@@ -48,16 +48,54 @@ def private_dir(path: Path) -> Path:
     Raises
     ------
     StoreUnavailable
-        When ``path`` exists and belongs to another user (its owner could change it back).
+        When ``path`` exists and belongs to another user (its owner could change it back);
+        when it, or a folder above it, is a symbolic link of another user (planted in a
+        shared folder such as ``/tmp``, it would put the folder where that user chose); when
+        ``path`` was writable by others and holds something of another user's.
     """
     path = Path(path)
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _make_dirs(path)
     info = path.stat()
     if info.st_uid != os.getuid():
         raise StoreUnavailable(f"{path} belongs to another user (uid {info.st_uid}), not to you")
     if stat.S_IMODE(info.st_mode) & 0o077:
         path.chmod(0o700)
+        if info.st_mode & 0o022:
+            _refuse_planted(path)
     return path
+
+
+def _make_dirs(path: Path) -> None:
+    """Create ``path`` (0700) and its missing parents, one at a time, each checked with
+    ``lstat``: a symbolic link on the way is followed only if it is the user's or root's."""
+    me = os.getuid()
+    path = path.absolute()
+    for folder in [*reversed(path.parents), path]:
+        try:
+            os.mkdir(folder, 0o700 if folder == path else 0o777)  # never follows a last link
+        except FileExistsError:
+            pass
+        info = os.lstat(folder)
+        if stat.S_ISLNK(info.st_mode) and info.st_uid not in (me, 0):
+            where = "" if folder == path else f" on the way to {path}"
+            raise StoreUnavailable(
+                f"{folder} is a symbolic link of another user (uid {info.st_uid}): refused{where}"
+            )
+
+
+def _refuse_planted(path: Path) -> None:
+    """Refuse a folder that others could write to until now if it holds anything of
+    another user's (a link planted as ``cache`` would put every clone where they chose).
+    Walked once: the folder is private from then on."""
+    me = os.getuid()
+    for folder, dirs, files in os.walk(path):  # links are not followed
+        for name in dirs + files:
+            owner = os.lstat(os.path.join(folder, name)).st_uid
+            if owner != me:
+                raise StoreUnavailable(
+                    f"{os.path.join(folder, name)} belongs to another user (uid {owner}) and "
+                    f"{path} was writable by others: remove it"
+                )
 
 
 @contextmanager
