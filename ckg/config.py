@@ -72,10 +72,13 @@ def _make_dirs(path: Path) -> None:
     path = path.absolute()
     for folder in [*reversed(path.parents), path]:
         try:
-            os.mkdir(folder, 0o700 if folder == path else 0o777)  # never follows a last link
-        except FileExistsError:
-            pass
-        info = os.lstat(folder)
+            info = os.lstat(folder)
+        except FileNotFoundError:
+            try:
+                os.mkdir(folder, 0o700 if folder == path else 0o777)  # never follows a link
+            except FileExistsError:
+                pass  # made meanwhile: checked below like any other
+            info = os.lstat(folder)
         if stat.S_ISLNK(info.st_mode) and info.st_uid not in (me, 0):
             where = "" if folder == path else f" on the way to {path}"
             raise StoreUnavailable(
