@@ -50,21 +50,22 @@ class KnowledgeGraph:
         with config.private_files():
             return run(self, target, Options(**options), progress)
 
-    def run_on_cluster(self, target: str, scheduler: str, *, platform=(), tls=(),
+    def run_on_cluster(self, target: str, scheduler: str, *, platform=(), certs=None,
                        insecure: bool = False, progress=None, **options):
-        """:meth:`run` with each grid point a task of the Dask ``scheduler``, run by the
-        ``ckg worker`` processes that offer ``platform``; see
+        """:meth:`run` with each grid point a task of the Dask ``scheduler``
+        (``tls://HOST:8786``, with the certificates of ``ckg cluster certs`` in the folder
+        ``certs``), run by the ``ckg worker`` processes that offer ``platform``; see
         :func:`ckg.cluster.submit.run_on_cluster`."""
         from ckg.cluster.submit import run_on_cluster
         from ckg.run import Options
 
         return run_on_cluster(self, target, Options(**options), scheduler, platform=platform,
-                              tls=tls, insecure=insecure, progress=progress)
+                              certs=certs, insecure=insecure, progress=progress)
 
     def serve_worker(self, scheduler: str, **options) -> None:
         """Run a Dask worker of ``scheduler`` that runs grid points here and records them in
         this graph, until the scheduler or a signal ends it (:func:`ckg.cluster.worker.serve`;
-        options ``labels``, ``nthreads``, ``name``, ``tls``, ``insecure``, ``on_start``)."""
+        options ``labels``, ``nthreads``, ``name``, ``certs``, ``insecure``, ``on_start``)."""
         from ckg.cluster.worker import serve
 
         with config.private_files():

@@ -1,5 +1,6 @@
 """``ckg run --cluster`` and ``ckg worker``: a real Neo4j, a real ``dask scheduler`` and two
-``ckg worker`` processes on 127.0.0.1, labelled ``cpu-a`` and ``cpu-b``."""
+``ckg worker`` processes on 127.0.0.1, labelled ``cpu-a`` and ``cpu-b``, in TLS with the
+certificates of ``ckg cluster certs`` (tests/dask_cluster.py)."""
 
 import json
 import os
@@ -13,15 +14,12 @@ from pathlib import Path
 import pytest
 
 from ckg.store import open_store
-from tests.fixtures_neo4j import free_port
+from tests.dask_cluster import CKG, STARTUP_S, Worker, copy_certs, make_certs, scheduler
 from tests.gitrepo import git
 
-BIN = Path(sys.executable).parent
-CKG = str(BIN / "ckg")
 LABELS = ("cpu-a", "cpu-b")
 #: Long enough that a worker can be killed while it still has points to run.
 PAUSE_S = 0.4
-STARTUP_S = 60
 
 RUNS = """
 MATCH (r:Run)-[:IN]->(e:Experiment {uid: $exp})
@@ -30,45 +28,6 @@ OPTIONAL MATCH (r)-[:MEASURED]->(m:Measurement {metric: 'f1'})
 RETURN r.uid AS uid, r.status AS status, r.worker AS worker, r.worker_labels AS labels,
        r.params AS params, p.uid AS platform, collect(m.value) AS f1
 """
-
-
-class Worker:
-    """One ``ckg worker`` subprocess with its own CKG_HOME (trust list, caches, journal)."""
-
-    def __init__(self, label: str, home: Path, uri: str, scheduler: str):
-        self.label, self.home, self.uri, self.scheduler = label, home, uri, scheduler
-        self.process = None
-        self.address = self.offers = ""
-
-    def start(self) -> "Worker":
-        log = self.home / f"worker-{time.monotonic_ns()}.log"
-        with open(log, "w") as err:
-            self.process = subprocess.Popen(
-                [CKG, "--db", self.uri, "worker", "--scheduler", self.scheduler,
-                 "--label", self.label],
-                env={**os.environ, "CKG_HOME": str(self.home)},
-                stdout=subprocess.DEVNULL, stderr=err,
-            )
-        deadline = time.monotonic() + STARTUP_S
-        while time.monotonic() < deadline:
-            for line in log.read_text().splitlines():
-                if line.startswith("ckg worker "):
-                    self.address, _, self.offers = line[len("ckg worker "):].partition(" offers ")
-                    return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"ckg worker {self.label} did not start:\n{log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def _ckg(*args, home: Path, check_code=0, timeout=120):
@@ -99,28 +58,21 @@ def cluster(neo4j_uri, tmp_path_factory):
     submitter = root / "submitter"
     submitter.mkdir()
     _ckg("--db", neo4j_uri, "ingest", str(repo), home=submitter)
-    port = free_port()
-    scheduler_log = open(root / "scheduler.log", "w")
-    scheduler = subprocess.Popen(
-        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-         "--no-dashboard"], stdout=scheduler_log, stderr=scheduler_log,
-    )
-    address = f"tcp://127.0.0.1:{port}"
+    # As the README says: the submitter makes the certificates, each worker gets a copy.
+    certs = make_certs(submitter)
     workers = {}
-    try:
-        for label in LABELS:
-            home = root / label
-            home.mkdir()
-            _ckg("--db", neo4j_uri, "trust", str(repo), home=home)
-            workers[label] = Worker(label, home, neo4j_uri, address).start()
-        yield {"uri": neo4j_uri, "scheduler": address, "workers": workers, "root": root,
-               "submitter": submitter}
-    finally:
-        for worker in workers.values():
-            worker.stop()
-        scheduler.terminate()
-        scheduler.wait(timeout=20)
-        scheduler_log.close()
+    with scheduler(certs, root / "scheduler.log") as address:
+        try:
+            for label in LABELS:
+                home = root / label
+                copy_certs(certs, home)
+                _ckg("--db", neo4j_uri, "trust", str(repo), home=home)
+                workers[label] = Worker(label, home, neo4j_uri, address).start()
+            yield {"uri": neo4j_uri, "scheduler": address, "workers": workers, "root": root,
+                   "submitter": submitter, "certs": certs}
+        finally:
+            for worker in workers.values():
+                worker.stop()
 
 
 def _submit(cluster, *args):
@@ -189,14 +141,8 @@ def test_a_worker_killed_mid_grid_loses_no_run_and_duplicates_none(cluster):
 
 def test_a_point_whose_worker_dask_gives_up_on_is_marked_lost(cluster):
     """A scheduler that allows no failures: the first worker death loses the point for good."""
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
-    scheduler = subprocess.Popen(
-        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-         "--no-dashboard"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
+    env = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    with scheduler(cluster["certs"], cluster["root"] / "strict.log", env) as address:
         home = cluster["workers"]["cpu-a"].home  # trusts the repository already
         doomed = Worker("doomed", home, cluster["uri"], address).start()
         submit = subprocess.Popen(
@@ -220,9 +166,6 @@ def test_a_point_whose_worker_dask_gives_up_on_is_marked_lost(cluster):
             rows = store.run("MATCH (r:Run {uid: $u}) RETURN r.status AS s, r.worker AS w",
                              {"u": run["uid"]})
             assert rows == [{"s": "lost", "w": doomed.address}]
-    finally:
-        scheduler.terminate()
-        scheduler.wait(timeout=20)
 
 
 def test_a_task_executed_twice_runs_its_command_once(cluster, tmp_path):
@@ -231,6 +174,7 @@ def test_a_task_executed_twice_runs_its_command_once(cluster, tmp_path):
     from distributed import Client
 
     import ckg
+    from ckg.cluster.certs import security_for
     from ckg.cluster.submit import task_specs
     from ckg.cluster.worker import run_task
     from ckg.run import Options
@@ -239,7 +183,8 @@ def test_a_task_executed_twice_runs_its_command_once(cluster, tmp_path):
     with ckg.open(cluster["uri"], home=cluster["submitter"]) as kg:
         [spec] = task_specs(kg, "pauser", Options(grid={"tally": [str(tally)]}),
                             cluster["scheduler"], ("cpu-b",))
-    with Client(cluster["scheduler"], set_as_default=False) as client:
+    member = security_for(cluster["scheduler"], "client", cluster["certs"])
+    with Client(cluster["scheduler"], security=member, set_as_default=False) as client:
         first = client.submit(run_task, spec, resources=spec["need"], pure=False).result()
         again = client.submit(run_task, spec, resources=spec["need"], pure=False).result()
     assert first["status"] == again["status"] == "ok" and first["uid"] == again["uid"]
@@ -301,19 +246,21 @@ def test_a_folder_trust_and_an_unknown_platform_are_refused_at_submission(cluste
 
 @pytest.mark.parametrize("args, message", [
     (["run", "x", "--cluster", "tcp://10.1.2.3:8786"], "--cluster tcp://10.1.2.3:8786: a "
-     "scheduler beyond this host runs whatever reaches it, unauthenticated; give --tls-ca"),
-    (["worker", "--scheduler", "tcp://10.1.2.3:8786"], "--scheduler tcp://10.1.2.3:8786: a "
-     "scheduler beyond this host"),
-    (["run", "x", "--cluster", "tcp://10.1.2.3:8786", "--tls-ca", "ca.pem"],
-     "--tls-ca, --tls-cert and --tls-key go together"),
-    (["run", "x", "--cluster", "http://127.0.0.1:8786"], "expected tcp://HOST:PORT"),
+     "tcp:// scheduler runs what anyone who reaches it sends, another local user included; "
+     "start it with the certificates of `ckg cluster certs` and give tls://, or --insecure"),
+    (["worker", "--scheduler", "tcp://127.0.0.1:8786"], "--scheduler tcp://127.0.0.1:8786: a "
+     "tcp:// scheduler runs what anyone who reaches it sends"),
+    (["run", "x", "--cluster", "10.1.2.3:8786"], "no cluster certificate {home}/cluster/ca.pem:"
+     " make them with `ckg cluster certs {home}/cluster` and copy that folder here, or name "
+     "the folder with --certs or CKG_CLUSTER_CERTS"),
+    (["run", "x", "--cluster", "http://127.0.0.1:8786"], "expected tls://HOST:PORT"),
     (["run", "x", "--cluster", "127.0.0.1:8786", "--platform", "colour=red"],
      "--platform 'colour=red': expected a label or FIELD=VALUE"),
 ])
 def test_an_unsafe_or_malformed_cluster_flag_is_one_line_and_exit_2(ckg_home, args, message):
     done = _ckg(*args, home=ckg_home, check_code=2)
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert len(lines) == 1 and message.format(home=ckg_home) in lines[0], done.stderr
 
 
 def test_a_run_without_cluster_never_imports_dask(ckg_home, tmp_path):
@@ -339,7 +286,7 @@ def test_without_dask_cluster_flags_say_what_to_install(ckg_home):
         "import sys\n"
         "sys.modules['distributed'] = None  # as if not installed: importing it fails\n"
         "from ckg.cli import main\n"
-        "sys.argv = ['ckg', 'worker', '--scheduler', 'tcp://127.0.0.1:8786']\n"
+        "sys.argv = ['ckg', 'worker', '--scheduler', 'tls://127.0.0.1:8786']\n"
         "main()\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

@@ -2,6 +2,7 @@
 
 import json
 import shlex
+from pathlib import Path
 
 import typer
 
@@ -37,17 +38,19 @@ def run(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     cluster: str = typer.Option(
-        None, "--cluster", help="tcp://HOST:8786: run each grid point on a `ckg worker` there."
+        None, "--cluster", help="tls://HOST:8786: run each grid point on a `ckg worker` there."
     ),
     platform: list[str] = typer.Option(
         None, "--platform", help="With --cluster: a worker label, or FIELD=VALUE such as "
         "gpu=H200, that the workers must offer; repeatable.",
     ),
-    tls_ca: str = typer.Option(None, "--tls-ca", help="With --cluster: Dask TLS CA file."),
-    tls_cert: str = typer.Option(None, "--tls-cert", help="With --cluster: TLS certificate."),
-    tls_key: str = typer.Option(None, "--tls-key", help="With --cluster: TLS key file."),
+    certs: Path = typer.Option(
+        None, "--certs", help="With --cluster: the folder of `ckg cluster certs` (default: "
+        "$CKG_CLUSTER_CERTS, else $CKG_HOME/cluster).",
+    ),
     insecure: bool = typer.Option(
-        False, "--insecure", help="With --cluster: allow a non-loopback scheduler without TLS."
+        False, "--insecure", help="With --cluster: accept a tcp:// scheduler, unauthenticated: "
+        "any local user, and anyone who reaches it, can run code on its workers.",
     ),
 ) -> None:
     """Plan, execute, measure and record TARGET, over a grid of parameters.
@@ -58,8 +61,8 @@ def run(
 
     Example: ckg run sklearn-digits --grid model=knn --reproduces dataset=digits,model=knn
 
-    Example: ckg run sklearn-digits --grid model=knn,logreg --cluster tcp://10.0.0.5:8786
-    --platform gpu=H200 --tls-ca ca.pem --tls-cert me.pem --tls-key me.key
+    Example: ckg run sklearn-digits --grid model=knn,logreg --cluster tls://10.0.0.5:8786
+    --platform gpu=H200
     """
     from ckg.run.workflow import parse_env, parse_grid
 
@@ -82,10 +85,13 @@ def run(
     # A grid spread over machines says on stderr where each point ran, terminal or not.
     with open_graph() as kg, RunProgress(not (as_json or dry_run), lines=bool(cluster)) as shown:
         if cluster:
-            report = kg.run_on_cluster(
-                target, cluster, platform=tuple(platform or ()), tls=(tls_ca, tls_cert, tls_key),
-                insecure=insecure, progress=shown.update, **options,
-            )
+            from ckg.cli.cluster import warning_lines
+
+            with warning_lines():
+                report = kg.run_on_cluster(
+                    target, cluster, platform=tuple(platform or ()), certs=certs,
+                    insecure=insecure, progress=shown.update, **options,
+                )
         else:
             report = kg.run(target, progress=shown.update, **options)
     if dry_run:

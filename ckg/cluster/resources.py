@@ -1,4 +1,4 @@
-"""Dask resources: what a ckg worker offers, what a task asks for; and when TLS is required.
+"""Dask resources: what a ckg worker offers, what a task asks for; which schedulers to trust.
 
 A Dask resource is a name with a quantity; a task runs only on a worker that offers every
 name it asks for. A ckg worker offers one :data:`SLOT`, which every ckg task takes, so it
@@ -10,7 +10,7 @@ H200: a GPU is offered under its whole name and under each word of it.
 """
 
 import ipaddress
-from pathlib import Path
+import os
 from urllib.parse import urlsplit
 
 from ckg.errors import CkgError, UsageError
@@ -78,25 +78,30 @@ def required(platform: list[str] | tuple[str, ...]) -> dict[str, float]:
     return wanted
 
 
-def check_address(address: str, flag: str, *, tls: tuple = (), insecure: bool = False) -> str:
-    """The scheduler ``address`` to connect to, ``tls://`` when certificates are given.
+class Insecure(UserWarning):
+    """``insecure``: a scheduler whose every client may run code on its workers."""
 
-    A scheduler beyond this host executes what anyone who reaches it sends, and Dask does
-    not authenticate by default: such an address needs Dask's TLS (``tls`` = CA,
-    certificate and key files) or an explicit ``insecure``.
+
+def check_address(address: str, flag: str, *, insecure: bool = False) -> str:
+    """The scheduler ``address`` to connect to: ``tls://``, or ``tcp://`` with ``insecure``.
+
+    Dask authenticates nobody by default: whoever reaches a ``tcp://`` scheduler (another
+    user of this host through loopback included) runs code on its workers as their users.
+    So an address without a scheme is TLS with the cluster's certificates
+    (:mod:`ckg.cluster.certs`), and ``tcp://`` needs an explicit ``insecure``
+    (:func:`insecure_risk` says what that allows).
 
     >>> check_address("127.0.0.1:8786", "--cluster")
-    'tcp://127.0.0.1:8786'
+    'tls://127.0.0.1:8786'
     >>> check_address("tcp://10.0.0.5:8786", "--cluster", insecure=True)
     'tcp://10.0.0.5:8786'
 
     Raises
     ------
     UsageError
-        A malformed address, a non-loopback one without TLS or ``insecure``, TLS files
-        of which one is missing or does not exist.
+        A malformed address, or ``tcp://`` without ``insecure``.
     """
-    text = address if "://" in address else f"tcp://{address}"
+    text = address if "://" in address else f"tls://{address}"
     parts = urlsplit(text)
     try:
         host, port = parts.hostname, parts.port
@@ -104,38 +109,28 @@ def check_address(address: str, flag: str, *, tls: tuple = (), insecure: bool = 
         host = port = None
     if parts.scheme not in ("tcp", "tls") or not host or not port:
         raise UsageError(
-            f"{flag} {address!r}: expected tcp://HOST:PORT or tls://HOST:PORT "
-            "(a Dask scheduler, port 8786 by default)"
+            f"{flag} {address!r}: expected tls://HOST:PORT (a Dask scheduler with the "
+            "certificates of `ckg cluster certs`, port 8786 by default)"
         )
-    given = [f for f in tls if f]
-    if given and len(given) != 3:
-        raise UsageError(f"{flag} {address}: --tls-ca, --tls-cert and --tls-key go together")
-    for path in given:
-        if not Path(path).is_file():
-            raise UsageError(f"{flag} {address}: TLS file {path} does not exist")
-    if given:
-        return f"tls://{parts.netloc}"
-    if parts.scheme == "tls":
-        raise UsageError(f"{flag} {address}: tls:// needs --tls-ca, --tls-cert and --tls-key")
-    if not is_loopback(host) and not insecure:
+    if parts.scheme == "tcp" and not insecure:
         raise UsageError(
-            f"{flag} {address}: a scheduler beyond this host runs whatever reaches it, "
-            "unauthenticated; give --tls-ca, --tls-cert and --tls-key (Dask TLS), or "
-            "--insecure on a network you trust"
+            f"{flag} {address}: a tcp:// scheduler runs what anyone who reaches it sends, "
+            "another local user included; start it with the certificates of `ckg cluster "
+            "certs` and give tls://, or --insecure to accept that"
         )
     return text
 
 
-def security(tls: tuple, role: str):
-    """Dask's TLS settings for ``role`` (``client`` or ``worker``) from the (CA, certificate,
-    key) files given, encryption required; None without them (loopback, or --insecure)."""
-    if not any(tls):
-        return None
-    from distributed.security import Security
+def insecure_risk(address: str, role: str) -> str:
+    """What ``insecure`` allows, said to the user of a ``worker`` or a ``client``.
 
-    ca, cert, key = tls
-    return Security(tls_ca_file=ca, require_encryption=True,
-                    **{f"tls_{role}_cert": cert, f"tls_{role}_key": key})
+    >>> insecure_risk("tcp://127.0.0.1:8786", "client")  # doctest: +ELLIPSIS
+    '--insecure: tcp://127.0.0.1:8786 authenticates nobody: any local user, and anyone...'
+    """
+    whom = (f"as {_user()} on this worker" if role == "worker"
+            else "on its workers, as their users, and read what they return")
+    return (f"--insecure: {address} authenticates nobody: any local user, and anyone who "
+            f"reaches its port, can run code {whom}")
 
 
 def require_dask() -> None:
@@ -161,6 +156,15 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _user() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without an account, in a container
+        return f"uid {os.getuid()}"
 
 
 def _name(field: str, value) -> str:

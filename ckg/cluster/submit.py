@@ -11,6 +11,7 @@ import json
 import uuid
 from dataclasses import replace
 
+from ckg.cluster import certs as cluster_certs
 from ckg.cluster import resources
 from ckg.errors import RunFailed, UsageError
 from ckg.run import workflow
@@ -79,7 +80,7 @@ def task_specs(kg, target: str, options: Options, scheduler: str,
 
 
 def run_on_cluster(kg, target: str, options: Options, scheduler: str, *, platform=(),
-                   tls: tuple = (), insecure: bool = False, progress=None) -> Report:
+                   certs=None, insecure: bool = False, progress=None) -> Report:
     """Run the grid of ``options`` on the workers of the Dask ``scheduler``.
 
     Parameters
@@ -87,8 +88,10 @@ def run_on_cluster(kg, target: str, options: Options, scheduler: str, *, platfor
     kg : ckg.api.KnowledgeGraph
         The graph the workers record into (the same database, reached from here).
     scheduler : str
-        ``tcp://HOST:PORT``; a non-loopback one needs ``tls`` (CA, certificate and key
-        files) or ``insecure`` (:func:`ckg.cluster.resources.check_address`).
+        ``tls://HOST:PORT``; ``tcp://`` only with ``insecure``, which warns
+        (:func:`ckg.cluster.resources.check_address`).
+    certs : path, optional
+        The folder of ``ckg cluster certs`` (:func:`ckg.cluster.certs.folder` when None).
     platform : sequence of str
         Labels or ``FIELD=value`` (``gpu=H200``) every worker that runs a point must offer;
         a grid axis ``platform`` (``--grid platform=arm,h200``) adds one per point, so that
@@ -109,12 +112,15 @@ def run_on_cluster(kg, target: str, options: Options, scheduler: str, *, platfor
     RunFailed
         No scheduler answers at ``scheduler``, or none of its workers offers what a point
         needs (checked when the grid is submitted; a worker lost later is waited for).
+    UsageError
+        A malformed address, ``tcp://`` without ``insecure``, certificates missing or
+        readable by others (:func:`ckg.cluster.certs.files`).
     """
-    address = resources.check_address(scheduler, "--cluster", tls=tls, insecure=insecure)
+    address = resources.check_address(scheduler, "--cluster", insecure=insecure)
     resources.require_dask()
     resources.required(platform)  # a malformed --platform before anything else
+    security = cluster_certs.security_for(address, "client", certs, kg.home)
     specs = task_specs(kg, target, options, address, platform)
-    security = resources.security(tls, "client")
     results = _collect(address, specs, security, progress or (lambda *finished: None))
     lost = [uid for uid, done in results.items() if done["status"] == "lost"]
     if lost:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from ckg.cluster import certs as cluster_certs
 from ckg.cluster import resources
 from ckg.errors import CkgError, RunFailed
 from ckg.run import trust
@@ -34,6 +35,8 @@ SET r.status = 'running', r.worker = $worker, r.worker_labels = $labels, r.claim
 FAILED = "MATCH (r:Run {uid: $uid}) SET r.status = 'failed', r.error = $error"
 SOURCES = "MATCH (s:Source) WHERE s.uid IN $uids RETURN s.uid AS uid, s.digest AS digest"
 LOG_TAIL_LINES = 20
+#: The worker's Dask scratch space, in its (private) home.
+SCRATCH = "dask-scratch-space"
 
 
 @dataclass(slots=True)
@@ -50,7 +53,7 @@ _HOST: _Host | None = None  # set by serve(), in the process whose Dask worker r
 
 
 def serve(kg, scheduler: str, *, labels=(), nthreads: int = 1, name: str | None = None,
-          tls: tuple = (), insecure: bool = False, on_start=None) -> None:
+          certs=None, insecure: bool = False, on_start=None) -> None:
     """Run a Dask worker of ``scheduler`` until the scheduler or a signal ends it.
 
     Parameters
@@ -58,25 +61,31 @@ def serve(kg, scheduler: str, *, labels=(), nthreads: int = 1, name: str | None 
     kg : ckg.api.KnowledgeGraph
         The shared graph the tasks record into, and this worker's home.
     scheduler : str
-        ``tcp://HOST:PORT``; a non-loopback one needs ``tls`` or ``insecure``
+        ``tls://HOST:PORT``; ``tcp://`` only with ``insecure``
         (:func:`ckg.cluster.resources.check_address`).
     labels : sequence of str
         Offered as ``label=L`` resources, and recorded on each Run as ``worker_labels``.
     nthreads : int
         Tasks at once; each takes the worker's single ``ckg`` slot, so measured tasks never
         overlap on one worker whatever this is.
-    tls : (ca, cert, key)
-        Files of Dask's TLS.
+    certs : path, optional
+        The folder of ``ckg cluster certs`` (:func:`ckg.cluster.certs.folder` when None):
+        this worker talks only to members of that cluster, in TLS.
+    insecure : bool
+        Allow a ``tcp://`` scheduler, with a warning (:class:`~ckg.cluster.resources.Insecure`):
+        any local user, and anyone who reaches it, can then run code here as this user.
     on_start : callable, optional
         Called with the address and the offered resources once the worker is registered.
 
     Raises
     ------
     UsageError
-        A malformed or non-loopback address without TLS or ``insecure``.
+        A malformed address, ``tcp://`` without ``insecure``, certificates missing or
+        readable by others (:func:`ckg.cluster.certs.files`).
     """
-    address = resources.check_address(scheduler, "--scheduler", tls=tls, insecure=insecure)
+    address = resources.check_address(scheduler, "--scheduler", insecure=insecure)
     resources.require_dask()
+    security = cluster_certs.security_for(address, "worker", certs, kg.home)
     fingerprint = detect_cached(kg.home)
     uid = platform_uid(fingerprint)
     offered = resources.offered(fingerprint, list(labels), uid)
@@ -84,15 +93,17 @@ def serve(kg, scheduler: str, *, labels=(), nthreads: int = 1, name: str | None 
     _HOST = _Host(kg, [label.lower() for label in labels], uid, {})
     host = urlsplit(address).hostname
     listen = host if resources.is_loopback(host) else None  # else the route to the scheduler
-    security = resources.security(tls, "worker")
-    asyncio.run(_serve(address, offered, nthreads, name, security, listen, on_start))
+    # Not Dask's default /tmp/dask-scratch-space, which another local user can create first
+    # and then swap the data this worker spills and reads back (pickles) for their own.
+    scratch = str(kg.home / SCRATCH)
+    asyncio.run(_serve(address, offered, nthreads, name, security, listen, scratch, on_start))
 
 
-async def _serve(address, offered, nthreads, name, security, listen, on_start) -> None:
+async def _serve(address, offered, nthreads, name, security, listen, scratch, on_start) -> None:
     from distributed import Worker
 
     async with Worker(address, nthreads=nthreads, resources=offered, name=name,
-                      security=security, host=listen) as worker:
+                      security=security, host=listen, local_directory=scratch) as worker:
         if on_start:
             on_start(worker.address, offered)
         await worker.finished()
