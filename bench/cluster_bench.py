@@ -15,11 +15,16 @@ speed-up is local / 2 workers and 1 worker / 2 workers, with trivial points and 
 that sleep ``--pause`` seconds (work that does not compete for this host's 2 cores, as work
 on two machines would not). The load average is printed beside the figures.
 
-Usage: ``.venv/bin/python bench/cluster_bench.py [--points 40] [--tries 3] [--pause 0.2]``
+Every connection is TLS with the certificates of ``ckg cluster certs``, as the README says;
+``--plain`` measures a ``tcp://`` scheduler with ``--insecure`` instead, to see what TLS costs.
+
+Usage: ``.venv/bin/python bench/cluster_bench.py [--points 40] [--tries 3] [--pause 0.2]
+[--plain]``
 """
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,11 +53,11 @@ def ckg(uri: str, home: Path, *args: str) -> float:
     return time.perf_counter() - start
 
 
-def start_worker(uri: str, home: Path, scheduler: str, label: str) -> subprocess.Popen:
+def start_worker(uri: str, home: Path, scheduler: str, label: str, *flags) -> subprocess.Popen:
     log = home / "worker.log"
     with open(log, "w") as err:
         process = subprocess.Popen(
-            [CKG, "--db", uri, "worker", "--scheduler", scheduler, "--label", label],
+            [CKG, "--db", uri, "worker", "--scheduler", scheduler, "--label", label, *flags],
             env={**os.environ, "CKG_HOME": str(home)}, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 60
     while "ckg worker " not in log.read_text():
@@ -62,12 +67,12 @@ def start_worker(uri: str, home: Path, scheduler: str, label: str) -> subprocess
     return process
 
 
-def measure(uri, homes, scheduler, points, tries, pause) -> dict[str, float]:
+def measure(uri, homes, scheduler, points, tries, pause, flags) -> dict[str, float]:
     grid = ["--grid", f"n={','.join(map(str, range(1, points + 1)))}", "--grid", f"pause={pause}"]
     ways = {
         "local": ["run", "noop", *grid],
-        "1 worker": ["run", "noop", *grid, "--cluster", scheduler, "--platform", "a"],
-        "2 workers": ["run", "noop", *grid, "--cluster", scheduler],
+        "1 worker": ["run", "noop", *grid, "--cluster", scheduler, "--platform", "a", *flags],
+        "2 workers": ["run", "noop", *grid, "--cluster", scheduler, *flags],
     }
     return {name: min(ckg(uri, homes["submitter"], *args) for _ in range(tries))
             for name, args in ways.items()}
@@ -79,6 +84,7 @@ def main() -> None:
     parser.add_argument("--tries", type=int, default=3)
     parser.add_argument("--pause", type=float, default=0.2)
     parser.add_argument("--neo4j-uri", help="use this Neo4j instead of starting one")
+    parser.add_argument("--plain", action="store_true", help="tcp:// and --insecure, no TLS")
     args = parser.parse_args()
     from tests.fixtures_neo4j import (
         TEST_PASSWORD,
@@ -111,16 +117,24 @@ def main() -> None:
             ckg(uri, homes["submitter"], "ingest", str(repo))
             ckg(uri, homes["submitter"], "trust", str(repo))
             port = free_port()
-            scheduler = f"tcp://127.0.0.1:{port}"
+            flags, tls = ["--insecure"], []
+            if not args.plain:  # the README's way: certificates in each home's cluster/
+                ckg(uri, homes["submitter"], "cluster", "certs")
+                certs = homes["submitter"] / "cluster"
+                for label in ("a", "b"):
+                    shutil.copytree(certs, homes[label] / "cluster")
+                flags, tls = [], ["--tls-ca-file", certs / "ca.pem", "--tls-cert",
+                                  certs / "scheduler.pem", "--tls-key", certs / "scheduler.key"]
+            scheduler = f"{'tcp' if args.plain else 'tls'}://127.0.0.1:{port}"
             processes.append(subprocess.Popen(
                 [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                 "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                 "--no-dashboard", *tls], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             for label in ("a", "b"):
                 ckg(uri, homes[label], "trust", str(repo))
-                processes.append(start_worker(uri, homes[label], scheduler, label))
-            ckg(uri, homes["submitter"], "run", "noop", "--cluster", scheduler)  # warm caches
+                processes.append(start_worker(uri, homes[label], scheduler, label, *flags))
+            ckg(uri, homes["submitter"], "run", "noop", "--cluster", scheduler, *flags)  # warm
             for pause in (0.0, args.pause):
-                walls = measure(uri, homes, scheduler, args.points, args.tries, pause)
+                walls = measure(uri, homes, scheduler, args.points, args.tries, pause, flags)
                 load = os.getloadavg()
                 shown = ", ".join(f"{name} {wall:.2f} s" for name, wall in walls.items())
                 print(f"{args.points} points of sleep {pause}: {shown} (best of {args.tries}; "
