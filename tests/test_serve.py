@@ -5,15 +5,15 @@ One graph and one server serve the whole module: the cm4mlops scripts, the SQuAD
 Papers with Code, the MLPerf records, three runs of the demo's grid, and a probe artifact whose
 alias, tags, description and variation are HTML written to attack the page.
 Screenshots of every page go to ``$CKG_SERVE_SCREENSHOTS`` or, without it, to a folder of the
-test run (its path is printed in the test's report line).
+test run (its path is printed in the test's report line). Every request goes as the owner's
+browser sends it: signed in once through the URL the server printed, with its cookie after.
 """
 
+import http.cookiejar
 import json
 import os
 import re
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,8 +25,8 @@ import pytest
 import ckg
 from ckg.run.demo import EXAMPLE
 from ckg.store.server import stop_server
+from tests.serving import CKG, serve_env, start_serve, stop_serve
 
-CKG = Path(sys.executable).with_name("ckg")
 #: Debian's chromedriver: Selenium Manager cannot download one on an offline machine.
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -73,47 +73,29 @@ def home(tmp_path_factory, corpora):
     stop_server(path)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(home: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "NEO4J_URI"}
-    return {**env, "CKG_HOME": str(home), "CKG_DB": "embedded"}
+#: The owner's HTTP client: it keeps the cookie the printed URL sets, as a browser does.
+OWNER = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
 
 
 @pytest.fixture(scope="module")
-def server(home):
-    """``ckg serve`` on a free port, as a user starts it; its base URL."""
-    port = _free_port()
-    log = (home / "serve.log").open("w")
-    proc = subprocess.Popen([str(CKG), "serve", "--port", str(port)], env=_env(home),
-                            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(base + "/api", timeout=5).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"ckg serve did not start: {(home / 'serve.log').read_text()}")
-            time.sleep(0.2)
-    yield base, proc
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
-    errors = (home / "serve.log").read_text()
-    assert "Traceback" not in errors, errors
+def served(home):
+    """``ckg serve`` on a free port, as a user starts it, with the owner signed in."""
+    server = start_serve(home, home / "serve.log")
+    OWNER.open(server.url, timeout=30).read()
+    yield server
+    stop_serve(server, home / "serve.log")
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    """The base URL and the process of the module's server."""
+    return served.base, served.proc
 
 
 def _get(url: str, method: str = "GET"):
     request = urllib.request.Request(url, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
+        with OWNER.open(request, timeout=30) as reply:
             return reply.status, dict(reply.headers), reply.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read().decode()
@@ -194,7 +176,7 @@ def test_a_busy_port_or_foreign_address_is_one_line_naming_it(server, home):
     for args, reason in ((["--port", port], f"127.0.0.1:{port}: address already in use"),
                          (["--host", "192.0.2.1", "--port", port],
                           f"192.0.2.1:{port}: cannot assign requested address")):  # fmt: skip
-        done = subprocess.run([str(CKG), "serve", *args], env=_env(home), capture_output=True,
+        done = subprocess.run([str(CKG), "serve", *args], env=serve_env(home), capture_output=True,
                               text=True, timeout=60)  # fmt: skip
         assert done.returncode == 2
         assert done.stderr.splitlines() == [f"ckg: error: cannot listen on {reason}"]
@@ -213,8 +195,9 @@ def test_the_scripts_ship_with_the_package(server):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    """Headless Chromium through Debian's chromedriver, or a skip saying what is missing."""
+def browser(served):
+    """Headless Chromium through Debian's chromedriver, signed in by opening the URL the
+    server printed as a user does; or a skip saying what is missing."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if missing:
         pytest.skip(f"no {' or '.join(missing)}: apt-get install chromium chromium-driver")
@@ -228,6 +211,8 @@ def browser():
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.get(served.url)
+    assert driver.current_url == served.base + "/"  # signed in, the token gone from the URL
     yield driver
     driver.quit()
 

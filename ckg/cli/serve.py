@@ -12,15 +12,25 @@ def serve(
         HOST, "--host", help="Address to listen on; the default lets no other machine in."
     ),
     port: int = typer.Option(PORT, "--port", help="Port to listen on."),
+    allow_host: list[str] = typer.Option(
+        [], "--allow-host", help="Another name of this machine the browser may use (repeat "
+        "for more); loopback's names and --host are always allowed.", metavar="NAME",
+    ),
 ) -> None:
     """Browse the graph in a web browser: artifacts, runs, experiments' fronts, leaderboards,
     platforms; every page also as JSON (?format=json). Read-only: it never writes the graph.
+    Yours alone: open the URL it prints, whose token the browser then keeps in a cookie;
+    scripts send it as the header "Authorization: token ...".
 
-    Example: ckg serve --port 8765, then open http://127.0.0.1:8765/
+    Example: ckg serve --port 8765, then open the http://127.0.0.1:8765/?token=... it prints
     """
     from ckg.serve import serve as run_server
+    from ckg.serve.access import allowed_hosts, host_name, new_token
 
     sock = listen(host, port)
+    token = new_token()
     with open_graph() as kg:
-        print(f"ckg serve: http://{host}:{port}/ (Ctrl-C stops)", flush=True)
-        run_server(kg, sock)
+        # The one place the token is shown: this terminal is its owner's.
+        print(f"ckg serve: http://{host_name(host)}:{port}/?token={token} (Ctrl-C stops)",
+              flush=True)  # fmt: skip
+        run_server(kg, sock, token=token, hosts=allowed_hosts(host, allow_host))

@@ -25,11 +25,16 @@ def listen(host: str = HOST, port: int = PORT) -> socket.socket:
     return sock
 
 
-def serve(kg, sock: socket.socket) -> None:
-    """Serve ``kg`` on the listening socket ``sock`` until interrupted."""
+def serve(kg, sock: socket.socket, *, token: str, hosts: frozenset[str]) -> None:
+    """Serve ``kg`` on the listening socket ``sock`` until interrupted, to requests for one
+    of ``hosts`` carrying ``token`` (:mod:`ckg.serve.access`)."""
     import uvicorn
 
+    from ckg.serve.access import MAX_URL
     from ckg.serve.app import create_app
 
-    config = uvicorn.Config(create_app(kg), log_level="warning")
+    # h11 bounds a request's head only while it arrives in pieces (16 KiB by default); room
+    # for the longest URL the app takes, so that one gets the app's clear 414 either way.
+    config = uvicorn.Config(create_app(kg, token=token, hosts=hosts), log_level="warning",
+                            h11_max_incomplete_event_size=MAX_URL + 16 * 1024)  # fmt: skip
     uvicorn.Server(config).run(sockets=[sock])

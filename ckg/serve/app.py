@@ -2,6 +2,9 @@
 one Jinja2 template, or the same data as JSON under ``/api/...`` or with ``?format=json``.
 
 Read-only by construction: every route is GET (HEAD), none writes, runs or takes Cypher.
+Its owner's alone: :class:`ckg.serve.access.Guard` refuses every request without the token
+or to another host name; what one request may ask for is bounded (its URL, the runs it
+lists, compares or plans), as views run one at a time and a long one would hold the whole view.
 Templates autoescape everything; figures go to the page as JSON in a non-executed script
 element, and a Content-Security-Policy lets only the package's own scripts run.
 """
@@ -15,6 +18,7 @@ from urllib.parse import quote, urlencode
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
@@ -22,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from ckg.errors import CkgError, NotFound, UsageError
 from ckg.serve import figures
+from ckg.serve.access import Guard, offsite
 from ckg.values import format_number
 
 HERE = Path(__file__).resolve().parent
@@ -29,6 +34,11 @@ HERE = Path(__file__).resolve().parent
 PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
 #: Deepest dependency level drawn on an artifact's page (its dependants: one level).
 GRAPH_DEPTH = 2
+#: Most runs compared side by side (columns of one table), most runs listed at once, most
+#: variations chosen on an artifact's page (planning 10,000 takes seconds).
+MAX_COMPARE = 50
+MAX_RUNS = 1000
+MAX_VARIATIONS = 50
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
     "style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
@@ -38,11 +48,12 @@ HEADERS = {
 }
 
 
-def create_app(kg) -> Starlette:
-    """The web application over ``kg``; every page at its path and at ``/api`` + path."""
+def create_app(kg, *, token: str, hosts: frozenset[str]) -> Starlette:
+    """The web application over ``kg``; every page at its path and at ``/api`` + path,
+    answered only to requests for one of ``hosts`` that carry ``token``."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     env.filters.update(num=_num, params=_params_text, q=lambda s: quote(str(s), safe=""))
-    env.globals.update(url=_url)
+    env.globals.update(url=_url, offsite=lambda link: offsite(link, hosts))
     pages = _pages(kg)
 
     def endpoint(view, template):
@@ -78,7 +89,7 @@ def create_app(kg) -> Starlette:
         routes.append(Route("/api" + (path if path != "/" else ""), handle, methods=["GET"]))
     routes.append(Route("/static/plotly.min.js", _plotly_js, methods=["GET"]))
     routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(Guard, token=token, hosts=hosts)])
 
 
 async def _plotly_js(request: Request) -> Response:
@@ -107,6 +118,8 @@ def _pages(kg) -> dict:
         graph = figures.dependency_graph(kg.deps(uid, depth=GRAPH_DEPTH),
                                          kg.deps(uid, depth=1, reverse=True))
         chosen = [v for v in request.query_params.get("variations", "").split(",") if v]
+        if len(chosen) > MAX_VARIATIONS:
+            raise UsageError(f"choose at most {MAX_VARIATIONS} variations ({len(chosen)} asked)")
         return {**shown, "runs": kg.run_table(artifact=uid, limit=50),
                 "graph": figures.graph_figure(graph, lambda u: "/artifacts/" + quote(u)),
                 "graph_depth": GRAPH_DEPTH, "chosen": chosen, **_plan(kg, uid, chosen)}
@@ -114,13 +127,16 @@ def _pages(kg) -> dict:
     def runs(request):
         q = request.query_params
         filters = {k: q.get(k) or None for k in ("experiment", "artifact", "status", "platform")}
-        rows = kg.run_table(**filters, limit=_int(q.get("limit"), 200))
+        rows = kg.run_table(**filters, limit=_count(q.get("limit"), 200, MAX_RUNS))
         return {"filters": filters, "runs": rows, "metrics": _metric_columns(rows)}
 
     def compare_runs(request):
         uids = request.query_params.getlist("run")
         if not uids:
             raise UsageError("choose runs to compare: /runs/compare?run=UID&run=UID")
+        if len(uids) > MAX_COMPARE:
+            raise UsageError(f"compare at most {MAX_COMPARE} runs at a time "
+                             f"({len(uids)} asked)")  # fmt: skip
         shown = [kg.show_run(u) for u in uids]
         return {"runs": shown, "diff": kg.diff_runs(*uids) if len(uids) == 2 else None,
                 "params": sorted({k for s in shown for k in _dict(s["run"].get("params"))}),
@@ -256,11 +272,15 @@ def _ratio(reproduced, reported):
     return reproduced / reported
 
 
-def _int(text, default: int) -> int:
+def _count(text, default: int, most: int) -> int:
+    """The count ``text`` asks for (``default`` if it is none); UsageError above ``most``."""
     try:
-        return max(1, int(text))
+        count = max(1, int(text))
     except (TypeError, ValueError):
         return default
+    if count > most:
+        raise UsageError(f"limit is at most {most} (asked {count})")
+    return count
 
 
 def _dict(value) -> dict:
