@@ -41,6 +41,7 @@ from importers.cmlike import (
     unknown_key_message,
 )
 from importers.detect import CK_DESCRIPTOR, detect_formats
+from importers.files import read_file
 from importers.loaders import Loaded, digest, isolated, json_text, load_mapping, relpath
 
 # Keys CK v1's env automation reads from a dependency (ck-env's own docs and metas).
@@ -110,10 +111,10 @@ def _read_descriptor(root: Path, source_uid: str, path: Path, out: Records) -> N
         out.dependencies.append(repo_dependency(uid, i, str(name), doc.rel, line))
 
 
-def _small_text(path: Path) -> str | None:
+def _small_text(path: Path, root: Path) -> str | None:
     """The stripped text of a CK alias file; None when unreadable or holding NUL (no uid)."""
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        text = read_file(path, root).decode("utf-8").strip()
     except (OSError, UnicodeDecodeError):
         return None
     return None if "\0" in text else text
@@ -140,7 +141,7 @@ def _read_entry(root: Path, source_uid: str, path: Path, out: Records, seen: dic
     elif isinstance(info, Loaded):
         raws.append(info.raw)
         uid = str(info.data.get("backup_data_uid") or "")
-    alias_uid = _small_text(entry.parent / ".cm" / f"alias-a-{alias}")
+    alias_uid = _small_text(entry.parent / ".cm" / f"alias-a-{alias}", root)
     if uid and alias_uid and alias_uid != uid:
         msg = f"alias file alias-a-{alias} holds uid {alias_uid}, info.json says {uid}"
         out.warnings.append(Problem(doc.rel, msg))
@@ -156,7 +157,7 @@ def _read_entry(root: Path, source_uid: str, path: Path, out: Records, seen: dic
         out.warnings.append(Problem(doc.rel, msg))
         uid = new
     seen[uid] = rel
-    back = _small_text(entry.parent / ".cm" / f"alias-u-{uid}")
+    back = _small_text(entry.parent / ".cm" / f"alias-u-{uid}", root)
     if back is not None and back != alias:
         msg = f"alias file alias-u-{uid} names {back!r}, but the folder is {alias!r}"
         out.warnings.append(Problem(doc.rel, msg))

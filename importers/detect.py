@@ -19,14 +19,18 @@ scanned in milliseconds. One source may mix formats: each folder is classified o
   ``manifest.json`` (beside ``repositories`` or a ``<layer>/layer.tar``); and every ``*.tar``
   file, which :mod:`importers.container` opens to see whether it is an image archive.
 
-Files and folders whose names are not valid UTF-8 are left out (:func:`utf8_name`), each
-with a warning in :attr:`Detected.problems`.
+The tree is walked by :func:`importers.files.walk`: a link is read only where it ends at a
+regular file inside the source, FIFOs, devices and sockets are never opened, and names that
+are not valid UTF-8 are left out; each such file or link is one warning in
+:attr:`Detected.problems`.
 """
 
 import os
+import stat
 from pathlib import Path
 
 from ckg.records import Problem
+from importers.files import link_target, special, walk
 
 SKIP_DIRS = frozenset(
     {".git", ".hg", ".svn", "node_modules", "__pycache__", ".tox", ".venv", ".ipynb_checkpoints"}
@@ -43,30 +47,12 @@ GENERIC_NAMES = frozenset(
 )
 
 
-def utf8_name(name: str) -> bool:
-    """Whether a file name read from disk was valid UTF-8.
-
-    Python decodes other bytes of a name to lone surrogates (``b"bad\\xff"`` reads
-    ``"bad\\udcff"``), which no graph can store and which end an ingest at the first
-    ``str.encode``: such a file is read as if absent.
-
-    >>> utf8_name("get-python3"), utf8_name("caf\\u00e9"), utf8_name("bad\\udcff")
-    (True, True, False)
-    """
-    if name.isascii():
-        return True
-    try:
-        name.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 class Detected(dict):
     """What :func:`detect_formats` finds: a dict of format to meta files, plus ``problems``.
 
-    ``problems`` holds one warning per file or folder left out because its name is not
-    valid UTF-8, named with its bytes escaped (``script/bad\\xff``).
+    ``problems`` holds one warning per file, link or folder left out (a name that is not
+    valid UTF-8, named with its bytes escaped as ``script/bad\\xff``; a link that leads out
+    of the source; a FIFO, device or socket).
     """
 
     def __init__(self, found: dict[str, list[Path]], problems: list[Problem]):
@@ -115,10 +101,11 @@ def detect_formats(root: Path) -> Detected:
     image_dirs: set[str] = set()
     mlc_candidates: dict[str, list[str]] = {}  # folder -> its meta.yaml/json file names
     problems: list[Problem] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and d != ".cm"]
-        _leave_out_non_utf8(root, dirpath, dirnames, problems)
-        _leave_out_non_utf8(root, dirpath, filenames, problems)
+    real_root = os.path.realpath(root)
+    for dirpath, dirnames, filenames in walk(root, SKIP_DIRS, problems):
+        ck_entry = ".cm" in dirnames  # CK's meta folder: its meta.json is the unit
+        if ck_entry:
+            dirnames.remove(".cm")
         names = set(filenames)
         cm = [n for n in CM_META if n in names]
         if cm:
@@ -132,7 +119,7 @@ def detect_formats(root: Path) -> Detected:
         if CK_DESCRIPTOR in names:
             found["ck"].append(os.path.join(dirpath, CK_DESCRIPTOR))
         ck_meta = os.path.join(dirpath, ".cm", "meta.json")
-        if os.path.isfile(ck_meta):
+        if ck_entry and _ck_meta(ck_meta, real_root, root, problems):
             found["ck"].append(ck_meta)
             artifact_dirs.add(dirpath)
         mlc = [n for n in MLC_META if n in names]
@@ -197,14 +184,20 @@ def is_dockerfile(name: str) -> bool:
         _NOT_DOCKERFILE)
 
 
-def _leave_out_non_utf8(root: Path, folder: str, names: list[str], out: list[Problem]) -> None:
-    """Remove from ``names`` (in place, as :func:`os.walk` wants) those :func:`utf8_name`
-    refuses, with one warning each naming the path with its bytes escaped."""
-    for name in [n for n in names if not utf8_name(n)]:
-        names.remove(name)
-        rel = os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
-        escaped = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        out.append(Problem(escaped, "name is not valid UTF-8; skipped"))
+def _ck_meta(path: str, real_root: str, root: Path, problems: list[Problem]) -> bool:
+    """Whether CK's ``.cm/meta.json`` (in a folder the walk does not enter) is readable by
+    :func:`importers.files.walk`'s rule; a link out or a special file is one more problem."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    if stat.S_ISLNK(mode):
+        why, mode = link_target(path, real_root)
+    else:
+        why = "" if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else special(mode)
+    if why:
+        problems.append(Problem(os.path.relpath(path, root).replace(os.sep, "/"), why))
+    return stat.S_ISREG(mode)
 
 
 def _inside(path: str, dirs: set[str], root: str) -> bool:

@@ -53,6 +53,7 @@ from typing import Any
 from ckg.records import Dependency, Edge, Node, Problem, Records
 from importers.cmlike import derived_uid
 from importers.detect import detect_formats
+from importers.files import read_file
 from importers.loaders import Loaded, digest, isolated, json_text, load_mapping, relpath
 from importers.papers import paper_uid
 
@@ -211,7 +212,7 @@ class _Project:
         """The file as text; NUL, which no graph holds in a name or tag read from it, reads
         as U+FFFD like bytes that are not UTF-8."""
         try:
-            raw = path.read_bytes()
+            raw = read_file(path, self.root)
         except OSError as e:
             self.out.warnings.append(Problem(relpath(path, self.root), f"cannot read: {e}"))
             return None

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from ckg.records import Problem, Records
+from importers.files import read_file
 
 #: Most nodes a YAML document with anchors may expand to once its aliases are followed: the
 #: largest meta of the corpora has 4,505 nodes, a billion-laughs bomb has billions.
@@ -135,7 +136,7 @@ def load(path: Path, root: Path) -> Loaded | Problem:
     """
     rel = relpath(path, root)
     try:
-        raw = path.read_bytes()
+        raw = read_file(path, root)  # no FIFO, no link out of the source, bounded
         text = raw.decode("utf-8-sig")
     except OSError as e:
         return Problem(rel, f"cannot read: {e.strerror or e}")

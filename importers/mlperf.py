@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ckg.records import Node, Problem
 from ckg.values import parse_unit
+from importers.files import read_file
 from importers.published import UNREADABLE, ResultRecords, Row, build, read_json
 
 #: MLPerf inference benchmark model -> (task, reference dataset), from the MLPerf rules.
@@ -285,8 +286,9 @@ def _scenario_values(
 ) -> Iterator[tuple[str, str, str | None, str]]:
     """(file, metric label, raw value, unit) for each summary file of one scenario folder."""
     summary = folder / "performance" / "run_1" / "mlperf_log_summary.txt"
-    if summary.is_file():
-        fields = _summary_fields(summary.read_text(encoding="utf-8", errors="replace"))
+    text = _text(summary, root, out) if summary.is_file() else None
+    if text is not None:
+        fields = _summary_fields(text)
         key = _LATENCY_SCENARIOS.get(scenario.lower().replace("_", ""))
         if key is None:
             key = next((k for k in _SUMMARY if k in fields and "latency" not in k), None)
@@ -297,18 +299,30 @@ def _scenario_values(
             label, unit = _SUMMARY[key]
             yield rel, label, fields[key], unit
     accuracy = folder / "accuracy" / "accuracy.txt"
-    if accuracy.is_file():
+    text = _text(accuracy, root, out) if accuracy.is_file() else None
+    if text is not None:
         rel = accuracy.relative_to(root).as_posix()
-        text = accuracy.read_text(encoding="utf-8", errors="replace")
         values = _accuracy_values(text)
         if not values:
             out.warnings.append(Problem(rel, "no accuracy value found"))
         for label, raw, unit in values:
             yield rel, label, raw, unit
     spl = next(iter(sorted(folder.glob("**/power/spl.txt"))), None)
-    if spl is not None:
-        watts = _mean_watts(spl.read_text(encoding="utf-8", errors="replace"))
+    text = _text(spl, root, out) if spl is not None else None
+    if text is not None:
+        watts = _mean_watts(text)
         yield spl.relative_to(root).as_posix(), "Power", None if watts is None else repr(watts), "W"
+
+
+def _text(path: Path, root: Path, out: ResultRecords) -> str | None:
+    """A submission file's text, or None with a warning: a link that leaves the source, a
+    FIFO or an outsized file (:func:`importers.files.read_file`) is not read."""
+    try:
+        return read_file(path, root).decode("utf-8", errors="replace")
+    except OSError as exc:
+        out.warnings.append(Problem(path.relative_to(root).as_posix(),
+                                    f"cannot read: {exc.strerror or exc}"))
+        return None
 
 
 def _summary_fields(text: str) -> dict[str, str]:

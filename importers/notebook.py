@@ -56,6 +56,7 @@ from typing import Any
 from ckg.records import Dependency, Node, Problem, Records
 from importers.cmlike import derived_uid
 from importers.detect import detect_formats
+from importers.files import read_file
 from importers.generic import normalise
 from importers.loaders import digest, json_text, relpath
 
@@ -111,7 +112,7 @@ def read_one(root: Path, source_uid: str, path: Path, out: Records, **extra) -> 
 
     rel = relpath(path, root)
     try:
-        raw = path.read_bytes()
+        raw = read_file(path, root)
         # Not validated against the schema: Jupyter opens notebooks with small schema slips
         # (a kernelspec without a name), and so does ckg; what cannot be read is refused.
         nb = nbformat.reads(raw.decode("utf-8"), as_version=4)

@@ -6,11 +6,11 @@ artifact importers: :func:`detect` lists the files per format, :func:`read` turn
 formats and names a file in none of them as such.
 """
 
-import os
 from pathlib import Path
 
 from ckg.errors import InvalidInput
 from importers import mlperf, pwc, tables
+from importers.files import walk
 from importers.published import ResultRecords, settle_papers
 
 FORMATS = {"pwc": pwc, "mlperf": mlperf, "tables": tables}
@@ -29,8 +29,10 @@ def detect(root: Path) -> dict[str, list[Path]]:
     """
     root = Path(root)
     candidates = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+    # The walk refuses links out of the source and special files (a FIFO named results.csv
+    # would block the header's read for ever); detect_formats warns of them.
+    for dirpath, dirnames, filenames in walk(root, _SKIP_DIRS):
+        dirnames.sort()
         for name in sorted(filenames):
             if name.lower().endswith(SUFFIXES) and name not in _META_NAMES:
                 candidates.append(Path(dirpath, name).relative_to(root))

@@ -14,6 +14,11 @@ a folder to read plus its provenance (location, kind, commit, content digest).
   :func:`importers.archives.extract_archive`).
 - Any other folder is read in place.
 
+Folders and checkouts are read as archives are extracted (:mod:`importers.files`): a link
+that leaves the source is refused with a warning naming it, a link inside is read as its
+target, FIFOs, devices and sockets are skipped unopened, and no file is read past the
+archive bound.
+
 A source's uid is a digest of its location and ref, so the same repository at two refs
 is two sources, and re-ingesting one location updates the same ``Source`` node.
 """
@@ -25,12 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ckg.errors import InvalidInput, NotFound
+from ckg.records import Problem
 from importers.archives import COMPLETE_MARK, TAR_SUFFIXES, ZIP_SUFFIXES, Limits, extract_archive
-from importers.detect import utf8_name
+from importers.files import VCS_DIRS, file_entries
 from importers.git import GIT_URL_PREFIXES, checkout
 
 #: Folders never part of a source's content.
-SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__"})
+SKIP_DIRS = VCS_DIRS | {"__pycache__"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +75,7 @@ class SourceTree:
     origin: str = ""
 
     def files(self) -> Iterator[os.DirEntry]:
-        """Every regular file below :attr:`root` (links not followed), skipping VCS folders."""
+        """Every file below :attr:`root` that may be read (:func:`walk_files`)."""
         return walk_files(self.root)
 
     def props(self) -> dict:
@@ -196,22 +202,16 @@ def file_digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def walk_files(root: Path) -> Iterator[os.DirEntry]:
-    """Regular files below ``root``, depth first, without following links or VCS folders.
+def walk_files(root: Path, refused: list[Problem] | None = None) -> Iterator[os.DirEntry]:
+    """Files below ``root`` that may be read, depth first, VCS folders skipped.
 
-    Names that are not valid UTF-8 are left out, as :func:`importers.detect.utf8_name` says.
+    Regular files, and links that end at one inside ``root`` (their ``stat()`` is the
+    target's); links that lead out, FIFOs, devices, sockets and names that are not valid
+    UTF-8 are left out, each added to ``refused`` (:func:`importers.files.walk`).
     """
-    stack = [str(root)]
-    while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                if not utf8_name(entry.name):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name not in SKIP_DIRS:
-                        stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False) and entry.name != COMPLETE_MARK:
-                    yield entry
+    for entry in file_entries(root, SKIP_DIRS, refused):
+        if entry.name != COMPLETE_MARK:
+            yield entry
 
 
 def _existing(text: str) -> Path:

@@ -51,6 +51,7 @@ from ckg.ingest.write import (
 from ckg.records import Dependency, Edge, Node, Problem, Records
 from importers import importer
 from importers.archives import Limits
+from importers.files import open_file
 from importers.sources import kind_of, open_source, source_uid, walk_files
 
 FORMATS = ("cm", "mlc", "ck", "ckg", "generic", "notebook", "container")
@@ -199,9 +200,9 @@ def ingest(
             return _finish_unchanged(kg, summary, manifest_file, old, node, name, strict, started)
     tree = open_source(location, ref=ref, cache=kg.home / "cache", limits=limits)
     summary.commit = tree.commit
-    listing = _listing(tree.root)
+    listing, refused = _listing(tree.root)
     summary.files = len(listing)
-    listing_digest = _digest_listing(listing)
+    listing_digest = _digest_listing(listing, refused)
     if trusted and old["listing"] == listing_digest and old["commit"] == tree.commit:
         if old["archive"] != archive_stat:  # an archive touched but not changed
             old["archive"] = archive_stat
@@ -428,9 +429,12 @@ class _Reader:
         sha = hashlib.sha256()
         for f in files:
             sha.update(f.encode() + b"\0")
-            with open(self.root / f, "rb") as handle:  # in chunks: an image archive is large
-                while chunk := handle.read(1 << 20):
-                    sha.update(chunk)
+            try:
+                with open_file(self.root / f, self.root) as handle:  # in chunks: an image
+                    while chunk := handle.read(1 << 20):             # archive is large
+                        sha.update(chunk)
+            except OSError as exc:  # swapped since the walk: the importer says why
+                sha.update(str(exc).encode())
         digest = sha.hexdigest()
         if old and old["fmt"] == fmt and old["sha"] == digest:
             return {**old, "stat": stat, "dirty": False}
@@ -672,17 +676,26 @@ def _artifact_dir(path) -> str:
     return PurePosixPath(path or ".").as_posix()
 
 
-def _listing(root: Path) -> dict[str, tuple[int, int]]:
+def _listing(root: Path) -> tuple[dict[str, tuple[int, int]], list[str]]:
+    """Size and mtime of every file that may be read, and what was refused (links out,
+    special files: the detection stage warns of them, so each must make the tree change)."""
     prefix = len(str(root)) + 1
     out = {}
-    for entry in walk_files(root):
-        st = entry.stat(follow_symlinks=False)
-        out[entry.path[prefix:].replace(os.sep, "/")] = (st.st_size, st.st_mtime_ns)
-    return out
+    refused: list[Problem] = []
+    for entry in walk_files(root, refused):
+        st = entry.stat()
+        mtime = st.st_mtime_ns
+        if entry.is_symlink():  # a link re-pointed at an older file of the same size moved
+            mtime = max(mtime, entry.stat(follow_symlinks=False).st_mtime_ns)
+        out[entry.path[prefix:].replace(os.sep, "/")] = (st.st_size, mtime)
+    return out, sorted(str(p) for p in refused)
 
 
-def _digest_listing(listing: dict) -> str:
-    body = json.dumps(sorted(listing.items()), separators=(",", ":")).encode()
+def _digest_listing(listing: dict, refused: list[str] = ()) -> str:
+    data = sorted(listing.items())
+    if refused:
+        data.append(("refused", refused))
+    body = json.dumps(data, separators=(",", ":")).encode()
     return hashlib.sha256(body).hexdigest()
 
 
