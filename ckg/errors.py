@@ -32,6 +32,10 @@ class UnsafeArchive(InvalidInput):
     """An archive member would escape its extraction root, or the archive is a bomb."""
 
 
+class ArchiveTooLarge(UnsafeArchive):
+    """An archive as a whole passed a bound: bytes unpacked or read, members, or ratio."""
+
+
 class CycleError(CkgError):
     """The planned dependency graph still has a cycle after guards were evaluated."""
 

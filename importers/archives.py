@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ckg.errors import InvalidInput, UnsafeArchive
+from ckg.errors import ArchiveTooLarge, InvalidInput, UnsafeArchive
 
 ZIP_SUFFIXES = (".zip", ".whl")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -143,7 +143,7 @@ def _check_link(member: PurePosixPath, target: str, archive: Path) -> None:
 
 
 class _Budget:
-    """Counts unpacked bytes and members against :class:`Limits`."""
+    """Counts unpacked bytes and members against :class:`Limits`: past one, ArchiveTooLarge."""
 
     def __init__(self, archive: Path, limits: Limits, packed_total: int):
         self.archive, self.limits, self.packed_total = archive, limits, max(packed_total, 1)
@@ -153,7 +153,7 @@ class _Budget:
     def member(self, name: str) -> None:
         self.members += 1
         if self.members > self.limits.max_members:
-            raise UnsafeArchive(
+            raise ArchiveTooLarge(
                 f"{self.archive}: more than {self.limits.max_members} members (at {name!r}); "
                 "raise CKG_ARCHIVE_MAX_MEMBERS if this archive is trusted"
             )
@@ -176,12 +176,12 @@ class _Budget:
         self.bytes += count
         limits = self.limits
         if self.bytes > limits.max_bytes:
-            raise UnsafeArchive(
+            raise ArchiveTooLarge(
                 f"{self.archive}: unpacks to more than {limits.max_bytes} bytes (at {name!r}); "
                 "raise CKG_ARCHIVE_MAX_BYTES if this archive is trusted"
             )
         if self.bytes > limits.ratio_floor and self.bytes > limits.max_ratio * self.packed_total:
-            raise UnsafeArchive(
+            raise ArchiveTooLarge(
                 f"{self.archive}: compression ratio above {limits.max_ratio:g} (at {name!r}); "
                 "raise CKG_ARCHIVE_MAX_RATIO if this archive is trusted"
             )

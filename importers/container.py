@@ -27,10 +27,17 @@ label) and the ``history`` (what built each layer). Tags are
 base image is a ``docker`` dependency. Every blob read is checked against its sha256 (a blob's
 name or descriptor digest, a layer's uncompressed ``diff_id``): a mismatch is a warning.
 
-Layers are hostile archives too: each is streamed (never extracted whole) under the bounds
-of :class:`importers.archives.Limits` (bytes, members, ratio), member names are checked by
-:func:`importers.archives.member_path`, links and devices are not followed or made, and
-whiteouts (``.wh.<name>``, ``.wh..wh..opq``) remove what earlier layers added. Only the
+An image archive is read under one budget of :class:`importers.archives.Limits` (bytes,
+members, ratio) shared by all its images, since a manifest may name the same config or layer
+any number of times: each JSON document is parsed once, by the guarded
+:func:`importers.loaders.load`; entries naming the same config and layers (or the same OCI
+manifest) are one image; every image counts its config and the layers it unpacks. Past the
+bound, one warning names the archive and how many images were not read; the images read
+before it are kept, each whole.
+
+Layers are hostile archives too: each is streamed (never extracted whole), member names
+are checked by :func:`importers.archives.member_path`, links and devices are not followed or
+made, and whiteouts (``.wh.<name>``, ``.wh..wh..opq``) remove what earlier layers added. Only the
 files that make CM/MLC artifacts and notebooks (meta files, ``*.ipynb``) are copied, into a
 temporary folder read by :mod:`importers.cm`, :mod:`importers.mlc` and
 :mod:`importers.notebook`. What they find becomes artifacts of their own format with uids
@@ -56,12 +63,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from ckg.errors import UnsafeArchive
+from ckg.errors import ArchiveTooLarge, UnsafeArchive
 from ckg.records import Dependency, Edge, Node, Problem, Records
 from importers.archives import Limits, _Budget, member_path
 from importers.cmlike import derived_uid
 from importers.detect import detect_formats, is_dockerfile
-from importers.loaders import digest, json_text, relpath
+from importers.files import open_file, read_file
+from importers.loaders import digest, json_text, load, relpath
 
 #: Largest JSON document (manifest, index, config) read from an image.
 MAX_JSON_BYTES = 16 << 20
@@ -162,7 +170,7 @@ def dockerfile_meta(text: str) -> dict[str, Any]:
 
 
 def read_dockerfile(root: Path, source_uid: str, path: Path, out: Records) -> None:
-    raw = path.read_bytes()
+    raw = read_file(path, root)
     rel = relpath(path, root)
     meta = dockerfile_meta(raw.decode("utf-8", errors="replace").replace("\0", "\ufffd"))
     meta["file"] = path.name
@@ -263,15 +271,23 @@ def _expand(text: str, known: dict[str, str]) -> str:
 
 
 class _Blobs:
-    """Read-only access by name to the files of an image archive: a folder or a tar file."""
+    """Read-only access by name to the files of an image archive: a folder or a tar file.
 
-    def __init__(self, path: Path, limits: Limits):
+    JSON documents are parsed once each by :func:`importers.loaders.load` (its guards on
+    depth, numbers and text), however often the archive names them.
+    """
+
+    def __init__(self, path: Path, root: Path, limits: Limits):
         self.path = path
         self.tar: tarfile.TarFile | None = None
+        self.handle: BinaryIO | None = None
         self.checked: list[tuple[str, str, str]] = []  # (name, expected sha256 or "", actual)
         self.members: dict[str, tarfile.TarInfo] = {}
+        self.docs: dict[str, tuple[Any, str]] = {}
+        self.scratch: tempfile.TemporaryDirectory | None = None
         if path.is_file():
-            self.tar = tarfile.open(path, "r:")
+            self.handle = open_file(path, root)
+            self.tar = tarfile.open(fileobj=self.handle, mode="r:")
             budget = _Budget(path, limits, 0)
             for member in self.tar:  # header by header, so the member limit applies
                 budget.member(member.name)
@@ -299,23 +315,38 @@ class _Blobs:
         target = self.path / key
         if not self._inside(target):
             raise BadImage(f"{name!r} is missing, not a plain file, or reached through a link")
-        return open(target, "rb")
+        return open_file(target, self.path)
 
     def json(self, name: str, expect: str = "") -> tuple[Any, str]:
         """A JSON document of the archive and its sha256, which is checked against
         ``expect`` when the archive names one (warnings come from :attr:`checked`)."""
+        if name in self.docs:
+            return self.docs[name]
         if not self.has(name):
             raise BadImage(f"{name!r} is not in the archive")
         if self.size(name) > MAX_JSON_BYTES:
             raise BadImage(f"{name!r} is larger than {MAX_JSON_BYTES} bytes")
         with self.open(name) as handle:
-            raw = handle.read()
+            raw = handle.read(MAX_JSON_BYTES + 1)
+        if len(raw) > MAX_JSON_BYTES:  # a folder's file grew since its size was read
+            raise BadImage(f"{name!r} is larger than {MAX_JSON_BYTES} bytes")
         actual = hashlib.sha256(raw).hexdigest()
         self.checked.append((name, expect, actual))
-        try:
-            return json.loads(raw), actual
-        except ValueError as exc:
-            raise BadImage(f"{name!r} is not valid JSON ({exc})") from None
+        self.docs[name] = (self._parse(name, raw), actual)
+        return self.docs[name]
+
+    def _parse(self, name: str, raw: bytes) -> Any:
+        """``raw`` through the guarded loader, which reads files: a blob's name has no
+        suffix, and a tar member no file, so each is written to a scratch file first."""
+        if self.scratch is None:
+            self.scratch = tempfile.TemporaryDirectory(prefix="ckg-image-json-")
+        folder = Path(self.scratch.name)
+        (folder / "doc.json").write_bytes(raw)
+        doc = load(folder / "doc.json", folder)
+        if isinstance(doc, Problem):
+            where = f" (line {doc.line})" if doc.line else ""
+            raise BadImage(f"{name!r}{where}: {doc.message}")
+        return doc.data
 
     def _key(self, name: str) -> str:
         return str(member_path(name, self.path))
@@ -328,6 +359,10 @@ class _Blobs:
     def close(self) -> None:
         if self.tar is not None:
             self.tar.close()
+        if self.handle is not None:
+            self.handle.close()
+        if self.scratch is not None:
+            self.scratch.cleanup()
 
 
 @dataclass
@@ -338,6 +373,7 @@ class _Image:
     config: dict
     config_digest: str
     layers: list[dict]  # {"name": blob, "digest": descriptor digest or "", "media": type}
+    config_size: int  # counted against the archive's bound by every image that uses it
     annotations: dict = field(default_factory=dict)
     repo_tags: list[str] = field(default_factory=list)
 
@@ -345,7 +381,7 @@ class _Image:
 def _read_archive(root: Path, source_uid: str, path: Path, out: Records, limits: Limits) -> None:
     folder = path.parent if path.name in FOLDER_UNITS else path
     try:
-        blobs = _Blobs(folder, limits)
+        blobs = _Blobs(folder, root, limits)
     except tarfile.ReadError:
         return  # a .tar that is not a tar: nothing ckg reads (a data file of the source)
     try:
@@ -360,9 +396,18 @@ def _read_archive(root: Path, source_uid: str, path: Path, out: Records, limits:
         if not images:
             raise BadImage("the archive lists no image")
         rel = relpath(path, root)
+        budget = _Budget(Path(rel), limits, _packed(blobs, folder, images))
         for number, image in enumerate(images):
             key = rel if len(images) == 1 else f"{rel}#{number}"
-            _image_records(root, source_uid, path, key, image, layout, blobs, limits, out)
+            one = Records()  # an image is read whole or not at all
+            try:
+                _image_records(root, source_uid, path, key, image, layout, blobs, budget, one)
+            except ArchiveTooLarge as exc:
+                why = str(exc).split(": ", 1)[-1]  # archives.py's messages start with a path
+                out.warnings.append(Problem(
+                    rel, f"{why}; {len(images) - number} of its {len(images)} images not read"))
+                break
+            out.extend(one)
         for name, expect, actual in blobs.checked:
             if expect and expect != actual:
                 out.warnings.append(Problem(
@@ -371,22 +416,37 @@ def _read_archive(root: Path, source_uid: str, path: Path, out: Records, limits:
         blobs.close()
 
 
+def _packed(blobs: _Blobs, folder: Path, images: list[_Image]) -> int:
+    """What an archive holds, for the ratio of what reading it unpacks: a tar's size, or
+    the sizes of a folder's layers, each counted once."""
+    if blobs.tar is not None:
+        return folder.stat().st_size
+    names = {layer["name"] for image in images for layer in image.layers}
+    return sum(blobs.size(name) for name in names if blobs.has(name))
+
+
 def _oci_images(blobs: _Blobs) -> list[_Image]:
+    """The images an OCI index names, each manifest or nested index once however often it
+    is named (an index naming another a hundred times, four levels deep, is 10^8 names)."""
     index, _ = blobs.json("index.json")
     images: list[_Image] = []
     pending = [(m, {}) for m in _descriptors(index, "manifests")]
+    seen: set[str] = set()
     depth = 0
     while pending and depth < 4:  # an index of indexes, a few levels at most
         nested = []
         for desc, outer in pending:
+            if desc["digest"] in seen:
+                continue
+            seen.add(desc["digest"])
             annotations = {**outer, **(desc.get("annotations") or {})}
             manifest, _ = blobs.json(_blob_name(desc["digest"]), _hex(desc["digest"]))
             if desc.get("mediaType") in INDEX_TYPES or "manifests" in manifest:
                 nested += [(m, annotations) for m in _descriptors(manifest, "manifests")]
                 continue
             config_desc = manifest.get("config") or {}
-            config, sha = blobs.json(_blob_name(config_desc["digest"]),
-                                     _hex(config_desc["digest"]))
+            config_name = _blob_name(config_desc["digest"])
+            config, sha = blobs.json(config_name, _hex(config_desc["digest"]))
             annotations = {**annotations, **(manifest.get("annotations") or {})}
             layers = [
                 {"name": _blob_name(d["digest"]), "digest": d["digest"],
@@ -394,25 +454,33 @@ def _oci_images(blobs: _Blobs) -> list[_Image]:
                 for d in _descriptors(manifest, "layers")
             ]
             images.append(_Image(str(annotations.get(REF_KEY) or ""), config, f"sha256:{sha}",
-                                 layers, annotations))
+                                 layers, blobs.size(config_name), annotations))
         pending, depth = nested, depth + 1
     return images
 
 
 def _docker_images(blobs: _Blobs) -> list[_Image]:
+    """The images of a docker save manifest; entries naming the same config and layers are
+    one image, with the tags of all."""
     manifest, _ = blobs.json("manifest.json")
     if not isinstance(manifest, list):
         raise BadImage("manifest.json is not a list of images")
-    images = []
+    images: dict[tuple, _Image] = {}
     for entry in manifest:
         config_name = str(entry["Config"])
+        names = tuple(str(n) for n in entry.get("Layers") or [])
+        tags = [str(t) for t in entry.get("RepoTags") or []]
+        same = images.get((config_name, names))
+        if same is not None:
+            same.repo_tags += [t for t in tags if t not in same.repo_tags]
+            same.ref = same.ref or (tags[0] if tags else "")
+            continue
         named = _HEX.search(config_name)
         config, sha = blobs.json(config_name, named.group(0) if named else "")
-        tags = [str(t) for t in entry.get("RepoTags") or []]
-        layers = [{"name": str(n), "digest": "", "media": ""} for n in entry.get("Layers") or []]
-        images.append(_Image(tags[0] if tags else "", config, f"sha256:{sha}", layers,
-                             repo_tags=tags))
-    return images
+        layers = [{"name": n, "digest": "", "media": ""} for n in names]
+        images[config_name, names] = _Image(tags[0] if tags else "", config, f"sha256:{sha}",
+                                            layers, blobs.size(config_name), repo_tags=tags)
+    return list(images.values())
 
 
 def _descriptors(doc: Any, key: str) -> list[dict]:
@@ -436,8 +504,9 @@ def _hex(digest_text: str) -> str:
     return value if algorithm == "sha256" else ""
 
 
-def _image_records(root, source_uid, path, key, image: _Image, layout, blobs, limits,
-                   out: Records) -> None:
+def _image_records(root, source_uid, path, key, image: _Image, layout, blobs,
+                   budget: _Budget, out: Records) -> None:
+    budget.add(key, image.config_size)  # its meta is made of the config, image by image
     config = image.config if isinstance(image.config, dict) else {}
     run = config.get("config") or {}
     labels = {str(k): str(v) for k, v in (run.get("Labels") or {}).items()}
@@ -449,7 +518,7 @@ def _image_records(root, source_uid, path, key, image: _Image, layout, blobs, li
         name = ""  # an OCI ref.name is often only the tag ("latest"): no name to go by
     alias = (name.rsplit("/", 1)[-1] if name else "") or _stem(path)
     found = Records()
-    layer_digests, warnings = _scan_layers(image, diff_ids, blobs, limits, found, root,
+    layer_digests, warnings = _scan_layers(image, diff_ids, blobs, budget, found, root,
                                            source_uid, key)
     uid = derived_uid(source_uid, f"{key}:image")
     meta = {
@@ -544,13 +613,12 @@ class _Hashing(io.RawIOBase):
             pass
 
 
-def _scan_layers(image: _Image, diff_ids, blobs: _Blobs, limits: Limits, found: Records,
+def _scan_layers(image: _Image, diff_ids, blobs: _Blobs, budget: _Budget, found: Records,
                  root: Path, source_uid: str, key: str) -> tuple[list[str], list[str]]:
     """Stream every layer in order into a scratch root of wanted files; read it; return the
-    layers' digests and the warnings (digest mismatches, layers left unread)."""
+    layers' digests and the warnings (digest mismatches, layers left unread). Past the
+    archive's bound (``budget``, shared by its images), ArchiveTooLarge."""
     digests, warnings = [], []
-    packed = sum(blobs.size(layer["name"]) for layer in image.layers if blobs.has(layer["name"]))
-    budget = _Budget(Path(key), limits, packed)
     with tempfile.TemporaryDirectory(prefix="ckg-image-") as scratch:
         rootfs = Path(scratch)
         for number, layer in enumerate(image.layers, 1):
@@ -560,6 +628,8 @@ def _scan_layers(image: _Image, diff_ids, blobs: _Blobs, limits: Limits, found: 
                 continue
             try:
                 raw_sha, tar_sha = _unpack_layer(blobs, layer["name"], rootfs, budget)
+            except ArchiveTooLarge:
+                raise
             except (UnsafeArchive, BadImage, tarfile.TarError, OSError, EOFError,
                     zlib.error) as exc:
                 why = str(exc).split(": ", 1)[-1]  # archives.py's messages start with a path

@@ -237,7 +237,7 @@ def test_tampered_blob_hostile_layer_and_broken_archive_are_warnings(tmp_path, m
     assert any(m.startswith("tampered/index.json:") and "sha256" in m for m in messages)
     assert any(m.startswith("evil.tar:") and "outside" in m for m in messages)
     broken = [m for m in messages if m.startswith("broken.tar")]
-    assert len(broken) == 1 and "not valid JSON" in broken[0]
+    assert len(broken) == 1 and "invalid JSON" in broken[0]
     # a layer that unpacks past the byte bound is refused, not read
     monkeypatch.setenv("CKG_ARCHIVE_MAX_BYTES", "2048")
     bounded = container.read(tmp_path / "src" / "tampered", "s")

@@ -2,7 +2,9 @@
 
 A folder or a Git checkout is read as an archive is extracted: a link that leaves the source
 is refused with one warning naming it, a link inside is followed to its target, a FIFO,
-device or socket is skipped without being opened, and the rest of the source is read.
+device or socket is skipped without being opened, and the rest of the source is read. An
+image archive is bounded by the bytes it makes ckg read, however often its manifest names
+the same config or layer.
 
 Each ingest that could hang or grow without bound runs in a process of its own with a
 timeout and a bound on its address space, so that the code before these fixes fails the
@@ -19,7 +21,9 @@ from pathlib import Path
 import pytest
 
 import ckg
+from importers import container
 from tests.gitrepo import git
+from tests.test_containers import config, sha, tar_bytes
 from tests.test_ingest import write_tree
 
 HELLO = "alias: hello\nuid: 0000000000000001\nautomation_alias: script\ntags: [hello, demo]\n"
@@ -193,3 +197,49 @@ def test_link_into_the_git_folder_is_refused(ckg_home, tmp_path):
     summary = ingest_bounded(repo)
     assert "leads out of the source" in warnings_of(summary)["README.md"]
     assert aliases() == {"hello"}
+
+
+# --- image archives -------------------------------------------------------------------------
+
+
+def docker_save_naming(path: Path, entries: list[dict], cfg: bytes, layers: dict[str, bytes]):
+    """A ``docker save`` tar whose manifest lists ``entries`` over one config and ``layers``."""
+    files = {f"{sha(cfg)}.json": cfg, **layers,
+             "manifest.json": json.dumps(entries).encode(), "repositories": b"{}"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(tar_bytes(files))
+    return path
+
+
+def test_image_archive_naming_one_config_many_times_is_read_once(ckg_home, tmp_path):
+    layer = tar_bytes({"opt/app/run.sh": b"echo hi\n"})
+    cfg = json.loads(config([layer]))
+    # 8 MB of history: each manifest entry parsed on its own costs some 60 MB
+    cfg["history"] = [{"created_by": f"RUN step {i}"} for i in range(250_000)]
+    cfg = json.dumps(cfg).encode()
+    entry = {"Config": f"{sha(cfg)}.json", "RepoTags": ["ckg-test/amp:1"],
+             "Layers": ["l1/layer.tar"]}
+    root = write_tree(tmp_path / "src", {"script/hello/_cm.yaml": HELLO})
+    docker_save_naming(root / "amp.tar", [entry] * 100, cfg, {"l1/layer.tar": layer})
+    summary = ingest_bounded(root, memory=2 << 30, timeout=300)
+    images = graph("MATCH (a:Artifact {kind: 'image'}) RETURN a.alias AS a, a.meta AS meta")
+    assert [i["a"] for i in images] == ["amp"]
+    assert json.loads(images[0]["meta"])["ref"] == "ckg-test/amp:1"
+    assert "hello" in aliases() and summary["new"] == 2
+
+
+def test_image_archive_reads_are_bounded_in_total(tmp_path, monkeypatch):
+    # Each entry is another image (a longer list of one layer): no entry breaks the bound,
+    # all of them together do.
+    layer = tar_bytes({"opt/app/blob.bin": os.urandom(1 << 20)})
+    cfg = config([layer])
+    entries = [{"Config": f"{sha(cfg)}.json", "RepoTags": [f"ckg-test/grow:{n}"],
+                "Layers": ["l1/layer.tar"] * n} for n in range(1, 11)]
+    root = tmp_path / "src"
+    docker_save_naming(root / "grow.tar", entries, cfg, {"l1/layer.tar": layer})
+    monkeypatch.setenv("CKG_ARCHIVE_MAX_BYTES", str(20 << 20))
+    records = container.read(root, "s")
+    refs = [json.loads(n.props["meta"])["ref"] for n in records.nodes]
+    assert refs and len(refs) < 10  # what fits in the bound is read, the rest is not
+    [warning] = [w for w in records.warnings if "more than" in w.message]
+    assert warning.path == "grow.tar" and str(20 << 20) in warning.message
