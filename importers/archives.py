@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ckg.errors import ArchiveTooLarge, InvalidInput, UnsafeArchive
+from importers.files import MAX_BYTES
 
 ZIP_SUFFIXES = (".zip", ".whl")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -53,7 +54,7 @@ class Limits:
     :func:`importers.sources.open_source`.
     """
 
-    max_bytes: int = 1 << 30
+    max_bytes: int = MAX_BYTES
     max_members: int = 100_000
     max_ratio: float = 200.0
     #: Members smaller than this are not ratio-checked: short runs of text compress well.

@@ -26,6 +26,9 @@ from typing import BinaryIO
 
 from ckg.records import Problem
 
+#: The most bytes one file of a source is read to, and an archive unpacks to, unless
+#: ``CKG_ARCHIVE_MAX_BYTES`` says otherwise (:class:`importers.archives.Limits`).
+MAX_BYTES = 1 << 30
 #: Folders whose files are never the source's content, nor a link's target.
 VCS_DIRS = frozenset({".git", ".hg", ".svn"})
 _SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
@@ -79,26 +82,22 @@ def walk(
     c.txt: link to '/etc/hostname' leads out of the source; not read
     d.csv: a FIFO, not a regular file; skipped
     """
-    for folder, dirs, entries in _walk(root, skip, problems):
+    for folder, dirs, entries in walk_entries(root, skip, problems):
         yield folder, dirs, [entry.name for entry in entries]
 
 
-def file_entries(
+def walk_entries(
     root: str | Path, skip: frozenset[str] = VCS_DIRS, problems: list[Problem] | None = None
-) -> Iterator[os.DirEntry]:
-    """The files :func:`walk` lists, as :class:`os.DirEntry` (``stat()`` of a link is its
-    target's), depth first."""
-    for _, _, entries in _walk(root, skip, problems):
-        yield from entries
-
-
-def _walk(root, skip, problems) -> Iterator[tuple[str, list[str], list[os.DirEntry]]]:
+) -> Iterator[tuple[str, list[str], list[os.DirEntry]]]:
+    """:func:`walk` with each file as its :class:`os.DirEntry` (whose ``stat()`` is a link's
+    target's)."""
     root = str(root)
     real_root = os.path.realpath(root)
     stack = [root]
     while stack:
         folder = stack.pop()
         dirs: list[str] = []
+        paths: dict[str, str] = {}  # entry.path, cheaper than os.path.join
         files: list[os.DirEntry] = []
         try:
             entries = os.scandir(folder)
@@ -106,26 +105,28 @@ def _walk(root, skip, problems) -> Iterator[tuple[str, list[str], list[os.DirEnt
             continue  # gone or unreadable since it was listed, as os.walk does
         with entries:
             for entry in entries:
-                why = _classify(entry, skip, real_root, dirs, files)
+                name = entry.name
+                if not utf8_name(name):
+                    why = "name is not valid UTF-8; skipped"
+                elif entry.is_dir(follow_symlinks=False):  # the file type the folder lists:
+                    if name not in skip:                   # no system call
+                        dirs.append(name)
+                        paths[name] = entry.path
+                    continue
+                elif entry.is_file(follow_symlinks=False):
+                    files.append(entry)
+                    continue
+                else:
+                    why = _odd(entry, real_root, files)
                 if why and problems is not None:
                     problems.append(Problem(_shown(entry.path, root), why))
         yield folder, dirs, files  # the caller may prune dirs in place, as with os.walk
-        stack.extend(os.path.join(folder, d) for d in reversed(dirs))
+        stack.extend(paths[d] for d in reversed(dirs))
 
 
-def _classify(entry: os.DirEntry, skip, real_root: str, dirs: list, files: list) -> str:
-    """Put ``entry`` in ``dirs`` or ``files``, or return why it is left out ("" for no
-    warning). Only links cost a system call beyond the walk's own."""
-    name = entry.name
-    if not utf8_name(name):
-        return "name is not valid UTF-8; skipped"
-    if entry.is_dir(follow_symlinks=False):
-        if name not in skip:
-            dirs.append(name)
-        return ""
-    if entry.is_file(follow_symlinks=False):
-        files.append(entry)
-        return ""
+def _odd(entry: os.DirEntry, real_root: str, files: list) -> str:
+    """A link (to ``files`` when it ends at a regular file inside) or a special file: why
+    it is left out, "" for no warning."""
     if entry.is_symlink():
         why, mode = link_target(entry.path, real_root)
         if not why and stat.S_ISREG(mode):
@@ -185,24 +186,8 @@ def open_file(path: str | Path, root: str | Path) -> BinaryIO:
     Traceback (most recent call last):
     OSError: [Errno 22] a FIFO, not a regular file; skipped: 'fifo'
     """
-    path = os.fspath(path)
-    mode = os.lstat(path).st_mode
-    if stat.S_ISLNK(mode):
-        why, mode = link_target(path, os.path.realpath(root))
-        if why or not mode:
-            raise OSError(errno.ELOOP, why or "a dangling link", _shown(path, os.fspath(root)))
-        path = os.path.realpath(path)
-    if not stat.S_ISREG(mode):
-        raise OSError(errno.EINVAL, special(mode), _shown(path, os.fspath(root)))
-    fd = os.open(path, _OPEN_FLAGS)
-    try:
-        now = os.fstat(fd).st_mode
-        if not stat.S_ISREG(now):
-            raise OSError(errno.EINVAL, special(now), _shown(path, os.fspath(root)))
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+    fd, _ = _open(os.fspath(path), root)
+    return os.fdopen(fd, "rb")
 
 
 def read_file(path: str | Path, root: str | Path, limit: int | None = None) -> bytes:
@@ -218,23 +203,52 @@ def read_file(path: str | Path, root: str | Path, limit: int | None = None) -> b
     Traceback (most recent call last):
     OSError: [Errno 27] larger than 4 bytes (CKG_ARCHIVE_MAX_BYTES); not read: 'a'
     """
-    if limit is None:
-        from importers.archives import Limits  # tarfile, zipfile, lzma: not for every import
-
-        limit = Limits.from_env().max_bytes
-    too_large = OSError(errno.EFBIG, f"larger than {limit} bytes (CKG_ARCHIVE_MAX_BYTES); "
-                        "not read", _shown(os.fspath(path), os.fspath(root)))
-    with open_file(path, root) as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size > limit:
-            raise too_large
-        # read(n) allocates n bytes first: ask for the size the file has, then for chunks
-        # while it grows under the reader's feet.
+    limit = _max_bytes() if limit is None else limit
+    path = os.fspath(path)
+    fd, size = _open(path, root)
+    try:
+        # os.read(n) allocates n bytes first: ask for the size the file has, then for
+        # chunks while it grows under the reader's feet, never past the bound.
         left, want, parts = limit + 1, size + 1, []
-        while left > 0 and (chunk := handle.read(want)):
+        while size <= limit and left > 0 and (chunk := os.read(fd, want)):
             parts.append(chunk)
             left -= len(chunk)
             want = min(1 << 20, left)
-    if left <= 0:
-        raise too_large
+    finally:
+        os.close(fd)
+    if size > limit or left <= 0:
+        raise OSError(errno.EFBIG, f"larger than {limit} bytes (CKG_ARCHIVE_MAX_BYTES); "
+                      "not read", _shown(path, os.fspath(root)))
     return b"".join(parts)
+
+
+def _open(path: str, root) -> tuple[int, int]:
+    """A descriptor open on the regular file ``path`` names by the rule, and its size."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        why, mode = link_target(path, os.path.realpath(root))
+        if why or not mode:
+            raise OSError(errno.ELOOP, why or "a dangling link", _shown(path, os.fspath(root)))
+        path = os.path.realpath(path)
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, special(mode), _shown(path, os.fspath(root)))
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        st = os.fstat(fd)  # what was opened, which may not be what lstat saw
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, special(st.st_mode), _shown(path, os.fspath(root)))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st.st_size
+
+
+def _max_bytes() -> int:
+    """``CKG_ARCHIVE_MAX_BYTES`` as :class:`importers.archives.Limits` reads it, or
+    :data:`MAX_BYTES`; archives' modules (tarfile, zipfile, lzma) are imported only for the
+    first, as every meta check of ``ckg run`` reads files."""
+    if not os.environ.get("CKG_ARCHIVE_MAX_BYTES"):
+        return MAX_BYTES
+    from importers.archives import Limits
+
+    return Limits.from_env().max_bytes

@@ -32,7 +32,7 @@ from pathlib import Path
 from ckg.errors import InvalidInput, NotFound
 from ckg.records import Problem
 from importers.archives import COMPLETE_MARK, TAR_SUFFIXES, ZIP_SUFFIXES, Limits, extract_archive
-from importers.files import VCS_DIRS, file_entries
+from importers.files import VCS_DIRS, walk_entries
 from importers.git import GIT_URL_PREFIXES, checkout
 
 #: Folders never part of a source's content.
@@ -209,9 +209,10 @@ def walk_files(root: Path, refused: list[Problem] | None = None) -> Iterator[os.
     target's); links that lead out, FIFOs, devices, sockets and names that are not valid
     UTF-8 are left out, each added to ``refused`` (:func:`importers.files.walk`).
     """
-    for entry in file_entries(root, SKIP_DIRS, refused):
-        if entry.name != COMPLETE_MARK:
-            yield entry
+    for _, _, entries in walk_entries(root, SKIP_DIRS, refused):
+        for entry in entries:
+            if entry.name != COMPLETE_MARK:
+                yield entry
 
 
 def _existing(text: str) -> Path:
