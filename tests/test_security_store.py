@@ -449,7 +449,8 @@ def test_a_folder_of_another_user_does_not_run_as_ones_own(kg, tmp_path):
     kg.ingest(str(folder))
     assert kg.run("theirs").runs[0].status == "ok"  # the user's own folder runs
     os.chown(folder, 65534, 65534)  # now nobody's
-    with pytest.raises(RunFailed, match=f"theirs comes from {folder}, a folder of another "
-                                        "user: ckg runs your own folders"):  # fmt: skip
+    with pytest.raises(RunFailed, match=f"theirs comes from {folder}, which is not yours "
+                                        f"alone: {folder} is owned by uid 65534; ckg runs "
+                                        "your own folders"):  # fmt: skip
         kg.run("theirs")
     assert kg.run("theirs", trust=True).runs[0].status == "ok"  # this once, when told to

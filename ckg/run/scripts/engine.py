@@ -204,6 +204,8 @@ class Engine:
         self._stack: list[StepReport] = []
         self.cwd = self.workdir  # MLCFlow's current folder: a cached script's entry, else this
         self.hooks = None  # set in a worker: ckg.run.scripts.hooks.Hooks
+        # Set in a worker: script -> why its code may not run here, or None.
+        self.guard = None
 
     # --- the public entry ------------------------------------------------------------
 
@@ -469,6 +471,9 @@ class Engine:
     def _require_execution(self, script: Script, why: str) -> None:
         if not self.execute:
             raise NeedsExecution(f"{script.alias}: {why}")
+        refused = self.guard(script) if self.guard else None
+        if refused:
+            raise ScriptFailed(refused, script.alias)
 
     def _input_mapping(self, env: dict, i: dict, meta: dict) -> None:
         source = i.get("input", i)

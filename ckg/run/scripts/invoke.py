@@ -102,12 +102,14 @@ def invoke(
     timeout_s: float | None = None,
     prefix: str = "MLC_",
     env: dict | None = None,
+    guarded: tuple[str, ...] = (),
 ) -> Invocation:
     """Run the script ``job_input['tags']`` selects, with its dependencies.
 
     ``job_input`` is MLCFlow's run input (``tags``, ``env``, input flags, ...); ``env`` the
     environment of a worker process (this one's by default). ``renew`` runs cached scripts
-    again and replaces their entries.
+    again and replaces their entries. A script of a repository whose root is in ``guarded``
+    runs only if its folders are the user's alone (:class:`ckg.run.trust.Ownership`).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     job_input = dict(job_input)
@@ -141,6 +143,7 @@ def invoke(
             timeout_s=timeout_s,
             prefix=prefix,
             env=env,
+            guarded=guarded,
         )
     except ScriptFailed as exc:
         return Invocation(
@@ -159,7 +162,8 @@ def invoke(
 
 
 def _in_worker(
-    index, job_input, *, home, workdir, log_path, prefer, use_cache, renew, timeout_s, prefix, env
+    index, job_input, *, home, workdir, log_path, prefer, use_cache, renew, timeout_s, prefix, env,
+    guarded,
 ) -> Invocation:
     steps_path = workdir / STEPS_FILE
     steps_path.unlink(missing_ok=True)
@@ -175,6 +179,7 @@ def _in_worker(
         "renew": renew,
         "prefix": prefix,
         "timeout_s": timeout_s,
+        "guarded": list(guarded),
     }
     job_path = workdir / "ckg-job.json"
     job_path.write_text(json.dumps(job, default=str))
