@@ -69,7 +69,8 @@ def make_certs(
     days: int = typer.Option(730, "--days", help="Days the certificates are valid."),
 ) -> None:
     """Make a new cluster: its CA, and a key and certificate for the Dask scheduler, the
-    workers and the clients, in FOLDER (0700, each file 0600).
+    workers and the clients, in FOLDER (0700, each file 0600), a new or empty folder:
+    $CKG_CLUSTER_CERTS, else $CKG_HOME/cluster, where ckg worker and ckg run --cluster look.
 
     Every connection of the cluster is then Dask's TLS, and only the holders of a copy of
     FOLDER can send work to its workers. The command prints how to start the scheduler and
