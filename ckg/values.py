@@ -31,6 +31,7 @@ True
 
 import math
 import re
+import sys
 from dataclasses import dataclass
 
 CANONICAL_UNITS = ("s", "J", "W", "B", "count", "%", "1/s", "1/J")
@@ -121,6 +122,10 @@ _PER_ITEM = re.compile(rf"^(.+?)\s*(?:/|per)\s*(?:{_RATE_WORDS}|inference|sample
 _SCALE = {"k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "b": 1e9, "B": 1e9, "G": 1e9, "T": 1e12}
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+#: Infinity as JSON (``-Infinity``), YAML (``.inf``) or Python (``inf``) write it.
+_INFINITY = re.compile(r"[-+]?\.?inf(?:inity)?$", re.I)
+#: Integers larger than this are past a float's range (and ``str`` refuses 4,300 digits).
+_MAX_FLOAT_INT = int(sys.float_info.max)
 _HEAD = re.compile(rf"^(?P<num>{_NUMBER})\s*(?P<rest>.*)$")
 #: "± 0.2", "+/- 0.2", "+- 0.2%", optionally in brackets: "(±0.2)", "[± 0.2 ms]".
 _ERROR = re.compile(
@@ -219,6 +224,8 @@ def parse_value(raw: object, column: str | None = None, *, unit: str | None = No
         return _bad(str(raw), "a true/false flag is not a measured value")
     context = _context_unit(column, unit)
     if isinstance(raw, (int, float)):
+        if isinstance(raw, int) and abs(raw) > _MAX_FLOAT_INT:  # float() and str() refuse it
+            return _bad(f"<integer of {raw.bit_length()} bits>", "past a float's range")
         text = repr(raw) if isinstance(raw, float) else str(raw)
         if isinstance(raw, float) and not math.isfinite(raw):
             return _bad(text, f"{text} is not a finite number")
@@ -229,7 +236,9 @@ def parse_value(raw: object, column: str | None = None, *, unit: str | None = No
         return Value(None, raw=text)
     head = _HEAD.match(cell)
     if not head:
-        return _bad(text, f"cannot read a number in {text!r}")
+        if _INFINITY.match(cell):
+            return _bad(text, f"{_quoted(text)} is not a finite number")
+        return _bad(text, f"cannot read a number in {_quoted(text)}")
     number = float(head.group("num").lstrip("+"))
     rest = head.group("rest")
     stderr, err_unit = None, ""
@@ -245,7 +254,7 @@ def parse_value(raw: object, column: str | None = None, *, unit: str | None = No
         return _scaled(number, stderr, context, text)
     own = _own_unit(rest, context)
     if own is None:
-        return _bad(text, f"unknown unit {rest!r} in {text!r}")
+        return _bad(text, f"unknown unit {_quoted(rest)} in {_quoted(text)}")
     return _scaled(number, stderr, own, text)
 
 
@@ -281,15 +290,15 @@ def _own_unit(rest: str, context: Unit | None) -> Unit | None:
 
 
 def _scaled(number: float, stderr: float | None, unit: Unit | None, raw: str) -> Value:
+    factor = unit.factor if unit else 1.0
+    value = number * factor
+    error = None if stderr is None else stderr * factor
+    # "1e999", 400 digits or "1e308 kJ": no graph stores inf, and no front ranks it
+    if not math.isfinite(value) or error is not None and not math.isfinite(error):
+        return _bad(raw, f"{_quoted(raw)} is not a finite number")
     if unit is None:
         return Value(number, stderr, "", raw)
-    factor = unit.factor
-    return Value(
-        _tidy(number * factor),
-        None if stderr is None else _tidy(stderr * factor),
-        unit.canonical,
-        raw,
-    )
+    return Value(_tidy(value), None if error is None else _tidy(error), unit.canonical, raw)
 
 
 def _tidy(x: float) -> float:
@@ -299,6 +308,15 @@ def _tidy(x: float) -> float:
 
 def _bad(raw: str, warning: str) -> Value:
     return Value(None, None, "", raw, False, warning)
+
+
+def _quoted(text: str) -> str:
+    """``text`` quoted for a warning, cut to its first 20 characters past 40: one line.
+
+    >>> _quoted("12 ms"), _quoted("9" * 4000)
+    ("'12 ms'", "'99999999999999999999…'")
+    """
+    return repr(text if len(text) <= 40 else text[:20] + "…")
 
 
 # --- showing values -----------------------------------------------------------------------
