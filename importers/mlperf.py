@@ -33,7 +33,15 @@ from pathlib import Path
 from ckg.records import Node, Problem
 from ckg.values import parse_unit
 from importers.files import read_file
-from importers.published import UNREADABLE, ResultRecords, Row, build, read_json
+from importers.loaders import INT64
+from importers.published import (
+    UNREADABLE,
+    ResultRecords,
+    Row,
+    build_file,
+    primitive,
+    read_json,
+)
 
 #: MLPerf inference benchmark model -> (task, reference dataset), from the MLPerf rules.
 BENCHMARKS = {
@@ -80,6 +88,9 @@ _FINGERPRINT = (
     "framework",
 )
 _CM_KEYS = {"Organization", "Scenario", "Model"}
+#: Most accelerators one node is taken to have: the Platform lists each one, and a file
+#: claiming a billion would make a list of a billion names.
+MAX_ACCELERATORS = 4096
 #: Canonical unit of a record's Result -> the metric it is.
 _RESULT_METRIC = {"1/s": "Throughput", "s": "Latency", "W": "Power", "J": "Energy"}
 _SUMMARY = {
@@ -135,10 +146,11 @@ def read(root: Path, source_uid: str, files: list[str | Path] | None = None) -> 
         data = read_json(root, rel, out)
         if data is UNREADABLE:
             continue
+        part = ResultRecords()  # the file's Platforms and warnings, kept if it all reads
         if is_cm_records(data):
-            build(_cm_rows(data, name, out), source_uid, out)
+            build_file(name, _cm_rows(data, name, part), source_uid, out, part)
         elif rel.parent.name == "systems" and isinstance(data, dict):
-            build(_submission_rows(root, rel, data, out), source_uid, out)
+            build_file(name, _submission_rows(root, rel, data, part), source_uid, out, part)
         else:
             out.warnings.append(Problem(name, "not MLPerf results (CM records or systems/*.json)"))
     # Many records share one system: keep one Platform node per uid.
@@ -153,6 +165,7 @@ def platform_node(system: dict) -> Node:
     digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode())
     uid = f"platform:mlperf:{digest.hexdigest()[:20]}"
     count = _int(system.get("accelerators_per_node"))
+    count = count if count is not None and count <= MAX_ACCELERATORS else None
     cores = _int(system.get("host_processor_core_count"))
     sockets = _int(system.get("host_processors_per_node")) or 1
     props = {
@@ -161,7 +174,7 @@ def platform_node(system: dict) -> Node:
         "system_id": system.get("system_id"),
         "submitter": system.get("submitter"),
         "cpu_model": system.get("host_processor_model_name"),
-        "cores": cores * sockets if cores else None,
+        "cores": _int(cores * sockets) if cores else None,
         "accelerators": [str(system["accelerator_model_name"])] * (count or 1)
         if system.get("accelerator_model_name") and count
         else [],
@@ -171,7 +184,9 @@ def platform_node(system: dict) -> Node:
         "nodes": _int(system.get("number_of_nodes")),
         "origin": "mlperf",
     }
-    return Node("Platform", uid, {k: v for k, v in props.items() if v not in (None, "", [])})
+    return Node(
+        "Platform", uid, {k: primitive(v) for k, v in props.items() if v not in (None, "", [])}
+    )
 
 
 def result_set(rec: dict) -> str:
@@ -361,10 +376,12 @@ def _mean_watts(text: str) -> float | None:
 
 
 def _int(value: object) -> int | None:
+    """``value`` as an integer a graph property holds, or None."""
     try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        number = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if number in INT64 else None
 
 
 def _head(path: Path, size: int = 4096) -> str:

@@ -16,7 +16,6 @@ warning and no Result. :class:`Tally` counts each case.
 """
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ from pathlib import Path
 from ckg import metrics
 from ckg.records import Edge, Node, Problem, Records
 from ckg.values import parse_value
+from importers.loaders import Loaded, json_text, parse, read_text
 from importers.papers import paper_uid, repo_url
 
 
@@ -81,12 +81,66 @@ UNREADABLE = object()
 
 
 def read_json(root: Path, rel: Path, out: Records) -> object:
-    """The JSON document at ``root / rel``, or UNREADABLE with one warning naming the file."""
-    try:
-        return json.loads((root / rel).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        out.warnings.append(Problem(rel.as_posix(), f"not readable as JSON: {exc}"))
+    """The JSON document at ``root / rel``, or UNREADABLE with one warning naming the file.
+
+    Read by the guarded loader, salvaged (:mod:`importers.loaders`): what one bad value
+    cost is a warning added to ``out``, and the rest of the document is read.
+    """
+    doc = parse_json(root, rel)
+    if isinstance(doc, Problem):
+        why = doc.message.removeprefix("invalid JSON: ")
+        out.warnings.append(Problem(doc.path, f"not readable as JSON: {why}", doc.line))
         return UNREADABLE
+    out.warnings.extend(doc.warnings)
+    return doc.data
+
+
+def parse_json(root: Path, rel: Path) -> Loaded | Problem:
+    """``root / rel`` read as JSON whatever its suffix, salvaged (:func:`read_json`)."""
+    read = read_text(root / rel, root)
+    if isinstance(read, Problem):
+        return read
+    raw, text = read
+    return parse(text, rel.as_posix(), ".json", raw=raw, salvage=True)
+
+
+def merge(out: ResultRecords, part: ResultRecords) -> None:
+    """Add the records and the tally of ``part`` to ``out``."""
+    out.extend(part)
+    for name in ("results", "unreadable", "missing", "no_metric"):
+        setattr(out.tally, name, getattr(out.tally, name) + getattr(part.tally, name))
+
+
+def build_file(path: str, rows: Iterable[Row], source_uid: str, out: ResultRecords,
+               part: ResultRecords | None = None) -> None:
+    """:func:`build` of one file's ``rows``, so that a value of an odd shape (a list where a
+    record belongs) costs one warning naming the file, not the import: the file's records
+    go to ``part`` (the records its rows' generator also adds to, or new ones), merged
+    into ``out`` only when all was built."""
+    part = ResultRecords() if part is None else part
+    try:
+        build(rows, source_uid, part)
+    except (AttributeError, TypeError, KeyError) as exc:
+        out.warnings.append(Problem(path, f"unexpected structure: {exc}"))
+    else:
+        merge(out, part)
+
+
+def primitive(value: object) -> object:
+    """``value`` if a graph property holds it as it is (text, number, flag, null, a list of
+    text), else its JSON text: a file can put a mapping where a name belongs.
+
+    >>> primitive("v4.0"), primitive(["a", "b"]), primitive({"a": [1]}), primitive([1, "a"])
+    ('v4.0', ['a', 'b'], '{"a":[1]}', '[1,"a"]')
+    """
+    if value is None or type(value) in _PRIMITIVES:
+        return value
+    if type(value) is list and all(type(item) is str for item in value):
+        return value
+    return json_text(value)
+
+
+_PRIMITIVES = frozenset({str, int, float, bool})
 
 
 def norm_name(text: object) -> str:
@@ -140,7 +194,7 @@ def build(rows: Iterable[Row], source_uid: str, out: ResultRecords | None = None
             )
         out.tally.results += 1
         metric = metrics.resolve(norm_name(row.metric))
-        extra = dict(row.extra)
+        extra = {key: primitive(value) for key, value in row.extra.items()}
         if _board(row) in scaled and value.value is not None:
             stderr = value.stderr * 100 if value.stderr is not None else None
             value = replace(value, value=value.value * 100, stderr=stderr, unit="%")

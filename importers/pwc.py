@@ -18,13 +18,12 @@ Example
 24
 """
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from ckg.errors import InvalidInput
 from ckg.records import Problem
-from importers.published import UNREADABLE, ResultRecords, Row, build, read_json
+from importers.published import UNREADABLE, ResultRecords, Row, build_file, parse_json, read_json
 
 
 def is_pwc(data: object) -> bool:
@@ -69,11 +68,8 @@ def detect(root: Path, candidates: list[Path]) -> list[Path]:
         head = _head(root / rel)
         if not any(key in head for key in ('"datasets"', '"subtasks"', '"sota"')):
             continue
-        try:
-            data = json.loads((root / rel).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            continue
-        if is_pwc(data):
+        doc = parse_json(root, rel)
+        if not isinstance(doc, Problem) and is_pwc(doc.data):
             found.append(rel)
     return found
 
@@ -97,7 +93,7 @@ def read(root: Path, source_uid: str, files: list[str | Path] | None = None) -> 
                 Problem(name, f"not a Papers with Code (sota-extractor) task list: {reason}")
             )
             continue
-        build(rows(data, name), source_uid, out)
+        build_file(name, rows(data, name), source_uid, out)
     return out
 
 

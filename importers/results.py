@@ -11,7 +11,7 @@ from pathlib import Path
 from ckg.errors import InvalidInput
 from importers import mlperf, pwc, tables
 from importers.files import walk
-from importers.published import ResultRecords, settle_papers
+from importers.published import ResultRecords, merge, settle_papers
 
 FORMATS = {"pwc": pwc, "mlperf": mlperf, "tables": tables}
 SUFFIXES = (".json", ".csv", ".tsv", ".yaml", ".yml")
@@ -52,7 +52,7 @@ def read(root: Path, source_uid: str, found: dict[str, list[Path]] | None = None
     out = ResultRecords()
     for fmt, files in found.items():
         part = FORMATS[fmt].read(root, source_uid, [Path(f).relative_to(root) for f in files])
-        _merge(out, part)
+        merge(out, part)
     settle_papers(out)
     return out
 
@@ -74,9 +74,3 @@ def read_file(path: Path, source_uid: str) -> ResultRecords:
                 settle_papers(out)
                 return out
     raise InvalidInput(f"{path}: not in a known results format ({KNOWN})")
-
-
-def _merge(out: ResultRecords, part: ResultRecords) -> None:
-    out.extend(part)
-    for name in ("results", "unreadable", "missing", "no_metric"):
-        setattr(out.tally, name, getattr(out.tally, name) + getattr(part.tally, name))

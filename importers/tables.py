@@ -24,6 +24,12 @@ YAML and JSON tables are a list of rows, or a mapping with a ``results`` list wh
 (``paper``, ``task``, ...) apply to every row. A row may also hold a ``metrics`` mapping of
 metric to value, as a wide row. When a folder is ingested, CSV and TSV files are recognised by
 their header, YAML and JSON tables only when their file name contains ``result``.
+
+Files are read by the guarded loaders (:mod:`importers.loaders`, salvaged): one bad value
+costs one warning naming the file and the row or line, and the rest of the file is read. A
+key written twice in a row, or a column named twice, keeps its first value (the rule a table
+already follows for two columns that fill one field, such as ``paper`` and ``paper_url``);
+a CSV record with a field past :mod:`csv`'s limit is skipped.
 """
 
 import csv
@@ -33,10 +39,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
-
 from ckg.errors import InvalidInput
 from ckg.records import Node, Problem
+from importers.files import open_file
+from importers.loaders import csv_records, load, read_text
 from importers.published import ResultRecords, Row, build, norm_name
 
 SUFFIXES = {".csv": ",", ".tsv": "\t"}
@@ -93,9 +99,11 @@ def detect(root: Path, candidates: list[Path]) -> list[Path]:
         suffix = rel.suffix.lower()
         if suffix in SUFFIXES:
             try:
-                with (root / rel).open(encoding="utf-8", errors="replace", newline="") as fh:
+                with io.TextIOWrapper(
+                    open_file(root / rel, root), encoding="utf-8", errors="replace", newline=""
+                ) as fh:
                     header = next(csv.reader(fh, delimiter=SUFFIXES[suffix]), [])
-            except OSError:
+            except (OSError, csv.Error):  # csv.Error: a header field past csv's limit
                 continue
             if is_table_header(header):
                 found.append(rel)
@@ -114,10 +122,9 @@ def read(root: Path, source_uid: str, files: list[str | Path] | None = None) -> 
         files = detect(root, sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file()))
     out = ResultRecords()
     for rel in map(Path, files):
-        try:
-            rows = list(read_rows(root / rel, rel.as_posix()))
-        except InvalidInput as exc:
-            out.warnings.append(Problem(rel.as_posix(), str(exc)))
+        rows = read_rows(root, rel, out.warnings)
+        if isinstance(rows, Problem):
+            out.warnings.append(rows)
             continue
         if rows and not any(_has_number(row.raw) for row in rows):
             # A file of another format read as a wide table makes one junk "metric" per
@@ -142,38 +149,45 @@ def _has_number(raw: object) -> bool:
     return isinstance(raw, str) and any(ch.isdigit() for ch in raw)
 
 
-def read_rows(path: Path, name: str) -> Iterator[Row]:
-    """The :class:`Row` values of one table file; raises InvalidInput if it is not a table."""
-    suffix = path.suffix.lower()
+def read_rows(root: Path, rel: Path, warnings: list[Problem]) -> list[Row] | Problem:
+    """The :class:`Row` values of the table file ``root / rel``, or one Problem naming it
+    when it is not a table; what a bad value cost is added to ``warnings``."""
+    name = rel.as_posix()
+    suffix = rel.suffix.lower()
+    found: list[Problem] = []
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read: {exc}") from None
-    if suffix in SUFFIXES:
-        yield from _csv_rows(text, SUFFIXES[suffix], name)
-    elif suffix in DATA_SUFFIXES:
-        try:
-            data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError) as exc:
-            raise InvalidInput(f"not valid {suffix[1:].upper()}: {exc}") from None
-        yield from _data_rows(data, name)
-    else:
-        raise InvalidInput("not a results table (expected .csv, .tsv, .yaml, .yml or .json)")
+        if suffix in SUFFIXES:
+            read = read_text(root / rel, root)
+            if isinstance(read, Problem):
+                return read
+            table = csv_records(read[1], SUFFIXES[suffix], name, found)
+            if isinstance(table, Problem):
+                return table
+            rows = list(_csv_rows(*table, name))
+        elif suffix in DATA_SUFFIXES:
+            doc = load(root / rel, root, salvage=True)
+            if isinstance(doc, Problem):
+                return doc
+            found += doc.warnings
+            rows = list(_data_rows(doc.data, name))
+        else:
+            raise InvalidInput("not a results table (expected .csv, .tsv, .yaml, .yml or .json)")
+    except InvalidInput as exc:
+        return Problem(name, str(exc))
+    warnings += found
+    return rows
 
 
-def _csv_rows(text: str, delimiter: str, name: str) -> Iterator[Row]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = next(reader, None)
+def _csv_rows(header: list[str], records: Iterator, name: str) -> Iterator[Row]:
     if not header or not is_table_header(header):
         raise InvalidInput(
             "not a results table: the header needs metric and value columns, "
             "or model or paper with task or dataset"
         )
-    for record in reader:
-        if not any(cell.strip() for cell in record):
+    for line, record in records:
+        if not any(cell.strip() for cell in record.values()):
             continue
-        line = reader.line_num
-        yield from _record_rows(dict(zip(header, record, strict=False)), name, f"line {line}", line)
+        yield from _record_rows(record, name, f"line {line}", line)
 
 
 def _data_rows(data: object, name: str) -> Iterator[Row]:

@@ -286,7 +286,7 @@ def test_pwc_read_names_broken_and_foreign_json(tmp_path):
     _write(tmp_path / "foreign.json", "[1, 2]")
     out = pwc.read(tmp_path, "src")
     messages = sorted(str(w) for w in out.warnings)
-    assert messages[0].startswith("broken.json: not readable as JSON")
+    assert messages[0].startswith("broken.json:1: not readable as JSON")
     assert messages[1] == (
         'foreign.json: not a Papers with Code (sota-extractor) task list: item 0 has no "task" key'
     )
