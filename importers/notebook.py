@@ -56,9 +56,8 @@ from typing import Any
 from ckg.records import Dependency, Node, Problem, Records
 from importers.cmlike import derived_uid
 from importers.detect import detect_formats
-from importers.files import read_file
 from importers.generic import normalise
-from importers.loaders import digest, json_text, relpath
+from importers.loaders import digest, json_text, parse, read_text, relpath
 
 #: Import names whose distribution has another name, for what is not installed here
 #: (:func:`importlib.metadata.packages_distributions` answers for what is).
@@ -108,16 +107,22 @@ def read_one(root: Path, source_uid: str, path: Path, out: Records, **extra) -> 
 
     ``extra`` are further artifact properties (an image's notebooks say which image).
     """
-    import nbformat
-
     rel = relpath(path, root)
+    # The guarded loader parses the JSON, not nbformat's plain json.loads: one hostile value
+    # (nested past the parser, a number of 5,000 digits) costs a warning, not the notebook.
+    read = read_text(path, root)
+    doc = read if isinstance(read, Problem) else parse(
+        read[1], rel, ".json", raw=read[0], salvage=True
+    )
+    if isinstance(doc, Problem):
+        why = doc.message.removeprefix("invalid JSON: ")
+        out.warnings.append(Problem(rel, f"not a readable Jupyter notebook: {why}", doc.line))
+        return None
+    out.warnings.extend(doc.warnings)
     try:
-        raw = read_file(path, root)
-        # Not validated against the schema: Jupyter opens notebooks with small schema slips
-        # (a kernelspec without a name), and so does ckg; what cannot be read is refused.
-        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+        nb = _notebook(doc.data)
         meta = describe(nb, path.parent)
-    except Exception as exc:  # nbformat raises many kinds (JSON, schema, version, decode)
+    except Exception as exc:  # nbformat raises many kinds (schema, version, structure)
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         out.warnings.append(Problem(rel, f"not a readable Jupyter notebook: {why[:200]}"))
         return None
@@ -139,7 +144,7 @@ def read_one(root: Path, source_uid: str, path: Path, out: Records, **extra) -> 
         "tags": list(dict.fromkeys(["notebook", "jupyter-notebook", *language, path.stem])),
         "path": folder,
         "meta": json_text(meta),
-        "digest": digest(raw),
+        "digest": digest(doc.raw),
         "source_uid": source_uid,
         "variations": [],
         **extra,
@@ -150,6 +155,21 @@ def read_one(root: Path, source_uid: str, path: Path, out: Records, **extra) -> 
             Dependency(uid, "pip", position, entry["tags"], entry["names"], path=rel)
         )
     return uid
+
+
+def _notebook(data: Any):
+    """What ``nbformat.reads(text, as_version=4)`` makes of the parsed notebook ``data``.
+
+    Not validated against the schema: Jupyter opens notebooks with small schema slips (a
+    kernelspec without a name), and so does ckg; what cannot be read is refused.
+    """
+    import nbformat
+    from nbformat.reader import get_version
+
+    major, minor = get_version(data)
+    if major not in nbformat.versions:
+        raise nbformat.NBFormatError(f"unsupported nbformat version {major}")
+    return nbformat.convert(nbformat.versions[major].to_notebook_json(data, minor=minor), 4)
 
 
 def describe(nb, folder: Path | None = None) -> dict[str, Any]:

@@ -117,7 +117,7 @@ def test_notebook_runs_over_a_grid_and_is_recorded_with_its_metrics(kg, tmp_path
     vendored.write_text('[project]\nname = "numpy"\nversion = "2.0"\n')
     summary = kg.ingest(str(folder))
     assert [str(w) for w in summary.warnings] == [
-        "empty.ipynb: not a readable Jupyter notebook: Notebook does not appear to be JSON: ''"]
+        "empty.ipynb:1: not a readable Jupyter notebook: Expecting value (column 1)"]
     assert summary.new == 3
     needs = "MATCH (:Artifact {alias: 'train'})-[:DEPENDS_ON]->(p) RETURN p.alias AS p, p.kind AS k"
     assert kg.store.run(needs) == [{"p": "numpy", "k": "package"}]
