@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from ckg.plan import memo
 from ckg.plan.fetch import fetch_subgraph, find_target
 from ckg.plan.model import Plan, Step
+from ckg.redact import secret_values
 
 __all__ = ["Plan", "Step", "build_plan", "load_graph", "plan"]
 
@@ -81,7 +82,8 @@ def plan(
     rows = fetch_subgraph(store, uid)
     wanted = [*in_target, *variations]
     key = memo.plan_key(rows, uid, wanted, env)
-    remembered = memo.load(home, key) if home else None
+    secrets = secret_values(env)
+    remembered = memo.load(home, key, secrets) if home else None
     if remembered is not None:
         return remembered
     from ckg.plan.core import build_plan
@@ -89,5 +91,5 @@ def plan(
 
     result = build_plan(load_graph(*rows), uid, variations=wanted, env=env)
     if home:
-        memo.save(home, key, result)
+        memo.save(home, key, result, secrets)
     return result

@@ -5,7 +5,8 @@ environment and the planner's own code. The key is a digest of all of them (the 
 size and modification time of each ``ckg/plan`` module), so a changed meta, dependency edge,
 ``--env`` or planner gives a new key and a fresh plan. A hit skips NetworkX altogether, whose
 import alone costs about 0.15 s of a whole ``ckg run`` process. At most :data:`KEEP` plans are
-kept; the oldest go first.
+kept; the oldest go first. The user's secrets are not in the files: placeholders stand for
+them, filled again from the environment the key was made of (:func:`ckg.redact.seal`).
 """
 
 import hashlib
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ckg.plan.model import Plan, Step
+from ckg.redact import seal, unseal
 
 FOLDER = "plans"
 KEEP = 256
@@ -39,23 +41,28 @@ def plan_key(rows: tuple, uid: str, variations: Iterable[str], env: Mapping | No
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def load(home: Path, key: str) -> Plan | None:
-    """The plan saved under ``key``, or None (also for an unreadable file)."""
+def load(home: Path, key: str, secrets: tuple[str, ...] = ()) -> Plan | None:
+    """The plan saved under ``key``, with the ``secrets`` it was saved with, or None (also
+    for an unreadable file)."""
     try:
-        data = json.loads((Path(home) / FOLDER / f"{key}.json").read_bytes())
+        text = (Path(home) / FOLDER / f"{key}.json").read_text(encoding="utf-8")
+        data = json.loads(unseal(text, secrets))
         steps = [Step(**step) for step in data.pop("steps")]
         return Plan(steps=steps, **data)
     except (OSError, ValueError, TypeError, KeyError):
         return None
 
 
-def save(home: Path, key: str, plan: Plan) -> None:
-    """Save ``plan`` under ``key`` (write then rename: a reader never sees half a file)."""
+def save(home: Path, key: str, plan: Plan, secrets: tuple[str, ...] = ()) -> None:
+    """Save ``plan`` under ``key`` (write then rename: a reader never sees half a file),
+    with placeholders for ``secrets`` (:func:`ckg.redact.seal`): the values of the user's
+    environment that the key was made of, which :func:`load` is given again."""
     folder = Path(home) / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{key}.json"
     partial = folder / f".{key}.{os.getpid()}"
-    partial.write_text(json.dumps(plan.to_dict(with_meta=True), ensure_ascii=False))
+    text = json.dumps(plan.to_dict(with_meta=True), ensure_ascii=False)
+    partial.write_text(seal(text, secrets), encoding="utf-8")
     os.replace(partial, path)
     _prune(folder)
 

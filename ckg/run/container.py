@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ckg.errors import InvalidInput, UsageError
+from ckg.redact import is_secret
 
 ENGINES = ("docker", "podman")
 
@@ -62,8 +63,9 @@ def docker_run(image: str, command: list[str] | None = None, *, engine: str = "d
     says so), so that paths in the command and the environment mean the same inside.
 
     >>> shlex.join(docker_run("app:1", ["sh", "-c", "echo hi"], workdir=Path("/w"),
-    ...                       mounts=((Path("/w"), False), (Path("/a"), True)), env={"A": "1"}))
-    "docker run --rm -v /w:/w -v /a:/a:ro -w /w -e A=1 app:1 sh -c 'echo hi'"
+    ...                       mounts=((Path("/w"), False), (Path("/a"), True)),
+    ...                       env={"A": "1", "HF_TOKEN": "hf_abcdefgh"}))
+    "docker run --rm -v /w:/w -v /a:/a:ro -w /w -e A=1 -e HF_TOKEN app:1 sh -c 'echo hi'"
     """
     argv = [engine, "run", "--rm"]
     for folder, read_only in mounts:
@@ -71,7 +73,9 @@ def docker_run(image: str, command: list[str] | None = None, *, engine: str = "d
     if workdir is not None:
         argv += ["-w", str(workdir)]
     for key, value in sorted((env or {}).items()):
-        argv += ["-e", f"{key}={value}"]
+        # A secret's value docker takes from its own environment, which the step's is:
+        # never from a command line, which every local user can read and a run records.
+        argv += ["-e", key if is_secret(key, value) else f"{key}={value}"]
     return [*argv, check_image(image), *(command or [])]
 
 

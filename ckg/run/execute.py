@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ckg import config
 from ckg.errors import RunFailed
+from ckg.redact import mask_file
 
 #: Seconds between SIGTERM and SIGKILL when a step times out.
 KILL_GRACE_S = 1.0
@@ -49,6 +50,7 @@ def execute(
     env: dict[str, str],
     log_path: Path,
     timeout_s: float | None = None,
+    secrets: tuple[str, ...] = (),
 ) -> Outcome:
     """Run ``command`` (a shell line, or an argument list) and measure it.
 
@@ -64,6 +66,9 @@ def execute(
         stdout and stderr both go here, appended.
     timeout_s : float, optional
         Wall-clock limit; on expiry the whole process group is killed.
+    secrets : tuple of str
+        Values masked, with URL passwords, in what the command wrote to the log once it
+        ends (:func:`ckg.redact.mask_file`); the command itself gets them from ``env``.
 
     Returns
     -------
@@ -115,6 +120,7 @@ def execute(
         _signal_group(proc.pid, signal.SIGKILL)
         _await_group_end(proc.pid)
     exit_code = proc.returncode
+    mask_file(log_path, secrets, start=offset)
     if watch.timed_out:
         state = "timeout"
     else:

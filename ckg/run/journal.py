@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ckg.errors import InvalidInput
 from ckg.records import Edge, Node, Records
+from ckg.redact import ambient, mask_node
 
 JOURNAL = Path("journal") / "runs.jsonl"
 #: Uids per membership query during recovery.
@@ -104,6 +105,9 @@ def recover(store, home: Path) -> dict:
         if missing.intersection(_run_uids(records)):
             recovered.extend(records)
     if recovered.nodes:
+        # Masked again: a journal written by an older ckg holds secrets in clear.
+        secrets = ambient()
+        recovered.nodes = [mask_node(node, secrets) for node in recovered.nodes]
         store.write_records(recovered)
     return {
         "journalled": len(expected),

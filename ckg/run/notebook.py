@@ -12,7 +12,8 @@ recorded like any other. This process:
    used), its working folder the run's folder; ``CKG_NOTEBOOK_DIR`` names the notebook's own
    folder, for data files beside it;
 3. writes the executed notebook to ``OUT``, whether or not a cell failed (on the step's
-   timeout too: SIGTERM unwinds, shutting the kernel down);
+   timeout too: SIGTERM unwinds, shutting the kernel down), with the secrets of its
+   environment and parameters masked (:mod:`ckg.redact`) in its cells and their outputs;
 4. prints, as its last stdout line, a JSON object of the numbers the notebook glued
    (scrapbook's ``glue``, papermill's ``record``), which the runner reads as reported metrics
    beside a ``ckg-result.json`` the notebook writes in its working folder (the file wins
@@ -31,6 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ckg.redact import mask_value, secret_values
 from importers.notebook import glued_metrics
 
 INJECTED_TAG = "injected-parameters"
@@ -88,7 +90,8 @@ def execute(path: Path, out: Path, params: dict, cwd: Path) -> str:
                         break
     finally:  # kept however it ended: a failed cell, or the step's timeout (SIGTERM)
         out.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, out)
+        secrets = secret_values(os.environ, params)
+        nbformat.write(nbformat.from_dict(mask_value(nb, secrets)), out)
     return failure
 
 

@@ -6,14 +6,8 @@ and ``(Run)-[:MEASURED]->(Measurement)``; ``MEASURED`` comes last, so a run whos
 ``MEASURED`` relationship is in the graph was written whole (see :mod:`ckg.run.journal`).
 """
 
-import json
-import re
-
 from ckg.records import Edge, Node, Records
 from ckg.run.measure import Figure, summarize
-
-#: Environment variables whose values are never recorded (credentials).
-_SECRET = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|CREDENTIALS?)$", re.IGNORECASE)
 
 
 def measurement_node(run_uid: str, figure: Figure) -> Node:
@@ -80,15 +74,3 @@ def run_records(
         measured.append(Edge("MEASURED", "Run", run_uid, "Measurement", node.key))
     records.edges += measured
     return records
-
-
-def safe_env(env: dict) -> str:
-    """``env`` as JSON text with the values of credential-like names replaced by ``***``.
-
-    >>> safe_env({"CM_X": "1", "HF_TOKEN": "abc"})
-    '{"CM_X": "1", "HF_TOKEN": "***"}'
-    """
-    return json.dumps(
-        {k: "***" if _SECRET.search(k) else v for k, v in sorted(env.items())},
-        ensure_ascii=False,
-    )

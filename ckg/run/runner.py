@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ckg import redact
 from ckg.errors import RunFailed, StoreUnavailable, UsageError
 from ckg.records import Node
 from ckg.run import journal, provenance, record, steps, trust, workflow
@@ -177,8 +178,8 @@ class _Runner:
         self.source_states: dict[str, dict] = {}
         self.package_set = None
         self.fixed_uids = list(options.run_uids)
-        self.checked: set[str] = set()  # steps whose folders and meta passed the checks
-        self.ownership = trust.Ownership()
+        self.ambient = redact.ambient()  # once: the same in every step's environment
+        self.meta_checked: set[str] = set()
 
     def go(self) -> Report:
         from ckg.plan import plan as make_plan
@@ -266,11 +267,14 @@ class _Runner:
                     "the host that ingested it runs: ingest it as a Git repository or an "
                     "archive to run it on a cluster"
                 )
-            if kind == "dir" and not self.options.trust and step.uid not in self.checked:
-                why = self.ownership.foreign_path(*trust.step_folders(
-                    step.format, self._artifact_dir(step), info.get("location")))
-                if why:
-                    raise RunFailed(trust.folder_refusal(step.alias, info.get("location"), why))
+            if kind == "dir" and not self.options.trust and not trust.owned_folder(
+                info.get("location")
+            ):
+                raise RunFailed(
+                    f"{step.alias} comes from {info.get('location')}, a folder of another "
+                    "user: ckg runs your own folders, and others' sources by their content; "
+                    "copy it into a folder of yours, or ingest it as an archive, or use --trust"
+                )
             if kind and kind != "dir" and not self.options.trust:
                 why = trust.distrust(allowed.get(step.source_uid), info.get("source_digest"))
                 if why:
@@ -278,7 +282,7 @@ class _Runner:
                         f"{step.alias} comes from {info.get('location')} ({kind}), {why}: "
                         f"review it, then `ckg trust {info.get('location')}` or use --trust"
                     )
-            if kind and step.uid not in self.checked:
+            if kind and step.uid not in self.meta_checked:
                 why = trust.meta_mismatch(self._root(step), step, self.home)
                 if why:
                     # Incomplete, the source is read whole by its next ingest, not skipped
@@ -289,7 +293,7 @@ class _Runner:
                         f"{step.alias}: {why}; `ckg ingest {info.get('location')}` reads "
                         "the source again"
                     )
-                self.checked.add(step.uid)
+                self.meta_checked.add(step.uid)
             steps.check_runnable(step.format, step.alias, self._artifact_dir(step))
 
     def _artifact_dir(self, step) -> Path:
@@ -396,10 +400,6 @@ class _Runner:
         roots = {s.source_uid: self._root(s) for s in plan.steps
                  if s.format in steps.SCRIPT_FORMATS}
         index = index_file(self.kg.store, self.home, roots)
-        # A hook may run a script the plan does not hold: the worker checks its folder too.
-        guarded = () if self.options.trust else tuple(sorted(
-            {self._root(s) for s in plan.steps if s.format in steps.SCRIPT_FORMATS
-             and self.infos.get(s.uid, {}).get("source_kind") == "dir"}))
         prefix = steps.PREFIX[target.format]
         wanted = [w[1:] for w in self.target.replace(",", " ").split() if w.startswith("_")]
         wanted += list(self.options.variations)
@@ -409,6 +409,8 @@ class _Runner:
             "tags": ",".join("_" + v for v in wanted),
             "env": {k: str(v) for k, v in {**self.global_env, **point}.items()},
         }
+        secrets = redact.combine(self.ambient,
+                                 redact.secret_values(job_input["env"], self.options.inputs))
         run_uid = self._target_uid()
         workdir = self.home / "runs" / run_uid
         log_path = workdir / LOG_NAME
@@ -423,7 +425,7 @@ class _Runner:
                             log_path=log_path, prefer=target.source_uid,
                             use_cache=not self.options.no_cache, renew=self.options.renew,
                             timeout_s=self.options.timeout_s, prefix=prefix,
-                            guarded=guarded)
+                            secrets=secrets)
             if result.outcome is None:  # served here from the cache: this process's CPU
                 done = os.times()
                 result.outcome = Outcome("ok" if result.status == "ok" else "failed", 0,
@@ -444,7 +446,7 @@ class _Runner:
                 break
         last = results[-1]
         step_runs = self._record_script_steps(last, target, run_uid, point, outcomes, energies,
-                                              reported, workdir, report, index)
+                                              reported, workdir, report, index, secrets)
         report.cached_steps += sum(1 for st in last.steps if st.get("cached"))
         report.dependency_runs += sum(1 for st in last.steps[1:] if st.get("executed"))
         top = last.steps[0] if last.steps else {}
@@ -466,7 +468,8 @@ class _Runner:
         )
 
     def _record_script_steps(self, result, target, run_uid, point, outcomes, energies,
-                             reported, workdir: Path, report: Report, index) -> list[dict]:
+                             reported, workdir: Path, report: Report, index,
+                             secrets: tuple[str, ...]) -> list[dict]:
         """One Run per step (the first is the target's, with the measurements), and a
         CacheEntry node for each cache entry made or reused."""
         from ckg.records import Edge, Records
@@ -494,17 +497,18 @@ class _Runner:
                 "exit_code": 0 if status in ("ok", "cached", "skipped") else 1,
                 "step": " ".join([st["alias"], *("_" + v for v in st.get("variations") or [])]),
                 "tags": st.get("tags", ""),
-                "params": json.dumps(point if k == 0 else {}, sort_keys=True),
+                "params": json.dumps(redact.mask_env(point if k == 0 else {}, secrets),
+                                     sort_keys=True),
                 "variations": list(st.get("variations") or []),
                 "version": st.get("version", ""),
-                "new_env": record.safe_env(st.get("new_env") or {}),
+                "new_env": redact.env_text(st.get("new_env") or {}, secrets),
                 "new_state": json.dumps(st.get("new_state") or {}, sort_keys=True,
                                         default=str),
                 "error": st.get("error", ""),
                 "workdir": st.get("workdir") or str(workdir),
                 "log_tail": st.get("log_tail", ""),
                 "cache_entry": st.get("cache_entry", ""),
-                "env_full": record.safe_env(st.get("env") or {}),
+                "env_full": redact.env_text(st.get("env") or {}, secrets),
             }
             script = scripts.scripts.get(st["uid"])
             if script is not None:
@@ -534,7 +538,7 @@ class _Runner:
                           "cached": props["cached"], "executed": executed,
                           "duration_s": props["duration_s"], "error": props["error"]})
         if records.nodes:
-            self._record(records, report)
+            self._record(records, report, secrets)
         gone = [name for st in result.steps for name in st.get("removed_entries") or []]
         if gone and self.store_ok:
             self.kg.store.run(
@@ -587,6 +591,7 @@ class _Runner:
         log_path = workdir / LOG_NAME
         prepared = self._prepare(step, params, dep_env, workdir)
         env = prepared.environment(dict(os.environ))
+        secrets = redact.combine(self.ambient, redact.secret_values(prepared.set_env, params))
         timeout = self.options.timeout_s or prepared.timeout_s
         started = _now()
         outcomes: list[Outcome] = []
@@ -597,9 +602,8 @@ class _Runner:
             for index in range(warmup + repeat):
                 _clear_outputs(workdir)
                 mark = self.meter.start()
-                outcome = execute(
-                    prepared.command, cwd=workdir, env=env, log_path=log_path, timeout_s=timeout
-                )
+                outcome = execute(prepared.command, cwd=workdir, env=env, log_path=log_path,
+                                  timeout_s=timeout, secrets=secrets)
                 energy = self.meter.stop(mark, cpu_s=outcome.user_s + outcome.system_s)
                 if outcome.status != "ok":
                     status, exit_code = outcome.status, outcome.exit_code
@@ -623,16 +627,16 @@ class _Runner:
             "duration_s": sum(o.wall_s for o in outcomes),
             "exit_code": exit_code,
             "command": prepared.command or "",
-            "params": json.dumps(params, sort_keys=True),
+            "params": json.dumps(redact.mask_env(params, secrets), sort_keys=True),
             "variations": list(step.variations),
-            "env": record.safe_env(prepared.set_env),
+            "env": redact.env_text(prepared.set_env, secrets),
             "step": step.id,
             "cache_key": key,
             "repeat": len(outcomes),
             "warmup": warmup,
             "workdir": str(workdir),
             "log_tail": outcomes[-1].log_tail if outcomes else "",
-            "env_full": record.safe_env(env),
+            "env_full": redact.env_text(env, secrets),
             **prepared.run_props,
             **self._provenance(step.uid, self._root(step), self._artifact_dir(step)),
         }
@@ -647,7 +651,7 @@ class _Runner:
         if step.reason == "target":  # what it reproduces, written before MEASURED
             records.edges[:0] = self.reproduces.edges(run_uid, params)
         self._with_packages(records, run_uid)
-        self._record(records, report)
+        self._record(records, report, secrets)
         values = {f.metric: f for f in figures if not f.device}  # per-device parts left out
         result = RunResult(
             uid=run_uid,
@@ -711,7 +715,8 @@ class _Runner:
         records.edges.append(
             Edge("WITH_PACKAGES", "Run", run_uid, "PackageSet", self.package_set.key))
 
-    def _record(self, records, report: Report) -> None:
+    def _record(self, records, report: Report, secrets: tuple[str, ...]) -> None:
+        redact.mask_records(records, secrets)
         journal.append(self.home, records)
         if not self.store_ok:
             report.unrecorded += 1
@@ -730,7 +735,7 @@ def experiment_props(alias: str, target_uid: str, options: Options, points: int)
     return {
         "name": alias,
         "target": target_uid,
-        "params_grid": json.dumps(options.grid, sort_keys=True),
+        "params_grid": json.dumps(redact.mask_value(options.grid), sort_keys=True),
         "points": points,
         "variations": list(options.variations),
         "repeat": options.repeat,

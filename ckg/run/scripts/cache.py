@@ -144,16 +144,22 @@ class ScriptCache:
         expiration="",
         dependent: str = "",
     ) -> None:
-        """Record a successful run in ``entry`` and make it visible (``tmp`` dropped)."""
+        """Record a successful run in ``entry`` and make it visible (``tmp`` dropped).
+
+        The state keeps ``new_env`` as the script made it, since a later run reuses it; the
+        two shell files, which only show what ran, have their secrets masked.
+        """
+        from ckg.redact import mask_env, secret_values
         from ckg.run.scripts.native import export_lines
 
         _write_json(
             entry.path / STATE,
             {"new_state": new_state, "new_env": new_env, "deps": deps, "version": version},
         )
+        secrets = secret_values(os.environ, env, new_env)
         for name, values in (("tmp-env.sh", new_env), ("tmp-env-all.sh", env)):
             (entry.path / name).write_text(
-                "\n".join(["#!/bin/bash", "", *export_lines(values)]) + "\n"
+                "\n".join(["#!/bin/bash", "", *export_lines(mask_env(values, secrets))]) + "\n"
             )
         meta = dict(entry.meta)
         meta["tags"] = [t for t in dict.fromkeys(tags) if t != "tmp"]

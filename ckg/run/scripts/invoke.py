@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ckg.redact import seal
 from ckg.run.execute import Outcome, execute, read_tail
 from ckg.run.scripts.cache import ScriptCache
 from ckg.run.scripts.engine import Engine, NeedsExecution, ScriptFailed
@@ -42,6 +43,8 @@ MATCH (s:Source {uid: src})-[:CONTAINS]->(a:Artifact {kind: 'repo'})
 RETURN s.uid AS source_uid, a.meta AS meta
 """
 STEPS_FILE = "ckg-steps.jsonl"
+#: The worker's variable that holds the secrets its job file has placeholders for.
+SECRETS_VARIABLE = "CKG_JOB_SECRETS"
 INDEX_FORMAT = 3  # raised when the index file's layout changes
 
 
@@ -102,14 +105,15 @@ def invoke(
     timeout_s: float | None = None,
     prefix: str = "MLC_",
     env: dict | None = None,
-    guarded: tuple[str, ...] = (),
+    secrets: tuple[str, ...] = (),
 ) -> Invocation:
     """Run the script ``job_input['tags']`` selects, with its dependencies.
 
     ``job_input`` is MLCFlow's run input (``tags``, ``env``, input flags, ...); ``env`` the
     environment of a worker process (this one's by default). ``renew`` runs cached scripts
-    again and replaces their entries. A script of a repository whose root is in ``guarded``
-    runs only if its folders are the user's alone (:class:`ckg.run.trust.Ownership`).
+    again and replaces their entries.
+    ``secrets`` (:func:`ckg.redact.secret_values` of the input and environment) never reach
+    the worker's files or its log in clear.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     job_input = dict(job_input)
@@ -143,7 +147,7 @@ def invoke(
             timeout_s=timeout_s,
             prefix=prefix,
             env=env,
-            guarded=guarded,
+            secrets=secrets,
         )
     except ScriptFailed as exc:
         return Invocation(
@@ -163,7 +167,7 @@ def invoke(
 
 def _in_worker(
     index, job_input, *, home, workdir, log_path, prefer, use_cache, renew, timeout_s, prefix, env,
-    guarded,
+    secrets,
 ) -> Invocation:
     steps_path = workdir / STEPS_FILE
     steps_path.unlink(missing_ok=True)
@@ -179,18 +183,20 @@ def _in_worker(
         "renew": renew,
         "prefix": prefix,
         "timeout_s": timeout_s,
-        "guarded": list(guarded),
     }
     job_path = workdir / "ckg-job.json"
-    job_path.write_text(json.dumps(job, default=str))
+    # The secrets travel in the worker's environment, readable by this user alone.
+    job_path.write_text(seal(json.dumps(job, default=str), secrets))
     child_env = dict(env if env is not None else os.environ)
     child_env["PYTHONUNBUFFERED"] = "1"
+    child_env[SECRETS_VARIABLE] = json.dumps(secrets)
     outcome = execute(
         [sys.executable, "-m", "ckg.run.scripts.worker", str(job_path)],
         cwd=workdir,
         env=child_env,
         log_path=log_path,
         timeout_s=timeout_s,
+        secrets=secrets,
     )
     steps, final = read_steps(steps_path)
     result = Invocation("ok", outcome=outcome, wall_s=outcome.wall_s, in_worker=True, steps=steps)

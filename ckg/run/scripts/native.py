@@ -19,6 +19,7 @@ import struct
 import subprocess
 from pathlib import Path
 
+from ckg.redact import is_secret, secret_values
 from ckg.run.execute import Outcome, execute
 
 TMP_RUN = "tmp-run.sh"
@@ -139,8 +140,10 @@ def script_path(env: dict, folder: Path, name: str = "run") -> Path:
     return folder / f"{name}.sh"
 
 
-def write_run_script(workdir: Path, script: Path, env: dict, state: dict) -> Path:
-    """Write ``tmp-state.json`` and ``tmp-run.sh`` for ``script`` into ``workdir``."""
+def write_run_script(workdir: Path, script: Path, env: dict, state: dict,
+                     hidden: tuple[str, ...] = ()) -> Path:
+    """Write ``tmp-state.json`` and ``tmp-run.sh`` for ``script`` into ``workdir``; the
+    ``hidden`` keys of ``env`` are named there but not exported: the process has them."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / TMP_STATE).write_text(json.dumps(state, indent=2, sort_keys=True))
     for stale in (TMP_RUN_STATE, TMP_RUN_ENV):
@@ -149,7 +152,8 @@ def write_run_script(workdir: Path, script: Path, env: dict, state: dict) -> Pat
     prefix = state.get("script_prefix") or []
     if isinstance(prefix, list) and prefix:
         lines += [str(p) for p in prefix] + ["\n"]
-    lines += export_lines(env)
+    lines += export_lines({k: v for k, v in env.items() if k not in hidden})
+    lines += [f"# {key}: a secret, from the environment" for key in hidden]
     lines += ["\n", f'. "{script}"', ""]
     path = workdir / TMP_RUN
     path.write_text("\n".join(lines))
@@ -174,13 +178,18 @@ def run_script(
         The process outcome, the ``tmp-run-env.out`` keys and the ``tmp-run-state.json``
         content (both empty when the script wrote none).
     """
-    write_run_script(workdir, script, env, state)
+    secrets = secret_values(os.environ, env)
+    # Secrets go to the process in its environment, never into tmp-run.sh.
+    hidden = {k: v for k, v in env.items()
+              if not k.startswith("+") and isinstance(v, str) and is_secret(k, v, secrets)}
+    write_run_script(workdir, script, env, state, tuple(sorted(hidden)))
     outcome = execute(
         ["bash", "-c", f". ./{TMP_RUN}"],
         cwd=workdir,
-        env=dict(os.environ),
+        env={**os.environ, **hidden},
         log_path=log_path,
         timeout_s=timeout_s,
+        secrets=secrets,
     )
     return outcome, read_env_out(workdir / TMP_RUN_ENV), read_state_out(workdir / TMP_RUN_STATE)
 

@@ -6,25 +6,33 @@ start and end is appended to the job's ``steps`` file as one JSON line, flushed 
 so that the parent knows which step a worker that died was in; the last line is
 ``{"event": "done", ...}`` or ``{"event": "failed", ...}``. Hooks and native scripts print
 to this process's stdout and stderr, which the parent sends to the run's log.
+
+The job file holds placeholders for the secrets of the input (:func:`ckg.redact.seal`),
+whose values come in this process's environment; the steps file holds them masked.
 """
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from ckg.redact import mask_value, unseal
 from ckg.run.scripts.cache import ScriptCache
 from ckg.run.scripts.engine import Engine, ScriptFailed
 from ckg.run.scripts.hooks import Hooks
 from ckg.run.scripts.index import load_index
+from ckg.run.scripts.invoke import SECRETS_VARIABLE
 
 
 def main(argv: list[str]) -> int:
-    job = json.loads(Path(argv[1]).read_text())
+    # Taken out of the environment: the steps' processes get the values, not the list.
+    secrets = tuple(json.loads(os.environ.pop(SECRETS_VARIABLE, "[]")))
+    job = json.loads(unseal(Path(argv[1]).read_text(), secrets))
     out = open(job["steps"], "a", buffering=1, encoding="utf-8")  # noqa: SIM115
 
     def emit(event: dict) -> None:
-        out.write(json.dumps(event, default=str) + "\n")
+        out.write(json.dumps(mask_value(event, secrets), default=str) + "\n")
         out.flush()
 
     def on_step(report) -> None:
@@ -43,7 +51,6 @@ def main(argv: list[str]) -> int:
         timeout_s=job.get("timeout_s"),
     )
     engine.hooks = Hooks()
-    engine.guard = _guard(set(job.get("guarded") or ()))
     try:
         result = engine.run(job["input"])
     except ScriptFailed as exc:
@@ -58,27 +65,6 @@ def main(argv: list[str]) -> int:
         }
     )
     return 0
-
-
-def _guard(roots: set[str]):
-    """The engine's check before a script of a repository in ``roots`` (a folder source
-    run without --trust) executes anything: its folders must be the user's alone."""
-    from ckg.run import trust
-
-    ownership = trust.Ownership()
-    refusals: dict[str, str | None] = {}
-
-    def refusal(script) -> str | None:
-        if script.repo_path not in roots:
-            return None
-        if script.path not in refusals:
-            why = ownership.foreign_path(*trust.step_folders(script.format, script.path,
-                                                             script.repo_path))
-            refusals[script.path] = why and trust.folder_refusal(script.alias,
-                                                                 script.repo_path, why)
-        return refusals[script.path]
-
-    return refusal
 
 
 if __name__ == "__main__":
