@@ -179,7 +179,8 @@ class _Runner:
         self.package_set = None
         self.fixed_uids = list(options.run_uids)
         self.ambient = redact.ambient()  # once: the same in every step's environment
-        self.meta_checked: set[str] = set()
+        self.checked: set[str] = set()  # steps whose folders and meta passed the checks
+        self.ownership = trust.Ownership()
 
     def go(self) -> Report:
         from ckg.plan import plan as make_plan
@@ -267,14 +268,11 @@ class _Runner:
                     "the host that ingested it runs: ingest it as a Git repository or an "
                     "archive to run it on a cluster"
                 )
-            if kind == "dir" and not self.options.trust and not trust.owned_folder(
-                info.get("location")
-            ):
-                raise RunFailed(
-                    f"{step.alias} comes from {info.get('location')}, a folder of another "
-                    "user: ckg runs your own folders, and others' sources by their content; "
-                    "copy it into a folder of yours, or ingest it as an archive, or use --trust"
-                )
+            if kind == "dir" and not self.options.trust and step.uid not in self.checked:
+                why = self.ownership.foreign_path(*trust.step_folders(
+                    step.format, self._artifact_dir(step), info.get("location")))
+                if why:
+                    raise RunFailed(trust.folder_refusal(step.alias, info.get("location"), why))
             if kind and kind != "dir" and not self.options.trust:
                 why = trust.distrust(allowed.get(step.source_uid), info.get("source_digest"))
                 if why:
@@ -282,7 +280,7 @@ class _Runner:
                         f"{step.alias} comes from {info.get('location')} ({kind}), {why}: "
                         f"review it, then `ckg trust {info.get('location')}` or use --trust"
                     )
-            if kind and step.uid not in self.meta_checked:
+            if kind and step.uid not in self.checked:
                 why = trust.meta_mismatch(self._root(step), step, self.home)
                 if why:
                     # Incomplete, the source is read whole by its next ingest, not skipped
@@ -293,7 +291,7 @@ class _Runner:
                         f"{step.alias}: {why}; `ckg ingest {info.get('location')}` reads "
                         "the source again"
                     )
-                self.meta_checked.add(step.uid)
+                self.checked.add(step.uid)
             steps.check_runnable(step.format, step.alias, self._artifact_dir(step))
 
     def _artifact_dir(self, step) -> Path:
@@ -400,6 +398,10 @@ class _Runner:
         roots = {s.source_uid: self._root(s) for s in plan.steps
                  if s.format in steps.SCRIPT_FORMATS}
         index = index_file(self.kg.store, self.home, roots)
+        # A hook may run a script the plan does not hold: the worker checks its folder too.
+        guarded = () if self.options.trust else tuple(sorted(
+            {self._root(s) for s in plan.steps if s.format in steps.SCRIPT_FORMATS
+             and self.infos.get(s.uid, {}).get("source_kind") == "dir"}))
         prefix = steps.PREFIX[target.format]
         wanted = [w[1:] for w in self.target.replace(",", " ").split() if w.startswith("_")]
         wanted += list(self.options.variations)
@@ -425,7 +427,7 @@ class _Runner:
                             log_path=log_path, prefer=target.source_uid,
                             use_cache=not self.options.no_cache, renew=self.options.renew,
                             timeout_s=self.options.timeout_s, prefix=prefix,
-                            secrets=secrets)
+                            guarded=guarded, secrets=secrets)
             if result.outcome is None:  # served here from the cache: this process's CPU
                 done = os.times()
                 result.outcome = Outcome("ok" if result.status == "ok" else "failed", 0,

@@ -105,13 +105,15 @@ def invoke(
     timeout_s: float | None = None,
     prefix: str = "MLC_",
     env: dict | None = None,
+    guarded: tuple[str, ...] = (),
     secrets: tuple[str, ...] = (),
 ) -> Invocation:
     """Run the script ``job_input['tags']`` selects, with its dependencies.
 
     ``job_input`` is MLCFlow's run input (``tags``, ``env``, input flags, ...); ``env`` the
     environment of a worker process (this one's by default). ``renew`` runs cached scripts
-    again and replaces their entries.
+    again and replaces their entries. A script of a repository whose root is in ``guarded``
+    runs only if its folders are the user's alone (:class:`ckg.run.trust.Ownership`).
     ``secrets`` (:func:`ckg.redact.secret_values` of the input and environment) never reach
     the worker's files or its log in clear.
     """
@@ -147,6 +149,7 @@ def invoke(
             timeout_s=timeout_s,
             prefix=prefix,
             env=env,
+            guarded=guarded,
             secrets=secrets,
         )
     except ScriptFailed as exc:
@@ -167,7 +170,7 @@ def invoke(
 
 def _in_worker(
     index, job_input, *, home, workdir, log_path, prefer, use_cache, renew, timeout_s, prefix, env,
-    secrets,
+    guarded, secrets,
 ) -> Invocation:
     steps_path = workdir / STEPS_FILE
     steps_path.unlink(missing_ok=True)
@@ -183,6 +186,7 @@ def _in_worker(
         "renew": renew,
         "prefix": prefix,
         "timeout_s": timeout_s,
+        "guarded": list(guarded),
     }
     job_path = workdir / "ckg-job.json"
     # The secrets travel in the worker's environment, readable by this user alone.

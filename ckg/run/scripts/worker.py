@@ -51,6 +51,7 @@ def main(argv: list[str]) -> int:
         timeout_s=job.get("timeout_s"),
     )
     engine.hooks = Hooks()
+    engine.guard = _guard(set(job.get("guarded") or ()))
     try:
         result = engine.run(job["input"])
     except ScriptFailed as exc:
@@ -65,6 +66,27 @@ def main(argv: list[str]) -> int:
         }
     )
     return 0
+
+
+def _guard(roots: set[str]):
+    """The engine's check before a script of a repository in ``roots`` (a folder source
+    run without --trust) executes anything: its folders must be the user's alone."""
+    from ckg.run import trust
+
+    ownership = trust.Ownership()
+    refusals: dict[str, str | None] = {}
+
+    def refusal(script) -> str | None:
+        if script.repo_path not in roots:
+            return None
+        if script.path not in refusals:
+            why = ownership.foreign_path(*trust.step_folders(script.format, script.path,
+                                                             script.repo_path))
+            refusals[script.path] = why and trust.folder_refusal(script.alias,
+                                                                 script.repo_path, why)
+        return refusals[script.path]
+
+    return refusal
 
 
 if __name__ == "__main__":
