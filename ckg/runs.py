@@ -9,6 +9,7 @@ repeat's value, and the steps it called; :func:`provenance` flattens that into t
 import json
 
 from ckg.errors import NotFound, UsageError
+from ckg.redact import ambient, mask_props
 from ckg.run.provenance import as_map, diff
 
 _LIST = """
@@ -87,7 +88,8 @@ def show_run(store, uid: str) -> dict:
     uid = resolve_run(store, uid)
     rows = store.run(_ONE, {"uid": uid})
     row = rows[0]
-    run = _props(row["run"])
+    # Masked again: a run recorded by an older ckg holds its secrets in clear.
+    run = mask_props(_props(row["run"]), ambient())
     for key in _JSON:
         if isinstance(run.get(key), str):
             try:

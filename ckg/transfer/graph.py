@@ -35,6 +35,7 @@ from pathlib import Path
 
 from ckg.errors import InvalidInput, NotFound, UsageError
 from ckg.records import Edge, Node, Records
+from ckg.redact import ambient, mask_node
 from ckg.schema import NODE_KEYS, check_name, key_of
 from ckg.store.base import BATCH_SIZE
 from ckg.transfer.encode import edge_from, edge_json, node_from, node_json, stamp
@@ -101,12 +102,13 @@ def read_store(store, names: list[str], warnings: list[str]) -> Iterator[Node | 
 
     Nodes without their key, and relationships to an uncopied label or a node without its
     key, are left out and counted in ``warnings``; so are parallel relationships that will
-    merge into one.
+    merge into one. Runs leave with their secrets masked (:func:`ckg.redact.mask_node`).
     """
+    secrets = ambient()
     for label in names:
         sent = 0
         for page in _pages(store, label, whole=True):
-            yield from page
+            yield from (mask_node(node, secrets) for node in page)
             sent += len(page)
         missing = _count(store, label) - sent
         if missing > 0:

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from ckg.errors import InvalidInput, NotFound, UsageError
 from ckg.records import Edge, Node, Records
+from ckg.redact import ambient, combine, mask_bytes, mask_node, props_secrets
 from ckg.runs import resolve_run
 from ckg.schema import check_name, key_of
 from ckg.transfer.encode import edge_from, edge_json, node_from, node_json, stamp
@@ -180,10 +181,15 @@ def export_runs(
     marker = _open_folder(folder)
     header = stamp(store)
     summary = ExportSummary(str(folder))
+    secrets = ambient()
     for uid in uids:
         records = collect_run(store, uid)
+        # The secrets of runs' environments, recorded in clear by an older ckg, mask logs too.
+        masked = combine(secrets, *(props_secrets(n.props) for n in records.nodes
+                                    if n.label == "Run"))
+        records.nodes = [mask_node(n, masked) for n in records.nodes]
         name = _file_name(uid)
-        logs = _copy_logs(records, Path(home), folder, max_log_bytes)
+        logs = _copy_logs(records, Path(home), folder, max_log_bytes, masked)
         record = {
             "format": RECORD_FORMAT,
             "version": VERSION,
@@ -282,9 +288,10 @@ def _file_name(uid: str) -> str:
     return "run-" + hashlib.sha256(uid.encode()).hexdigest()[:32]
 
 
-def _copy_logs(records: Records, home: Path, folder: Path, limit: int) -> list[dict]:
+def _copy_logs(records: Records, home: Path, folder: Path, limit: int,
+               secrets: tuple[str, ...]) -> list[dict]:
     """Copy the log files of every run of ``records`` (each work folder once) into
-    ``folder/logs/<run>/``; return their entries."""
+    ``folder/logs/<run>/``, ``secrets`` masked; return their entries."""
     logs, seen = [], set()
     for node in records.nodes:
         if node.label != "Run":
@@ -296,7 +303,7 @@ def _copy_logs(records: Records, home: Path, folder: Path, limit: int) -> list[d
         for source in log_files(workdir):
             relative = f"logs/{_file_name(node.key)}/{source.name}"
             logs.append({"run": node.key, "name": source.name, "file": relative,
-                         **_copy_tail(source, folder / relative, limit)})
+                         **_copy_tail(source, folder / relative, limit, secrets)})
     return logs
 
 
@@ -331,14 +338,17 @@ def log_files(workdir: Path) -> list[Path]:
     ]
 
 
-def _copy_tail(source: Path, target: Path, limit: int) -> dict:
+def _copy_tail(source: Path, target: Path, limit: int, secrets: tuple[str, ...]) -> dict:
     with open(source, "rb") as src:
         size = os.fstat(src.fileno()).st_size
-        src.seek(max(0, size - limit))
-        data = src.read(limit)
+        # From a secret's length before the end kept: one it cuts in two is masked whole.
+        start = max(0, size - limit - max(map(len, secrets), default=0) - 256)
+        src.seek(start)
+        data = mask_bytes(src.read(size - start), secrets)
+    data = data[len(data) - min(limit, len(data)):]
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
-    return {"size": size, "kept": len(data), "truncated": len(data) < size,
+    return {"size": size, "kept": len(data), "truncated": size > limit,
             "sha256": hashlib.sha256(data).hexdigest()}
 
 
