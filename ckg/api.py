@@ -43,8 +43,9 @@ class KnowledgeGraph:
 
     def run(self, target: str, *, progress=None, **options):
         """Plan, execute, measure and record ``target``; options as :class:`ckg.run.Options`
-        (``reproduces``: Result uids or specs its runs reproduce, see :mod:`ckg.reproduce`);
-        ``progress(done, total, result)`` is called as grid points finish."""
+        (``reproduces``: Result uids or specs its runs reproduce, see :mod:`ckg.reproduce`;
+        ``experiment``: the name or uid of the experiment the runs join, made if none has
+        it); ``progress(done, total, result)`` is called as grid points finish."""
         from ckg.run import Options, run
 
         with config.private_files():
@@ -77,6 +78,16 @@ class KnowledgeGraph:
         from ckg.runs import list_runs
 
         return list_runs(self.store, experiment, artifact, limit)
+
+    def rm(self, names) -> dict:
+        """Remove runs (uids or their starts) and experiments (uids, their starts, or names
+        only one has) with their measurements; fronts and reproductions that used them are
+        marked stale (:func:`ckg.runs.remove`)."""
+        from ckg.runs import remove
+
+        with config.private_files():
+            return remove(self.store, self.home, [names] if isinstance(names, str) else
+                          list(names))
 
     def show_run(self, uid: str) -> dict:
         """One run with what produced it: code, env, packages, platform, every value."""
@@ -262,7 +273,8 @@ class KnowledgeGraph:
         return experiments(self.store)
 
     def experiment(self, name_or_uid: str) -> dict:
-        """One experiment as :meth:`experiments` lists it (NotFound names the others)."""
+        """One experiment as :meth:`experiments` lists it, by its uid, the start of one or a
+        name only it has (NotFound names the others; UsageError those that share a name)."""
         from ckg.browse import experiment
 
         return experiment(self.store, name_or_uid)

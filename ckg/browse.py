@@ -7,7 +7,7 @@ same thing; none of them writes.
 
 import json
 
-from ckg.errors import NotFound, did_you_mean
+from ckg.errors import NotFound
 
 _RUNS = """
 MATCH (r:Run)
@@ -17,12 +17,12 @@ WITH r, a WHERE $artifact IS NULL OR a.alias = $artifact OR a.uid = $artifact
 OPTIONAL MATCH (caller:Run)-[:CALLED]->(r)
 WITH r, a, caller WHERE caller IS NULL
 OPTIONAL MATCH (r)-[:IN]->(e:Experiment)
-WITH r, a, e WHERE $experiment IS NULL OR e.name = $experiment OR e.uid = $experiment
+WITH r, a, e WHERE $experiment IS NULL OR e.uid = $experiment
 OPTIONAL MATCH (r)-[:ON]->(p:Platform)
 WITH r, a, e, p WHERE $platform IS NULL OR p.uid = $platform
 RETURN r.uid AS run, r.started_at AS started_at, a.uid AS artifact_uid, a.alias AS artifact,
-       e.name AS experiment, r.status AS status, r.params AS params, p.uid AS platform,
-       p.name AS platform_name
+       e.name AS experiment, e.uid AS experiment_uid, r.status AS status, r.params AS params,
+       p.uid AS platform, p.name AS platform_name
 ORDER BY started_at DESC, run
 LIMIT $limit
 """
@@ -34,7 +34,7 @@ RETURN r.uid AS run, m.metric AS metric, m.value AS value, m.unit AS unit, m.met
 ORDER BY run, metric
 """
 _EXPERIMENTS = """
-MATCH (e:Experiment)
+MATCH (e:Experiment) WHERE $uid IS NULL OR e.uid = $uid
 OPTIONAL MATCH (r:Run)-[:IN]->(e)
 OPTIONAL MATCH (r)-[:MEASURED]->(m:Measurement) WHERE m.device IS NULL
 RETURN e.uid AS uid, e.name AS name, e.target AS target, e.created_at AS created_at,
@@ -85,9 +85,12 @@ def run_table(store, *, experiment=None, artifact=None, status=None, platform=No
     """Top-level runs, newest first, each with ``params`` decoded and ``measurements``:
     every whole-run measurement (a device's part left out) with its unit and method.
 
-    Filters: an experiment's name or uid, an artifact's alias or uid, a status, a platform
-    uid; ``None`` leaves a filter out.
+    Filters: an experiment (:func:`ckg.runs.resolve_experiment`), an artifact's alias or
+    uid, a status, a platform uid; ``None`` leaves a filter out.
     """
+    from ckg.runs import resolve_experiment
+
+    experiment = resolve_experiment(store, experiment) if experiment else None
     rows = store.run(_RUNS, {"experiment": experiment, "artifact": artifact, "status": status,
                              "platform": platform, "limit": limit})
     measured: dict[str, list[dict]] = {}
@@ -97,35 +100,19 @@ def run_table(store, *, experiment=None, artifact=None, status=None, platform=No
             for r in rows]
 
 
-def experiments(store) -> list[dict]:
-    """Every experiment with its number of runs and the metrics they measured."""
+def experiments(store, uid: str | None = None) -> list[dict]:
+    """Every experiment (or the one of ``uid``) with its number of runs and the metrics they
+    measured."""
     return [{**r, "metrics": sorted(m for m in r["metrics"] if m)}
-            for r in store.run(_EXPERIMENTS)]
+            for r in store.run(_EXPERIMENTS, {"uid": uid})]
 
 
 def experiment(store, name_or_uid: str) -> dict:
-    """One experiment as :func:`experiments` lists it; NotFound naming those there are."""
-    rows = experiments(store)
-    for row in rows:
-        if name_or_uid in (row["name"], row["uid"]):
-            return row
-    raise _no_experiment(name_or_uid, rows)
+    """One experiment as :func:`experiments` lists it, named as
+    :func:`ckg.runs.resolve_experiment` takes it (NotFound names those there are)."""
+    from ckg.runs import resolve_experiment
 
-
-def check_experiment(store, name_or_uid: str) -> None:
-    """NotFound, as :func:`experiment` raises it, when no experiment has that name or uid:
-    a typo is not an experiment without the metrics asked for."""
-    rows = store.run("MATCH (e:Experiment) RETURN e.name AS name, e.uid AS uid")
-    if not any(name_or_uid in (r["name"], r["uid"]) for r in rows):
-        raise _no_experiment(name_or_uid, rows)
-
-
-def _no_experiment(name_or_uid: str, rows: list[dict]) -> NotFound:
-    """The closest experiments, then up to eight of them (a name once however many runs)."""
-    names = sorted({r["name"] or r["uid"] for r in rows})
-    listed = ", ".join(names[:8]) or "none yet: ckg run records one"
-    return NotFound(f"no experiment {name_or_uid!r}{did_you_mean(name_or_uid, names)}; "
-                    f"experiments: {listed}")
+    return experiments(store, resolve_experiment(store, name_or_uid))[0]
 
 
 def leaderboards(store) -> list[dict]:

@@ -9,15 +9,21 @@ A point counts when it has a value for every objective; the rest are counted as 
 
 Membership is written back as ``(Run|Result)-[:IN_FRONT {front_rank}]->(Front)``, where the
 ``Front`` node (uid: a digest of objectives and scope) holds ``objectives`` (list of
-``"name:min|max"``), ``scope`` (the selection, as text), ``source``, ``points``,
-``left_out``, ``reference`` and ``hypervolume`` and ``computed_at``. Every result of a group
-gets the edge. Computing the same front again replaces its edges. So, for example::
+``"name:min|max"``), ``scope`` (the selection, as text: an experiment by its uid),
+``source``, ``points``, ``left_out``, ``reference`` and ``hypervolume`` and ``computed_at``.
+Every result of a group gets the edge. Computing the same front again replaces its edges and
+clears ``stale``, which ``ckg rm`` sets on a front one of whose runs it removed. So, for
+example::
 
     MATCH (r:Run)-[x:IN_FRONT]->(f:Front) WHERE x.front_rank = 1 RETURN f.scope, r.params
 
 ``--where`` conditions are Cypher, written against the variables ``r`` (Run), ``m``
 (Measurement), ``e`` (Experiment) for runs and ``res`` (Result), ``p`` (Paper), ``pl``
 (Platform) for published results.
+
+An objective whose metric has no known direction (neither the registry nor a ``:min`` /
+``:max`` suffix says) leaves the front out, not the points: they are listed unranked, and
+``Front.unranked`` says why.
 """
 
 import hashlib
@@ -28,9 +34,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from ckg import metrics
-from ckg.browse import check_experiment
 from ckg.errors import InvalidInput, NotFound, UsageError, did_you_mean
-from ckg.pareto import Objective, front_table, hypervolume, parse_objectives
+from ckg.pareto import Objective, front_table, hypervolume, no_direction, parse_objectives
 
 SOURCES = ("runs", "papers", "all")
 
@@ -39,7 +44,7 @@ MATCH (r:Run)-[:MEASURED]->(m:Measurement)
 OPTIONAL MATCH (r)-[:IN]->(e:Experiment)
 WITH r, m, e
 WHERE coalesce(r.status, 'ok') = 'ok'
-  AND ($experiment IS NULL OR e.name = $experiment OR e.uid = $experiment)
+  AND ($experiment IS NULL OR e.uid = $experiment)
   AND ($metrics IS NULL OR m.metric IN $metrics)
   AND m.device IS NULL
   AND ({where})
@@ -74,6 +79,8 @@ class Front:
     ``table`` has one row per point: ``front_rank``, ``label``, ``kind`` (run or result),
     ``uids`` (the nodes behind the point), descriptive columns, and one column per objective
     named as the objective is. ``units`` maps each objective to its unit ("" if none).
+    ``unranked`` says why the points are not ranked (an objective of unknown direction):
+    then ``front_rank`` is None, nothing is written and there is no hypervolume.
     """
 
     objectives: list[Objective]
@@ -84,6 +91,7 @@ class Front:
     left_out: int
     reference: list[float] = field(default_factory=list)
     hypervolume: float | None = None
+    unranked: str = ""
 
     def rows(self) -> list[dict]:
         """The table as plain dicts (``uids`` left out), for printing or JSON."""
@@ -112,8 +120,9 @@ def pareto(
     objectives : str or list
         ``"accuracy:max,latency"``; directions default to the metric registry's.
     experiment, task, dataset, where : str, optional
-        Filters: an experiment's name (runs), a task and dataset (published results), or a
-        Cypher condition on the variables named in the module notes.
+        Filters: an experiment (runs; its uid, the start of one, or a name only it has), a
+        task and dataset (published results), or a Cypher condition on the variables named
+        in the module notes.
     source : "runs", "papers" or "all"
     margins : mapping, optional
         Per-objective margins (see :mod:`ckg.pareto`).
@@ -123,15 +132,22 @@ def pareto(
     write : bool
         Write ``IN_FRONT`` edges and the ``Front`` node (default True).
 
+    Returns
+    -------
+    Front
+        Ranked; or, where an objective's metric has no known direction, its points unranked
+        with ``unranked`` saying why (nothing written).
+
     Raises
     ------
     UsageError
-        Filters that do not fit ``source``, fewer than two objectives, bad directions.
+        Filters that do not fit ``source``, fewer than two objectives, bad directions, an
+        experiment name that several experiments have.
     NotFound
-        An objective no selected point has (the message names the metrics present and the
-        closest), checked before its direction is.
+        An unknown experiment; an objective no selected point has (the message names the
+        metrics present and the closest).
     InvalidInput
-        Fewer than two points having every objective.
+        Fewer than two points having every objective, to rank.
     """
     if source not in SOURCES:
         raise UsageError(f"--from must be one of {', '.join(SOURCES)}, got {source!r}")
@@ -140,17 +156,20 @@ def pareto(
     if (task or dataset) and source == "runs":
         raise UsageError("--task and --dataset select published results; use --from papers")
     if experiment:
-        check_experiment(kg.store, experiment)
+        from ckg.runs import resolve_experiment
+
+        experiment = resolve_experiment(kg.store, experiment)
     filters = {"experiment": experiment, "task": task, "dataset": dataset, "where": where}
-    try:
-        objs = parse_objectives(objectives)
-    except UsageError:
-        # A misspelt name has no direction either: say first that it is not there.
-        _check_present(kg, objectives, source, filters)
-        raise
+    objs = parse_objectives(objectives, undirected=True)
     if len(objs) < 2:
         raise UsageError("a Pareto front needs two or more objectives, e.g. accuracy,latency")
     points, units = select(kg, objs, source=source, **filters)
+    scope = _scope(source, filters)
+    undirected = [o.name for o in objs if o.direction is None]
+    if undirected:
+        table = _unranked(points, objs)
+        return Front(objs, table, units, scope, _front_uid(objs, scope),
+                     len(points) - len(table), unranked=no_direction(undirected[0]))
     table = front_table(points, objs, margins=margins)
     left_out = table.attrs["left_out"]
     if len(table) < 2:
@@ -158,7 +177,6 @@ def pareto(
             f"only {len(table)} point(s) of the selection have every objective "
             f"({', '.join(o.name for o in objs)}); {left_out} lack one: nothing to compare"
         )
-    scope = _scope(source, filters)
     front = Front(objs, table, units, scope, _front_uid(objs, scope), left_out)
     _add_hypervolume(front, reference)
     if write:
@@ -219,7 +237,8 @@ def write_front(kg, front: Front, source: str) -> None:
         rows[label] += [{"uid": uid, "rank": int(rank)} for uid in ids]
     with kg.store.transaction() as tx:
         tx.run("MATCH (:Front {uid: $uid})<-[x:IN_FRONT]-() DELETE x", {"uid": front.uid})
-        tx.run("MERGE (f:Front {uid: $uid}) SET f += $props", {"uid": front.uid, "props": props})
+        tx.run("MERGE (f:Front {uid: $uid}) SET f += $props REMOVE f.stale",
+               {"uid": front.uid, "props": props})
         for label, batch in rows.items():
             if batch:
                 tx.run(
@@ -228,6 +247,15 @@ def write_front(kg, front: Front, source: str) -> None:
                     "MERGE (n)-[x:IN_FRONT]->(f) SET x.front_rank = row.rank",
                     {"rows": batch, "uid": front.uid},
                 )
+
+
+def _unranked(points, objectives: list[Objective]):
+    """The points having every objective, in label order, with ``front_rank`` None: what
+    is listed when there is no direction to rank by."""
+    columns = [o.name for o in objectives]
+    table = points.dropna(subset=columns).sort_values(["label"], kind="stable")
+    table.insert(0, "front_rank", None)
+    return table.reset_index(drop=True)
 
 
 # --- selection ----------------------------------------------------------------------------
@@ -319,17 +347,6 @@ def _descriptive(info) -> list[str]:
     wanted = ["config", "experiment", "model", "system", "submitter", "version", "task",
               "dataset", "scenario", "paper", "paper_title"]  # fmt: skip
     return [c for c in wanted if c in info.columns and info[c].notna().any()]
-
-
-def _check_present(kg, spec, source: str, filters: dict) -> None:
-    """InvalidInput for the first objective of ``spec`` (as ``parse_objectives`` takes it)
-    that no selected point has under its name or its canonical one."""
-    items = spec.split(",") if isinstance(spec, str) else [str(i) for i in spec]
-    present = _metrics_present(kg, source, filters)
-    for item in items:
-        name = item.strip().split(":")[0].strip()
-        if name and not {name, metrics.resolve(name).name} & present:
-            raise _absent(name, present)
 
 
 def _absent(name: str, present: set[str]) -> NotFound:

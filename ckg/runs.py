@@ -1,14 +1,23 @@
-"""Recorded runs, read back: a list, one run with everything that produced it, two compared.
+"""Recorded runs, read back: a list, one run with everything that produced it, two compared,
+and removed.
 
 :func:`list_runs` is ``ckg runs``; :func:`show_run` is ``ckg show RUN``: the Run's
 properties (JSON text decoded), its artifact, platform, package set, measurements with every
 repeat's value, and the steps it called; :func:`provenance` flattens that into the fields
-:func:`diff_runs` compares (``ckg diff RUN_A RUN_B``).
+:func:`diff_runs` compares (``ckg diff RUN_A RUN_B``); :func:`remove` is ``ckg rm``.
+
+A run is named by its uid or the start of one (:func:`resolve_run`); an experiment by its
+uid, the start of one, or a name no other experiment has (:func:`resolve_experiment`): a
+name is a label, and ``ckg run`` of the same target makes a new experiment each time
+unless ``--experiment`` names one.
 """
 
 import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
 
-from ckg.errors import NotFound, UsageError
+from ckg.errors import NotFound, UsageError, did_you_mean
 from ckg.redact import ambient, mask_props
 from ckg.run.provenance import as_map, diff
 
@@ -18,11 +27,11 @@ WHERE $artifact IS NULL OR a.alias = $artifact OR a.uid = $artifact
 OPTIONAL MATCH (caller:Run)-[:CALLED]->(r)
 WITH r, a, caller WHERE caller IS NULL
 OPTIONAL MATCH (r)-[:IN]->(e:Experiment)
-WITH r, a, e WHERE $experiment IS NULL OR e.name = $experiment OR e.uid = $experiment
+WITH r, a, e WHERE $experiment IS NULL OR e.uid = $experiment
 OPTIONAL MATCH (r)-[:ON]->(p:Platform)
 RETURN r.uid AS run, r.started_at AS started_at, a.alias AS artifact, r.status AS status,
        r.params AS params, r.source_commit AS commit, r.artifact_digest AS digest,
-       p.uid AS platform
+       p.uid AS platform, e.uid AS experiment, e.name AS experiment_name
 ORDER BY started_at DESC, run
 LIMIT $limit
 """
@@ -33,7 +42,7 @@ OPTIONAL MATCH (r)-[:ON]->(p:Platform)
 OPTIONAL MATCH (r)-[:IN]->(e:Experiment)
 OPTIONAL MATCH (r)-[:WITH_PACKAGES]->(k:PackageSet)
 RETURN r AS run, a.uid AS artifact_uid, a.alias AS artifact_alias, p AS platform,
-       e.name AS experiment, k AS packages
+       e.uid AS experiment_uid, e.name AS experiment, k AS packages
 """
 _MEASURED = """
 MATCH (r:Run {uid: $uid})-[:MEASURED]->(m:Measurement)
@@ -47,17 +56,52 @@ RETURN c.uid AS run, c.step AS step, c.status AS status, c.cached AS cached,
        c.version AS version
 ORDER BY c.started_at, run
 """
+#: Uids of a label (Run, Experiment) that start with a prefix: a few, to name in a message.
 _BY_PREFIX = (
-    "MATCH (r:Run) WHERE r.uid STARTS WITH $prefix RETURN r.uid AS uid ORDER BY uid LIMIT 4"
+    "MATCH (n:{label}) WHERE n.uid STARTS WITH $prefix RETURN n.uid AS uid ORDER BY uid LIMIT 4"
 )
+_NAMED = """
+MATCH (e:Experiment {name: $name})
+OPTIONAL MATCH (r:Run)-[:IN]->(e)
+RETURN e.uid AS uid, e.created_at AS created_at, count(r) AS runs
+ORDER BY created_at, uid
+"""
+_CALLERS = """
+UNWIND $uids AS u MATCH (c:Run)-[:CALLED]->(r:Run {uid: u})
+RETURN r.uid AS run, c.uid AS caller ORDER BY run LIMIT 1
+"""
+_IN_EXPERIMENTS = """
+UNWIND $uids AS u MATCH (r:Run)-[:IN]->(:Experiment {uid: u}) RETURN r.uid AS uid ORDER BY uid
+"""
+_CALLED_BY = """
+UNWIND $uids AS u MATCH (:Run {uid: u})-[:CALLED]->(s:Run) RETURN DISTINCT s.uid AS uid
+ORDER BY uid
+"""
+_FRONTS_OF = """
+UNWIND $uids AS u MATCH (:Run {uid: u})-[:IN_FRONT]->(f:Front)
+RETURN f.uid AS uid, collect(u) AS runs ORDER BY uid
+"""
+_REPRODUCED_BY = """
+UNWIND $uids AS u MATCH (:Run {uid: u})-[:REPRODUCES]->(res:Result)
+RETURN res.uid AS uid, collect(u) AS runs ORDER BY uid
+"""
+_EXPERIMENTS_OF = """
+UNWIND $uids AS u MATCH (:Run {uid: u})-[:IN]->(e:Experiment) RETURN DISTINCT e.uid AS uid
+ORDER BY uid
+"""
+_MEASUREMENTS_OF = """
+UNWIND $uids AS u MATCH (:Run {uid: u})-[:MEASURED]->(m:Measurement) RETURN count(m) AS n
+"""
 #: Run properties stored as JSON text, decoded when shown.
 _JSON = ("params", "env", "env_full", "new_env", "new_state", "artifact_files")
 
 
 def list_runs(store, experiment: str | None = None, artifact: str | None = None,
               limit: int = 50) -> list[dict]:
-    """Top-level runs (not the steps of a script run), newest first."""
-    return store.run(_LIST, {"experiment": experiment, "artifact": artifact, "limit": limit})
+    """Top-level runs (not the steps of a script run), newest first; ``experiment`` as
+    :func:`resolve_experiment` takes it."""
+    uid = resolve_experiment(store, experiment) if experiment else None
+    return store.run(_LIST, {"experiment": uid, "artifact": artifact, "limit": limit})
 
 
 def resolve_run(store, text: str) -> str:
@@ -71,14 +115,64 @@ def resolve_run(store, text: str) -> str:
     UsageError
         Several runs' uids start with ``text``; some are named.
     """
-    if store.get_node("Run", text) is not None:
-        return text
-    uids = [row["uid"] for row in store.run(_BY_PREFIX, {"prefix": text})] if text else []
+    uids = _uids_from(store, "Run", text)
     if not uids:
         raise NotFound(f"no run {text!r} in the graph (see ckg runs)")
+    return _one(uids, text, "runs")
+
+
+def resolve_experiment(store, text: str, *, prefix: bool = True) -> str:
+    """The uid of the experiment ``text`` names: a whole uid, a name no other experiment
+    has, or (``prefix``) the start of a uid no other experiment shares.
+
+    Raises
+    ------
+    NotFound
+        Nothing is named so; the closest names and some of those there are are named.
+    UsageError
+        Several experiments have that name, or uids starting with ``text``: each is named
+        (uid, runs, when created), so that one can be given by its uid.
+    """
+    if store.get_node("Experiment", text) is not None:
+        return text
+    named = store.run(_NAMED, {"name": text}) if text else []
+    if len(named) > 1:
+        listed = ", ".join(f"{r['uid']} ({r['runs']} runs, {(r['created_at'] or '?')[:16]})"
+                           for r in named[:8])
+        more = f" and {len(named) - 8} more" if len(named) > 8 else ""
+        raise UsageError(f"{len(named)} experiments are named {text!r}: {listed}{more}; "
+                         "give one's uid (or its start)")
+    if named:
+        return named[0]["uid"]
+    uids = _uids_from(store, "Experiment", text) if prefix else []
+    if not uids:
+        rows = store.run("MATCH (e:Experiment) RETURN e.name AS name, e.uid AS uid")
+        raise no_experiment(text, rows)
+    return _one(uids, text, "experiments")
+
+
+def no_experiment(text: str, rows: list[dict]) -> NotFound:
+    """NotFound for ``text``: the closest experiments, then up to eight of them (a name once
+    however many experiments have it)."""
+    names = sorted({r["name"] or r["uid"] for r in rows})
+    listed = ", ".join(names[:8]) or "none yet: ckg run records one"
+    return NotFound(f"no experiment {text!r}{did_you_mean(text, names)}; "
+                    f"experiments: {listed}")
+
+
+def _uids_from(store, label: str, text: str) -> list[str]:
+    """``[text]`` when it is a whole uid of ``label``, else up to four uids starting with it."""
+    if store.get_node(label, text) is not None:
+        return [text]
+    if not text:
+        return []
+    return [row["uid"] for row in store.run(_BY_PREFIX.format(label=label), {"prefix": text})]
+
+
+def _one(uids: list[str], text: str, what: str) -> str:
     if len(uids) > 1:
         shown = ", ".join(uids[:3]) + (", ..." if len(uids) > 3 else "")
-        raise UsageError(f"{text!r} names several runs ({shown}): give more of the uid")
+        raise UsageError(f"{text!r} names several {what} ({shown}): give more of the uid")
     return uids[0]
 
 
@@ -101,6 +195,7 @@ def show_run(store, uid: str) -> dict:
         "run": run,
         "artifact": {"uid": row["artifact_uid"], "alias": row["artifact_alias"]},
         "experiment": row["experiment"],
+        "experiment_uid": row["experiment_uid"],
         "platform": _props(row["platform"]) if row["platform"] is not None else {},
         "packages": packages.get("packages") or [],
         "package_set": packages.get("uid"),
@@ -132,6 +227,128 @@ def provenance(info: dict) -> dict:
 def diff_runs(store, uid_a: str, uid_b: str) -> dict:
     """What differs between two runs' provenance (``{}``: nothing)."""
     return diff(provenance(show_run(store, uid_a)), provenance(show_run(store, uid_b)))
+
+
+def remove(store, home: Path, names: list[str]) -> dict:
+    """Remove runs and experiments (``ckg rm``): each run with the steps it called, their
+    measurements and work folders; each experiment with every run in it.
+
+    Platforms, artifacts, metrics, package sets and cache entries stay: other runs and
+    results share them. A Pareto front that ranked a removed run is marked ``stale``, a
+    Result a removed run reproduced ``reproduction_stale``, each with the runs and when;
+    an experiment left without runs goes too. The runs are added to the journal's removed
+    list, so that ``ckg db recover`` does not write them back.
+
+    Parameters
+    ----------
+    names : list of str
+        Runs (:func:`resolve_run`) and experiments (:func:`resolve_experiment`); all are
+        resolved before anything is removed.
+
+    Returns
+    -------
+    dict
+        ``runs``, ``experiments`` and ``stale_fronts``, ``stale_reproductions`` (uids), and
+        the number of ``measurements`` removed.
+
+    Raises
+    ------
+    NotFound
+        A name that is no run or experiment.
+    UsageError
+        A name that fits several, or a step of a script run (its run is removed whole).
+    """
+    from ckg.run.journal import forget
+
+    named_runs, experiments = [], []
+    for name in dict.fromkeys(names):
+        label, uid = _run_or_experiment(store, name)
+        (named_runs if label == "Run" else experiments).append(uid)
+    runs = _runs_to_remove(store, named_runs, experiments)
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    fronts = store.run(_FRONTS_OF, {"uids": runs})
+    reproduced = store.run(_REPRODUCED_BY, {"uids": runs})
+    experiments = list(dict.fromkeys(
+        experiments + [r["uid"] for r in store.run(_EXPERIMENTS_OF, {"uids": runs})]))
+    measurements = store.run(_MEASUREMENTS_OF, {"uids": runs})[0]["n"]
+    forget(home, runs)  # first: a crash after it leaves runs recover cannot bring back
+    with store.transaction() as tx:
+        for row in fronts:
+            tx.run("MATCH (f:Front {uid: $uid}) SET f.stale = $why",
+                   {"uid": row["uid"], "why": _why_stale(row["runs"], when)})
+        for row in reproduced:
+            tx.run("MATCH (res:Result {uid: $uid}) SET res.reproduction_stale = $why",
+                   {"uid": row["uid"], "why": _why_stale(row["runs"], when)})
+        tx.run("UNWIND $uids AS u MATCH (:Run {uid: u})-[:MEASURED]->(m:Measurement) "
+               "DETACH DELETE m", {"uids": runs})
+        tx.run("UNWIND $uids AS u MATCH (r:Run {uid: u}) DETACH DELETE r", {"uids": runs})
+        tx.run("UNWIND $uids AS u MATCH (e:Experiment {uid: u}) "
+               "OPTIONAL MATCH (e)<-[:IN]-(r:Run) WITH e, count(r) AS n WHERE n = 0 "
+               "DETACH DELETE e", {"uids": experiments})
+    _remove_workdirs(Path(home) / "runs", runs)
+    left = {r["uid"] for r in store.run(
+        "UNWIND $uids AS u MATCH (e:Experiment {uid: u}) RETURN e.uid AS uid",
+        {"uids": experiments})}
+    return {
+        "runs": runs,
+        "experiments": [e for e in experiments if e not in left],
+        "measurements": measurements,
+        "stale_fronts": [r["uid"] for r in fronts],
+        "stale_reproductions": [r["uid"] for r in reproduced],
+    }
+
+
+def _runs_to_remove(store, runs: list[str], experiments: list[str]) -> list[str]:
+    """The ``runs`` named, the runs in the ``experiments``, and every step they called."""
+    for row in store.run(_CALLERS, {"uids": runs}):
+        raise UsageError(f"run {row['run']} is a step of run {row['caller']}: remove that "
+                         "run, or its experiment")
+    found = list(dict.fromkeys(
+        runs + [r["uid"] for r in store.run(_IN_EXPERIMENTS, {"uids": experiments})]))
+    level = found
+    while level:  # the steps of script runs, level by level (CALLED makes a tree)
+        level = [r["uid"] for r in store.run(_CALLED_BY, {"uids": level})
+                 if r["uid"] not in found]
+        found += level
+    return found
+
+
+def _run_or_experiment(store, text: str) -> tuple[str, str]:
+    """``("Run", uid)`` or ``("Experiment", uid)`` for what ``text`` names."""
+    if not text:
+        raise UsageError("name a run or an experiment to remove")
+    runs = _uids_from(store, "Run", text)
+    try:
+        experiment = resolve_experiment(store, text)
+    except NotFound:
+        experiment = None
+    if runs and experiment:
+        raise UsageError(f"{text!r} names a run ({runs[0]}) and an experiment ({experiment}): "
+                         "give more of the uid")
+    if experiment:
+        return "Experiment", experiment
+    if not runs:
+        raise NotFound(f"no run or experiment {text!r} in the graph (see ckg runs)")
+    return "Run", _one(runs, text, "runs")
+
+
+def _why_stale(runs: list[str], when: str) -> str:
+    """What a stale front or reproduction says: the runs it used that were removed, when."""
+    shown = ", ".join(sorted(runs)[:4]) + (f" and {len(runs) - 4} more" if len(runs) > 4 else "")
+    return f"{shown} removed at {when}"
+
+
+def _remove_workdirs(folder: Path, runs: list[str]) -> None:
+    """The work folders ``folder/<run>`` of the removed runs. A uid from the graph is a name
+    here only when it is one plain file name; a link is removed, not followed."""
+    for uid in runs:
+        path = folder / uid
+        if path.name != uid or uid in (".", ".."):
+            continue
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _props(value) -> dict:

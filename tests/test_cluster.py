@@ -257,7 +257,12 @@ def test_a_folder_trust_and_an_unknown_platform_are_refused_at_submission(cluste
     (["run", "x", "--cluster", "127.0.0.1:8786", "--platform", "colour=red"],
      "--platform 'colour=red': expected a label or FIELD=VALUE"),
 ])
-def test_an_unsafe_or_malformed_cluster_flag_is_one_line_and_exit_2(ckg_home, args, message):
+def test_an_unsafe_or_malformed_cluster_flag_is_one_line_and_exit_2(ckg_home, tmp_path, args,
+                                                                     message):
+    folder = tmp_path / "x"  # a target that exists, whichever the CLI looks at first
+    folder.mkdir()
+    (folder / "ckg.yaml").write_text("alias: x\nuid: wf-x\nrun: 'echo hi'\n")
+    _ckg("ingest", str(folder), home=ckg_home)
     done = _ckg(*args, home=ckg_home, check_code=2)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message.format(home=ckg_home) in lines[0], done.stderr

@@ -78,3 +78,77 @@ def _without_paths(data):
     if isinstance(data, list):
         return [_without_paths(v) for v in data]
     return data
+
+
+#: A workflow whose figures are its grid point: the same on both engines.
+SCORER = """\
+alias: scorer
+uid: wf-scorer
+params: {n: 1, p: 5}
+run: |
+  echo '{{"f1": {n}, "perplexity": {p}}}'
+"""
+
+
+@pytest.fixture(scope="module")
+def experiments(homes, tmp_path_factory):
+    """In each of ``homes``: two ``ckg run --experiment grid-a`` calls, the front of grid-a,
+    then ``ckg rm`` of one of its runs. Yields what each engine answered, uids made alike."""
+    folder = tmp_path_factory.mktemp("scorer")
+    (folder / "ckg.yaml").write_text(SCORER)
+    answers = {}
+    for engine, env in homes.items():
+        _ckg(["ingest", str(folder)], env)
+        _ckg(["run", "scorer", "--grid", "n=1,2", "--grid", "p=4", "--experiment", "grid-a"],
+             env)
+        _ckg(["run", "scorer", "--grid", "n=3", "--grid", "p=9", "--experiment", "grid-a"], env)
+        runs = json.loads(_ckg(["runs", "--experiment", "grid-a", "--json"], env))
+        # Uids are new on each engine: named by the grid point they ran, alike on both.
+        alike = {r["run"]: f"run-{r['params']}" for r in runs} | {runs[0]["experiment"]: "exp"}
+        got = {"runs": runs,
+               "ranked": json.loads(_ckg(["pareto", "f1,perplexity", "--experiment", "grid-a",
+                                          "--json"], env)),
+               "timing": _timing(_ckg(["pareto", "runtime,cpu_system_time", "--experiment",
+                                       runs[0]["experiment"][:12], "--json", "--no-write"],
+                                      env))}
+        alike[got["ranked"]["front"]] = "front"  # a digest of the experiment's uid
+        gone = next(r["run"] for r in runs if '"n": 2' in r["params"])
+        got["rm"] = json.loads(_ckg(["rm", gone, "--json"], env))
+        got["after"] = json.loads(_ckg(["runs", "--experiment", "grid-a", "--json"], env))
+        got["stale"] = json.loads(_ckg(["query", "MATCH (f:Front) RETURN f.scope AS scope, "
+                                        "f.stale IS NOT NULL AS stale", "--json"], env))
+        answers[engine] = _alike(got, alike)
+    return answers
+
+
+def _timing(answer: str) -> dict:
+    """A front of measured times, less what differs between any two runs: their times, and
+    so the ranks."""
+    front = json.loads(answer)
+    return {"objectives": front["objectives"], "units": front["units"],
+            "scope": front["scope"], "unranked": front["unranked"],
+            "points": sorted(p["label"] for p in front["points"])}
+
+
+def _alike(data, names: dict):
+    """``data`` with the uids of ``names`` replaced, and when each thing was made left out."""
+    if isinstance(data, dict):
+        return {k: _alike(v, names) for k, v in data.items()
+                if k not in ("started_at", "computed_at")}
+    if isinstance(data, list):
+        return [_alike(v, names) for v in data]
+    if isinstance(data, str):
+        for uid, name in names.items():
+            data = data.replace(uid, name)
+    return data
+
+
+def test_experiments_fronts_and_rm_answer_the_same_on_both_engines(experiments):
+    embedded, neo4j = experiments["embedded"], experiments["neo4j"]
+    assert len(embedded["runs"]) == 3 and len(embedded["after"]) == 2
+    assert embedded["ranked"]["scope"] == "runs experiment=exp"
+    assert len(embedded["timing"]["points"]) == 3 and not embedded["timing"]["unranked"]
+    assert embedded["rm"]["runs"] == ['run-{"n": 2, "p": 4}']
+    assert embedded["rm"]["stale_fronts"] == ["front"]
+    assert embedded["stale"] == [{"scope": "runs experiment=exp", "stale": True}]
+    assert embedded == neo4j

@@ -129,7 +129,7 @@ def test_a_worker_refuses_a_tcp_scheduler_without_insecure(tmp_path):
         "cluster certs` and give tls://, or --insecure to accept that")
 
 
-def test_insecure_warns_that_anyone_can_run_code_as_the_worker(tmp_path):
+def test_insecure_warns_that_anyone_can_run_code_as_the_worker(tmp_path, ckg_home):
     pytest.importorskip("distributed", reason="needs `pip install 'ckg[cluster]'`")
     home = tmp_path / "worker"
     home.mkdir(mode=0o700)
@@ -141,9 +141,12 @@ def test_insecure_warns_that_anyone_can_run_code_as_the_worker(tmp_path):
     assert worker.log.splitlines()[0] == (
         f"ckg: warning: --insecure: {address} authenticates nobody: any local user, and "
         f"anyone who reaches its port, can run code as {user} on this worker")
-    done = subprocess.run([CKG, "run", "nothing", "--cluster", "tcp://127.0.0.1:9",
-                           "--insecure"], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "CKG_HOME": str(home)})
+    folder = tmp_path / "wf"
+    folder.mkdir()
+    (folder / "ckg.yaml").write_text("alias: hello\nuid: wf-hello\nrun: 'echo hi'\n")
+    subprocess.run([CKG, "ingest", str(folder)], check=True, capture_output=True, timeout=60)
+    done = subprocess.run([CKG, "run", "hello", "--cluster", "tcp://127.0.0.1:9", "--insecure"],
+                          capture_output=True, text=True, timeout=60)
     assert done.stderr.splitlines()[0] == (
         "ckg: warning: --insecure: tcp://127.0.0.1:9 authenticates nobody: any local user, "
         "and anyone who reaches its port, can run code on its workers, as their users, and "

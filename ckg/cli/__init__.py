@@ -9,7 +9,7 @@ from ckg.errors import CkgError, UsageError
 
 #: The modules whose import registers the commands, in the order ``ckg --help`` lists them:
 #: the way through ckg, from ingesting to looking at the results.
-COMMAND_MODULES = ("ingest", "plan", "run", "runs", "cluster", "pareto", "query", "results",
+COMMAND_MODULES = ("ingest", "plan", "run", "runs", "rm", "cluster", "pareto", "query", "results",
                    "reproduce", "transfer", "cache", "serve", "db")
 for _module in COMMAND_MODULES:
     importlib.import_module(f"ckg.cli.{_module}")

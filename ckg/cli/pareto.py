@@ -13,7 +13,10 @@ from ckg.errors import UsageError
 @app.command("pareto")
 def pareto(
     objectives: str = typer.Argument(..., help="OBJ[:max|:min],OBJ,... (two or more)."),
-    experiment: str = typer.Option(None, "--experiment", help="Runs of this experiment."),
+    experiment: str = typer.Option(
+        None, "--experiment", help="Runs of this experiment: its uid (or start), or a name "
+        "no other experiment has.",
+    ),
     task: str = typer.Option(None, "--task", help="Published results for this task."),
     dataset: str = typer.Option(None, "--dataset", help="Published results on this dataset."),
     where: str = typer.Option(None, "--where", help="Cypher condition (r, m, e / res, p, pl)."),
@@ -42,7 +45,7 @@ def pareto(
             reference=_numbers(reference),
             write=not no_write,
         )
-    if plot:
+    if plot and not front.unranked:
         from ckg.plot import plot_front
 
         plot_front(front.table, front.objectives, plot, units=front.units, title="")
@@ -59,6 +62,7 @@ def pareto(
             "left_out": front.left_out,
             "reference": front.reference,
             "hypervolume": front.hypervolume,
+            "unranked": front.unranked or None,
             "points": rows,
         }
         print(json.dumps(summary, indent=2, default=str, ensure_ascii=False))
@@ -67,17 +71,19 @@ def pareto(
     shown = [
         {"front": r["front_rank"], "point": r["label"]} | {n: r[n] for n in units} for r in rows
     ]
-    print_rows(shown, title=f"Pareto front ({front.scope})", units=units, label="point")
+    title = f"{'Points' if front.unranked else 'Pareto front'} ({front.scope})"
+    print_rows(shown, title=title, units=units, label="point")
     on_front = sum(1 for r in front.rows() if r["front_rank"] == 1)
+    ranked = f"front left out: {front.unranked}" if front.unranked else f"{on_front} on front 1"
     summary = [
-        f"{len(front.table)} points, {on_front} on front 1, {front.left_out} left out "
+        f"{len(front.table)} points, {ranked}, {front.left_out} left out "
         "(missing an objective)"
     ]
     if front.hypervolume is not None:
         reference = ", ".join(map(format_number, front.reference))
         summary.append(f"hypervolume {front.hypervolume:.6g} against [{reference}]")
-    summary += [] if no_write else [f"recorded as {front.uid}"]
-    summary += [f"plot: {plot}"] if plot else []
+    summary += [] if no_write or front.unranked else [f"recorded as {front.uid}"]
+    summary += [f"plot: {plot}"] if plot and not front.unranked else []
     width = shutil.get_terminal_size().columns
     for line in summary:
         print(textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False))

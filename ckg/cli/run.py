@@ -23,6 +23,10 @@ def run(
     warmup: int = typer.Option(None, "--warmup", help="Unmeasured first runs (1 if repeating)."),
     timeout: float = typer.Option(None, "--timeout", help="Seconds per execution."),
     pareto: str = typer.Option(None, "--pareto", help="Print the front of OBJ1,OBJ2."),
+    experiment: str = typer.Option(
+        None, "--experiment", help="Add the runs to this experiment (its name or uid), made "
+        "if none has it; default: a new one, named as the target.",
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither use nor fill the cache."),
     renew: bool = typer.Option(False, "--renew", help="Re-run cached dependency steps."),
     trust: bool = typer.Option(False, "--trust", help="Run an untrusted source this once."),
@@ -61,6 +65,8 @@ def run(
 
     Example: ckg run sklearn-digits --grid model=knn --reproduces dataset=digits,model=knn
 
+    Example: ckg run sklearn-digits --grid model=svm --experiment grid-a
+
     Example: ckg run sklearn-digits --grid model=knn,logreg --cluster tls://10.0.0.5:8786
     --platform gpu=H200
     """
@@ -81,6 +87,7 @@ def run(
         "dry_run": dry_run,
         "reproduces": tuple(reproduces or ()),
         **({"in_container": in_container} if in_container else {}),
+        **({"experiment": experiment} if experiment else {}),
     }
     # A grid spread over machines says on stderr where each point ran, terminal or not.
     with open_graph() as kg, RunProgress(not (as_json or dry_run), lines=bool(cluster)) as shown:

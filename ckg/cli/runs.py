@@ -10,13 +10,17 @@ from ckg.values import format_number, human_unit
 
 @app.command("runs")
 def runs(
-    experiment: str = typer.Option(None, "--experiment", help="Runs of one experiment."),
+    experiment: str = typer.Option(
+        None, "--experiment", help="Runs of one experiment: its uid (or start), or a name no "
+        "other experiment has.",
+    ),
     artifact: str = typer.Option(None, "--artifact", help="Runs of one artifact."),
     limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV (every field, uncut)."),
 ) -> None:
-    """Recorded runs, newest first, with the commit and artifact digest they ran.
+    """Recorded runs, newest first, with the commit and artifact digest they ran, and the
+    experiment that holds each.
 
     Example: ckg runs --experiment sklearn-digits --limit 10
     """
@@ -33,10 +37,12 @@ def runs(
         row["commit"] = (row["commit"] or "")[:12]
         row["digest"] = (row["digest"] or "")[:12]
         row["platform"] = (row["platform"] or "")[:20]
+        row["experiment"] = (row["experiment"] or "")[:16]
     filtered = experiment or artifact
     hint = "no runs match" if filtered else "no runs recorded yet: ckg demo, or ckg run TARGET"
     print_rows(rows, title="runs", label="params",
-               optional=(("platform",), ("digest",), ("commit",), ("started_at",)),
+               optional=(("platform",), ("digest",), ("commit",), ("experiment",),
+                         ("started_at",), ("experiment_name",)),
                empty_hint=hint)  # fmt: skip
 
 
@@ -80,7 +86,8 @@ def print_run(uid: str, as_json: bool) -> None:
     print(f"run {run.get('uid')}  {run.get('status')}  {run.get('started_at')}  "
           f"{info['artifact']['alias']} ({info['artifact']['uid']})")
     for label, value in (
-        ("experiment", info["experiment"]),
+        ("experiment", info["experiment_uid"] and f"{info['experiment'] or ''} "
+                       f"({info['experiment_uid']})".lstrip()),
         ("step", run.get("step")),
         ("command", run.get("command")),
         ("params", run.get("params")),

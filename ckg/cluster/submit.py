@@ -15,7 +15,7 @@ from ckg.cluster import certs as cluster_certs
 from ckg.cluster import resources
 from ckg.errors import RunFailed, UsageError
 from ckg.run import workflow
-from ckg.run.runner import ARTIFACT_INFO, Options, Report, RunResult, experiment_props
+from ckg.run.runner import ARTIFACT_INFO, Options, Report, RunResult, experiment_node
 from ckg.run.runner import run as run_here
 
 #: With --cluster, the grid axis that names the workers' label or platform field, per point.
@@ -59,11 +59,10 @@ def task_specs(kg, target: str, options: Options, scheduler: str,
                           "digest": r["source_digest"]}
         for r in rows if r["source_uid"]
     }
-    experiment = {
-        "uid": "exp-" + uuid.uuid4().hex[:16],
-        "props": {**experiment_props(checked.target, plan.target, options, len(points)),
-                  "cluster": scheduler},
-    }
+    # Fixed here, so that every task joins it: the one --experiment names, or a new one.
+    node = experiment_node(kg.store, options.experiment, checked.target, plan.target, options,
+                           len(points))
+    experiment = {"uid": node.key, "props": {**node.props, "cluster": scheduler}}
     carried = {
         "variations": list(options.variations), "env": options.env, "inputs": options.inputs,
         "repeat": options.repeat, "warmup": options.warmup, "timeout_s": options.timeout_s,
@@ -125,7 +124,8 @@ def run_on_cluster(kg, target: str, options: Options, scheduler: str, *, platfor
     lost = [uid for uid, done in results.items() if done["status"] == "lost"]
     if lost:
         kg.store.write(LOST, {"uids": lost, "error": "its worker was lost"})
-    report = Report(specs[0]["experiment"]["uid"], specs[0]["experiment"]["props"]["name"])
+    fixed = specs[0]["experiment"]
+    report = Report(fixed["uid"], fixed["props"].get("name") or target)
     for spec in specs:
         done = results[spec["run_uid"]]
         report.runs.append(_run_result(done))

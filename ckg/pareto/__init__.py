@@ -94,31 +94,37 @@ DIRECTIONS = ("min", "max")
 
 @dataclass(frozen=True)
 class Objective:
-    """One objective: a metric's ``name`` and whether it is minimised or maximised."""
+    """One objective: a metric's ``name`` and whether it is minimised or maximised (None:
+    unknown, which :func:`parse_objectives` gives only when asked to)."""
 
     name: str
-    direction: str
+    direction: str | None
 
     def __str__(self) -> str:
-        return f"{self.name}:{self.direction}"
+        return f"{self.name}:{self.direction}" if self.direction else self.name
 
 
-def parse_objectives(spec: str | Sequence[str | Objective]) -> list[Objective]:
+def parse_objectives(spec: str | Sequence[str | Objective], *,
+                     undirected: bool = False) -> list[Objective]:
     """Objectives from ``"accuracy:max,latency"`` or a list of such items.
 
     A name without ``:min`` / ``:max`` takes its direction from the metric registry
-    (:func:`ckg.metrics.get`); names are kept as written.
+    (:func:`ckg.metrics.get`); names are kept as written. With ``undirected``, a metric the
+    registry gives no direction is an objective whose direction is None (to list its
+    values, unranked) instead of an error.
 
     Raises
     ------
     UsageError
-        An empty list, a repeated objective, a suffix other than min or max, or a metric
-        with no known direction and no suffix.
+        An empty list, a repeated objective, a suffix other than min or max, or (unless
+        ``undirected``) a metric with no known direction and no suffix.
 
     Examples
     --------
     >>> [str(o) for o in parse_objectives("accuracy,latency:min,params:min")]
     ['accuracy:max', 'latency:min', 'params:min']
+    >>> [o.direction for o in parse_objectives("accuracy,widgets", undirected=True)]
+    ['max', None]
     """
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     out: list[Objective] = []
@@ -132,8 +138,8 @@ def parse_objectives(spec: str | Sequence[str | Objective]) -> list[Objective]:
         name = name.strip()
         if not name:
             raise UsageError(f"empty objective in {spec!r}")
-        direction = direction.strip().lower() or _registry_direction(name)
-        if direction not in DIRECTIONS:
+        direction = direction.strip().lower() or _registry_direction(name, undirected)
+        if direction not in DIRECTIONS and not (undirected and direction is None):
             raise UsageError(f"objective {item!r}: direction must be min or max")
         out.append(Objective(name, direction))
     if not out:
@@ -144,13 +150,24 @@ def parse_objectives(spec: str | Sequence[str | Objective]) -> list[Objective]:
     return out
 
 
-def _registry_direction(name: str) -> str:
+def _registry_direction(name: str, undirected: bool = False) -> str | None:
     from ckg import metrics
 
     metric = metrics.get(name)
     if metric is None or metric.direction is None:
-        raise UsageError(f"no direction known for metric {name!r}: write {name}:min or {name}:max")
+        if undirected:
+            return None
+        raise UsageError(no_direction(name))
     return metric.direction
+
+
+def no_direction(name: str) -> str:
+    """Why there is no front over the metric ``name``, and what to write instead.
+
+    >>> no_direction("widgets")
+    "no direction known for metric 'widgets': write widgets:min or widgets:max"
+    """
+    return f"no direction known for metric {name!r}: write {name}:min or {name}:max"
 
 
 def front_table(

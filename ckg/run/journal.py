@@ -20,6 +20,8 @@ from ckg.records import Edge, Node, Records
 from ckg.redact import ambient, mask_node
 
 JOURNAL = Path("journal") / "runs.jsonl"
+#: Runs ``ckg rm`` removed, one uid a line: :func:`recover` leaves them out.
+REMOVED = Path("journal") / "removed.txt"
 #: Uids per membership query during recovery.
 _CHUNK = 1000
 
@@ -57,6 +59,37 @@ def append(home: Path, records: Records) -> None:
         os.close(fd)
 
 
+def forget(home: Path, run_uids: list[str]) -> None:
+    """Add ``run_uids`` to the removed list, durably, so that :func:`recover` never writes
+    them back.
+
+    >>> import tempfile
+    >>> home = Path(tempfile.mkdtemp())
+    >>> forget(home, ["r1", "r2"])
+    >>> sorted(removed(home))
+    ['r1', 'r2']
+    """
+    if not run_uids:
+        return
+    path = Path(home) / REMOVED
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        view = memoryview("".join(f"{uid}\n" for uid in run_uids).encode())
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def removed(home: Path) -> set[str]:
+    """The uids of the runs :func:`forget` was given."""
+    path = Path(home) / REMOVED
+    return set(path.read_text().split()) if path.is_file() else set()
+
+
 def read(home: Path) -> Iterator[Records]:
     """Every journalled entry in order. A torn last line (a crash mid-write) is skipped.
 
@@ -83,7 +116,8 @@ def read(home: Path) -> Iterator[Records]:
 
 
 def recover(store, home: Path) -> dict:
-    """Write to ``store`` every journalled run whose measurements it does not fully hold.
+    """Write to ``store`` every journalled run whose measurements it does not fully hold,
+    less the runs ``ckg rm`` removed (:func:`forget`).
 
     A run counts as recorded when its ``Run`` node has a ``MEASURED`` relationship to each of
     its journalled measurements (the runner writes those last).
@@ -94,10 +128,12 @@ def recover(store, home: Path) -> dict:
         ``journalled`` runs, ``recovered`` runs and ``measurements`` written.
     """
     entries = list(read(home))
+    gone = removed(home)
     expected: dict[str, int] = {}
     for records in entries:
         for run_uid in _run_uids(records):
-            expected[run_uid] = expected.get(run_uid, 0) + _measurement_count(records)
+            if run_uid not in gone:
+                expected[run_uid] = expected.get(run_uid, 0) + _measurement_count(records)
     present = _measured_counts(store, list(expected))
     missing = {uid for uid, n in expected.items() if present.get(uid, 0) < n}
     recovered = Records()

@@ -150,13 +150,21 @@ def _pages(kg) -> dict:
         return {"experiments": kg.experiments()}
 
     def experiment(request):
-        info = kg.experiment(request.path_params["name"])
-        x, y = _objectives(request, info["metrics"], ("accuracy", "latency"))
-        front = kg.pareto([x, y], experiment=info["uid"], write=False)
-        figure = figures.front_figure(front.table, front.objectives, front.units,
-                                      lambda row: "/runs/" + quote(row["uids"][0]))
-        return {"experiment": info, "x": x, "y": y, "front": _front(front), "figure": figure,
-                "runs": kg.run_table(experiment=info["uid"])}
+        # By uid (as every link names it), its start, or a name only it has.
+        info = kg.experiment(request.path_params["key"])
+        runs = kg.run_table(experiment=info["uid"])
+        page = {"experiment": info, "runs": runs, "columns": _metric_columns(runs), "x": None,
+                "y": None, "front": None, "figure": None, "why": ""}
+        try:
+            x, y = _objectives(request, info["metrics"], ("accuracy", "latency"))
+            front = kg.pareto([x, y], experiment=info["uid"], write=False)
+        except CkgError as exc:  # fewer than two metrics or points: the runs are listed still
+            return {**page, "why": str(exc)}
+        figure = None if front.unranked else figures.front_figure(
+            front.table, front.objectives, front.units,
+            lambda row: "/runs/" + quote(row["uids"][0]))
+        return {**page, "x": x, "y": y, "front": _front(front), "figure": figure,
+                "why": front.unranked}
 
     def leaderboards(request):
         boards = kg.leaderboards()
@@ -198,7 +206,8 @@ def _pages(kg) -> dict:
         front = kg.pareto([x, y], source="papers", task=task, dataset=dataset, write=False)
         return {"task": task, "dataset": dataset, "metrics": present, "x": x, "y": y,
                 "front": _front(front),
-                "figure": figures.front_figure(front.table, front.objectives, front.units)}
+                "figure": None if front.unranked else figures.front_figure(
+                    front.table, front.objectives, front.units)}
 
     def platforms(request):
         return {"platforms": kg.platforms()}
@@ -215,7 +224,7 @@ def _pages(kg) -> dict:
         "/runs/compare": (compare_runs, "compare.html"),
         "/runs/{uid}": (run, "run.html"),
         "/experiments": (experiments, "experiments.html"),
-        "/experiments/{name:path}": (experiment, "experiment.html"),
+        "/experiments/{key:path}": (experiment, "experiment.html"),
         "/results": (leaderboards, "results.html"),
         "/results/leaderboard": (leaderboard, "leaderboard.html"),
         "/results/front": (results_front, "front.html"),
@@ -254,7 +263,8 @@ def _objectives(request: Request, present: list[str], preferred: tuple[str, str]
 def _front(front) -> dict:
     return {"objectives": [str(o) for o in front.objectives], "units": front.units,
             "scope": front.scope, "left_out": front.left_out,
-            "hypervolume": front.hypervolume, "rows": front.rows()}  # fmt: skip
+            "hypervolume": front.hypervolume, "unranked": front.unranked,
+            "rows": front.rows()}  # fmt: skip
 
 
 def _metric_columns(rows: list[dict]) -> list[dict]:
