@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 
-_NO_STORE = {"--help", "--version", "platform", "trust"}
+_NO_STORE = {"--help", "--version", "platform", "trust", "cluster"}
 
 
 def main() -> None:

@@ -111,15 +111,13 @@ def test_the_certificates_are_the_owners_alone(tmp_path, other_user):
     assert "PermissionError" in done.stderr
 
 
-def test_a_worker_refuses_a_tcp_scheduler_without_insecure(tmp_path):
+def test_a_worker_refuses_a_tcp_scheduler_without_insecure(tmp_path, ckg_home):
     """The scheduler is real and plain: a worker that started would join it."""
     pytest.importorskip("distributed", reason="needs `pip install 'ckg[cluster]'`")
-    home = tmp_path / "worker"
     with scheduler(None, tmp_path / "scheduler.log") as address:
         try:
             done = subprocess.run([CKG, "worker", "--scheduler", address], capture_output=True,
-                                  text=True, timeout=60,
-                                  env={**os.environ, "CKG_HOME": str(home)})
+                                  text=True, timeout=60)
         except subprocess.TimeoutExpired as exc:
             pytest.fail(f"the worker joined {address}: {exc.stderr}")
     assert done.returncode == 2, done.stderr
@@ -158,16 +156,15 @@ def test_insecure_warns_that_anyone_can_run_code_as_the_worker(tmp_path, ckg_hom
     ("chmod", "{certs}/worker.key can be read by other users (mode 0644): whoever reads it "
      "can run code on every worker; chmod 600 {certs}/worker.key"),
 ])
-def test_a_worker_without_private_certificates_does_not_start(tmp_path, damage, message):
+def test_a_worker_without_private_certificates_does_not_start(ckg_home, damage, message):
     pytest.importorskip("distributed", reason="needs `pip install 'ckg[cluster]'`")
-    certs = make_certs(tmp_path / "home")
+    certs = make_certs(ckg_home)
     if damage == "chmod":
         (certs / "worker.key").chmod(0o644)
     else:
         (certs / "worker.key").unlink()
     done = subprocess.run([CKG, "worker", "--scheduler", "127.0.0.1:9", "--certs", str(certs)],
-                          capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "CKG_HOME": str(tmp_path / "home")})
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message.format(certs=certs) in lines[0], done.stderr
