@@ -61,7 +61,7 @@ class Options:
     reproduces: tuple[str, ...] = ()
     in_container: str = ""
     run_uids: tuple[str, ...] = ()
-    experiment: dict | None = None
+    experiment: str | dict | None = None
     folders_trusted: bool = True
     source_roots: dict | None = None
 
@@ -120,13 +120,15 @@ def run(kg, target: str, options: Options | None = None, progress=None) -> Repor
         ``reproduces`` Result uids or specs every target run reproduces, beside the meta's
         ``reproduces:`` block (:mod:`ckg.reproduce`); ``in_container`` an image reference in
         which each workflow or notebook step runs, through docker or podman
-        (:func:`ckg.run.container.wrap`). A cluster worker (:mod:`ckg.cluster`)
-        sets ``run_uids``, the uids of the target runs in grid order, and ``experiment``,
-        the ``uid`` and ``props`` of their Experiment, both fixed when the grid was
-        submitted so that a re-executed task writes the same nodes; and ``folders_trusted``
-        False, since a folder named by a submitter is not this host's owner's code; and
-        ``source_roots``, one dict for all its runs, so that a Git commit or an archive is
-        fetched once per worker rather than once per grid point.
+        (:func:`ckg.run.container.wrap`); ``experiment`` the Experiment the runs join: the
+        one with that uid or (only it) that name, else a new one of that name (default: a
+        new one named as the target; see :func:`experiment_node`). A cluster worker
+        (:mod:`ckg.cluster`) sets ``run_uids``, the uids of the target runs in grid order,
+        and ``experiment`` to the ``uid`` and ``props`` of their Experiment, both fixed when
+        the grid was submitted so that a re-executed task writes the same nodes; and
+        ``folders_trusted`` False, since a folder named by a submitter is not this host's
+        owner's code; and ``source_roots``, one dict for all its runs, so that a Git commit or
+        an archive is fetched once per worker rather than once per grid point.
     progress : callable, optional
         Called as ``progress(done, total, result)``: once with ``(0, points, None)`` before
         the first grid point runs, then after each with the :class:`RunResult` it gave.
@@ -326,10 +328,10 @@ class _Runner:
 
     def _experiment_node(self, step, points: list[dict]) -> Node:
         fixed = self.options.experiment
-        if fixed:
+        if isinstance(fixed, dict):  # a cluster submission's, the same in every task
             return Node("Experiment", fixed["uid"], dict(fixed["props"]))
-        return Node("Experiment", "exp-" + uuid.uuid4().hex[:16],
-                    experiment_props(step.alias, step.uid, self.options, len(points)))
+        return experiment_node(self.kg.store, fixed, step.alias, step.uid, self.options,
+                               len(points))
 
     # --- execution ------------------------------------------------------------------
 
@@ -732,10 +734,34 @@ class _Runner:
             report.store_error = str(exc)
 
 
-def experiment_props(alias: str, target_uid: str, options: Options, points: int) -> dict:
-    """The properties of the Experiment of a grid of ``points`` run of ``target_uid``."""
+def experiment_node(store, name: str | None, alias: str, target_uid: str, options: Options,
+                    points: int) -> Node:
+    """The Experiment a grid of ``points`` runs of ``target_uid`` joins: the one ``name``
+    names (its uid, or a name no other experiment has), whose properties stay as they are;
+    else a new one with a new uid, named ``name`` or, without one, the target's ``alias``.
+
+    Raises
+    ------
+    UsageError
+        Several experiments are named ``name`` (each is named, to give one's uid).
+    """
+    from ckg.errors import NotFound
+    from ckg.runs import resolve_experiment
+
+    if name:
+        try:
+            return Node("Experiment", resolve_experiment(store, name, prefix=False), {})
+        except NotFound:
+            pass
+    return Node("Experiment", "exp-" + uuid.uuid4().hex[:16],
+                experiment_props(name or alias, target_uid, options, points))
+
+
+def experiment_props(name: str, target_uid: str, options: Options, points: int) -> dict:
+    """The properties of a new Experiment ``name`` of a grid of ``points`` runs of
+    ``target_uid``."""
     return {
-        "name": alias,
+        "name": name,
         "target": target_uid,
         "params_grid": json.dumps(redact.mask_value(options.grid), sort_keys=True),
         "points": points,
