@@ -339,12 +339,13 @@ def _why_stale(runs: list[str], when: str) -> str:
 
 
 def _remove_workdirs(folder: Path, runs: list[str]) -> None:
-    """The work folders ``folder/<run>`` of the removed runs. A uid from the graph is a name
-    here only when it is one plain file name; a link is removed, not followed."""
+    """The work folders ``folder/<run>`` of the removed runs. A uid from the graph (a shared
+    one, an imported one) is a name here only when it is one plain file name; a link is
+    removed, not followed."""
     for uid in runs:
-        path = folder / uid
-        if path.name != uid or uid in (".", ".."):
+        if "\0" in uid or uid in ("", ".", "..") or (folder / uid).name != uid:
             continue
+        path = folder / uid
         if path.is_symlink() or path.is_file():
             path.unlink()
         elif path.is_dir():

@@ -166,6 +166,27 @@ def test_rm_of_an_experiment_takes_its_runs_and_their_steps(kg, tmp_path):
         kg.rm("scripts")
 
 
+def test_rm_removes_no_folder_but_the_run_folder_a_uid_names(kg, ckg_home, tmp_path):
+    """A run's uid comes from the graph, which others may write: ``../x`` or a link in the
+    runs folder must not make ckg rm delete anything outside it."""
+    from ckg.records import Edge, Node, Records
+
+    outside = ckg_home / "keep"
+    (outside / "data").mkdir(parents=True)
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (ckg_home / "runs").mkdir()
+    (ckg_home / "runs" / "run-linked").symlink_to(target)
+    records = Records(nodes=[Node("Experiment", "exp-x", {"name": "x"})])
+    for uid in ("../keep", "run-linked"):
+        records.nodes.append(Node("Run", uid, {"status": "ok"}))
+        records.edges.append(Edge("IN", "Run", uid, "Experiment", "exp-x"))
+    kg.store.write_records(records)
+    assert sorted(kg.rm("x")["runs"]) == ["../keep", "run-linked"]
+    assert (outside / "data").is_dir() and target.is_dir()
+    assert not (ckg_home / "runs" / "run-linked").exists()
+
+
 def test_every_metric_ckg_measures_has_a_direction_and_unit(scorer):
     kg = scorer
     kg.run("scorer", experiment="mine")
