@@ -195,17 +195,34 @@ class KnowledgeGraph:
 
         return find(self.store, tags, kind)
 
-    def show(self, alias_or_uid: str) -> dict:
+    def select(self, target: str, *, source: str = "", quiet: bool = True,
+               use_cache: bool = True):
+        """The artifact ``target`` (uid, alias or tags) names, chosen as MLCFlow chooses
+        among several: those of ``source`` only, the user's source order, MLCFlow's ``sort``
+        and folder order, scripts with cache entries first unless not ``use_cache``; refused
+        where MLCFlow would ask and not ``quiet`` (:func:`ckg.lookup.select`)."""
+        from ckg.lookup import select
+
+        cached = None
+        if use_cache:
+            from ckg.run.scripts.cache import ScriptCache
+
+            cache = ScriptCache(Path(self.home) / "cache" / "scripts")
+            cached = lambda uids: [u for u in uids if cache.entries_of(u)]  # noqa: E731
+        return select(self.store, target, source=source, quiet=quiet, cached=cached)
+
+    def show(self, alias_or_uid: str, *, source: str = "") -> dict:
         """One artifact with meta, dependencies, variations and source."""
         from ckg.lookup import show
 
-        return show(self.store, alias_or_uid)
+        return show(self.store, alias_or_uid, source=source)
 
-    def deps(self, alias_or_uid: str, depth: int | None = None, reverse: bool = False) -> dict:
+    def deps(self, alias_or_uid: str, depth: int | None = None, reverse: bool = False, *,
+             source: str = "") -> dict:
         """The dependency tree of an artifact, or of its dependents when ``reverse``."""
         from ckg.lookup import deps
 
-        return deps(self.store, alias_or_uid, depth, reverse)
+        return deps(self.store, alias_or_uid, depth, reverse, source=source)
 
     def import_results(self, paths):
         """Import result files or folders (PwC, MLPerf, tables); see :mod:`ckg.results`."""

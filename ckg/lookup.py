@@ -1,18 +1,36 @@
-"""Look-ups over ingested artifacts: find by tags, show one, walk its dependency tree.
+"""Look-ups over ingested artifacts: find by tags, select the one a target names (as
+MLCFlow chooses among several), show one, walk its dependency tree.
 
 These run on every ``ckg find``, so this module imports nothing heavy: the store's rows
 come back as dicts and CM's tag rules come from :mod:`ckg.resolve`.
 """
 
 import json
+import os
+from dataclasses import dataclass
 
 from ckg.errors import NotFound, UsageError, did_you_mean
-from ckg.resolve import match_tags, parse_tags
+from ckg.resolve import Choice, choose, match_tags, parse_tags, place, sort_value
 
 _SUMMARY = (
     "a.uid AS uid, a.alias AS alias, a.kind AS kind, a.format AS format, a.tags AS tags, "
     "a.variations AS variations, a.path AS path, a.source_uid AS source_uid"
 )
+# A target's candidates: what choosing among them and naming them needs (a variation list can
+# be kilobytes: read only where variations filter the candidates).
+_CANDIDATE = (
+    "a.uid AS uid, a.alias AS alias, a.kind AS kind, a.format AS format, a.path AS path, "
+    "a.source_uid AS source_uid"
+)
+# What choosing among several matches needs besides the candidate: the meta's ``sort`` and
+# the source's location and name. Read only when more than one artifact matched.
+_CHOICE = (
+    "UNWIND $uids AS u MATCH (a:Artifact {uid: u}) "
+    "OPTIONAL MATCH (s:Source {uid: a.source_uid}) "
+    "RETURN a.uid AS uid, a.meta AS meta, s.location AS source, s.name AS source_name"
+)
+#: The environment variable that holds the user's source order (:func:`source_order`).
+SOURCE_ORDER = "CKG_SOURCE_ORDER"
 _EDGE = (
     "r.entry AS entry, r.kind AS kind, r.tags AS tags, r.names AS names, r.guard AS guard, "
     "r.via_variation AS via_variation, r.position AS position, r.matches AS matches, "
@@ -21,7 +39,8 @@ _EDGE = (
 
 
 def find(store, tags: str | list[str] = "", kind: str | None = None) -> list[dict]:
-    """Artifacts matching ``tags`` with CM's rules, sorted by alias.
+    """Artifacts matching ``tags`` with CM's rules, sorted by alias, each with its source
+    (``source``: the location it was ingested from, ``source_name``: its ``--name``).
 
     Plain tags must all be present and ``-tag`` excludes (both filtered in Cypher);
     ``_x`` keeps artifacts declaring variation ``x`` (filtered here, as ``name.#`` needs it).
@@ -36,45 +55,185 @@ def find(store, tags: str | list[str] = "", kind: str | None = None) -> list[dic
         "MATCH (a:Artifact) WHERE all(t IN $plain WHERE t IN a.tags) "
         "AND none(t IN $excluded WHERE t IN a.tags) "
         "AND ($kind IS NULL OR a.kind = $kind) "
-        f"RETURN {_SUMMARY} ORDER BY alias, uid",
+        "OPTIONAL MATCH (s:Source {uid: a.source_uid}) "
+        f"RETURN {_SUMMARY}, s.location AS source, s.name AS source_name "
+        "ORDER BY alias, source, uid",
         {"plain": list(query.plain), "excluded": list(query.excluded), "kind": kind},
     )
     return match_tags(tags, rows) if query.variations else rows
 
 
-def artifact(store, alias_or_uid: str) -> dict:
-    """The artifact whose uid, else whose alias, is ``alias_or_uid``.
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The artifact a target names: its uid, the variations written in the target, and the
+    choice made when several artifacts matched (None when one did and no source was named).
+    """
+
+    uid: str
+    variations: tuple[str, ...]
+    choice: Choice | None = None
+
+
+def source_order(environ=None) -> tuple[str, ...]:
+    """The user's source order: ``CKG_SOURCE_ORDER``, source names, locations or uid starts
+    separated by commas, first preferred (:func:`ckg.resolve.order_key`).
+
+    >>> source_order({"CKG_SOURCE_ORDER": "mlperf-automations, cm4mlops"})
+    ('mlperf-automations', 'cm4mlops')
+    """
+    text = (os.environ if environ is None else environ).get(SOURCE_ORDER, "")
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def select(store, target: str, *, source: str = "", quiet: bool = True,
+           order: tuple[str, ...] | None = None, cached=None) -> Selection:
+    """The artifact ``target`` names, chosen as MLCFlow chooses when several match.
+
+    Parameters
+    ----------
+    target : str
+        An artifact uid or alias, or tags separated by commas or spaces (``get,python3``,
+        ``-tag`` excludes); ``_name`` words are variations: with tags, only artifacts that
+        declare them match, as in MLCFlow's search.
+    source : str
+        Keep the matches of this source only (:func:`ckg.resolve.source_matches`).
+    quiet : bool
+        False where MLCFlow would ask the user to choose (not ``--quiet``, a terminal).
+    order : tuple of str
+        The user's source order; :func:`source_order` when None.
+    cached : callable, optional
+        Called with the matching uids when several match, returns those with cache
+        entries (MLCFlow prefers them); None when the cache is not used.
+
+    Raises
+    ------
+    UsageError
+        Nothing matches; nothing of ``source`` matches; or several do where MLCFlow would
+        ask (not ``quiet``): the message lists them with their sources.
+    """
+    rows, variations = _candidates(store, target)
+    if not rows:
+        raise UsageError(f"unknown target {target!r}: no artifact has that uid, alias or tags")
+    if len(rows) == 1 and not source:
+        return Selection(rows[0]["uid"], variations)
+    _add_choice_fields(store, rows)
+    choice = choose(rows, source=source, order=source_order() if order is None else order,
+                    cached=cached([r["uid"] for r in rows]) if cached and len(rows) > 1 else ())
+    if choice is None:
+        raise UsageError(
+            f"--source {source!r}: none of the {len(rows)} artifacts that match {target!r} "
+            f"comes from it; they are {listing(rows)}"
+        )
+    if len(choice.ask) > 1 and not quiet:
+        raise UsageError(
+            f"{target!r} matches {len(choice.ask)} scripts MLCFlow would ask to choose among: "
+            f"{listing(choice.ask)}; add --quiet to take the first ({choice.chosen['alias']}), "
+            "or choose with --source NAME or more tags"
+        )
+    return Selection(choice.chosen["uid"], variations, choice)
+
+
+def listing(candidates, limit: int = 12) -> str:
+    """Candidates as one line: aliases grouped by source, in the given order.
+
+    >>> listing([{"alias": "get-llvm", "source": "/r/a"}, {"alias": "get-gcc", "source": "/r/a"},
+    ...          {"alias": "get-gcc", "source": "/r/b", "source_name": "cm"}])
+    'get-llvm, get-gcc (/r/a); get-gcc (cm)'
+    """
+    groups: dict[str, list[str]] = {}
+    shown = list(candidates)[:limit]
+    for c in shown:
+        where = c.get("source_name") or c.get("source") or c.get("source_uid") or "?"
+        groups.setdefault(where, []).append(c.get("alias") or c["uid"])
+    text = "; ".join(f"{', '.join(names)} ({where})" for where, names in groups.items())
+    more = len(list(candidates)) - len(shown)
+    return text + (f"; and {more} more" if more > 0 else "")
+
+
+def _candidates(store, target: str) -> tuple[list[dict], tuple[str, ...]]:
+    """The artifacts ``target`` names (by uid, else alias, else tags) and its variations."""
+    words = [w for w in target.replace(",", " ").split() if w]
+    variations = tuple(w[1:] for w in words if w.startswith("_"))
+    plain = [w for w in words if not w.startswith(("_", "-"))]
+    excluded = [w[1:] for w in words if w.startswith("-") and not w.startswith("-_")]
+    if not plain:
+        raise UsageError(f"target {target!r} names no artifact, only variations")
+    rows = []
+    if len(plain) == 1 and not excluded:
+        rows = store.run(
+            f"MATCH (a:Artifact) WHERE a.uid = $k OR a.alias = $k RETURN {_CANDIDATE}",
+            {"k": plain[0]},
+        )
+        rows = [r for r in rows if r["uid"] == plain[0]] or rows  # a uid wins over an alias
+    if not rows:
+        rows = store.run(
+            "MATCH (a:Artifact) WHERE all(t IN $plain WHERE t IN a.tags) "
+            f"AND none(t IN $excluded WHERE t IN a.tags) RETURN {_CANDIDATE}"
+            + (", a.variations AS variations" if variations else ""),
+            {"plain": plain, "excluded": excluded},
+        )
+        # as MLCFlow's search: only artifacts declaring the variations (if none does, all
+        # stay, and the planner says which variation is not declared)
+        if variations and len(rows) > 1:
+            rows = match_tags(["_" + v for v in variations], rows) or rows
+    return sorted(rows, key=lambda r: r["uid"]), variations
+
+
+def _add_choice_fields(store, rows: list[dict]) -> None:
+    """Add what :func:`ckg.resolve.choose` reads: ``sort``, ``place``, ``source``."""
+    extra = {r["uid"]: r for r in store.run(_CHOICE, {"uids": [r["uid"] for r in rows]})}
+    for row in rows:
+        more = extra.get(row["uid"], {})
+        try:
+            meta = json.loads(more.get("meta") or "{}")
+        except ValueError:
+            meta = {}
+        row["sort"] = sort_value(meta if isinstance(meta, dict) else {})
+        row["source"] = more.get("source") or ""
+        row["source_name"] = more.get("source_name") or ""
+        row["place"] = place(row["source"], row.get("path") or "")
+
+
+def artifact(store, alias_or_uid: str, *, source: str = "") -> dict:
+    """The artifact whose uid, else alias, else tags, is ``alias_or_uid``; where several
+    match, the one MLCFlow would choose (:func:`select`, quiet).
 
     Raises
     ------
     NotFound
-        No artifact has that uid or alias.
+        No artifact has that uid, alias or tags.
     UsageError
-        Several artifacts share the alias; the message lists their uids and sources.
+        None of them comes from ``source``.
     """
-    rows = store.run(
-        "MATCH (a:Artifact) WHERE a.uid = $k OR a.alias = $k RETURN a ORDER BY a.uid",
-        {"k": alias_or_uid},
-    )
-    nodes = [row["a"] for row in rows]
-    by_uid = [n for n in nodes if n.get("uid") == alias_or_uid]
-    if by_uid:
-        return by_uid[0]
-    if not nodes:
+    return _artifact(store, alias_or_uid, source)[0]
+
+
+def chosen(choice: Choice | None) -> dict | None:
+    """A choice among several artifacts as plain data: the one taken and the others, each
+    with its uid, alias and source (what ``show`` and ``deps`` report); None for no choice.
+    """
+    if choice is None:
+        return None
+
+    def brief(c):
+        return {k: c.get(k) for k in ("uid", "alias", "source", "source_name")}
+
+    return {"chosen": brief(choice.chosen), "also_matched": [brief(c) for c in choice.others]}
+
+
+def _artifact(store, alias_or_uid: str, source: str) -> tuple[dict, Choice | None]:
+    rows, _ = _candidates(store, alias_or_uid)
+    if not rows:
         aliases = [r["alias"] for r in store.run("MATCH (a:Artifact) RETURN a.alias AS alias")]
         hint = did_you_mean(alias_or_uid, filter(None, aliases))
         raise NotFound(f"no artifact with alias or uid {alias_or_uid!r}{hint}")
-    if len(nodes) > 1:
-        choices = ", ".join(
-            f"{n['uid']} ({n.get('kind')}, source {n.get('source_uid')})" for n in nodes
-        )
-        raise UsageError(
-            f"alias {alias_or_uid!r} names {len(nodes)} artifacts: {choices}; give a uid"
-        )
-    return nodes[0]
+    if len(rows) == 1 and not source:
+        return store.get_node("Artifact", rows[0]["uid"]), None
+    picked = select(store, alias_or_uid, source=source)
+    return store.get_node("Artifact", picked.uid), picked.choice
 
 
-def show(store, alias_or_uid: str) -> dict:
+def show(store, alias_or_uid: str, *, source: str = "") -> dict:
     """One artifact with its meta, dependencies (resolved and not), variations and source.
 
     Examples
@@ -82,7 +241,7 @@ def show(store, alias_or_uid: str) -> dict:
     >>> show(kg.store, "get-python3")["source"]["commit"]       # doctest: +SKIP
     'e1d5c7cf...'
     """
-    node = artifact(store, alias_or_uid)
+    node, choice = _artifact(store, alias_or_uid, source)
     uid = node["uid"]
     deps = store.run(
         f"MATCH (a:Artifact {{uid: $u}})-[r:DEPENDS_ON]->(b:Artifact) RETURN {_EDGE}, "
@@ -103,7 +262,7 @@ def show(store, alias_or_uid: str) -> dict:
         "RETURN DISTINCT b.uid AS uid, b.alias AS alias ORDER BY alias",
         {"u": uid},
     )
-    source = store.get_node("Source", node.get("source_uid") or "")
+    held_by = store.get_node("Source", node.get("source_uid") or "")
     info = dict(node)
     try:
         info["meta"] = json.loads(node.get("meta") or "{}")
@@ -115,11 +274,13 @@ def show(store, alias_or_uid: str) -> dict:
         "unresolved": [row["x"] for row in unresolved],
         "variations": [row["v"] for row in variations],
         "used_by": used_by,
-        "source": source,
+        "source": held_by,
+        "choice": chosen(choice),
     }
 
 
-def deps(store, alias_or_uid: str, depth: int | None = None, reverse: bool = False) -> dict:
+def deps(store, alias_or_uid: str, depth: int | None = None, reverse: bool = False, *,
+         source: str = "") -> dict:
     """The dependency tree of an artifact (or of its dependents when ``reverse``).
 
     One query per level. A node is expanded where it first appears (breadth first); later
@@ -133,12 +294,13 @@ def deps(store, alias_or_uid: str, depth: int | None = None, reverse: bool = Fal
     """
     if depth is not None and depth < 0:
         raise UsageError(f"--depth must be 0 or more, got {depth}")
-    node = artifact(store, alias_or_uid)
+    node, choice = _artifact(store, alias_or_uid, source)
     root = {
         "uid": node["uid"],
         "alias": node.get("alias"),
         "kind": node.get("kind"),
         "children": [],
+        "choice": chosen(choice),
     }
     seen = {node["uid"]: root}
     frontier = [root]

@@ -227,3 +227,161 @@ def match_tags(
     index = TagIndex(candidates)
     found = index.match(parse_tags(query_tags), frozenset(kinds) if kinds is not None else None)
     return [c for c in candidates if c["uid"] in found]
+
+
+# --- choosing one of several matches, as MLCFlow does --------------------------------------
+
+#: Formats whose scripts MLCFlow never sees: CM's (``_cm.yaml``) are found by CM alone, so
+#: where an MLCFlow script matches too they come after it.
+LATER_FORMATS = {"cm": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """Which of several matching artifacts runs, and the rest in MLCFlow's order.
+
+    ``ask`` holds the candidates MLCFlow would ask the user to choose among when not in
+    quiet mode (the chosen one first): more than one means it would ask.
+    """
+
+    chosen: dict
+    candidates: tuple[dict, ...]
+    ask: tuple[dict, ...]
+
+    @property
+    def others(self) -> tuple[dict, ...]:
+        return tuple(c for c in self.candidates if c is not self.chosen)
+
+
+def sort_value(meta) -> float:
+    """A meta's ``sort`` as a number (0 when absent or not a number), as MLCFlow reads it.
+
+    >>> sort_value({"sort": 100}), sort_value({}), sort_value({"sort": "x"})
+    (100.0, 0.0, 0.0)
+    """
+    try:
+        return float((meta or {}).get("sort", 0) or 0)
+    except (TypeError, ValueError, AttributeError):
+        return 0.0
+
+
+def place(location: str, path: str) -> str:
+    """The folder MLCFlow would sort an artifact by: its source's location joined to its
+    path (for a folder source, the artifact's own folder on this host).
+
+    >>> place("/repos/mlperf-automations/", "script/detect-os")
+    '/repos/mlperf-automations/script/detect-os'
+    """
+    location = (location or "").rstrip("/")
+    return f"{location}/{path}" if location and path else location or path or ""
+
+
+def source_matches(candidate: dict, name: str) -> bool:
+    """Whether ``name`` names the candidate's source: its name, its location, the last part(s)
+    of its location (``mlperf-automations``, ``mlcommons/mlperf-automations``) or the start
+    of its uid.
+
+    >>> c = {"source_uid": "0a25a51d9c1226d9", "source": "/corpora/mlperf-automations",
+    ...      "source_name": ""}
+    >>> [source_matches(c, n) for n in ("mlperf-automations", "0a25", "automations", "")]
+    [True, True, False, False]
+    """
+    name = name.strip().rstrip("/")
+    if not name:
+        return False
+    location = str(candidate.get("source") or "").rstrip("/")
+    location = location[:-4] if location.endswith(".git") else location
+    return (
+        name == candidate.get("source_name")
+        or name == location
+        or location.endswith("/" + name.removesuffix(".git"))
+        or str(candidate.get("source_uid") or "").startswith(name)
+    )
+
+
+def source_rank(candidate: dict, order: tuple[str, ...]) -> int:
+    """The place of the candidate's source in the user's ``order`` (names as
+    :func:`source_matches` reads them); sources it does not name come after those it does.
+
+    >>> source_rank({"source": "/r/cm4mlops"}, ("mlperf-automations", "cm4mlops"))
+    1
+    """
+    return next((i for i, n in enumerate(order) if source_matches(candidate, n)), len(order))
+
+
+def order_key(candidate: dict, order: tuple[str, ...] = ()) -> tuple:
+    """The key that puts candidates in the order they are chosen: the user's source order
+    (:func:`source_rank` of ``order``, or the candidate's ``source_rank`` when ``order`` is
+    empty), MLCFlow's scripts before CM's (:data:`LATER_FORMATS`), then as MLCFlow sorts
+    its found scripts: the meta's ``sort``, then the folder (:func:`place`).
+    """
+    return (
+        source_rank(candidate, order) if order else candidate.get("source_rank") or 0,
+        LATER_FORMATS.get(candidate.get("format") or "", 0),
+        candidate.get("sort") or 0.0,
+        candidate.get("place") or candidate.get("path") or "",
+        candidate.get("uid") or "",
+    )
+
+
+def choose(
+    candidates: Iterable[dict],
+    *,
+    own_source: str = "",
+    source: str = "",
+    order: tuple[str, ...] = (),
+    cached: Iterable[str] = (),
+) -> Choice | None:
+    """The candidate to run, chosen as MLCFlow chooses among the scripts its tags found.
+
+    The one function for a target and for a dependency: MLCFlow sorts what its search found
+    by the meta's ``sort``, then by folder, keeps those with cache entries when any has one,
+    and in quiet mode takes the first (else it asks). Before that, ``source`` keeps the
+    candidates of one source (``--source``); ``own_source`` (the dependent's source) wins
+    where it has any, so that a CM script's dependencies stay CM's; ``order`` is the user's
+    source order (:func:`order_key`).
+
+    Parameters
+    ----------
+    candidates : iterable of dict
+        ``uid``, ``alias``, ``format``, ``sort`` (:func:`sort_value`), ``place``
+        (:func:`place`) or ``path``, ``source_uid``, ``source`` (its location),
+        ``source_name``.
+    cached : iterable of str
+        Uids of candidates with cache entries; ``()`` when the cache is not used.
+
+    Returns
+    -------
+    Choice or None
+        None when no candidate is left.
+
+    Examples
+    --------
+    >>> found = [{"uid": "g", "alias": "get-gcc", "sort": 500.0, "place": "/r/script/get-gcc"},
+    ...          {"uid": "l", "alias": "get-llvm", "sort": 100.0, "place": "/r/script/get-llvm"},
+    ...          {"uid": "c", "alias": "get-llvm", "sort": 100.0, "format": "cm",
+    ...           "place": "/a/script/get-llvm"}]
+    >>> pick = choose(found)
+    >>> pick.chosen["uid"], [c["uid"] for c in pick.candidates], len(pick.ask)
+    ('l', ['l', 'g', 'c'], 2)
+    >>> choose(found, cached=["g"]).chosen["uid"]
+    'g'
+    """
+    found = list(candidates)
+    if source:
+        found = [c for c in found if source_matches(c, source)]
+    if own_source and len(found) > 1:
+        found = [c for c in found if c.get("source_uid") == own_source] or found
+    if not found:
+        return None
+    keyed = sorted(((order_key(c, order), i, c) for i, c in enumerate(found)),
+                   key=lambda t: t[:2])  # fmt: skip
+    found = [c for _, _, c in keyed]
+    # MLCFlow sees one system's scripts, from every repository the user registered: it asks
+    # among those of the first group (source order, format), not across systems.
+    first = keyed[0][0][:2]
+    group = [c for key, _, c in keyed if key[:2] == first]
+    cached = set(cached)
+    group = [c for c in group if c["uid"] in cached] or group
+    return Choice(group[0], tuple([group[0], *(c for c in found if c is not group[0])]),
+                  tuple(group))

@@ -340,7 +340,7 @@ def test_find_show_and_deps(kg, tiny):
         kg.deps("app-hello", depth=-1)
 
 
-def test_alias_shared_by_two_sources_asks_for_a_uid(kg, tiny, tmp_path):
+def test_alias_shared_by_two_sources_is_chosen_as_mlcflow_orders_them(kg, tiny, tmp_path):
     kg.ingest(tiny)
     kg.ingest(
         write_tree(
@@ -352,9 +352,14 @@ def test_alias_shared_by_two_sources_asks_for_a_uid(kg, tiny, tmp_path):
             },
         )
     )
-    with pytest.raises(UsageError, match="alias 'detect-os' names 2 artifacts: .*give a uid"):
-        kg.show("detect-os")
+    # same `sort`: the folder decides, .../copy/script/detect-os before .../tiny/...
+    shown = kg.show("detect-os")
+    assert shown["artifact"]["uid"] == "bbbbbbbbbbbbbbb2"
+    assert [c["uid"] for c in shown["choice"]["also_matched"]] == [OS]
+    assert kg.show("detect-os", source="tiny")["artifact"]["uid"] == OS
     assert kg.show(OS)["artifact"]["uid"] == OS
+    with pytest.raises(UsageError, match="--source 'elsewhere': none of the 2 artifacts"):
+        kg.show("detect-os", source="elsewhere")
 
 
 def test_unknown_format_is_a_usage_error(kg, tiny):

@@ -10,6 +10,9 @@ import sys
 import typer
 
 from ckg.cli.app import app, open_graph, print_rows
+from ckg.cli.mlc import say_choice
+
+SOURCE_HELP = "Where several artifacts match: the one of this source (name, location, uid start)."
 
 
 @app.command("ingest")
@@ -83,14 +86,25 @@ def find(
         print(f"(no artifacts match {tags!r}" + (f" of kind {kind!r})" if kind else ")"))
         return
     width = max(len(r["alias"] or "") for r in rows)
+    kinds = max(len(r["kind"] or "") for r in rows)
+    sources = max(len(_source(r)) for r in rows)
     for r in rows:
-        print(f"{r['alias'] or '':<{width}}  {r['uid']}  {r['kind']}  {','.join(r['tags'] or [])}")
+        print(f"{r['alias'] or '':<{width}}  {r['uid']}  {r['kind'] or '':<{kinds}}  "
+              f"{_source(r):<{sources}}  {','.join(r['tags'] or [])}")
+
+
+def _source(row: dict) -> str:
+    """Where an artifact came from, in a word: the source's ``--name``, else the last part
+    of its location (what ``--source`` takes)."""
+    location = (row.get("source") or "").rstrip("/")
+    return row.get("source_name") or location.rpartition("/")[2] or location or "-"
 
 
 @app.command("show")
 def show(
-    alias_or_uid: str = typer.Argument(..., help="Artifact alias or uid."),
+    alias_or_uid: str = typer.Argument(..., help="Artifact alias, uid or tags."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    source: str = typer.Option(None, "--source", help=SOURCE_HELP),
 ) -> None:
     """Show an artifact: meta, dependencies (resolved and not), variations, source and commit;
     or a run (``run-...``): what produced it and every value it measured.
@@ -105,7 +119,8 @@ def show(
     from ckg.plan.guards import describe
 
     with open_graph() as kg:
-        info = kg.show(alias_or_uid)
+        info = kg.show(alias_or_uid, source=source or "")
+    say_choice(alias_or_uid, info["choice"], "showing")
     if as_json:
         print(json.dumps(info, indent=2, ensure_ascii=False, default=str))
         return
@@ -165,17 +180,19 @@ def show(
 
 @app.command("deps")
 def deps(
-    alias_or_uid: str = typer.Argument(..., help="Artifact alias or uid."),
+    alias_or_uid: str = typer.Argument(..., help="Artifact alias, uid or tags."),
     depth: int = typer.Option(None, "--depth", "-d", help="Levels to show (all by default)."),
     reverse: bool = typer.Option(False, "--reverse", "-r", help="Show what depends on it."),
     as_json: bool = typer.Option(False, "--json", help="Print the tree as JSON."),
+    source: str = typer.Option(None, "--source", help=SOURCE_HELP),
 ) -> None:
     """Print the dependency tree of an artifact, or of its dependents with --reverse.
 
     Example: ckg deps app-image-classification-onnx-py --depth 2
     """
     with open_graph() as kg:
-        tree = kg.deps(alias_or_uid, depth=depth, reverse=reverse)
+        tree = kg.deps(alias_or_uid, depth=depth, reverse=reverse, source=source or "")
+    say_choice(alias_or_uid, tree["choice"], "showing")
     if as_json:
         print(json.dumps(tree, indent=2, ensure_ascii=False))
         return

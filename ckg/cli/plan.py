@@ -2,37 +2,55 @@
 
 import json
 import shutil
+import sys
 import textwrap
 
 import typer
 
 from ckg.cli.app import app, open_graph
+from ckg.cli.mlc import MLC_FLAGS, choose_target, mlc_call, quiet_mode
 from ckg.errors import UsageError
 
 
-@app.command("plan")
+@app.command("plan", context_settings=MLC_FLAGS)
 def plan(
-    target: str = typer.Argument(..., help="Artifact uid, alias or tags (_name: variation)."),
+    ctx: typer.Context,
+    target: str = typer.Argument(
+        None, help="Artifact uid, alias or tags (_name: variation; or --tags=...); MLCFlow's "
+        "flags as ckg run takes them (--quiet: where several scripts match, the first).",
+    ),
     var: list[str] = typer.Option(None, "--var", help="Variation of the target, repeatable."),
     env: list[str] = typer.Option(None, "--env", help="K=V (or ALIAS:K=V), repeatable."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
     dot: bool = typer.Option(False, "--dot", help="Print the plan as Graphviz dot."),
+    source: str = typer.Option(
+        None, "--source", help="Where several artifacts match: the one of this source."
+    ),
 ) -> None:
     """Print the steps that run TARGET in order, and why each step is there.
 
     Example: ckg plan app-image-classification-onnx-py --env USE_CUDA=yes
+
+    Example: ckg plan --tags=get,python3 --env.MLC_X=1 --adr.python.tags=_shared -j
     """
     from ckg.run.container import step_commands
     from ckg.run.workflow import parse_env
 
+    call = mlc_call([*([target] if target else []), *ctx.args], parse_env(env))
+    as_json = as_json or call.json
     if as_json and dot:
         raise UsageError("--json and --dot are exclusive; choose one")
-    user_env = parse_env(env)
     with open_graph() as kg:
-        result = kg.plan(target, variations=tuple(var or ()), env=user_env)
+        target = choose_target(kg, call.target, source=source, verb="planning",
+                               quiet=quiet_mode(call))
+        result = kg.plan(target, variations=tuple(var or ()), env=call.env)
         # an image or Dockerfile is run by a container engine: what ckg would run
         engine = {s.id: step_commands(kg.store, s) for s in result.steps
                   if s.format == "container"}
+    unplanned = [k for k in call.inputs if k != "new"]
+    if unplanned:  # the planner reads env and variations; the engine reads these
+        print(f"ckg: plan: {', '.join('--' + k for k in unplanned)}: read by the script when "
+              "it runs (ckg run), not by the plan", file=sys.stderr)
     if as_json:
         data = result.to_dict()
         print(json.dumps({**data, **({"docker": engine} if engine else {})}, indent=2,

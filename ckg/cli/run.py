@@ -8,11 +8,17 @@ import typer
 
 from ckg.cli.app import app, open_graph, params_text, print_rows
 from ckg.cli.db import db_app
+from ckg.cli.mlc import MLC_FLAGS, choose_target, mlc_call, print_logs, quiet_mode
 
 
-@app.command("run")
+@app.command("run", context_settings=MLC_FLAGS)
 def run(
-    target: str = typer.Argument(..., help="Artifact uid, alias or tags."),
+    ctx: typer.Context,
+    target: str = typer.Argument(
+        None, help="Artifact uid, alias or tags (or --tags=...). MLCFlow's flags are taken as "
+        "mlcr takes them: --env.KEY=V, --adr.NAME.KEY=V, -j, -v, --new, --quiet (where several "
+        "scripts match, the first, not the list), --SCRIPT_INPUT=V (docs/run.md).",
+    ),
     var: list[str] = typer.Option(None, "--var", help="Variation of the target, repeatable."),
     env: list[str] = typer.Option(None, "--env", help="K=V (or ALIAS:K=V), repeatable."),
     inputs: list[str] = typer.Option(
@@ -41,6 +47,10 @@ def run(
         "(docker run; needs docker or podman on PATH).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    source: str = typer.Option(
+        None, "--source", help="Where several artifacts match: the one of this source (its "
+        "name, location, last part of it, or uid start).",
+    ),
     cluster: str = typer.Option(
         None, "--cluster", help="tls://HOST:8786: run each grid point on a `ckg worker` there."
     ),
@@ -63,6 +73,8 @@ def run(
 
     Example: ckg run get,generic-python-lib,_numpy --json
 
+    Example: ckg run --tags=get,python3 --version_min=3.8 --env.MLC_X=1 -j --quiet
+
     Example: ckg run sklearn-digits --grid model=knn --reproduces dataset=digits,model=knn
 
     Example: ckg run sklearn-digits --grid model=svm --experiment grid-a
@@ -72,11 +84,13 @@ def run(
     """
     from ckg.run.workflow import parse_env, parse_grid
 
+    call = mlc_call([*([target] if target else []), *ctx.args], parse_env(env), parse_env(inputs))
+    as_json = as_json or call.json
     objectives = _objectives(pareto)
     options = {
         "variations": tuple(var or ()),
-        "env": parse_env(env),
-        "inputs": parse_env(inputs),
+        "env": call.env,
+        "inputs": call.inputs,
         "grid": parse_grid(grid),
         "repeat": repeat,
         "warmup": warmup,
@@ -91,6 +105,8 @@ def run(
     }
     # A grid spread over machines says on stderr where each point ran, terminal or not.
     with open_graph() as kg, RunProgress(not (as_json or dry_run), lines=bool(cluster)) as shown:
+        target = choose_target(kg, call.target, source=source, quiet=quiet_mode(call),
+                               use_cache=not (no_cache or call.new))
         if cluster:
             from ckg.cli.cluster import warning_lines
 
@@ -104,6 +120,8 @@ def run(
     if dry_run:
         _print_dry_run(report, as_json)
         return
+    if call.verbose:
+        print_logs(report)
     _print_report(report, as_json, objectives)
 
 

@@ -23,6 +23,8 @@ from ckg.plan.graph import as_list, entries_of, meta_of
 from ckg.plan.guards import blocked_by
 from ckg.plan.model import AFTER_KINDS, KIND_ORDER, Plan, Step
 from ckg.plan.variations import VariationError, apply, choose, merge_adr, static_name
+from ckg.resolve import choose as choose_artifact
+from ckg.resolve import place, sort_value
 
 
 def build_plan(
@@ -207,7 +209,7 @@ class _Planner:
         for name in entry["names"]:
             for added in (adr.get(name), local_ad.get(name)):
                 extra += as_list((added or {}).get("tags"))
-        targets = self._narrow(entry["targets"], [t for t in extra if t[0] not in "_-"])
+        targets = self._narrow(step, entry["targets"], [t for t in extra if t[0] not in "_-"])
         if len(targets) > 1:
             matched = [self.graph.nodes[t]["artifact"]["alias"] for t in targets]
             self.plan.ambiguous.append({**where, "matched": matched, "chosen": matched[0]})
@@ -216,15 +218,22 @@ class _Planner:
         caller = (step, entry["kind"], entry)
         return self.visit(targets[0], requested, handed, tuple(produced), adr, caller)
 
-    def _narrow(self, targets, plain_tags) -> list[str]:
-        """Candidates carrying the extra plain tags, in CM's order (``sort``, then path)."""
+    def _narrow(self, step, targets, plain_tags) -> list[str]:
+        """Candidates carrying the extra plain tags, in the order they are chosen: the one
+        rule for a target and a dependency (:func:`ckg.resolve.choose`)."""
+        if len(targets) == 1:  # most entries: nothing to choose
+            return targets
         nodes = self.graph.nodes
         kept = [t for t in targets if set(plain_tags) <= set(nodes[t]["artifact"]["tags"])]
-
-        def order(uid):
-            return (meta_of(self.graph, uid).get("sort", 0), nodes[uid]["artifact"]["path"])
-
-        return sorted(kept or targets, key=order)
+        found = []
+        for uid in kept or targets:
+            a = nodes[uid]["artifact"]
+            found.append({
+                "uid": uid, "format": a.get("format"), "source_uid": a.get("source_uid"),
+                "source_rank": a.get("source_rank"), "sort": sort_value(meta_of(self.graph, uid)),
+                "place": place(a.get("source") or "", a.get("path") or ""),
+            })  # fmt: skip
+        return [c["uid"] for c in choose_artifact(found, own_source=step.source_uid).candidates]
 
     def _link(self, caller, step) -> None:
         if caller is None:

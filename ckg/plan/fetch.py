@@ -1,4 +1,8 @@
-"""The planner's two reads from the graph store: the target, and its dependency subgraph.
+"""The planner's reads from the graph store: the target, and its dependency subgraph.
+
+The target is chosen by :func:`ckg.lookup.select` (as MLCFlow chooses among several
+matches). A subgraph that spans several sources costs one more small query, for the
+sources' locations and names, which order a dependency's candidates across them.
 
 Both are single portable Cypher queries (FalkorDB and Neo4j 5). A variable-length pattern
 (``-[:DEPENDS_ON*0..]->``) would be the obvious subgraph query, but FalkorDB enumerates every
@@ -14,14 +18,12 @@ graph costs one more query per further :data:`LEVELS` levels, started from the u
 frontier.
 """
 
-from ckg.errors import UsageError
-
-_ARTIFACT = "a.uid AS uid, a.alias AS alias, a.kind AS kind, a.path AS path, a.tags AS tags"
-
-FIND_BY_NAME = f"MATCH (a:Artifact) WHERE a.uid = $name OR a.alias = $name RETURN {_ARTIFACT}"
-FIND_BY_TAGS = f"MATCH (a:Artifact) WHERE all(t IN $tags WHERE t IN a.tags) RETURN {_ARTIFACT}"
-
 LEVELS = 16
+
+SOURCES = (
+    "UNWIND $uids AS u MATCH (s:Source {uid: u}) "
+    "RETURN s.uid AS uid, s.location AS location, s.name AS name"
+)
 
 # One breadth-first level: expand the frontier (a null stands in for an empty one, so that
 # the row survives), keep what was not seen.
@@ -62,28 +64,18 @@ def find_target(store, target: str) -> tuple[str, list[str]]:
     Returns
     -------
     (str, list of str)
-        The artifact uid and the variation names (without ``_``).
+        The artifact uid and the variation names (without ``_``). Where several artifacts
+        match, the one MLCFlow chooses in quiet mode (:func:`ckg.lookup.select`).
 
     Raises
     ------
     UsageError
-        If nothing matches, or several artifacts do (they are listed).
+        If nothing matches.
     """
-    words = [w for w in target.replace(",", " ").split() if w]
-    plain = [w for w in words if not w.startswith("_")]
-    wanted = [w[1:] for w in words if w.startswith("_")]
-    if not plain:
-        raise UsageError(f"target {target!r} names no artifact, only variations")
-    rows = store.run(FIND_BY_NAME, {"name": plain[0]}) if len(plain) == 1 else []
-    rows = [r for r in rows if r["uid"] == plain[0]] or rows  # a uid wins over an alias
-    if not rows:
-        rows = store.run(FIND_BY_TAGS, {"tags": plain})
-    if not rows:
-        raise UsageError(f"unknown target {target!r}: no artifact has that uid, alias or tags")
-    if len(rows) > 1:
-        named = ", ".join(sorted(f"{r['alias']} ({r['uid']})" for r in rows)[:10])
-        raise UsageError(f"target {target!r} is ambiguous: {len(rows)} artifacts match: {named}")
-    return rows[0]["uid"], wanted
+    from ckg.lookup import select
+
+    chosen = select(store, target)
+    return chosen.uid, list(chosen.variations)
 
 
 def fetch_subgraph(store, uid: str) -> tuple[list[dict], list[dict], list[dict]]:
@@ -116,4 +108,23 @@ def fetch_subgraph(store, uid: str) -> tuple[list[dict], list[dict], list[dict]]
             unresolved += [{"src": src, "entry": e} for e in row["needs"] if e]
         explored |= seen - left
         start = sorted(left - explored)
+    sources = sorted({a["source_uid"] for a in artifacts if a.get("source_uid")})
+    if len(sources) > 1:
+        _add_sources(store, artifacts, sources)
     return artifacts, edges, unresolved
+
+
+def _add_sources(store, artifacts: list[dict], uids: list[str]) -> None:
+    """Give each artifact its source's location, name and place in the user's source
+    order: what orders a dependency's candidates from several sources
+    (:func:`ckg.resolve.choose`). A subgraph of one source needs none of it."""
+    from ckg.lookup import source_order
+    from ckg.resolve import source_rank
+
+    rows = store.run(SOURCES, {"uids": uids})
+    found = {r["uid"]: r for r in rows}
+    order = source_order()
+    for a in artifacts:
+        s = found.get(a.get("source_uid")) or {}
+        a["source"], a["source_name"] = s.get("location") or "", s.get("name") or ""
+        a["source_rank"] = source_rank(a, order) if order else 0

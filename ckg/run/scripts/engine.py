@@ -335,7 +335,8 @@ class Engine:
             env[self.P + "OUTDIRNAME"] = os.path.abspath(outdir)
 
     def _select(self, script_tags: list, variation_tags: list) -> Script:
-        found = self.index.find(script_tags, variation_tags)
+        cached = self.cache.entries_of if self.use_cache else None  # MLCFlow's cache first
+        found = self.index.find(script_tags, variation_tags, cached=cached)
         if not found:
             shown = ",".join(script_tags + ["_" + v for v in variation_tags])
             if self.index.find(script_tags, []):
@@ -344,9 +345,6 @@ class Engine:
                     f"{','.join(script_tags)} declare none of those variations"
                 )
             raise ScriptFailed(f"no script has the tags {shown}")
-        if len(found) > 1 and self.use_cache:
-            with_entries = [s for s in found if self.cache.entries_of(s.uid)]
-            found = with_entries or found
         return found[0]
 
     def _run_script(
@@ -405,9 +403,9 @@ class Engine:
             replaced = [
                 e for e in self.cache.search(script.uid, search) if self.renew or e.expired()
             ]
-            entry = (
-                None if self.renew else self._cached(inv, i, search, env, state, const, const_state)
-            )
+            # MLCFlow's --new: this script (not its dependencies) runs into a new entry
+            fresh = self.renew or i.get("new") is True
+            entry = None if fresh else self._cached(inv, i, search, env, state, const, const_state)
             if entry is not None:
                 report.status = "cached"
                 report.cached = True

@@ -3,8 +3,9 @@
 A :class:`ScriptIndex` is built from plain dicts (what the runner reads from the graph:
 uid, alias, tags, meta, folder, repository root) and answers MLCFlow's script search:
 every plain tag present, ``-tag`` absent, each requested variation declared (``name.#``
-accepts ``name.value``); several matches are ordered by the meta's ``sort`` value, then
-path, as MLCFlow orders them in quiet mode.
+accepts ``name.value``); among several matches the one chosen is the one a target or the
+planner would choose (:func:`ckg.resolve.choose`: the meta's ``sort``, then folder, as
+MLCFlow orders them in quiet mode).
 """
 
 import hashlib
@@ -12,7 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from ckg.resolve import TagIndex, TagQuery
+from ckg.lookup import source_order
+from ckg.resolve import TagIndex, TagQuery, choose, sort_value
 
 
 class Script:
@@ -23,11 +25,13 @@ class Script:
     """
 
     __slots__ = ("uid", "alias", "tags", "path", "repo_path", "repo_prefix", "source_uid",
-                 "format", "variations", "sort", "_meta", "_meta_file")
+                 "format", "variations", "sort", "source", "source_name", "place", "_meta",
+                 "_meta_file")
 
     def __init__(self, uid: str, alias: str, tags: list[str], meta: dict | None, path: str,
                  repo_path: str = "", repo_prefix: str = "", source_uid: str = "",
-                 format: str = "mlc", *, meta_file: str = "", variations=None, sort=None):
+                 format: str = "mlc", *, meta_file: str = "", variations=None, sort=None,
+                 source: str = "", source_name: str = "", place: str = ""):
         self.uid = uid
         self.alias = alias
         self.tags = list(tags)
@@ -36,12 +40,16 @@ class Script:
         self.repo_prefix = repo_prefix  # the repository's ``prefix``, where scripts live
         self.source_uid = source_uid
         self.format = format
+        # the source's location and name, and where MLCFlow would sort it (ckg.resolve.place)
+        self.source = source
+        self.source_name = source_name
+        self.place = place or path
         self._meta = meta
         self._meta_file = meta_file
         if variations is None or sort is None:
             declared = self.meta.get("variations")
             variations = list(declared) if isinstance(declared, dict) else []
-            sort = _sort_value(self.meta)
+            sort = sort_value(self.meta)
         self.variations = list(variations)
         self.sort = sort
 
@@ -74,6 +82,9 @@ class Script:
             meta_file=d.get("meta_file", ""),
             variations=d.get("variations"),
             sort=d.get("sort"),
+            source=d.get("source", ""),
+            source_name=d.get("source_name", ""),
+            place=d.get("place", ""),
         )
 
     def to_dict(self, meta_file: str = "") -> dict:
@@ -90,6 +101,9 @@ class Script:
             "repo_prefix": self.repo_prefix,
             "source_uid": self.source_uid,
             "format": self.format,
+            "source": self.source,
+            "source_name": self.source_name,
+            "place": self.place,
         }
 
 
@@ -115,25 +129,27 @@ class ScriptIndex:
     def __len__(self) -> int:
         return len(self.scripts)
 
-    def find(self, script_tags: list[str], variation_tags: list[str]) -> list[Script]:
+    def find(self, script_tags: list[str], variation_tags: list[str],
+             cached=None) -> list[Script]:
         """Scripts with all of ``script_tags`` (``-tag`` excludes) that declare every
-        variation of ``variation_tags`` (``-x`` ones are not searched for)."""
+        variation of ``variation_tags`` (``-x`` ones are not searched for), the one to run
+        first (:func:`ckg.resolve.choose`: ``prefer``'s if any, among them one for which
+        ``cached(uid)`` is true if any, then the rest in order)."""
         plain = tuple(t for t in script_tags if not t.startswith("-"))
         excluded = tuple(t[1:] for t in script_tags if t.startswith("-"))
         wanted = tuple(v for v in variation_tags if not v.startswith("-"))
         uids = self._tags.match(TagQuery(plain, excluded, wanted))
         found = [self.scripts[u] for u in uids]
-        if self.prefer and len(found) > 1:
-            own = [s for s in found if s.source_uid == self.prefer]
-            found = own or found
-        return sorted(found, key=lambda s: (s.sort, s.path))
-
-
-def _sort_value(meta: dict) -> float:
-    try:
-        return float(meta.get("sort", 0) or 0)
-    except (TypeError, ValueError):
-        return 0.0
+        if len(found) < 2:
+            return found
+        choice = choose(
+            ({"uid": s.uid, "format": s.format, "sort": s.sort, "place": s.place,
+              "source_uid": s.source_uid, "source": s.source, "source_name": s.source_name}
+             for s in found),
+            own_source=self.prefer, order=source_order(),
+            cached=[s.uid for s in found if cached(s.uid)] if cached else (),
+        )  # fmt: skip
+        return [self.scripts[c["uid"]] for c in choice.candidates]
 
 
 def save_index(path, scripts) -> None:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ckg.redact import seal
+from ckg.resolve import place
 from ckg.run.execute import Outcome, execute, read_tail
 from ckg.run.scripts.cache import ScriptCache
 from ckg.run.scripts.engine import Engine, NeedsExecution, ScriptFailed
@@ -30,7 +31,7 @@ UNWIND $sources AS src
 MATCH (s:Source {uid: src})-[:CONTAINS]->(a:Artifact)
 WHERE a.format IN ['mlc', 'cm'] AND a.kind = 'script'
 RETURN a.uid AS uid, a.alias AS alias, a.tags AS tags, a.meta AS meta, a.path AS path,
-       a.format AS format, s.uid AS source_uid
+       a.format AS format, s.uid AS source_uid, s.location AS location, s.name AS name
 """
 SOURCES = """
 UNWIND $sources AS src
@@ -45,7 +46,7 @@ RETURN s.uid AS source_uid, a.meta AS meta
 STEPS_FILE = "ckg-steps.jsonl"
 #: The worker's variable that holds the secrets its job file has placeholders for.
 SECRETS_VARIABLE = "CKG_JOB_SECRETS"
-INDEX_FORMAT = 3  # raised when the index file's layout changes
+INDEX_FORMAT = 4  # raised when the index file's layout changes
 
 
 @dataclass(slots=True)
@@ -87,6 +88,8 @@ def index_file(store, home: Path, roots: dict[str, str]) -> Path:
             "meta": _json(row["meta"]), "path": str(Path(root) / (row["path"] or "")),
             "repo_path": root, "repo_prefix": prefixes.get(row["source_uid"], ""),
             "source_uid": row["source_uid"], "format": row["format"],
+            "source": row["location"] or "", "source_name": row["name"] or "",
+            "place": place(row["location"] or "", row["path"] or ""),
         }))
     save_index(path, scripts)
     return path
