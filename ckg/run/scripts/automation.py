@@ -12,6 +12,7 @@ nested script run, a shell command, a cache search), ``update_deps``, ``find_art
 
 import copy
 import glob
+import importlib
 import logging
 import os
 import re
@@ -35,6 +36,15 @@ class NotSupported(AttributeError):
 
 class ScriptAutomation:
     """The ``automation`` object of one hook call (and its ``action_object``)."""
+
+    #: MLCFlow's additions to CM's methods (:class:`~ckg.run.scripts.cm.CMScriptAutomation`
+    #: turns them off): ``find_artifact`` searches ``<P>SEARCH_FOLDER_PATH`` first and
+    #: honours ``force_given_path``, ``find_file_in_paths`` skips folders, ``parse_version``
+    #: joins ``group_number_extra``; the package whose ``utils`` it uses.
+    SEARCH_FOLDER = True
+    SKIP_FOLDERS = True
+    EXTRA_GROUP = True
+    UTILS = "mlc"
 
     def __init__(self, engine, inv, run_input: dict):
         self._engine = engine
@@ -173,7 +183,7 @@ class ScriptAutomation:
         found: list[str] = []
 
         def add(path: str) -> dict | None:
-            if os.path.isdir(path):
+            if self.SKIP_FOLDERS and os.path.isdir(path):
                 return None
             for old in found:
                 try:
@@ -265,7 +275,7 @@ class ScriptAutomation:
             for part in given.split(":"):
                 if part.strip() and not os.path.isdir(part):
                     return {"return": 1, "error": f"path {part} doesn't exist"}
-        if given:
+        if given and self.SEARCH_FOLDER:
             force_given = bool(i.get("force_given_path", False))
         forced = str(env.get(P + "INPUT", "")).strip()
         if forced:
@@ -275,7 +285,7 @@ class ScriptAutomation:
             given = os.path.dirname(forced)
         defaults = [] if force_given else self.get_default_path_list(i)
         priority: list[str] = []
-        folder = str(env.get(P + "SEARCH_FOLDER_PATH", "")).strip()
+        folder = str(env.get(P + "SEARCH_FOLDER_PATH", "")).strip() if self.SEARCH_FOLDER else ""
         if folder and os.path.isdir(folder) and not force_given:
             depth_limit = int(env.get(P + "TMP_FOLDER_MAX_DEPTH", "4"))
             for root, dirs, _files in os.walk(folder):
@@ -363,8 +373,7 @@ class ScriptAutomation:
         """Read ``file_name`` (``tmp-ver.out``), match ``match_text`` and put group
         ``group_number`` (plus ``group_number_extra``) in ``which_env[env_key]`` and
         ``MLC_DETECTED_VERSION``."""
-        from mlc import utils
-
+        utils = importlib.import_module(self.UTILS + ".utils")
         r = utils.load_txt(
             file_name=i.get("file_name") or self.tmp_file_ver,
             check_if_exists=True,
@@ -386,7 +395,7 @@ class ScriptAutomation:
                 f"{match.lastindex}. Given group number = {group}",
             }
         version = match.group(group)
-        extra = i.get("group_number_extra")
+        extra = i.get("group_number_extra") if self.EXTRA_GROUP else None
         if extra and match.lastindex >= extra:
             version += i.get("group_join_string", "-") + match.group(extra)
         i["which_env"][i["env_key"]] = version

@@ -82,6 +82,28 @@ DEP_LISTS = ("deps", "prehook_deps", "posthook_deps", "post_deps")
 MAX_DEPTH = 64
 
 
+def compare_versions(a: str, b: str, minor_skip_okay: bool = False) -> int:
+    """-1, 0 or 1 as version ``a`` is below, equal to or above ``b``: dot-separated parts
+    compared by their leading digits, missing parts as 0 (MLCFlow's rule).
+
+    >>> compare_versions("3.10.2", "3.9"), compare_versions("9.1", "9", True)
+    (1, 0)
+    """
+    import re
+
+    def parts(v):
+        return [int(m.group(1)) if (m := re.match(r"(\d+)", p)) else 0 for p in str(v).split(".")]
+
+    x, y = parts(a), parts(b)
+    length = len(y) if minor_skip_okay else max(len(x), len(y))
+    for k in range(length):
+        p = x[k] if k < len(x) else 0
+        q = y[k] if k < len(y) else 0
+        if p != q:
+            return 1 if p > q else -1
+    return 0
+
+
 class ScriptFailed(Exception):
     """A script invocation failed; ``alias`` names it, the message says why."""
 
@@ -174,6 +196,23 @@ class Engine:
         ``MLC_`` for MLC scripts, ``CM_`` for CM ones.
     """
 
+    #: What differs between MLCFlow's script automation and CM's (:mod:`~ckg.run.scripts.cm`
+    #: overrides them): host variables copied into the env, the inputs that become env keys,
+    #: the tag that names a cache entry's script, how versions compare, which ``run-*.sh``
+    #: fits the host and how ``tmp-run.sh`` exports the env.
+    HOST_ENV_KEYS = HOST_ENV_KEYS
+    USER_RUN_DIR = True  # <P>USER_RUN_DIR: the user's folder, in env and const
+    TMP_INPUTS = TMP_INPUTS
+    ENV_INPUTS = ENV_INPUTS
+    LOCAL_ENV_NAMES = LOCAL_ENV_NAMES
+    CACHE_SCRIPT_TAG = "script-item-"
+    compare_versions = staticmethod(compare_versions)
+    script_path = staticmethod(native.script_path)
+    export_lines = staticmethod(native.export_lines)
+    read_env_out = staticmethod(native.read_env_out)
+    #: ``i['automation']`` of a hook (None: :class:`~ckg.run.scripts.automation.ScriptAutomation`)
+    automation_class = None
+
     def __init__(
         self,
         index: ScriptIndex,
@@ -198,14 +237,17 @@ class Engine:
         self.on_step = on_step or (lambda report: None)
         self.P = prefix
         self.timeout_s = timeout_s
-        self.os_info = native.os_info()
-        self.local_env_keys = [prefix + k for k in LOCAL_ENV_NAMES]
+        self.os_info = self._os_info()
+        self.local_env_keys = [prefix + k for k in self.LOCAL_ENV_NAMES]
         self.steps: list[StepReport] = []
         self._stack: list[StepReport] = []
         self.cwd = self.workdir  # MLCFlow's current folder: a cached script's entry, else this
         self.hooks = None  # set in a worker: ckg.run.scripts.hooks.Hooks
         # Set in a worker: script -> why its code may not run here, or None.
         self.guard = None
+
+    def _os_info(self) -> dict:
+        return native.os_info()
 
     # --- the public entry ------------------------------------------------------------
 
@@ -234,8 +276,9 @@ class Engine:
             i.setdefault("const_state", {})
             i.setdefault("add_deps_recursive", {})
             env = i["env"]
-            env.setdefault(self.P + "USER_RUN_DIR", os.getcwd())
-            i["const"].setdefault(self.P + "USER_RUN_DIR", env[self.P + "USER_RUN_DIR"])
+            if self.USER_RUN_DIR:
+                env.setdefault(self.P + "USER_RUN_DIR", os.getcwd())
+                i["const"].setdefault(self.P + "USER_RUN_DIR", env[self.P + "USER_RUN_DIR"])
             env[self.P + "QUIET"] = "yes"
         return self._run(i)
 
@@ -256,7 +299,7 @@ class Engine:
                 rules.merge(target, i[key])
         env[P + "TMP_CURRENT_PATH"] = str(self.cwd)
         rules.merge(env, self.os_info["env"])
-        for key in HOST_ENV_KEYS:
+        for key in self.HOST_ENV_KEYS:
             if os.environ.get(key) and not env.get(key):
                 env[key] = os.environ[key]
         self._inputs_to_env(env, i)
@@ -320,11 +363,11 @@ class Engine:
         return result
 
     def _inputs_to_env(self, env: dict, i: dict) -> None:
-        for key in TMP_INPUTS:
+        for key in self.TMP_INPUTS:
             value = i.get(key, "")
             if isinstance(value, str) and value.strip():
                 env[f"{self.P}TMP_{key.upper()}"] = value.strip()
-        for key in ENV_INPUTS:
+        for key in self.ENV_INPUTS:
             value = i.get(key, "")
             value = value.strip() if isinstance(value, str) else value
             if value:
@@ -360,28 +403,8 @@ class Engine:
         )
         env[P + "TMP_CURRENT_SCRIPT_REPO_PATH"] = script.repo_path
         env[P + "TMP_CURRENT_SCRIPT_REPO_PATH_WITH_PREFIX"] = script.repo_path_with_prefix
-        inv.cache = bool(meta.get("cache", False))
-        inv.cache_expiration = i.get("cache_expiration", meta.get("cache_expiration", ""))
-        for key, value in (meta.get("default_env") or {}).items():
-            env.setdefault(key, value)
-        self._input_mapping(env, i, meta)
-        env.update(const)
-        rules.merge(state, const_state)
-        self._apply_meta(inv, meta, i, env, state, const, const_state)
-        for kind in DEP_LISTS:
-            inv.deps[kind] = meta.get(kind) or []
-        self._version(inv, meta, i, env, adr)
-        variations = meta.get("variations") or {}
-        version = inv.version
-        if (
-            version
-            and f"version.{version}" not in inv.variation_tags
-            and (f"version.{version}" in variations or "version.#" in variations)
-        ):
-            inv.variation_tags.append(f"version.{version}")
-        self._variations(inv, meta, i, env, state, const, const_state, adr)
+        self._prepare(inv, meta, i, env, state, const, const_state, adr)
         report.variations = list(inv.variation_tags)
-        self._deps_from_input(inv, i, env)
         rules.substitute(env)
 
         extra_cache_tags = [
@@ -414,7 +437,7 @@ class Engine:
                     inv, i, env, state, const, const_state, saved_env, saved_state, entry=None
                 )
             self._require_execution(script, "a cache miss")
-            tags = [*tags, "script-item-" + script.uid]
+            tags = [*tags, self.CACHE_SCRIPT_TAG + script.uid]
             tags += [t for t in script.tags if t not in tags]
             entry = self.cache.create(
                 script,
@@ -465,6 +488,33 @@ class Engine:
                 self.cache.remove(old)
                 report.removed_entries.append(old.path.name)
         return result
+
+    def _prepare(self, inv: _Invocation, meta: dict, i, env, state, const, const_state,
+                 adr) -> None:
+        """Env, state, dependency lists, version and variations from the meta and the input,
+        in MLCFlow's order: the script's meta (``update_state_from_meta``), the version and
+        its meta, then the variations; ``add_deps`` of the input last."""
+        inv.cache = bool(meta.get("cache", False))
+        inv.cache_expiration = i.get("cache_expiration", meta.get("cache_expiration", ""))
+        for key, value in (meta.get("default_env") or {}).items():
+            env.setdefault(key, value)
+        self._input_mapping(env, i, meta)
+        env.update(const)
+        rules.merge(state, const_state)
+        self._apply_meta(inv, meta, i, env, state, const, const_state)
+        for kind in DEP_LISTS:
+            inv.deps[kind] = meta.get(kind) or []
+        self._version(inv, meta, i, env, adr)
+        variations = meta.get("variations") or {}
+        version = inv.version
+        if (
+            version
+            and f"version.{version}" not in inv.variation_tags
+            and (f"version.{version}" in variations or "version.#" in variations)
+        ):
+            inv.variation_tags.append(f"version.{version}")
+        self._variations(inv, meta, i, env, state, const, const_state, adr)
+        self._deps_from_input(inv, i, env)
 
     def _require_execution(self, script: Script, why: str) -> None:
         if not self.execute:
@@ -667,7 +717,7 @@ class Engine:
         if entry.dependent and not os.path.exists(entry.dependent):
             return False
         detected = None
-        check = native.script_path(env, Path(inv.script.path), "validate_cache")
+        check = self.script_path(env, Path(inv.script.path), "validate_cache")
         if check.name == "validate_cache.sh" and check.is_file():
             self._require_execution(inv.script, "its cache entry is checked by a script")
             detected = self.hooks.validate_cache(self, inv, entry, env, state)
@@ -676,7 +726,14 @@ class Engine:
         cached_version = entry.version
         if cached_version and detected and cached_version != detected:
             return False
-        return not _outside(cached_version, inv.version_min, inv.version_max)
+        return not self._outside(cached_version, inv.version_min, inv.version_max)
+
+    def _outside(self, version: str, vmin: str, vmax: str) -> bool:
+        """Whether ``version`` lies below ``vmin`` or above ``vmax``."""
+        return bool(version) and bool(
+            (vmin and self.compare_versions(version, vmin) < 0)
+            or (vmax and self.compare_versions(version, vmax) > 0)
+        )
 
     # --- execution ---------------------------------------------------------------------
 
@@ -702,9 +759,9 @@ class Engine:
             default = meta.get("default_version", "")
             if default:
                 version = default
-                if inv.version_min and compare_versions(version, inv.version_min) < 0:
+                if inv.version_min and self.compare_versions(version, inv.version_min) < 0:
                     version = inv.version_min
-                if inv.version_max and compare_versions(version, inv.version_max) > 0:
+                if inv.version_max and self.compare_versions(version, inv.version_max) > 0:
                     version = inv.version_max_usable or inv.version_max
                 inv.version = version
                 env[P + "VERSION"] = version
@@ -744,7 +801,7 @@ class Engine:
         env[P + "TMP_PIP_VERSION_STRING"] = spec
         rules.substitute(env)
         step_dir = cwd
-        outdir = env.get(P + "OUTDIRNAME", "")
+        outdir = self._outdir(env, i)
         if outdir:
             step_dir = Path(outdir)
             step_dir.mkdir(parents=True, exist_ok=True)
@@ -810,6 +867,10 @@ class Engine:
         )
         result["dependent_cached_path"] = dependent
         return result
+
+    def _outdir(self, env: dict, i: dict) -> str:
+        """The folder a step works in when ``OUTDIRNAME`` is set (made absolute on input)."""
+        return env.get(self.P + "OUTDIRNAME", "")
 
     def _run_script_input(self, inv, i, env, state, const, const_state, cwd) -> dict:
         return {
@@ -888,7 +949,7 @@ class Engine:
             name = str(inv.meta.get("script_name", "")).strip()
             must_exist = bool(name)
         name = name or "run"
-        script = native.script_path(env, folder, name)
+        script = self.script_path(env, folder, name)
         if must_exist and not script.is_file():
             raise ScriptFailed(
                 f"{inv.script.alias}: script {script} not found", inv.script.alias, 16
@@ -912,6 +973,8 @@ class Engine:
                 workdir=cwd,
                 log_path=self.log_path,
                 timeout_s=self.timeout_s,
+                export=self.export_lines,
+                read_env=self.read_env_out,
             )
             if outcome.status != "ok":
                 if rules.is_true(i.get("ignore_script_error", False)):
@@ -1132,37 +1195,6 @@ def _version_tags(version: str) -> list[str]:
     if "-git-" in str(version):
         tags.append("version-" + str(version).split("-git-")[0])
     return tags
-
-
-def compare_versions(a: str, b: str, minor_skip_okay: bool = False) -> int:
-    """-1, 0 or 1 as version ``a`` is below, equal to or above ``b``: dot-separated parts
-    compared by their leading digits, missing parts as 0 (MLCFlow's rule).
-
-    >>> compare_versions("3.10.2", "3.9"), compare_versions("9.1", "9", True)
-    (1, 0)
-    """
-    import re
-
-    def parts(v):
-        return [int(m.group(1)) if (m := re.match(r"(\d+)", p)) else 0 for p in str(v).split(".")]
-
-    x, y = parts(a), parts(b)
-    length = len(y) if minor_skip_okay else max(len(x), len(y))
-    for k in range(length):
-        p = x[k] if k < len(x) else 0
-        q = y[k] if k < len(y) else 0
-        if p != q:
-            return 1 if p > q else -1
-    return 0
-
-
-def _outside(version: str, vmin: str, vmax: str) -> bool:
-    if not version:
-        return False
-    return bool(
-        (vmin and compare_versions(version, vmin) < 0)
-        or (vmax and compare_versions(version, vmax) > 0)
-    )
 
 
 def _fnmatch(key: str, pattern: str) -> bool:

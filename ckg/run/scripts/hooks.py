@@ -57,7 +57,11 @@ class Hooks:
             return self._modules[path]
         module = None
         if os.path.isfile(path):
-            for folder in (automation_folder(script.repo_path), script.path):
+            # CM's customize.py import cmind's utils, a dependency of ckg, and nothing of
+            # the repository's automation folder.
+            folders = [script.path] if script.format == "cm" else [
+                automation_folder(script.repo_path), script.path]
+            for folder in folders:
                 if folder not in sys.path:
                     sys.path.insert(0, folder)
             name = f"ckg_customize_{script.uid}"
@@ -86,7 +90,7 @@ class Hooks:
         """Call hook ``name`` of ``inv``'s script with MLCFlow's ``i``, in ``cwd``."""
         script = inv.script
         func = getattr(self.module(script), name)
-        automation = ScriptAutomation(engine, inv, run_input)
+        automation = (engine.automation_class or ScriptAutomation)(engine, inv, run_input)
         ii = {
             "input": _copy_input(i),
             "automation": automation,

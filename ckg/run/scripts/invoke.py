@@ -123,10 +123,12 @@ def invoke(
     workdir.mkdir(parents=True, exist_ok=True)
     job_input = dict(job_input)
     job_input["env"] = dict(job_input.get("env") or {})
-    job_input["env"].setdefault(prefix + "USER_RUN_DIR", os.getcwd())
+    engine_class = engine_for(prefix)
+    if engine_class.USER_RUN_DIR:
+        job_input["env"].setdefault(prefix + "USER_RUN_DIR", os.getcwd())
     cache = ScriptCache(Path(home) / "cache" / "scripts")
     started = time.perf_counter()
-    engine = Engine(
+    engine = engine_class(
         load_index(index, prefer=prefer),
         cache,
         workdir=workdir,
@@ -169,6 +171,16 @@ def invoke(
         steps=[asdict(s) for s in engine.steps],
         wall_s=time.perf_counter() - started,
     )
+
+
+def engine_for(prefix: str) -> type[Engine]:
+    """The engine of scripts whose env keys start with ``prefix``: CM's rules for ``CM_``
+    (:class:`~ckg.run.scripts.cm.CMEngine`), else MLCFlow's."""
+    if prefix == "CM_":
+        from ckg.run.scripts.cm import CMEngine
+
+        return CMEngine
+    return Engine
 
 
 def _in_worker(

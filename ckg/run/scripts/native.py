@@ -141,9 +141,10 @@ def script_path(env: dict, folder: Path, name: str = "run") -> Path:
 
 
 def write_run_script(workdir: Path, script: Path, env: dict, state: dict,
-                     hidden: tuple[str, ...] = ()) -> Path:
+                     hidden: tuple[str, ...] = (), export=None) -> Path:
     """Write ``tmp-state.json`` and ``tmp-run.sh`` for ``script`` into ``workdir``; the
-    ``hidden`` keys of ``env`` are named there but not exported: the process has them."""
+    ``hidden`` keys of ``env`` are named there but not exported: the process has them.
+    ``export`` writes the ``export`` lines (:func:`export_lines`, MLCFlow's way)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / TMP_STATE).write_text(json.dumps(state, indent=2, sort_keys=True))
     for stale in (TMP_RUN_STATE, TMP_RUN_ENV):
@@ -152,7 +153,7 @@ def write_run_script(workdir: Path, script: Path, env: dict, state: dict,
     prefix = state.get("script_prefix") or []
     if isinstance(prefix, list) and prefix:
         lines += [str(p) for p in prefix] + ["\n"]
-    lines += export_lines({k: v for k, v in env.items() if k not in hidden})
+    lines += (export or export_lines)({k: v for k, v in env.items() if k not in hidden})
     lines += [f"# {key}: a secret, from the environment" for key in hidden]
     lines += ["\n", f'. "{script}"', ""]
     path = workdir / TMP_RUN
@@ -169,8 +170,12 @@ def run_script(
     workdir: Path,
     log_path: Path,
     timeout_s: float | None = None,
+    export=None,
+    read_env=None,
 ) -> tuple[Outcome, dict, dict]:
-    """Run ``script`` through ``tmp-run.sh`` and read back what it exported.
+    """Run ``script`` through ``tmp-run.sh`` (its ``export`` lines written by ``export``)
+    and read back what it exported (``tmp-run-env.out`` by ``read_env``, else
+    :func:`read_env_out`).
 
     Returns
     -------
@@ -182,7 +187,7 @@ def run_script(
     # Secrets go to the process in its environment, never into tmp-run.sh.
     hidden = {k: v for k, v in env.items()
               if not k.startswith("+") and isinstance(v, str) and is_secret(k, v, secrets)}
-    write_run_script(workdir, script, env, state, tuple(sorted(hidden)))
+    write_run_script(workdir, script, env, state, tuple(sorted(hidden)), export)
     outcome = execute(
         ["bash", "-c", f". ./{TMP_RUN}"],
         cwd=workdir,
@@ -191,7 +196,8 @@ def run_script(
         timeout_s=timeout_s,
         secrets=secrets,
     )
-    return outcome, read_env_out(workdir / TMP_RUN_ENV), read_state_out(workdir / TMP_RUN_STATE)
+    env_out = (read_env or read_env_out)(workdir / TMP_RUN_ENV)
+    return outcome, env_out, read_state_out(workdir / TMP_RUN_STATE)
 
 
 def read_env_out(path: Path) -> dict[str, str]:

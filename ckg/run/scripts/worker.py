@@ -19,10 +19,10 @@ from pathlib import Path
 
 from ckg.redact import mask_value, unseal
 from ckg.run.scripts.cache import ScriptCache
-from ckg.run.scripts.engine import Engine, ScriptFailed
+from ckg.run.scripts.engine import ScriptFailed
 from ckg.run.scripts.hooks import Hooks
 from ckg.run.scripts.index import load_index
-from ckg.run.scripts.invoke import SECRETS_VARIABLE
+from ckg.run.scripts.invoke import SECRETS_VARIABLE, engine_for
 
 
 def main(argv: list[str]) -> int:
@@ -38,7 +38,8 @@ def main(argv: list[str]) -> int:
     def on_step(report) -> None:
         emit({"event": "step", **asdict(report)})
 
-    engine = Engine(
+    prefix = job.get("prefix", "MLC_")
+    engine = engine_for(prefix)(
         load_index(job["index"], prefer=job.get("prefer", "")),
         ScriptCache(Path(job["cache"])),
         workdir=Path(job["workdir"]),
@@ -47,10 +48,12 @@ def main(argv: list[str]) -> int:
         use_cache=job.get("use_cache", True),
         renew=job.get("renew", False),
         on_step=on_step,
-        prefix=job.get("prefix", "MLC_"),
+        prefix=prefix,
         timeout_s=job.get("timeout_s"),
     )
     engine.hooks = Hooks()
+    if getattr(engine, "cmind", None) is not None:
+        _as_cm(engine)
     engine.guard = _guard(set(job.get("guarded") or ()))
     try:
         result = engine.run(job["input"])
@@ -66,6 +69,19 @@ def main(argv: list[str]) -> int:
         }
     )
     return 0
+
+
+def _as_cm(engine) -> None:
+    """Make this process CM's for the scripts' own Python: cmind's module-level ``access``
+    (``import cmind; cmind.access(...)``) answered by the engine's ``automation.cmind``
+    rather than by a CM of its own over ``~/CM``, and the root logger at INFO as CM's
+    script automation sets it (``automation.cmind.logger`` writes through it)."""
+    import logging
+
+    import cmind.core
+
+    cmind.core.cm = engine.cmind
+    logging.basicConfig(level=logging.INFO)
 
 
 def _guard(roots: set[str]):

@@ -1,0 +1,962 @@
+"""Collective Mind's scripts, run with CM's semantics: what ``cm run script`` (cmind 4.2.0,
+with the script automation of the cm4mlops release that the ``cmx4mlops`` 1.0.1 wheel
+carries, ``automation/script/module.py``) does where MLCFlow does otherwise.
+
+MLCFlow's script automation grew out of CM's, and :class:`~ckg.run.scripts.engine.Engine`
+follows MLCFlow. :class:`CMEngine` keeps that engine and overrides, each after the CM
+function named in its docstring:
+
+- the ``CM_`` prefix, CM's local keys, input flags and host variables (no ``USER``,
+  ``HOME``, nor ``CM_USER_RUN_DIR``); CM's ``os_info`` (``get_host_os_info``: no host keys
+  in its env);
+- the order a meta is read (``_run``): ``default_env``, ``env``, ``state``, ``input_mapping``
+  into env and const; then the variations, then the version and its meta: the script's own
+  ``update_meta_if_env``, ``const``, ``add_deps`` and ``adr`` are not read, nor the meta's
+  ``default_variations``;
+- variations (``_update_state_from_variations``): base variations and defaults appended
+  after the requested ones, combinations applied after each variation;
+- dependency guards (``enable_or_skip_script``) compare letter by letter when a guard's
+  value is a string, and never look at unresolved references; dependency entries know no
+  ``update_tags_if_env``, ``update_meta_if_env``, ``continue_on_error`` nor references in
+  tags (``_run_deps``);
+- dicts are merged with cmind's ``utils.merge_dicts``, ``tmp-run-env.out`` read with its
+  ``convert_env_to_dict`` (``A=x=y`` is ``A=x``), ``tmp-run.sh`` written by
+  ``convert_env_to_script`` (lists as Python writes them, quotes as they are), the native
+  script chosen by ``get_script_name``, versions compared by the utils automation's
+  ``compare_versions``;
+- a cache entry is checked by ``validate_cache.sh`` in the caller's env after its dynamic
+  dependencies (``find_cached_script``).
+
+``i['automation'].cmind`` (and cmind's module-level ``access``, which the worker points
+here) is :class:`Cmind`: ``access`` runs scripts through this engine, finds scripts in ckg's
+index and cache entries in ckg's cache, removes entries, and hands ``utils`` actions
+(``download_file``, ``unzip_file``, ``system``, ...) to the utils automation of the
+script's own repository, as CM does; ``logger`` is CM's. Anything else answers CM's way,
+``return`` > 0, naming what ckg does not provide. Nothing here reads or writes CM's own
+folders (``CM_REPOS``, ``~/CM``).
+"""
+
+import copy
+import fnmatch
+import importlib.util
+import logging
+import os
+import platform
+import re
+import struct
+import subprocess
+from pathlib import Path
+
+from ckg.run.scripts import meta as rules
+from ckg.run.scripts.automation import NotSupported, ScriptAutomation
+from ckg.run.scripts.engine import DEP_LISTS, Engine, ScriptFailed, _inherited
+
+_REF = re.compile(r"<<<(.*?)>>>")
+_FALSE = ("no", "off", "false", "0", "")
+_TRUE = ("yes", "on", "true", "1")
+#: The script automation's and the cache automation's ids, as scripts name them.
+SCRIPT_AUTOMATION = ("script", "5b4e0237da074764")
+CACHE_AUTOMATION = ("cache", "541d6f712a6b464e")
+UTILS_AUTOMATION = ("utils", "dc2743f8450541e3")
+#: cmind's ``action_substitutions``
+ACTIONS = {"ls": "search", "list": "search", "find": "search", "rm": "delete"}
+
+
+def merge(dst: dict, src: dict) -> dict:
+    """cmind's ``utils.merge_dicts`` with ``append_lists`` and ``append_unique``, as CM's
+    script automation calls it (nested dicts appended without the unique rule)."""
+    from cmind import utils
+
+    return utils.merge_dicts({"dict1": dst, "dict2": src, "append_lists": True,
+                              "append_unique": True})["dict1"]
+
+
+def substitute(env: dict, extra: dict | None = None) -> None:
+    """CM's ``update_env_with_values``: ``<<<KEY>>>`` in values from ``env`` (else ``extra``);
+    a ``+KEY`` must hold a list.
+
+    >>> env = {"A": "x", "B": "<<<A>>>/y", "C": ["<<<A>>>"]}
+    >>> substitute(env); env
+    {'A': 'x', 'B': 'x/y', 'C': ['x']}
+    """
+    rules.substitute(env, extra)
+
+
+def _expected(values) -> list[str]:
+    # CM iterates over the guard's value: a string is read letter by letter.
+    return [str(v).lower() for v in values]
+
+
+def all_match(condition: dict, env: dict) -> bool:
+    """CM's ``enable_or_skip_script``: every key matches.
+
+    >>> all_match({"A": ["yes"]}, {"A": "on"}), all_match({"A": ["no"]}, {})
+    (True, True)
+    >>> all_match({"A": "yes"}, {"A": "on"}), all_match({"A": "yes"}, {"A": "s"})
+    (False, True)
+    """
+    for key, values in condition.items():
+        wanted = set(_expected(values))
+        if key in env:
+            value = str(env[key]).lower().strip()
+            if wanted & set(_TRUE):
+                if value not in _FALSE:
+                    continue
+            elif wanted & set(_FALSE[:-1]):
+                if value in _FALSE:
+                    continue
+            elif value in wanted:
+                continue
+        elif wanted & set(_FALSE):
+            continue
+        return False
+    return True
+
+
+def any_match(condition: dict, env: dict) -> bool:
+    """CM's ``any_enable_or_skip_script``: one key set in ``env`` matches.
+
+    >>> any_match({"A": ["yes"], "B": ["x"]}, {"B": "x"})
+    True
+    """
+    for key, values in condition.items():
+        if key not in env:
+            continue
+        wanted = set(_expected(values))
+        value = str(env[key]).lower().strip()
+        if wanted & set(_TRUE):
+            if value not in _FALSE:
+                return True
+        elif wanted & set(_FALSE):
+            if value in _FALSE:
+                return True
+        elif value in wanted:
+            return True
+    return False
+
+
+def skipped(entry: dict, env: dict) -> bool:
+    """CM's ``is_dep_tobe_skipped``.
+
+    >>> skipped({"skip_if_fake_run": True}, {"CM_TMP_FAKE_RUN": "yes"})
+    True
+    """
+    if entry.get("skip_if_fake_run", False) and env.get("CM_TMP_FAKE_RUN", "") == "yes":
+        return True
+    if "enable_if_env" in entry and not all_match(entry["enable_if_env"], env):
+        return True
+    if "enable_if_any_env" in entry and not any_match(entry["enable_if_any_env"], env):
+        return True
+    if "skip_if_env" in entry and all_match(entry["skip_if_env"], env):
+        return True
+    return "skip_if_any_env" in entry and any_match(entry["skip_if_any_env"], env)
+
+
+def update_deps(deps: list, by_name: dict, env: dict) -> None:
+    """CM's ``update_deps`` (``update_dep_info`` of each entry an update names)."""
+    for name, update in (by_name or {}).items():
+        if not isinstance(update, dict) or skipped(update, env):
+            continue
+        for dep in deps:
+            if name not in (dep.get("names") or []):
+                continue
+            _fill_refs(update, env)
+            for key, value in update.items():
+                if key == "tags":
+                    have = str(dep.get("tags", "")).split(",")
+                    new = [t for t in str(value).split(",") if "<<<" not in t]
+                    dep["tags"] = ",".join(have + sorted(set(new) - set(have)))
+                elif "enable_if_" in key or "skip_if_" in key:
+                    continue
+                elif isinstance(value, dict):
+                    if isinstance(dep.setdefault(key, {}), dict):
+                        merge(dep[key], value)
+                elif isinstance(value, list):
+                    if isinstance(dep.setdefault(key, []), list):
+                        dep[key].extend(value)
+                else:
+                    dep[key] = value
+
+
+def _fill_refs(values: dict, env: dict) -> None:
+    """CM's ``update_dynamic_env_values``."""
+    for key, value in values.items():
+        if isinstance(value, dict):
+            _fill_refs(value, env)
+        elif isinstance(value, str):
+            for ref in _REF.findall(value):
+                if ref in env:
+                    value = value.replace(f"<<<{ref}>>>", str(env[ref]))
+            values[key] = value
+
+
+def merge_tags_by_name(dst: dict, src: dict) -> None:
+    """CM's ``_merge_dicts_with_tags``: ``add_deps_recursive`` maps merged, tags joined."""
+    from cmind import utils
+
+    if dst == src:
+        return
+    for side in (dst, src):
+        for update in side.values():
+            if isinstance(update, dict) and "tags" in update:
+                update["tags_list"] = utils.convert_tags_to_list(update)
+    merge(dst, src)
+    for update in dst.values():
+        if isinstance(update, dict) and "tags_list" in update:
+            update["tags"] = ",".join(update.pop("tags_list"))
+    for update in src.values():
+        if isinstance(update, dict):
+            update.pop("tags_list", None)
+
+
+# --- versions, host, native scripts ----------------------------------------------------
+
+
+def compare_versions(a: str, b: str, minor_skip_okay: bool = False) -> int:
+    """The utils automation's ``compare_versions``: dot-separated parts, numbers as numbers,
+    missing parts as 0 (``minor_skip_okay`` is MLCFlow's and ignored).
+
+    >>> compare_versions("3.10.2", "3.9"), compare_versions("9.1", "9")
+    (1, 1)
+    """
+    def parts(v):
+        return [int(p) if p.isdigit() else p for p in str(v).split(".")]
+
+    x, y = parts(a), parts(b)
+    for k in range(max(len(x), len(y))):
+        p = x[k] if k < len(x) else 0
+        q = y[k] if k < len(y) else 0
+        try:
+            if p > q:
+                return 1
+            if p < q:
+                return -1
+        except TypeError:  # a number against text: CM raises; compared as text here
+            if str(p) != str(q):
+                return 1 if str(p) > str(q) else -1
+    return 0
+
+
+_os_info: dict | None = None
+
+
+def os_info() -> dict:
+    """The utils automation's ``get_host_os_info`` on a POSIX host (its ``env`` is empty)."""
+    global _os_info
+    if _os_info is None:
+        name = "darwin" if platform.system().lower().startswith("darwin") else "linux"
+        pbits = str(8 * struct.calcsize("P"))
+        bits = pbits
+        try:
+            out = subprocess.run(["getconf", "LONG_BIT"], capture_output=True, text=True,
+                                 timeout=5)
+            if out.returncode == 0 and 0 < len(out.stdout.strip()) < 4:
+                bits = out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+        _os_info = {
+            "bat_ext": ".sh",
+            "set_env": 'export ${key}="${value}"',
+            "env_separator": ":",
+            "env_var": "${env_var}",
+            "set_exec_file": 'chmod 755 "${file_name}"',
+            "bat_rem": "# ${rem}",
+            "run_local_bat": ". ./${bat_file}",
+            "run_local_bat_from_python": 'bash -c ". ./${bat_file}"',
+            "run_bat": ". ${bat_file}",
+            "start_script": ["#!/bin/bash", ""],
+            "env": {},
+            "platform": name,
+            "bits": bits,
+            "python_bits": pbits,
+        }
+    return copy.deepcopy(_os_info)
+
+
+def script_path(env: dict, folder: Path, name: str = "run") -> Path:
+    """CM's ``get_script_name``: ``<name>-<flavor>-<version>-<machine>.sh``,
+    ``-<flavor>-<machine>``, ``-<flavor>-<version>``, ``-<flavor>``, ``-<machine>``, else
+    ``<name>.sh``."""
+    flavor = str(env.get("CM_HOST_OS_FLAVOR", ""))
+    version = str(env.get("CM_HOST_OS_VERSION", ""))
+    machine = str(env.get("CM_HOST_PLATFORM_FLAVOR", ""))
+    for parts in ((flavor, version, machine), (flavor, machine), (flavor, version),
+                  (flavor,), (machine,)):
+        candidate = folder / f"{name}-{'-'.join(parts)}.sh"
+        if candidate.exists():
+            return candidate
+    return folder / f"{name}.sh"
+
+
+def export_lines(env: dict) -> list[str]:
+    """CM's ``convert_env_to_script`` on POSIX: values as ``str()`` writes them, unquoted
+    inside the quotes; ``+KEY`` lists joined before ``${KEY}``.
+
+    >>> export_lines({"+PATH": ["/opt/bin"], "L": ["a", "b"], "Q": 'say "hi"'})
+    ['export PATH="/opt/bin:${PATH}"', 'export L="[\\'a\\', \\'b\\']"', 'export Q="say "hi""']
+    """
+    lines = []
+    for key in sorted(env):
+        value = env[key]
+        name = key
+        if key.startswith("+"):
+            name, separator = key[1:], ":"
+            if not name[0].isalnum():
+                separator, name = name[0], name[1:]
+            value = separator.join(value) + separator + "${" + name + "}"
+        lines.append(f'export {name}="{value}"')
+    return lines
+
+
+def read_env_out(path: Path) -> dict:
+    """``tmp-run-env.out`` read by cmind's ``utils.convert_env_to_dict``."""
+    from cmind import utils
+
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    return utils.convert_env_to_dict(text)["dict"]
+
+
+# --- variations ------------------------------------------------------------------------
+
+
+def _dynamic(tag: str) -> str | None:
+    """CM's ``_get_name_for_dynamic_variation_tag``."""
+    if "." not in tag or tag[-1] == ".":
+        return None
+    return tag[: tag.index(".") + 1] + "#"
+
+
+def _groups(variations: dict) -> dict:
+    """CM's ``_get_variation_groups``."""
+    found: dict = {}
+    for name, var in variations.items():
+        if not var or "group" not in var:
+            continue
+        group = found.setdefault(var["group"], {"variations": []})
+        group["variations"].append(name)
+        if "default" in var:
+            if "default" in group:
+                raise rules.MetaError(f"several defaults in variation group {var['group']!r}: "
+                                      f"{name}, {group['default']}")
+            group["default"] = name
+    return found
+
+
+def _defaults_of(var_meta, variations, groups, static, excluded) -> list[str]:
+    """CM's ``_get_variation_tags_from_default_variations``."""
+    out = []
+    for group, default in (var_meta.get("default_variations") or {}).items():
+        if group not in groups:
+            raise rules.MetaError(f"default variation group {group!r} is not a group "
+                                  f"(groups: {', '.join(groups)})")
+        if (not set(groups[group]["variations"]) & set(static) and default not in excluded
+                and default not in static):
+            if default not in variations and _dynamic(default) not in variations:
+                raise rules.MetaError(f"default variation {default!r} is not declared")
+            out.append(default)
+    return out
+
+
+def _add_bases_and_defaults(tags: list, variations, groups, excluded) -> None:
+    """CM's ``_update_variation_tags_from_variations``: ``base`` variations and
+    ``default_variations`` appended until every tag has been looked at."""
+    static = [t if t in variations else _dynamic(t) for t in tags]
+    combos = sorted((k for k in variations if "," in k), key=lambda k: k.count(","))
+    combos_done = dict.fromkeys(combos, False)
+    if not tags:
+        return
+    done = dict.fromkeys(tags, False)
+    while True:
+        for name in tags:  # tags grows while it is walked, as in CM
+            if name.startswith(("~", "-")):
+                done[name] = True
+                continue
+            if name not in variations:
+                name = _dynamic(name)
+            for base in variations[name].get("base") or []:
+                already = False
+                if base not in variations:
+                    dynamic = _dynamic(base)
+                    if not dynamic or dynamic not in variations:
+                        raise rules.MetaError(f"base variation {base!r} of {name!r} is not "
+                                              "declared")
+                    prefix = dynamic.split(".")[0] + "."
+                    already = any(t.startswith(prefix) for t in tags)
+                if base not in tags and not already:
+                    if base in excluded:
+                        raise rules.MetaError(f"base variation {base!r} of {name!r} is "
+                                              "excluded")
+                    tags.append(base)
+                    done[base] = False
+            for extra in _defaults_of(variations[name], variations, groups, static, excluded):
+                done[extra] = False
+                tags.append(extra)
+            done[name] = True
+            for combo in combos:
+                if combos_done[combo] or not set(combo.split(",")) <= set(tags):
+                    continue
+                combos_done[combo] = True
+                for extra in _defaults_of(variations[combo], variations, groups, static,
+                                          excluded):
+                    done[extra] = False
+                    tags.append(extra)
+        pending = [t for t in tags if not t.startswith("-")
+                   and not done.get(t if t in variations else _dynamic(t), False)]
+        if not pending:
+            return
+
+
+def choose_variations(meta: dict, requested: list[str]) -> list[str]:
+    """The variation tags CM turns on for ``requested`` (names without ``_``; ``-x``
+    excludes ``x``), in the order it applies them (``_update_state_from_variations``):
+    aliases, ``default_variation``, bases and ``default_variations`` appended, group
+    defaults, then the combinations checked.
+
+    >>> v = {"cpu": {"group": "d", "default": True}, "cuda": {"group": "d"},
+    ...      "numpy": {"base": ["pip"]}, "pip": {}}
+    >>> choose_variations({"variations": v}, ["numpy"])
+    ['numpy', 'pip', 'cpu']
+    """
+    variations = meta.get("variations") or {}
+    tags = list(requested)
+    excluded = [t[1:] for t in tags if t.startswith("-")]
+    excluded = [e if e in variations or _dynamic(e) not in variations else _dynamic(e)
+                for e in excluded]
+    for tag in list(requested):
+        if tag.startswith("-"):
+            continue
+        name = tag if tag in variations else _dynamic(tag)
+        if name not in variations:
+            known = ", ".join(sorted(variations)) or "none"
+            raise rules.MetaError(f"variation {tag!r} is not declared (declared: {known})")
+        alias = (variations[name] or {}).get("alias")
+        if alias:
+            if alias in excluded or alias not in variations:
+                raise rules.MetaError(f"variation {tag!r} is an alias of {alias!r}, which is "
+                                      "excluded or not declared")
+            if alias not in tags:
+                tags.append(alias)
+    groups = _groups(variations)
+    default = meta.get("default_variation", "")
+    if default and default not in variations:
+        raise rules.MetaError(f"default_variation {default!r} is not declared")
+    if not tags and default and default not in excluded:
+        tags = [default]
+    _add_bases_and_defaults(tags, variations, groups, excluded)
+    static = [t if t in variations else _dynamic(t) for t in tags]
+    with_defaults = list(tags)
+    for name, group in groups.items():
+        on = set(group["variations"]) & set(static)
+        if len(on) > 1:
+            raise rules.MetaError(f"variations {', '.join(sorted(on))} are all in group "
+                                  f"{name!r}; choose one")
+        if not on and "default" in group and group["default"] not in excluded:
+            with_defaults.append(group["default"])
+    if with_defaults != tags:
+        tags = with_defaults
+        _add_bases_and_defaults(tags, variations, groups, excluded)
+    valid = meta.get("valid_variation_combinations") or []
+    if valid and not any(all(t in tags for t in combo) for combo in valid):
+        raise rules.MetaError(f"variations {tags} are not a valid combination: {valid}")
+    invalid = meta.get("invalid_variation_combinations") or []
+    if any(all(t in tags for t in combo) for combo in invalid):
+        raise rules.MetaError(f"variations {tags} are an invalid combination: {invalid}")
+    return tags
+
+
+def _fill_suffix(var_meta: dict, suffix: str) -> None:
+    """CM's ``_update_variation_meta_with_dynamic_suffix``: ``#`` replaced in place in the
+    values of the meta's dicts and of its lists' entries (scalars left)."""
+    def fill(value):
+        return value.replace("#", suffix) if isinstance(value, str) else value
+
+    for value in var_meta.values():
+        if isinstance(value, list):
+            for item in value:
+                if not isinstance(item, dict):
+                    continue
+                for key, inner in item.items():
+                    if isinstance(inner, dict):
+                        for k in inner:
+                            inner[k] = fill(inner[k])
+                    elif isinstance(inner, list):
+                        inner[:] = [fill(x) for x in inner]
+                    else:
+                        item[key] = fill(inner)
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                if isinstance(inner, dict):
+                    for k, inner2 in inner.items():
+                        if isinstance(inner2, dict):
+                            for k2 in inner2:
+                                inner2[k2] = fill(inner2[k2])
+                        else:
+                            inner[k] = fill(inner2)
+                elif isinstance(inner, list):
+                    inner[:] = [fill(x) for x in inner]
+                else:
+                    value[key] = fill(inner)
+
+
+# --- the engine ------------------------------------------------------------------------
+
+
+class CMEngine(Engine):
+    """:class:`~ckg.run.scripts.engine.Engine` with CM's rules (see the module)."""
+
+    HOST_ENV_KEYS = ("GH_TOKEN", "ftp_proxy", "FTP_PROXY", "http_proxy", "HTTP_PROXY",
+                     "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "socks_proxy",
+                     "SOCKS_PROXY")
+    TMP_INPUTS = ("path",)
+    ENV_INPUTS = ("input", "output", "outdirname", "outbasename", "name", "extra_cache_tags",
+                  "skip_compile", "skip_run", "accept_license", "skip_system_deps", "git_ssh",
+                  "gh_token", "hf_token")
+    LOCAL_ENV_NAMES = ("VERSION", "VERSION_MIN", "VERSION_MAX", "VERSION_MAX_USABLE",
+                       "DETECTED_VERSION", "INPUT", "OUTPUT", "OUTBASENAME", "OUTDIRNAME",
+                       "NAME", "EXTRA_CACHE_TAGS", "TMP_*", "GIT_*", "RENEW_CACHE_ENTRY")
+    CACHE_SCRIPT_TAG = "script-artifact-"
+    USER_RUN_DIR = False
+    compare_versions = staticmethod(compare_versions)
+    script_path = staticmethod(script_path)
+    export_lines = staticmethod(export_lines)
+    read_env_out = staticmethod(read_env_out)
+
+    def __init__(self, *args, prefix: str = "CM_", **kwargs):
+        super().__init__(*args, prefix=prefix, **kwargs)
+        self.cmind = Cmind(self)
+        self.automation_class = CMScriptAutomation
+
+    def _os_info(self) -> dict:
+        return os_info()
+
+    def _inputs_to_env(self, env: dict, i: dict) -> None:
+        """CM's ``_update_env_from_input`` and the flags ``_run`` turns into env."""
+        if str(i.get("skip_sys_utils", "")).lower() in ("true", "yes"):
+            env["CM_SKIP_SYS_UTILS"] = "yes"
+        if str(i.get("skip_sudo", "")).lower() in ("true", "yes"):
+            env["CM_TMP_SKIP_SUDO"] = "yes"
+        if any(str(i.get(k, "")).lower() in ("true", "yes", "on") for k in ("silent", "s")):
+            env["CM_TMP_SILENT"] = "yes"
+        elif i.get("verbose", i.get("v")):
+            env["CM_VERBOSE"] = "yes"
+        if i.get("quiet", env.get("CM_QUIET", "").lower() == "yes"):
+            env["CM_QUIET"] = "yes"
+        for key in self.TMP_INPUTS:
+            value = i.get(key, "")
+            if isinstance(value, str) and value.strip():
+                env["CM_TMP_" + key.upper()] = value.strip()
+        for key in self.ENV_INPUTS:
+            value = i.get(key, "")
+            value = value.strip() if isinstance(value, str) else value
+            if value:
+                env["CM_" + key.upper()] = value
+        substitute(env)
+
+    def _outdir(self, env: dict, i: dict) -> str:
+        """CM: a relative ``CM_OUTDIRNAME`` of the top script is under ``CM_TMP_CURRENT_PATH``."""
+        outdir = env.get("CM_OUTDIRNAME", "")
+        if outdir and not os.path.isabs(outdir) and not i.get("recursion"):
+            outdir = os.path.join(env["CM_TMP_CURRENT_PATH"], outdir)
+            env["CM_OUTDIRNAME"] = outdir
+        return outdir
+
+    def _prepare(self, inv, meta, i, env, state, const, const_state, adr) -> None:
+        """CM's ``_run``, steps 600 to 1100: the script's ``default_env``, ``env`` and
+        ``state``; ``input_mapping`` into env and const; the variations; the version from
+        input, env or meta, and its meta; ``add_deps`` / ``add_deps_recursive`` of the
+        input."""
+        inv.cache = bool(meta.get("cache", False))
+        inv.cache_expiration = ""
+        for key, value in (meta.get("default_env") or {}).items():
+            env.setdefault(key, value)
+        env.update(meta.get("env") or {})
+        merge(state, meta.get("state") or {})
+        for key, env_key in (meta.get("input_mapping") or {}).items():
+            if key in i:
+                env[env_key] = i[key]
+                const[env_key] = i[key]
+        env.update(const)
+        merge(state, const_state)
+        state["docker"] = meta.get("docker", {})
+        for kind in DEP_LISTS:
+            inv.deps[kind] = meta.get(kind) or []
+        inv.new_env_keys = list(meta.get("new_env_keys") or [])
+        inv.new_state_keys = list(meta.get("new_state_keys") or [])
+        self._cm_variations(inv, meta, i, env, state, const, const_state, adr)
+        P = self.P
+        for name, key in (("version", "VERSION"), ("version_min", "VERSION_MIN"),
+                          ("version_max", "VERSION_MAX"),
+                          ("version_max_usable", "VERSION_MAX_USABLE")):
+            value = (str(i.get(name, "")).strip() or str(env.get(P + key, ""))
+                     or str(meta.get(name, "")))
+            setattr(inv, name, value)
+            if value:
+                env[P + key] = value
+        versions = meta.get("versions") or {}
+        if inv.version and inv.version in versions:
+            inv.version_meta = versions[inv.version]
+            self._apply_meta(inv, inv.version_meta, i, env, state, const, const_state)
+            version_adr = _adr(inv.version_meta)
+            if version_adr:
+                merge_tags_by_name(adr, version_adr)
+                for kind in DEP_LISTS:
+                    update_deps(inv.deps[kind], adr, env)
+        add_deps = dict(i.get("ad") or i.get("add_deps") or {})
+        for kind in DEP_LISTS:
+            if add_deps:
+                update_deps(inv.deps[kind], add_deps, i.get("env", {}))
+            if i.get("add_deps_recursive"):
+                update_deps(inv.deps[kind], i["add_deps_recursive"], i.get("env", {}))
+        substitute(env)
+
+    def _cm_variations(self, inv, meta, i, env, state, const, const_state, adr) -> None:
+        """CM's ``_update_state_from_variations``: each variation's meta, then after each
+        the combinations whose parts are all on; ``add_deps_recursive`` of them all last."""
+        variations = meta.get("variations") or {}
+        try:
+            inv.variation_groups = _groups(variations)
+            tags = choose_variations(meta, inv.variation_tags)
+        except rules.MetaError as exc:
+            raise ScriptFailed(f"{inv.script.alias}: {exc}", inv.script.alias) from None
+        inv.variation_tags = tags
+        if not tags:
+            return
+        inv.variation_string = ",".join("_" + t for t in tags)
+        combos = sorted((k for k in variations if "," in k), key=lambda k: k.count(","))
+        for tag in tags:
+            if tag.startswith(("~", "-")):
+                continue
+            name, suffix = tag, None
+            if tag not in variations:
+                suffix = tag[tag.index(".") + 1:]
+                name = _dynamic(tag)
+            var_meta = variations[name]
+            if suffix:
+                _fill_suffix(var_meta, suffix)
+            metas = [var_meta] + [variations[c] for c in combos
+                                  if set(c.split(",")) <= set(tags)]
+            for item in metas:
+                self._apply_meta(inv, item, i, env, state, const, const_state)
+                if item.get("script_name", ""):
+                    meta["script_name"] = item["script_name"]
+                if var_meta.get("default_version", ""):
+                    meta["default_version"] = var_meta["default_version"]
+                item_adr = _adr(item)
+                if item_adr:
+                    merge_tags_by_name(adr, item_adr)
+        for kind in DEP_LISTS:
+            update_deps(inv.deps[kind], adr, env)
+
+    def _apply_meta(self, inv, meta, i, env, state, const, const_state) -> None:
+        """CM's ``update_state_from_meta`` of a variation's or a version's meta."""
+        if meta.get("cache", "") != "":
+            inv.cache = bool(meta["cache"])
+        for key, value in (meta.get("default_env") or {}).items():
+            env.setdefault(key, value)
+        env.update(meta.get("env") or {})
+        inv.update_meta_if_env = list(meta.get("update_meta_if_env") or []) + \
+            inv.update_meta_if_env
+        for conditional in inv.update_meta_if_env:
+            if skipped(conditional, env):
+                continue
+            merge(env, conditional.get("env") or {})
+            merge(state, conditional.get("state") or {})
+            if conditional.get("docker"):
+                merge(state.setdefault("docker", {}), conditional["docker"])
+        if meta.get("const"):
+            const.update(meta["const"])
+            env.update(const)
+        merge(state, meta.get("state") or {})
+        if const_state:
+            merge(const_state, meta.get("const_state") or {})
+            merge(state, const_state)
+        for kind in DEP_LISTS:
+            if meta.get(kind):
+                rules.append_deps(inv.deps[kind], meta[kind])
+        add_deps = dict(meta.get("ad") or meta.get("add_deps") or {})
+        if meta.get("ad"):
+            merge(add_deps, meta.get("add_deps") or {})
+        for kind in DEP_LISTS:
+            update_deps(inv.deps[kind], add_deps, env)
+        source = i.get("input", i)
+        for key, env_key in (meta.get("input_mapping") or {}).items():
+            if key in source:
+                env[env_key] = source[key]
+        substitute(env)
+        inv.new_env_keys += list(meta.get("new_env_keys") or [])
+        inv.new_state_keys += list(meta.get("new_state_keys") or [])
+
+    def _run_deps(self, inv, deps, env, state, const, const_state, clean_keys: list,
+                  from_cache: bool = False) -> None:
+        """CM's ``_run_deps``: each enabled entry runs in the caller's env minus
+        ``clean_keys`` and keys with unresolved references, put back afterwards (the keys
+        put aside are kept across the list, as CM keeps them)."""
+        moved: dict = {}
+        for d in deps:
+            if not isinstance(d, dict) or not d.get("tags"):
+                continue
+            if skipped(d, env):
+                continue
+            if from_cache and not d.get("dynamic"):
+                continue
+            if d.get("env"):
+                substitute(d["env"], env)
+            for prefix, keys in (d.get("update_tags_from_env_with_prefix") or {}).items():
+                for key in keys:
+                    if str((d.get("env") or {}).get(key, "")).strip():
+                        d["tags"] += "," + prefix + str(d["env"][key])
+                    elif str(env.get(key, "")).strip():
+                        d["tags"] += "," + prefix + str(env[key])
+            for pattern in clean_keys:
+                for key in list(env):
+                    if key == pattern or (("*" in pattern or "?" in pattern)
+                                          and fnmatch.fnmatch(key, pattern)):
+                        moved[key] = env.pop(key)
+            for key in list(env):
+                if _REF.search(str(env[key])):
+                    moved[key] = env.pop(key)
+            for pattern in d.get("force_env_keys") or []:
+                for key in list(moved):
+                    if key == pattern or (("*" in pattern or "?" in pattern)
+                                          and fnmatch.fnmatch(key, pattern)):
+                        env[key] = moved[key]
+            if d.get("reuse_version"):
+                for key in moved:
+                    if key.startswith(self.P + "VERSION"):
+                        env[key] = moved[key]
+            for key in d.get("update_tags_from_env") or []:
+                if str(env.get(key, "")).strip():
+                    d["tags"] += "," + str(env[key])
+            if d.get("inherit_variation_tags"):
+                d["tags"] += "," + _inherited(inv, d)
+            nested = {
+                "recursion": True,
+                "env": env,
+                "state": state,
+                "const": copy.deepcopy(const),
+                "const_state": copy.deepcopy(const_state),
+                "add_deps_recursive": inv.adr,
+            }
+            for key in ("env", "state", "const", "const_state"):
+                nested["local_" + key] = d.get(key) or {}
+                if d.get(key):
+                    d[key] = {}  # CM empties them in the meta once handed down
+            merge(nested, d)
+            self._run(nested)
+            env.update(moved)
+            substitute(env)
+            env.update(const)
+            merge(state, const_state)
+
+    def _entry_valid(self, inv, entry, env, state) -> bool:
+        """CM's ``find_cached_script``: an entry whose ``dependent_cached_path`` is gone is
+        skipped; with a ``validate_cache.sh``, the script's dynamic dependencies run and
+        the check runs in the caller's env; its version must be the entry's; the entry's
+        version must fit the requested range."""
+        if entry.dependent and not os.path.exists(entry.dependent):
+            return False
+        detected = None
+        if (Path(inv.script.path) / "validate_cache.sh").exists():
+            self._require_execution(inv.script, "its cache entry is checked by a script")
+            hidden = [*self.local_env_keys, *(inv.meta.get("local_env_keys") or [])]
+            self._run_deps(inv, inv.deps["deps"], env, state, {}, {}, hidden, from_cache=True)
+            run_input = self._run_script_input(inv, {"add_deps_recursive": inv.adr}, env,
+                                               state, {}, {}, self.cwd)
+            run_input["script_name"] = "validate_cache"
+            try:
+                r = self.prepare_and_run(run_input, "detect_version")
+            except ScriptFailed:
+                return False
+            if int(r.get("return", 0) or 0) > 0:
+                return False
+            detected = str(r.get("version") or "") or None
+        if entry.version and detected and entry.version != detected:
+            return False
+        return not self._outside(entry.version, inv.version_min, inv.version_max)
+
+
+def _adr(meta: dict) -> dict:
+    """CM's ``get_adr``."""
+    adr = meta.get("adr") or {}
+    if not adr:
+        return meta.get("add_deps_recursive") or {}
+    merge(adr, meta.get("add_deps_recursive") or {})
+    return adr
+
+
+# --- i['automation'] and automation.cmind --------------------------------------------------
+
+
+class CMScriptAutomation(ScriptAutomation):
+    """``i['automation']`` of a CM script: CM's script automation, whose ``find_artifact``
+    knows no search folder nor forced path, whose ``find_file_in_paths`` lists folders too,
+    whose ``parse_version`` knows one group, and which checks a version as CM's
+    ``check_version_constraints`` does (the exact version, then min and max)."""
+
+    SEARCH_FOLDER = False
+    SKIP_FOLDERS = False
+    EXTRA_GROUP = False
+    UTILS = "cmind"
+
+    def __init__(self, engine, inv, run_input: dict):
+        super().__init__(engine, inv, run_input)
+        self.cmind = engine.cmind
+
+    def _version_ok(self, detected: str, env: dict) -> bool:
+        version = str(env.get("CM_VERSION", ""))
+        vmin = str(env.get("CM_VERSION_MIN", ""))
+        vmax = str(env.get("CM_VERSION_MAX", ""))
+        if version and version != detected:
+            return False
+        if detected and vmin and compare_versions(detected, vmin) < 0:
+            return False
+        return not (detected and vmax and compare_versions(detected, vmax) > 0)
+
+
+class Cmind:
+    """``automation.cmind`` of a CM script: CM's ``access`` over ckg's engine, index and
+    cache, and CM's ``logger``.
+
+    Actions: ``run`` a script; ``search`` (``find``) scripts by tags in the index, cache
+    entries by tags in ckg's cache; ``delete`` (``rm``) cache entries by tags (forced only,
+    as CM deletes without a console); ``utils`` actions through the utils automation of the
+    script's repository. Every other one returns CM's ``{'return': 1, 'error': ...}``.
+    """
+
+    def __init__(self, engine: CMEngine):
+        self._engine = engine
+        self.logger = logging.getLogger("cm")
+        self._utils = None
+
+    def __getattr__(self, name):
+        raise NotSupported(f"not supported by ckg: automation.cmind.{name}")
+
+    def access(self, i) -> dict:
+        if isinstance(i, str | list):
+            from cmind import cli
+
+            parsed = cli.parse(i)
+            if parsed["return"] > 0:
+                return parsed
+            i = parsed["cm_input"]
+        action = str(i.get("action", "")).replace("-", "_")
+        action = ACTIONS.get(action, action)
+        automation = str(i.get("automation", "")).split(",")
+        kind = automation[0]
+        if kind == SCRIPT_AUTOMATION[0] or (len(automation) > 1
+                                            and automation[1] == SCRIPT_AUTOMATION[1]):
+            if action == "run":
+                return self._run(i)
+            if action == "search":
+                return self._scripts(i)
+        if kind == CACHE_AUTOMATION[0] or (len(automation) > 1
+                                           and automation[1] == CACHE_AUTOMATION[1]):
+            if action == "search":
+                return {"return": 0, "list": self._entries(i.get("tags", ""))}
+            if action == "delete":
+                return self._delete(i)
+        if kind == UTILS_AUTOMATION[0] or (len(automation) > 1
+                                           and automation[1] == UTILS_AUTOMATION[1]):
+            return self._utils_action(action, i)
+        return {"return": 1, "error": f"not supported by ckg: cm access action {action!r} "
+                                      f"of automation {kind!r}"}
+
+    def _run(self, i: dict) -> dict:
+        for flag in ("fake_run", "prepare", "fake_deps", "docker"):
+            if i.get(flag):
+                return {"return": 1, "error": f"not supported by ckg: cm run script --{flag}"}
+        nested = {k: v for k, v in i.items() if k not in ("action", "automation", "out")}
+        nested["recursion"] = True
+        for key in ("env", "state", "const", "const_state"):
+            nested.setdefault(key, {})
+        nested["add_deps_recursive"] = i.get("adr") or i.get("add_deps_recursive") or {}
+        if nested.get("artifact") and not nested.get("tags"):
+            found = self._engine.index.find([], [])
+            named = [s for s in found if nested["artifact"] in (s.alias, s.uid)]
+            if not named:
+                return {"return": 16, "error": f"script {nested['artifact']} not found"}
+            nested["artifact"] = named[0].uid
+        try:
+            r = self._engine._run(nested)
+        except ScriptFailed as exc:
+            return {"return": exc.code or 1, "error": str(exc)}
+        return {"return": 0, **r}
+
+    def _scripts(self, i: dict) -> dict:
+        script_tags, variations = rules.split_tags(i.get("tags", ""))
+        found = self._engine.index.find(script_tags, variations)
+        return {"return": 0, "list": [_Artifact(s.path, s.meta, s.repo_path) for s in found],
+                "script_tags": script_tags, "variation_tags": variations,
+                "found_scripts": bool(found)}
+
+    def _entries(self, tags) -> list:
+        words = tags if isinstance(tags, list) else str(tags).split(",")
+        words = [w.strip() for w in words if w.strip()]
+        need = {w for w in words if not w.startswith("-")}
+        refuse = {w[1:] for w in words if w.startswith("-")} | {"tmp"}
+        found = []
+        for entry in self._engine.cache.entries():
+            have = set(entry.tags)
+            if need <= have and not refuse & have:
+                meta = dict(entry.meta)
+                meta["associated_script_artifact"] = meta.get("associated_script_item", "")
+                meta["associated_script_artifact_uid"] = meta.get("script_uid", "")
+                found.append(_Artifact(str(entry.path), meta, "", entry))
+        return found
+
+    def _delete(self, i: dict) -> dict:
+        found = self._entries(i.get("tags", ""))
+        if not found:
+            return {"return": 16, "error": "artifact(s) not found"}
+        if not (i.get("f") or i.get("force")):
+            return {"return": 0, "deleted_list": []}
+        for artifact in found:
+            self._engine.cache.remove(artifact.entry)
+            if self._engine._stack:
+                self._engine._stack[-1].removed_entries.append(artifact.entry.path.name)
+        return {"return": 0, "deleted_list": found}
+
+    def _utils_action(self, action: str, i: dict) -> dict:
+        utils = self._utils_automation()
+        if utils is None:
+            return {"return": 1, "error": "not supported by ckg: cm utils actions need the "
+                                          "utils automation of the script's repository"}
+        method = getattr(utils, action, None)
+        if not callable(method):
+            return {"return": 4, "error": f'action "{action}" not found in automation "utils"'}
+        return method(dict(i))
+
+    def _utils_automation(self):
+        """The ``CAutomation`` of ``automation/utils/module.py`` in the running script's
+        repository (else any CM repository of the index), made with this object as its
+        ``cmind``, once."""
+        if self._utils is not None:
+            return self._utils
+        engine = self._engine
+        current = [engine.index.scripts.get(s.uid) for s in reversed(engine._stack)]
+        repos = [s.repo_path_with_prefix for s in current if s is not None]
+        repos += sorted({s.repo_path_with_prefix for s in engine.index.scripts.values()
+                         if s.format == "cm"})
+        for repo in repos:
+            module_path = Path(repo) / "automation" / "utils" / "module.py"
+            if module_path.is_file():
+                spec = importlib.util.spec_from_file_location("ckg_cm_utils_automation",
+                                                              module_path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                self._utils = module.CAutomation(self, str(module_path))
+                return self._utils
+        return None
+
+
+class _Artifact:
+    """A CM artifact as ``access`` lists it: ``path``, ``meta``, ``repo_path``."""
+
+    def __init__(self, path, meta, repo_path="", entry=None):
+        self.path = str(path)
+        self.meta = meta
+        self.repo_path = repo_path
+        self.entry = entry

@@ -1,0 +1,219 @@
+"""ckg runs Collective Mind's own scripts and gets what CM gets.
+
+CM's script repository as released whole in the ``cmx4mlops`` 1.0.1 wheel (282 scripts with
+``customize.py`` and ``run.sh``; fetched by ``pip download``, as the notebook tests fetch
+nbclient, and skipped offline) runs here twice per target, offline: through the reference
+``cm run script`` (cmind 4.2.0, a dependency of ckg) with ``CM_REPOS`` in a temporary folder
+and the repository registered by ``cm add repo --path``, and through ``ckg run`` from the
+same folder ingested into a temporary home, on the same PATH. Their ``new_env`` must agree
+key for key; values that are paths inside either tool's own cache or work folders are
+compared with those folders replaced by a placeholder.
+
+The targets include CM scripts whose ``customize.py`` use ``automation.cmind``: its logger
+(``detect-cpu``, and every script that depends on it), ``download_file`` of the utils
+automation (``download-file`` from a real HTTP server on this host), and cmind's
+module-level ``access`` removing cache entries (``clean-nvidia-mlperf-inference-scratch-space``).
+"""
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ckg.api import KnowledgeGraph
+from ckg.store import open_store
+from ckg.store.server import stop_server
+
+WHEEL = "cmx4mlops==1.0.1"
+CM_TIMEOUT_S = 600
+
+#: name, tags, --env, CM inputs (``cm run script --KEY=VALUE``); ``{url}`` is the HTTP server's
+TARGETS = [
+    ("detect-os", "detect,os", {}, {}),
+    ("detect-cpu", "detect,cpu", {}, {}),
+    ("get-python3", "get,python3", {}, {}),
+    ("sys-utils-min", "get,sys-utils-min", {}, {}),
+    ("numpy", "get,generic-python-lib,_package.numpy", {}, {}),
+    ("get-cmake", "get,cmake", {}, {}),
+    ("get-gcc", "get,gcc", {}, {}),
+    ("benchmark-program", "benchmark,program", {"CM_RUN_CMD": "echo hello", "CM_RUN_DIR": "."},
+     {}),
+    ("pip-freeze", "dump,pip,freeze", {}, {}),
+    ("download-file", "download,file,_cmutil", {}, {"url": "{url}/data.txt"}),
+]
+
+
+@pytest.fixture(scope="module")
+def cm_repo(tmp_path_factory) -> Path:
+    """CM's script repository from the cmx4mlops wheel: one ``pip download`` away, or a skip
+    when offline."""
+    folder = tmp_path_factory.mktemp("wheel")
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+         WHEEL, "-d", str(folder)],
+        capture_output=True, text=True, timeout=180,
+    )
+    found = sorted(folder.glob("cmx4mlops-*.whl"))
+    if done.returncode != 0 or not found:
+        pytest.skip(f"cannot download the {WHEEL} wheel (offline?): {done.stderr[-200:]}")
+    with zipfile.ZipFile(found[0]) as wheel:
+        wheel.extractall(folder / "unpacked")
+    return folder / "unpacked" / "cmx4mlops"
+
+
+@pytest.fixture(scope="module")
+def files_server(tmp_path_factory):
+    """A real HTTP server on this host serving one small file."""
+    root = tmp_path_factory.mktemp("served")
+    (root / "data.txt").write_text("served by the test\n")
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def world(cm_repo, files_server, tmp_path_factory):
+    """The repository copied once, registered with CM, and ingested into a ckg home."""
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "cm").is_file():
+        pytest.skip(f"cmind's cm is not installed beside {sys.executable}")
+    if shutil.which("gcc") is None or shutil.which("cmake") is None:
+        pytest.skip("the reference targets need gcc and cmake on PATH")
+    base = tmp_path_factory.mktemp("cm")
+    repo = base / "cmx4mlops"
+    shutil.copytree(cm_repo, repo, symlinks=True)
+    env = dict(os.environ)
+    env.update(
+        CM_REPOS=str(base / "cm-repos"),
+        PYTHONDONTWRITEBYTECODE="1",
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+    )
+    env.pop("CKG_DB", None)
+    subprocess.run(
+        [bin_dir / "cm", "add", "repo", f"--path={repo}"],
+        env=env, cwd=base, check=True, stdin=subprocess.DEVNULL, capture_output=True,
+        timeout=120,
+    )
+    home = base / "ckg-home"
+    home.mkdir()
+    old = {k: os.environ.get(k) for k in ("PATH", "CKG_HOME", "CKG_DB")}
+    os.environ.update(PATH=env["PATH"], CKG_HOME=str(home), CKG_DB="embedded")
+    kg = KnowledgeGraph(open_store("embedded", home=home), home)
+    kg.store.ensure_schema()
+    kg.ingest(str(repo))
+    yield {"kg": kg, "env": env, "base": base, "home": home, "bin": bin_dir,
+           "url": files_server}
+    kg.close()
+    stop_server(home)
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def cm_run(world, name: str, tags: str, env: dict, inputs: dict) -> tuple[int, dict]:
+    """Run ``cm run script --tags=TAGS -j --quiet`` in a fresh folder; its exit code and
+    result dict."""
+    cwd = world["base"] / "cm-work" / name
+    cwd.mkdir(parents=True, exist_ok=True)
+    args = [str(world["bin"] / "cm"), "run", "script", f"--tags={tags}", "-j", "--quiet"]
+    args += [f"--env.{k}={v}" for k, v in env.items()]
+    args += [f"--{k}={v}" for k, v in inputs.items()]
+    done = subprocess.run(args, env=world["env"], cwd=cwd, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=CM_TIMEOUT_S)
+    return done.returncode, _logged_result(done.stdout + done.stderr)
+
+
+def _logged_result(text: str) -> dict:
+    """The last result dict that ``-j`` logs (``INFO:root:{...}``)."""
+    decoder = json.JSONDecoder()
+    found = {}
+    for match in re.finditer(r"INFO:root:\{", text):
+        try:
+            obj, _ = decoder.raw_decode(text, match.end() - 1)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and "new_env" in obj:
+            found = obj
+    return found
+
+
+def normalized(env: dict, roots: list[str]) -> dict:
+    """``env`` with paths inside the tools' own cache and work folders made comparable."""
+    pattern = re.compile("|".join(re.escape(r.rstrip("/")) + r"/[^/\s'\"]+" for r in roots))
+
+    def fix(value):
+        if isinstance(value, str):
+            return pattern.sub("<tool-folder>", value)
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        return value
+
+    return {k: fix(v) for k, v in env.items()}
+
+
+def roots(world) -> list[str]:
+    return [
+        str(world["base"] / "cm-repos" / "repos" / "local" / "cache"),
+        str(world["base"] / "cm-work"),
+        str(world["home"] / "cache" / "scripts"),
+        str(world["home"] / "runs"),
+    ]
+
+
+def _filled(values: dict, world) -> dict:
+    return {k: v.replace("{url}", world["url"]) for k, v in values.items()}
+
+
+@pytest.mark.parametrize("name, tags, env, inputs", TARGETS, ids=[t[0] for t in TARGETS])
+def test_ckg_run_gives_cms_new_env(world, name, tags, env, inputs):
+    inputs = _filled(inputs, world)
+    code, expected = cm_run(world, name, tags, env, inputs)
+    assert code == 0 and expected, f"cm run script {tags} failed (exit {code})"
+    [run] = world["kg"].run(tags, env=env, inputs=inputs).runs
+    assert run.status == "ok", run.error
+    assert normalized(run.new_env, roots(world)) == normalized(expected["new_env"], roots(world))
+    assert sorted(run.new_state) == sorted(expected["new_state"])
+
+
+def test_cmind_access_removes_cache_entries_as_cm_does(world):
+    """``clean-nvidia-mlperf-inference-scratch-space`` calls cmind's module-level
+    ``access({'action': 'rm', 'automation': 'cache', 'tags': ..., 'f': True})``: in ckg it
+    removes ckg's own entries and leaves ``CM_REPOS`` and ``~/CM`` alone."""
+    kg = world["kg"]
+    made = "get,cache,dir,_name.ckg-clean-test"
+    assert cm_run(world, "cache-dir", made, {}, {})[0] == 0
+    [run] = kg.run(made).runs
+    assert run.status == "ok", run.error
+    assert [e for e in kg.cache_list() if e["script"] == "get-cache-dir"]
+    cm_cache = world["base"] / "cm-repos" / "repos" / "local" / "cache"
+    before = set(os.listdir(cm_cache))
+    clean = ("clean,nvidia,scratch,space", {}, {"extra_cache_rm_tags": made})
+    code, expected = cm_run(world, "clean", *clean)
+    assert code == 0 and expected
+    after = set(os.listdir(cm_cache))
+    assert len(before - after) == 1  # CM removed its get-cache-dir entry
+    [run] = kg.run(clean[0], inputs=clean[2]).runs
+    assert run.status == "ok", run.error
+    assert not [e for e in kg.cache_list() if e["script"] == "get-cache-dir"]
+    assert set(os.listdir(cm_cache)) == after
+    assert normalized(run.new_env, roots(world)) == normalized(expected["new_env"], roots(world))
+
