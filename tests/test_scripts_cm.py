@@ -217,3 +217,106 @@ def test_cmind_access_removes_cache_entries_as_cm_does(world):
     assert set(os.listdir(cm_cache)) == after
     assert normalized(run.new_env, roots(world)) == normalized(expected["new_env"], roots(world))
 
+
+def ckg_cli(world, args: list[str], cwd: Path, home_dir: Path, **options):
+    """``ckg ARGS`` as a user runs it, in ``cwd``, with ``HOME`` at ``home_dir``."""
+    env = dict(world["env"], HOME=str(home_dir), CKG_HOME=str(world["home"]),
+               CKG_DB="embedded")
+    env.pop("CM_REPOS")  # a user of ckg alone: CM's default is ~/CM
+    return subprocess.run([str(world["bin"] / "ckg"), *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=CM_TIMEOUT_S, **options)
+
+
+def _entry_tags(home: Path, script: str) -> list[set]:
+    from ckg.run.scripts.cache import ScriptCache
+
+    return [set(e.tags) for e in ScriptCache(home / "cache" / "scripts").entries()
+            if e.meta.get("script_alias") == script]
+
+
+def test_a_cm_run_writes_nothing_in_home(world, tmp_path):
+    """CM's own ``access`` (``import cmind; cmind.access(...)``) would make ``~/CM``: in ckg
+    it is the run's ``automation.cmind``, and the user's home stays as it was."""
+    home_dir = tmp_path / "home"
+    home_dir.mkdir()
+    made = "get,cache,dir,_name.ckg-home-test"
+    for args in (["run", "detect,cpu"], ["run", made],
+                 ["run", "clean,nvidia,scratch,space", "--input",
+                  f"extra_cache_rm_tags={made}"]):
+        done = ckg_cli(world, args, tmp_path, home_dir, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr[-500:]
+    assert list(home_dir.iterdir()) == []
+    assert not [t for t in _entry_tags(world["home"], "get-cache-dir")
+                if "_name.ckg-home-test" in t]  # removed by cmind.access in ckg's cache
+
+
+@pytest.fixture(scope="module")
+def mlc_home(corpora, tmp_path_factory):
+    """MLCFlow's script repository of the corpora, copied and ingested into its own home."""
+    base = tmp_path_factory.mktemp("mlc")
+    repo = base / "mlperf-automations"
+    shutil.copytree(corpora / "mlperf-automations", repo, symlinks=True)
+    home = base / "ckg-home"
+    home.mkdir()
+    kg = KnowledgeGraph(open_store("embedded", home=home), home)
+    kg.store.ensure_schema()
+    kg.ingest(str(repo))
+    yield home
+    kg.close()
+    stop_server(home)
+
+
+def test_an_mlc_run_writes_nothing_in_home(mlc_home, tmp_path):
+    """mlcflow's package makes ``~/MLC/repos/repos.json``, its local repository and a
+    ``.mlc-log.txt`` as it is imported: the scripts' ``from mlc import utils`` no longer
+    runs that, and ``MLC_REPOS`` is left to the user."""
+    home_dir = tmp_path / "home"
+    home_dir.mkdir()
+    env = dict(os.environ, HOME=str(home_dir), CKG_HOME=str(mlc_home), CKG_DB="embedded")
+    env.pop("MLC_REPOS", None)
+    ckg = Path(sys.executable).parent / "ckg"
+    done = subprocess.run([str(ckg), "run", "detect,cpu", "--no-cache"], env=env, cwd=tmp_path,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=CM_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert list(home_dir.iterdir()) == []
+    assert not list(mlc_home.rglob(".mlc-log.txt"))
+
+
+def test_a_prompt_is_answered_from_a_pipe_as_cm_answers_it(world, tmp_path):
+    """``create-custom-cache-entry`` asks for tags with ``input()``: CM reads the answer
+    from a pipe, and so does ckg; with nothing to read the run fails naming the question,
+    and the input that sets the value answers it instead."""
+    target = "create,custom,cache,entry"
+    cwd = world["base"] / "cm-work" / "prompt"
+    cwd.mkdir(parents=True, exist_ok=True)
+    cm = subprocess.run([str(world["bin"] / "cm"), "run", "script", f"--tags={target}", "-j",
+                         "--quiet"], env=world["env"], cwd=cwd, input="piped-tag\n",
+                        capture_output=True, text=True, timeout=CM_TIMEOUT_S)
+    assert cm.returncode == 0, cm.stderr[-500:]
+    cm_tags = [json.loads(p.read_text())["tags"] for p in
+               (world["base"] / "cm-repos" / "repos" / "local" / "cache").glob("*/_cm.json")
+               if "custom" in json.loads(p.read_text())["tags"]]
+    assert ["piped-tag" in tags for tags in cm_tags] == [True]
+
+    home_dir = tmp_path / "home"
+    home_dir.mkdir()
+    piped = ckg_cli(world, ["run", target, "--json"], tmp_path, home_dir, input="piped-tag\n")
+    assert piped.returncode == 0, piped.stderr[-500:]
+    [run] = json.loads(piped.stdout)["runs"]
+    expected = _logged_result(cm.stdout + cm.stderr)
+    assert normalized(run["new_env"], roots(world)) == normalized(expected["new_env"],
+                                                                  roots(world))
+    assert ["piped-tag" in tags for tags in _entry_tags(world["home"],
+                                                        "create-custom-cache-entry")] == [True]
+
+    unanswered = ckg_cli(world, ["run", target, "--no-cache"], tmp_path, home_dir,
+                         stdin=subprocess.DEVNULL)
+    assert unanswered.returncode != 0
+    assert ("create-custom-cache-entry: customize.py preprocess asks 'Enter extra tags for "
+            "the custom CACHE entry separated by comma:' and standard input has no answer"
+            in unanswered.stderr)
+    given = ckg_cli(world, ["run", target, "--no-cache", "--input", "extra_cache_tags=given"],
+                    tmp_path, home_dir, stdin=subprocess.DEVNULL)
+    assert given.returncode == 0, given.stderr[-500:]
+    assert list(home_dir.iterdir()) == []

@@ -51,6 +51,7 @@ def execute(
     log_path: Path,
     timeout_s: float | None = None,
     secrets: tuple[str, ...] = (),
+    stdin: int | None = None,
 ) -> Outcome:
     """Run ``command`` (a shell line, or an argument list) and measure it.
 
@@ -69,6 +70,9 @@ def execute(
     secrets : tuple of str
         Values masked, with URL passwords, in what the command wrote to the log once it
         ends (:func:`ckg.redact.mask_file`); the command itself gets them from ``env``.
+    stdin : int, optional
+        A descriptor the command reads (a terminal or pipe that answers its questions);
+        ``/dev/null`` when None.
 
     Returns
     -------
@@ -98,7 +102,7 @@ def execute(
                 argv,
                 cwd=cwd,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else stdin,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -245,6 +245,7 @@ class Engine:
         self.hooks = None  # set in a worker: ckg.run.scripts.hooks.Hooks
         # Set in a worker: script -> why its code may not run here, or None.
         self.guard = None
+        self.stdin = None  # set in a worker whose standard input answers questions
 
     def _os_info(self) -> dict:
         return native.os_info()
@@ -975,6 +976,7 @@ class Engine:
                 timeout_s=self.timeout_s,
                 export=self.export_lines,
                 read_env=self.read_env_out,
+                stdin=self.stdin,
             )
             if outcome.status != "ok":
                 if rules.is_true(i.get("ignore_script_error", False)):

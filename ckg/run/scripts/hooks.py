@@ -12,7 +12,9 @@ working folder. Any exception, ``sys.exit`` included, fails the step with its tr
 the log.
 """
 
+import builtins
 import copy
+import importlib
 import importlib.util
 import os
 import sys
@@ -33,6 +35,69 @@ def automation_folder(repo_path: str) -> str:
         raise ScriptFailed("customize.py needs the mlcflow package (pip install mlcflow)")
     bundled = Path(spec.origin).parent.parent / "automation"
     return str(bundled)
+
+
+def quiet_mlc(home: Path) -> None:
+    """Let scripts import ``mlc`` without mlcflow writing outside ckg's home.
+
+    mlcflow's package, on import, makes an ``Action`` that creates ``~/MLC/repos/repos.json``
+    (or under ``MLC_REPOS``), a local repository with its cache folder, and a
+    ``.mlc-log.txt`` in the current folder. Scripts want ``mlc.utils`` (``from mlc import
+    utils``, in 350 of 370 customize.py): the package is registered without running its
+    ``__init__``, its modules import as usual, and another name (``mlc.access``) runs the
+    package then, with ``MLC_REPOS`` under ``home`` unless the user set one.
+    """
+    if "mlc" in sys.modules:
+        return
+    spec = importlib.util.find_spec("mlc")
+    if spec is None or spec.loader is None:
+        return
+    package = importlib.util.module_from_spec(spec)
+
+    def attribute(name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if importlib.util.find_spec(f"mlc.{name}") is not None:
+            return importlib.import_module(f"mlc.{name}")
+        del package.__getattr__
+        chosen = os.environ.get("MLC_REPOS")
+        os.environ["MLC_REPOS"] = chosen or str(Path(home) / "mlc-repos")
+        try:
+            spec.loader.exec_module(package)
+        finally:
+            if chosen is None:
+                del os.environ["MLC_REPOS"]
+        return getattr(package, name)
+
+    package.__getattr__ = attribute
+    sys.modules["mlc"] = package
+
+
+class Unanswered(EOFError):
+    """A question a script asked (``input()``) that standard input did not answer."""
+
+
+def answer_prompts() -> None:
+    """``input()`` in customize.py as ``mlcr`` and ``cm`` answer it: from standard input (a
+    terminal, where the question is shown, or a pipe; the question goes to the log too);
+    when none is left, :class:`Unanswered` names the question."""
+    terminal = os.isatty(0)
+
+    def ask(prompt="") -> str:
+        text = str(prompt)
+        print(text, end="", flush=True)
+        if terminal:
+            try:
+                os.write(0, text.encode())
+            except OSError:
+                pass
+        line = sys.stdin.readline()
+        if not line:
+            raise Unanswered(text.strip())
+        print(flush=True)
+        return line[:-1] if line.endswith("\n") else line
+
+    builtins.input = ask
 
 
 class Artifact:
@@ -116,6 +181,13 @@ class Hooks:
             result = func(ii)
         except ScriptFailed:
             raise
+        except Unanswered as exc:
+            raise ScriptFailed(
+                f"{script.alias}: customize.py {name} asks {str(exc)!r} and standard input "
+                "has no answer: pipe one in, run from a terminal, or give the value it asks "
+                "for (--input KEY=VALUE, --env KEY=VALUE)",
+                script.alias,
+            ) from None
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise

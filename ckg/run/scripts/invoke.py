@@ -14,6 +14,7 @@ failed with the exit code and the log's tail.
 import hashlib
 import json
 import os
+import stat
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -193,6 +194,7 @@ def _in_worker(
         "index": str(index),
         "prefer": prefer,
         "input": job_input,
+        "home": str(home),
         "cache": str(Path(home) / "cache" / "scripts"),
         "workdir": str(workdir),
         "log": str(log_path),
@@ -209,8 +211,10 @@ def _in_worker(
     child_env = dict(env if env is not None else os.environ)
     child_env["PYTHONUNBUFFERED"] = "1"
     child_env[SECRETS_VARIABLE] = json.dumps(secrets)
+    stdin = sys.stdin.fileno() if can_answer(sys.stdin) else None
     outcome = execute(
         [sys.executable, "-m", "ckg.run.scripts.worker", str(job_path)],
+        stdin=stdin,
         cwd=workdir,
         env=child_env,
         log_path=log_path,
@@ -231,6 +235,17 @@ def _in_worker(
             step["error"] = step.get("error") or result.error
             step["log_tail"] = read_tail(log_path)
     return result
+
+
+def can_answer(stream) -> bool:
+    """Whether ``stream`` (a file or a descriptor) can answer a script's questions: a
+    terminal or a pipe, as under ``mlcr``; ``/dev/null``, a file or no stream cannot."""
+    try:
+        fd = stream if isinstance(stream, int) else stream.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, ValueError, OSError):
+        return False
+    return os.isatty(fd) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 def read_steps(path: Path) -> tuple[list[dict], dict]:

@@ -172,10 +172,11 @@ def run_script(
     timeout_s: float | None = None,
     export=None,
     read_env=None,
+    stdin: int | None = None,
 ) -> tuple[Outcome, dict, dict]:
     """Run ``script`` through ``tmp-run.sh`` (its ``export`` lines written by ``export``)
     and read back what it exported (``tmp-run-env.out`` by ``read_env``, else
-    :func:`read_env_out`).
+    :func:`read_env_out`); the script reads ``stdin`` (None: nothing).
 
     Returns
     -------
@@ -195,6 +196,7 @@ def run_script(
         log_path=log_path,
         timeout_s=timeout_s,
         secrets=secrets,
+        stdin=stdin,
     )
     env_out = (read_env or read_env_out)(workdir / TMP_RUN_ENV)
     return outcome, env_out, read_state_out(workdir / TMP_RUN_STATE)

@@ -20,9 +20,9 @@ from pathlib import Path
 from ckg.redact import mask_value, unseal
 from ckg.run.scripts.cache import ScriptCache
 from ckg.run.scripts.engine import ScriptFailed
-from ckg.run.scripts.hooks import Hooks
+from ckg.run.scripts.hooks import Hooks, answer_prompts, quiet_mlc
 from ckg.run.scripts.index import load_index
-from ckg.run.scripts.invoke import SECRETS_VARIABLE, engine_for
+from ckg.run.scripts.invoke import SECRETS_VARIABLE, can_answer, engine_for
 
 
 def main(argv: list[str]) -> int:
@@ -52,6 +52,10 @@ def main(argv: list[str]) -> int:
         timeout_s=job.get("timeout_s"),
     )
     engine.hooks = Hooks()
+    quiet_mlc(Path(job["home"]))
+    answer_prompts()
+    if can_answer(0):
+        engine.stdin = 0  # native scripts read what is left of it, as under mlcr
     if getattr(engine, "cmind", None) is not None:
         _as_cm(engine)
     engine.guard = _guard(set(job.get("guarded") or ()))
