@@ -27,15 +27,15 @@ CKG = str(BIN / "ckg")
 def graph(request, corpora, tmp_path_factory):
     """Both repositories in one graph; the environment that reaches it, and the sources."""
     home = tmp_path_factory.mktemp(f"selection-{request.param}")
-    env = {**os.environ, "CKG_HOME": str(home), "CKG_DB": "embedded"}
-    env.pop("NEO4J_URI", None)
-    env.pop("CKG_SOURCE_ORDER", None)
-    if request.param == "neo4j":
-        uri = request.getfixturevalue("neo4j_uri")
-        store = open_store(uri)
+    db = "embedded"
+    if request.param == "neo4j":  # its credentials are in the environment from here on
+        db = request.getfixturevalue("neo4j_uri")
+        store = open_store(db)
         store.reset()
         store.close()
-        env["CKG_DB"] = uri
+    env = {**os.environ, "CKG_HOME": str(home), "CKG_DB": db}
+    env.pop("NEO4J_URI", None)
+    env.pop("CKG_SOURCE_ORDER", None)
     cm, mlc = str(corpora / "cm4mlops"), str(corpora / "mlperf-automations")
     ckg(env, "ingest", cm, mlc, "--json")
     yield {"env": env, "cm": cm, "mlc": mlc, "home": home}
