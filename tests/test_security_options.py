@@ -160,3 +160,14 @@ def test_integer_param_beyond_64_bits_is_refused(ckg_home, value):
         f"ckg: error: --param n: {big} does not fit the 64-bit integers a graph holds; "
         f"""pass it as text with n='"{big}"'"""
     ]
+
+
+@pytest.mark.parametrize("value, shown", [("1e999", "inf"), ("-1e999", "-inf"),
+                                          ("NaN", "nan"), ("[1, Infinity]", "inf")])
+def test_non_finite_param_is_refused(ckg_home, value, shown):
+    done = ckg("query", "RETURN $x AS x", "--param", f"x={value}", "--json")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"ckg: error: --param x: {shown} is not a finite number (JSON reads 1e999 as "
+        f"""infinity); pass it as text with x='"..."'"""
+    ]

@@ -5,6 +5,7 @@ API only; :func:`main` turns any :class:`ckg.errors.CkgError` into one line on s
 """
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 
@@ -121,6 +122,10 @@ def _check_param(name: str, value) -> None:
     integers beyond 64 bits (refused rather than kept as text: a number compared with text
     matches nothing, which would look like an empty answer).
 
+    >>> _check_param("x", float("inf"))
+    Traceback (most recent call last):
+    ckg.errors.UsageError: --param x: inf is not a finite number (JSON reads 1e999 as infinity); \
+pass it as text with x='"..."'
     >>> _check_param("n", [1, 2**63])
     Traceback (most recent call last):
     ckg.errors.UsageError: --param n: 9223372036854775808 does not fit the 64-bit integers a \
@@ -145,6 +150,9 @@ graph holds; pass it as text with n='"9223372036854775808"'
         elif isinstance(item, int) and item not in INT64:
             raise UsageError(f"--param {name}: {item} does not fit the 64-bit integers a graph "
                              f"""holds; pass it as text with {name}='"{item}"'""")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise UsageError(f"--param {name}: {item} is not a finite number (JSON reads 1e999 "
+                             f"""as infinity); pass it as text with {name}='"..."'""")
 
 
 def print_rows(
