@@ -263,11 +263,12 @@ class KnowledgeGraph:
 
         return queries.run(self, name, params)
 
-    def plan(self, target: str, variations=(), env: dict | None = None):
-        """The ordered steps that run ``target``, guards evaluated (:func:`ckg.plan.plan`)."""
+    def plan(self, target: str, variations=(), env: dict | None = None, adr=None):
+        """The ordered steps that run ``target``, guards evaluated; ``adr`` the user's
+        ``add_deps_recursive`` (:func:`ckg.plan.plan`)."""
         from ckg.plan import plan
 
-        return plan(self, target, variations, env)
+        return plan(self, target, variations, env, adr)
 
     def pareto(self, objectives, **kw):
         """Pareto fronts of runs or published results, written back; see ckg.frontier.pareto."""

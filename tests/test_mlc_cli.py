@@ -87,6 +87,10 @@ def test_input_mapping_flags_and_adr_reach_the_script_and_its_dependency(home, p
     assert f"\n{python_dir / 'python3'}\n" in ran.stderr
     [python] = [s for s in run["steps"] if s["step"].startswith("get-python3")]
     assert python["step"] == f"get-python3 _custom-path.{python_dir / 'python3'}"
+    custom = f"--adr.python.tags=_custom-path.{python_dir / 'python3'}"
+    planned = ckg(home, "plan", "run,python", custom, "--adr.python.version_min=3.8", "-j")
+    assert python["step"] in [s["id"] for s in json.loads(planned.stdout)["steps"]]
+    assert "--adr.python.version_min: read by the script when it runs" in planned.stderr
 
 
 def test_path_and_version_min_are_get_python3s_inputs(home, python_dir):

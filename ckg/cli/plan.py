@@ -43,12 +43,14 @@ def plan(
     with open_graph() as kg:
         target = choose_target(kg, call.target, source=source, verb="planning",
                                quiet=quiet_mode(call))
-        result = kg.plan(target, variations=tuple(var or ()), env=call.env)
+        adr = call.inputs.pop("add_deps_recursive", {})
+        result = kg.plan(target, variations=tuple(var or ()), env=call.env, adr=adr)
         # an image or Dockerfile is run by a container engine: what ckg would run
         engine = {s.id: step_commands(kg.store, s) for s in result.steps
                   if s.format == "container"}
     unplanned = [k for k in call.inputs if k != "new"]
-    if unplanned:  # the planner reads env and variations; the engine reads these
+    unplanned += [f"adr.{n}.{k}" for n, v in adr.items() for k in v if k != "tags"]
+    if unplanned:  # the planner reads env, variations and adr's tags; the engine the rest
         print(f"ckg: plan: {', '.join('--' + k for k in unplanned)}: read by the script when "
               "it runs (ckg run), not by the plan", file=sys.stderr)
     if as_json:

@@ -43,6 +43,7 @@ def plan(
     target: str,
     variations: Iterable[str] = (),
     env: Mapping | None = None,
+    adr: Mapping | None = None,
 ) -> Plan:
     """The ordered steps that run ``target``, from the graph store or a loaded graph.
 
@@ -59,6 +60,9 @@ def plan(
         More variations of the target (``cuda`` or ``_cuda``; ``-name`` excludes).
     env : mapping
         User environment (overrides every meta); ``ALIAS:KEY`` keys set one step only.
+    adr : mapping
+        The user's ``add_deps_recursive``: ``{NAME: {"tags": "..."}}`` adds tags to every
+        dependency entry named ``NAME``.
 
     Returns
     -------
@@ -75,13 +79,13 @@ def plan(
     if nx is not None and isinstance(kg_or_graph, nx.DiGraph):
         from ckg.plan.core import build_plan
 
-        return build_plan(kg_or_graph, target, variations=variations, env=env)
+        return build_plan(kg_or_graph, target, variations=variations, env=env, adr=adr)
     store = getattr(kg_or_graph, "store", kg_or_graph)
     home = getattr(kg_or_graph, "home", None)
     uid, in_target = find_target(store, target)
     rows = fetch_subgraph(store, uid)
     wanted = [*in_target, *variations]
-    key = memo.plan_key(rows, uid, wanted, env)
+    key = memo.plan_key(rows, uid, wanted, env, adr)
     secrets = secret_values(env)
     remembered = memo.load(home, key, secrets) if home else None
     if remembered is not None:
@@ -89,7 +93,7 @@ def plan(
     from ckg.plan.core import build_plan
     from ckg.plan.graph import load_graph
 
-    result = build_plan(load_graph(*rows), uid, variations=wanted, env=env)
+    result = build_plan(load_graph(*rows), uid, variations=wanted, env=env, adr=adr)
     if home:
         memo.save(home, key, result, secrets)
     return result

@@ -33,6 +33,7 @@ def build_plan(
     *,
     variations: Iterable[str] = (),
     env: Mapping | None = None,
+    adr: Mapping | None = None,
 ) -> Plan:
     """Plan the steps that run ``target`` under ``variations`` and ``env``.
 
@@ -48,6 +49,9 @@ def build_plan(
         User environment; it overrides every meta's ``env`` at every step (CM's ``const``).
         A key ``ALIAS:KEY`` (or ``UID:KEY``) sets ``KEY`` for that step only, as the
         step's own ``customize.py`` might at run time.
+    adr : mapping
+        The user's ``add_deps_recursive`` (``mlcr --adr.NAME.tags=...``): tags added to every
+        dependency entry named ``NAME``, at any depth.
 
     Returns
     -------
@@ -78,7 +82,7 @@ def build_plan(
         raise UsageError(f"unknown target {target!r}: not an artifact in the graph")
     planner = _Planner(graph, env or {})
     requested = [v[1:] if v.startswith("_") else v for v in variations]
-    root = planner.visit(target, requested, {}, (), {}, None)
+    root = planner.visit(target, requested, {}, (), merge_adr({}, adr or {}), None)
     return planner.finish(target, root.id)
 
 

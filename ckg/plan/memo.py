@@ -24,8 +24,10 @@ KEEP = 256
 _code_stamp: list | None = None
 
 
-def plan_key(rows: tuple, uid: str, variations: Iterable[str], env: Mapping | None) -> str:
-    """Digest of the planner's inputs: subgraph rows, target uid, variations, env, code.
+def plan_key(rows: tuple, uid: str, variations: Iterable[str], env: Mapping | None,
+             adr: Mapping | None = None) -> str:
+    """Digest of the planner's inputs: subgraph rows, target uid, variations, env, the
+    user's ``add_deps_recursive``, code.
 
     >>> plan_key(([], [], []), "a", (), {}) == plan_key(([], [], []), "a", (), None)
     True
@@ -33,7 +35,7 @@ def plan_key(rows: tuple, uid: str, variations: Iterable[str], env: Mapping | No
     False
     """
     text = json.dumps(
-        [_planner_code(), uid, list(variations), dict(env or {}), rows],
+        [_planner_code(), uid, list(variations), dict(env or {}), dict(adr or {}), rows],
         sort_keys=True,
         separators=(",", ":"),
         default=str,
