@@ -155,3 +155,25 @@ def test_own_folders_run_without_trust(kg, public):
     os.chown(root, os.getuid(), os.getgid())
     kg.ingest(str(root))
     assert kg.run("app").runs[0].status == "ok"
+
+
+def test_git_config_others_may_write_runs_nothing_when_provenance_is_taken(public, other_user):
+    """Provenance runs ``git status`` in a source's root, and git starts the program that
+    ``core.fsmonitor`` names. A ``.git/config`` another user may write must not become a
+    way to run code as the user: git is not run there, and never with a monitor."""
+    from ckg.run.provenance import source_state
+
+    root = _repo(public / "repo")
+    assert os.system(f"git -C {root} init -q && git -C {root} add -A && "
+                     f"git -C {root} -c user.name=t -c user.email=t@t commit -qm one") == 0
+    assert len(source_state(root)["source_commit"]) == 40  # a checkout of one's own
+    config = root / ".git" / "config"
+    os.chmod(config, 0o666)
+    marker = public / "fsmonitor-ran-as"
+    _as_other(other_user, f"printf '[core]\\n\\tfsmonitor = \"id -u > {marker}; false\"\\n' "
+                          f">> {config}")
+    assert source_state(root) == {}
+    assert not marker.exists(), "git ran the other user's fsmonitor as this user"
+    os.chmod(config, 0o644)  # one's own again, the monitor still named: git runs, it does not
+    assert len(source_state(root)["source_commit"]) == 40
+    assert not marker.exists()

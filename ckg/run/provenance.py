@@ -35,13 +35,14 @@ def source_state(root: str | Path) -> dict:
     """``{"source_commit", "source_dirty"}`` of a Git checkout at ``root``; ``{}`` when
     ``root`` is not one or git cannot tell."""
     root = Path(root)
-    if not (root / ".git").exists():
+    if not (root / ".git").exists() or _foreign_git(root / ".git"):
         return {}
+    # fsmonitor is the one setting that makes ``git status`` start a program of its own
+    git = ["git", "-c", "core.fsmonitor=false", "-C", str(root)]
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+        commit = subprocess.run([*git, "rev-parse", "HEAD"],
                                 capture_output=True, text=True, timeout=30)
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
-                                 "--untracked-files=no"],
+        status = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
                                 capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return {}
@@ -51,6 +52,25 @@ def source_state(root: str | Path) -> dict:
     if status.returncode == 0:
         state["source_dirty"] = bool(status.stdout.strip())
     return state
+
+
+def _foreign_git(git_dir: Path) -> str | None:
+    """Why git must not be run on ``git_dir``: its configuration (which names programs git
+    runs: filters, fsmonitor) is another user's or others may write it. Git's own
+    ``safe.directory`` looks at the folder's owner only, not at who may write it."""
+    from ckg.run.trust import Ownership
+
+    owner = Ownership()
+    for path in (git_dir, git_dir / "config"):
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            return str(error)
+        if (why := owner.fault(str(path), info)) or os.path.islink(path):
+            return why or f"{path} is a symbolic link"
+    return None
 
 
 def folder_manifest(folder: str | Path) -> dict[str, str]:
