@@ -16,8 +16,7 @@ from ckg.errors import UsageError
 def plan(
     ctx: typer.Context,
     target: str = typer.Argument(
-        None, help="Artifact uid, alias or tags (_name: variation; or --tags=...); MLCFlow's "
-        "flags as ckg run takes them (--quiet: where several scripts match, the first).",
+        None, help="Artifact uid, alias or tags (_name: variation; or --tags=...)."
     ),
     var: list[str] = typer.Option(None, "--var", help="Variation of the target, repeatable."),
     env: list[str] = typer.Option(None, "--env", help="K=V (or ALIAS:K=V), repeatable."),
@@ -28,6 +27,8 @@ def plan(
     ),
 ) -> None:
     """Print the steps that run TARGET in order, and why each step is there.
+
+    mlcr's flags work as in ckg run (--tags=, -j, --env.KEY=V, --adr.NAME.tags=, --quiet).
 
     Example: ckg plan app-image-classification-onnx-py --env USE_CUDA=yes
 

@@ -14,11 +14,7 @@ from ckg.cli.mlc import MLC_FLAGS, choose_target, mlc_call, print_logs, quiet_mo
 @app.command("run", context_settings=MLC_FLAGS)
 def run(
     ctx: typer.Context,
-    target: str = typer.Argument(
-        None, help="Artifact uid, alias or tags (or --tags=...). MLCFlow's flags are taken as "
-        "mlcr takes them: --env.KEY=V, --adr.NAME.KEY=V, -j, -v, --new, --quiet (where several "
-        "scripts match, the first, not the list), --SCRIPT_INPUT=V (docs/run.md).",
-    ),
+    target: str = typer.Argument(None, help="Artifact uid, alias or tags (or --tags=...)."),
     var: list[str] = typer.Option(None, "--var", help="Variation of the target, repeatable."),
     env: list[str] = typer.Option(None, "--env", help="K=V (or ALIAS:K=V), repeatable."),
     inputs: list[str] = typer.Option(
@@ -68,6 +64,10 @@ def run(
     ),
 ) -> None:
     """Plan, execute, measure and record TARGET, over a grid of parameters.
+
+    mlcr's flags work as mlcr reads them: --tags=A,B, -j, --env.KEY=V, --adr.NAME.KEY=V,
+    --quiet (where several scripts match, the first instead of the list), -v (the log),
+    --new (the target into a new cache entry), and any script input as --NAME=V.
 
     Example: ckg run sklearn-digits --grid model=knn,logreg --repeat 3 --pareto accuracy,latency
 
