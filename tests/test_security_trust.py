@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ckg.errors import RunFailed
+from ckg.run.trust import trust_source
 
 EVIL = "id -u > {marker}\n"
 
@@ -176,4 +177,30 @@ def test_git_config_others_may_write_runs_nothing_when_provenance_is_taken(publi
     assert not marker.exists(), "git ran the other user's fsmonitor as this user"
     os.chmod(config, 0o644)  # one's own again, the monitor still named: git runs, it does not
     assert len(source_state(root)["source_commit"]) == 40
+    assert not marker.exists()
+
+
+def test_a_link_in_a_trusted_git_source_to_another_users_file_does_not_run(kg, public,
+                                                                           other_user):
+    """Trust of a Git source is for the content reviewed, and a link's content is its text:
+    ``run.sh -> /tmp/.../theirs.sh`` reviewed and trusted must not run whatever the other
+    user later writes there. The source's copy is the user's own; the link leads out."""
+    root = _repo(public / "repo")
+    theirs = public / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, other_user.uid, other_user.gid)
+    script = theirs / "run.sh"
+    _as_other(other_user, f"echo 'echo hello' > {script}")
+    run_sh = root / "script" / "app" / "run.sh"
+    run_sh.unlink()
+    run_sh.symlink_to(script)
+    assert os.system(f"git -C {root} init -q && git -C {root} add -A && "
+                     f"git -C {root} -c user.name=t -c user.email=t@t commit -qm one") == 0
+    kg.ingest(str(root))
+    trust_source(kg, str(root))
+    marker = public / "ran-as"
+    _as_other(other_user, f"printf '#!/bin/bash\\n{EVIL.format(marker=marker)}' > {script}")
+    with pytest.raises(RunFailed, match=re.escape(
+            f"app comes from {root} (git), whose copy leads to what is not yours alone: ")):
+        kg.run("app")
     assert not marker.exists()

@@ -282,6 +282,17 @@ class _Runner:
                         f"{step.alias} comes from {info.get('location')} ({kind}), {why}: "
                         f"review it, then `ckg trust {info.get('location')}` or use --trust"
                     )
+                # Trust is for the content reviewed; a link's target is not part of it.
+                if step.uid not in self.checked:
+                    why = self.ownership.foreign_path(*trust.step_folders(
+                        step.format, self._artifact_dir(step), self._root(step)))
+                    if why:
+                        raise RunFailed(
+                            f"{step.alias} comes from {info.get('location')} ({kind}), whose "
+                            f"copy leads to what is not yours alone: {why}; trust covers the "
+                            "content you reviewed, not what a link reaches: use --trust to "
+                            "run it all the same"
+                        )
             if kind and step.uid not in self.checked:
                 why = trust.meta_mismatch(self._root(step), step, self.home)
                 if why:
