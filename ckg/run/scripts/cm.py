@@ -4,7 +4,7 @@ carries, ``automation/script/module.py``) does where MLCFlow does otherwise.
 
 MLCFlow's script automation grew out of CM's, and :class:`~ckg.run.scripts.engine.Engine`
 follows MLCFlow. :class:`CMEngine` keeps that engine and overrides, each after the CM
-function named in its docstring:
+function named in its docstring (the pure ones in :mod:`~ckg.run.scripts.cm_rules`):
 
 - the ``CM_`` prefix, CM's local keys, input flags and host variables (no ``USER``,
   ``HOME``, nor ``CM_USER_RUN_DIR``); CM's ``os_info`` (``get_host_os_info``: no host keys
@@ -41,464 +41,34 @@ import fnmatch
 import importlib.util
 import logging
 import os
-import platform
-import re
-import struct
-import subprocess
 from pathlib import Path
 
 from ckg.run.scripts import meta as rules
 from ckg.run.scripts.automation import NotSupported, ScriptAutomation
+from ckg.run.scripts.cm_rules import (
+    choose_variations,
+    compare_versions,
+    dynamic_name,
+    export_lines,
+    fill_suffix,
+    groups,
+    merge,
+    merge_tags_by_name,
+    os_info,
+    read_env_out,
+    script_path,
+    skipped,
+    substitute,
+    update_deps,
+)
 from ckg.run.scripts.engine import DEP_LISTS, Engine, ScriptFailed, _inherited
 
-_REF = re.compile(r"<<<(.*?)>>>")
-_FALSE = ("no", "off", "false", "0", "")
-_TRUE = ("yes", "on", "true", "1")
 #: The script automation's and the cache automation's ids, as scripts name them.
 SCRIPT_AUTOMATION = ("script", "5b4e0237da074764")
 CACHE_AUTOMATION = ("cache", "541d6f712a6b464e")
 UTILS_AUTOMATION = ("utils", "dc2743f8450541e3")
 #: cmind's ``action_substitutions``
 ACTIONS = {"ls": "search", "list": "search", "find": "search", "rm": "delete"}
-
-
-def merge(dst: dict, src: dict) -> dict:
-    """cmind's ``utils.merge_dicts`` with ``append_lists`` and ``append_unique``, as CM's
-    script automation calls it (nested dicts appended without the unique rule)."""
-    from cmind import utils
-
-    return utils.merge_dicts({"dict1": dst, "dict2": src, "append_lists": True,
-                              "append_unique": True})["dict1"]
-
-
-def substitute(env: dict, extra: dict | None = None) -> None:
-    """CM's ``update_env_with_values``: ``<<<KEY>>>`` in values from ``env`` (else ``extra``);
-    a ``+KEY`` must hold a list.
-
-    >>> env = {"A": "x", "B": "<<<A>>>/y", "C": ["<<<A>>>"]}
-    >>> substitute(env); env
-    {'A': 'x', 'B': 'x/y', 'C': ['x']}
-    """
-    rules.substitute(env, extra)
-
-
-def _expected(values) -> list[str]:
-    # CM iterates over the guard's value: a string is read letter by letter.
-    return [str(v).lower() for v in values]
-
-
-def all_match(condition: dict, env: dict) -> bool:
-    """CM's ``enable_or_skip_script``: every key matches.
-
-    >>> all_match({"A": ["yes"]}, {"A": "on"}), all_match({"A": ["no"]}, {})
-    (True, True)
-    >>> all_match({"A": "yes"}, {"A": "on"}), all_match({"A": "yes"}, {"A": "s"})
-    (False, True)
-    """
-    for key, values in condition.items():
-        wanted = set(_expected(values))
-        if key in env:
-            value = str(env[key]).lower().strip()
-            if wanted & set(_TRUE):
-                if value not in _FALSE:
-                    continue
-            elif wanted & set(_FALSE[:-1]):
-                if value in _FALSE:
-                    continue
-            elif value in wanted:
-                continue
-        elif wanted & set(_FALSE):
-            continue
-        return False
-    return True
-
-
-def any_match(condition: dict, env: dict) -> bool:
-    """CM's ``any_enable_or_skip_script``: one key set in ``env`` matches.
-
-    >>> any_match({"A": ["yes"], "B": ["x"]}, {"B": "x"})
-    True
-    """
-    for key, values in condition.items():
-        if key not in env:
-            continue
-        wanted = set(_expected(values))
-        value = str(env[key]).lower().strip()
-        if wanted & set(_TRUE):
-            if value not in _FALSE:
-                return True
-        elif wanted & set(_FALSE):
-            if value in _FALSE:
-                return True
-        elif value in wanted:
-            return True
-    return False
-
-
-def skipped(entry: dict, env: dict) -> bool:
-    """CM's ``is_dep_tobe_skipped``.
-
-    >>> skipped({"skip_if_fake_run": True}, {"CM_TMP_FAKE_RUN": "yes"})
-    True
-    """
-    if entry.get("skip_if_fake_run", False) and env.get("CM_TMP_FAKE_RUN", "") == "yes":
-        return True
-    if "enable_if_env" in entry and not all_match(entry["enable_if_env"], env):
-        return True
-    if "enable_if_any_env" in entry and not any_match(entry["enable_if_any_env"], env):
-        return True
-    if "skip_if_env" in entry and all_match(entry["skip_if_env"], env):
-        return True
-    return "skip_if_any_env" in entry and any_match(entry["skip_if_any_env"], env)
-
-
-def update_deps(deps: list, by_name: dict, env: dict) -> None:
-    """CM's ``update_deps`` (``update_dep_info`` of each entry an update names)."""
-    for name, update in (by_name or {}).items():
-        if not isinstance(update, dict) or skipped(update, env):
-            continue
-        for dep in deps:
-            if name not in (dep.get("names") or []):
-                continue
-            _fill_refs(update, env)
-            for key, value in update.items():
-                if key == "tags":
-                    have = str(dep.get("tags", "")).split(",")
-                    new = [t for t in str(value).split(",") if "<<<" not in t]
-                    dep["tags"] = ",".join(have + sorted(set(new) - set(have)))
-                elif "enable_if_" in key or "skip_if_" in key:
-                    continue
-                elif isinstance(value, dict):
-                    if isinstance(dep.setdefault(key, {}), dict):
-                        merge(dep[key], value)
-                elif isinstance(value, list):
-                    if isinstance(dep.setdefault(key, []), list):
-                        dep[key].extend(value)
-                else:
-                    dep[key] = value
-
-
-def _fill_refs(values: dict, env: dict) -> None:
-    """CM's ``update_dynamic_env_values``."""
-    for key, value in values.items():
-        if isinstance(value, dict):
-            _fill_refs(value, env)
-        elif isinstance(value, str):
-            for ref in _REF.findall(value):
-                if ref in env:
-                    value = value.replace(f"<<<{ref}>>>", str(env[ref]))
-            values[key] = value
-
-
-def merge_tags_by_name(dst: dict, src: dict) -> None:
-    """CM's ``_merge_dicts_with_tags``: ``add_deps_recursive`` maps merged, tags joined."""
-    from cmind import utils
-
-    if dst == src:
-        return
-    for side in (dst, src):
-        for update in side.values():
-            if isinstance(update, dict) and "tags" in update:
-                update["tags_list"] = utils.convert_tags_to_list(update)
-    merge(dst, src)
-    for update in dst.values():
-        if isinstance(update, dict) and "tags_list" in update:
-            update["tags"] = ",".join(update.pop("tags_list"))
-    for update in src.values():
-        if isinstance(update, dict):
-            update.pop("tags_list", None)
-
-
-# --- versions, host, native scripts ----------------------------------------------------
-
-
-def compare_versions(a: str, b: str, minor_skip_okay: bool = False) -> int:
-    """The utils automation's ``compare_versions``: dot-separated parts, numbers as numbers,
-    missing parts as 0 (``minor_skip_okay`` is MLCFlow's and ignored).
-
-    >>> compare_versions("3.10.2", "3.9"), compare_versions("9.1", "9")
-    (1, 1)
-    """
-    def parts(v):
-        return [int(p) if p.isdigit() else p for p in str(v).split(".")]
-
-    x, y = parts(a), parts(b)
-    for k in range(max(len(x), len(y))):
-        p = x[k] if k < len(x) else 0
-        q = y[k] if k < len(y) else 0
-        try:
-            if p > q:
-                return 1
-            if p < q:
-                return -1
-        except TypeError:  # a number against text: CM raises; compared as text here
-            if str(p) != str(q):
-                return 1 if str(p) > str(q) else -1
-    return 0
-
-
-_os_info: dict | None = None
-
-
-def os_info() -> dict:
-    """The utils automation's ``get_host_os_info`` on a POSIX host (its ``env`` is empty)."""
-    global _os_info
-    if _os_info is None:
-        name = "darwin" if platform.system().lower().startswith("darwin") else "linux"
-        pbits = str(8 * struct.calcsize("P"))
-        bits = pbits
-        try:
-            out = subprocess.run(["getconf", "LONG_BIT"], capture_output=True, text=True,
-                                 timeout=5)
-            if out.returncode == 0 and 0 < len(out.stdout.strip()) < 4:
-                bits = out.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            pass
-        _os_info = {
-            "bat_ext": ".sh",
-            "set_env": 'export ${key}="${value}"',
-            "env_separator": ":",
-            "env_var": "${env_var}",
-            "set_exec_file": 'chmod 755 "${file_name}"',
-            "bat_rem": "# ${rem}",
-            "run_local_bat": ". ./${bat_file}",
-            "run_local_bat_from_python": 'bash -c ". ./${bat_file}"',
-            "run_bat": ". ${bat_file}",
-            "start_script": ["#!/bin/bash", ""],
-            "env": {},
-            "platform": name,
-            "bits": bits,
-            "python_bits": pbits,
-        }
-    return copy.deepcopy(_os_info)
-
-
-def script_path(env: dict, folder: Path, name: str = "run") -> Path:
-    """CM's ``get_script_name``: ``<name>-<flavor>-<version>-<machine>.sh``,
-    ``-<flavor>-<machine>``, ``-<flavor>-<version>``, ``-<flavor>``, ``-<machine>``, else
-    ``<name>.sh``."""
-    flavor = str(env.get("CM_HOST_OS_FLAVOR", ""))
-    version = str(env.get("CM_HOST_OS_VERSION", ""))
-    machine = str(env.get("CM_HOST_PLATFORM_FLAVOR", ""))
-    for parts in ((flavor, version, machine), (flavor, machine), (flavor, version),
-                  (flavor,), (machine,)):
-        candidate = folder / f"{name}-{'-'.join(parts)}.sh"
-        if candidate.exists():
-            return candidate
-    return folder / f"{name}.sh"
-
-
-def export_lines(env: dict) -> list[str]:
-    """CM's ``convert_env_to_script`` on POSIX: values as ``str()`` writes them, unquoted
-    inside the quotes; ``+KEY`` lists joined before ``${KEY}``.
-
-    >>> export_lines({"+PATH": ["/opt/bin"], "L": ["a", "b"], "Q": 'say "hi"'})
-    ['export PATH="/opt/bin:${PATH}"', 'export L="[\\'a\\', \\'b\\']"', 'export Q="say "hi""']
-    """
-    lines = []
-    for key in sorted(env):
-        value = env[key]
-        name = key
-        if key.startswith("+"):
-            name, separator = key[1:], ":"
-            if not name[0].isalnum():
-                separator, name = name[0], name[1:]
-            value = separator.join(value) + separator + "${" + name + "}"
-        lines.append(f'export {name}="{value}"')
-    return lines
-
-
-def read_env_out(path: Path) -> dict:
-    """``tmp-run-env.out`` read by cmind's ``utils.convert_env_to_dict``."""
-    from cmind import utils
-
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return {}
-    return utils.convert_env_to_dict(text)["dict"]
-
-
-# --- variations ------------------------------------------------------------------------
-
-
-def _dynamic(tag: str) -> str | None:
-    """CM's ``_get_name_for_dynamic_variation_tag``."""
-    if "." not in tag or tag[-1] == ".":
-        return None
-    return tag[: tag.index(".") + 1] + "#"
-
-
-def _groups(variations: dict) -> dict:
-    """CM's ``_get_variation_groups``."""
-    found: dict = {}
-    for name, var in variations.items():
-        if not var or "group" not in var:
-            continue
-        group = found.setdefault(var["group"], {"variations": []})
-        group["variations"].append(name)
-        if "default" in var:
-            if "default" in group:
-                raise rules.MetaError(f"several defaults in variation group {var['group']!r}: "
-                                      f"{name}, {group['default']}")
-            group["default"] = name
-    return found
-
-
-def _defaults_of(var_meta, variations, groups, static, excluded) -> list[str]:
-    """CM's ``_get_variation_tags_from_default_variations``."""
-    out = []
-    for group, default in (var_meta.get("default_variations") or {}).items():
-        if group not in groups:
-            raise rules.MetaError(f"default variation group {group!r} is not a group "
-                                  f"(groups: {', '.join(groups)})")
-        if (not set(groups[group]["variations"]) & set(static) and default not in excluded
-                and default not in static):
-            if default not in variations and _dynamic(default) not in variations:
-                raise rules.MetaError(f"default variation {default!r} is not declared")
-            out.append(default)
-    return out
-
-
-def _add_bases_and_defaults(tags: list, variations, groups, excluded) -> None:
-    """CM's ``_update_variation_tags_from_variations``: ``base`` variations and
-    ``default_variations`` appended until every tag has been looked at."""
-    static = [t if t in variations else _dynamic(t) for t in tags]
-    combos = sorted((k for k in variations if "," in k), key=lambda k: k.count(","))
-    combos_done = dict.fromkeys(combos, False)
-    if not tags:
-        return
-    done = dict.fromkeys(tags, False)
-    while True:
-        for name in tags:  # tags grows while it is walked, as in CM
-            if name.startswith(("~", "-")):
-                done[name] = True
-                continue
-            if name not in variations:
-                name = _dynamic(name)
-            for base in variations[name].get("base") or []:
-                already = False
-                if base not in variations:
-                    dynamic = _dynamic(base)
-                    if not dynamic or dynamic not in variations:
-                        raise rules.MetaError(f"base variation {base!r} of {name!r} is not "
-                                              "declared")
-                    prefix = dynamic.split(".")[0] + "."
-                    already = any(t.startswith(prefix) for t in tags)
-                if base not in tags and not already:
-                    if base in excluded:
-                        raise rules.MetaError(f"base variation {base!r} of {name!r} is "
-                                              "excluded")
-                    tags.append(base)
-                    done[base] = False
-            for extra in _defaults_of(variations[name], variations, groups, static, excluded):
-                done[extra] = False
-                tags.append(extra)
-            done[name] = True
-            for combo in combos:
-                if combos_done[combo] or not set(combo.split(",")) <= set(tags):
-                    continue
-                combos_done[combo] = True
-                for extra in _defaults_of(variations[combo], variations, groups, static,
-                                          excluded):
-                    done[extra] = False
-                    tags.append(extra)
-        pending = [t for t in tags if not t.startswith("-")
-                   and not done.get(t if t in variations else _dynamic(t), False)]
-        if not pending:
-            return
-
-
-def choose_variations(meta: dict, requested: list[str]) -> list[str]:
-    """The variation tags CM turns on for ``requested`` (names without ``_``; ``-x``
-    excludes ``x``), in the order it applies them (``_update_state_from_variations``):
-    aliases, ``default_variation``, bases and ``default_variations`` appended, group
-    defaults, then the combinations checked.
-
-    >>> v = {"cpu": {"group": "d", "default": True}, "cuda": {"group": "d"},
-    ...      "numpy": {"base": ["pip"]}, "pip": {}}
-    >>> choose_variations({"variations": v}, ["numpy"])
-    ['numpy', 'pip', 'cpu']
-    """
-    variations = meta.get("variations") or {}
-    tags = list(requested)
-    excluded = [t[1:] for t in tags if t.startswith("-")]
-    excluded = [e if e in variations or _dynamic(e) not in variations else _dynamic(e)
-                for e in excluded]
-    for tag in list(requested):
-        if tag.startswith("-"):
-            continue
-        name = tag if tag in variations else _dynamic(tag)
-        if name not in variations:
-            known = ", ".join(sorted(variations)) or "none"
-            raise rules.MetaError(f"variation {tag!r} is not declared (declared: {known})")
-        alias = (variations[name] or {}).get("alias")
-        if alias:
-            if alias in excluded or alias not in variations:
-                raise rules.MetaError(f"variation {tag!r} is an alias of {alias!r}, which is "
-                                      "excluded or not declared")
-            if alias not in tags:
-                tags.append(alias)
-    groups = _groups(variations)
-    default = meta.get("default_variation", "")
-    if default and default not in variations:
-        raise rules.MetaError(f"default_variation {default!r} is not declared")
-    if not tags and default and default not in excluded:
-        tags = [default]
-    _add_bases_and_defaults(tags, variations, groups, excluded)
-    static = [t if t in variations else _dynamic(t) for t in tags]
-    with_defaults = list(tags)
-    for name, group in groups.items():
-        on = set(group["variations"]) & set(static)
-        if len(on) > 1:
-            raise rules.MetaError(f"variations {', '.join(sorted(on))} are all in group "
-                                  f"{name!r}; choose one")
-        if not on and "default" in group and group["default"] not in excluded:
-            with_defaults.append(group["default"])
-    if with_defaults != tags:
-        tags = with_defaults
-        _add_bases_and_defaults(tags, variations, groups, excluded)
-    valid = meta.get("valid_variation_combinations") or []
-    if valid and not any(all(t in tags for t in combo) for combo in valid):
-        raise rules.MetaError(f"variations {tags} are not a valid combination: {valid}")
-    invalid = meta.get("invalid_variation_combinations") or []
-    if any(all(t in tags for t in combo) for combo in invalid):
-        raise rules.MetaError(f"variations {tags} are an invalid combination: {invalid}")
-    return tags
-
-
-def _fill_suffix(var_meta: dict, suffix: str) -> None:
-    """CM's ``_update_variation_meta_with_dynamic_suffix``: ``#`` replaced in place in the
-    values of the meta's dicts and of its lists' entries (scalars left)."""
-    def fill(value):
-        return value.replace("#", suffix) if isinstance(value, str) else value
-
-    for value in var_meta.values():
-        if isinstance(value, list):
-            for item in value:
-                if not isinstance(item, dict):
-                    continue
-                for key, inner in item.items():
-                    if isinstance(inner, dict):
-                        for k in inner:
-                            inner[k] = fill(inner[k])
-                    elif isinstance(inner, list):
-                        inner[:] = [fill(x) for x in inner]
-                    else:
-                        item[key] = fill(inner)
-        elif isinstance(value, dict):
-            for key, inner in value.items():
-                if isinstance(inner, dict):
-                    for k, inner2 in inner.items():
-                        if isinstance(inner2, dict):
-                            for k2 in inner2:
-                                inner2[k2] = fill(inner2[k2])
-                        else:
-                            inner[k] = fill(inner2)
-                elif isinstance(inner, list):
-                    inner[:] = [fill(x) for x in inner]
-                else:
-                    value[key] = fill(inner)
 
 
 # --- the engine ------------------------------------------------------------------------
@@ -617,7 +187,7 @@ class CMEngine(Engine):
         the combinations whose parts are all on; ``add_deps_recursive`` of them all last."""
         variations = meta.get("variations") or {}
         try:
-            inv.variation_groups = _groups(variations)
+            inv.variation_groups = groups(variations)
             tags = choose_variations(meta, inv.variation_tags)
         except rules.MetaError as exc:
             raise ScriptFailed(f"{inv.script.alias}: {exc}", inv.script.alias) from None
@@ -632,10 +202,10 @@ class CMEngine(Engine):
             name, suffix = tag, None
             if tag not in variations:
                 suffix = tag[tag.index(".") + 1:]
-                name = _dynamic(tag)
+                name = dynamic_name(tag)
             var_meta = variations[name]
             if suffix:
-                _fill_suffix(var_meta, suffix)
+                fill_suffix(var_meta, suffix)
             metas = [var_meta] + [variations[c] for c in combos
                                   if set(c.split(",")) <= set(tags)]
             for item in metas:
@@ -716,7 +286,7 @@ class CMEngine(Engine):
                                           and fnmatch.fnmatch(key, pattern)):
                         moved[key] = env.pop(key)
             for key in list(env):
-                if _REF.search(str(env[key])):
+                if rules.has_ref(env[key]):
                     moved[key] = env.pop(key)
             for pattern in d.get("force_env_keys") or []:
                 for key in list(moved):
@@ -874,8 +444,8 @@ class Cmind:
             nested.setdefault(key, {})
         nested["add_deps_recursive"] = i.get("adr") or i.get("add_deps_recursive") or {}
         if nested.get("artifact") and not nested.get("tags"):
-            found = self._engine.index.find([], [])
-            named = [s for s in found if nested["artifact"] in (s.alias, s.uid)]
+            named = [s for s in self._engine.index.scripts.values()
+                     if nested["artifact"] in (s.alias, s.uid)]
             if not named:
                 return {"return": 16, "error": f"script {nested['artifact']} not found"}
             nested["artifact"] = named[0].uid
