@@ -13,11 +13,13 @@ For every executed step the runner keeps, beside its figures:
 :func:`diff` compares two runs' provenance: the first question when two numbers disagree.
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ckg.records import Node
@@ -28,7 +30,12 @@ _SKIP_FILES = frozenset({"tmp-run.sh", "tmp-run-env.out", "tmp-run-state.json",
                          "tmp-state.json", "tmp-ver.out", "ckg-run.log"})
 #: A manifest lists at most this many files; a larger folder is digested whole and says so.
 MANIFEST_FILES = 2000
-PACKAGES_FILE = "packages.json"
+#: Under ``CKG_HOME``: the lists of installed distributions, one per environment.
+PACKAGES_DIR = "packages"
+PACKAGE_SETS_KEPT = 8
+#: A folder changed this recently may change again unseen (the coarsest common time
+#: resolution of a file system, FAT's, is 2 s).
+_RACY_NS = 2_000_000_000
 
 
 def source_state(root: str | Path) -> dict:
@@ -115,18 +122,23 @@ def _file_digest(path: Path) -> str:
 
 
 def installed_packages(home: Path | None = None) -> list[str]:
-    """``name==version`` of every distribution of this interpreter, sorted; kept in
-    ``home`` while the interpreter and its package folders are unchanged (listing them
-    costs tens of milliseconds)."""
-    from ckg.run.platform import _stamp
+    """``name==version`` of every distribution of this interpreter, sorted.
 
-    stamp = _stamp()
-    path = Path(home) / PACKAGES_FILE if home else None
-    if path is not None and stamp is not None:
+    Kept in ``home`` per environment, under a digest of the ``sys.path`` folders that exist
+    and their modification times (listing the distributions costs tens of milliseconds): a
+    distribution installed, upgraded or removed adds or removes an entry in one of them,
+    which changes its time, as ``importlib.metadata`` itself assumes. A folder changed less
+    than :data:`_RACY_NS` before the list was taken may change again within its time's
+    resolution, unseen: such a list is not kept. The newest :data:`PACKAGE_SETS_KEPT`
+    environments are kept (a ``ckg`` command, ``python -m``, a worker each have theirs).
+    """
+    taken = time.time_ns()
+    folders = _site_folders()
+    key = hashlib.sha256(json.dumps(folders).encode()).hexdigest()[:32]
+    path = Path(home) / PACKAGES_DIR / f"{key}.json" if home else None
+    if path is not None:
         try:
-            saved = json.loads(path.read_bytes())
-            if saved["stamp"] == stamp:
-                return saved["packages"]
+            return json.loads(path.read_bytes())["packages"]
         except (OSError, ValueError, KeyError, TypeError):
             pass
     import importlib.metadata
@@ -137,11 +149,32 @@ def installed_packages(home: Path | None = None) -> list[str]:
         if name:
             found.add(f"{name}=={dist.version}")
     packages = sorted(found, key=str.casefold)
-    if path is not None and stamp is not None:
-        partial = path.with_name(f".{PACKAGES_FILE}.{os.getpid()}")
-        partial.write_text(json.dumps({"stamp": stamp, "packages": packages}))
+    if path is not None and all(mtime < taken - _RACY_NS for _, mtime in folders):
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w") as out:
+            out.write(json.dumps({"folders": folders, "packages": packages}))
         os.replace(partial, path)
+        with contextlib.suppress(OSError):  # another command pruning at the same time
+            kept = sorted((entry.stat().st_mtime_ns, entry.path)
+                          for entry in os.scandir(path.parent) if entry.name.endswith(".json"))
+            for _, old in kept[:-PACKAGE_SETS_KEPT]:
+                os.unlink(old)
     return packages
+
+
+def _site_folders() -> list[list]:
+    """``[folder, mtime_ns]`` of each ``sys.path`` entry that exists, in order ("" is the
+    working folder, which ``importlib.metadata`` searches too)."""
+    folders = []
+    for entry in sys.path:
+        folder = entry or os.getcwd()
+        try:
+            folders.append([folder, os.stat(folder).st_mtime_ns])
+        except OSError:
+            continue
+    return folders
 
 
 def package_set_node(packages: list[str]) -> Node:

@@ -319,6 +319,7 @@ class _Runner:
     def _source_root(self, step, info: dict) -> str:
         """The local copy of a Git or archive source: its clone or extraction cache, which
         ingest filled; refused when the content is no longer what was ingested."""
+        from importers.git import last_checkout
         from importers.sources import open_source
 
         if not info.get("location"):
@@ -335,6 +336,12 @@ class _Runner:
                     "ingest it again"
                 )
             self.roots[key] = str(tree.root)
+            kept = last_checkout(tree.root) if tree.kind == "git" else None
+            if kept and kept["commit"] == tree.commit:
+                # The state the checkout was just found in (or git just reported), which its
+                # steps run from: no git run again for the provenance.
+                self.source_states[str(tree.root)] = {
+                    "source_commit": tree.commit, "source_dirty": kept["dirty"]}
         return self.roots[key]
 
     def _experiment_node(self, step, points: list[dict]) -> Node:
