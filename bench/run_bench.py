@@ -30,6 +30,12 @@ Two ways, in a private ``CKG_HOME`` with the embedded engine:
    ``--processes`` whole processes each. Targets: first ``detect,os`` at least 5x faster
    than mlcr's; cached ``get,python3`` at most 0.3 s and at least 20x faster than mlcr's.
    Skipped, saying why, without the corpus or ``mlcr``.
+4. Real CM scripts, ``ckg run`` beside ``cm run script`` (cmind 4.2.0), the same two targets
+   and measures as 3, both offline on CM's script repository from the ``cmx4mlops`` 1.0.1
+   wheel (``pip download``; ``cm add repo --path``, ``CM_REPOS`` in the temporary folder).
+   No target: CM's whole cached run (0.12-0.15 s here) is below ckg's own overhead per
+   process (section 2), so ckg is slower on these small scripts; the ratio is printed.
+   Skipped, saying why, without the wheel (offline) or ``cm``.
 
 Usage: ``.venv/bin/python bench/run_bench.py [--points 100] [--processes 5]``
 """
@@ -48,6 +54,8 @@ CM_ANCHOR_S = 0.11
 MLC_ANCHOR_S = 3.55
 CKG = str(Path(sys.executable).with_name("ckg"))
 MLCR = str(Path(sys.executable).with_name("mlcr"))
+CM = str(Path(sys.executable).with_name("cm"))
+CM_WHEEL = "cmx4mlops==1.0.1"
 CORPUS = Path(
     os.environ.get("CKG_CORPORA") or Path(__file__).resolve().parents[2] / "shared" / "corpora"
 ) / "mlperf-automations"
@@ -124,6 +132,7 @@ def main() -> None:
     print(f"  vs CM cached run 0.11 s:     {whole / CM_ANCHOR_S:.1f}x")
     print(f"  vs MLCFlow cached run 3.55 s: {whole / MLC_ANCHOR_S:.2f}x")
     mlc_scripts(args.processes)
+    cm_scripts(args.processes)
 
 
 def timed(command: list[str], env: dict, cwd: Path, before=None, count: int = 5) -> list[float]:
@@ -182,15 +191,80 @@ def mlc_scripts(count: int) -> None:
             }
         finally:
             subprocess.run([CKG, "db", "stop"], env=env, capture_output=True)
+    report("real MLCFlow scripts", "mlcr", first, cached, count)
+
+
+def report(title: str, tool: str, first: dict, cached: dict, count: int,
+           targets: tuple | None = (5, 20)) -> None:
+    """Print ckg's and ``tool``'s walls, their ratio, and the targets (MLCFlow's only)."""
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"real MLCFlow scripts, whole processes ({count} each, load average {load}):")
-    for label, walls, target in (("first detect,os", first, 5), ("cached get,python3", cached,
-                                                                  20)):
-        mlc, ckg = (statistics.median(walls[k]) for k in ("mlcr", "ckg"))
+    print(f"{title}, whole processes ({count} each, load average {load}):")
+    for n, (label, walls) in enumerate((("first detect,os", first),
+                                        ("cached get,python3", cached))):
+        other, ckg = (statistics.median(walls[k]) for k in (tool, "ckg"))
+        ratio = f"{other / ckg:.1f}x faster" if other >= ckg else f"{ckg / other:.1f}x slower"
+        target = f" (target >= {targets[n]}x faster)" if targets else ""
         print(f"  {label:<19} ckg best {min(walls['ckg']):.3f} s, median {ckg:.3f} s; "
-              f"mlcr best {min(walls['mlcr']):.2f} s, median {mlc:.2f} s; "
-              f"{mlc / ckg:.1f}x faster (target >= {target}x)")
-    print(f"  cached get,python3 target <= 0.3 s: median {statistics.median(cached['ckg']):.3f} s")
+              f"{tool} best {min(walls[tool]):.2f} s, median {other:.2f} s; {ratio}{target}")
+    if targets:
+        print("  cached get,python3 target <= 0.3 s: "
+              f"median {statistics.median(cached['ckg']):.3f} s")
+
+
+def cm_scripts(count: int) -> None:
+    """Section 4: the same real scripts of CM's repository through ``cm run script`` and
+    ``ckg run``."""
+    import zipfile
+
+    if not Path(CM).is_file():
+        print(f"real CM scripts: skipped (needs {CM})")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
+                               "--disable-pip-version-check", CM_WHEEL, "-d", str(tmp)],
+                              capture_output=True, text=True)
+        wheels = sorted(tmp.glob("cmx4mlops-*.whl"))
+        if done.returncode != 0 or not wheels:
+            print(f"real CM scripts: skipped (cannot download {CM_WHEEL}: offline?)")
+            return
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            wheel.extractall(tmp / "wheel")
+        repo = tmp / "wheel" / "cmx4mlops"
+        home, work = tmp / "ckg-home", tmp / "work"
+        work.mkdir()
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE",
+                                                                 "CKG_DB", "NEO4J_URI")}
+        env.update(
+            CM_REPOS=str(tmp / "cm-repos"), CKG_HOME=str(home),
+            PYTHONPYCACHEPREFIX=str(tmp / "pycache"),
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        )
+        subprocess.run([CM, "add", "repo", f"--path={repo}"], env=env, cwd=work, check=True,
+                       capture_output=True, stdin=subprocess.DEVNULL)
+        cm_cache = tmp / "cm-repos" / "repos" / "local" / "cache"
+        ckg_cache = home / "cache" / "scripts"
+        cm_run = [CM, "run", "script", "-j", "--quiet"]
+        try:
+            subprocess.run([CKG, "ingest", str(repo)], env=env, check=True, capture_output=True)
+
+            def empty_caches():
+                for folder in (cm_cache, ckg_cache):
+                    shutil.rmtree(folder, ignore_errors=True)
+
+            first = {
+                "cm": timed([*cm_run, "--tags=detect,os"], env, work, empty_caches, count),
+                "ckg": timed([CKG, "run", "detect,os"], env, work, empty_caches, count),
+            }
+            for command in ([*cm_run, "--tags=get,python3"], [CKG, "run", "get,python3"]):
+                subprocess.run(command, check=True, capture_output=True, env=env, cwd=work)
+            cached = {
+                "cm": timed([*cm_run, "--tags=get,python3"], env, work, count=count),
+                "ckg": timed([CKG, "run", "get,python3"], env, work, count=count),
+            }
+        finally:
+            subprocess.run([CKG, "db", "stop"], env=env, capture_output=True)
+    report("real CM scripts", "cm", first, cached, count, targets=None)
 
 
 if __name__ == "__main__":
