@@ -17,10 +17,20 @@ The unit comes from the cell itself, else from the ``unit`` argument (a unit col
 ``Result_Units``), else from the column name (``Latency (ms)``, ``Energy [kJ]``, ``Samples/s``,
 ``% Test Accuracy``): see :func:`parse_unit` and :func:`column_unit`.
 
+Hand-written leaderboards (Papers with Code's NLP-progress export, README tables) mark up
+their cells: ``**70.3**`` (the best in bold), ``64.8*`` and ``60.7+`` (footnote marks),
+``70.14 (measured by Ge et al., 2018)`` (a note after the number), a leading byte-order mark,
+thin spaces. :func:`parse_value` reads the number through them and lists what it set aside
+in ``Value.stripped``; ``raw`` keeps the cell as written. :func:`read_cell` also reads a pair
+``78.9/78.6`` under a column that names both figures (``Pearson/Spearman``) as two values.
+
 Examples
 --------
 >>> parse_value("0.8428 ± 0.0014")
-Value(value=0.8428, stderr=0.0014, unit='', raw='0.8428 ± 0.0014', ok=True, warning=None)
+Value(value=0.8428, stderr=0.0014, unit='', raw='0.8428 ± 0.0014', ok=True, warning=None, \
+stripped=())
+>>> parse_value("**70.3**").value, parse_value("**70.3**").stripped
+(70.3, ("emphasis '**'",))
 >>> parse_value("12", column="Latency (ms)").value
 0.012
 >>> parse_value("220k").value, parse_value("220k").unit
@@ -32,7 +42,7 @@ True
 import math
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 CANONICAL_UNITS = ("s", "J", "W", "B", "count", "%", "1/s", "1/J")
 
@@ -55,7 +65,8 @@ class Value:
     """One normalised cell.
 
     ``value`` and ``stderr`` are in ``unit`` (canonical); ``raw`` is the text as published;
-    ``ok`` is False when the cell could not be read, and then ``warning`` says why.
+    ``ok`` is False when the cell could not be read, and then ``warning`` says why;
+    ``stripped`` names what was set aside to read it (emphasis, a footnote mark, a note).
     """
 
     value: float | None
@@ -64,6 +75,7 @@ class Value:
     raw: str = ""
     ok: bool = True
     warning: str | None = None
+    stripped: tuple[str, ...] = ()
 
     @property
     def missing(self) -> bool:
@@ -122,6 +134,8 @@ _PER_ITEM = re.compile(rf"^(.+?)\s*(?:/|per)\s*(?:{_RATE_WORDS}|inference|sample
 _SCALE = {"k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "b": 1e9, "B": 1e9, "G": 1e9, "T": 1e12}
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+#: A cell that is a number and nothing else, "90.871": read without cleaning.
+_PLAIN = re.compile(r"-?\d{1,300}(?:\.\d+)?")
 #: Infinity as JSON (``-Infinity``), YAML (``.inf``) or Python (``inf``) write it.
 _INFINITY = re.compile(r"[-+]?\.?inf(?:inity)?$", re.I)
 #: Integers larger than this are past a float's range (and ``str`` refuses 4,300 digits).
@@ -210,7 +224,7 @@ def parse_value(raw: object, column: str | None = None, *, unit: str | None = No
     >>> parse_value("76.1 (±0.2)").stderr
     0.2
     >>> parse_value("84.28%")
-    Value(value=84.28, stderr=None, unit='%', raw='84.28%', ok=True, warning=None)
+    Value(value=84.28, stderr=None, unit='%', raw='84.28%', ok=True, warning=None, stripped=())
     >>> parse_value("3.0M").value
     3000000.0
     >>> parse_value("1.2e-3").value
@@ -231,7 +245,9 @@ def parse_value(raw: object, column: str | None = None, *, unit: str | None = No
             return _bad(text, f"{text} is not a finite number")
         return _scaled(float(raw), None, context, text)
     text = str(raw)
-    cell = _clean(text)
+    if _PLAIN.fullmatch(text):  # most cells: nothing to clean, no unit of their own
+        return _scaled(float(text), None, context, text)
+    cell, stripped = _clean(text)
     if cell.casefold() in MISSING:
         return Value(None, raw=text)
     head = _HEAD.match(cell)
@@ -251,17 +267,147 @@ def parse_value(raw: object, column: str | None = None, *, unit: str | None = No
     if err_unit and not rest:
         rest = err_unit  # "84.28 ± 0.1 %": the unit follows the error
     if not rest:
-        return _scaled(number, stderr, context, text)
+        return _scaled(number, stderr, context, text, stripped)
     own = _own_unit(rest, context)
     if own is None:
         return _bad(text, f"unknown unit {_quoted(rest)} in {_quoted(text)}")
-    return _scaled(number, stderr, own, text)
+    return _scaled(number, stderr, own, text, stripped)
 
 
-def _clean(text: str) -> str:
-    """Strip the cell and undo typography: unicode minus, narrow spaces, thousands commas."""
-    text = text.strip().replace("\u2212", "-").replace("\u00a0", " ").replace("\u2009", " ")
-    return re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
+def read_cell(
+    raw: object, column: str | None = None, *, unit: str | None = None
+) -> list[tuple[str | None, Value]]:
+    """A published cell as ``(metric, value)`` pairs: one whose metric is None (the column's),
+    or two for a pair of figures ``78.9/78.6`` under a column that names both
+    (:func:`pair_names`). Each of the two keeps the whole cell as ``raw`` and says in
+    ``stripped`` that the other figure was set aside. A pair under a column that does not say
+    what its figures are is one unreadable value whose warning says so: which figure is
+    which is not ckg's to guess.
+
+    >>> [(m, v.value) for m, v in read_cell("78.9/78.6", "Pearson/Spearman")]
+    [('Pearson', 78.9), ('Spearman', 78.6)]
+    >>> read_cell("78.9/78.6", "STS")[0][1].warning
+    "'78.9/78.6' is two figures, and column 'STS' does not say what each is"
+    """
+    value = parse_value(raw, column, unit=unit)
+    if value.ok or not isinstance(raw, str):
+        return [(None, value)]
+    cell, stripped = _clean(raw)
+    pair = _PAIR.fullmatch(cell)
+    if pair is None:
+        return [(None, value)]
+    names = pair_names(column)
+    if names is None:
+        return [(None, _bad(raw, f"{_quoted(raw)} is two figures, and column {column!r} "
+                                 "does not say what each is"))]
+    first, second = pair.group("a").strip(), pair.group("b").strip()
+    return [
+        (name, replace(parse_value(figure, name, unit=unit), raw=raw,
+                       stripped=(*stripped, f"{other!r}: the pair's other figure")))
+        for name, figure, other in ((names[0], first, f"/{second}"),
+                                    (names[1], second, f"{first}/"))
+    ]
+
+
+def pair_names(column: str | None) -> tuple[str, str] | None:
+    """The two metrics a column names for a pair of figures ``a/b``, or None.
+
+    ``Pearson/Spearman``, ``F1/Accuracy``, and ``STS-B (Pearson/Spearman)`` (whose names
+    keep what comes before the brackets); never a unit (``Samples/s``, ``J/inference``,
+    ``Throughput (samples/s)``), and each side is a name with a letter in it.
+
+    >>> pair_names("Pearson/Spearman"), pair_names("STS-B (Pearson/Spearman)")
+    (('Pearson', 'Spearman'), ('STS-B Pearson', 'STS-B Spearman'))
+    >>> pair_names("F1 (%)/Accuracy (%)")
+    ('F1 (%)', 'Accuracy (%)')
+    >>> pair_names("Samples/s"), pair_names("Throughput (samples/s)"), pair_names("STS")
+    (None, None, None)
+    """
+    if not column:
+        return None
+    column = column.strip()
+    found = _PAIR_IN_BRACKETS.fullmatch(column)
+    if found:
+        pre = found.group("pre").strip()
+        names = (f"{pre} {found.group('a').strip()}", f"{pre} {found.group('b').strip()}")
+        halves = (found.group("a"), found.group("b"))
+    else:
+        found = _PAIR_COLUMN.fullmatch(column)
+        if found is None:
+            return None
+        names = halves = (found.group("a").strip(), found.group("b").strip())
+    for half in halves:
+        half = half.strip()
+        if (not re.search(r"[^\W\d_]", half) or half.count("(") != half.count(")")
+                or parse_unit(half) is not None):
+            return None
+    return names
+
+
+#: Thin, narrow no-break, hair, six-per-em and punctuation spaces: typeset tables put them
+#: between a number and its unit, or between groups of digits.
+_THIN = "\u2009\u202f\u200a\u2006\u2008"
+_THIN_SPACE = re.compile(f"[{_THIN}]")
+#: The characters markup ends a cell with (a mark, a bracket) or starts it with (emphasis):
+#: a cell that neither starts nor ends with one has none to strip.
+_MARKUP_ENDS = frozenset(")]*_+†‡§¶#¹²³⁴⁵⁶⁷⁸⁹⁰")
+#: ``**70.3**``, ``__70.3__``, ``*70.3*``, ``_70.3_``: Markdown emphasis (the best in bold).
+_EMPHASIS = re.compile(r"(?P<mark>\*\*|__|\*|_)(?P<inner>[^*_]+?)(?P=mark)(?P<rest>[^*_]*)")
+#: Footnote marks after a value: ``64.8*``, ``60.7+``, ``81.2†``, ``77.1²``.
+_MARK = re.compile(r"(?<=[\w%)\]])\s*(?P<mark>[*+†‡§¶#¹²³⁴⁵⁶⁷⁸⁹⁰]+)$")
+#: Bracketed text with a letter in it after a value, ``70.14 (measured by Ge et al., 2018)``,
+#: or a reference number in square brackets, ``84.1 [12]``.
+_NOTE = re.compile(
+    r"(?<=\S)\s*(?P<note>[(\[][^()\[\]]*[^\W\d_][^()\[\]]*[)\]]|\[\d{1,3}\])$"
+)
+_PAIR = re.compile(rf"(?P<a>{_NUMBER}\s*%?)\s*/\s*(?P<b>{_NUMBER}\s*%?)")
+_PAIR_IN_BRACKETS = re.compile(r"(?P<pre>[^/()]+?)\s*\(\s*(?P<a>[^/()]+)/(?P<b>[^/()]+)\)")
+_PAIR_COLUMN = re.compile(r"(?P<a>[^/]+)/(?P<b>[^/]+)")
+
+
+def _clean(text: str) -> tuple[str, tuple[str, ...]]:
+    """The cell to read, and what was set aside to read it.
+
+    Typography is undone silently (unicode minus, no-break spaces, thousands commas);
+    what a person wrote around the number is set aside and named: a byte-order mark, thin
+    spaces, emphasis, footnote marks and bracketed notes after it. A bracket that holds an
+    error (``(± 0.2 ms)``) or a unit is no note.
+
+    >>> _clean("\ufeff**70.3**")
+    ('70.3', ('byte-order mark', "emphasis '**'"))
+    >>> _clean("70.14 (measured by Ge et al., 2018)")
+    ('70.14', ("note '(measured by Ge et al., 2018)'",))
+    >>> _clean("64.8*"), _clean("76.1 (±0.2)"), _clean("1\u2009234.5")
+    (('64.8', ("footnote mark '*'",)), ('76.1 (±0.2)', ()), ('1234.5', ('thin space',)))
+    """
+    stripped = []
+    if "\ufeff" in text:
+        text = text.replace("\ufeff", "")
+        stripped.append("byte-order mark")
+    if _THIN_SPACE.search(text):
+        text = re.sub(rf"(?<=\d)[{_THIN}](?=\d{{3}}(?!\d))", "", text)  # 1 234 567
+        text = _THIN_SPACE.sub(" ", text)
+        stripped.append("thin space")
+    text = text.strip().replace("\u2212", "-").replace("\u00a0", " ")
+    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
+    while text and (text[0] in _MARKUP_ENDS or text[-1] in _MARKUP_ENDS):
+        if found := _EMPHASIS.fullmatch(text):
+            text = (found.group("inner") + found.group("rest")).strip()
+            stripped.append(f"emphasis {found.group('mark')!r}")
+        elif (found := _NOTE.search(text)) and not _is_unit_or_error(found.group("note")):
+            text = text[: found.start()].rstrip()
+            stripped.append(f"note {found.group('note')!r}")
+        elif found := _MARK.search(text):
+            text = text[: found.start()].rstrip()
+            stripped.append(f"footnote mark {found.group('mark')!r}")
+        else:
+            break
+    return text, tuple(stripped)
+
+
+def _is_unit_or_error(bracketed: str) -> bool:
+    """``(ms)``, ``[± 0.2 ms]``: a bracket after a number that says something about it."""
+    return bool(_ERROR.fullmatch(bracketed)) or parse_unit(bracketed[1:-1]) is not None
 
 
 def _context_unit(column: str | None, unit: str | None) -> Unit | None:
@@ -289,7 +435,8 @@ def _own_unit(rest: str, context: Unit | None) -> Unit | None:
     return Unit(unit.canonical, unit.factor * scale) if unit else None
 
 
-def _scaled(number: float, stderr: float | None, unit: Unit | None, raw: str) -> Value:
+def _scaled(number: float, stderr: float | None, unit: Unit | None, raw: str,
+            stripped: tuple[str, ...] = ()) -> Value:
     factor = unit.factor if unit else 1.0
     value = number * factor
     error = None if stderr is None else stderr * factor
@@ -297,8 +444,9 @@ def _scaled(number: float, stderr: float | None, unit: Unit | None, raw: str) ->
     if not math.isfinite(value) or error is not None and not math.isfinite(error):
         return _bad(raw, f"{_quoted(raw)} is not a finite number")
     if unit is None:
-        return Value(number, stderr, "", raw)
-    return Value(_tidy(value), None if error is None else _tidy(error), unit.canonical, raw)
+        return Value(number, stderr, "", raw, stripped=stripped)
+    return Value(_tidy(value), None if error is None else _tidy(error), unit.canonical, raw,
+                 stripped=stripped)
 
 
 def _tidy(x: float) -> float:

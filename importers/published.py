@@ -7,12 +7,20 @@ edges of DESIGN.md:
 
 ``(Paper)-[:REPORTS]->(Result)``, ``(Result)-[:FOR_TASK]->(Task)``,
 ``(Result)-[:ON_DATASET]->(Dataset)``, ``(Result)-[:OF_MODEL]->(Model)``,
-``(Result)-[:OF_METRIC]->(Metric)`` and ``(Result)-[:ON]->(Platform)``.
+``(Result)-[:OF_METRIC]->(Metric)`` and ``(Result)-[:ON]->(Platform)``; a dataset that is
+part of another (a Papers with Code sub-dataset) adds ``(Dataset)-[:PART_OF]->(Dataset)``.
 
 Accounting: every row becomes a ``Result`` or a warning, never nothing. A readable value
 is a Result; an unreadable one is a Result whose ``value`` is null, keeping ``raw``, plus one
 warning; a cell that publishes no value (``-``, ``N/A``, empty) or a row with no metric is one
-warning and no Result. :class:`Tally` counts each case.
+warning and no Result. A pair of figures under a column that names both (``78.9/78.6`` under
+``Pearson/Spearman``, :func:`ckg.values.read_cell`) is two Results. :class:`Tally` counts
+each case.
+
+Each Result names the cell it was read from (``cell``: the row's place, then the column) and
+is keyed by it (:func:`result_uid`), so no two cells of a file are one Result; two cells that
+a reader placed at the same spot are both kept, the second with ``(2)`` after its place, and
+one warning names both.
 """
 
 import hashlib
@@ -23,7 +31,7 @@ from pathlib import Path
 
 from ckg import metrics
 from ckg.records import Edge, Node, Problem, Records
-from ckg.values import parse_value
+from ckg.values import read_cell
 from importers.loaders import Loaded, json_text, parse, read_text
 from importers.papers import paper_uid, repo_url
 
@@ -34,7 +42,9 @@ class Row:
 
     ``where`` locates it for warnings and for the Result's stable uid (file, then a pointer
     such as ``Question Answering/SQuAD1.1/row 12``); ``extra`` holds primitive properties
-    the format adds to the Result (scenario, division, ``uses_additional_data``).
+    the format adds to the Result (scenario, division, ``uses_additional_data``);
+    ``part_of`` the datasets that ``dataset`` is part of, nearest first; ``column`` the column
+    a figure of a pair was read from, where ``metric`` names that figure.
     """
 
     path: str
@@ -52,6 +62,8 @@ class Row:
     platform: str = ""  # uid of a Platform node the importer also returns
     line: int | None = None
     extra: dict = field(default_factory=dict)
+    part_of: list[str] = field(default_factory=list)
+    column: str = ""
 
 
 @dataclass(slots=True)
@@ -172,8 +184,14 @@ def build(rows: Iterable[Row], source_uid: str, out: ResultRecords | None = None
         else:
             found.props.update(clean)
 
-    parsed = [(row, parse_value(row.raw, row.metric, unit=row.unit or None)) for row in rows]
+    parsed = [
+        (replace(row, metric=name, column=row.metric) if name else row, value)
+        for row in rows
+        for name, value in read_cell(row.raw, row.metric, unit=row.unit or None)
+    ]
     scaled = _fraction_boards(parsed)
+    placed: dict[str, Row] = {}  # uid -> the cell it was made for
+    parts: set[tuple[str, str]] = set()
     for row, value in parsed:
         if not norm_name(row.metric):
             out.tally.no_metric += 1
@@ -184,13 +202,14 @@ def build(rows: Iterable[Row], source_uid: str, out: ResultRecords | None = None
         if value.missing:
             out.tally.missing += 1
             records.warnings.append(
-                Problem(row.path, f"{row.where}: {row.metric}: no value ({value.raw!r})", row.line)
+                Problem(row.path, f"{cell_name(row)}: no value ({value.raw!r})", row.line)
             )
             continue
+        row, uid = _place(row, source_uid, placed, records)
         if not value.ok:
             out.tally.unreadable += 1
             records.warnings.append(
-                Problem(row.path, f"{row.where}: {row.metric}: {value.warning}", row.line)
+                Problem(row.path, f"{cell_name(row)}: {value.warning}", row.line)
             )
         out.tally.results += 1
         metric = metrics.resolve(norm_name(row.metric))
@@ -199,8 +218,8 @@ def build(rows: Iterable[Row], source_uid: str, out: ResultRecords | None = None
             stderr = value.stderr * 100 if value.stderr is not None else None
             value = replace(value, value=value.value * 100, stderr=stderr, unit="%")
             extra["scale"] = SCALED
-        uid = result_uid(source_uid, row.path, row.where, row.metric)
         task, dataset, model = norm_name(row.task), norm_name(row.dataset), norm_name(row.model)
+        within = [norm_name(d) for d in row.part_of]
         paper = paper_uid(row.paper)
         node(
             "Result",
@@ -213,10 +232,14 @@ def build(rows: Iterable[Row], source_uid: str, out: ResultRecords | None = None
                 "unit": value.unit,
                 "stderr": value.stderr,
                 "raw": value.raw,
+                "stripped": list(value.stripped),
+                "cell": cell_name(row),
+                "column": row.column,
                 "source_uid": source_uid,
                 "path": row.path,
                 "task": task,
                 "dataset": dataset,
+                "parent_dataset": within[0] if dataset and within else "",
                 "model": model,
                 "paper_uid": paper,
                 "date": row.paper_date,
@@ -244,6 +267,11 @@ def build(rows: Iterable[Row], source_uid: str, out: ResultRecords | None = None
             if name:
                 node(label, name, {"name": name})
                 records.edges.append(Edge(rel, "Result", uid, label, name))
+        for part, whole in zip([dataset, *within][:-1], within, strict=True) if dataset else ():
+            if (part, whole) not in parts:
+                parts.add((part, whole))
+                node("Dataset", whole, {"name": whole})
+                records.edges.append(Edge("PART_OF", "Dataset", part, "Dataset", whole))
         if paper:
             code = sorted({u for u in map(repo_url, row.code_links) if u})
             props = {
@@ -264,6 +292,35 @@ def build(rows: Iterable[Row], source_uid: str, out: ResultRecords | None = None
             records.edges.append(Edge("ON", "Result", uid, "Platform", row.platform))
     records.nodes.extend(nodes.values())
     return out
+
+
+def cell_name(row: Row) -> str:
+    """The cell a row was read from, as warnings and ``Result.cell`` name it.
+
+    >>> cell_name(Row("f.json", "QA/SQuAD1.1/row 3", "Pearson", "1", column="Pearson/Spearman"))
+    'QA/SQuAD1.1/row 3: Pearson/Spearman'
+    """
+    return f"{row.where}: {row.column or row.metric}"
+
+
+def _place(row: Row, source_uid: str, placed: dict[str, Row], out: Records) -> tuple[Row, str]:
+    """The row and the uid of its Result: its own, or, where a cell read before holds that
+    uid (a reader placed two cells at one spot: a task or dataset named twice in a file),
+    one made from its place with ``(2)``, ``(3)`` ... after it, and a warning naming both."""
+    key = f"{row.column}:{row.metric}" if row.column else row.metric
+    uid = result_uid(source_uid, row.path, row.where, key)
+    first, n = placed.get(uid), 1
+    while uid in placed:
+        n += 1
+        uid = result_uid(source_uid, row.path, f"{row.where} ({n})", key)
+    if first is not None:
+        row = replace(row, where=f"{row.where} ({n})")
+        out.warnings.append(Problem(row.path, (
+            f"{cell_name(first)} ({first.model or 'no model'}: {first.raw!r}) and the cell "
+            f"after it at that place ({row.model or 'no model'}: {row.raw!r}) would be one "
+            f"Result: kept apart, the second as {cell_name(row)}"), row.line))
+    placed[uid] = row
+    return row, uid
 
 
 def _merge_paper(kept: Node, props: dict) -> None:

@@ -2,13 +2,20 @@
 
 A file is a list of tasks (or one task): ``task``, ``datasets``, ``subtasks`` (tasks again);
 a dataset has ``dataset``, ``sota`` (``metrics``: the leaderboard's columns, ``rows``) and
-``subdatasets`` (datasets again). A row has ``model_name``, ``paper_title``, ``paper_url``,
-``paper_date``, ``code_links`` (``{title, url}``), ``uses_additional_data`` and ``metrics``,
-a map of column to the string as published (``"90.871"``, ``"9.9m"``, ``"-"``).
+``subdatasets``: datasets again, each named by ``subdataset`` (SemEval 2018's "General",
+"Medical domain" and "Music domain"). A row has ``model_name``, ``paper_title``,
+``paper_url``, ``paper_date``, ``code_links`` (``{title, url}``), ``uses_additional_data`` and
+``metrics``, a map of column to the string as published (``"90.871"``, ``"9.9m"``, ``"-"``).
 
 Each (row, column) is one cell: the columns are the leaderboard's declared ``metrics`` plus any
 other a row carries, so a row that leaves a declared column out is accounted for as a cell
 with no value. Cells become Results through :func:`importers.published.build`.
+
+A sub-dataset is a dataset of its own, named after its parent: ``SemEval 2018 / General``,
+part of ``SemEval 2018`` (``(:Dataset)-[:PART_OF]->(:Dataset)``). Its cells are placed as
+``<task>/<parent> / <sub-dataset>/row <n>``, so that they never share a Result with the cells
+of its parent or of its sister sub-datasets (a sub-dataset with no name is ``subdataset
+<n>``, by its position).
 
 Example
 -------
@@ -114,28 +121,29 @@ def rows(data: object, path: str) -> Iterator[Row]:
 def _task_rows(task: dict, path: str, parent: str) -> Iterator[Row]:
     name = str(task.get("task") or "")
     for dataset in task.get("datasets") or []:
-        yield from _dataset_rows(dataset, name, path, parent_dataset="")
+        yield from _dataset_rows(dataset, name, path, str(dataset.get("dataset") or ""), [])
     for sub in task.get("subtasks") or []:
         yield from _task_rows(sub, path, parent=name)
 
 
-def _dataset_rows(dataset: dict, task: str, path: str, parent_dataset: str) -> Iterator[Row]:
-    name = str(dataset.get("dataset") or "")
+def _dataset_rows(
+    dataset: dict, task: str, path: str, name: str, part_of: list[str]
+) -> Iterator[Row]:
+    """The cells of one dataset (``name``, its full name) and of its sub-datasets."""
     sota = dataset.get("sota") or {}
-    declared = [str(m) for m in sota.get("metrics") or []]
+    # A column declared twice is still one cell of each row.
+    declared = list(dict.fromkeys(str(m) for m in sota.get("metrics") or []))
     for index, row in enumerate(sota.get("rows") or []):
         where = f"{task}/{name}/row {index}"
         cells = row.get("metrics") or {}
         columns = declared + [c for c in cells if c not in declared]
         if not columns:
-            yield Row(path, where, "", None, task=task, dataset=name)
+            yield Row(path, where, "", None, task=task, dataset=name, part_of=part_of)
             continue
         paper = str(row.get("paper_url") or "")
         title = str(row.get("paper_title") or "")
         code = [str(c.get("url") or "") for c in row.get("code_links") or [] if isinstance(c, dict)]
         extra = {"uses_additional_data": row.get("uses_additional_data")}
-        if parent_dataset:
-            extra["parent_dataset"] = parent_dataset
         for column in columns:
             yield Row(
                 path,
@@ -151,9 +159,14 @@ def _dataset_rows(dataset: dict, task: str, path: str, parent_dataset: str) -> I
                 paper_date=str(row.get("paper_date") or ""),
                 code_links=code,
                 extra={k: v for k, v in extra.items() if v is not None},
+                part_of=part_of,
             )
-    for sub in dataset.get("subdatasets") or []:
-        yield from _dataset_rows(sub, task, path, parent_dataset=name)
+    for index, sub in enumerate(dataset.get("subdatasets") or []):
+        own = str(sub.get("subdataset") or sub.get("dataset") or f"subdataset {index}")
+        if name:
+            yield from _dataset_rows(sub, task, path, f"{name} / {own}", [name, *part_of])
+        else:  # a part of a dataset with no name is a dataset of its own
+            yield from _dataset_rows(sub, task, path, own, part_of)
 
 
 def _json_files(root: Path) -> list[Path]:

@@ -9,16 +9,18 @@
 //
 // Parameters:
 //   task      (optional) Task name; all tasks when left out.
-//   dataset   (optional) Dataset name; all datasets when left out.
+//   dataset   (optional) Dataset name (its parts too: sub-datasets); all datasets when left out.
 //   metric    (optional) Metric, canonical name or alias; all metrics when left out.
 //
 // Example:
 //   ckg query unreproduced-results -p task="Question Answering" -p metric=f1
 //
 // Table: model, metric, value, unit, dataset, title
+OPTIONAL MATCH (part:Dataset)-[:PART_OF*0..]->(:Dataset {name: $dataset})
+WITH collect(part.name) AS parts
 MATCH (p:Paper)-[:REPORTS]->(r:Result)
 WHERE ($task IS NULL OR r.task = $task)
-  AND ($dataset IS NULL OR r.dataset = $dataset)
+  AND ($dataset IS NULL OR r.dataset IN parts)
   AND ($metric IS NULL OR r.metric = $metric)
 OPTIONAL MATCH (r)<-[:REPRODUCES]-(d:Run)-[:MEASURED]->(dx:Measurement)
 WHERE d.status = 'ok' AND dx.metric = r.metric

@@ -106,6 +106,9 @@ def compare(
 
     Example: ckg compare --task "Question Answering" --dataset SQuAD1.1 --metric F1
 
+    A dataset with parts (Papers with Code sub-datasets, "SemEval 2018 / General") lists
+    each part's results too, each part ranked on its own; --dataset may name a part.
+
     The direction comes from the metric registry, else from the metric's name (error, loss,
     perplexity, bits per character, latency ... rank lower first); a metric with neither
     needs --higher-is-better or --lower-is-better.
@@ -125,11 +128,16 @@ def compare(
         print_rows(_records(frame), as_json=as_json, as_csv=as_csv)
         return
     columns = ["rank", "model", "value", "unit", "stderr", "paper", "date", "code"]
+    parts = frame.attrs.get("datasets") or []
+    if len(parts) > 1:  # the dataset's parts, each ranked on its own
+        columns.insert(1, "dataset")
     view = [{c: r.get(c) for c in columns} for r in _records(frame)]
     for row in view:
         row["code"] = (row["code"] or [""])[0] if isinstance(row["code"], list) else row["code"]
         row["paper"] = (row["paper"] or "")[:50]
     title = f"{frame.attrs['metric']} on {dataset} ({task})"
+    if len(parts) > 1:
+        title += f": {len(parts)} datasets, each ranked on its own"
     print_rows(view, title=title)
     better = "lower" if frame.attrs["direction"] == "min" else "higher"
     print(f"ranked {better} is better: {frame.attrs['why']}")
