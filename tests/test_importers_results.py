@@ -6,11 +6,13 @@ one is a Result or a warning, then compare values read by hand from the files.
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from ckg.errors import InvalidInput
+from ckg.errors import InvalidInput, UsageError
 from importers import mlperf, pwc, results, tables
 from importers.papers import paper_uid, repo_url
 
@@ -353,3 +355,76 @@ def test_a_table_in_which_no_cell_holds_a_number_is_refused_loudly(tmp_path):
     assert out.nodes == [] and out.tally.results == 0
     [warning] = out.warnings
     assert "none of its" in str(warning) and "is it in another format?" in str(warning)
+
+
+# --- ckg ingest of one results file ------------------------------------------------------
+
+CKG = str(Path(sys.executable).with_name("ckg"))
+
+
+def _ckg(*args: str) -> str:
+    done = subprocess.run([CKG, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"ckg {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def _graph(store) -> tuple[list[str], list[str]]:
+    """Every node (labels, properties) and relationship of the graph, ingest times aside."""
+    nodes = store.run("MATCH (n) RETURN labels(n) AS labels, properties(n) AS props")
+    edges = store.run(
+        "MATCH (a)-[r]->(b) RETURN type(r) AS type, coalesce(a.uid, a.name) AS src, "
+        "coalesce(b.uid, b.name) AS dst, properties(r) AS props"
+    )
+    return (
+        sorted(json.dumps([sorted(r["labels"]), {k: v for k, v in r["props"].items()
+                                                 if k != "ingested_at"}], sort_keys=True)
+               for r in nodes),
+        sorted(json.dumps([r["type"], r["src"], r["dst"], r["props"]], sort_keys=True)
+               for r in edges),
+    )
+
+
+def test_ckg_ingest_of_a_results_file_gives_the_graph_of_results_import(store, corpora,
+                                                                         tmp_path):
+    """A Papers with Code task list, an MLPerf cm-result.json, a task list with sub-datasets
+    and a results table: ``ckg ingest FILE`` refused each ("neither a folder, a Git
+    repository nor an archive"); it now writes the graph ``ckg results import FILE`` does."""
+    from tests.test_results_cells import subdataset_file
+
+    nlp = tmp_path / "nlp-progress.json"
+    nlp.write_text(json.dumps(subdataset_file(corpora)))
+    _write(tmp_path / "results.csv", LONG_CSV)
+    files = [corpora / "pwc" / "squad.json", next((corpora / "mlperf").glob("cm-result*.json")),
+             nlp, tmp_path / "results.csv"]
+    for file in files:
+        store.reset()
+        imported = json.loads(_ckg("results", "import", str(file), "--json"))
+        expected = _graph(store)
+        store.reset()
+        [summary] = json.loads(_ckg("ingest", str(file), "--json"))
+        assert _graph(store) == expected, file.name
+        assert (summary["kind"], summary["location"]) == ("file", str(file.resolve()))
+        assert summary["results"] == imported["results"] > 0
+        assert [w["message"] for w in summary["warnings"]] == [
+            w.split(": ", 1)[1] for w in imported["warnings"]]
+
+
+def test_ingest_of_a_results_file_keeps_only_what_it_holds_and_names_other_files(kg, tmp_path):
+    table = tmp_path / "results.csv"
+    _write(table, LONG_CSV)
+    first = kg.ingest(table, name="mine")
+    assert (first.kind, first.results, first.name) == ("file", 2, "mine")
+    _write(table, LONG_CSV.replace("Latency,12,ms", "Latency,14,ms").replace(
+        "arXiv:1512.03385,Image Classification,ImageNet,ResNet-50,Top 1 Accuracy,76.1 (±0.2),,\n",
+        ""))
+    kg.ingest(table)
+    rows = kg.query("MATCH (r:Result) RETURN r.metric AS metric, r.value AS value")
+    assert rows == [{"metric": "latency", "value": 0.014}]  # the removed row is gone
+    [source] = kg.query("MATCH (s:Source) RETURN s.name AS name, s.kind AS kind")
+    assert source == {"name": "mine", "kind": "file"}
+    _write(tmp_path / "notes.txt", "hello\n")
+    with pytest.raises(InvalidInput, match=r"notes.txt is neither a folder, a Git repository, "
+                       r"an archive nor a results file \(Papers with Code JSON"):
+        kg.ingest(tmp_path / "notes.txt")
+    with pytest.raises(UsageError, match="results file: --format cm applies to artifacts"):
+        kg.ingest(table, fmt="cm")

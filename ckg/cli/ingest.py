@@ -17,7 +17,9 @@ SOURCE_HELP = "Where several artifacts match: the one of this source (name, loca
 
 @app.command("ingest")
 def ingest(
-    sources: list[str] = typer.Argument(..., help="Git URL or repo, archive, folder."),
+    sources: list[str] = typer.Argument(
+        ..., help="Git URL or repo, archive, folder, or a results file."
+    ),
     ref: str = typer.Option(None, "--ref", help="Git branch, tag or commit."),
     name: str = typer.Option(None, "--name", help="A name for the source."),
     fmt: str = typer.Option(
@@ -28,7 +30,9 @@ def ingest(
 ) -> None:
     """Ingest artifacts from Git repositories, archives or folders into the graph.
 
-    A folder written by `ckg export` brings in its runs instead.
+    A folder written by `ckg export` brings in its runs instead; a results file (Papers
+    with Code JSON, MLPerf cm-result.json, a results table) its results, as
+    `ckg results import` does.
 
     Example: ckg ingest https://github.com/mlcommons/cm4mlops --ref main --name cm4mlops
     """

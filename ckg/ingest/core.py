@@ -27,6 +27,10 @@ The stages, each a plain value handed to the next:
    The look (:func:`ckg.ingest.write.resolvable`, a scan of the artifacts) is made only
    when an ingest has written since the last one (the manifest keeps the graph's
    :func:`ckg.ingest.write.graph_mark`, one query over the sources).
+
+A single results file (Papers with Code JSON, an MLPerf ``cm-result.json``, a results table)
+skips these stages: it is read and written as ``ckg results import`` of it would be
+(:func:`ckg.results.read_path`, :func:`ckg.results.write_source`), the same graph.
 """
 
 import hashlib
@@ -148,7 +152,7 @@ def ingest(
         Its ``store`` is written, its ``home`` holds caches and manifests.
     source : str or Path
         A Git URL or repository, an archive (``.zip``, ``.whl``, ``.tar[.gz|.bz2|.xz]``,
-        ``.tgz``) or a folder.
+        ``.tgz``), a folder, or a results file (:func:`_ingest_results_file`).
     ref : str, optional
         Branch, tag or commit of a Git source.
     name : str, optional
@@ -185,6 +189,8 @@ def ingest(
     started = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
     location, kind = _locate(source)
+    if kind == "dir" and os.path.isfile(location):
+        return _ingest_results_file(kg, location, ref, name, fmt, strict, started)
     uid = source_uid(location, ref or "")
     manifest_file = _manifest_path(kg, uid)
     seen = _Seen.load(kg, uid, manifest_file)
@@ -272,6 +278,34 @@ def ingest(
         _ingest_results(kg, tree.root, uid, summary)
         state.save(manifest_file, tree, archive_stat, listing_digest, fmt, mark)
         return _done(summary, started)
+
+
+def _ingest_results_file(kg, location, ref, name, fmt, strict, started) -> IngestSummary:
+    """One results file, written as ``ckg results import`` of it writes it: its ``Source``
+    (kind ``file``), its Results, its stale Results removed, papers linked to code."""
+    from ckg.ingest.link import link_code
+    from ckg.results import read_path, write_source
+    from importers.results import KNOWN
+
+    if ref:
+        raise InvalidInput(f"--ref {ref!r} applies to Git sources only, not to {location}")
+    if fmt != "auto":
+        raise UsageError(f"{location} is a results file: --format {fmt} applies to artifacts")
+    try:
+        source, records = read_path(location, kg.home / "cache")
+    except InvalidInput:
+        raise InvalidInput(f"{location} is neither a folder, a Git repository, an archive nor "
+                           f"a results file ({KNOWN})") from None
+    summary = IngestSummary(source.key, location, "file", name=name or "", files=1,
+                            results=records.tally.results, warnings=list(records.warnings))
+    if strict and summary.warnings:
+        raise StrictFailure(summary)
+    if name:
+        source.props["name"] = name
+    write_source(kg.store, source, records)
+    summary.wrote = True
+    summary.implements = link_code(kg.store)
+    return _done(summary, started)
 
 
 def _ingest_results(kg, root: Path, uid: str, summary: IngestSummary) -> None:
