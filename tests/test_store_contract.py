@@ -1,5 +1,6 @@
 """The store contract: every test runs on the embedded FalkorDB engine and on a real Neo4j."""
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -164,6 +165,78 @@ def test_write_records_groups_labels_and_types(store, one_transaction):
         "nodes": {"Source": 1, "Artifact": 2},
         "relationships": {"CONTAINS": 2, "DEPENDS_ON": 1},
     }
+
+
+def _graph(store) -> tuple[list, list]:
+    """Every node (label, properties) and edge (type, ends, properties) of the graph."""
+    nodes = store.run("MATCH (n) RETURN labels(n) AS labels, properties(n) AS props")
+    edges = store.run("MATCH (a)-[r]->(b) RETURN type(r) AS type, properties(a) AS a, "
+                      "properties(b) AS b, properties(r) AS props")
+    def key(item):
+        return json.dumps(item, sort_keys=True)
+
+    return sorted(nodes, key=key), sorted(edges, key=key)
+
+
+def test_records_written_around_their_hub_leave_the_graph_of_the_plain_order(store):
+    """write_records writes the most common label's nodes with their edges (one statement
+    row each, properties as a list per set of names): the graph must be the one the plain
+    order (every node, then every edge, as one_transaction sends them) leaves, whatever
+    the records hold: nodes and edges listed twice, nulls, names of any text, ends the
+    records lack, two ends of one kind, edges between two hub nodes, rows of other shapes."""
+    before = Records(
+        nodes=[Node("Result", "r0", {"uid": "r0", "value": 1.0, "gone": "x"}),
+               Node("Platform", "p-old", {"uid": "p-old"})],
+    )
+    results = [Node("Result", f"r{i}", {"uid": f"r{i}", "metric": "f1", "value": i / 3,
+                                         "odd name": [f"a{i}"], "a-b.c": i})
+               for i in range(150)]
+    results += [Node("Result", f"s{i}", {"uid": f"s{i}", "value": i, "stderr": None})
+                for i in range(3)]
+    results.append(Node("Result", "r0", {"gone": None, "late": True}))  # listed twice
+    records = Records(
+        nodes=[*results, Node("Metric", "f1", {"name": "f1"}), Node("Task", "QA", {"name": "QA"}),
+               Node("Paper", "p1", {"uid": "p1"}), Node("Paper", "p2", {"uid": "p2"})],
+        edges=[
+            *(Edge("OF_METRIC", "Result", n.key, "Metric", "f1") for n in results[:-1]),
+            *(Edge("FOR_TASK", "Result", f"r{i}", "Task", "QA") for i in range(0, 150, 2)),
+            *(Edge("REPORTS", "Paper", "p1", "Result", f"r{i}", {"w": i}) for i in range(100)),
+            Edge("REPORTS", "Paper", "p2", "Result", "r5"),  # a second paper of one result
+            Edge("REPORTS", "Paper", "p1", "Result", "r7", {"again": 1}),  # listed twice
+            Edge("ON", "Result", "r1", "Platform", "p-old"),  # an end only the graph has
+            Edge("ON", "Result", "r2", "Platform", "p-none"),  # an end nobody has
+            Edge("SAME_AS", "Result", "r1", "Result", "r2"),  # between two hub nodes
+            Edge("OF_METRIC", "Result", "nowhere", "Metric", "f1"),  # a hub node nobody has
+        ],
+    )
+    graphs = []
+    for one_transaction in (True, False):
+        store.reset()
+        store.write_records(before)
+        store.write_records(records, one_transaction=one_transaction)
+        graphs.append(_graph(store))
+    assert graphs[0] == graphs[1]
+    nodes, edges = graphs[1]
+    assert len(nodes) == 153 + 4 + 1 and len(edges) == 153 + 75 + 101 + 1 + 1
+    assert {"uid": "r0", "value": 0.0, "metric": "f1", "odd name": ["a0"], "a-b.c": 0,
+            "late": True} in [n["props"] for n in nodes]
+
+
+def test_hub_nodes_another_writer_made_meanwhile_are_merged(store, monkeypatch):
+    """A hub node taken for new is created; when another writer made it after the look
+    (here: the look says none exist, all do), the key's constraint refuses the batch and
+    it is merged instead: no error, no second node or edge."""
+    records = Records(
+        nodes=[*(Node("Result", f"r{i}", {"uid": f"r{i}", "value": i}) for i in range(100)),
+               Node("Metric", "f1", {"name": "f1"})],
+        edges=[Edge("OF_METRIC", "Result", f"r{i}", "Metric", "f1") for i in range(100)],
+    )
+    store.write_records(records)
+    first = _graph(store)
+    monkeypatch.setattr(store, "_existing", lambda label, keys, batch_size: set())
+    store.write_records(records)
+    assert _graph(store) == first
+    assert store.counts()["relationships"] == {"OF_METRIC": 100}
 
 
 def test_reset_empties_the_graph(store):

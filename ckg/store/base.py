@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 
+from ckg.errors import QueryError
 from ckg.records import Records
 from ckg.schema import NODE_KEYS, check_name, key_of
 
@@ -104,27 +105,56 @@ class GraphStore(ABC):
     ) -> None:
         """Write every node, then every edge, of ``records``, grouped by label and type.
 
+        The nodes of the label most of them have (the hub: a Result among its metric, task,
+        dataset, model and paper; :data:`SHAPE_ROWS` of them at least) are written with their
+        edges to the nodes of the other labels of ``records``, one statement row per hub node
+        (:func:`_stars`): the hub node is found once, not once per edge, its properties are
+        sent as a list whose names the statement holds, not as a map per row, and one the
+        graph lacks (one query per batch tells) is created with its edges, which costs a
+        third of a merge; should another writer make it meanwhile, the key's constraint
+        refuses the batch, which is then merged. Every other node is written before, every
+        other edge after (an end the records lack may be in the graph, or not). The graph is
+        the one the plain order leaves (tests/test_store_contract.py).
+
         With ``one_transaction``, all of it goes in one transaction (:meth:`write_many`): one
         round trip instead of one per label and type, for small record sets such as one run's.
         """
-        nodes: dict[str, list[dict]] = defaultdict(list)
-        for node in records.nodes:
-            nodes[node.label].append({"key": node.key, "props": node.props})
-        edges: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
-        for edge in records.edges:
-            edges[(edge.type, edge.src_label, edge.dst_label)].append(
-                {"src": edge.src_key, "dst": edge.dst_key, "props": edge.props}
-            )
         if one_transaction:
+            nodes, edges = _grouped(records)
             statements = [(_node_cypher(label), {"rows": rows}) for label, rows in nodes.items()]
             statements += [(_edge_cypher(*group), {"rows": rows}) for group, rows in edges.items()]
             if statements:
                 self.write_many(statements)
             return
+        counts: dict[str, int] = defaultdict(int)
+        for node in records.nodes:
+            counts[node.label] += 1
+        hub = max(counts, key=counts.__getitem__, default=None)
+        if hub and counts[hub] < SHAPE_ROWS:  # a few nodes: a statement per label and type
+            hub = None
+        nodes, _ = _grouped(Records([n for n in records.nodes if n.label != hub]))
+        keys = list(dict.fromkeys(n.key for n in records.nodes if n.label == hub))
+        stars, rest = _stars(hub, records, {label: {row["key"] for row in rows}
+                                            for label, rows in nodes.items()},
+                             self._existing(hub, keys, batch_size) if hub else set())
         for label, rows in nodes.items():
             self.upsert_nodes(label, rows, batch_size=batch_size)
-        for (rel_type, src, dst), rows in edges.items():
+        for (cypher, merge), rows in stars.items():
+            try:
+                self.write_batches(cypher, rows, batch_size=batch_size)
+            except QueryError:
+                if cypher == merge:
+                    raise
+                # Another writer made one of these nodes since: merge them all (idempotent).
+                self.write_batches(merge, rows, batch_size=batch_size)
+        for (rel_type, src, dst), rows in _grouped(Records(edges=rest))[1].items():
             self.upsert_edges(rel_type, src, dst, rows, batch_size=batch_size)
+
+    def _existing(self, label: str, keys: list, batch_size: int) -> set:
+        """Which of ``keys`` a node of ``label`` has in the graph."""
+        cypher = f"UNWIND $keys AS k MATCH (n:{check_name(label)} {{{key_of(label)}: k}}) RETURN k"
+        return {row["k"] for start in range(0, len(keys), batch_size)
+                for row in self.run(cypher, {"keys": keys[start:start + batch_size]})}
 
     def write_many(self, statements: list[tuple[str, dict]]) -> None:
         """Apply write statements in order as one transaction. Engines override this to
@@ -184,6 +214,132 @@ def batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
             batch = []
     if batch:
         yield batch
+
+
+#: A hub node's properties go as a list when at least this many nodes have the same names
+#: (a statement per set of names), as a map otherwise; a label with fewer nodes is no hub.
+SHAPE_ROWS = 64
+
+
+def _grouped(records: Records) -> tuple[dict[str, list[dict]], dict[tuple, list[dict]]]:
+    """The rows of :meth:`GraphStore.upsert_nodes` per label and of
+    :meth:`GraphStore.upsert_edges` per type and end labels, in the order of ``records``."""
+    nodes: dict[str, list[dict]] = defaultdict(list)
+    for node in records.nodes:
+        nodes[node.label].append({"key": node.key, "props": node.props})
+    edges: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for edge in records.edges:
+        edges[(edge.type, edge.src_label, edge.dst_label)].append(
+            {"src": edge.src_key, "dst": edge.dst_key, "props": edge.props}
+        )
+    return nodes, edges
+
+
+def _stars(hub: str | None, records: Records, written: dict[str, set],
+           existing: set) -> tuple[dict, list]:
+    """Statements with their rows that write the ``hub`` nodes of ``records`` with their
+    edges to the nodes ``written`` before them (label -> keys), and the edges left out.
+    A statement is keyed by itself and the one that merges the same rows: a hub node not
+    among the ``existing`` ones is created, with its properties and edges (it has none yet).
+
+    A hub node's edge of one type, direction and far label is in its row (one per kind: a
+    second one of the same kind to another node is left out, as is an edge whose far end is
+    not among ``written``: a statement matches every far end it names). Rows are grouped by
+    the kinds they hold and by the names of their properties (:data:`SHAPE_ROWS`); a node
+    listed twice is one row, its properties (and those of an edge listed twice) updated in
+    order, as two writes would leave them.
+    """
+    stars: dict[str, dict] = {}  # hub key -> its properties
+    for node in records.nodes:
+        if node.label == hub:
+            props = stars.get(node.key)
+            stars[node.key] = node.props if props is None else {**props, **node.props}
+    # (type, src, dst) -> (hub is src, far keys, hub key -> far key, hub key -> edge props)
+    kinds: dict[tuple, tuple] = {}
+    last: dict[str, tuple] = {}  # by type: the kind of its last edge (one kind per type, mostly)
+    rest = []
+    for edge in records.edges:
+        kind = last.get(edge.type)
+        if kind is None or kind[0] != edge.src_label or kind[1] != edge.dst_label:
+            triple = (edge.type, edge.src_label, edge.dst_label)
+            if (edge.src_label == hub) == (edge.dst_label == hub):
+                rest.append(edge)
+                continue
+            if triple not in kinds:
+                far = edge.dst_label if edge.src_label == hub else edge.src_label
+                kinds[triple] = (edge.src_label == hub, written.get(far, set()), {}, {})
+            kind = last[edge.type] = (edge.src_label, edge.dst_label, *kinds[triple])
+        _, _, out, far_keys, ends, edge_props = kind
+        key, far = (edge.src_key, edge.dst_key) if out else (edge.dst_key, edge.src_key)
+        if key not in stars or far not in far_keys:
+            rest.append(edge)
+            continue
+        found = ends.get(key)
+        if found is None:
+            ends[key] = far
+        elif found != far:
+            rest.append(edge)
+            continue
+        if edge.props:
+            edge_props[key] = {**edge_props.get(key, {}), **edge.props}
+    every = tuple(kinds)
+    partial = [triple for triple in every if len(kinds[triple][2]) < len(stars)]
+    shapes: dict[tuple, list] = defaultdict(list)
+    for key, props in stars.items():
+        held = every if not partial else tuple(
+            t for t in every if t not in partial or key in kinds[t][2])
+        shapes[(held, tuple(props), key not in existing)].append((key, props))
+    out_rows: dict[tuple, list] = defaultdict(list)
+    for (held, names, new), members in shapes.items():
+        listed = len(members) >= SHAPE_ROWS and all(
+            isinstance(n, str) and n and "`" not in n for n in names)
+        ends = [kinds[triple][2] for triple in held]
+        propped = [t for t in held if kinds[t][3] and any(k in kinds[t][3] for k, _ in members)]
+        edge_props = [kinds[triple][3] for triple in propped]
+        merge = _star_cypher(hub, held, names if listed else None, propped, create=False)
+        rows = out_rows[_star_cypher(hub, held, names if listed else None, propped, new), merge]
+        for key, props in members:
+            row = [key, *props.values()] if listed else [key, props]
+            row.extend([by_key[key] for by_key in ends])
+            if edge_props:
+                row.extend([by_key.get(key, {}) for by_key in edge_props])
+            rows.append(row)
+    return out_rows, rest
+
+
+def _star_cypher(hub: str, held: tuple, names: tuple | None, propped: list,
+                 create: bool) -> str:
+    """One hub node with its edges of the kinds ``held``: its key in ``row[0]``, its
+    properties after it by ``names`` (a map in ``row[1]`` when None), then the far ends'
+    keys, then the properties of the edges of the kinds ``propped``. With ``create``, the
+    node and its edges are created (written inline, which costs a third of a SET), else
+    merged."""
+    key = key_of(hub)
+    at = 2 if names is None else 1 + len(names)
+    verb = "CREATE" if create else "MERGE"
+    if names is None:
+        node, sets = f"(n:{check_name(hub)} {{{key}: row[0]}})", "n += row[1]"
+    elif create:  # the key from the properties where they name it, as a SET would leave it
+        inline = {key: "row[0]", **{name: f"row[{i}]" for i, name in enumerate(names, 1)}}
+        node = f"(n:{check_name(hub)} {{{', '.join(f'`{k}`: {v}' for k, v in inline.items())}}})"
+        sets = ""
+    else:
+        node = f"(n:{check_name(hub)} {{{key}: row[0]}})"
+        sets = ", ".join(f"n.`{name}` = row[{i}]" for i, name in enumerate(names, 1))
+    parts = [f"UNWIND $rows AS row {verb} {node}"]
+    if sets:
+        parts.append(f"SET {sets}")
+    if held:
+        parts.append("WITH n, row")
+    for i, (_, src, dst) in enumerate(held):
+        far = dst if src == hub else src
+        parts.append(f"MATCH (e{i}:{check_name(far)} {{{key_of(far)}: row[{at + i}]}})")
+    for i, (rel_type, src, _) in enumerate(held):
+        rel = f"[r{i}:{check_name(rel_type)}]"
+        parts.append(f"{verb} (n)-{rel}->(e{i})" if src == hub else f"{verb} (e{i})-{rel}->(n)")
+    for j, kind in enumerate(propped):
+        parts.append(f"SET r{held.index(kind)} += row[{at + len(held) + j}]")
+    return " ".join(parts)
 
 
 def _node_cypher(label: str) -> str:
