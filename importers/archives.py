@@ -23,12 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ckg.errors import ArchiveTooLarge, InvalidInput, UnsafeArchive
-from importers.files import MAX_BYTES
+from importers.files import COMPLETE_MARK, MAX_BYTES
 
-ZIP_SUFFIXES = (".zip", ".whl")
-TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
-#: The file written last into an extracted folder: its presence means extraction completed.
-COMPLETE_MARK = ".ckg-extracted"
 #: What the zip, tar and decompression modules raise on damaged input (bz2 and gzip raise
 #: OSError; a truncated stream raises EOFError; a zip whose names are flagged UTF-8 and are
 #: not raises UnicodeDecodeError).

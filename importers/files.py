@@ -31,6 +31,12 @@ from ckg.records import Problem
 MAX_BYTES = 1 << 30
 #: Folders whose files are never the source's content, nor a link's target.
 VCS_DIRS = frozenset({".git", ".hg", ".svn"})
+#: The names of archives :mod:`importers.archives` extracts (here, so that telling a source's
+#: kind does not import the zip, tar and compression modules).
+ZIP_SUFFIXES = (".zip", ".whl")
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+#: The file written last into an extracted folder: its presence means extraction completed.
+COMPLETE_MARK = ".ckg-extracted"
 _SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 #: Flags of every open of a source file: a FIFO swapped in after the check does not block

@@ -28,12 +28,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ckg.errors import InvalidInput, NotFound
 from ckg.records import Problem
-from importers.archives import COMPLETE_MARK, TAR_SUFFIXES, ZIP_SUFFIXES, Limits, extract_archive
-from importers.files import VCS_DIRS, walk_entries
+from importers.files import COMPLETE_MARK, TAR_SUFFIXES, VCS_DIRS, ZIP_SUFFIXES, walk_entries
 from importers.git import GIT_URL_PREFIXES, checkout
+
+if TYPE_CHECKING:
+    from importers.archives import Limits
 
 #: Folders never part of a source's content.
 SKIP_DIRS = VCS_DIRS | {"__pycache__"}
@@ -143,7 +146,7 @@ def open_source(
     *,
     ref: str | None = None,
     cache: Path,
-    limits: Limits | None = None,
+    limits: "Limits | None" = None,
 ) -> SourceTree:
     """Make ``location`` readable as a folder and describe where it came from.
 
@@ -189,6 +192,8 @@ def open_source(
         if not path.is_dir():
             raise InvalidInput(f"{path} is neither a folder, a Git repository nor an archive")
         return SourceTree(source_uid(str(path)), str(path), "dir", path)
+    from importers.archives import Limits, extract_archive  # the zip, tar, bz2... modules
+
     digest = file_digest(path)
     root = cache / "archives" / digest[:32]
     if not (root / COMPLETE_MARK).exists():
