@@ -497,7 +497,8 @@ class _Runner:
         from ckg.records import Edge, Records
         from ckg.run.scripts.index import load_index
 
-        scripts = load_index(index)
+        # As invoke loaded it (the same key): read and built once per command, not twice.
+        scripts = load_index(index, prefer=target.source_uid)
 
         uids = {st["id"]: (run_uid if k == 0 else "run-" + uuid.uuid4().hex)
                 for k, st in enumerate(result.steps)}
