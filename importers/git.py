@@ -22,7 +22,6 @@ import json
 import marshal
 import os
 import re
-import stat
 import subprocess
 from pathlib import Path
 
@@ -147,7 +146,7 @@ def _tree_stamp(repo: Path) -> tuple[str, int]:
     """A digest of what git looks at to tell the state of the checkout ``repo``, and the
     newest mtime or ctime of its work tree entries (ns).
 
-    Every entry below ``repo`` but ``.git``: path, mode and inode, and for all but folders
+    Every entry below ``repo`` but ``.git``: path and inode, and for all but folders mode,
     size, mtime and ctime (a folder's content is its listing, here in full); the bytes of
     ``.git/HEAD``, the index and the config; git's own settings (:func:`_git_settings`).
     Entries are taken in the order the folder lists them: another order only misses the
@@ -160,12 +159,12 @@ def _tree_stamp(repo: Path) -> tuple[str, int]:
     while folders:
         with os.scandir(folders.pop()) as listing:
             for entry in listing:
-                info = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(info.st_mode):
-                    entries.append((entry.path, info.st_mode, info.st_ino))
+                if entry.is_dir(follow_symlinks=False):  # the listing's type: no stat
+                    entries.append((entry.path, entry.inode()))
                     if entry.path != git_dir:
                         folders.append(entry.path)
                     continue
+                info = entry.stat(follow_symlinks=False)
                 entries.append((entry.path, info.st_mode, info.st_ino, info.st_size,
                                 info.st_mtime_ns, info.st_ctime_ns))
                 newest = max(newest, info.st_mtime_ns, info.st_ctime_ns)
