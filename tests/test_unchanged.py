@@ -170,6 +170,31 @@ def test_a_run_from_an_unchanged_git_source_spawns_no_git(kg, repo, git_calls):
     assert run["source_dirty"] is False
 
 
+def test_a_script_whose_hooks_ran_leaves_its_checkout_unchanged(kg, tmp_path, git_calls,
+                                                               monkeypatch):
+    """A script's customize.py is imported from the source's copy: Python would leave its
+    __pycache__ there, a change the next run would have git check and clean again."""
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    path = tmp_path / "scripts"
+    folder = path / "script" / "hello-hook"
+    folder.mkdir(parents=True)
+    (folder / "meta.yaml").write_text("alias: hello-hook\nuid: 5c0e0000000000cc\n"
+                                      "automation_alias: script\ntags: [hello, hook]\n")
+    (folder / "customize.py").write_text("def preprocess(i):\n    return {'return': 0}\n")
+    (folder / "run.sh").write_text("#!/bin/bash\necho hooked\n")
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "one")
+    kg.ingest(str(path))
+    for _ in range(2):
+        [done] = kg.run("hello,hook", trust=True).runs
+        assert done.status == "ok"
+    _calls(git_calls)
+    [done] = kg.run("hello,hook", trust=True).runs
+    assert done.status == "ok" and _calls(git_calls) == []
+    assert not list((kg.home / "cache" / "git").rglob("__pycache__"))
+
+
 def test_a_new_or_removed_package_is_noticed(tmp_path, monkeypatch):
     site = tmp_path / "site"
     site.mkdir()

@@ -26,6 +26,9 @@ from ckg.run.scripts.invoke import SECRETS_VARIABLE, can_answer, engine_for
 
 
 def main(argv: list[str]) -> int:
+    # The hooks and automation code imported from a source's copy leave no __pycache__ in
+    # it: a Git checkout that gained files is one git must check and clean again.
+    sys.dont_write_bytecode = True
     # Taken out of the environment: the steps' processes get the values, not the list.
     secrets = tuple(json.loads(os.environ.pop(SECRETS_VARIABLE, "[]")))
     job = json.loads(unseal(Path(argv[1]).read_text(), secrets))
