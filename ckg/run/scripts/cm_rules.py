@@ -7,14 +7,12 @@ MLCFlow's too, :mod:`~ckg.run.scripts.meta` has them.
 
 import copy
 import platform
-import re
 import struct
 import subprocess
 from pathlib import Path
 
 from ckg.run.scripts import meta as rules
 
-_REF = re.compile(r"<<<(.*?)>>>")
 _FALSE = ("no", "off", "false", "0", "")
 _TRUE = ("yes", "on", "true", "1")
 def merge(dst: dict, src: dict) -> dict:
@@ -115,7 +113,7 @@ def update_deps(deps: list, by_name: dict, env: dict) -> None:
         for dep in deps:
             if name not in (dep.get("names") or []):
                 continue
-            _fill_refs(update, env)
+            rules._fill_refs(update, env)  # CM's update_dynamic_env_values
             for key, value in update.items():
                 if key == "tags":
                     have = str(dep.get("tags", "")).split(",")
@@ -131,18 +129,6 @@ def update_deps(deps: list, by_name: dict, env: dict) -> None:
                         dep[key].extend(value)
                 else:
                     dep[key] = value
-
-
-def _fill_refs(values: dict, env: dict) -> None:
-    """CM's ``update_dynamic_env_values``."""
-    for key, value in values.items():
-        if isinstance(value, dict):
-            _fill_refs(value, env)
-        elif isinstance(value, str):
-            for ref in _REF.findall(value):
-                if ref in env:
-                    value = value.replace(f"<<<{ref}>>>", str(env[ref]))
-            values[key] = value
 
 
 def merge_tags_by_name(dst: dict, src: dict) -> None:
