@@ -258,7 +258,7 @@ class KnowledgeGraph:
         return reproduce(self, paper, **options)
 
     def named_query(self, name: str, params: dict | None = None) -> list[dict]:
-        """Run a named query from ``queries/`` (or a ``.cypher`` path) with its parameters."""
+        """Run a named query (one ckg ships, or a ``.cypher`` path) with its parameters."""
         from ckg import queries
 
         return queries.run(self, name, params)

@@ -1,4 +1,4 @@
-"""Named queries: parameterized Cypher files in the repository's ``queries/`` folder.
+"""Named queries: parameterized Cypher files in the package's ``ckg/graph/queries/`` folder.
 
 A named query is a ``.cypher`` file whose leading ``//`` comment is its documentation::
 
@@ -47,8 +47,9 @@ from ckg import metrics
 from ckg.errors import InvalidInput, NotFound, UsageError, did_you_mean
 from importers.papers import paper_uid
 
-#: The repository's queries folder; ``CKG_QUERIES`` (os.pathsep-separated) adds folders.
-QUERIES_DIR = Path(__file__).resolve().parent.parent / "queries"
+#: The queries ckg ships, inside the package so that an installed ckg has them too;
+#: ``CKG_QUERIES`` (os.pathsep-separated) adds folders.
+QUERIES_DIR = Path(__file__).resolve().parent / "graph" / "queries"
 _PARAM_LINE = re.compile(r"^\s+\$?(?P<name>[A-Za-z_]\w*)\s+(?:\((?P<opts>[^)]*)\)\s*)?(?P<doc>.*)$")
 _PARAM_USE = re.compile(r"\$([A-Za-z_]\w*)")
 _NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
@@ -200,7 +201,7 @@ def _strip_strings(cypher: str) -> str:
 
 
 def folders() -> list[Path]:
-    """Where named queries are looked up: ``$CKG_QUERIES`` folders first, then ``queries/``."""
+    """Where named queries are looked up: ``$CKG_QUERIES`` folders, then QUERIES_DIR."""
     extra = [Path(p).expanduser() for p in os.environ.get("CKG_QUERIES", "").split(os.pathsep) if p]
     return [*extra, QUERIES_DIR]
 

@@ -1,4 +1,4 @@
-"""Named queries: header parsing, parameter binding, and every file in queries/ run on both
+"""Named queries: header parsing, parameter binding, and every shipped query run on both
 engines over the same hand-made graph, with answers checked against values worked out here."""
 
 import json

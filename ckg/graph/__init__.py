@@ -1,0 +1,1 @@
+"""Reads of the graph that the CLI, API and web view show."""
