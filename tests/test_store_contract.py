@@ -1,9 +1,11 @@
 """The store contract: every test runs on the embedded FalkorDB engine and on a real Neo4j."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -286,3 +288,37 @@ def test_two_processes_writing_at_once_lose_nothing(store, ckg_home):
     with open_store(uri, home=ckg_home) as reopened:
         rows = reopened.run("MATCH (a:Artifact) RETURN a.w AS w, count(a) AS n ORDER BY w")
     assert rows == [{"w": "left", "n": 2000}, {"w": "right", "n": 2000}]
+
+
+def test_ingest_lock_makes_a_second_writer_wait_and_names_the_holder(store, ckg_home):
+    uri = "embedded" if store.engine == "falkordb" else store.location
+    told: list[str] = []
+    order: list[str] = []
+    arrived = threading.Event()
+
+    def second():
+        with open_store(uri, home=ckg_home) as other, other.ingest_lock(told.append):
+            order.append("second")
+
+    with store.ingest_lock(lambda line: arrived.set()) as held:
+        waiter = threading.Thread(target=second, daemon=True)
+        waiter.start()
+        while not told and waiter.is_alive():
+            waiter.join(0.05)
+        assert told and order == []  # it said why it waits, and waits
+        held.confirm()
+        order.append("first")
+    waiter.join(60)
+    assert order == ["first", "second"] and not arrived.is_set()
+    assert told[0].startswith(
+        f"waiting for another ingest into {store.location} (pid {os.getpid()}"
+    ), told
+
+
+def test_ingest_lock_is_free_again_when_the_block_raises(store):
+    with pytest.raises(RuntimeError, match="boom"), store.ingest_lock(print):
+        raise RuntimeError("boom")
+    told: list[str] = []
+    with store.ingest_lock(told.append) as held:
+        held.confirm()
+    assert told == []

@@ -15,22 +15,10 @@ ingests are serialised per store, each one sees the graph the previous one left,
 result is the graph of some sequential order. Reading and parsing the source happen before
 the lock, so two ingests still parse in parallel.
 
-The lock lives where the store lives, so that every writer of the store shares it:
-
-- embedded FalkorDB (one server per ``CKG_HOME``, only processes of that machine reach it):
-  ``fcntl.flock`` on ``CKG_HOME/ingest.lock``. The kernel drops the lock when its holder
-  exits, however it exits; the holder's pid is written in the file for the wait message.
-- Neo4j (one server, clients on any number of machines): a file lock would only exclude
-  processes of one machine, so the lock is in the graph. The holder opens a transaction
-  and writes the ``IngestLock {uid: "ingest"}`` node (unique by constraint
-  ``ingest_lock_uid``), and keeps that transaction open while it ingests: Neo4j keeps the
-  node's write lock until the transaction ends, and makes any other writer of that node
-  wait. When the holder dies, its connection closes and the server rolls the transaction
-  back, which frees the lock; there is no lease to expire under a slow holder. A second
-  node, ``IngestLock {uid: "ingest:holder"}``, carries the holder's pid and host for the
-  wait message. Should the server end the lock's transaction early (a
-  ``db.transaction.timeout``, a restart), :meth:`Held.confirm` fails before the source is
-  marked complete, so the next ingest re-reads it whole.
+The lock lives where the store lives, so that every writer of the store shares it: each
+engine keeps its own (:meth:`ckg.store.GraphStore.ingest_lock`, :mod:`ckg.store.lock`).
+Should a Neo4j server end the lock's transaction early, :meth:`Held.confirm` fails before
+the source is marked complete, so the next ingest re-reads it whole.
 
 An ingest that writes nothing does not take the lock, unless entries of its source are
 still missing and an artifact now in the graph carries their tags (:func:`resolvable`, one
@@ -43,20 +31,17 @@ since, an unchanged re-ingest pays one query over the ``Source`` nodes instead o
 of the artifacts.
 """
 
-import fcntl
 import hashlib
 import json
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
-from ckg.errors import CkgError, StoreUnavailable
 from ckg.records import Dependency, Edge, Records
 from ckg.store.base import BATCH_SIZE
+from ckg.store.lock import Held
 
 #: Fields of a dependency entry kept on its DEPENDS_ON edges and UnresolvedDependency node.
 DEP_FIELDS = (
@@ -70,14 +55,6 @@ DEP_FIELDS = (
     "version_min",
     "version_max",
 )
-#: The embedded engine's lock file, in its ``CKG_HOME``.
-LOCK_FILE = "ingest.lock"
-#: Seconds a Neo4j ingest waits for the lock before it says who holds it.
-NOTICE_AFTER = 0.5
-_LOCK_KEY = "ingest"
-_HOLDER_KEY = "ingest:holder"
-# Not "ckg_...": those names are the graph model's constraints (ckg.schema.NODE_KEYS).
-_LOCK_CONSTRAINT = "ingest_lock_uid"
 _FIELDS_OF_U = ", ".join(f"u.{f} AS {f}" for f in DEP_FIELDS)
 
 _CANDIDATES = (
@@ -373,18 +350,6 @@ def count_resolution(store, summary) -> list[Dependency]:
 # --- the store's ingest lock ------------------------------------------------------------
 
 
-class Held:
-    """The ingest lock, held: :meth:`confirm` checks it is still held.
-
-    ``reentered`` is true in a nested :func:`write_lock` of a thread that holds it already.
-    """
-
-    reentered = False
-
-    def confirm(self) -> None:
-        """Raise :class:`StoreUnavailable` if the lock was lost (a file lock never is)."""
-
-
 class _Reentered(Held):
     reentered = True
 
@@ -411,8 +376,7 @@ def write_lock(store, tell: Callable[[str], None] = notice) -> Iterator[Held]:
     Parameters
     ----------
     store : GraphStore
-        The embedded engine locks ``CKG_HOME/ingest.lock`` with ``fcntl.flock``; Neo4j locks
-        a node of the graph (see the module's docstring).
+        Its :meth:`~ckg.store.GraphStore.ingest_lock` is taken.
     tell : callable
         Called once with ``waiting for another ingest into <where> (pid N) ...`` when the
         lock is held by another process.
@@ -437,104 +401,9 @@ def write_lock(store, tell: Callable[[str], None] = notice) -> Iterator[Held]:
     if key in _HELD:
         yield _Reentered(_HELD[key])
         return
-    lock = _file_lock(Path(store.location), tell) if store.engine == "falkordb" else None
-    with lock or _graph_lock(store, tell) as held:
+    with store.ingest_lock(tell) as held:
         _HELD[key] = held
         try:
             yield held
         finally:
             del _HELD[key]
-
-
-def _waiting(where: str, pid, host: str | None = None) -> str:
-    holder = f"pid {pid or '?'}" + (f" on {host}" if host else "")
-    return f"waiting for another ingest into {where} ({holder}) ..."
-
-
-@contextmanager
-def _file_lock(home: Path, tell) -> Iterator[Held]:
-    try:
-        fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        raise StoreUnavailable(f"cannot open {home / LOCK_FILE}: {exc.strerror}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            tell(_waiting(str(home), os.pread(fd, 32, 0).decode(errors="replace").strip()))
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield Held()
-    finally:
-        os.close(fd)  # releases the lock
-
-
-class _GraphHeld(Held):
-    def __init__(self, tx, token: str, where: str):
-        self.tx, self.token, self.where = tx, token, where
-
-    def confirm(self) -> None:
-        try:
-            rows = self.tx.run(
-                "MATCH (l:IngestLock {uid: $k}) RETURN l.token AS token", {"k": _LOCK_KEY}
-            )
-        except CkgError:
-            rows = None
-        if not rows or rows[0]["token"] != self.token:
-            raise StoreUnavailable(
-                f"the ingest lock on {self.where} was lost (its transaction ended); "
-                "the source is left incomplete: ingest it again"
-            )
-
-
-@contextmanager
-def _graph_lock(store, tell) -> Iterator[Held]:
-    import socket
-
-    if not store.run(
-        "SHOW CONSTRAINTS YIELD name WHERE name = $n RETURN name", {"n": _LOCK_CONSTRAINT}
-    ):
-        store.write(
-            f"CREATE CONSTRAINT {_LOCK_CONSTRAINT} IF NOT EXISTS "
-            "FOR (l:IngestLock) REQUIRE l.uid IS UNIQUE"
-        )
-    token = os.urandom(8).hex()
-    timer = threading.Timer(NOTICE_AFTER, _tell_holder, (store, tell))
-    timer.daemon = True
-    timer.start()
-    try:
-        with store.transaction() as tx:
-            # Waits here while another transaction holds the node: that wait is the lock.
-            tx.run("MERGE (l:IngestLock {uid: $k}) SET l.token = $t", {"k": _LOCK_KEY, "t": token})
-            timer.cancel()
-            holder = {"pid": os.getpid(), "host": socket.gethostname(), "token": token}
-            store.write(_SET_HOLDER, {"k": _HOLDER_KEY, "props": holder})
-            try:
-                yield _GraphHeld(tx, token, store.location)
-            finally:
-                try:
-                    store.write(
-                        "MATCH (h:IngestLock {uid: $k, token: $t}) SET h.pid = null, h.host = null",
-                        {"k": _HOLDER_KEY, "t": token},
-                    )
-                except CkgError:
-                    pass  # only the wait message of the next ingest reads it
-    finally:
-        timer.cancel()
-
-
-_SET_HOLDER = "MERGE (h:IngestLock {uid: $k}) SET h += $props"
-
-
-def _tell_holder(store, tell) -> None:
-    """The lock's holder, as its committed holder node says (best effort, in a timer)."""
-    try:
-        rows = store.run(
-            "MATCH (h:IngestLock {uid: $k}) RETURN h.pid AS pid, h.host AS host",
-            {"k": _HOLDER_KEY},
-        )
-    except Exception:  # a notice from a timer thread: never an error of the ingest
-        rows = []
-    row = rows[0] if rows else {}
-    tell(_waiting(store.location, row.get("pid"), row.get("host")))

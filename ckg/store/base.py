@@ -1,19 +1,21 @@
 """The one interface every part of ckg uses to reach the graph.
 
 Engines implement the core (:meth:`run`, :meth:`write`, :meth:`transaction`,
-:meth:`ensure_schema`, :meth:`close`); everything else is written once here on top of it.
+:meth:`ensure_schema`, :meth:`ingest_lock`, :meth:`close`); everything else is written once
+here on top of it.
 Rows come back as plain dicts of primitives, lists and dicts (nodes become dicts of their
 properties), never as driver objects.
 """
 
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 
 from ckg.errors import QueryError
 from ckg.records import Records
 from ckg.schema import NODE_KEYS, check_name, key_of
+from ckg.store.lock import Held
 
 #: Rows per UNWIND batch. Measured with bench/store_bench.py: throughput on both engines
 #: stops improving past a few thousand rows, and larger batches only cost memory.
@@ -61,6 +63,20 @@ class GraphStore(ABC):
     @abstractmethod
     def ensure_schema(self) -> None:
         """Create a uniqueness constraint or unique index for every key in ``NODE_KEYS``."""
+
+    @abstractmethod
+    def ingest_lock(self, tell: Callable[[str], None]) -> AbstractContextManager[Held]:
+        """Hold the store's ingest lock for the block, shared by every writer of the store.
+
+        Waits while another holder has it, calling ``tell`` once with ``waiting for another
+        ingest into <location> (pid N) ...``. Each engine keeps it where all its writers
+        see it (:mod:`ckg.store.lock`). Not reentrant: a second one in the same thread
+        waits for ever (:func:`ckg.ingest.write.write_lock` nests).
+
+        Raises :class:`ckg.errors.StoreUnavailable` when the lock cannot be taken; the
+        yielded :class:`~ckg.store.lock.Held`'s ``confirm()`` raises it once the lock
+        was lost.
+        """
 
     @abstractmethod
     def close(self) -> None:

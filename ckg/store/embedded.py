@@ -11,6 +11,7 @@ from pathlib import Path
 from ckg.errors import QueryError, StoreUnavailable
 from ckg.schema import NODE_KEYS, check_params
 from ckg.store.base import BATCH_SIZE, GraphStore, Transaction, batches
+from ckg.store.lock import file_lock
 from ckg.store.resp import CompactDecoder, Connection, ReplyError, cypher_literal, reply_error
 from ckg.store.server import connect, reply_timeout, stop_server
 
@@ -109,6 +110,11 @@ class EmbeddedStore(GraphStore):
                 if "already exists" not in str(exc):
                     raise
         self._call("SET", marker, SCHEMA_VERSION)
+
+    def ingest_lock(self, tell):
+        """``fcntl.flock`` on ``home/ingest.lock``: one server per home, reached from this
+        machine only (:func:`ckg.store.lock.file_lock`)."""
+        return file_lock(self.home, tell)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -23,6 +23,7 @@ from ckg import __version__, config
 from ckg.errors import QueryError, StoreUnavailable, UsageError
 from ckg.schema import NODE_KEYS, check_name, check_params
 from ckg.store.base import GraphStore, Transaction
+from ckg.store.lock import LOCK_CONSTRAINT, graph_lock
 
 # The driver logs failures (e.g. "Unable to retrieve routing information") with no handler
 # of its own, so Python would print them to stderr beside ckg's one-line error. A null
@@ -192,6 +193,23 @@ class Neo4jStore(GraphStore):
             # covers another process creating the same constraint meanwhile.
             self.write(
                 f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) REQUIRE n.{key} IS UNIQUE"
+            )
+
+    def ingest_lock(self, tell):
+        """The write lock of a node held by an open transaction: clients on any machine
+        share it, and the server frees it when its holder's connection ends
+        (:func:`ckg.store.lock.graph_lock`)."""
+        self._ensure_lock_schema()
+        return graph_lock(self, tell)
+
+    def _ensure_lock_schema(self) -> None:
+        """Make the ingest lock's node unique (one look first: it exists but the first time)."""
+        if not self.run(
+            "SHOW CONSTRAINTS YIELD name WHERE name = $n RETURN name", {"n": LOCK_CONSTRAINT}
+        ):
+            self.write(
+                f"CREATE CONSTRAINT {LOCK_CONSTRAINT} IF NOT EXISTS "
+                "FOR (l:IngestLock) REQUIRE l.uid IS UNIQUE"
             )
 
     def close(self) -> None:
