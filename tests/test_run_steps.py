@@ -5,6 +5,7 @@ import pytest
 
 from ckg.errors import InvalidInput, RunFailed, UsageError
 from ckg.run import steps, workflow
+from importers import ckgyaml
 
 
 def _prepare(fmt, meta, folder, workdir, **kw):
@@ -45,18 +46,18 @@ def test_workflow_command_is_rendered_with_quoted_params(tmp_path):
 
 def test_check_meta_rejects_undeclared_template_and_grid_names():
     with pytest.raises(InvalidInput, match=r"w/ckg.yaml: run uses \{k\}, which is not in params"):
-        workflow.check_meta({"alias": "a", "run": "echo {k}"}, "w/ckg.yaml")
+        ckgyaml.check_meta({"alias": "a", "run": "echo {k}"}, "w/ckg.yaml")
     with pytest.raises(InvalidInput, match="grid names z, not in params"):
-        workflow.check_meta(
+        ckgyaml.check_meta(
             {"alias": "a", "run": "echo {k}", "params": {"k": 1}, "grid": {"z": [1]}}, "f"
         )
-    warnings = workflow.check_meta({"alias": "a", "run": "true", "colour": 1}, "f")
+    warnings = ckgyaml.check_meta({"alias": "a", "run": "true", "colour": 1}, "f")
     assert warnings == ["f: unknown key 'colour'"]
 
 
 def test_grid_expands_lists_of_products_in_order():
     grid = [{"model": ["a", "b"], "C": [1, 2]}, {"model": "knn"}]
-    assert list(workflow.expand_grid(grid)) == [
+    assert list(ckgyaml.expand_grid(grid)) == [
         {"model": "a", "C": 1},
         {"model": "a", "C": 2},
         {"model": "b", "C": 1},

@@ -14,9 +14,9 @@ from dataclasses import replace
 from ckg.cluster import certs as cluster_certs
 from ckg.cluster import resources
 from ckg.errors import RunFailed, UsageError
-from ckg.run import workflow
 from ckg.run.runner import ARTIFACT_INFO, Options, Report, RunResult, experiment_node
 from ckg.run.runner import run as run_here
+from importers.ckgyaml import expand_grid
 
 #: With --cluster, the grid axis that names the workers' label or platform field, per point.
 PLATFORM_AXIS = "platform"
@@ -45,7 +45,7 @@ def task_specs(kg, target: str, options: Options, scheduler: str,
                          "its own trust list allows")
     if options.dry_run:
         raise UsageError("--dry-run does not apply with --cluster: each worker plans for itself")
-    points = list(workflow.expand_grid(options.grid)) if options.grid else [{}]
+    points = list(expand_grid(options.grid)) if options.grid else [{}]
     # The grid axis `platform` picks workers; every other axis is the target's parameter.
     wanted = [point.pop(PLATFORM_AXIS, None) for point in points]
     distinct = [json.loads(p) for p in dict.fromkeys(json.dumps(p, sort_keys=True)

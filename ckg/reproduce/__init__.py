@@ -16,21 +16,15 @@ runner records ``(Run)-[:REPRODUCES]->(Result)`` when it records the run
 (:class:`Reproduces`). The named queries ``paper-vs-reproduced`` and ``unreproduced-results``
 compare through those edges.
 
-Modules: :mod:`~ckg.reproduce.claims` (declarations parsed and resolved to Result uids, with
-the matching rules; the runner's :class:`~ckg.reproduce.claims.Reproduces`) and
-:mod:`~ckg.reproduce.paper` (``ckg reproduce PAPER``).
+Modules: :mod:`importers.reproduces` (declarations parsed, no graph),
+:mod:`~ckg.reproduce.claims` (declarations resolved to Result uids, with the matching rules;
+the runner's :class:`~ckg.reproduce.claims.Reproduces`) and :mod:`~ckg.reproduce.paper`
+(``ckg reproduce PAPER``).
 """
 
-from ckg.reproduce.claims import (
-    FIELDS,
-    Reproduces,
-    check_block,
-    for_target,
-    parse_block,
-    parse_declaration,
-    resolve,
-)
+from ckg.reproduce.claims import Reproduces, for_target, resolve
 from ckg.reproduce.paper import Reproduction, paper_key, reproduce
+from importers.reproduces import FIELDS, check_block, parse_block, parse_declaration
 
 __all__ = [
     "FIELDS",

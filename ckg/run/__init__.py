@@ -3,7 +3,7 @@
 Modules, from the outside in: :mod:`~ckg.run.runner` (plan, grid, cache, repeats),
 :mod:`~ckg.run.steps` (a workflow step's command and environment, ``tmp-run-env.out``),
 :mod:`~ckg.run.scripts` (MLC and CM scripts with MLCFlow's semantics),
-:mod:`~ckg.run.workflow` (``ckg.yaml`` and grids), :mod:`~ckg.run.notebook` (a Jupyter
+:mod:`~ckg.run.workflow` (``--grid`` and ``--env`` values), :mod:`~ckg.run.notebook` (a Jupyter
 notebook executed with its parameters injected), :mod:`~ckg.run.container` (``docker run``
 commands, ``--in-container``), :mod:`~ckg.run.execute` (one subprocess in
 its own process group, timeout, CPU time, peak memory), :mod:`~ckg.run.measure` (statistics,
@@ -12,7 +12,7 @@ energy meters, result files), :mod:`~ckg.run.platform` (the host's fingerprint),
 before the graph; recovery) and :mod:`~ckg.run.trust` (trusted sources, step cache).
 
 ``run``, ``Options``, ``Report`` and ``RunResult`` are imported on first use, so that the
-ingest stage can read ``ckg.yaml`` through :mod:`~ckg.run.workflow` without loading the
+CLI can parse ``--grid`` and ``--env`` through :mod:`~ckg.run.workflow` without loading the
 runner.
 """
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from ckg.errors import NotFound
-from ckg.run.workflow import FILENAME
+from importers.ckgyaml import FILENAME
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sklearn-digits"
 

@@ -22,10 +22,11 @@ from pathlib import Path
 from ckg import redact
 from ckg.errors import RunFailed, StoreUnavailable, UsageError
 from ckg.records import Node
-from ckg.run import journal, provenance, record, steps, trust, workflow
+from ckg.run import journal, provenance, record, steps, trust
 from ckg.run.execute import Outcome, execute
 from ckg.run.measure import EnergyMeter, Figure, canonical_metrics, result_metrics
 from ckg.run.platform import detect_cached, platform_node
+from importers.ckgyaml import expand_grid
 
 LOG_NAME = "ckg-run.log"
 #: Formats of artifacts a step needs without executing them: Python packages, images.
@@ -238,7 +239,7 @@ class _Runner:
         if not grid:
             return [{}]
         known = _parameters(step)
-        for point in workflow.expand_grid(grid):
+        for point in expand_grid(grid):
             unknown = sorted(set(point) - set(known))
             if unknown:
                 names = ", ".join(sorted(known)) or "none"
@@ -246,7 +247,7 @@ class _Runner:
                     f"--grid: {', '.join(unknown)} is not a parameter of {step.alias} "
                     f"(its parameters: {names})"
                 )
-        return list(workflow.expand_grid(grid))
+        return list(expand_grid(grid))
 
     def _preflight(self, plan) -> None:
         allowed = trust.trusted(self.home)

@@ -1,7 +1,7 @@
 """Turn one planned ``ckg`` workflow step into a command and an environment, and read back
 what it exports.
 
-A ``ckg`` workflow (:mod:`ckg.run.workflow`) runs its ``run`` template filled with the
+A ``ckg`` workflow (:mod:`importers.ckgyaml`) runs its ``run`` template filled with the
 step's parameters, in the run's working folder, with the planner's env, what its
 dependencies exported and ``--env``. After a step succeeds, ``tmp-run-env.out`` in its
 working folder (``KEY=VALUE`` lines; ``+KEY=VALUE`` prepends to a path list) is read and,
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ckg.errors import RunFailed
-from ckg.run import workflow
+from importers.ckgyaml import render
 
 ENV_OUT = "tmp-run-env.out"
 RUNNABLE = ("ckg", "cm", "mlc", "notebook")
@@ -115,7 +115,7 @@ def prepare(
     set_env.update({k: _text(v) for k, v in (meta.get("env") or {}).items()})
     values = {**(meta.get("params") or {}), **params}
     values.update(python=sys.executable, artifact_dir=str(artifact_dir), workdir=str(workdir))
-    command = workflow.render(meta["run"], values)
+    command = render(meta["run"], values)
     set_env.update(user_env)
     timeout = meta.get("timeout")
     return Prepared(command, set_env, float(timeout) if timeout else None)
