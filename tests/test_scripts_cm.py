@@ -10,9 +10,11 @@ key for key; values that are paths inside either tool's own cache or work folder
 compared with those folders replaced by a placeholder.
 
 The targets include CM scripts whose ``customize.py`` use ``automation.cmind``: its logger
-(``detect-cpu``, and every script that depends on it), ``download_file`` of the utils
-automation (``download-file`` from a real HTTP server on this host), and cmind's
-module-level ``access`` removing cache entries (``clean-nvidia-mlperf-inference-scratch-space``).
+(``detect-cpu``, and ``get-cmake`` and ``benchmark-program`` that depend on it), ``access``
+of the utils automation's ``download_file`` (``download-file`` from a real HTTP server on this
+host; ``get-sys-utils-min``) and ``system`` (``dump-pip-freeze``), and cmind's module-level
+``access`` removing cache entries (``clean-nvidia-mlperf-inference-scratch-space``). Some run
+again as a user runs them: the ``ckg`` console script as a process, with mlcr's command line.
 """
 
 import functools
@@ -225,6 +227,26 @@ def ckg_cli(world, args: list[str], cwd: Path, home_dir: Path, **options):
     env.pop("CM_REPOS")  # a user of ckg alone: CM's default is ~/CM
     return subprocess.run([str(world["bin"] / "ckg"), *args], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=CM_TIMEOUT_S, **options)
+
+
+#: through the ``ckg`` console script: detect-os, and two whose customize.py call
+#: ``automation.cmind`` (its logger; its ``access`` of the utils automation's ``system``)
+CLI_TARGETS = [t for t in TARGETS if t[0] in ("detect-os", "detect-cpu", "pip-freeze")]
+
+
+@pytest.mark.parametrize("name, tags, env, inputs", CLI_TARGETS, ids=[t[0] for t in CLI_TARGETS])
+def test_the_ckg_command_gives_cms_new_env(world, tmp_path, name, tags, env, inputs):
+    code, expected = cm_run(world, name, tags, env, inputs)
+    assert code == 0 and expected, f"cm run script {tags} failed (exit {code})"
+    home_dir = tmp_path / "home"
+    home_dir.mkdir()
+    args = ["run", f"--tags={tags}", "-j", "--quiet", "--no-cache"]
+    args += [f"--env.{k}={v}" for k, v in env.items()] + [f"--{k}={v}" for k, v in inputs.items()]
+    done = ckg_cli(world, args, tmp_path, home_dir, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-500:]
+    [run] = json.loads(done.stdout)["runs"]
+    assert run["status"] == "ok"
+    assert normalized(run["new_env"], roots(world)) == normalized(expected["new_env"], roots(world))
 
 
 def _entry_tags(home: Path, script: str) -> list[set]:
