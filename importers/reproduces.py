@@ -3,7 +3,7 @@
 A block (in ``ckg.yaml`` or a CM/MLC ``_cm.yaml`` / ``meta.yaml``) is a list of mappings,
 each naming a published result by its ``result`` uid or by some of :data:`FIELDS`, with the
 ``params`` a run must have to reproduce it. What these entries name in the graph, and which
-runs reproduce them, is :mod:`ckg.reproduce.claims`.
+runs reproduce them, is :mod:`ckg.run.reproduces`.
 """
 
 import re

@@ -17,13 +17,13 @@ runner records ``(Run)-[:REPRODUCES]->(Result)`` when it records the run
 compare through those edges.
 
 Modules: :mod:`importers.reproduces` (declarations parsed, no graph),
-:mod:`~ckg.reproduce.claims` (declarations resolved to Result uids, with the matching rules;
-the runner's :class:`~ckg.reproduce.claims.Reproduces`) and :mod:`~ckg.reproduce.paper`
-(``ckg reproduce PAPER``).
+:mod:`ckg.run.reproduces` (declarations resolved to Result uids before a run, with the
+matching rules; the runner's :class:`~ckg.run.reproduces.Reproduces`) and
+:mod:`~ckg.reproduce.paper` (``ckg reproduce PAPER``).
 """
 
-from ckg.reproduce.claims import Reproduces, for_target, resolve
 from ckg.reproduce.paper import Reproduction, paper_key, reproduce
+from ckg.run.reproduces import Reproduces, for_target, resolve
 from importers.reproduces import FIELDS, check_block, parse_block, parse_declaration
 
 __all__ = [

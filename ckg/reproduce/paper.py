@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass, field
 
 from ckg.errors import NotFound, did_you_mean
-from ckg.reproduce.claims import resolve
+from ckg.run.reproduces import resolve
 from importers.reproduces import parse_block
 
 _PAPER = "MATCH (p:Paper {uid: $paper}) RETURN p.uid AS uid, p.title AS title"

@@ -8,7 +8,8 @@ notebook executed with its parameters injected), :mod:`~ckg.run.container` (``do
 commands, ``--in-container``), :mod:`~ckg.run.execute` (one subprocess in
 its own process group, timeout, CPU time, peak memory), :mod:`~ckg.run.measure` (statistics,
 energy meters, result files), :mod:`~ckg.run.platform` (the host's fingerprint),
-:mod:`~ckg.run.record` (Run and Measurement records), :mod:`~ckg.run.journal` (on disk
+:mod:`~ckg.run.record` (Run and Measurement records), :mod:`~ckg.run.reproduces`
+(the published results a run reproduces), :mod:`~ckg.run.journal` (on disk
 before the graph; recovery) and :mod:`~ckg.run.trust` (trusted sources, step cache).
 
 ``run``, ``Options``, ``Report`` and ``RunResult`` are imported on first use, so that the

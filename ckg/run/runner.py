@@ -22,7 +22,7 @@ from pathlib import Path
 from ckg import redact
 from ckg.errors import RunFailed, StoreUnavailable, UsageError
 from ckg.records import Node
-from ckg.run import journal, provenance, record, steps, trust
+from ckg.run import journal, provenance, record, reproduces, steps, trust
 from ckg.run.execute import Outcome, execute
 from ckg.run.measure import EnergyMeter, Figure, canonical_metrics, result_metrics
 from ckg.run.platform import detect_cached, platform_node
@@ -192,11 +192,9 @@ class _Runner:
         target_step = _target_step(first)
         fmt = target_step.format
         points = self._grid_points(target_step)
-        # What each target run reproduces (ckg/reproduce/), resolved before anything runs.
-        from ckg import reproduce
-
-        self.reproduces = reproduce.for_target(self.kg.store, target_step,
-                                               self.options.reproduces)
+        # What each target run reproduces, resolved before anything runs.
+        self.reproduces = reproduces.for_target(self.kg.store, target_step,
+                                                self.options.reproduces)
         self.platform = platform_node(detect_cached(self.home))
         self.experiment = self._experiment_node(target_step, points)
         report = Report(self.experiment.key, target_step.alias)

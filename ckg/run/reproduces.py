@@ -1,5 +1,6 @@
-"""What a run reproduces: ``--reproduces`` texts and ``reproduces:`` blocks, resolved to
-``Result`` uids, and the ``REPRODUCES`` edges the runner writes (:class:`Reproduces`).
+"""What a run reproduces: ``--reproduces`` texts and ``reproduces:`` blocks
+(:mod:`importers.reproduces`), resolved to ``Result`` uids before anything runs, and the
+``REPRODUCES`` edges the runner writes (:class:`Reproduces`).
 
 Matching rules, here and in the named queries: a spec's fields must all agree with the Result
 (task, dataset and model ignoring case; ``paper`` as :func:`importers.papers.paper_uid` keys
