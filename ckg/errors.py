@@ -52,6 +52,43 @@ class QueryError(CkgError):
     """The database engine refused a Cypher statement; the message is the engine's."""
 
 
+class MissingExtra(CkgError):
+    """A command needs packages that only one of ckg's extras installs (``ckg[serve]``)."""
+
+
+def require_extra(extra: str, *modules: str, what: str) -> None:
+    """Refuse, in one line naming the extra to install, when a module of ``modules`` is absent.
+
+    Looks the modules up without importing them, so the check costs no import time.
+
+    Parameters
+    ----------
+    extra : str
+        The extra of ckg's ``pyproject.toml`` that brings the modules (``serve``).
+    *modules : str
+        Top-level module names, as imported (``sklearn``, not ``scikit-learn``).
+    what : str
+        What needs them, to start the message with (``ckg serve``).
+
+    Raises
+    ------
+    MissingExtra
+        Naming the first missing module and the ``pip install`` command that brings it.
+
+    Examples
+    --------
+    >>> require_extra("demo", "json", what="ckg demo")
+    >>> require_extra("demo", "json", "no_such_module", what="ckg demo")
+    Traceback (most recent call last):
+    ckg.errors.MissingExtra: ckg demo needs no_such_module: pip install 'ckg[demo]'
+    """
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtra(f"{what} needs {module}: pip install 'ckg[{extra}]'")
+
+
 def did_you_mean(name: str, names, *, cutoff: float = 0.6) -> str:
     """A hint naming up to three of ``names`` close to ``name`` (same letters in another case
     included), to end a NotFound message with; ``""`` when none is close.

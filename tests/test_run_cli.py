@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ckg.run.demo import EXAMPLE
+
 CKG = str(Path(sys.executable).with_name("ckg"))
 
 
@@ -81,8 +83,7 @@ def test_db_recover_reports_nothing_to_do_on_a_complete_graph(workflow):
 
 
 def test_the_missions_image_classifier_command_targets_the_example_by_tag(ckg_home):
-    example = Path(__file__).resolve().parents[1] / "examples" / "sklearn-digits"
-    _ckg("ingest", str(example))
+    _ckg("ingest", str(EXAMPLE))
     done = _ckg("run", "image-classifier", "--grid", "model=knn,logreg", "--dry-run")
     assert "# sklearn-digits  [model=knn]" in done.stdout
     assert "# sklearn-digits  [model=logreg]" in done.stdout

@@ -1,17 +1,18 @@
 """``ckg demo``: the example workload, ingested, run over its grid and recorded.
 
-The example is ``examples/sklearn-digits`` of ckg's source tree: scikit-learn classifiers
-on the digits set that ships with scikit-learn, so it runs offline on any CPU.
+The example is ``ckg/run/demo_example``, inside the package so that an installed ckg has
+it: scikit-learn classifiers on the digits set that ships with scikit-learn (the ``demo``
+extra), so it runs offline on any CPU.
 """
 
 from pathlib import Path
 
 import yaml
 
-from ckg.errors import NotFound
+from ckg.errors import NotFound, require_extra
 from importers.ckgyaml import FILENAME
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sklearn-digits"
+EXAMPLE = Path(__file__).resolve().with_name("demo_example")
 
 
 def run_demo(kg, path: str | Path | None = None, progress=None):
@@ -24,7 +25,11 @@ def run_demo(kg, path: str | Path | None = None, progress=None):
     ------
     NotFound
         When the folder holds no ``ckg.yaml``.
+    MissingExtra
+        When the example is to run without scikit-learn installed.
     """
+    if path is None:
+        require_extra("demo", "sklearn", what="ckg demo")
     folder = Path(path).expanduser().resolve() if path else EXAMPLE
     meta_file = folder / FILENAME
     if not meta_file.is_file():
