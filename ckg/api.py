@@ -51,6 +51,22 @@ class KnowledgeGraph:
         with config.private_files():
             return run(self, target, Options(**options), progress)
 
+    @staticmethod
+    def runs_front(runs, objectives) -> list:
+        """The runs of a :meth:`run` report on the Pareto front of ``objectives`` (two or
+        more metric names the registry gives a direction), best first by the first; nothing
+        is written (:func:`ckg.frontier.runs_front`; :meth:`pareto` ranks recorded runs).
+
+        Examples
+        --------
+        >>> report = kg.run("sklearn-digits", grid={"model": ["knn", "svm"]})  # doctest: +SKIP
+        >>> [r.params for r in kg.runs_front(report.runs, "accuracy,latency")]  # doctest: +SKIP
+        [{'model': 'svm'}]
+        """
+        from ckg.frontier import runs_front
+
+        return runs_front(runs, objectives)
+
     def run_on_cluster(self, target: str, scheduler: str, *, platform=(), certs=None,
                        insecure: bool = False, progress=None, **options):
         """:meth:`run` with each grid point a task of the Dask ``scheduler``

@@ -35,7 +35,14 @@ import numpy as np
 
 from ckg import metrics
 from ckg.errors import InvalidInput, NotFound, UsageError, did_you_mean
-from ckg.pareto import Objective, front_table, hypervolume, no_direction, parse_objectives
+from ckg.pareto import (
+    Objective,
+    front_table,
+    hypervolume,
+    no_direction,
+    pareto_ranks,
+    parse_objectives,
+)
 
 SOURCES = ("runs", "papers", "all")
 
@@ -97,6 +104,92 @@ class Front:
         """The table as plain dicts (``uids`` left out), for printing or JSON."""
         frame = self.table.drop(columns=["uids"])
         return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def run_objectives(spec: str | list[str]) -> tuple[str, ...]:
+    """The metrics of a front over one run's results, checked before anything runs.
+
+    Parameters
+    ----------
+    spec : str or list of str
+        ``"accuracy,latency"`` or a list of metric names, each one the metric registry
+        gives a direction (:func:`ckg.metrics.get`): a misspelt one would otherwise be
+        refused only after the whole grid ran.
+
+    Returns
+    -------
+    tuple of str
+        The names, stripped, in order.
+
+    Raises
+    ------
+    UsageError
+        Fewer than two names, or a name with no known direction (the message names the
+        known ones that come close).
+
+    Examples
+    --------
+    >>> run_objectives("accuracy, latency")
+    ('accuracy', 'latency')
+    """
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = tuple(n.strip() for n in items if n.strip())
+    if len(names) < 2:
+        raise UsageError(f"--pareto expects at least two metrics, OBJ1,OBJ2; got {spec!r}")
+    for name in names:
+        metric = metrics.get(name)
+        if metric is None or metric.direction is None:
+            known = sorted(m.name for m in metrics.registry() if m.direction)
+            raise UsageError(
+                f"--pareto: {name!r} is not a metric with a known direction"
+                f"{did_you_mean(name, known)}; add it to a metrics.yaml, or rank the runs "
+                f"afterwards with ckg pareto {name}:min or {name}:max"
+            )
+    return names
+
+
+def runs_front(runs: list, objectives: str | list[str]) -> list:
+    """The runs of one ``ckg run`` on the Pareto front of ``objectives``, best first.
+
+    Pure: nothing is read from or written to the graph (:func:`pareto` ranks recorded
+    runs and writes the front back).
+
+    Parameters
+    ----------
+    runs : list of ckg.run.RunResult
+        A report's runs; those whose ``status`` is not ``ok`` are left out.
+    objectives : str or list of str
+        As :func:`run_objectives` takes them; directions come from the metric registry.
+
+    Returns
+    -------
+    list of ckg.run.RunResult
+        The runs on front 1, sorted by the first objective, best first. A run without a
+        value for some objective is on no front.
+
+    Raises
+    ------
+    UsageError
+        See :func:`run_objectives`; also an objective none of the ``ok`` runs measured
+        (the message names those they have).
+    """
+    names = run_objectives(objectives)
+    ok = [r for r in runs if r.status == "ok"]
+    present = sorted({m for r in ok for m in r.metrics})
+    directions = []
+    for name in names:
+        if name not in present:
+            raise UsageError(
+                f"--pareto: {name!r} is not a measured metric with a known direction; "
+                f"these runs have: {', '.join(present) or 'none'}"
+            )
+        directions.append(metrics.get(name).direction)
+    values = np.array([[r.metrics.get(n, np.nan) for n in names] for r in ok], dtype=float)
+    ranks = pareto_ranks(values, directions) if ok else np.array([], dtype=int)
+    return sorted(
+        (r for r, rank in zip(ok, ranks, strict=True) if rank == 1),
+        key=lambda r: r.metrics[names[0]] * (-1 if directions[0] == "max" else 1),
+    )
 
 
 def pareto(

@@ -242,3 +242,28 @@ def test_mlperf_records_split_by_generation_are_joined_into_one_point(kg, corpor
     got = {(r["system"], r["version"]) for _, r in rows[rows["front_rank"] == 1].iterrows()}
     assert got == expected
     assert len(rows) == len(points)
+
+
+def _run(uid, status="ok", **measured):
+    from ckg.run.runner import RunResult
+
+    return RunResult(uid, {"n": uid}, status, 0, measured, {}, "", "")
+
+
+def test_the_front_of_one_run_s_results_comes_from_the_api_best_first():
+    from ckg.api import KnowledgeGraph
+
+    runs = [
+        _run("slow-good", accuracy=0.9, latency=2.0),
+        _run("fast-bad", accuracy=0.5, latency=0.5),
+        _run("dominated", accuracy=0.4, latency=1.0),
+        _run("failed", "failed", accuracy=1.0, latency=0.1),
+        _run("unmeasured", accuracy=0.95),
+    ]
+    front = KnowledgeGraph.runs_front(runs, "accuracy, latency")
+    assert [r.uid for r in front] == ["slow-good", "fast-bad"]
+    assert KnowledgeGraph.runs_front(runs, ["latency", "accuracy"])[0].uid == "fast-bad"
+    with pytest.raises(UsageError, match="'energy' is not a measured metric.*accuracy, latency"):
+        KnowledgeGraph.runs_front(runs, "accuracy,energy")
+    with pytest.raises(UsageError, match="'acuracy' is not a metric with a known direction"):
+        KnowledgeGraph.runs_front(runs, "acuracy,latency")

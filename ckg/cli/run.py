@@ -82,11 +82,12 @@ def run(
     Example: ckg run sklearn-digits --grid model=knn,logreg --cluster tls://10.0.0.5:8786
     --platform gpu=H200
     """
+    from ckg.frontier import run_objectives
     from ckg.run.workflow import parse_env, parse_grid
 
     call = mlc_call([*([target] if target else []), *ctx.args], parse_env(env), parse_env(inputs))
     as_json = as_json or call.json
-    objectives = _objectives(pareto)
+    objectives = run_objectives(pareto) if pareto is not None else ()
     options = {
         "variations": tuple(var or ()),
         "env": call.env,
@@ -120,9 +121,10 @@ def run(
     if dry_run:
         _print_dry_run(report, as_json)
         return
+    front = kg.runs_front(report.runs, objectives) if objectives else None
     if call.verbose:
         print_logs(report)
-    _print_report(report, as_json, objectives)
+    _print_report(report, as_json, objectives, front)
 
 
 @app.command("platform")
@@ -172,9 +174,10 @@ def demo(
     """
     from ckg.run.demo import run_demo
 
+    objectives = ("accuracy", "latency")
     with open_graph() as kg, RunProgress(not as_json) as progress:
         report = run_demo(kg, path, progress.update)
-    _print_report(report, as_json, ("accuracy", "latency"))
+    _print_report(report, as_json, objectives, kg.runs_front(report.runs, objectives))
 
 
 @db_app.command("recover")
@@ -275,29 +278,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _objectives(text: str | None) -> tuple[str, ...]:
-    """The ``--pareto`` metrics, each checked against the metric registry before anything
-    runs: a misspelt one would otherwise be refused only after the whole grid."""
-    from ckg import metrics
-    from ckg.errors import UsageError, did_you_mean
-
-    if text is None:
-        return ()
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if len(names) < 2:
-        raise UsageError(f"--pareto expects at least two metrics, OBJ1,OBJ2; got {text!r}")
-    for name in names:
-        metric = metrics.get(name)
-        if metric is None or metric.direction is None:
-            known = sorted(m.name for m in metrics.registry() if m.direction)
-            raise UsageError(
-                f"--pareto: {name!r} is not a metric with a known direction"
-                f"{did_you_mean(name, known)}; add it to a metrics.yaml, or rank the runs "
-                f"afterwards with ckg pareto {name}:min or {name}:max"
-            )
-    return names
-
-
 def _params(run) -> str:
     return params_text(run.params)
 
@@ -331,34 +311,6 @@ def _print_steps(run) -> None:
     print_rows(rows, title="steps", units={"time": "s"}, label="executed")
 
 
-def _front(report, objectives: tuple[str, ...]) -> list:
-    """This command's runs on the Pareto front of ``objectives``, best first by the first
-    objective; directions come from the metric registry."""
-    import numpy as np
-
-    from ckg import metrics
-    from ckg.errors import UsageError
-    from ckg.pareto import pareto_ranks
-
-    ok = [r for r in report.runs if r.status == "ok"]
-    present = sorted({m for r in ok for m in r.metrics})
-    directions = []
-    for name in objectives:
-        metric = metrics.get(name)
-        if name not in present or metric is None or metric.direction is None:
-            raise UsageError(
-                f"--pareto: {name!r} is not a measured metric with a known direction; "
-                f"these runs have: {', '.join(present) or 'none'}"
-            )
-        directions.append(metric.direction)
-    values = np.array([[r.metrics.get(n, np.nan) for n in objectives] for r in ok], dtype=float)
-    ranks = pareto_ranks(values, directions) if len(ok) else np.array([], dtype=int)
-    return sorted(
-        (r for r, rank in zip(ok, ranks, strict=True) if rank == 1),
-        key=lambda r: r.metrics[objectives[0]] * (-1 if directions[0] == "max" else 1),
-    )
-
-
 def _front_json(front: list, objectives: tuple[str, ...]) -> list[dict]:
     """The front as ``--json`` has always given it: units in the keys, values as text."""
     rows = []
@@ -382,11 +334,10 @@ def _print_front(front: list, objectives: tuple[str, ...]) -> None:
     print_rows(rows, title=title, units=units, label="params")
 
 
-def _print_report(report, as_json: bool, objectives: tuple[str, ...]) -> None:
+def _print_report(report, as_json: bool, objectives: tuple[str, ...], front: list | None) -> None:
     import sys
     from dataclasses import asdict
 
-    front = _front(report, objectives) if objectives else None
     if as_json:
         data = asdict(report)
         if front is not None:
