@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ckg.errors import InvalidInput, UsageError
+from ckg.errors import InvalidInput, UsageError, require_extra
 from ckg.pareto import Objective
 
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -46,6 +46,8 @@ def plot_front(
     ------
     UsageError
         A file suffix that is none of the above.
+    MissingExtra
+        When the library that draws it (``ckg[plots]``) is not installed.
     InvalidInput
         Fewer than two points to draw.
     """
@@ -53,6 +55,8 @@ def plot_front(
     suffix = path.suffix.lower()
     if suffix != ".html" and suffix not in IMAGE_SUFFIXES:
         raise UsageError(f"--plot writes .png, .svg, .pdf or .html, not {path.name!r}")
+    module = "plotly" if suffix == ".html" else "matplotlib"
+    require_extra("plots", module, what=f"--plot {path.name}")
     if len(table) < 2:
         raise InvalidInput(f"{len(table)} point(s) to plot: a front needs two or more")
     table, units = _in_shown_units(table, objectives, units or {})

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ckg import metrics, queries
-from ckg.errors import InvalidInput, NotFound, UsageError, did_you_mean
+from ckg.errors import InvalidInput, NotFound, UsageError, did_you_mean, require_extra
 from ckg.ingest.link import link_code
 from ckg.records import Node, Problem
 from importers import results as result_files
@@ -280,6 +280,7 @@ def plot(frame, path: str | Path) -> Path:
     pad = (high - low) * 0.08 or abs(high) * 0.05 or 1.0
     suffix = path.suffix.lower()
     if suffix == ".html":
+        require_extra("plots", "plotly", what=f"--plot {path.name}")
         import plotly.graph_objects as go
 
         fig = go.Figure(go.Scatter(x=values, y=labels, mode="markers", marker={"size": 10}))
@@ -289,6 +290,7 @@ def plot(frame, path: str | Path) -> Path:
         return path
     if suffix not in (".png", ".svg", ".pdf"):
         raise UsageError(f"--plot writes .png, .svg, .pdf or .html, not {path.name}")
+    require_extra("plots", "matplotlib", what=f"--plot {path.name}")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -3,6 +3,7 @@
 import typer
 
 from ckg.cli.app import app, open_graph
+from ckg.errors import require_extra
 from ckg.serve import HOST, PORT, listen
 
 
@@ -27,6 +28,7 @@ def serve(
     from ckg.serve import serve as run_server
     from ckg.serve.access import allowed_hosts, host_name, new_token
 
+    require_extra("serve", "starlette", "jinja2", "uvicorn", "plotly", what="ckg serve")
     sock = listen(host, port)
     token = new_token()
     with open_graph() as kg:

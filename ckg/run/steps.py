@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ckg.errors import RunFailed
+from ckg.errors import RunFailed, require_extra
 from importers.ckgyaml import render
 
 ENV_OUT = "tmp-run-env.out"
@@ -125,6 +125,8 @@ def _notebook(meta, params, set_env, user_env, artifact_dir: Path, workdir: Path
     """A notebook step: ``python -m ckg.run.notebook`` with only the given parameters
     injected (the notebook's own cell holds the defaults)."""
     from ckg.run.notebook import EXECUTED
+
+    require_extra("notebooks", "nbclient", "ipykernel", what=f"running {meta.get('file')}")
 
     if meta.get("language") not in ("python", ""):
         raise RunFailed(
