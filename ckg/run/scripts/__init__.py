@@ -7,6 +7,7 @@ its dependencies) and :mod:`~ckg.run.scripts.cm` (where CM's ``cm run script`` d
 CM's ``automation.cmind``), :mod:`~ckg.run.scripts.hooks` and
 :mod:`~ckg.run.scripts.automation` (customize.py and its ``i['automation']``),
 :mod:`~ckg.run.scripts.native` (``tmp-run.sh``), :mod:`~ckg.run.scripts.cache` (cache
-entries), :mod:`~ckg.run.scripts.index` (scripts by tags), :mod:`~ckg.run.scripts.meta`
-(MLCFlow's rules for metas, pure) and :mod:`~ckg.run.scripts.cm_rules` (CM's).
+entries), :mod:`~ckg.run.scripts.index` (scripts by tags) and
+:mod:`~ckg.run.scripts.cm_rules` (CM's host and native-script rules). The rules for metas,
+the planner's too, are :mod:`ckg.mlc`'s.
 """

@@ -18,8 +18,9 @@ import os
 import re
 import subprocess
 
-from ckg.run.scripts import meta as rules
-from ckg.run.scripts.engine import ScriptFailed, compare_versions
+from ckg import mlc as rules
+from ckg.mlc import compare_versions
+from ckg.run.scripts.engine import ScriptFailed
 
 _logger = logging.getLogger("ckg.scripts")
 if not _logger.handlers:

@@ -43,7 +43,7 @@ import logging
 import os
 from pathlib import Path
 
-from ckg.run.scripts import meta as rules
+from ckg import mlc as rules
 from ckg.run.scripts.automation import NotSupported, ScriptAutomation
 from ckg.run.scripts.cm_rules import (
     choose_variations,

@@ -2,19 +2,20 @@
 reading ``tmp-run-env.out`` and asking the host its word size), as ``cm run script`` applies
 them: the functions of cm4mlops' ``automation/script/module.py`` and of cmind 4.2.0 that
 :class:`~ckg.run.scripts.cm.CMEngine` follows, each named in its docstring. Where they are
-MLCFlow's too, :mod:`~ckg.run.scripts.meta` has them.
+MLCFlow's too, or differ only as :data:`ckg.mlc.CM` says, they are :mod:`ckg.mlc`'s.
 """
 
 import copy
 import platform
 import struct
 import subprocess
+from functools import partial
 from pathlib import Path
 
-from ckg.run.scripts import meta as rules
+from ckg import mlc as rules
+from ckg.mlc import CM, guards, versions
 
-_FALSE = ("no", "off", "false", "0", "")
-_TRUE = ("yes", "on", "true", "1")
+
 def merge(dst: dict, src: dict) -> dict:
     """cmind's ``utils.merge_dicts`` with ``append_lists`` and ``append_unique``, as CM's
     script automation calls it (nested dicts appended without the unique rule)."""
@@ -24,111 +25,18 @@ def merge(dst: dict, src: dict) -> dict:
                               "append_unique": True})["dict1"]
 
 
-def substitute(env: dict, extra: dict | None = None) -> None:
-    """CM's ``update_env_with_values``: ``<<<KEY>>>`` in values from ``env`` (else ``extra``);
-    a ``+KEY`` must hold a list.
-
-    >>> env = {"A": "x", "B": "<<<A>>>/y", "C": ["<<<A>>>"]}
-    >>> substitute(env); env
-    {'A': 'x', 'B': 'x/y', 'C': ['x']}
-    """
-    rules.substitute(env, extra)
-
-
-def _expected(values) -> list[str]:
-    # CM iterates over the guard's value: a string is read letter by letter.
-    return [str(v).lower() for v in values]
-
-
-def all_match(condition: dict, env: dict) -> bool:
-    """CM's ``enable_or_skip_script``: every key matches.
-
-    >>> all_match({"A": ["yes"]}, {"A": "on"}), all_match({"A": ["no"]}, {})
-    (True, True)
-    >>> all_match({"A": "yes"}, {"A": "on"}), all_match({"A": "yes"}, {"A": "s"})
-    (False, True)
-    """
-    for key, values in condition.items():
-        wanted = set(_expected(values))
-        if key in env:
-            value = str(env[key]).lower().strip()
-            if wanted & set(_TRUE):
-                if value not in _FALSE:
-                    continue
-            elif wanted & set(_FALSE[:-1]):
-                if value in _FALSE:
-                    continue
-            elif value in wanted:
-                continue
-        elif wanted & set(_FALSE):
-            continue
-        return False
-    return True
-
-
-def any_match(condition: dict, env: dict) -> bool:
-    """CM's ``any_enable_or_skip_script``: one key set in ``env`` matches.
-
-    >>> any_match({"A": ["yes"], "B": ["x"]}, {"B": "x"})
-    True
-    """
-    for key, values in condition.items():
-        if key not in env:
-            continue
-        wanted = set(_expected(values))
-        value = str(env[key]).lower().strip()
-        if wanted & set(_TRUE):
-            if value not in _FALSE:
-                return True
-        elif wanted & set(_FALSE):
-            if value in _FALSE:
-                return True
-        elif value in wanted:
-            return True
-    return False
-
-
-def skipped(entry: dict, env: dict) -> bool:
-    """CM's ``is_dep_tobe_skipped``.
-
-    >>> skipped({"skip_if_fake_run": True}, {"CM_TMP_FAKE_RUN": "yes"})
-    True
-    """
-    if entry.get("skip_if_fake_run", False) and env.get("CM_TMP_FAKE_RUN", "") == "yes":
-        return True
-    if "enable_if_env" in entry and not all_match(entry["enable_if_env"], env):
-        return True
-    if "enable_if_any_env" in entry and not any_match(entry["enable_if_any_env"], env):
-        return True
-    if "skip_if_env" in entry and all_match(entry["skip_if_env"], env):
-        return True
-    return "skip_if_any_env" in entry and any_match(entry["skip_if_any_env"], env)
+#: CM's ``update_env_with_values`` is MLCFlow's.
+substitute = rules.substitute
+#: CM's ``enable_or_skip_script``, ``any_enable_or_skip_script``, ``is_dep_tobe_skipped``
+#: and ``update_deps``: MLCFlow's rules under CM's dialect (:data:`ckg.mlc.CM`).
+all_match = partial(guards.all_match, dialect=CM)
+any_match = partial(guards.any_match, dialect=CM)
+skipped = partial(guards.skipped, dialect=CM)
 
 
 def update_deps(deps: list, by_name: dict, env: dict) -> None:
-    """CM's ``update_deps`` (``update_dep_info`` of each entry an update names)."""
-    for name, update in (by_name or {}).items():
-        if not isinstance(update, dict) or skipped(update, env):
-            continue
-        for dep in deps:
-            if name not in (dep.get("names") or []):
-                continue
-            rules._fill_refs(update, env)  # CM's update_dynamic_env_values
-            for key, value in update.items():
-                if key == "tags":
-                    have = str(dep.get("tags", "")).split(",")
-                    new = [t for t in str(value).split(",") if "<<<" not in t]
-                    dep["tags"] = ",".join(have + sorted(set(new) - set(have)))
-                elif "enable_if_" in key or "skip_if_" in key:
-                    continue
-                elif isinstance(value, dict):
-                    if isinstance(dep.setdefault(key, {}), dict):
-                        merge(dep[key], value)
-                elif isinstance(value, list):
-                    if isinstance(dep.setdefault(key, []), list):
-                        dep[key].extend(value)
-                else:
-                    dep[key] = value
+    """CM's ``update_deps``: MLCFlow's (:func:`ckg.mlc.update_deps`) in CM's dialect."""
+    rules.update_deps(deps, by_name, env, CM)
 
 
 def merge_tags_by_name(dst: dict, src: dict) -> None:
@@ -153,29 +61,8 @@ def merge_tags_by_name(dst: dict, src: dict) -> None:
 # --- versions, host, native scripts ----------------------------------------------------
 
 
-def compare_versions(a: str, b: str, minor_skip_okay: bool = False) -> int:
-    """The utils automation's ``compare_versions``: dot-separated parts, numbers as numbers,
-    missing parts as 0 (``minor_skip_okay`` is MLCFlow's and ignored).
-
-    >>> compare_versions("3.10.2", "3.9"), compare_versions("9.1", "9")
-    (1, 1)
-    """
-    def parts(v):
-        return [int(p) if p.isdigit() else p for p in str(v).split(".")]
-
-    x, y = parts(a), parts(b)
-    for k in range(max(len(x), len(y))):
-        p = x[k] if k < len(x) else 0
-        q = y[k] if k < len(y) else 0
-        try:
-            if p > q:
-                return 1
-            if p < q:
-                return -1
-        except TypeError:  # a number against text: CM raises; compared as text here
-            if str(p) != str(q):
-                return 1 if str(p) > str(q) else -1
-    return 0
+#: cmind's ``utils.compare_versions`` (:func:`ckg.mlc.compare_versions`, CM's dialect).
+compare_versions = partial(versions.compare_versions, dialect=CM)
 
 
 _os_info: dict | None = None

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ckg.plan.env import LOCAL_ENV_NAMES
+from ckg import mlc as rules
+from ckg.mlc import LOCAL_ENV_NAMES, compare_versions
 from ckg.run.execute import read_tail
-from ckg.run.scripts import meta as rules
 from ckg.run.scripts import native
 from ckg.run.scripts.cache import ScriptCache
 from ckg.run.scripts.index import Script, ScriptIndex
@@ -80,28 +80,6 @@ ENV_INPUTS = (
 DEP_LISTS = ("deps", "prehook_deps", "posthook_deps", "post_deps")
 #: Deeper than this, a chain of dependencies is taken for a cycle.
 MAX_DEPTH = 64
-
-
-def compare_versions(a: str, b: str, minor_skip_okay: bool = False) -> int:
-    """-1, 0 or 1 as version ``a`` is below, equal to or above ``b``: dot-separated parts
-    compared by their leading digits, missing parts as 0 (MLCFlow's rule).
-
-    >>> compare_versions("3.10.2", "3.9"), compare_versions("9.1", "9", True)
-    (1, 0)
-    """
-    import re
-
-    def parts(v):
-        return [int(m.group(1)) if (m := re.match(r"(\d+)", p)) else 0 for p in str(v).split(".")]
-
-    x, y = parts(a), parts(b)
-    length = len(y) if minor_skip_okay else max(len(x), len(y))
-    for k in range(length):
-        p = x[k] if k < len(x) else 0
-        q = y[k] if k < len(y) else 0
-        if p != q:
-            return 1 if p > q else -1
-    return 0
 
 
 class ScriptFailed(Exception):
@@ -413,7 +391,7 @@ class Engine:
         ]
         for tag in str(i.get("extra_cache_tags", "")).strip().split(","):
             if tag:
-                for ref in rules._REF.findall(tag):
+                for ref in rules.REF.findall(tag):
                     tag = tag.replace(f"<<<{ref}>>>", str(env.get(ref, "")))
                 if tag not in extra_cache_tags:
                     extra_cache_tags.append(tag)
@@ -1071,7 +1049,7 @@ class Engine:
                     d["tags"] += "," + tag
             if d.get("inherit_variation_tags"):
                 d["tags"] += "," + _inherited(inv, d)
-            for ref in rules._REF.findall(d["tags"]):
+            for ref in rules.REF.findall(d["tags"]):
                 if ref in env:
                     d["tags"] = d["tags"].replace(f"<<<{ref}>>>", str(env[ref]))
             nested = {

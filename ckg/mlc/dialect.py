@@ -1,0 +1,51 @@
+"""What differs between MLCFlow's rules and Collective Mind's, as data.
+
+CM (cmind 4.2.0 with cm4mlops' ``automation/script/module.py``) is the system MLCFlow
+(mlcflow 1.3.8 with mlperf-automations' ``automation/script/module.py``) was forked from;
+the rules of :mod:`ckg.mlc` are written once, MLCFlow's way, and take a :class:`Dialect`
+where CM's answer differs. Each field names the functions it was read from.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """One system's answers where MLCFlow's and CM's rules differ.
+
+    Attributes
+    ----------
+    prefix : str
+        The env prefix of the keys the automation itself sets (``MLC_`` / ``CM_``): the fake
+        run key ``<prefix>TMP_FAKE_RUN`` of ``is_dep_tobe_skipped``, local env keys, ...
+    ref_is_unset : bool
+        Whether a value still holding an unresolved ``<<<KEY>>>`` counts as unset in a
+        guard. MLCFlow's ``enable_or_skip_script`` says yes (``re.findall(r'<<<(.*?)>>>'``);
+        CM's compares the text only.
+    scalar_letters : bool
+        Whether a scalar guard value is read letter by letter: CM's
+        ``enable_or_skip_script`` iterates over ``meta[key]`` (``yes`` is ``y, e, s``);
+        MLCFlow's makes a scalar a one-item list.
+    sorted_new_tags : bool
+        How ``update_dep_info`` appends the new tags of an ``add_deps`` update: CM's
+        ``sorted(set(new) - set(old))`` order; MLCFlow's ``list(set(...))`` has no order,
+        and is taken here in the order written.
+    text_versions : bool
+        How ``compare_versions`` reads a part that is not a number: cmind's
+        ``utils.compare_versions`` keeps it as text (and compares it with text);
+        mlperf-automations' ``automation/utils.py`` takes its leading digits, else 0.
+    """
+
+    prefix: str = "MLC_"
+    ref_is_unset: bool = True
+    scalar_letters: bool = False
+    sorted_new_tags: bool = False
+    text_versions: bool = False
+
+
+#: mlcflow 1.3.8 and mlperf-automations' script automation.
+MLCFLOW = Dialect()
+#: cmind 4.2.0 and cm4mlops' script automation (the cmx4mlops 1.0.1 wheel).
+CM = Dialect(
+    prefix="CM_", ref_is_unset=False, scalar_letters=True, sorted_new_tags=True, text_versions=True
+)
