@@ -140,14 +140,19 @@ class KnowledgeGraph:
         return recover(self.store, self.home)
 
     def ingest(self, source, **options):
-        """Bring a Git repository, archive or folder into the graph (:func:`ckg.ingest.ingest`);
-        a folder written by ``ckg export`` brings its runs in (:meth:`import_runs`)."""
+        """Bring a Git repository, archive, folder or results file into the graph
+        (:func:`ckg.ingest.ingest`); a folder written by ``ckg export`` brings its runs in
+        (:meth:`import_runs`). Returns a :class:`ckg.ingest.IngestSummary` either way: an
+        export's has ``kind`` ``"runs"`` and the import in ``runs_imported``."""
+        from ckg.ingest import IngestSummary, ingest
+        from ckg.records import Problem
         from ckg.transfer import is_export
 
         if is_export(source):
-            return self._ingest_export(source, **options)
-        from ckg.ingest import ingest
-
+            imported = self._ingest_export(source, **options)
+            problems = [Problem(imported.folder, w) for w in imported.warnings]
+            return IngestSummary("", imported.folder, "runs", runs_imported=imported,
+                                 warnings=problems)
         with config.private_files():
             return ingest(self, source, **options)
 

@@ -19,6 +19,7 @@ import pytest
 from ckg.api import KnowledgeGraph
 from ckg.api import open as open_kg
 from ckg.errors import InvalidInput, NotFound, UsageError
+from ckg.ingest import IngestSummary
 from ckg.run.demo import EXAMPLE
 from ckg.store import open_store
 from ckg.store.server import stop_server
@@ -149,7 +150,11 @@ def test_an_exported_run_answers_the_same_provenance_in_a_fresh_graph(kg, fresh,
     origin = f"{kg.store.engine} {kg.store.location}"
 
     other = fresh(engine)
-    summary = other.ingest(str(tmp_path / "exported"))
+    ingested = other.ingest(str(tmp_path / "exported"))
+    assert isinstance(ingested, IngestSummary) and ingested.kind == "runs"
+    summary = ingested.runs_imported
+    with pytest.warns(DeprecationWarning, match="read IngestSummary.runs_imported.runs"):
+        assert ingested.runs == [uid]  # the name it had when ingest returned the RunImport
 
     assert summary.runs == [uid] and summary.kept == 0 and summary.created["Run"] == 2
     after = _provenance(other, uid)
@@ -162,7 +167,7 @@ def test_an_exported_run_answers_the_same_provenance_in_a_fresh_graph(kg, fresh,
     assert (other.home / log).read_bytes() == (kg.home / log).read_bytes()
 
     graph = _graph(other.store)
-    again = other.ingest(str(tmp_path / "exported"))
+    again = other.ingest(str(tmp_path / "exported")).runs_imported
     assert (again.created, again.logs) == ({}, 0)
     assert again.kept == sum(summary.created.values())
     assert _graph(other.store) == graph

@@ -57,8 +57,8 @@ def ingest(
         print(json.dumps([s.as_dict() for s in summaries], indent=2, default=str))
         return
     for summary in summaries:
-        if hasattr(summary, "lines"):  # runs from a `ckg export` folder (ckg.transfer.runs)
-            print("\n".join(summary.lines()))
+        if summary.runs_imported is not None:  # a `ckg export` folder
+            print("\n".join(summary.runs_imported.lines()))
         else:
             _print_summary(summary)
 

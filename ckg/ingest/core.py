@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -66,7 +67,13 @@ Progress = Callable[[str, int, int], None]
 @dataclass
 class IngestSummary:
     """What one ingest found and did. ``unresolved`` lists missing and ambiguous entries;
-    ``implements`` counts the ``IMPLEMENTS`` edges to papers added."""
+    ``implements`` counts the ``IMPLEMENTS`` edges to papers added.
+
+    A folder written by ``ckg export`` brings in runs, not artifacts: its summary has
+    ``kind`` ``"runs"`` and what the import did in ``runs_imported``
+    (:class:`ckg.transfer.runs.RunImport`; its counts are left at zero here), which
+    :meth:`as_dict` then gives.
+    """
 
     uid: str
     location: str
@@ -91,12 +98,25 @@ class IngestSummary:
     seconds: float = 0.0
     unresolved: list[dict] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    runs_imported: object | None = None  # a RunImport: transfer sits above ingest
 
     @property
     def artifacts(self) -> int:
         return self.new + self.changed + self.unchanged
 
+    def __getattr__(self, name: str):
+        # Deprecated: an export folder's ingest returned the RunImport itself until ckg 0.2;
+        # its fields still read through, with a warning.
+        imported = self.__dict__.get("runs_imported")
+        if imported is None or name.startswith("_") or not hasattr(imported, name):
+            raise AttributeError(name)
+        warnings.warn(f"IngestSummary.{name} of an export folder: read "
+                      f"IngestSummary.runs_imported.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(imported, name)
+
     def as_dict(self) -> dict:
+        if self.runs_imported is not None:
+            return self.runs_imported.as_dict()
         data = asdict(self)
         data["artifacts"] = self.artifacts
         data["warnings"] = [
