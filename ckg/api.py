@@ -49,7 +49,7 @@ class KnowledgeGraph:
         from ckg.run import Options, run
 
         with config.private_files():
-            return run(self, target, Options(**options), progress)
+            return run(self.store, self.home, target, Options(**options), progress)
 
     @staticmethod
     def runs_front(runs, objectives) -> list:
@@ -76,8 +76,9 @@ class KnowledgeGraph:
         from ckg.cluster.submit import run_on_cluster
         from ckg.run import Options
 
-        return run_on_cluster(self, target, Options(**options), scheduler, platform=platform,
-                              certs=certs, insecure=insecure, progress=progress)
+        return run_on_cluster(self.store, self.home, target, Options(**options), scheduler,
+                              platform=platform, certs=certs, insecure=insecure,
+                              progress=progress)
 
     def serve_worker(self, scheduler: str, **options) -> None:
         """Run a Dask worker of ``scheduler`` that runs grid points here and records them in
@@ -86,7 +87,7 @@ class KnowledgeGraph:
         from ckg.cluster.worker import serve
 
         with config.private_files():
-            serve(self, scheduler, **options)
+            serve(self.store, self.home, scheduler, **options)
 
     def runs(self, experiment: str | None = None, artifact: str | None = None,
              limit: int = 50) -> list[dict]:
@@ -129,8 +130,7 @@ class KnowledgeGraph:
 
         removed = remove_entries(self.home / "cache" / "scripts", names)
         if removed:
-            self.store.run("UNWIND $uids AS u MATCH (c:CacheEntry {uid: u}) DETACH DELETE c",
-                           {"uids": removed})
+            self.store.delete_nodes("CacheEntry", removed)
         return removed
 
     def recover(self) -> dict:
@@ -249,20 +249,20 @@ class KnowledgeGraph:
         """Import result files or folders (PwC, MLPerf, tables); see :mod:`ckg.results`."""
         from ckg.results import import_results
 
-        return import_results(self, paths)
+        return import_results(self.store, self.home, paths)
 
     def results(self, task=None, dataset=None, metric=None, model=None):
         """Published results matching the filters, as a pandas DataFrame."""
         from ckg.results import results
 
-        return results(self, task=task, dataset=dataset, metric=metric, model=model)
+        return results(self.store, task=task, dataset=dataset, metric=metric, model=model)
 
     def compare(self, task: str, dataset: str, metric: str, direction: str | None = None):
         """Every paper's result for a task, dataset and metric, best first, as a DataFrame
         (``direction`` ``min`` / ``max`` for a metric whose direction is not known)."""
         from ckg.results import compare
 
-        return compare(self, task, dataset, metric, direction)
+        return compare(self.store, task, dataset, metric, direction)
 
     def link(self, artifact: str, paper: str) -> dict:
         """Record that an artifact implements a paper (``IMPLEMENTS``); see
@@ -276,26 +276,35 @@ class KnowledgeGraph:
         (:func:`ckg.reproduce.reproduce`; options ``repeat``, ``trust``, ``timeout_s``)."""
         from ckg.reproduce import reproduce
 
-        return reproduce(self, paper, **options)
+        return reproduce(self.store, self.home, paper, **options)
 
-    def named_query(self, name: str, params: dict | None = None) -> list[dict]:
-        """Run a named query (one ckg ships, or a ``.cypher`` path) with its parameters."""
+    def named_query(self, name, params: dict | None = None) -> list[dict]:
+        """Run a named query (one ckg ships, or a ``.cypher`` path, or a loaded
+        :class:`ckg.queries.NamedQuery`) with its parameters."""
         from ckg import queries
 
-        return queries.run(self, name, params)
+        return queries.run(self.store, name, params)
+
+    def why_empty(self, name, params: dict | None = None) -> str:
+        """Why the named query found no rows: a kind of node the graph lacks, a value that
+        names no node, or nothing matched (:func:`ckg.queries.why_empty`)."""
+        from ckg import queries
+
+        return queries.why_empty(self.store, queries.load(name) if isinstance(name, str)
+                                 else name, params)
 
     def plan(self, target: str, variations=(), env: dict | None = None, adr=None):
         """The ordered steps that run ``target``, guards evaluated; ``adr`` the user's
         ``add_deps_recursive`` (:func:`ckg.plan.plan`)."""
         from ckg.plan import plan
 
-        return plan(self, target, variations, env, adr)
+        return plan(self.store, target, variations, env, adr, home=self.home)
 
     def pareto(self, objectives, **kw):
         """Pareto fronts of runs or published results, written back; see ckg.frontier.pareto."""
         from ckg.frontier import pareto
 
-        return pareto(self, objectives, **kw)
+        return pareto(self.store, objectives, **kw)
 
     # Reads for browsing (ckg serve); see ckg.browse.
 

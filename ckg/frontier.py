@@ -193,7 +193,7 @@ def runs_front(runs: list, objectives: str | list[str]) -> list:
 
 
 def pareto(
-    kg,
+    store,
     objectives,
     *,
     experiment: str | None = None,
@@ -209,7 +209,8 @@ def pareto(
 
     Parameters
     ----------
-    kg : ckg.api.KnowledgeGraph
+    store : GraphStore
+        Read, and written unless not ``write``.
     objectives : str or list
         ``"accuracy:max,latency"``; directions default to the metric registry's.
     experiment, task, dataset, where : str, optional
@@ -251,12 +252,12 @@ def pareto(
     if experiment:
         from ckg.runs import resolve_experiment
 
-        experiment = resolve_experiment(kg.store, experiment)
+        experiment = resolve_experiment(store, experiment)
     filters = {"experiment": experiment, "task": task, "dataset": dataset, "where": where}
     objs = parse_objectives(objectives, undirected=True)
     if len(objs) < 2:
         raise UsageError("a Pareto front needs two or more objectives, e.g. accuracy,latency")
-    points, units = select(kg, objs, source=source, **filters)
+    points, units = select(store, objs, source=source, **filters)
     scope = _scope(source, filters)
     undirected = [o.name for o in objs if o.direction is None]
     if undirected:
@@ -273,11 +274,11 @@ def pareto(
     front = Front(objs, table, units, scope, _front_uid(objs, scope), left_out)
     _add_hypervolume(front, reference)
     if write:
-        write_front(kg, front, source)
+        write_front(store, front, source)
     return front
 
 
-def select(kg, objectives: list[Objective], *, source="runs", **filters):
+def select(store, objectives: list[Objective], *, source="runs", **filters):
     """One row per point with a column per objective, and each objective's unit.
 
     Raises InvalidInput naming the metrics present when no point has some objective.
@@ -287,16 +288,16 @@ def select(kg, objectives: list[Objective], *, source="runs", **filters):
     names = _metric_names(objectives)
     frames = []
     if source in ("runs", "all"):
-        frames.append(_runs(kg, names, filters))
+        frames.append(_runs(store, names, filters))
     if source in ("papers", "all"):
-        frames.append(_results(kg, names, filters))
+        frames.append(_results(store, names, filters))
     long = pd.concat(frames, ignore_index=True)
     long["objective"] = long["metric"].map(_objective_of(objectives))
     units: dict[str, str] = {}
     for obj in objectives:
         rows = long[long["objective"] == obj.name] if len(long) else long
         if not len(rows):
-            raise _absent(obj.name, _metrics_present(kg, source, filters))
+            raise _absent(obj.name, _metrics_present(store, source, filters))
         units[obj.name] = next((u for u in rows["unit"] if isinstance(u, str) and u), "")
     wide = long.pivot_table(
         index="point", columns="objective", values="value", aggfunc="mean", sort=True
@@ -310,7 +311,7 @@ def select(kg, objectives: list[Objective], *, source="runs", **filters):
     return table.reset_index(drop=True), units
 
 
-def write_front(kg, front: Front, source: str) -> None:
+def write_front(store, front: Front, source: str) -> None:
     """Replace the ``IN_FRONT`` edges of ``front`` by its current ranks."""
     props = {
         "objectives": [str(o) for o in front.objectives],
@@ -328,7 +329,7 @@ def write_front(kg, front: Front, source: str) -> None:
     ):
         label = "Run" if kind == "run" else "Result"
         rows[label] += [{"uid": uid, "rank": int(rank)} for uid in ids]
-    with kg.store.transaction() as tx:
+    with store.transaction() as tx:
         tx.run("MATCH (:Front {uid: $uid})<-[x:IN_FRONT]-() DELETE x", {"uid": front.uid})
         tx.run("MERGE (f:Front {uid: $uid}) SET f += $props REMOVE f.stale",
                {"uid": front.uid, "props": props})
@@ -375,10 +376,10 @@ def _where(where: str | None) -> str:
     return f"({where})" if where else "true"
 
 
-def _runs(kg, names: list[str], filters: dict):
+def _runs(store, names: list[str], filters: dict):
     import pandas as pd
 
-    rows = kg.store.run(
+    rows = store.run(
         _RUNS.format(where=_where(filters.get("where"))),
         {"experiment": filters.get("experiment"), "metrics": names},
     )
@@ -392,10 +393,10 @@ def _runs(kg, names: list[str], filters: dict):
     return frame
 
 
-def _results(kg, names: list[str], filters: dict):
+def _results(store, names: list[str], filters: dict):
     import pandas as pd
 
-    rows = kg.store.run(
+    rows = store.run(
         _RESULTS.format(where=_where(filters.get("where"))),
         {"task": filters.get("task"), "dataset": filters.get("dataset"), "metrics": names},
     )
@@ -450,12 +451,12 @@ def _absent(name: str, present: set[str]) -> NotFound:
     )
 
 
-def _metrics_present(kg, source, filters) -> set[str]:
+def _metrics_present(store, source, filters) -> set[str]:
     found = set()
     if source in ("runs", "all"):
-        found |= set(_runs_raw(kg, filters)["metric"].dropna())
+        found |= set(_runs_raw(store, filters)["metric"].dropna())
     if source in ("papers", "all"):
-        rows = kg.store.run(
+        rows = store.run(
             _RESULTS.format(where=_where(filters.get("where"))),
             {"task": filters.get("task"), "dataset": filters.get("dataset"), "metrics": None},
         )
@@ -463,10 +464,10 @@ def _metrics_present(kg, source, filters) -> set[str]:
     return found
 
 
-def _runs_raw(kg, filters):
+def _runs_raw(store, filters):
     import pandas as pd
 
-    rows = kg.store.run(
+    rows = store.run(
         _RUNS.format(where=_where(filters.get("where"))),
         {"experiment": filters.get("experiment"), "metrics": None},
     )

@@ -246,11 +246,18 @@ def all_queries() -> list[NamedQuery]:
     return sorted(found.values(), key=lambda q: q.name)
 
 
-def run(kg, query: NamedQuery | str, params: dict | None = None) -> list[dict]:
-    """Run a named query (or one given by name or path) on a KnowledgeGraph or GraphStore."""
+def run(store, query: NamedQuery | str, params: dict | None = None) -> list[dict]:
+    """Run a named query (or one given by name or path, :func:`load`) on ``store``.
+
+    Raises
+    ------
+    NotFound
+        No query of that name or path.
+    UsageError
+        A parameter the query needs is missing (:meth:`NamedQuery.bind`).
+    """
     if not isinstance(query, NamedQuery):
         query = load(query)
-    store = getattr(kg, "store", kg)
     return store.run(query.cypher, query.bind(params))
 
 
@@ -273,11 +280,10 @@ _HOW_TO_FILL = {
 }
 
 
-def why_empty(kg, query: NamedQuery, params: dict | None = None) -> str:
-    """Why ``query`` found no rows, as a hint for the reader: a kind of node it reads that the
-    graph holds none of yet, else a value that names no node in the graph (with close names),
-    else that nothing matched."""
-    store = getattr(kg, "store", kg)
+def why_empty(store, query: NamedQuery, params: dict | None = None) -> str:
+    """Why ``query`` found no rows in ``store``, as a hint for the reader: a kind of node it
+    reads that the graph holds none of yet, else a value that names no node in the graph
+    (with close names), else that nothing matched."""
     bound = query.bind(params)
     for label, how in _HOW_TO_FILL.items():
         if f":{label}" in query.cypher:

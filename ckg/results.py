@@ -107,19 +107,20 @@ def read_path(path: str | Path, cache: Path) -> tuple[Node, ResultRecords]:
     ), records
 
 
-def import_results(kg, paths: list[str | Path]) -> ImportReport:
-    """Read each path (:func:`read_path`), write its records, then link papers to code."""
+def import_results(store, home: Path, paths: list[str | Path]) -> ImportReport:
+    """Read each path (:func:`read_path`, downloads cached under ``home``), write its
+    records into ``store``, then link papers to code."""
     if not paths:
         raise UsageError("name at least one results file or folder")
     report = ImportReport()
     for path in paths:
-        source, records = read_path(path, kg.home / "cache")
-        write_source(kg.store, source, records)
+        source, records = read_path(path, Path(home) / "cache")
+        write_source(store, source, records)
         report.sources.append(source.key)
         report.warnings.extend(records.warnings)
         for name in ("results", "unreadable", "missing", "no_metric"):
             setattr(report, name, getattr(report, name) + getattr(records.tally, name))
-    report.linked = link_code(kg.store)
+    report.linked = link_code(store)
     return report
 
 
@@ -200,7 +201,7 @@ ORDER BY task, dataset, metric, model, result
 """
 
 
-def results(kg, task=None, dataset=None, metric=None, model=None):
+def results(store, task=None, dataset=None, metric=None, model=None):
     """Every result matching the filters given, as a DataFrame with :data:`COLUMNS`.
 
     ``metric`` may be a canonical name or an alias (``Top-1 Accuracy``); ``dataset`` takes its
@@ -214,11 +215,11 @@ def results(kg, task=None, dataset=None, metric=None, model=None):
         "metric": metrics.canonical_name(metric) if metric else None,
         "model": model,
     }
-    rows = kg.store.run((_ON_DATASET if dataset else _ALL) + _RESULTS, params)
+    rows = store.run((_ON_DATASET if dataset else _ALL) + _RESULTS, params)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def compare(kg, task: str, dataset: str, metric: str, direction: str | None = None):
+def compare(store, task: str, dataset: str, metric: str, direction: str | None = None):
     """Results for one task, dataset and metric across papers, best first, ranked.
 
     ``direction`` (``min`` or ``max``) ranks a metric whose direction neither the registry
@@ -235,7 +236,7 @@ def compare(kg, task: str, dataset: str, metric: str, direction: str | None = No
     known = metrics.resolve(metric)
     name = known.name
     for label, value in (("Task", task), ("Dataset", dataset), ("Metric", name)):
-        _check_exists(kg.store, label, value)
+        _check_exists(store, label, value)
     if direction not in (None, "min", "max"):
         raise UsageError(f"direction must be min or max, not {direction!r}")
     if direction:
@@ -248,7 +249,7 @@ def compare(kg, task: str, dataset: str, metric: str, direction: str | None = No
             "--higher-is-better or --lower-is-better"
         )
     params = {"task": task, "dataset": dataset, "metric": name, "direction": direction}
-    frame = pd.DataFrame(queries.run(kg, "compare-papers", params))
+    frame = pd.DataFrame(queries.run(store, "compare-papers", params))
     parts: list[str] = []
     if not frame.empty:
         # The query orders by dataset then value: a part's rows are together, best first.

@@ -87,7 +87,8 @@ def test_results_first_then_ingest_links_and_queries_show_the_artifact(kg, tmp_p
     assert summary.implements == 1 and summary.as_dict()["implements"] == 1
     assert links(kg, summary.uid) == [(artifact, PAPER)]
 
-    rows = queries.run(kg, "compare-papers", {"task": None, "dataset": "SQuAD1.1", "metric": "f1"})
+    rows = queries.run(kg.store, "compare-papers",
+                       {"task": None, "dataset": "SQuAD1.1", "metric": "f1"})
     assert [(r["model"], r["artifacts"]) for r in rows] == [
         ("RoBERTa", []),
         ("BERT-large", [artifact]),
@@ -105,7 +106,7 @@ def test_results_first_then_ingest_links_and_queries_show_the_artifact(kg, tmp_p
             ],
         )
     )
-    rows = queries.run(kg, "paper-vs-reproduced", {"paper": PAPER, "metric": "f1"})
+    rows = queries.run(kg.store, "paper-vs-reproduced", {"paper": PAPER, "metric": "f1"})
     assert [(r["artifact"], r["reported"], r["reproduced"]) for r in rows] == [
         (artifact, 90.9, 90.0)
     ]
@@ -135,7 +136,8 @@ def test_ingest_first_then_results_import_links(kg, tmp_path, table):
     assert summary.implements == 0
     assert kg.import_results([table]).linked == 1
     assert links(kg, summary.uid) == [(artifact_of(kg, summary.uid), PAPER)]
-    rows = queries.run(kg, "compare-papers", {"task": None, "dataset": "SQuAD1.1", "metric": None})
+    rows = queries.run(kg.store, "compare-papers",
+                       {"task": None, "dataset": "SQuAD1.1", "metric": None})
     assert [r["artifacts"] for r in rows if r["model"] == "BERT-large"] == [
         [artifact_of(kg, summary.uid)]
     ]

@@ -192,7 +192,7 @@ def graph(kg, tmp_path):
 
 
 def _run(kg, name, **params):
-    return queries.run(kg, name, params)
+    return queries.run(kg.store, name, params)
 
 
 def _cols(rows, *columns):

@@ -42,7 +42,7 @@ def _ckg(*args, code=0):
 
 
 def _rows(kg, name, **params):
-    return queries.run(kg, name, params)
+    return queries.run(kg.store, name, params)
 
 
 def _cols(rows, *names):

@@ -365,11 +365,11 @@ def test_a_dataset_asked_for_brings_its_parts_each_ranked_on_its_own(kg, corpora
                                       "ReCoRD / test / hard"}
     assert set(kg.results(dataset="ReCoRD / test")["dataset"]) == {"ReCoRD / test",
                                                                   "ReCoRD / test / hard"}
-    crim = queries.run(kg, "compare-papers", {"dataset": "SemEval 2018", "metric": "MAP"})
+    crim = queries.run(kg.store, "compare-papers", {"dataset": "SemEval 2018", "metric": "MAP"})
     assert [(r["dataset"], r["model"], r["value"]) for r in crim] == [
         ("SemEval 2018 / General", "CRIM", 19.78), ("SemEval 2018 / General", "vTE", 10.6),
         ("SemEval 2018 / Music domain", "CRIM", 40.97)]
-    todo = queries.run(kg, "unreproduced-results", {"dataset": "CoNLL-2014 10 Annotations"})
+    todo = queries.run(kg.store, "unreproduced-results", {"dataset": "CoNLL-2014 10 Annotations"})
     assert sorted((r["dataset"], r["value"]) for r in todo) == [
         ("CoNLL-2014 10 Annotations / Restricted", 70.14),
         ("CoNLL-2014 10 Annotations / Restricted", 72.04),

@@ -87,14 +87,14 @@ def test_a_metric_of_unknown_direction_is_not_ranked_until_one_is_given(leaderbo
         leaderboards.compare("Image Classification", "MNIST", "Widget Count")
     frame = leaderboards.compare("Image Classification", "MNIST", "Widget Count", "max")
     assert list(frame["model"]) == ["B", "A"] and frame.attrs["why"].startswith("given")
-    rows = queries.run(leaderboards, "compare-papers",
+    rows = queries.run(leaderboards.store, "compare-papers",
                        {"dataset": "MNIST", "metric": "Widget Count"})
     assert {r["direction"] for r in rows} == {None}  # listed, not ranked
 
 
 def test_the_named_query_and_compare_resolve_metric_names_alike(leaderboards):
     for spelling in ("Bit per Character (BPC)", "BPC", "bits_per_character"):
-        rows = queries.run(leaderboards, "compare-papers",
+        rows = queries.run(leaderboards.store, "compare-papers",
                            {"dataset": "enwik8", "metric": spelling})
         frame = leaderboards.compare("Language Modelling", "enwik8", spelling)
         assert [r["model"] for r in rows] == list(frame["model"])

@@ -25,8 +25,8 @@ def query(
     if named:
         named.bind(params)  # a missing parameter is named before the store is opened
     with open_graph() as kg:
-        rows = queries.run(kg, named, params) if named else kg.query(cypher, params)
-        hint = queries.why_empty(kg, named, params) if named and not rows else None
+        rows = kg.named_query(named, params) if named else kg.query(cypher, params)
+        hint = kg.why_empty(named, params) if named and not rows else None
     important = named.table if named else ()
     print_rows(
         rows, as_json=as_json, as_csv=as_csv, important=important, empty_hint=hint, limit=limit
