@@ -25,10 +25,10 @@ def serve(
 
     Example: ckg serve --port 8765, then open the http://127.0.0.1:8765/?token=... it prints
     """
+    require_extra("serve", "starlette", "jinja2", "uvicorn", "plotly", what="ckg serve")
     from ckg.serve import serve as run_server
     from ckg.serve.access import allowed_hosts, host_name, new_token
 
-    require_extra("serve", "starlette", "jinja2", "uvicorn", "plotly", what="ckg serve")
     sock = listen(host, port)
     token = new_token()
     with open_graph() as kg:
