@@ -154,7 +154,7 @@ class KnowledgeGraph:
             return IngestSummary("", imported.folder, "runs", runs_imported=imported,
                                  warnings=problems)
         with config.private_files():
-            return ingest(self, source, **options)
+            return ingest(self.store, self.home, source, **options)
 
     def _ingest_export(self, folder, *, strict=False, ref=None, name=None, fmt="auto",
                        progress=None, limits=None):

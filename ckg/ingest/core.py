@@ -154,7 +154,8 @@ class Group:
 
 
 def ingest(
-    kg,
+    store,
+    home: Path,
     source: str | Path,
     *,
     ref: str | None = None,
@@ -164,12 +165,14 @@ def ingest(
     progress: Progress | None = None,
     limits: Limits | None = None,
 ) -> IngestSummary:
-    """Bring ``source`` into the graph of ``kg``, writing only what changed.
+    """Bring ``source`` into the graph of ``store``, writing only what changed.
 
     Parameters
     ----------
-    kg : KnowledgeGraph
-        Its ``store`` is written, its ``home`` holds caches and manifests.
+    store : GraphStore
+        Read and written (under its ingest lock).
+    home : Path
+        ckg's home: the source's copies (``cache/``) and manifests (``manifests/``).
     source : str or Path
         A Git URL or repository, an archive (``.zip``, ``.whl``, ``.tar[.gz|.bz2|.xz]``,
         ``.tgz``), a folder, or a results file (:func:`_ingest_results_file`).
@@ -210,10 +213,10 @@ def ingest(
     report = progress or (lambda stage, done, total: None)
     location, kind = _locate(source)
     if kind == "dir" and os.path.isfile(location):
-        return _ingest_results_file(kg, location, ref, name, fmt, strict, started)
+        return _ingest_results_file(store, home, location, ref, name, fmt, strict, started)
     uid = source_uid(location, ref or "")
-    manifest_file = _manifest_path(kg, uid)
-    seen = _Seen.load(kg, uid, manifest_file)
+    manifest_file = _manifest_path(store, home, uid)
+    seen = _Seen.load(store, uid, manifest_file)
     old, node = seen.manifest, seen.node
     trusted = seen.trusted(fmt)
     summary = IngestSummary(uid, location, kind, name=name or (node or {}).get("name", ""))
@@ -223,8 +226,10 @@ def ingest(
         st = os.stat(location)
         archive_stat = [st.st_size, st.st_mtime_ns]
         if trusted and old["archive"] == archive_stat:
-            return _finish_unchanged(kg, summary, manifest_file, old, node, name, strict, started)
-    tree = open_source(location, ref=ref, cache=kg.home / "cache", limits=limits)
+            return _finish_unchanged(
+                store, summary, manifest_file, old, node, name, strict, started
+            )
+    tree = open_source(location, ref=ref, cache=Path(home) / "cache", limits=limits)
     summary.commit = tree.commit
     listing, refused = _listing(tree.root)
     summary.files = len(listing)
@@ -236,7 +241,7 @@ def ingest(
         # A remote added or changed since: the one provenance a clean tree can hide.
         moved = {k: v for k, v in tree.props().items() if node.get(k) != v}
         return _finish_unchanged(
-            kg, summary, manifest_file, old, node, name, strict, started, moved
+            store, summary, manifest_file, old, node, name, strict, started, moved
         )
 
     state = _Reader(tree.root, uid, listing, old if trusted else None, fmt, report)
@@ -257,17 +262,17 @@ def ingest(
         # Files changed but no artifact did (a script edited, a meta file touched): the
         # manifest is all there is to write, and the graph lock is not needed.
         _count_plan(summary, state.plan(None))
-        mark = _settle_missing(kg, summary, old.get("settled"))
-        _ingest_results(kg, tree.root, uid, summary)
+        mark = _settle_missing(store, summary, old.get("settled"))
+        _ingest_results(store, tree.root, uid, summary)
         state.save(manifest_file, tree, archive_stat, listing_digest, fmt, mark)
         return _done(summary, started)
-    with write_lock(kg.store) as held:
-        if not held.reentered and _Seen.load(kg, uid, manifest_file, parse=False) != seen:
+    with write_lock(store) as held:
+        if not held.reentered and _Seen.load(store, uid, manifest_file, parse=False) != seen:
             # Another ingest of this source wrote after stage 2: what was read may undo part
             # of its work. Start again, keeping the lock (it is reentrant in this thread).
             options = dict(ref=ref, name=name, fmt=fmt, strict=strict, limits=limits)
-            return ingest(kg, source, progress=progress, **options)
-        graph = graph_artifacts(kg.store)
+            return ingest(store, home, source, progress=progress, **options)
+        graph = graph_artifacts(store)
         state.claim_uids(graph)
         summary.renamed = state.renamed
         summary.warnings = state.all_warnings()  # with a line per uid clash
@@ -282,25 +287,26 @@ def ingest(
         }
         settled = False  # whether every entry of the source was resolved just now
         if plan.new or plan.changed or plan.removed or plan.shared.nodes or not trusted:
-            summary.reresolved = write_plan(kg.store, uid, source_props, plan, graph, report)
+            summary.reresolved = write_plan(store, uid, source_props, plan, graph, report)
             settled = bool(plan.new or plan.changed)
             held.confirm()
-            mark_complete(kg.store, uid, source_props)
+            mark_complete(store, uid, source_props)
             summary.wrote = True
         elif moved:
             # Only provenance moved (a commit that touched no meta file, a new name).
             props = {**source_props, "complete": True}
-            kg.store.upsert_nodes("Source", [{"key": uid, "props": props}])
+            store.upsert_nodes("Source", [{"key": uid, "props": props}])
             summary.wrote = True
         if summary.wrote:
-            summary.implements = _link_code(kg, uid)
-        mark = _settle_missing(kg, summary, None, settled=settled, report=report)
-        _ingest_results(kg, tree.root, uid, summary)
+            summary.implements = _link_code(store, uid)
+        mark = _settle_missing(store, summary, None, settled=settled, report=report)
+        _ingest_results(store, tree.root, uid, summary)
         state.save(manifest_file, tree, archive_stat, listing_digest, fmt, mark)
         return _done(summary, started)
 
 
-def _ingest_results_file(kg, location, ref, name, fmt, strict, started) -> IngestSummary:
+def _ingest_results_file(store, home, location, ref, name, fmt, strict,
+                         started) -> IngestSummary:
     """One results file, written as ``ckg results import`` of it writes it: its ``Source``
     (kind ``file``), its Results, its stale Results removed, papers linked to code."""
     from ckg.ingest.link import link_code
@@ -312,7 +318,7 @@ def _ingest_results_file(kg, location, ref, name, fmt, strict, started) -> Inges
     if fmt != "auto":
         raise UsageError(f"{location} is a results file: --format {fmt} applies to artifacts")
     try:
-        source, records = read_path(location, kg.home / "cache")
+        source, records = read_path(location, Path(home) / "cache")
     except InvalidInput:
         raise InvalidInput(f"{location} is neither a folder, a Git repository, an archive nor "
                            f"a results file ({KNOWN})") from None
@@ -322,13 +328,13 @@ def _ingest_results_file(kg, location, ref, name, fmt, strict, started) -> Inges
         raise StrictFailure(summary)
     if name:
         source.props["name"] = name
-    write_source(kg.store, source, records)
+    write_source(store, source, records)
     summary.wrote = True
-    summary.implements = link_code(kg.store)
+    summary.implements = link_code(store)
     return _done(summary, started)
 
 
-def _ingest_results(kg, root: Path, uid: str, summary: IngestSummary) -> None:
+def _ingest_results(store, root: Path, uid: str, summary: IngestSummary) -> None:
     """Published results in the source's files (Papers with Code, MLPerf, result tables):
     read and written as ``ckg results import`` would, and the results of this source that
     its files no longer hold removed. One door: a results repository ingests like any other.
@@ -338,12 +344,12 @@ def _ingest_results(kg, root: Path, uid: str, summary: IngestSummary) -> None:
     found = result_files.detect(root)
     records = result_files.read(root, uid, found) if found else None
     if records is not None and records.nodes:
-        kg.store.write_records(records)
+        store.write_records(records)
         summary.results = records.tally.results
         summary.warnings.extend(records.warnings)
         summary.wrote = True
     kept = [n.key for n in records.nodes if n.label == "Result"] if records else []
-    gone = kg.store.run(
+    gone = store.run(
         "MATCH (r:Result {source_uid: $uid}) WHERE NOT r.uid IN $kept "
         "DETACH DELETE r RETURN count(*) AS n",
         {"uid": uid, "kept": kept},
@@ -357,7 +363,7 @@ def _count_plan(summary: IngestSummary, plan: "_Plan") -> None:
     summary.removed, summary.unchanged = len(plan.removed), plan.unchanged
 
 
-def _settle_missing(kg, summary, known, *, settled=False, report=None) -> str | None:
+def _settle_missing(store, summary, known, *, settled=False, report=None) -> str | None:
     """Count edges and entries; resolve again the entries still missing that now match.
 
     Entries of the source left missing whose targets have come since (by an ingest that
@@ -368,17 +374,17 @@ def _settle_missing(kg, summary, known, *, settled=False, report=None) -> str | 
     manifest says no missing entry matched. Returns the mark for the manifest (None when
     nothing is missing).
     """
-    missing = count_resolution(kg.store, summary)
+    missing = count_resolution(store, summary)
     if not missing:
         return None
-    mark = graph_mark(kg.store)  # read first: a change after it only makes it stale
-    if settled or mark == known or not resolvable(kg.store, missing):
+    mark = graph_mark(store)  # read first: a change after it only makes it stale
+    if settled or mark == known or not resolvable(store, missing):
         return mark
-    with write_lock(kg.store):
-        found = resolve_missing(kg.store, summary.uid, report)
+    with write_lock(store):
+        found = resolve_missing(store, summary.uid, report)
     summary.reresolved += found
     summary.wrote = summary.wrote or bool(found)
-    count_resolution(kg.store, summary)
+    count_resolution(store, summary)
     return mark
 
 
@@ -400,14 +406,14 @@ class _Seen:
     node: dict | None
 
     @classmethod
-    def load(cls, kg, uid: str, path: Path, *, parse: bool = True) -> "_Seen":
+    def load(cls, store, uid: str, path: Path, *, parse: bool = True) -> "_Seen":
         try:
             st = path.stat()
             stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         except OSError:
             stamp = None
         manifest = _load_manifest(path) if stamp and parse else None
-        return cls(stamp, manifest, kg.store.get_node("Source", uid))
+        return cls(stamp, manifest, store.get_node("Source", uid))
 
     def trusted(self, fmt: str) -> bool:
         """Whether the manifest describes the graph: the last ingest of ``fmt`` completed."""
@@ -763,10 +769,10 @@ def _locate(source: str | Path) -> tuple[str, str]:
     return str(Path(text).expanduser().resolve()), kind
 
 
-def _manifest_path(kg, uid: str) -> Path:
-    store = f"{kg.store.engine}\n{kg.store.location}"
-    key = hashlib.sha256(store.encode()).hexdigest()[:12]
-    return kg.home / "manifests" / key / f"{uid}.json"
+def _manifest_path(store, home: Path, uid: str) -> Path:
+    where = f"{store.engine}\n{store.location}"
+    key = hashlib.sha256(where.encode()).hexdigest()[:12]
+    return Path(home) / "manifests" / key / f"{uid}.json"
 
 
 def _load_manifest(path: Path) -> dict | None:
@@ -785,7 +791,7 @@ def _save_manifest(path: Path, data: dict) -> None:
 
 
 def _finish_unchanged(
-    kg, summary, manifest_file, old, node, name, strict, started, moved=None
+    store, summary, manifest_file, old, node, name, strict, started, moved=None
 ) -> IngestSummary:
     """Nothing changed on disk: report from the manifest and the graph, write nothing.
 
@@ -804,20 +810,20 @@ def _finish_unchanged(
     named = name and name != node.get("name")
     props = {**(moved or {}), **({"name": name} if named else {})}
     if props:
-        kg.store.upsert_nodes("Source", [{"key": summary.uid, "props": props}])
+        store.upsert_nodes("Source", [{"key": summary.uid, "props": props}])
         summary.wrote = True
     if moved:
-        summary.implements = _link_code(kg, summary.uid)
-    mark = _settle_missing(kg, summary, old.get("settled"))
+        summary.implements = _link_code(store, summary.uid)
+    mark = _settle_missing(store, summary, old.get("settled"))
     if mark != old.get("settled"):
         old["settled"] = mark
         _save_manifest(manifest_file, old)
     return _done(summary, started)
 
 
-def _link_code(kg, uid: str) -> int:
+def _link_code(store, uid: str) -> int:
     """:func:`ckg.ingest.link.link_code` for one source, imported only on a path that wrote:
     the results modules take about 40 ms to import, a quarter of an unchanged re-ingest."""
     from ckg.ingest.link import link_code
 
-    return link_code(kg.store, source=uid)
+    return link_code(store, source=uid)
