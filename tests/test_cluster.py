@@ -181,7 +181,7 @@ def test_a_task_executed_twice_runs_its_command_once(cluster, tmp_path):
 
     tally = tmp_path / "tally"
     with ckg.open(cluster["uri"], home=cluster["submitter"]) as kg:
-        [spec] = task_specs(kg, "pauser", Options(grid={"tally": [str(tally)]}),
+        [spec] = task_specs(kg.store, kg.home, "pauser", Options(grid={"tally": [str(tally)]}),
                             cluster["scheduler"], ("cpu-b",))
     member = security_for(cluster["scheduler"], "client", cluster["certs"])
     with Client(cluster["scheduler"], security=member, set_as_default=False) as client:

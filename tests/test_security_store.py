@@ -388,7 +388,7 @@ def test_trusted_archive_replaced_by_other_bytes_needs_trust_again(kg, tmp_path)
     marker = tmp_path / "second-content-ran"
     archive = _workflow_tar(tmp_path, "a", "open('out.txt', 'w').write('first')\n")
     kg.ingest(str(archive))
-    trust_source(kg, str(archive))
+    trust_source(kg.store, kg.home, str(archive))
     assert kg.run("touch-out").runs[0].status == "ok"
     first = hashlib.sha256(archive.read_bytes()).hexdigest()
 
@@ -403,7 +403,7 @@ def test_trusted_archive_replaced_by_other_bytes_needs_trust_again(kg, tmp_path)
         kg.run("touch-out")
     assert not marker.exists()
 
-    trust_source(kg, str(archive))
+    trust_source(kg.store, kg.home, str(archive))
     assert kg.run("touch-out").runs[0].status == "ok"
     assert marker.read_text() == "second"
 
@@ -411,7 +411,7 @@ def test_trusted_archive_replaced_by_other_bytes_needs_trust_again(kg, tmp_path)
 def test_trust_recorded_without_content_is_not_enough(kg, tmp_path):
     archive = _workflow_tar(tmp_path, "a", "open('out.txt', 'w').write('x')\n")
     kg.ingest(str(archive))
-    uid = trust_source(kg, str(archive))[0]["uid"]
+    uid = trust_source(kg.store, kg.home, str(archive))[0]["uid"]
     (kg.home / TRUST_FILE).write_text(f'{{"{uid}": "{archive}"}}')  # an older ckg's entry
     with pytest.raises(RunFailed, match="trusted before ckg recorded what it trusted"):
         kg.run("touch-out")
@@ -424,7 +424,7 @@ def test_a_meta_changed_in_the_graph_does_not_run(kg, tmp_path):
     marker = tmp_path / "planted-command-ran"
     archive = _workflow_tar(tmp_path, "a", "open('out.txt', 'w').write('first')\n")
     kg.ingest(str(archive))
-    trust_source(kg, str(archive))
+    trust_source(kg.store, kg.home, str(archive))
     assert kg.run("touch-out").runs[0].status == "ok"
     # someone with write access to the shared graph replaces the trusted workflow's command
     [row] = kg.store.run("MATCH (a:Artifact {alias: 'touch-out'}) RETURN a.meta AS meta")

@@ -197,7 +197,7 @@ def test_a_link_in_a_trusted_git_source_to_another_users_file_does_not_run(kg, p
     assert os.system(f"git -C {root} init -q && git -C {root} add -A && "
                      f"git -C {root} -c user.name=t -c user.email=t@t commit -qm one") == 0
     kg.ingest(str(root))
-    trust_source(kg, str(root))
+    trust_source(kg.store, kg.home, str(root))
     marker = public / "ran-as"
     _as_other(other_user, f"printf '#!/bin/bash\\n{EVIL.format(marker=marker)}' > {script}")
     with pytest.raises(RunFailed, match=re.escape(

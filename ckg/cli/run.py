@@ -154,7 +154,7 @@ def trust(source: str = typer.Argument(..., help="Source uid, URL, archive or fo
     from ckg.run.trust import trust_source
 
     with open_graph() as kg:
-        rows = trust_source(kg, source)
+        rows = trust_source(kg.store, kg.home, source)
     for row in rows:
         content = (row["digest"] or "unknown")[:12]
         print(f"trusted {row['location']} ({row['kind']}, {row['uid']}) at content {content}")

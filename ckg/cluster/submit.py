@@ -14,21 +14,19 @@ from dataclasses import replace
 from ckg.cluster import certs as cluster_certs
 from ckg.cluster import resources
 from ckg.errors import RunFailed, UsageError
-from ckg.run.runner import ARTIFACT_INFO, Options, Report, RunResult, experiment_node
+from ckg.plan import plan as make_plan
+from ckg.run.checkouts import artifact_sources
+from ckg.run.runner import Options, Report, RunResult, experiment_node
 from ckg.run.runner import run as run_here
 from importers.ckgyaml import expand_grid
 
 #: With --cluster, the grid axis that names the workers' label or platform field, per point.
 PLATFORM_AXIS = "platform"
-LOST = """
-MATCH (r:Run) WHERE r.uid IN $uids AND r.status = 'running'
-SET r.status = 'lost', r.error = $error
-"""
 #: Seconds to wait for the scheduler to answer before giving up.
 CONNECT_TIMEOUT_S = 10
 
 
-def task_specs(kg, target: str, options: Options, scheduler: str,
+def task_specs(store, home, target: str, options: Options, scheduler: str,
                platform=()) -> list[dict]:
     """One task per grid point: the target, the point, the resources it needs (``platform``
     and the point's own ``platform`` axis), the options a worker runs it with, its run uid,
@@ -50,17 +48,18 @@ def task_specs(kg, target: str, options: Options, scheduler: str,
     wanted = [point.pop(PLATFORM_AXIS, None) for point in points]
     distinct = [json.loads(p) for p in dict.fromkeys(json.dumps(p, sort_keys=True)
                                                       for p in points)]
-    checked = run_here(kg, target, replace(options, grid=distinct if options.grid else {},
-                                           dry_run=True, trust=True, folders_trusted=False))
-    plan = kg.plan(target, options.variations, options.env)
-    rows = kg.store.run(ARTIFACT_INFO, {"uids": [s.uid for s in plan.steps]})
+    checked = run_here(store, home, target,
+                       replace(options, grid=distinct if options.grid else {}, dry_run=True,
+                               trust=True, folders_trusted=False))
+    plan = make_plan(store, target, options.variations, options.env, home=home)
+    rows = artifact_sources(store, [s.uid for s in plan.steps])
     sources = {
         r["source_uid"]: {"location": r["location"], "kind": r["source_kind"],
                           "digest": r["source_digest"]}
         for r in rows if r["source_uid"]
     }
     # Fixed here, so that every task joins it: the one --experiment names, or a new one.
-    node = experiment_node(kg.store, options.experiment, checked.target, plan.target, options,
+    node = experiment_node(store, options.experiment, checked.target, plan.target, options,
                            len(points))
     experiment = {"uid": node.key, "props": {**node.props, "cluster": scheduler}}
     carried = {
@@ -78,14 +77,16 @@ def task_specs(kg, target: str, options: Options, scheduler: str,
     ]
 
 
-def run_on_cluster(kg, target: str, options: Options, scheduler: str, *, platform=(),
-                   certs=None, insecure: bool = False, progress=None) -> Report:
+def run_on_cluster(store, home, target: str, options: Options, scheduler: str, *,
+                   platform=(), certs=None, insecure: bool = False, progress=None) -> Report:
     """Run the grid of ``options`` on the workers of the Dask ``scheduler``.
 
     Parameters
     ----------
-    kg : ckg.api.KnowledgeGraph
+    store : GraphStore
         The graph the workers record into (the same database, reached from here).
+    home : Path
+        ckg's home here: the plan's memory, and the certificates' default folder.
     scheduler : str
         ``tls://HOST:PORT``; ``tcp://`` only with ``insecure``, which warns
         (:func:`ckg.cluster.resources.check_address`).
@@ -118,12 +119,13 @@ def run_on_cluster(kg, target: str, options: Options, scheduler: str, *, platfor
     address = resources.check_address(scheduler, "--cluster", insecure=insecure)
     resources.require_dask()
     resources.required(platform)  # a malformed --platform before anything else
-    security = cluster_certs.security_for(address, "client", certs, kg.home)
-    specs = task_specs(kg, target, options, address, platform)
+    security = cluster_certs.security_for(address, "client", certs, home)
+    specs = task_specs(store, home, target, options, address, platform)
     results = _collect(address, specs, security, progress or (lambda *finished: None))
     lost = [uid for uid, done in results.items() if done["status"] == "lost"]
     if lost:
-        kg.store.write(LOST, {"uids": lost, "error": "its worker was lost"})
+        store.update_nodes("Run", lost, {"status": "lost", "error": "its worker was lost"},
+                           where={"status": "running"})
     fixed = specs[0]["experiment"]
     report = Report(fixed["uid"], fixed["props"].get("name") or target)
     for spec in specs:

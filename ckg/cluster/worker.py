@@ -10,13 +10,17 @@ import asyncio
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from ckg import config
 from ckg.cluster import certs as cluster_certs
 from ckg.cluster import resources
 from ckg.errors import CkgError, RunFailed
 from ckg.run import trust
 from ckg.run.platform import detect_cached, platform_uid
+from ckg.run.runner import Options
+from ckg.run.runner import run as run_here
 
 #: A run already complete in the graph: a re-executed task returns it instead of running again.
 RECORDED = """
@@ -26,13 +30,6 @@ RETURN r.status AS status, r.exit_code AS exit_code, r.workdir AS workdir,
        r.log_tail AS log_tail, r.error AS error,
        collect({metric: m.metric, value: m.value, unit: m.unit, device: m.device}) AS figures
 """
-#: Taken before running: a Run a lost worker leaves ``running`` is completed by the task's
-#: re-execution, or marked ``lost`` by the submitter.
-CLAIM = """
-MERGE (r:Run {uid: $uid})
-SET r.status = 'running', r.worker = $worker, r.worker_labels = $labels, r.claimed_at = $now
-"""
-FAILED = "MATCH (r:Run {uid: $uid}) SET r.status = 'failed', r.error = $error"
 SOURCES = "MATCH (s:Source) WHERE s.uid IN $uids RETURN s.uid AS uid, s.digest AS digest"
 LOG_TAIL_LINES = 20
 #: The worker's Dask scratch space, in its (private) home.
@@ -43,7 +40,8 @@ SCRATCH = "dask-scratch-space"
 class _Host:
     """What the tasks of this worker process run with."""
 
-    kg: object
+    store: object
+    home: Path
     labels: list[str]
     platform: str  # the uid of this host's Platform node
     roots: dict  # the sources fetched here, by location, ref and digest (runner.Options)
@@ -52,14 +50,16 @@ class _Host:
 _HOST: _Host | None = None  # set by serve(), in the process whose Dask worker runs the tasks
 
 
-def serve(kg, scheduler: str, *, labels=(), nthreads: int = 1, name: str | None = None,
-          certs=None, insecure: bool = False, on_start=None) -> None:
+def serve(store, home, scheduler: str, *, labels=(), nthreads: int = 1,
+          name: str | None = None, certs=None, insecure: bool = False, on_start=None) -> None:
     """Run a Dask worker of ``scheduler`` until the scheduler or a signal ends it.
 
     Parameters
     ----------
-    kg : ckg.api.KnowledgeGraph
-        The shared graph the tasks record into, and this worker's home.
+    store : GraphStore
+        The shared graph the tasks record into.
+    home : Path
+        This worker's ckg home: its trust list, caches, certificates and scratch space.
     scheduler : str
         ``tls://HOST:PORT``; ``tcp://`` only with ``insecure``
         (:func:`ckg.cluster.resources.check_address`).
@@ -85,17 +85,18 @@ def serve(kg, scheduler: str, *, labels=(), nthreads: int = 1, name: str | None 
     """
     address = resources.check_address(scheduler, "--scheduler", insecure=insecure)
     resources.require_dask()
-    security = cluster_certs.security_for(address, "worker", certs, kg.home)
-    fingerprint = detect_cached(kg.home)
+    home = Path(home)
+    security = cluster_certs.security_for(address, "worker", certs, home)
+    fingerprint = detect_cached(home)
     uid = platform_uid(fingerprint)
     offered = resources.offered(fingerprint, list(labels), uid)
     global _HOST
-    _HOST = _Host(kg, [label.lower() for label in labels], uid, {})
+    _HOST = _Host(store, home, [label.lower() for label in labels], uid, {})
     host = urlsplit(address).hostname
     listen = host if resources.is_loopback(host) else None  # else the route to the scheduler
     # Not Dask's default /tmp/dask-scratch-space, which another local user can create first
     # and then swap the data this worker spills and reads back (pickles) for their own.
-    scratch = str(kg.home / SCRATCH)
+    scratch = str(home / SCRATCH)
     asyncio.run(_serve(address, offered, nthreads, name, security, listen, scratch, on_start))
 
 
@@ -124,28 +125,32 @@ def run_task(spec: dict) -> dict:
         raise RuntimeError("ckg tasks run on `ckg worker`, not on a plain Dask worker")
     who = {"worker": get_worker().address, "labels": _HOST.labels, "platform": _HOST.platform}
     base = {**who, "uid": spec["run_uid"], "params": spec["point"]}
-    store = _HOST.kg.store
+    store = _HOST.store
     try:
         done = _recorded(store, spec["run_uid"])
         if done:
             return {**base, **done}
-        check_sources(_HOST.kg, spec["sources"])
+        check_sources(store, _HOST.home, spec["sources"])
         check_env(spec["options"].get("env") or {})
     except CkgError as exc:
         return {**base, "status": "refused", "error": str(exc)}
     point = spec["point"]
     try:
-        store.write(CLAIM, {"uid": spec["run_uid"], "worker": who["worker"],
-                            "labels": _HOST.labels, "now": datetime.now(UTC).isoformat()})
-        report = _HOST.kg.run(spec["target"], grid=[point] if point else {},
-                              run_uids=(spec["run_uid"],), experiment=spec["experiment"],
-                              folders_trusted=False, source_roots=_HOST.roots,
-                              **spec["options"])
+        # Claimed before running: a Run a lost worker leaves ``running`` is completed by the
+        # task's re-execution, or marked ``lost`` by the submitter.
+        store.upsert_nodes("Run", [{"key": spec["run_uid"], "props": {
+            "status": "running", "worker": who["worker"], "worker_labels": _HOST.labels,
+            "claimed_at": datetime.now(UTC).isoformat()}}])
+        options = Options(grid=[point] if point else {}, run_uids=(spec["run_uid"],),
+                          experiment=spec["experiment"], folders_trusted=False,
+                          source_roots=_HOST.roots, **spec["options"])
+        with config.private_files():
+            report = run_here(store, _HOST.home, spec["target"], options)
     except Exception as exc:  # noqa: BLE001 - every failure goes back to the submitter
         error = str(exc) if isinstance(exc, CkgError) else f"{type(exc).__name__}: {exc}"
         tail = "" if isinstance(exc, CkgError) else traceback.format_exc()
         try:
-            store.write(FAILED, {"uid": spec["run_uid"], "error": error})
+            store.update_nodes("Run", [spec["run_uid"]], {"status": "failed", "error": error})
         except CkgError:
             pass  # the graph is out of reach: the submitter marks the claim, if any, lost
         return {**base, "status": "failed", "error": error, "log_tail": _tail(tail)}
@@ -194,7 +199,7 @@ def check_env(env: dict) -> None:
             )
 
 
-def check_sources(kg, sources: dict[str, dict]) -> None:
+def check_sources(store, home, sources: dict[str, dict]) -> None:
     """Refuse to run unless each source still has, in the graph, the digest the submitter
     saw, and this host's trust list (``ckg trust`` here) allows that content.
 
@@ -203,8 +208,8 @@ def check_sources(kg, sources: dict[str, dict]) -> None:
     RunFailed
         Naming the source and what its operator can do.
     """
-    allowed = trust.trusted(kg.home)
-    now = {r["uid"]: r["digest"] for r in kg.store.run(SOURCES, {"uids": list(sources)})}
+    allowed = trust.trusted(home)
+    now = {r["uid"]: r["digest"] for r in store.run(SOURCES, {"uids": list(sources)})}
     for uid, source in sources.items():
         location, digest = source["location"], source["digest"] or ""
         if now.get(uid) != source["digest"]:

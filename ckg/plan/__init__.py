@@ -44,6 +44,8 @@ def plan(
     variations: Iterable[str] = (),
     env: Mapping | None = None,
     adr: Mapping | None = None,
+    *,
+    home=None,
 ) -> Plan:
     """The ordered steps that run ``target``, from the graph store or a loaded graph.
 
@@ -63,6 +65,9 @@ def plan(
     adr : mapping
         The user's ``add_deps_recursive``: ``{NAME: {"tags": "..."}}`` adds tags to every
         dependency entry named ``NAME``.
+    home : Path, optional
+        ckg's home, under which plans from a store are remembered (a KnowledgeGraph's own
+        when None).
 
     Returns
     -------
@@ -81,7 +86,7 @@ def plan(
 
         return build_plan(kg_or_graph, target, variations=variations, env=env, adr=adr)
     store = getattr(kg_or_graph, "store", kg_or_graph)
-    home = getattr(kg_or_graph, "home", None)
+    home = home or getattr(kg_or_graph, "home", None)
     uid, in_target = find_target(store, target)
     rows = fetch_subgraph(store, uid)
     wanted = [*in_target, *variations]

@@ -53,7 +53,7 @@ def paper_key(store, paper: str) -> tuple[str, str]:
     raise NotFound(f"no paper {uid!r} in the graph{hint}")
 
 
-def reproduce(kg, paper: str, *, repeat: int = 1, trust: bool = False,
+def reproduce(store, home, paper: str, *, repeat: int = 1, trust: bool = False,
               timeout_s: float | None = None) -> Reproduction:
     """Run, for each result of ``paper``, the implementing artifact configured to reproduce
     it, and compare: one row per reported result and run of this command.
@@ -66,6 +66,16 @@ def reproduce(kg, paper: str, *, repeat: int = 1, trust: bool = False,
     An artifact whose block is malformed or ambiguous, or that cannot be run (an untrusted
     source, a failed dependency), is named in ``errors``; the others still run.
 
+    Parameters
+    ----------
+    store : GraphStore
+        Where the paper, its results and the implementing artifacts are, and where the runs
+        are recorded.
+    home : Path
+        ckg's home, as :func:`ckg.run.run` takes it.
+    paper : str
+        A link, arXiv id, DOI or uid of the paper (:func:`paper_key`).
+
     Raises
     ------
     NotFound
@@ -73,22 +83,23 @@ def reproduce(kg, paper: str, *, repeat: int = 1, trust: bool = False,
     UsageError
         ``repeat`` below 1.
     """
-    from ckg import queries
+    from ckg import config, queries
     from ckg.errors import CkgError, UsageError
+    from ckg.run.runner import Options, run
     from ckg.run.steps import RUNNABLE
 
     if repeat < 1:
         raise UsageError(f"--repeat must be at least 1, got {repeat}")
-    uid, title = paper_key(kg.store, paper)
-    results = kg.store.run(_PAPER_RESULTS, {"paper": uid})
-    artifacts = kg.store.run(_IMPLEMENTING, {"paper": uid})
+    uid, title = paper_key(store, paper)
+    results = store.run(_PAPER_RESULTS, {"paper": uid})
+    artifacts = store.run(_IMPLEMENTING, {"paper": uid})
     runnable = [a for a in artifacts if a["format"] in RUNNABLE]
     points: dict[str, list[dict]] = {}  # artifact uid -> grid points, in order
     planned: dict[str, list[tuple[str, dict]]] = {}  # result uid -> (artifact, point)
     errors = {}  # artifact uid -> why it could not be run
     for artifact in runnable:
         try:
-            configured = _configured(kg.store, artifact)
+            configured = _configured(store, artifact)
         except CkgError as exc:
             errors[artifact["uid"]] = str(exc)
             continue
@@ -100,8 +111,9 @@ def reproduce(kg, paper: str, *, repeat: int = 1, trust: bool = False,
     runs: dict[str, list] = {}
     for artifact_uid, grid in points.items():
         try:
-            report = kg.run(artifact_uid, grid=grid, repeat=repeat, trust=trust,
-                            timeout_s=timeout_s)
+            options = Options(grid=grid, repeat=repeat, trust=trust, timeout_s=timeout_s)
+            with config.private_files():
+                report = run(store, home, artifact_uid, options)
         except CkgError as exc:  # the other artifacts still run; the error is reported
             errors[artifact_uid] = str(exc)
             continue
@@ -109,7 +121,7 @@ def reproduce(kg, paper: str, *, repeat: int = 1, trust: bool = False,
         runs[artifact_uid] = report.runs
     mine = {run.uid for report in outcome.reports for run in report.runs}
     compared: dict[str, list[dict]] = {}
-    for row in queries.run(kg, "paper-vs-reproduced", {"paper": uid}):
+    for row in queries.run(store, "paper-vs-reproduced", {"paper": uid}):
         if row["run"] in mine:
             compared.setdefault(row["result"], []).append({**row, "status": "reproduced"})
     aliases = {a["uid"]: a["alias"] for a in artifacts}

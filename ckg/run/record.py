@@ -6,7 +6,10 @@ and ``(Run)-[:MEASURED]->(Measurement)``; ``MEASURED`` comes last, so a run whos
 ``MEASURED`` relationship is in the graph was written whole (see :mod:`ckg.run.journal`).
 """
 
+from ckg import redact
+from ckg.errors import StoreUnavailable
 from ckg.records import Edge, Node, Records
+from ckg.run import journal
 from ckg.run.measure import Figure, summarize
 
 
@@ -74,3 +77,50 @@ def run_records(
         measured.append(Edge("MEASURED", "Run", run_uid, "Measurement", node.key))
     records.edges += measured
     return records
+
+
+class Recorder:
+    """Writes the records of one command: each batch to the journal on disk first
+    (:func:`ckg.run.journal.append`), then to the graph in one transaction.
+
+    When the graph cannot be written (:class:`~ckg.errors.StoreUnavailable`), the command
+    goes on: this and every later batch wait in the journal for ``ckg db recover``, and
+    :attr:`unrecorded` counts them.
+
+    Parameters
+    ----------
+    store : GraphStore
+    home : Path
+        ckg's home, whose journal receives every batch.
+
+    Attributes
+    ----------
+    store_ok : bool
+        Whether the graph is still written to.
+    unrecorded : int
+        Batches left in the journal only.
+    error : str
+        The store's error that stopped the writes ("" while none).
+    """
+
+    def __init__(self, store, home):
+        self.store = store
+        self.home = home
+        self.store_ok = True
+        self.unrecorded = 0
+        self.error = ""
+
+    def write(self, records: Records, secrets: tuple[str, ...]) -> None:
+        """Mask ``secrets`` in ``records``, journal them, and write them to the graph."""
+        redact.mask_records(records, secrets)
+        journal.append(self.home, records)
+        if not self.store_ok:
+            self.unrecorded += 1
+            return
+        try:
+            self.store.write_records(records, one_transaction=True)
+        except StoreUnavailable as exc:
+            # Journalled already: stop trying the graph for the rest of this command.
+            self.store_ok = False
+            self.unrecorded += 1
+            self.error = str(exc)

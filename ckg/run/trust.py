@@ -99,7 +99,7 @@ def _write_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def trust_source(kg, source: str) -> list[dict]:
+def trust_source(store, home: Path, source: str) -> list[dict]:
     """Trust the ingested source(s) whose uid or location is ``source``, at the content they
     were last ingested with (their ``digest``); return them.
 
@@ -115,7 +115,7 @@ def trust_source(kg, source: str) -> list[dict]:
     names = [source]
     if Path(source).expanduser().exists():
         names.append(str(Path(source).expanduser().resolve()))
-    rows = kg.store.run(
+    rows = store.run(
         "MATCH (s:Source) WHERE s.uid IN $names OR s.location IN $names "
         "RETURN s.uid AS uid, s.location AS location, s.kind AS kind, s.digest AS digest",
         {"names": names},
@@ -123,7 +123,7 @@ def trust_source(kg, source: str) -> list[dict]:
     if not rows:
         raise NotFound(f"no ingested source has uid or location {source!r}: ingest it first")
     add_trust(
-        kg.home,
+        home,
         {row["uid"]: {"location": row["location"], "digest": row["digest"]} for row in rows},
     )
     return rows

@@ -187,6 +187,25 @@ class GraphStore(ABC):
         )
         return rows[0]["n"] if rows else None
 
+    def update_nodes(self, label: str, keys: Iterable, props: dict, *,
+                     where: dict | None = None) -> None:
+        """Set ``props`` on the existing nodes of ``label`` whose keys are ``keys`` (none is
+        made), on those only whose properties have the values ``where`` names, if given."""
+        match = f"UNWIND $keys AS k MATCH (n:{check_name(label)} {{{key_of(label)}: k}})"
+        where = where or {}
+        params = {"keys": list(keys), "props": props}
+        tests = []
+        for index, (name, value) in enumerate(where.items()):
+            tests.append(f"n.{check_name(name)} = $w{index}")
+            params[f"w{index}"] = value
+        test = f" WHERE {' AND '.join(tests)}" if tests else ""
+        self.write(f"{match}{test} SET n += $props", params)
+
+    def delete_nodes(self, label: str, keys: Iterable) -> None:
+        """Delete the nodes of ``label`` whose keys are ``keys``, with their relationships."""
+        self.write(f"UNWIND $keys AS k MATCH (n:{check_name(label)} {{{key_of(label)}: k}}) "
+                   "DETACH DELETE n", {"keys": list(keys)})
+
     def counts(self) -> dict:
         """Node counts per label and relationship counts per type (zero counts left out)."""
         labels = {}
