@@ -165,7 +165,11 @@ def test_the_lean_core_runs_and_names_the_extra_a_command_needs(wheel, ckg_home,
 
     listed = json.loads(ckg("queries", "--json").stdout)
     assert "compare-papers" in {q["name"] for q in listed}
-    serve = ckg("serve", code=1)
-    assert serve.stderr.strip() == "ckg: error: ckg serve needs starlette: pip install 'ckg[serve]'"
-    demo = ckg("demo", code=1)
-    assert demo.stderr.strip() == "ckg: error: ckg demo needs sklearn: pip install 'ckg[demo]'"
+    for command, needs, extra in [
+        ("serve", "starlette", "serve"),
+        ("demo", "sklearn", "demo"),
+        ("cluster certs", "cryptography", "cluster"),
+    ]:
+        refused = ckg(*command.split(), code=1)
+        said = f"ckg: error: ckg {command} needs {needs}: pip install 'ckg[{extra}]'"
+        assert refused.stderr.strip() == said

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ckg import config
 from ckg.cluster import resources
-from ckg.errors import UsageError
+from ckg.errors import UsageError, require_extra
 
 #: Where ``ckg worker`` and ``ckg run --cluster`` look when no folder is named.
 ENV = "CKG_CLUSTER_CERTS"
@@ -92,6 +92,7 @@ def issue(days: int = DAYS, now: datetime | None = None) -> dict[str, bytes]:
     ['ca.pem', 'client.key', 'client.pem', 'scheduler.key', 'scheduler.pem',
      'worker.key', 'worker.pem']
     """
+    require_extra("cluster", "cryptography", what="ckg cluster certs")
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
