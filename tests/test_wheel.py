@@ -51,6 +51,19 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
+def test_the_wheel_holds_every_file_of_the_packages(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        held = set(archive.namelist())
+    here = {
+        path.relative_to(REPO).as_posix()
+        for package in ("ckg", "importers")
+        for path in (REPO / package).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    missing = sorted(here - held)  # a file package-data misses is absent where ckg is installed
+    assert not missing, missing
+
+
 def _check(command: list[str], **options) -> subprocess.CompletedProcess:
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, **options)
     assert done.returncode == 0, f"{command}:\n{done.stdout}{done.stderr}"
