@@ -8,12 +8,16 @@ import sys
 import networkx as nx
 import pytest
 
+from ckg import mlc
 from ckg.cli import main
 from ckg.errors import CycleError, UsageError
 from ckg.ingest.write import DEP_FIELDS
-from ckg.plan import build_plan, core, graph, guards, load_graph, memo, variations
+from ckg.mlc import env as mlc_env
+from ckg.mlc import guards, versions
+from ckg.mlc import variations as mlc_variations
+from ckg.mlc.guards import blocked_by, key_matches
+from ckg.plan import build_plan, core, graph, load_graph, memo, variations
 from ckg.plan import env as env_mod
-from ckg.plan.guards import blocked_by, key_matches
 from ckg.plan.variations import VariationError, choose
 from ckg.resolve import resolve
 from importers import cm
@@ -40,7 +44,7 @@ def ids(plan):
     return [s.id for s in plan.steps]
 
 
-# --- guards: CM's comparison rules ---------------------------------------------------------
+# --- guards: one answer, MLCFlow's, for the planner and the engine --------------------------
 
 
 @pytest.mark.parametrize(
@@ -54,15 +58,63 @@ def ids(plan):
         (["no"], "yes", False),
         (["cuda", "rocm"], "ROCM", True),  # lists are any-of, compared lower-case
         (["cuda"], "cpu", False),
-        ("cuda", "cuda", True),  # a scalar is a one-element list
+        ("cuda", "cuda", True),  # a scalar is a one-element list (CM reads it letter by letter)
     ],
 )
-def test_key_matches_follows_cm_rules(expected, value, matches):
+def test_key_matches_follows_mlcflow_rules(expected, value, matches):
     assert key_matches(expected, {"K": value}, "K") is matches
 
 
-def test_absent_key_never_matches_even_a_false_word():
-    assert key_matches(["no"], {}, "K") is False
+def guarded(guard: dict, env: dict, meta_env: dict | None = None):
+    """app with one dependency, lib, under ``guard``; ``env`` is the user's, ``meta_env``
+    app's own."""
+    arts = [art("a", "app", env=meta_env or {}), art("l", "lib")]
+    return build_plan(load_graph(arts, [dep("a", "l", "lib", **guard)]), "a", env=env)
+
+
+#: (guard, user env, app's meta env, whether lib runs): MLCFlow's enable_or_skip_script and
+#: any_enable_or_skip_script. The planner read the first three the other way round.
+GUARD_CASES = {
+    "absent key expected false": ({"enable_if_env": {"A": ["no"]}}, {}, {}, True),
+    "empty value is unset": ({"skip_if_env": {"A": ["yes"]}}, {"A": ""}, {}, True),
+    "unresolved reference is unset": ({"skip_if_env": {"A": ["on"]}}, {}, {"A": "<<<B>>>"}, True),
+    "absent key never matches an any form": ({"enable_if_any_env": {"A": ["no"]}}, {}, {}, False),
+}
+
+
+@pytest.mark.parametrize("case", GUARD_CASES)
+def test_guard_has_one_answer_in_plan_and_run(case):
+    guard, env, meta_env, runs = GUARD_CASES[case]
+    assert ("lib" in ids(guarded(guard, env, meta_env))) is runs
+    # the engine's test, on the env the step sees
+    assert mlc.skipped(guard, {**meta_env, **env}) is not runs
+
+
+def test_cm_reads_an_unresolved_reference_as_a_value():
+    guard = {"skip_if_env": {"A": ["on"]}}
+    assert mlc.skipped(guard, {"A": "<<<B>>>"}, mlc.CM) is True
+    assert mlc.skipped(guard, {"A": "<<<B>>>"}) is False
+
+
+def test_guard_over_a_key_a_dependency_exports_is_decided_at_run_time():
+    arts = [art("a", "app"), art("o", "detect-os", new_env_keys=["OS_*"]), art("l", "lib")]
+    edges = [
+        dep("a", "o", "detect,os"),
+        dep("a", "l", "lib", position=1, enable_if_env={"OS_TYPE": ["linux"]}),
+    ]
+    plan = build_plan(load_graph(arts, edges), "a")
+    assert plan.step("lib").at_run_time == "app deps if OS_TYPE=linux"
+    assert plan.step("detect-os").at_run_time == ""
+    assert "at run time: app deps if OS_TYPE=linux" in plan.to_dot()
+    # the user's --env is MLCFlow's const: known, so decided now
+    assert "lib" not in ids(build_plan(load_graph(arts, edges), "a", env={"OS_TYPE": "mac"}))
+
+
+def test_prehook_guard_over_a_meta_key_is_decided_at_run_time():
+    arts = [art("a", "app", env={"NEED": "no"}), art("i", "install")]
+    edges = [dep("a", "i", "install", kind="prehook_deps", enable_if_env={"NEED": ["yes"]})]
+    plan = build_plan(load_graph(arts, edges), "a")  # customize.py may set NEED=yes
+    assert plan.step("install").at_run_time == "app prehook_deps if NEED=yes"
 
 
 def test_all_forms_need_every_key_and_any_forms_one():
@@ -75,7 +127,7 @@ def test_all_forms_need_every_key_and_any_forms_one():
     )
 
 
-# --- variations ---------------------------------------------------------------------------
+# --- variations: MLCFlow's order and defaults -----------------------------------------------
 
 VARIATIONS = {
     "cpu": {"group": "device", "default": True, "env": {"DEV": "cpu"}},
@@ -93,10 +145,27 @@ def test_group_default_applies_when_group_is_empty():
     assert choose(VARIATIONS, []) == ["cpu", "fp32"]
 
 
-def test_alias_base_and_default_variations_expand():
-    assert choose(VARIATIONS, ["gpu"]) == ["cuda", "fp32"]
-    # fp16 brings its base `fast`, whose default_variations pick cuda before cpu's default
-    assert choose(VARIATIONS, ["fp16"]) == ["fp16", "fast", "cuda"]
+def test_alias_is_kept_beside_what_it_stands_for():
+    assert choose(VARIATIONS, ["gpu"]) == ["gpu", "cuda", "fp32"]
+
+
+def test_base_variations_go_first_in_plan_and_run():
+    """_add_base_variations inserts each base at the front; the planner put it after."""
+    assert choose(VARIATIONS, ["fp16"]) == ["fast", "fp16", "cuda"]
+    assert choose({"x": {"base": ["y", "z"]}, "y": {}, "z": {}}, ["x"]) == ["z", "y", "x"]
+    arts = [art("a", "app", variations={"x": {"base": ["y"]}, "y": {"env": {"V": "y"}}})]
+    step = build_plan(load_graph(arts, []), "a", variations=["x"]).step("app")
+    assert step.variations == ["y", "x"]
+    assert step.variations == [t for t in mlc.choose(step.meta, ["x"]) if t[0] != "-"]
+
+
+def test_two_defaults_in_one_group_are_refused_as_mlcflow_refuses_them():
+    """_get_variation_groups: any ``default`` key counts, two in a group are an error."""
+    two = {"a": {"group": "g", "default": True}, "b": {"group": "g", "default": False}}
+    with pytest.raises(VariationError, match="group 'g' has two defaults: a and b"):
+        choose(two, [], owner="app")
+    with pytest.raises(UsageError, match="two defaults"):
+        build_plan(load_graph([art("a", "app", variations=two)], []), "a")
 
 
 def test_excluded_default_stays_off():
@@ -109,8 +178,30 @@ def test_two_variations_of_one_group_conflict():
 
 
 def test_undeclared_variation_is_named_with_what_is_declared():
-    with pytest.raises(VariationError, match="'tpu' is not declared by app .*cpu, cuda"):
+    with pytest.raises(VariationError, match="app: variation 'tpu' is not declared .*cpu, cuda"):
         choose(VARIATIONS, ["tpu"], owner="app")
+
+
+# --- env: add_deps_recursive merged as MLCFlow merges it -----------------------------------
+
+
+def test_add_deps_recursive_env_of_meta_and_variation_is_merged_into_the_dependency():
+    """_merge_dicts_with_tags merges dicts: the variation's env adds to the meta's; the
+    planner replaced it, and dropped an update's env."""
+    arts = [
+        art(
+            "a",
+            "app",
+            add_deps_recursive={"lib": {"env": {"A": "meta"}, "tags": "_x"}},
+            variations={"v": {"add_deps_recursive": {"lib": {"env": {"B": "var"}}}}},
+        ),
+        art("l", "get-lib", variations={"x": {}}),
+    ]
+    edges = [dep("a", "l", "get,lib", names=["lib"])]
+    step = build_plan(load_graph(arts, edges), "a", variations=["v"]).step("get-lib")
+    assert (step.env["A"], step.env["B"], step.variations) == ("meta", "var", ["x"])
+    merged = mlc.merge_tags_by_name({"lib": {"env": {"A": "meta"}}}, {"lib": {"env": {"B": "v"}}})
+    assert merged == {"lib": {"env": {"A": "meta", "B": "v"}}}
 
 
 # --- planning on small graphs -------------------------------------------------------------
@@ -208,7 +299,7 @@ def test_post_deps_run_after_their_caller():
 
 
 def test_undeclared_target_variation_is_a_usage_error():
-    with pytest.raises(UsageError, match="variation 'rocm' is not declared by app"):
+    with pytest.raises(UsageError, match="app: variation 'rocm' is not declared"):
         build_plan(small_graph(), "a", variations=["rocm"])
 
 
@@ -364,7 +455,12 @@ def plan_corpus(corpora, alias, *, full=True, **kw):
 
 
 def aliases(plan):
-    return {s.alias for s in plan.steps}
+    """The scripts the plan surely runs (not those a guard decides at run time)."""
+    return {s.alias for s in plan.steps if not s.at_run_time}
+
+
+def sure(plan):
+    return [s.id for s in plan.steps if not s.at_run_time]
 
 
 def test_cuda_dependencies_appear_only_with_use_cuda(corpora):
@@ -374,7 +470,7 @@ def test_cuda_dependencies_appear_only_with_use_cuda(corpora):
     assert "get-generic-python-lib _onnxruntime" in ids(cpu)
     assert "get-generic-python-lib _onnxruntime_gpu" in ids(gpu)
     assert "get-generic-python-lib _onnxruntime" not in ids(gpu)  # skip_if_env USE_CUDA
-    assert ids(cpu)[-1] == "app-image-classification-onnx-py _cpu"
+    assert sure(cpu)[-1] == "app-image-classification-onnx-py _cpu"
     assert {
         "step": "app-image-classification-onnx-py _cpu",
         "kind": "deps",
@@ -394,9 +490,9 @@ def test_every_dependency_comes_before_its_dependant(corpora):
     position = {s.id: i for i, s in enumerate(plan.steps)}
     for step in plan.steps:
         assert all(position[before] < position[step.id] for before in step.after)
-    extract = plan.step("extract-file")  # a posthook_dep runs after its caller
-    assert extract.needed_by[0]["kind"] == "posthook_deps"
-    assert position[extract.id] > position[extract.needed_by[0]["step"]]
+    posthook = [(s, c) for s in plan.steps for c in s.needed_by if c["kind"] == "posthook_deps"]
+    extract, caller = next((s, c) for s, c in posthook if s.alias == "extract-file")
+    assert position[extract.id] > position[caller["step"]]
 
 
 def test_openssl_cycle_is_static_only_until_guards_make_it_real(corpora):
@@ -407,8 +503,11 @@ def test_openssl_cycle_is_static_only_until_guards_make_it_real(corpora):
         next(u for u, a in alias.items() if a == n) for n in ("get-openssl", "install-openssl")
     )
     assert nx.has_path(graph, get, install) and nx.has_path(graph, install, get)
-    # get-openssl's own env forces CM_REQUIRE_INSTALL=no: install-openssl is not planned
-    assert ids(build_plan(graph, get)) == ["get-openssl"]
+    # get-openssl's own env sets CM_REQUIRE_INSTALL=no, which its customize.py may change:
+    # install-openssl is planned as decided at run time
+    plan = build_plan(graph, get)
+    assert sure(plan) == ["get-openssl"]
+    assert plan.step("install-openssl").at_run_time.startswith("get-openssl prehook_deps if")
     # one value everywhere turns one of the two guards off, whichever it is
     assert ids(build_plan(graph, get, env={"CM_REQUIRE_INSTALL": "yes"}))[-2:] == [
         "install-openssl",
@@ -426,7 +525,7 @@ def test_largest_script_plans_without_cycles_and_reports_ambiguity(corpora):
     assert len(plan.steps) > 30
     # get-llvm's post_deps get-compiler-flags skips get,compiler once llvm exported
     # CM_C_COMPILER_*: without that, get-llvm -> get-compiler-flags -> get-llvm is a cycle
-    assert "get-compiler-flags" in aliases(plan)
+    assert "get-compiler-flags" in {s.alias for s in plan.steps}
     compiler = [a for a in plan.ambiguous if a["tags"] == ["get", "compiler"]]
     assert compiler and compiler[0]["chosen"] == "get-llvm"  # lowest meta `sort`
     assert set(compiler[0]["matched"]) == {"get-llvm", "get-gcc", "get-cl"}
@@ -493,7 +592,7 @@ def test_plan_from_the_store_matches_the_pure_plan(kg, corpora, cli_on, capsys):
 
     for args, message in [
         (["no-such-script"], "unknown target 'no-such-script'"),
-        ([target, "--var", "tpu"], "variation 'tpu' is not declared by " + target),
+        ([target, "--var", "tpu"], target + ": variation 'tpu' is not declared"),
         ([target, "--env", "USE_CUDA"], "--env expects NAME=VALUE"),
         ([target, "--json", "--dot"], "--json and --dot are exclusive"),
     ]:
@@ -502,7 +601,10 @@ def test_plan_from_the_store_matches_the_pure_plan(kg, corpora, cli_on, capsys):
         assert message in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("module", [core, graph, env_mod, guards, variations, memo])
+@pytest.mark.parametrize(
+    "module",
+    [core, graph, env_mod, variations, memo, guards, mlc_env, mlc_variations, versions],
+)
 def test_docstring_examples_run(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

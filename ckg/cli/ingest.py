@@ -120,7 +120,7 @@ def show(
 
         print_run(alias_or_uid, as_json)
         return
-    from ckg.plan.guards import describe
+    from ckg.mlc.guards import describe
 
     with open_graph() as kg:
         info = kg.show(alias_or_uid, source=source or "")

@@ -80,6 +80,9 @@ def render(result, width: int | None = None, engine: dict | None = None) -> list
             lines += _wrap(step.reason, width, "       ", "       ")
         else:
             lines.append(line)
+        if step.at_run_time:  # the run decides this guard; the step runs if it says so
+            note = f"decided at run time: {step.at_run_time}"
+            lines += _wrap(note, width, "       ", "       ") if width else [f"       {note}"]
         lines += [f"       $ {c}" for c in (engine or {}).get(step.id, ())]
     notes = []
     for entry in result.ambiguous:
@@ -91,6 +94,13 @@ def render(result, width: int | None = None, engine: dict | None = None) -> list
     for entry in result.unresolved:
         tags = ",".join(entry["tags"])
         notes.append(f"missing: {entry['step']} {entry['kind']} tags={tags}: no artifact matches")
+    for entry in result.again:
+        back = entry["entry"]
+        notes.append(
+            f"at run time: {entry['step']} {entry['kind']} tags={','.join(entry['tags'])} "
+            f"runs {entry['again']} again, where {back['kind']} tags={','.join(back['tags'])} "
+            f"is skipped by {entry['why']}"
+        )
     notes += [f"warning: {w}" for w in result.warnings]
     if result.skipped:
         notes.append(f"({len(result.skipped)} guarded dependencies left out; --json lists why)")

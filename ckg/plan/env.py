@@ -1,30 +1,10 @@
-"""The environment of a step: what is handed down, what guards see, the user's overrides."""
+"""The environment of a step as the planner knows it: the user's overrides, what guards see.
+
+What a step hands down is the rule book's :func:`ckg.mlc.hand_down`."""
 
 import fnmatch
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from functools import lru_cache
-
-#: Keys a script keeps to itself: its caller's values are not handed down to it
-#: (MLCFlow's ``local_env_keys``, without their ``CM_`` / ``MLC_`` prefix).
-LOCAL_ENV_NAMES = (
-    "VERSION",
-    "VERSION_MIN",
-    "VERSION_MAX",
-    "VERSION_MAX_USABLE",
-    "DETECTED_VERSION",
-    "INPUT",
-    "OUTPUT",
-    "OUTBASENAME",
-    "OUTDIRNAME",
-    "SEARCH_FOLDER_PATH",
-    "NAME",
-    "EXTRA_CACHE_TAGS",
-    "TMP_*",
-    "GIT_*",
-    "RENEW_CACHE_ENTRY",
-)
-LOCAL_ENV_KEYS = tuple(prefix + name for prefix in ("CM_", "MLC_") for name in LOCAL_ENV_NAMES)
 
 
 def split_env(env: Mapping) -> tuple[dict, dict]:
@@ -44,21 +24,7 @@ def split_env(env: Mapping) -> tuple[dict, dict]:
     return common, per_step
 
 
-def hand_down(env: Mapping, meta: Mapping) -> dict:
-    """The env a step passes to its dependencies: all but CM's local keys."""
-    local = _matcher(LOCAL_ENV_KEYS + tuple(meta.get("local_env_keys") or ()))
-    return {k: v for k, v in env.items() if not local(k)}
-
-
-@lru_cache(maxsize=256)
-def _matcher(patterns: tuple[str, ...]):
-    """One compiled test for a tuple of shell-style key patterns."""
-    if not patterns:
-        return lambda key: False
-    return re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
-
-
-def _exported(patterns: tuple[str, ...], key: str) -> bool:
+def exported(patterns: tuple[str, ...], key: str) -> bool:
     """Whether ``key`` matches one of the (already plain) key patterns.
 
     CM's patterns are nearly all ``PREFIX*``: those are a ``startswith``, the rest fnmatch.
@@ -101,7 +67,7 @@ class GuardEnv(Mapping):
     def __getitem__(self, key):
         if key in self.env:
             return self.env[key]
-        if _exported(tuple(self.patterns), key):
+        if exported(tuple(self.patterns), key):
             return self.UNKNOWN
         raise KeyError(key)
 

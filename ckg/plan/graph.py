@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 
 import networkx as nx
 
-from ckg.plan.guards import GUARD_KEYS, parse_guard
+from ckg.mlc.guards import GUARD_KEYS, parse_guard
 from ckg.plan.model import KIND_ORDER
 
 

@@ -2,7 +2,7 @@
 
 Planning is a pure function of the fetched subgraph rows, the target, the variations, the
 environment and the planner's own code. The key is a digest of all of them (the code by the
-size and modification time of each ``ckg/plan`` module), so a changed meta, dependency edge,
+size and modification time of each ``ckg/plan`` and ``ckg/mlc`` module), so a changed meta, dependency edge,
 ``--env`` or planner gives a new key and a fresh plan. A hit skips NetworkX altogether, whose
 import alone costs about 0.15 s of a whole ``ckg run`` process. At most :data:`KEEP` plans are
 kept; the oldest go first. The user's secrets are not in the files: placeholders stand for
@@ -86,6 +86,7 @@ def _prune(folder: Path) -> None:
 def _planner_code() -> list:
     global _code_stamp
     if _code_stamp is None:
-        modules = sorted(Path(__file__).parent.glob("*.py"))
-        _code_stamp = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in modules]
+        here = Path(__file__).parent  # the planner and the rule book it follows (ckg/mlc)
+        modules = sorted([*here.glob("*.py"), *(here.parent / "mlc").glob("*.py")])
+        _code_stamp = [(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in modules]
     return _code_stamp
