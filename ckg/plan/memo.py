@@ -2,11 +2,12 @@
 
 Planning is a pure function of the fetched subgraph rows, the target, the variations, the
 environment and the planner's own code. The key is a digest of all of them (the code by the
-size and modification time of each ``ckg/plan`` and ``ckg/mlc`` module), so a changed meta, dependency edge,
-``--env`` or planner gives a new key and a fresh plan. A hit skips NetworkX altogether, whose
-import alone costs about 0.15 s of a whole ``ckg run`` process. At most :data:`KEEP` plans are
-kept; the oldest go first. The user's secrets are not in the files: placeholders stand for
-them, filled again from the environment the key was made of (:func:`ckg.redact.seal`).
+size and modification time of each ``ckg/plan`` and ``ckg/mlc`` module), so a changed meta,
+dependency edge, ``--env``, planner or rule gives a new key and a fresh plan. A hit skips
+NetworkX altogether, whose import alone costs about 0.15 s of a whole ``ckg run`` process.
+At most :data:`KEEP` plans are kept; the oldest go first. The user's secrets are not in the
+files: placeholders stand for them, filled again from the environment the key was made of
+(:func:`ckg.redact.seal`).
 """
 
 import hashlib
