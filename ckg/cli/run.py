@@ -378,6 +378,8 @@ def _print_dry_run(report, as_json: bool) -> None:
     for step in report.dry_run:
         params = " ".join(f"{k}={v}" for k, v in step["params"].items())
         print(f"# {step['step']}" + (f"  [{params}]" if params else ""))
+        if step.get("at_run_time"):
+            print(f"# decided at run time: {step['at_run_time']}")
         print(f"cd {step['cwd']}")
         for key, value in sorted(step["env"].items()):
             if isinstance(value, list):  # a planner path list

@@ -571,6 +571,7 @@ def script_dry(step, params: dict, workdir: Path, folder: Path) -> dict:
         "command": str(script) if script.is_file() else None,
         "hooks": ["customize.py"] if (folder / "customize.py").is_file() else [],
         "env": step.env,
+        "at_run_time": step.at_run_time,  # as the plan shows it: the guard the run decides
     }
 
 
