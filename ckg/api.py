@@ -216,6 +216,13 @@ class KnowledgeGraph:
 
         return find(self.store, tags, kind)
 
+    def holds_artifacts(self) -> bool:
+        """Whether anything was ingested: an empty :meth:`find` then means no match
+        (:func:`ckg.lookup.holds_artifacts`)."""
+        from ckg.lookup import holds_artifacts
+
+        return holds_artifacts(self.store)
+
     def select(self, target: str, *, source: str = "", quiet: bool = True,
                use_cache: bool = True):
         """The artifact ``target`` (uid, alias or tags) names, chosen as MLCFlow chooses

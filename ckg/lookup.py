@@ -63,6 +63,12 @@ def find(store, tags: str | list[str] = "", kind: str | None = None) -> list[dic
     return match_tags(tags, rows) if query.variations else rows
 
 
+def holds_artifacts(store) -> bool:
+    """Whether the graph holds any artifact at all: what an empty :func:`find` tells apart
+    (nothing ingested yet, or nothing matching). One row at most is read."""
+    return bool(store.run("MATCH (a:Artifact) RETURN a.uid AS uid LIMIT 1"))
+
+
 @dataclass(frozen=True, slots=True)
 class Selection:
     """The artifact a target names: its uid, the variations written in the target, and the

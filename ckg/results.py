@@ -132,12 +132,7 @@ def write_source(store, source: Node, records: ResultRecords) -> int:
     kept = [n.key for n in records.nodes if n.label == "Result"]
     store.write_records(records)
     store.upsert_nodes("Source", [{"key": source.key, "props": source.props}])
-    gone = store.run(
-        "MATCH (r:Result {source_uid: $uid}) WHERE NOT r.uid IN $kept "
-        "DETACH DELETE r RETURN count(*) AS n",
-        {"uid": source.key, "kept": kept},
-    )
-    return gone[0]["n"] if gone else 0
+    return store.delete_unlisted("Result", source.key, kept)
 
 
 def link_artifact(store, artifact: str, paper: str) -> dict:

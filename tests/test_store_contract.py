@@ -322,3 +322,24 @@ def test_ingest_lock_is_free_again_when_the_block_raises(store):
     with store.ingest_lock(told.append) as held:
         held.confirm()
     assert told == []
+
+
+def test_delete_unlisted_removes_what_a_source_no_longer_holds_and_only_that(store):
+    rows = [{"key": f"r{i}", "props": {"source_uid": "s1" if i < 3 else "s2"}} for i in range(5)]
+    store.upsert_nodes("Result", rows)
+    store.upsert_nodes("Paper", [{"key": "p", "props": {}}])
+    store.upsert_edges("REPORTS", "Paper", "Result", [{"src": "p", "dst": "r0", "props": {}}])
+    assert store.delete_unlisted("Result", "s1", ["r1"]) == 2
+    left = store.run("MATCH (r:Result) RETURN r.uid AS uid ORDER BY uid")
+    assert [r["uid"] for r in left] == ["r1", "r3", "r4"]
+    assert store.counts()["relationships"] == {}
+    assert store.delete_unlisted("Result", "nobody", []) == 0
+
+
+def test_delete_nodes_and_update_nodes_touch_the_keys_named_only(store):
+    store.upsert_nodes("CacheEntry", [{"key": k, "props": {"n": 1}} for k in "abc"])
+    store.update_nodes("CacheEntry", ["a", "b", "zz"], {"n": 2}, where={"n": 1})
+    store.update_nodes("CacheEntry", ["b"], {"n": 3}, where={"n": 1})  # b is 2 now: left
+    store.delete_nodes("CacheEntry", ["c", "zz"])
+    rows = store.run("MATCH (c:CacheEntry) RETURN c.uid AS uid, c.n AS n ORDER BY uid")
+    assert rows == [{"uid": "a", "n": 2}, {"uid": "b", "n": 2}]

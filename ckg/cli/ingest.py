@@ -77,7 +77,7 @@ def find(
     with open_graph() as kg:
         rows = kg.find(tags, kind)
         listed = as_json or as_csv
-        held = rows or listed or kg.query("MATCH (a:Artifact) RETURN a.uid AS uid LIMIT 1")
+        held = rows or listed or kg.holds_artifacts()
     if listed:
         print_rows(rows, as_json=as_json, as_csv=as_csv)
         return

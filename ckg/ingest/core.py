@@ -349,12 +349,7 @@ def _ingest_results(store, root: Path, uid: str, summary: IngestSummary) -> None
         summary.warnings.extend(records.warnings)
         summary.wrote = True
     kept = [n.key for n in records.nodes if n.label == "Result"] if records else []
-    gone = store.run(
-        "MATCH (r:Result {source_uid: $uid}) WHERE NOT r.uid IN $kept "
-        "DETACH DELETE r RETURN count(*) AS n",
-        {"uid": uid, "kept": kept},
-    )
-    if gone and gone[0]["n"]:
+    if store.delete_unlisted("Result", uid, kept):
         summary.wrote = True
 
 

@@ -179,6 +179,20 @@ class GraphStore(ABC):
             for cypher, params in statements:
                 tx.run(cypher, params)
 
+    def delete_unlisted(self, label: str, source_uid: str, kept: Iterable[str]) -> int:
+        """Delete the nodes of ``label`` written from the source ``source_uid`` (their
+        ``source_uid`` property) whose key is not in ``kept``, with their relationships:
+        what a source no longer holds, once its new reading is written.
+
+        Returns the number of nodes deleted.
+        """
+        rows = self.write(
+            f"MATCH (n:{check_name(label)} {{source_uid: $uid}}) "
+            f"WHERE NOT n.{key_of(label)} IN $kept DETACH DELETE n RETURN count(*) AS n",
+            {"uid": source_uid, "kept": list(kept)},
+        )
+        return rows[0]["n"] if rows else 0
+
     def get_node(self, label: str, key: str) -> dict | None:
         """The properties of the node of ``label`` whose key is ``key``, or None."""
         rows = self.run(
