@@ -129,6 +129,24 @@ def normalized(env: dict, roots: list[str]) -> dict:
     return {k: fix(v) for k, v in env.items()}
 
 
+def test_a_cycle_that_a_guard_breaks_at_run_time_runs_as_in_mlcflow(world):
+    # get-compiler-flags -> get,compiler (get-gcc) -> post_deps get-compiler-flags, whose
+    # get,compiler is skipped there because get-gcc has set MLC_C_COMPILER_BIN. Run before
+    # the get-gcc target below, so that no cache entry of get-gcc cuts the chain short.
+    code, expected = mlcr(world, "compiler-flags", "get,compiler-flags", {},
+                          {"adr.compiler.tags": "gcc"})  # fmt: skip
+    assert code == 0 and "+ CFLAGS" in expected["new_env"], f"mlcr failed (exit {code})"
+    adr = {"compiler": {"tags": "gcc"}}
+    plan = world["kg"].plan("get,compiler-flags", adr=adr)
+    [again] = plan.again
+    assert (again["step"], again["again"]) == ("get-gcc", "get-compiler-flags")
+    assert again["why"] == "skip_if_env {'MLC_C_COMPILER_BIN': ['on']}"
+    [run] = world["kg"].run("get,compiler-flags", inputs={"add_deps_recursive": adr}).runs
+    assert run.status == "ok", run.error
+    assert [s["step"] for s in run.steps].count("get-compiler-flags") == 2
+    assert run.new_env == expected["new_env"]
+
+
 @pytest.mark.parametrize("name, tags, env, inputs", TARGETS, ids=[t[0] for t in TARGETS])
 def test_ckg_run_gives_mlcflows_new_env(world, name, tags, env, inputs):
     code, expected = mlcr(world, name, tags, env, inputs)
