@@ -80,6 +80,9 @@ def render(result, width: int | None = None, engine: dict | None = None) -> list
             lines += _wrap(step.reason, width, "       ", "       ")
         else:
             lines.append(line)
+        if step.at_run_time:  # the run decides this guard; the step runs if it says so
+            note = f"decided at run time: {step.at_run_time}"
+            lines += _wrap(note, width, "       ", "       ") if width else [f"       {note}"]
         lines += [f"       $ {c}" for c in (engine or {}).get(step.id, ())]
     notes = []
     for entry in result.ambiguous:

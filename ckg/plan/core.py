@@ -18,9 +18,10 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 
 from ckg.errors import CycleError, UsageError
-from ckg.plan.env import REFERENCE, GuardEnv, hand_down, plain_patterns, split_env
+from ckg.mlc import hand_down
+from ckg.mlc.guards import blocked_by, describe
+from ckg.plan.env import REFERENCE, GuardEnv, exported, plain_patterns, split_env
 from ckg.plan.graph import as_list, entries_of, meta_of
-from ckg.plan.guards import blocked_by
 from ckg.plan.model import AFTER_KINDS, KIND_ORDER, Plan, Step
 from ckg.plan.variations import VariationError, apply, choose, merge_adr, static_name
 from ckg.resolve import choose as choose_artifact
@@ -101,6 +102,10 @@ class _Planner:
         # step id -> (the entry it follows, the key patterns set before it), in call order:
         # the steps still running, which a run re-enters as a new invocation
         self.following: dict[str, tuple[dict, tuple]] = {}
+        # The guard (as "step kind guard") that a run decides on the way to the step being
+        # visited, "" when every caller on the way surely runs it.
+        self.at_run_time = ""
+        self.decided_by: list[str] = []  # the steps on the way whose entry the run decides
 
     def visit(self, uid, requested, inherited, assumed, adr, caller) -> Step:
         """Make (or reuse) the step for ``uid`` with ``requested`` variations.
@@ -122,6 +127,8 @@ class _Planner:
                 self._again(step, inherited, assumed, caller)
             else:
                 self._link(caller, step)
+            if not self.at_run_time:  # a caller that surely runs it: it surely runs
+                step.at_run_time = ""
             return step
         chosen = apply(declared, names)
         wanted = caller[2]["version"].get("version", "") if caller else ""
@@ -140,6 +147,7 @@ class _Planner:
             meta=meta,
             reason="target" if caller is None else _reason(caller),
             version=dict(caller[2]["version"]) if caller else {},
+            at_run_time=self.at_run_time,
         )
         self.steps[key] = step
         self.calls.add_node(step.id, step=step)
@@ -204,7 +212,18 @@ class _Planner:
         if entry["via_variation"] and entry["via_variation"] not in active:
             return None
         where = {"step": step.id, "kind": entry["kind"], "tags": entry["tags"]}
-        why = blocked_by(entry["guard"], GuardEnv(step.env, produced))
+        # Keys that steps before it export, or (after the step's preprocess) its own
+        # customize.py may set: only the run knows them, and decides a guard over them.
+        # The user's --env is MLCFlow's const, put back after each of those: it is known.
+        after_preprocess = entry["kind"] != "deps"
+        users = {*self.common, *self.per_step.get(step.alias, ()), *self.per_step.get(step.uid, ())}
+        unknown = {
+            key
+            for condition in entry["guard"].values()
+            for key in condition
+            if key not in users and (after_preprocess or exported(tuple(produced), key))
+        }
+        why = blocked_by(entry["guard"], step.env, unknown)
         if why:
             self.plan.skipped.append({**where, "why": why})
             return None
@@ -216,9 +235,11 @@ class _Planner:
             for key in keys:
                 value = str(step.env.get(key) or "").strip()
                 extra += as_list(value) if not prefix else [prefix + value] if value else []
+        dep_env: dict = {}  # update_deps puts an update's env into the entry's own env
         for name in entry["names"]:
             for added in (adr.get(name), local_ad.get(name)):
                 extra += as_list((added or {}).get("tags"))
+                dep_env.update((added or {}).get("env") or {})
         targets = self._narrow(step, entry["targets"], [t for t in extra if t[0] not in "_-"])
         if len(targets) > 1:
             matched = [self.graph.nodes[t]["artifact"]["alias"] for t in targets]
@@ -227,10 +248,17 @@ class _Planner:
         requested = [t[1:] if t.startswith("_") else "-" + t[2:] for t in wanted]
         caller = (step, entry["kind"], entry)
         self.following[step.id] = (entry, tuple(produced))
+        outer = self.at_run_time, list(self.decided_by)
+        if why == "":
+            self.decided_by.append(step.id)
+            if not self.at_run_time:
+                self.at_run_time = f"{step.id} {entry['kind']} {describe(entry['guard'])}"
         try:
-            return self.visit(targets[0], requested, handed, tuple(produced), adr, caller)
+            inherited = {**handed, **dep_env}
+            return self.visit(targets[0], requested, inherited, tuple(produced), adr, caller)
         finally:
             del self.following[step.id]
+            self.at_run_time, self.decided_by = outer
 
     def _again(self, step, inherited, assumed, caller) -> None:
         """``caller`` calls ``step`` while ``step`` still runs: a run invokes it again in
@@ -245,8 +273,10 @@ class _Planner:
         env = self._env(artifact, step.meta, apply(declared or {}, step.variations), inherited,
                         wanted)  # fmt: skip
         why = blocked_by(entry["guard"], GuardEnv(env, [*assumed, *produced]))
+        chain = list(self.following)
+        if not why and set(self.decided_by) & set(chain[chain.index(step.id) :]):
+            why = f"a guard decided at run time ({self.at_run_time})"  # inside the cycle
         if not why:
-            chain = list(self.following)
             path = [*chain[chain.index(step.id) :], step.id]
             exc = CycleError("dependency cycle that no guard breaks: " + " -> ".join(path))
             exc.cycle = path

@@ -44,6 +44,10 @@ class Step:
         Ids of the steps that must have run before this one.
     version : dict
         ``version``, ``version_min``, ``version_max`` asked by the first caller, where set.
+    at_run_time : str
+        ``""`` when the step surely runs; else the guard that only the run decides (its
+        keys are set by steps before it, or by a script's own customize.py), as
+        ``"STEP KIND if ...; unless ..."``: the step runs if the run says so.
     """
 
     id: str
@@ -61,6 +65,7 @@ class Step:
     needed_by: list[dict] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
     version: dict = field(default_factory=dict)
+    at_run_time: str = ""
 
 
 @dataclass(slots=True)
@@ -117,7 +122,9 @@ class Plan:
         lines = ["digraph plan {", "  rankdir=LR;", "  node [shape=box];"]
         for step in self.steps:
             shape = ", style=bold" if step.reason == "target" else ""
-            lines.append(f"  {json.dumps(step.id)} [label={json.dumps(step.id)}{shape}];")
+            label = step.id + (f"\nat run time: {step.at_run_time}" if step.at_run_time else "")
+            shape += ", style=dashed" if step.at_run_time else ""
+            lines.append(f"  {json.dumps(step.id)} [label={json.dumps(label)}{shape}];")
         for step in self.steps:
             for caller in step.needed_by:
                 label = json.dumps(caller["kind"])
