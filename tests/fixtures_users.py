@@ -11,17 +11,21 @@ binds of just the folders the interpreter needs: the other user can start this P
 sees nothing else of the home.
 """
 
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-OTHER_USER = "ckg-test-other"
+# One account per pytest-xdist worker (PYTEST_XDIST_WORKER is gw0, gw1, ...): workers of one
+# session must not delete each other's account.
+OTHER_USER = "-".join(filter(None, ["ckg-test-other", os.environ.get("PYTEST_XDIST_WORKER")]))
 PROJECT = Path(__file__).resolve().parent.parent
 
 
@@ -101,6 +105,15 @@ def _mount_script(scratch: Path) -> str:
     return " && ".join(steps)
 
 
+@contextmanager
+def _accounts_lock():
+    """Serialise useradd/userdel between the workers of a session: each may fail ("cannot
+    lock /etc/passwd; try again later") while another holds the lock of the account files."""
+    with open(__file__, "rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
 def other_user():
     """A real second local account, created for the session and removed after it."""
@@ -109,9 +122,13 @@ def other_user():
     for tool in ("useradd", "userdel", "setpriv", "unshare"):
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool} to act as another local user")
-    subprocess.run(["userdel", OTHER_USER], capture_output=True)
-    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
-                   check=True, capture_output=True)
+    with _accounts_lock():
+        subprocess.run(["userdel", OTHER_USER], capture_output=True)
+        subprocess.run(
+            ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
+            check=True,
+            capture_output=True,
+        )
     scratch = Path(tempfile.mkdtemp(prefix="ckg-other-user-"))
     os.chmod(scratch, 0o755)
     try:
@@ -127,5 +144,6 @@ def other_user():
             pytest.skip(f"cannot run this interpreter as another user: {probe.stderr.strip()}")
         yield user
     finally:
-        subprocess.run(["userdel", OTHER_USER], capture_output=True)
+        with _accounts_lock():
+            subprocess.run(["userdel", OTHER_USER], capture_output=True)
         shutil.rmtree(scratch, ignore_errors=True)
