@@ -142,9 +142,11 @@ def timed(command: list[str], env: dict, cwd: Path, before=None, count: int = 5)
         if before:
             before()
         start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, env=env, cwd=cwd,
-                       stdin=subprocess.DEVNULL)
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd,
+                              stdin=subprocess.DEVNULL)
         walls.append(time.perf_counter() - start)
+        if done.returncode:
+            raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip()[-800:]}")
     return walls
 
 
