@@ -85,34 +85,38 @@ REPLICATED = {"Source", "Artifact", "Variation", "Paper", "Result", "UnresolvedD
 def write_replicas(export: Path, out: Path, start: int, stop: int) -> None:
     """A graph file (the format of ``ckg db export``) of replicas ``start`` to ``stop`` - 1
     of the graph in ``export``: each replicated node's key and every property equal to such
-    a key get the suffix ``-r<k>``, each source's location too."""
+    a key get the suffix ``-r<k>``, each source's location too. Shared nodes are written once.
+    """
     lines = export.read_text().splitlines()
     head, items = json.loads(lines[0]), [json.loads(line) for line in lines[1:-1]]
     keys = {i["key"] for i in items if i.get("label") in REPLICATED}
-    head["nodes"] *= stop - start
-    head["relationships"] *= stop - start
-    nodes = [i for i in items if "label" in i]
-    edges = [i for i in items if "type" in i]
+
+    def marked(value):  # NUL, escaped by json.dumps, then replaced by each replica's suffix
+        return value + "\0" if isinstance(value, str) and value in keys else value
+
+    shared, templates = [], []
+    for item in items:
+        if item.get("label") in REPLICATED:
+            props = {name: marked(v) for name, v in item["props"].items()}
+            if item["label"] == "Source":
+                props["location"] += "\0"
+            templates.append(json.dumps({**item, "key": item["key"] + "\0", "props": props}))
+        elif "label" in item:
+            shared.append(json.dumps(item))
+        else:
+            templates.append(json.dumps({**item, "src_key": marked(item["src_key"]),
+                                         "dst_key": marked(item["dst_key"])}))  # fmt: skip
+    block = "\n".join(templates) + "\n"
+    copies = stop - start
+    nodes = len(shared) + copies * (head["nodes"] - len(shared))
+    relationships = copies * head["relationships"]
     with out.open("w") as file:
-        file.write(json.dumps(head) + "\n")
+        file.write(json.dumps({**head, "nodes": nodes, "relationships": relationships}) + "\n")
+        file.write("".join(line + "\n" for line in shared))
         for k in range(start, stop):
-            tag = f"-r{k}"
-
-            def moved(value, tag=tag):
-                return value + tag if isinstance(value, str) and value in keys else value
-
-            for node in nodes:
-                if node["label"] in REPLICATED:
-                    props = {name: moved(v) for name, v in node["props"].items()}
-                    if node["label"] == "Source":
-                        props["location"] += tag
-                    node = {**node, "key": node["key"] + tag, "props": props}
-                file.write(json.dumps(node) + "\n")
-            for edge in edges:
-                file.write(json.dumps({**edge, "src_key": moved(edge["src_key"]),
-                                       "dst_key": moved(edge["dst_key"])}) + "\n")  # fmt: skip
-        footer = {"end": True, "nodes": head["nodes"], "relationships": head["relationships"]}
-        file.write(json.dumps(footer) + "\n")
+            file.write(block.replace("\\u0000", f"-r{k}"))
+        file.write(json.dumps({"end": True, "nodes": nodes, "relationships": relationships})
+                   + "\n")  # fmt: skip
 
 
 def ckg(env: dict, *args: str) -> subprocess.CompletedProcess:
