@@ -14,8 +14,8 @@ from dataclasses import replace
 from ckg.cluster import certs as cluster_certs
 from ckg.cluster import resources
 from ckg.errors import RunFailed, UsageError
+from ckg.graph.execution import artifact_sources
 from ckg.plan import plan as make_plan
-from ckg.run.checkouts import artifact_sources
 from ckg.run.runner import Options, Report, RunResult, experiment_node
 from ckg.run.runner import run as run_here
 from importers.ckgyaml import expand_grid

@@ -17,20 +17,12 @@ from ckg import config
 from ckg.cluster import certs as cluster_certs
 from ckg.cluster import resources
 from ckg.errors import CkgError, RunFailed
+from ckg.graph.execution import recorded_run, source_digests
 from ckg.run import trust
 from ckg.run.platform import detect_cached, platform_uid
 from ckg.run.runner import Options
 from ckg.run.runner import run as run_here
 
-#: A run already complete in the graph: a re-executed task returns it instead of running again.
-RECORDED = """
-MATCH (r:Run {uid: $uid}) WHERE r.status <> 'running'
-OPTIONAL MATCH (r)-[:MEASURED]->(m:Measurement)
-RETURN r.status AS status, r.exit_code AS exit_code, r.workdir AS workdir,
-       r.log_tail AS log_tail, r.error AS error,
-       collect({metric: m.metric, value: m.value, unit: m.unit, device: m.device}) AS figures
-"""
-SOURCES = "MATCH (s:Source) WHERE s.uid IN $uids RETURN s.uid AS uid, s.digest AS digest"
 LOG_TAIL_LINES = 20
 #: The worker's Dask scratch space, in its (private) home.
 SCRATCH = "dask-scratch-space"
@@ -209,7 +201,7 @@ def check_sources(store, home, sources: dict[str, dict]) -> None:
         Naming the source and what its operator can do.
     """
     allowed = trust.trusted(home)
-    now = {r["uid"]: r["digest"] for r in store.run(SOURCES, {"uids": list(sources)})}
+    now = source_digests(store, list(sources))
     for uid, source in sources.items():
         location, digest = source["location"], source["digest"] or ""
         if now.get(uid) != source["digest"]:
@@ -226,10 +218,11 @@ def check_sources(store, home, sources: dict[str, dict]) -> None:
 
 
 def _recorded(store, uid: str) -> dict | None:
-    rows = store.run(RECORDED, {"uid": uid})
-    if not rows:
+    """A run already complete in the graph: a re-executed task returns it instead of
+    running again."""
+    row = recorded_run(store, uid)
+    if row is None:
         return None
-    row = rows[0]
     figures = [f for f in row["figures"] if f.get("metric") and not f.get("device")]
     return {
         "status": row["status"],

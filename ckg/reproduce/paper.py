@@ -5,21 +5,9 @@ import json
 from dataclasses import dataclass, field
 
 from ckg.errors import NotFound, did_you_mean
+from ckg.graph import execution
 from ckg.run.reproduces import resolve
 from importers.reproduces import parse_block
-
-_PAPER = "MATCH (p:Paper {uid: $paper}) RETURN p.uid AS uid, p.title AS title"
-_PAPER_RESULTS = """
-MATCH (p:Paper {uid: $paper})-[:REPORTS]->(r:Result)
-RETURN r.uid AS uid, r.task AS task, r.dataset AS dataset, r.model AS model,
-       r.metric AS metric, r.value AS value, r.unit AS unit
-ORDER BY task, dataset, model, metric, uid
-"""
-_IMPLEMENTING = """
-MATCH (a:Artifact)-[:IMPLEMENTS]->(:Paper {uid: $paper})
-RETURN a.uid AS uid, a.alias AS alias, a.format AS format, a.meta AS meta
-ORDER BY a.alias, a.uid
-"""
 
 
 @dataclass(slots=True)
@@ -45,11 +33,10 @@ def paper_key(store, paper: str) -> tuple[str, str]:
     from importers.papers import paper_uid
 
     uid = paper_uid(paper) or paper.strip()
-    rows = store.run(_PAPER, {"paper": uid})
-    if rows:
-        return rows[0]["uid"], rows[0]["title"] or ""
-    known = [r["uid"] for r in store.run("MATCH (p:Paper) RETURN p.uid AS uid")]
-    hint = did_you_mean(uid, known)
+    found = execution.paper(store, uid)
+    if found:
+        return found["uid"], found["title"] or ""
+    hint = did_you_mean(uid, execution.paper_uids(store))
     raise NotFound(f"no paper {uid!r} in the graph{hint}")
 
 
@@ -91,8 +78,8 @@ def reproduce(store, home, paper: str, *, repeat: int = 1, trust: bool = False,
     if repeat < 1:
         raise UsageError(f"--repeat must be at least 1, got {repeat}")
     uid, title = paper_key(store, paper)
-    results = store.run(_PAPER_RESULTS, {"paper": uid})
-    artifacts = store.run(_IMPLEMENTING, {"paper": uid})
+    results = execution.paper_results(store, uid)
+    artifacts = execution.implementing(store, uid)
     runnable = [a for a in artifacts if a["format"] in RUNNABLE]
     points: dict[str, list[dict]] = {}  # artifact uid -> grid points, in order
     planned: dict[str, list[tuple[str, dict]]] = {}  # result uid -> (artifact, point)

@@ -11,22 +11,8 @@ import json
 from pathlib import Path
 
 from ckg.errors import RunFailed
+from ckg.graph.execution import artifact_sources
 from ckg.run import provenance
-
-ARTIFACT_INFO = """
-UNWIND $uids AS u
-MATCH (a:Artifact {uid: u})
-OPTIONAL MATCH (s:Source)-[:CONTAINS]->(a)
-RETURN a.uid AS uid, a.digest AS digest, a.format AS format, a.path AS path,
-       s.uid AS source_uid, s.kind AS source_kind, s.location AS location,
-       s.ref AS ref, s.digest AS source_digest
-"""
-
-
-def artifact_sources(store, uids: list[str]) -> list[dict]:
-    """The digest, format and path of each artifact of ``uids``, with its source's uid,
-    kind, location, ref and digest (None where the artifact has no source)."""
-    return store.run(ARTIFACT_INFO, {"uids": list(uids)})
 
 
 class Checkouts:
@@ -65,7 +51,8 @@ class Checkouts:
                 self.infos[row["uid"]] = row
 
     def info(self, uid: str) -> dict:
-        """What :func:`artifact_sources` gave for artifact ``uid`` ({} when unknown)."""
+        """What :func:`ckg.graph.execution.artifact_sources` gave for artifact ``uid``
+        ({} when unknown)."""
         return self.infos.get(uid, {})
 
     def folder(self, step) -> Path:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ckg.errors import InvalidInput, UsageError
+from ckg.graph.execution import artifact_sources
 from ckg.redact import is_secret
 
 ENGINES = ("docker", "podman")
@@ -91,10 +92,6 @@ def wrap(command: str, image: str, *, engine: str, workdir: Path, artifact_dir: 
     return shlex.join(argv)
 
 
-SOURCE_OF = "MATCH (s:Source)-[:CONTAINS]->(:Artifact {uid: $uid}) RETURN s.kind AS kind, " \
-    "s.location AS location"
-
-
 def step_commands(store, step) -> list[str]:
     """:func:`image_commands` of a planned container ``step``, with the paths on this host:
     the folder of a folder source, the archive itself when the source is the image archive;
@@ -102,8 +99,8 @@ def step_commands(store, step) -> list[str]:
     needs (a base) is only loaded: the target's ``docker run`` is the one that runs."""
     from importers.container import FOLDER_UNITS  # 50 ms (YAML, the importers): images only
 
-    rows = store.run(SOURCE_OF, {"uid": step.uid})
-    kind, location = (rows[0]["kind"], rows[0]["location"]) if rows else ("", "")
+    rows = [r for r in artifact_sources(store, [step.uid]) if r["source_kind"]]
+    kind, location = (rows[0]["source_kind"], rows[0]["location"]) if rows else ("", "")
     meta = dict(step.meta)
     folder = step.path or "."
     if kind == "dir":

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ckg.errors import InvalidInput
+from ckg.graph.execution import measured_counts
 from ckg.records import Edge, Node, Records
 from ckg.redact import ambient, mask_node
 
@@ -163,10 +164,5 @@ def _measurement_count(records: Records) -> int:
 def _measured_counts(store, run_uids: list[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for start in range(0, len(run_uids), _CHUNK):
-        rows = store.run(
-            "UNWIND $uids AS u MATCH (r:Run {uid: u})-[:MEASURED]->(m:Measurement) "
-            "RETURN u AS uid, count(m) AS n",
-            {"uids": run_uids[start : start + _CHUNK]},
-        )
-        counts.update({row["uid"]: row["n"] for row in rows})
+        counts.update(measured_counts(store, run_uids[start : start + _CHUNK]))
     return counts

@@ -14,28 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ckg.errors import InvalidInput, UsageError
+from ckg.graph.execution import results_by_uid, results_matching
 from importers.reproduces import FIELDS, Entry, parse_block, parse_declaration
-
-_BY_UID = """
-UNWIND $uids AS u
-MATCH (r:Result {uid: u})
-OPTIONAL MATCH (p:Paper)-[:REPORTS]->(r)
-RETURN r.uid AS uid, p.uid AS paper, r.task AS task, r.dataset AS dataset,
-       r.metric AS metric, r.model AS model
-"""
-_MATCHING = """
-MATCH (r:Result)
-WHERE ($task IS NULL OR toLower(r.task) = toLower($task))
-  AND ($dataset IS NULL OR toLower(r.dataset) = toLower($dataset))
-  AND ($metric IS NULL OR r.metric = $metric)
-  AND ($model IS NULL OR toLower(r.model) = toLower($model))
-OPTIONAL MATCH (p:Paper)-[:REPORTS]->(r)
-WITH r, p
-WHERE $paper IS NULL OR p.uid = $paper
-RETURN r.uid AS uid, p.uid AS paper, r.task AS task, r.dataset AS dataset,
-       r.metric AS metric, r.model AS model
-ORDER BY uid
-"""
 
 
 def same_value(a, b) -> bool:
@@ -79,11 +59,11 @@ def resolve(store, entry: Entry, *, strict: bool, where: str = "--reproduces") -
         spec matching results of one metric that differ in paper, task, dataset or model.
     """
     if entry.result:
-        rows = store.run(_BY_UID, {"uids": [entry.result]})
+        rows = results_by_uid(store, [entry.result])
         if not rows and strict:
             raise UsageError(f"{where}: no result {entry.result!r} in the graph")
         return [r["uid"] for r in rows]
-    rows = store.run(_MATCHING, _spec_params(dict(entry.spec)))
+    rows = results_matching(store, **_spec_params(dict(entry.spec)))
     if not rows:
         if strict:
             raise UsageError(

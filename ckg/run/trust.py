@@ -115,11 +115,9 @@ def trust_source(store, home: Path, source: str) -> list[dict]:
     names = [source]
     if Path(source).expanduser().exists():
         names.append(str(Path(source).expanduser().resolve()))
-    rows = store.run(
-        "MATCH (s:Source) WHERE s.uid IN $names OR s.location IN $names "
-        "RETURN s.uid AS uid, s.location AS location, s.kind AS kind, s.digest AS digest",
-        {"names": names},
-    )
+    from ckg.graph.execution import sources_named
+
+    rows = sources_named(store, names)
     if not rows:
         raise NotFound(f"no ingested source has uid or location {source!r}: ingest it first")
     add_trust(
