@@ -117,6 +117,18 @@ def test_prehook_guard_over_a_meta_key_is_decided_at_run_time():
     assert plan.step("install").at_run_time == "app prehook_deps if NEED=yes"
 
 
+def test_variations_from_env_that_customize_sets_are_decided_at_run_time():
+    """get-mlperf-inference-src's prehook get,git,repo takes _repo./_branch. from env its
+    preprocess sets: the plan cannot know them."""
+    entry = {"tags": "get,repo", "update_tags_from_env_with_prefix": {"_repo.": ["GIT_URL"]}}
+    arts = [art("a", "app", prehook_deps=[entry]), art("r", "get-repo", variations={"repo.#": {}})]
+    edges = [{"src": "a", "dst": "r", "entry": "a#prehook_deps##0"}]
+    plan = build_plan(load_graph(arts, edges), "a")
+    assert plan.step("get-repo").at_run_time == "app prehook_deps tags from GIT_URL"
+    plan = build_plan(load_graph(arts, edges), "a", env={"GIT_URL": "u"})
+    assert plan.step("get-repo _repo.u").at_run_time == ""
+
+
 def test_all_forms_need_every_key_and_any_forms_one():
     env = {"A": "yes", "B": "no"}
     assert blocked_by({"enable_if_env": {"A": ["yes"], "B": ["yes"]}}, env)

@@ -217,13 +217,13 @@ class _Planner:
         # The user's --env is MLCFlow's const, put back after each of those: it is known.
         after_preprocess = entry["kind"] != "deps"
         users = {*self.common, *self.per_step.get(step.alias, ()), *self.per_step.get(step.uid, ())}
-        unknown = {
-            key
-            for condition in entry["guard"].values()
-            for key in condition
-            if key not in users and (after_preprocess or exported(tuple(produced), key))
-        }
-        why = blocked_by(entry["guard"], step.env, unknown)
+        patterns = tuple(produced)
+
+        def run_sets(key: str) -> bool:
+            return key not in users and (after_preprocess or exported(patterns, key))
+
+        unknown = {key for condition in entry["guard"].values() for key in condition}
+        why = blocked_by(entry["guard"], step.env, set(filter(run_sets, unknown)))
         if why:
             self.plan.skipped.append({**where, "why": why})
             return None
@@ -249,10 +249,14 @@ class _Planner:
         caller = (step, entry["kind"], entry)
         self.following[step.id] = (entry, tuple(produced))
         outer = self.at_run_time, list(self.decided_by)
-        if why == "":
+        decided = [describe(entry["guard"])] if why == "" else []
+        tag_keys = sorted({k for keys in entry["tags_from_env"].values() for k in keys})
+        if any(map(run_sets, tag_keys)):  # update_tags_from_env*: its variations too
+            decided.append("tags from " + ", ".join(tag_keys))
+        if decided:
             self.decided_by.append(step.id)
             if not self.at_run_time:
-                self.at_run_time = f"{step.id} {entry['kind']} {describe(entry['guard'])}"
+                self.at_run_time = f"{step.id} {entry['kind']} {'; '.join(decided)}"
         try:
             inherited = {**handed, **dep_env}
             return self.visit(targets[0], requested, inherited, tuple(produced), adr, caller)
