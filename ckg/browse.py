@@ -8,6 +8,7 @@ same thing; none of them writes.
 import json
 
 from ckg.errors import NotFound
+from ckg.schema import check_name
 
 _RUNS = """
 MATCH (r:Run)
@@ -77,6 +78,56 @@ MATCH (s:Source)
 RETURN s.uid AS uid, s.location AS location, s.kind AS kind, s.commit AS commit,
        s.ingested_at AS ingested_at
 ORDER BY location, uid
+"""
+
+#: Every Result, or those on a dataset and its parts: from the dataset's index (WITH keeps
+#: FalkorDB from starting at every Result: 8 ms against 1 s for a path tested on each of
+#: 30,000).
+_ALL_RESULTS = "MATCH (r:Result)"
+_RESULTS_ON_DATASET = """MATCH (:Dataset {name: $dataset})<-[:PART_OF*0..]-(part:Dataset)
+WITH part
+MATCH (part)<-[:ON_DATASET]-(r:Result)"""
+_PUBLISHED = """
+WHERE ($task IS NULL OR r.task = $task)
+  AND ($metric IS NULL OR r.metric = $metric)
+  AND ($model IS NULL OR r.model = $model)
+OPTIONAL MATCH (p:Paper)-[:REPORTS]->(r)
+OPTIONAL MATCH (r)-[:ON]->(pl:Platform)
+RETURN r.task AS task, r.dataset AS dataset, r.model AS model, r.metric AS metric,
+       r.value AS value, r.unit AS unit, r.stderr AS stderr, r.raw AS raw,
+       p.uid AS paper, p.title AS paper_title, coalesce(p.date, r.date) AS date,
+       pl.uid AS platform, r.scenario AS scenario, r.source_uid AS source_uid, r.uid AS result
+ORDER BY task, dataset, metric, model, result
+"""
+
+#: A front's points (:mod:`ckg.frontier`): whole-run measurements of ok runs, and published
+#: results; ``{where}`` is the user's Cypher condition on the variables named there.
+_MEASURED_POINTS = """
+MATCH (r:Run)-[:MEASURED]->(m:Measurement)
+OPTIONAL MATCH (r)-[:IN]->(e:Experiment)
+WITH r, m, e
+WHERE coalesce(r.status, 'ok') = 'ok'
+  AND ($experiment IS NULL OR e.uid = $experiment)
+  AND ($metrics IS NULL OR m.metric IN $metrics)
+  AND m.device IS NULL
+  AND ({where})
+RETURN r.uid AS uid, r.params AS params, e.name AS experiment,
+       m.metric AS metric, m.value AS value, m.unit AS unit
+"""
+_PUBLISHED_POINTS = """
+MATCH (res:Result)
+WHERE ($task IS NULL OR res.task = $task) AND ($dataset IS NULL OR res.dataset = $dataset)
+  AND ($metrics IS NULL OR res.metric IN $metrics)
+OPTIONAL MATCH (p:Paper)-[:REPORTS]->(res)
+OPTIONAL MATCH (res)-[:ON]->(pl:Platform)
+WITH res, p, pl
+WHERE ({where})
+RETURN res.uid AS uid, res.metric AS metric, res.value AS value, res.unit AS unit,
+       res.task AS task, res.dataset AS dataset, res.model AS model,
+       res.scenario AS scenario, res.system AS system, res.submitter AS submitter,
+       res.version AS version, coalesce(res.result_set, res.record_uid) AS record,
+       p.uid AS paper,
+       p.title AS paper_title, pl.uid AS platform
 """
 
 
@@ -149,6 +200,63 @@ def platform(store, uid: str) -> dict:
 def sources(store) -> list[dict]:
     """Every ingested source: where it came from, its kind and commit."""
     return store.run(_SOURCES)
+
+
+def published(store, *, task=None, dataset=None, metric=None, model=None) -> list[dict]:
+    """Published results matching the filters given (None: any), with their paper and
+    platform, ordered by task, dataset, metric, model and uid.
+
+    ``metric`` is matched as stored (canonical names: :func:`ckg.metrics.canonical_name`);
+    ``dataset`` takes its parts in too (``(:Dataset)-[:PART_OF*]->(:Dataset)``).
+    """
+    cypher = (_RESULTS_ON_DATASET if dataset else _ALL_RESULTS) + _PUBLISHED
+    return store.run(cypher, {"task": task, "dataset": dataset, "metric": metric,
+                              "model": model})
+
+
+def measured_points(store, *, experiment: str | None = None, metrics: list[str] | None = None,
+                    where: str | None = None) -> list[dict]:
+    """One row per whole-run measurement (a device's part left out) of every ``ok`` run:
+    ``uid``, ``params``, ``experiment`` (its name), ``metric``, ``value``, ``unit``.
+
+    Parameters
+    ----------
+    experiment : str, optional
+        An experiment's uid (:func:`ckg.runs.resolve_experiment` finds it).
+    metrics : list of str, optional
+        Only these metrics (None: all).
+    where : str, optional
+        A Cypher condition on ``r`` (Run), ``m`` (Measurement) and ``e`` (Experiment),
+        written by the user (``ckg pareto --where``) and run as written.
+    """
+    return store.run(_MEASURED_POINTS.format(where=f"({where})" if where else "true"),
+                     {"experiment": experiment, "metrics": metrics})
+
+
+def published_points(store, *, task: str | None = None, dataset: str | None = None,
+                     metrics: list[str] | None = None, where: str | None = None) -> list[dict]:
+    """One row per published result, with what tells its point apart (task, dataset, model,
+    scenario, system, submitter, version, ``record``: its result set or source record) and
+    its paper and platform.
+
+    ``where`` is a Cypher condition on ``res`` (Result), ``p`` (Paper) and ``pl``
+    (Platform), as in :func:`measured_points`.
+    """
+    return store.run(_PUBLISHED_POINTS.format(where=f"({where})" if where else "true"),
+                     {"task": task, "dataset": dataset, "metrics": metrics})
+
+
+def has_named(store, label: str, name: str) -> bool:
+    """Whether a node of ``label`` (Task, Dataset, Metric, Model) has the ``name``."""
+    rows = store.run(f"MATCH (n:{check_name(label)} {{name: $name}}) RETURN count(n) AS n",
+                     {"name": name})
+    return bool(rows and rows[0]["n"])
+
+
+def names_of(store, label: str) -> list[str]:
+    """The ``name`` of every node of ``label`` that has one."""
+    return [r["name"] for r in store.run(f"MATCH (n:{check_name(label)}) RETURN n.name AS name")
+            if r["name"] is not None]
 
 
 def decode(text):

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from ckg import metrics
+from ckg.browse import measured_points, published_points
 from ckg.errors import InvalidInput, NotFound, UsageError, did_you_mean
 from ckg.pareto import (
     Objective,
@@ -43,37 +44,9 @@ from ckg.pareto import (
     pareto_ranks,
     parse_objectives,
 )
+from ckg.records import Edge, Node, Records
 
 SOURCES = ("runs", "papers", "all")
-
-_RUNS = """
-MATCH (r:Run)-[:MEASURED]->(m:Measurement)
-OPTIONAL MATCH (r)-[:IN]->(e:Experiment)
-WITH r, m, e
-WHERE coalesce(r.status, 'ok') = 'ok'
-  AND ($experiment IS NULL OR e.uid = $experiment)
-  AND ($metrics IS NULL OR m.metric IN $metrics)
-  AND m.device IS NULL
-  AND ({where})
-RETURN r.uid AS uid, r.params AS params, e.name AS experiment,
-       m.metric AS metric, m.value AS value, m.unit AS unit
-"""
-
-_RESULTS = """
-MATCH (res:Result)
-WHERE ($task IS NULL OR res.task = $task) AND ($dataset IS NULL OR res.dataset = $dataset)
-  AND ($metrics IS NULL OR res.metric IN $metrics)
-OPTIONAL MATCH (p:Paper)-[:REPORTS]->(res)
-OPTIONAL MATCH (res)-[:ON]->(pl:Platform)
-WITH res, p, pl
-WHERE ({where})
-RETURN res.uid AS uid, res.metric AS metric, res.value AS value, res.unit AS unit,
-       res.task AS task, res.dataset AS dataset, res.model AS model,
-       res.scenario AS scenario, res.system AS system, res.submitter AS submitter,
-       res.version AS version, coalesce(res.result_set, res.record_uid) AS record,
-       p.uid AS paper,
-       p.title AS paper_title, pl.uid AS platform
-"""
 
 #: Columns that identify a group of published results as one point.
 _GROUP = ["task", "dataset", "model", "paper", "platform", "scenario", "record"]
@@ -323,24 +296,14 @@ def write_front(store, front: Front, source: str) -> None:
         "hypervolume": front.hypervolume,
         "computed_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    rows = {"Run": [], "Result": []}
+    records = Records([Node("Front", front.uid, {**props, "stale": None})])
     for kind, ids, rank in zip(
         front.table["kind"], front.table["uids"], front.table["front_rank"], strict=True
     ):
         label = "Run" if kind == "run" else "Result"
-        rows[label] += [{"uid": uid, "rank": int(rank)} for uid in ids]
-    with store.transaction() as tx:
-        tx.run("MATCH (:Front {uid: $uid})<-[x:IN_FRONT]-() DELETE x", {"uid": front.uid})
-        tx.run("MERGE (f:Front {uid: $uid}) SET f += $props REMOVE f.stale",
-               {"uid": front.uid, "props": props})
-        for label, batch in rows.items():
-            if batch:
-                tx.run(
-                    f"UNWIND $rows AS row MATCH (n:{label} {{uid: row.uid}}) "
-                    "MATCH (f:Front {uid: $uid}) "
-                    "MERGE (n)-[x:IN_FRONT]->(f) SET x.front_rank = row.rank",
-                    {"rows": batch, "uid": front.uid},
-                )
+        records.edges += [Edge("IN_FRONT", label, uid, "Front", front.uid,
+                               {"front_rank": int(rank)}) for uid in ids]
+    store.replace_incoming("IN_FRONT", "Front", front.uid, records)
 
 
 def _unranked(points, objectives: list[Objective]):
@@ -372,17 +335,11 @@ def _objective_of(objectives: list[Objective]):
     return by_name
 
 
-def _where(where: str | None) -> str:
-    return f"({where})" if where else "true"
-
-
 def _runs(store, names: list[str], filters: dict):
     import pandas as pd
 
-    rows = store.run(
-        _RUNS.format(where=_where(filters.get("where"))),
-        {"experiment": filters.get("experiment"), "metrics": names},
-    )
+    rows = measured_points(store, experiment=filters.get("experiment"), metrics=names,
+                           where=filters.get("where"))
     frame = pd.DataFrame(rows, columns=["uid", "params", "experiment", "metric", "value", "unit"])
     frame["point"] = "run:" + frame["uid"].astype(str)
     frame["kind"] = "run"
@@ -396,10 +353,8 @@ def _runs(store, names: list[str], filters: dict):
 def _results(store, names: list[str], filters: dict):
     import pandas as pd
 
-    rows = store.run(
-        _RESULTS.format(where=_where(filters.get("where"))),
-        {"task": filters.get("task"), "dataset": filters.get("dataset"), "metrics": names},
-    )
+    rows = published_points(store, task=filters.get("task"), dataset=filters.get("dataset"),
+                            metrics=names, where=filters.get("where"))
     columns = [
         "uid", "metric", "value", "unit", "task", "dataset", "model", "scenario", "system",
         "submitter", "version", "record", "paper", "paper_title", "platform",
@@ -456,10 +411,8 @@ def _metrics_present(store, source, filters) -> set[str]:
     if source in ("runs", "all"):
         found |= set(_runs_raw(store, filters)["metric"].dropna())
     if source in ("papers", "all"):
-        rows = store.run(
-            _RESULTS.format(where=_where(filters.get("where"))),
-            {"task": filters.get("task"), "dataset": filters.get("dataset"), "metrics": None},
-        )
+        rows = published_points(store, task=filters.get("task"),
+                                dataset=filters.get("dataset"), where=filters.get("where"))
         found |= {r["metric"] for r in rows if r["metric"]}
     return found
 
@@ -467,10 +420,8 @@ def _metrics_present(store, source, filters) -> set[str]:
 def _runs_raw(store, filters):
     import pandas as pd
 
-    rows = store.run(
-        _RUNS.format(where=_where(filters.get("where"))),
-        {"experiment": filters.get("experiment"), "metrics": None},
-    )
+    rows = measured_points(store, experiment=filters.get("experiment"),
+                           where=filters.get("where"))
     return pd.DataFrame(rows, columns=["uid", "params", "experiment", "metric", "value", "unit"])
 
 

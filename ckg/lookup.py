@@ -69,6 +69,14 @@ def holds_artifacts(store) -> bool:
     return bool(store.run("MATCH (a:Artifact) RETURN a.uid AS uid LIMIT 1"))
 
 
+def implements(store, artifact_uid: str, paper_uid: str) -> bool:
+    """Whether the graph records that the artifact implements the paper (``IMPLEMENTS``)."""
+    return bool(store.run(
+        "MATCH (:Artifact {uid: $a})-[e:IMPLEMENTS]->(:Paper {uid: $p}) RETURN count(e) AS n",
+        {"a": artifact_uid, "p": paper_uid},
+    )[0]["n"])
+
+
 @dataclass(frozen=True, slots=True)
 class Selection:
     """The artifact a target names: its uid, the variations written in the target, and the

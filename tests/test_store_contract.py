@@ -343,3 +343,21 @@ def test_delete_nodes_and_update_nodes_touch_the_keys_named_only(store):
     store.delete_nodes("CacheEntry", ["c", "zz"])
     rows = store.run("MATCH (c:CacheEntry) RETURN c.uid AS uid, c.n AS n ORDER BY uid")
     assert rows == [{"uid": "a", "n": 2}, {"uid": "b", "n": 2}]
+
+
+def test_replace_incoming_swaps_one_type_of_edge_into_a_node_and_drops_none_props(store):
+    store.upsert_nodes("Run", [{"key": k, "props": {}} for k in ("a", "b", "c")])
+    store.upsert_nodes("Front", [{"key": "f", "props": {"stale": "a removed", "points": 2}}])
+    store.upsert_edges("IN_FRONT", "Run", "Front", [
+        {"src": k, "dst": "f", "props": {"front_rank": 1}} for k in ("a", "b")])
+    store.upsert_edges("IN", "Run", "Front", [{"src": "a", "dst": "f", "props": {}}])
+    records = Records(
+        [Node("Front", "f", {"points": 1, "stale": None})],
+        [Edge("IN_FRONT", "Run", "c", "Front", "f", {"front_rank": 2})],
+    )
+    store.replace_incoming("IN_FRONT", "Front", "f", records)
+    edges = store.run("MATCH (r:Run)-[x]->(:Front) RETURN r.uid AS run, type(x) AS t, "
+                      "x.front_rank AS rank ORDER BY t, run")
+    assert edges == [{"run": "a", "t": "IN", "rank": None},
+                     {"run": "c", "t": "IN_FRONT", "rank": 2}]
+    assert store.get_node("Front", "f") == {"uid": "f", "points": 1}

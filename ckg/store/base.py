@@ -136,9 +136,7 @@ class GraphStore(ABC):
         round trip instead of one per label and type, for small record sets such as one run's.
         """
         if one_transaction:
-            nodes, edges = _grouped(records)
-            statements = [(_node_cypher(label), {"rows": rows}) for label, rows in nodes.items()]
-            statements += [(_edge_cypher(*group), {"rows": rows}) for group, rows in edges.items()]
+            statements = _statements(records)
             if statements:
                 self.write_many(statements)
             return
@@ -165,6 +163,15 @@ class GraphStore(ABC):
                 self.write_batches(merge, rows, batch_size=batch_size)
         for (rel_type, src, dst), rows in _grouped(Records(edges=rest))[1].items():
             self.upsert_edges(rel_type, src, dst, rows, batch_size=batch_size)
+
+    def replace_incoming(self, rel_type: str, label: str, key: str, records: Records) -> None:
+        """In one transaction, delete every ``rel_type`` relationship into the node of
+        ``label`` whose key is ``key``, then write ``records`` (nodes, then edges): a node's
+        incoming edges of one type replaced by a new set, never seen half done. A property
+        set to None in ``records`` is removed."""
+        delete = (f"MATCH (:{check_name(label)} {{{key_of(label)}: $key}})"
+                  f"<-[x:{check_name(rel_type)}]-() DELETE x")
+        self.write_many([(delete, {"key": key}), *_statements(records)])
 
     def _existing(self, label: str, keys: list, batch_size: int) -> set:
         """Which of ``keys`` a node of ``label`` has in the graph."""
@@ -282,6 +289,15 @@ def _grouped(records: Records) -> tuple[dict[str, list[dict]], dict[tuple, list[
             {"src": edge.src_key, "dst": edge.dst_key, "props": edge.props}
         )
     return nodes, edges
+
+
+def _statements(records: Records) -> list[tuple[str, dict]]:
+    """The statements that write ``records`` in order: every label's nodes, then every
+    type's edges."""
+    nodes, edges = _grouped(records)
+    statements = [(_node_cypher(label), {"rows": rows}) for label, rows in nodes.items()]
+    statements += [(_edge_cypher(*group), {"rows": rows}) for group, rows in edges.items()]
+    return statements
 
 
 def _stars(hub: str | None, records: Records, written: dict[str, set],
