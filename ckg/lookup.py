@@ -77,6 +77,30 @@ def implements(store, artifact_uid: str, paper_uid: str) -> bool:
     )[0]["n"])
 
 
+def project_artifacts(store, source: str | None = None) -> list[dict]:
+    """The ``generic`` artifacts (a project itself, not the scripts inside a CM repository)
+    of one source (its uid) or of every source when None: ``artifact`` (uid), the source's
+    ``location`` and Git ``origin``, and ``papers``, the uids of those it implements."""
+    return store.run(
+        "MATCH (s:Source)-[:CONTAINS]->(a:Artifact) "
+        "WHERE a.format = 'generic' AND ($source IS NULL OR s.uid = $source) "
+        "OPTIONAL MATCH (a)-[:IMPLEMENTS]->(p:Paper) "
+        "RETURN s.location AS location, s.origin AS origin, a.uid AS artifact, "
+        "collect(p.uid) AS papers",
+        {"source": source},
+    )
+
+
+def papers_with_code_at(store, urls: list[str]) -> list[dict]:
+    """The papers one of whose ``code_urls`` is among ``urls`` (normalised repository URLs,
+    :func:`importers.papers.repo_url`): ``uid`` and every one of their ``urls``."""
+    return store.run(
+        "MATCH (p:Paper) WHERE any(u IN p.code_urls WHERE u IN $urls) "
+        "RETURN p.uid AS uid, p.code_urls AS urls",
+        {"urls": urls},
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Selection:
     """The artifact a target names: its uid, the variations written in the target, and the

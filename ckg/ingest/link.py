@@ -5,6 +5,7 @@ source): a paper whose code link is an ingested repository gets
 ``(Artifact)-[:IMPLEMENTS]->(Paper)`` from that repository's project artifact.
 """
 
+from ckg.lookup import papers_with_code_at, project_artifacts
 from importers.papers import repo_url
 
 
@@ -33,14 +34,7 @@ def link_code(store, source: str | None = None) -> int:
     >>> link_code(kg.store, source=summary.uid)                    # doctest: +SKIP
     1
     """
-    artifacts = store.run(
-        "MATCH (s:Source)-[:CONTAINS]->(a:Artifact) "
-        "WHERE a.format = 'generic' AND ($source IS NULL OR s.uid = $source) "
-        "OPTIONAL MATCH (a)-[:IMPLEMENTS]->(p:Paper) "
-        "RETURN s.location AS location, s.origin AS origin, a.uid AS artifact, "
-        "collect(p.uid) AS papers",
-        {"source": source},
-    )
+    artifacts = project_artifacts(store, source)
     repos = {
         row["artifact"]: {repo_url(row["location"]), repo_url(row["origin"])} - {None}
         for row in artifacts
@@ -49,11 +43,7 @@ def link_code(store, source: str | None = None) -> int:
         return 0
     wanted = sorted(set().union(*repos.values()))
     by_repo: dict[str, list[str]] = {}
-    for row in store.run(
-        "MATCH (p:Paper) WHERE any(u IN p.code_urls WHERE u IN $urls) "
-        "RETURN p.uid AS uid, p.code_urls AS urls",
-        {"urls": wanted},
-    ):
+    for row in papers_with_code_at(store, wanted):
         for url in row["urls"] or []:
             by_repo.setdefault(url, []).append(row["uid"])
     linked = {row["artifact"]: set(row["papers"]) for row in artifacts}
