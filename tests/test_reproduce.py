@@ -94,7 +94,8 @@ def test_example_compares_each_reported_result_with_its_own_run_only(kg, tmp_pat
         ("logreg", None),
     ]
 
-    knn, logreg = run_demo(kg, folder).runs  # ingests the folder again: nothing changes
+    # ingests the folder again: nothing changes
+    knn, logreg = run_demo(kg.store, kg.home, folder).runs
     assert _rows(kg, "unreproduced-results", dataset="digits") == []
     kg.link("sklearn-digits", EXAMPLE_PAPER)  # implementing it adds no match by model name
     rows = _rows(kg, "paper-vs-reproduced", paper="example.org/sklearn-digits", metric="Accuracy")

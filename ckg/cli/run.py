@@ -176,7 +176,7 @@ def demo(
 
     objectives = ("accuracy", "latency")
     with open_graph() as kg, RunProgress(not as_json) as progress:
-        report = run_demo(kg, path, progress.update)
+        report = run_demo(kg.store, kg.home, path, progress.update)
     _print_report(report, as_json, objectives, kg.runs_front(report.runs, objectives))
 
 

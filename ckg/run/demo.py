@@ -9,17 +9,20 @@ from pathlib import Path
 
 import yaml
 
+from ckg import config
 from ckg.errors import NotFound, require_extra
+from ckg.ingest import ingest
+from ckg.run.runner import Options, run
 from importers.ckgyaml import FILENAME
 
 EXAMPLE = Path(__file__).resolve().with_name("demo_example")
 
 
-def run_demo(kg, path: str | Path | None = None, progress=None):
+def run_demo(store, home: Path, path: str | Path | None = None, progress=None):
     """Ingest the workflow folder ``path`` (default: the example) with its reference results
     (``reported-results.yaml``: ingest reads a source's results files, so the runs record
-    what they reproduce), run its grid, return the :class:`ckg.run.Report`; ``progress`` as
-    :meth:`ckg.api.KnowledgeGraph.run` takes it.
+    what they reproduce) into ``store``, run its grid with ckg's ``home``, return the
+    :class:`ckg.run.Report`; ``progress`` as :func:`ckg.run.run` takes it.
 
     Raises
     ------
@@ -35,6 +38,7 @@ def run_demo(kg, path: str | Path | None = None, progress=None):
     if not meta_file.is_file():
         raise NotFound(f"{meta_file} not found: give a folder with a {FILENAME} (--path)")
     meta = yaml.safe_load(meta_file.read_text(encoding="utf-8"))
-    kg.ingest(str(folder))
     target = str(meta.get("uid") or meta["alias"])
-    return kg.run(target, grid=meta.get("grid") or {}, progress=progress)
+    with config.private_files():
+        ingest(store, home, str(folder))
+        return run(store, home, target, Options(grid=meta.get("grid") or {}), progress)
