@@ -21,6 +21,7 @@ from ckg.mlc.env import (
     select_keys,
     split_tags,
     substitute,
+    tags_from_env,
     update_deps,
 )
 from ckg.mlc.guards import (
@@ -67,6 +68,7 @@ __all__ = [
     "skipped",
     "split_tags",
     "substitute",
+    "tags_from_env",
     "update_deps",
     "variation_metas",
 ]

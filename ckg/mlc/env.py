@@ -247,6 +247,28 @@ def select_keys(patterns: list, values: dict) -> dict:
     return out
 
 
+def tags_from_env(entry: dict, env: dict, key: str, prefix: str) -> str:
+    """The tags ``update_tags_from_env`` (``prefix`` ``""``) or
+    ``update_tags_from_env_with_prefix`` add to a dependency entry for ``key``, each as
+    ``,PREFIXVALUE``: from the entry's own ``env`` where set there, else from ``env``; a list
+    gives one tag per item (``_run_deps``).
+
+    >>> tags_from_env({"env": {}}, {"URL": "u"}, "URL", "_repo.")
+    ',_repo.u'
+    >>> tags_from_env({"env": {"V": ["a", "b"]}}, {"V": "c"}, "V", "_v.")
+    ',_v.a,_v.b'
+    >>> tags_from_env({}, {}, "V", "")
+    ''
+    """
+    local = entry.get("env") or {}
+    source = local if str(local.get(key, "")).strip() else env
+    value = source.get(key, "")
+    if not str(value).strip():
+        return ""
+    items = value if isinstance(value, list) else [value]
+    return "".join(f",{prefix}{item}" for item in items)
+
+
 def split_tags(tags) -> tuple[list[str], list[str]]:
     """Script tags and variation tags (``_x`` as ``x``, ``-_x`` as ``-x``).
 

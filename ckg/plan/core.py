@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 
 from ckg.errors import CycleError, UsageError
-from ckg.mlc import hand_down
+from ckg.mlc import hand_down, tags_from_env
 from ckg.mlc.guards import blocked_by, describe
 from ckg.plan.env import REFERENCE, GuardEnv, exported, plain_patterns, split_env
 from ckg.plan.graph import as_list, entries_of, meta_of
@@ -231,10 +231,9 @@ class _Planner:
             self.plan.unresolved.append({**where, "names": entry["names"], "entry": entry["entry"]})
             return None
         extra: list[str] = []
-        for prefix, keys in entry["tags_from_env"].items():  # CM's update_tags_from_env*
+        for prefix, keys in entry["tags_from_env"].items():  # update_tags_from_env*
             for key in keys:
-                value = str(step.env.get(key) or "").strip()
-                extra += as_list(value) if not prefix else [prefix + value] if value else []
+                extra += as_list(tags_from_env({}, step.env, key, prefix))
         dep_env: dict = {}  # update_deps puts an update's env into the entry's own env
         for name in entry["names"]:
             for added in (adr.get(name), local_ad.get(name)):

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from ckg import mlc as rules
 from ckg.mlc import LOCAL_ENV_NAMES, compare_versions
+from ckg.mlc import tags_from_env as _tags_from
 from ckg.run.execute import read_tail
 from ckg.run.scripts import native
 from ckg.run.scripts.cache import ScriptCache
@@ -1114,16 +1115,6 @@ def _adr(meta: dict) -> dict:
     if meta.get("adr"):
         rules.merge(adr, meta.get("add_deps_recursive") or {})
     return adr
-
-
-def _tags_from(d: dict, env: dict, key: str, prefix: str) -> str:
-    local = d.get("env") or {}
-    source = local if str(local.get(key, "")).strip() else env
-    value = source.get(key, "")
-    if not str(value).strip():
-        return ""
-    items = value if isinstance(value, list) else [value]
-    return "".join(f",{prefix}{item}" for item in items)
 
 
 def _inherited(inv: _Invocation, d: dict) -> str:
