@@ -30,6 +30,17 @@ class Dialect:
         How ``update_dep_info`` appends the new tags of an ``add_deps`` update: CM's
         ``sorted(set(new) - set(old))`` order; MLCFlow's ``list(set(...))`` has no order,
         and is taken here in the order written.
+    base_first : bool
+        Where ``_add_base_variations`` puts a base variation: MLCFlow inserts it first (and
+        walks a copy of the tags); CM appends it (walking the tags as they grow), and adds a
+        dynamic base ``name.x`` only when no ``name.*`` tag is on yet.
+    combination_bases : bool
+        MLCFlow's ``_update_variation_tags_from_variations`` turns a combination ``a,b`` on
+        when its parts are on, a dynamic part ``name.#`` matching any ``name.x``, and adds
+        the combination's ``base``; CM needs the parts as written and adds no base.
+    meta_default_variations : bool
+        MLCFlow's ``_update_state_from_variations`` applies the meta's own
+        ``default_variations`` before the variations'; CM only the variations'.
     text_versions : bool
         How ``compare_versions`` reads a part that is not a number: cmind's
         ``utils.compare_versions`` keeps it as text (and compares it with text);
@@ -40,6 +51,9 @@ class Dialect:
     ref_is_unset: bool = True
     scalar_letters: bool = False
     sorted_new_tags: bool = False
+    base_first: bool = True
+    combination_bases: bool = True
+    meta_default_variations: bool = True
     text_versions: bool = False
 
 
@@ -47,5 +61,12 @@ class Dialect:
 MLCFLOW = Dialect()
 #: cmind 4.2.0 and cm4mlops' script automation (the cmx4mlops 1.0.1 wheel).
 CM = Dialect(
-    prefix="CM_", ref_is_unset=False, scalar_letters=True, sorted_new_tags=True, text_versions=True
+    prefix="CM_",
+    ref_is_unset=False,
+    scalar_letters=True,
+    sorted_new_tags=True,
+    base_first=False,
+    combination_bases=False,
+    meta_default_variations=False,
+    text_versions=True,
 )

@@ -10,6 +10,7 @@ CM's script automation applies the same ones.
 
 import copy
 
+from ckg.mlc.dialect import MLCFLOW, Dialect
 from ckg.mlc.env import MetaError
 
 
@@ -70,38 +71,50 @@ def _defaults_from(
     return added
 
 
-def _add_bases(name: str, variations: dict, tags: list, seen: dict, excluded: list) -> None:
+def _add_bases(name, variations, tags, seen, excluded, dialect: Dialect) -> None:
     for base in variations[name].get("base") or []:
         if base not in variations and _static(base, variations) not in variations:
             raise MetaError(f"variation {base!r}, a base of {name!r}, is not declared")
+        if not dialect.base_first and base not in variations:
+            prefix = base.split(".")[0] + "."
+            if any(t.startswith(prefix) for t in tags):  # CM: one name.x at a time
+                continue
         if base not in tags:
             if base in excluded:
                 raise MetaError(f"variation {base!r} is a base of {name!r} but excluded")
-            tags.insert(0, base)
+            if dialect.base_first:
+                tags.insert(0, base)
+            else:
+                tags.append(base)
             seen[base] = False
 
 
-def _expand(tags: list, grouped: dict, excluded: list, variations: dict) -> None:
+def _expand(tags: list, grouped: dict, excluded: list, variations: dict, dialect: Dialect) -> None:
     static = [_static(t, variations) for t in tags]
     combos = sorted((k for k in variations if "," in k), key=lambda k: k.count(","))
     combo_done = dict.fromkeys(combos, False)
     seen = dict.fromkeys(tags, False)
     while True:
-        for tag in list(tags):
+        for tag in list(tags) if dialect.base_first else tags:
             if tag.startswith(("~", "-")):
                 seen[tag] = True
                 continue
             name = _static(tag, variations)
-            _add_bases(name, variations, tags, seen, excluded)
+            _add_bases(name, variations, tags, seen, excluded, dialect)
             for extra in _defaults_from(variations[name], variations, grouped, static, excluded):
                 seen[extra] = False
                 tags.append(extra)
             seen[name] = True
             for combo in combos:
-                if combo_done[combo] or not _relaxed_subset(combo.split(","), tags):
+                if combo_done[combo]:
+                    continue
+                if dialect.combination_bases:
+                    if not _relaxed_subset(combo.split(","), tags):
+                        continue
+                    _add_bases(combo, variations, tags, combo_done, excluded, dialect)
+                elif not set(combo.split(",")) <= set(tags):
                     continue
                 combo_done[combo] = True
-                _add_bases(combo, variations, tags, combo_done, excluded)
                 for extra in _defaults_from(
                     variations[combo] or {}, variations, grouped, static, excluded
                 ):
@@ -114,7 +127,9 @@ def _expand(tags: list, grouped: dict, excluded: list, variations: dict) -> None
             return
 
 
-def choose(meta: dict, requested: list[str], extra_sources: list[dict] = ()) -> list[str]:
+def choose(
+    meta: dict, requested: list[str], extra_sources: list[dict] = (), dialect: Dialect = MLCFLOW
+) -> list[str]:
     """The variation tags that are on, in the order MLCFlow applies them.
 
     ``requested`` holds names without ``_`` (``-x`` excludes ``x``); aliases, the meta's
@@ -149,15 +164,17 @@ def choose(meta: dict, requested: list[str], extra_sources: list[dict] = ()) -> 
                 tags.append(alias)
     grouped = groups(variations)
     default_variation = meta.get("default_variation", "")
+    if default_variation and default_variation not in variations:
+        raise MetaError(f"default_variation {default_variation!r} is not declared")
     if not tags and default_variation and default_variation not in excluded:
         tags = [default_variation]
-    for source in [*extra_sources, meta]:
+    for source in [*extra_sources, meta] if dialect.meta_default_variations else extra_sources:
         if source and "default_variations" in source:
             static = [_static(t, variations) for t in tags]
             for extra in _defaults_from(source, variations, grouped, static, excluded):
                 if extra not in tags:
                     tags.append(extra)
-    _expand(tags, grouped, excluded, variations)
+    _expand(tags, grouped, excluded, variations, dialect)
     static = [_static(t, variations) for t in tags]
     with_defaults = list(tags)
     for name, group in grouped.items():
@@ -170,7 +187,7 @@ def choose(meta: dict, requested: list[str], extra_sources: list[dict] = ()) -> 
             with_defaults.append(group["default"])
     if with_defaults != tags:
         tags = with_defaults
-        _expand(tags, grouped, excluded, variations)
+        _expand(tags, grouped, excluded, variations, dialect)
     valid = meta.get("valid_variation_combinations") or []
     if valid and not any(all(t in tags for t in combo) for combo in valid):
         raise MetaError(f"variations {tags} are not a valid combination: {valid}")
