@@ -5,6 +5,7 @@ What a step hands down is the rule book's :func:`ckg.mlc.hand_down`."""
 import fnmatch
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
 
 
 def split_env(env: Mapping) -> tuple[dict, dict]:
@@ -24,6 +25,7 @@ def split_env(env: Mapping) -> tuple[dict, dict]:
     return common, per_step
 
 
+@lru_cache(maxsize=4096)  # asked for every guard key and tag key of every entry planned
 def exported(patterns: tuple[str, ...], key: str) -> bool:
     """Whether ``key`` matches one of the (already plain) key patterns.
 
