@@ -104,6 +104,27 @@ def list_runs(store, experiment: str | None = None, artifact: str | None = None,
     return store.run(_LIST, {"experiment": uid, "artifact": artifact, "limit": limit})
 
 
+def called_by(store, uids: list[str]) -> list[str]:
+    """The runs that the runs ``uids`` called (their steps), one level down."""
+    rows = store.run(
+        "UNWIND $uids AS u MATCH (:Run {uid: u})-[:CALLED]->(s:Run) RETURN DISTINCT s.uid AS uid",
+        {"uids": uids},
+    )
+    return [row["uid"] for row in rows]
+
+
+def runs_of_experiment(store, experiment: str) -> list[str]:
+    """The top-level runs (no run called them) of the experiment whose uid or name is
+    ``experiment``, oldest first."""
+    rows = store.run(
+        "MATCH (r:Run)-[:IN]->(e:Experiment) WHERE e.uid = $experiment OR e.name = $experiment "
+        "OPTIONAL MATCH (caller:Run)-[:CALLED]->(r) WITH r, caller WHERE caller IS NULL "
+        "RETURN DISTINCT r.uid AS uid, r.started_at AS started_at ORDER BY started_at, uid",
+        {"experiment": experiment},
+    )
+    return [row["uid"] for row in rows]
+
+
 def resolve_run(store, text: str) -> str:
     """The uid of the run ``text`` names: a whole uid, or the start of one (``run-b51a4d0b``,
     as ``ckg runs`` shows them) that no other run shares.

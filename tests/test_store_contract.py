@@ -235,7 +235,7 @@ def test_hub_nodes_another_writer_made_meanwhile_are_merged(store, monkeypatch):
     )
     store.write_records(records)
     first = _graph(store)
-    monkeypatch.setattr(store, "_existing", lambda label, keys, batch_size: set())
+    monkeypatch.setattr(store, "existing", lambda label, keys, batch_size: set())
     store.write_records(records)
     assert _graph(store) == first
     assert store.counts()["relationships"] == {"OF_METRIC": 100}
@@ -361,3 +361,32 @@ def test_replace_incoming_swaps_one_type_of_edge_into_a_node_and_drops_none_prop
     assert edges == [{"run": "a", "t": "IN", "rank": None},
                      {"run": "c", "t": "IN_FRONT", "rank": 2}]
     assert store.get_node("Front", "f") == {"uid": "f", "points": 1}
+
+
+def test_reads_by_label_pages_counts_and_outgoing_edges(store):
+    store.upsert_nodes("Artifact", artifact_rows(5))
+    store.upsert_nodes("Paper", [{"key": "p1", "props": {"title": "T"}}])
+    store.upsert_edges("IMPLEMENTS", "Artifact", "Paper",
+                       [{"src": "a1", "dst": "p1", "props": {"w": 1}}])
+    keys = [f"a{i}" for i in range(5)]
+    assert store.page("Artifact", None, 2, whole=False) == sorted(keys)[:2]
+    assert store.page("Artifact", sorted(keys)[3], 10, whole=False) == sorted(keys)[4:]
+    assert [n["uid"] for n in store.page("Artifact", None, 2)] == sorted(keys)[:2]
+    assert store.count_nodes("Artifact") == 5 and store.count_nodes("Run") == 0
+    assert store.relationship_counts() == {"IMPLEMENTS": 1}
+    assert sorted(store.label_sets()) == [(("Artifact",), 5), (("Paper",), 1)]
+    assert store.existing("Artifact", ["a1", "zz"]) == {"a1"}
+    assert store.outgoing("Artifact", ["a1", "a2"]) == [
+        {"src": "a1", "type": "IMPLEMENTS", "label": "Paper", "key": "p1", "props": {"w": 1}}]
+    [row] = store.outgoing("Artifact", ["a1"], nodes=True)
+    assert row["node"] == {"uid": "p1", "title": "T"}
+
+
+def test_keyed_edges_join_two_nodes_once_per_key(store):
+    store.upsert_nodes("Artifact", artifact_rows(2))
+    rows = [{"src": "a0", "dst": "a1", "key": e, "props": {"entry": e, "n": i}}
+            for i, e in enumerate(["x", "y", "x"])]
+    assert store.upsert_keyed_edges("DEPENDS_ON", "Artifact", "Artifact", "entry", rows[:2]) == 2
+    store.upsert_keyed_edges("DEPENDS_ON", "Artifact", "Artifact", "entry", rows[2:])
+    got = store.run("MATCH ()-[r:DEPENDS_ON]->() RETURN r.entry AS e, r.n AS n ORDER BY e")
+    assert got == [{"e": "x", "n": 2}, {"e": "y", "n": 1}]

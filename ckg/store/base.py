@@ -17,6 +17,8 @@ from ckg.records import Records
 from ckg.schema import NODE_KEYS, check_name, key_of
 from ckg.store.lock import Held
 
+#: Every key property of the graph model: what names a relationship's far end.
+_KEY_PROPS = sorted({*NODE_KEYS.values(), "uid"})
 #: Rows per UNWIND batch. Measured with bench/store_bench.py: throughput on both engines
 #: stops improving past a few thousand rows, and larger batches only cost memory.
 BATCH_SIZE = 5000
@@ -150,7 +152,7 @@ class GraphStore(ABC):
         keys = list(dict.fromkeys(n.key for n in records.nodes if n.label == hub))
         stars, rest = _stars(hub, records, {label: {row["key"] for row in rows}
                                             for label, rows in nodes.items()},
-                             self._existing(hub, keys, batch_size) if hub else set())
+                             self.existing(hub, keys, batch_size) if hub else set())
         for label, rows in nodes.items():
             self.upsert_nodes(label, rows, batch_size=batch_size)
         for (cypher, merge), rows in stars.items():
@@ -173,11 +175,59 @@ class GraphStore(ABC):
                   f"<-[x:{check_name(rel_type)}]-() DELETE x")
         self.write_many([(delete, {"key": key}), *_statements(records)])
 
-    def _existing(self, label: str, keys: list, batch_size: int) -> set:
+    def upsert_keyed_edges(self, rel_type: str, src_label: str, dst_label: str, prop: str,
+                           rows: Iterable[dict], *, batch_size: int = BATCH_SIZE) -> int:
+        """Merge relationships told apart by their property ``prop`` (several of one type
+        may join the same two nodes: one per value, such as a dependency entry's edges);
+        each row is ``{"src", "dst", "key", "props"}``, ``key`` the value of ``prop``.
+
+        A row whose end node does not exist writes nothing. Returns the rows sent.
+        """
+        cypher = (
+            f"UNWIND $rows AS row "
+            f"MATCH (a:{check_name(src_label)} {{{key_of(src_label)}: row.src}}) "
+            f"MATCH (b:{check_name(dst_label)} {{{key_of(dst_label)}: row.dst}}) "
+            f"MERGE (a)-[r:{check_name(rel_type)} {{{check_name(prop)}: row.key}}]->(b) "
+            "SET r += row.props"
+        )
+        return self.write_batches(cypher, rows, batch_size=batch_size)
+
+    def existing(self, label: str, keys: list, batch_size: int = BATCH_SIZE) -> set:
         """Which of ``keys`` a node of ``label`` has in the graph."""
         cypher = f"UNWIND $keys AS k MATCH (n:{check_name(label)} {{{key_of(label)}: k}}) RETURN k"
         return {row["k"] for start in range(0, len(keys), batch_size)
                 for row in self.run(cypher, {"keys": keys[start:start + batch_size]})}
+
+    def outgoing(self, label: str, keys: list, *, nodes: bool = False) -> list[dict]:
+        """The relationships leaving the nodes of ``label`` whose keys are ``keys``.
+
+        Returns
+        -------
+        list of dict
+            One per relationship: ``src`` (the start's key), ``type``, ``label`` (the far
+            end's first label, None if it has none), ``key`` (the far end's key, by
+            :func:`ckg.schema.key_of` of that label; None where it lacks one), ``props``
+            (the relationship's), and with ``nodes`` ``node``, the far end's properties.
+        """
+        if not keys:
+            return []
+        ends = ", ".join(f"b.{prop} AS k_{prop}" for prop in _KEY_PROPS)
+        whole = ", b AS node" if nodes else ""
+        rows = self.run(
+            f"UNWIND $keys AS k MATCH (a:{check_name(label)} {{{key_of(label)}: k}})-[r]->(b) "
+            f"RETURN k AS src, type(r) AS type, labels(b) AS labels, {ends}, r AS props{whole}",
+            {"keys": keys},
+        )
+        found = []
+        for row in rows:
+            far = (row["labels"] or [None])[0]
+            edge = {"src": row["src"], "type": row["type"], "label": far,
+                    "key": row[f"k_{key_of(far)}"] if far else None,
+                    "props": dict(row["props"] or {})}
+            if nodes:
+                edge["node"] = dict(row["node"] or {})
+            found.append(edge)
+        return found
 
     def write_many(self, statements: list[tuple[str, dict]]) -> None:
         """Apply write statements in order as one transaction. Engines override this to
@@ -231,13 +281,40 @@ class GraphStore(ABC):
         """Node counts per label and relationship counts per type (zero counts left out)."""
         labels = {}
         for label in NODE_KEYS:
-            rows = self.run(f"MATCH (n:{label}) RETURN count(n) AS c")
-            if rows[0]["c"]:
-                labels[label] = rows[0]["c"]
-        rels = {}
-        for row in self.run("MATCH ()-[r]->() RETURN type(r) AS t, count(r) AS c"):
-            rels[row["t"]] = row["c"]
-        return {"nodes": labels, "relationships": dict(sorted(rels.items()))}
+            count = self.count_nodes(label)
+            if count:
+                labels[label] = count
+        return {"nodes": labels, "relationships": self.relationship_counts()}
+
+    def relationship_counts(self) -> dict[str, int]:
+        """Relationships per type, by type name."""
+        rows = self.run("MATCH ()-[r]->() RETURN type(r) AS t, count(r) AS c")
+        return dict(sorted((row["t"], row["c"]) for row in rows))
+
+    def count_nodes(self, label: str) -> int:
+        """How many nodes have ``label``."""
+        return self.run(f"MATCH (n:{check_name(label)}) RETURN count(n) AS c")[0]["c"]
+
+    def label_sets(self) -> list[tuple[tuple[str, ...], int]]:
+        """Each set of labels the graph's nodes have (any label, the model's or not), with
+        how many nodes have it."""
+        rows = self.run("MATCH (n) RETURN labels(n) AS labels, count(n) AS c")
+        return [(tuple(row["labels"] or ()), row["c"]) for row in rows]
+
+    def page(self, label: str, after=None, limit: int = BATCH_SIZE, *,
+             whole: bool = True) -> list:
+        """The nodes of ``label`` whose key is above ``after`` (every one with a key when
+        None), in key order, ``limit`` at most: their properties, or only their keys unless
+        ``whole``. The last one's key is the next page's ``after``."""
+        key = key_of(label)
+        where = f"n.{key} > $after" if after is not None else f"n.{key} IS NOT NULL"
+        returned = "n AS n" if whole else f"n.{key} AS n"
+        rows = self.run(
+            f"MATCH (n:{check_name(label)}) WHERE {where} RETURN {returned} "
+            f"ORDER BY n.{key} LIMIT $limit",
+            {"after": after, "limit": limit},
+        )
+        return [row["n"] for row in rows]
 
     def reset(self) -> None:
         """Delete every node and relationship, in batches so a large graph fits in memory."""

@@ -36,7 +36,7 @@ from pathlib import Path
 from ckg.errors import InvalidInput, NotFound, UsageError
 from ckg.records import Edge, Node, Records
 from ckg.redact import ambient, mask_node
-from ckg.schema import NODE_KEYS, check_name, key_of
+from ckg.schema import NODE_KEYS, key_of
 from ckg.store.base import BATCH_SIZE
 from ckg.transfer.encode import edge_from, edge_json, node_from, node_json, stamp
 
@@ -49,8 +49,6 @@ PAGE = 2000
 EDGE_KEYS = {"DEPENDS_ON": "entry"}
 #: Labels that are never copied.
 INTERNAL = frozenset({"IngestLock"})
-#: Every property that keys some label: read from a relationship's end node.
-_KEY_PROPS = sorted({*NODE_KEYS.values(), "uid"})
 Progress = Callable[[str, int, int], None]
 
 
@@ -84,15 +82,14 @@ class GraphSummary:
 
 def labels(store) -> list[str]:
     """The labels of the graph's nodes that are copied: the model's first, in its order."""
-    rows = store.run("MATCH (n) RETURN DISTINCT labels(n) AS labels")
-    found = {label for row in rows for label in row["labels"] or []} - INTERNAL
+    found = {label for labels, _ in store.label_sets() for label in labels} - INTERNAL
     return [label for label in NODE_KEYS if label in found] + sorted(found - set(NODE_KEYS))
 
 
 def header(store, names: list[str]) -> dict:
     """The file's first line: who wrote it, from where, and how much it holds."""
-    nodes = sum(_count(store, label) for label in names)
-    rels = store.run("MATCH ()-[r]->() RETURN count(r) AS c")[0]["c"]
+    nodes = sum(store.count_nodes(label) for label in names)
+    rels = sum(store.relationship_counts().values())
     return {"format": FORMAT, "version": VERSION, **stamp(store), "nodes": nodes,
             "relationships": rels}
 
@@ -110,7 +107,7 @@ def read_store(store, names: list[str], warnings: list[str]) -> Iterator[Node | 
         for page in _pages(store, label, whole=True):
             yield from (mask_node(node, secrets) for node in page)
             sent += len(page)
-        missing = _count(store, label) - sent
+        missing = store.count_nodes(label) - sent
         if missing > 0:
             warnings.append(f"{missing} {label} node(s) without a usable {key_of(label)} "
                             "left out")
@@ -133,26 +130,16 @@ def read_store(store, names: list[str], warnings: list[str]) -> Iterator[Node | 
                             "same two nodes) merge into one when written")
 
 
-def _count(store, label: str) -> int:
-    return store.run(f"MATCH (n:{check_name(label)}) RETURN count(n) AS c")[0]["c"]
-
-
 def _pages(store, label: str, *, whole: bool) -> Iterator[list[Node]]:
     """The nodes of ``label`` in key order, a page at a time (only their keys unless
     ``whole``)."""
-    key = key_of(check_name(label))
-    returned = "n AS n" if whole else f"n.{key} AS k"
     after = None
     while True:
-        where = f"n.{key} > $after" if after is not None else f"n.{key} IS NOT NULL"
-        rows = store.run(
-            f"MATCH (n:{label}) WHERE {where} RETURN {returned} ORDER BY n.{key} LIMIT $limit",
-            {"after": after, "limit": PAGE},
-        )
+        rows = store.page(label, after, PAGE, whole=whole)
         if whole:
-            page = [_node(label, row["n"]) for row in rows]
+            page = [_node(label, props) for props in rows]
         else:
-            page = [Node(label, row["k"]) for row in rows]
+            page = [Node(label, key) for key in rows]
         if page:
             yield page
         if len(rows) < PAGE:
@@ -166,21 +153,13 @@ def _node(label: str, props: dict) -> Node:
 
 
 def _edges_from(store, label: str, keys: list) -> tuple[list[Edge], int]:
-    key = key_of(label)
-    ends = ", ".join(f"b.{prop} AS k_{prop}" for prop in _KEY_PROPS)
-    rows = store.run(
-        f"UNWIND $keys AS k MATCH (a:{check_name(label)} {{{key}: k}})-[r]->(b) "
-        f"RETURN k AS src, type(r) AS type, labels(b) AS labels, {ends}, r AS props",
-        {"keys": keys},
-    )
     edges, dropped = [], 0
-    for row in rows:
-        dst = (row["labels"] or [None])[0]
-        dst_key = row.get(f"k_{key_of(dst)}") if dst else None
+    for row in store.outgoing(label, keys):
+        dst, dst_key = row["label"], row["key"]
         if dst is None or dst in INTERNAL or dst_key is None:
             dropped += 1
             continue
-        edges.append(Edge(row["type"], label, row["src"], dst, dst_key, dict(row["props"] or {})))
+        edges.append(Edge(row["type"], label, row["src"], dst, dst_key, row["props"]))
     edges.sort(key=lambda e: (str(e.src_key), e.type, e.dst_label, str(e.dst_key),
                               json.dumps(e.props, sort_keys=True, default=str)))
     return edges, dropped
@@ -247,19 +226,8 @@ def _write_edges(store, edges: list[Edge]) -> None:
                       "props": edge.props})
     if plain:
         store.write_records(Records(edges=plain), one_transaction=True)
-    if keyed:
-        store.write_many([(_keyed_edge_cypher(*group), {"rows": rows})
-                          for group, rows in keyed.items()])
-
-
-def _keyed_edge_cypher(rel_type: str, src: str, dst: str, prop: str) -> str:
-    return (
-        f"UNWIND $rows AS row "
-        f"MATCH (a:{check_name(src)} {{{key_of(src)}: row.src}}) "
-        f"MATCH (b:{check_name(dst)} {{{key_of(dst)}: row.dst}}) "
-        f"MERGE (a)-[r:{check_name(rel_type)} {{{check_name(prop)}: row.key}}]->(b) "
-        "SET r += row.props"
-    )
+    for group, rows in keyed.items():
+        store.upsert_keyed_edges(*group, rows)
 
 
 # --- the three commands -------------------------------------------------------------------
@@ -420,19 +388,17 @@ def copy_graph(source, target, *, merge: bool = False,
 
 
 def _held(store) -> int:
-    rows = store.run("MATCH (n) RETURN labels(n) AS labels, count(n) AS c")
-    return sum(row["c"] for row in rows if not INTERNAL.intersection(row["labels"] or []))
+    return sum(count for labels, count in store.label_sets() if not INTERNAL.intersection(labels))
 
 
 def _check_copy(target, summary: GraphSummary) -> list[str]:
     """Differences between what was sent to a target that was empty and what it holds."""
     problems = []
     for label, sent in summary.nodes.items():
-        held = _count(target, label)
+        held = target.count_nodes(label)
         if held != sent:
             problems.append(f"{label}: {sent} node(s) sent, the target holds {held}")
-    rows = target.run("MATCH ()-[r]->() RETURN type(r) AS t, count(r) AS c")
-    held = {row["t"]: row["c"] for row in rows}
+    held = target.relationship_counts()
     for rel_type, sent in sorted(summary.relationships.items()):
         if held.get(rel_type, 0) != sent:
             problems.append(f"[:{rel_type}]: {sent} relationship(s) sent, the target holds "

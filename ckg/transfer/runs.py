@@ -41,8 +41,8 @@ from pathlib import Path
 from ckg.errors import InvalidInput, NotFound, UsageError
 from ckg.records import Edge, Node, Records
 from ckg.redact import ambient, combine, mask_bytes, mask_node, props_secrets
-from ckg.runs import resolve_run
-from ckg.schema import check_name, key_of
+from ckg.runs import called_by, resolve_run, runs_of_experiment
+from ckg.schema import key_of
 from ckg.transfer.encode import edge_from, edge_json, node_from, node_json, stamp
 
 #: The file that makes a folder an export of runs.
@@ -63,15 +63,6 @@ LEFT_OUT = ("IN_FRONT",)
 PROVENANCE = ("imported_from", "exported_at", "exported_with")
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}")
 
-_CALLED = (
-    "UNWIND $uids AS u MATCH (:Run {uid: u})-[:CALLED]->(s:Run) RETURN DISTINCT s.uid AS uid"
-)
-_OF_EXPERIMENT = """
-MATCH (r:Run)-[:IN]->(e:Experiment) WHERE e.uid = $experiment OR e.name = $experiment
-OPTIONAL MATCH (caller:Run)-[:CALLED]->(r)
-WITH r, caller WHERE caller IS NULL
-RETURN DISTINCT r.uid AS uid, r.started_at AS started_at ORDER BY started_at, uid
-"""
 
 
 @dataclass
@@ -170,7 +161,7 @@ def export_runs(
         raise UsageError(f"--max-log-bytes must be 0 or more, not {max_log_bytes}")
     uids = [resolve_run(store, text) for text in runs]
     if experiment is not None:
-        found = [row["uid"] for row in store.run(_OF_EXPERIMENT, {"experiment": experiment})]
+        found = runs_of_experiment(store, experiment)
         if not found:
             raise NotFound(f"no runs of experiment {experiment!r} in the graph")
         uids += found
@@ -228,8 +219,7 @@ def collect_run(store, uid: str) -> Records:
     nodes: dict[tuple[str, object], Node] = {("Run", uid): _node("Run", top)}
     runs, frontier = [uid], [uid]
     while frontier:
-        rows = store.run(_CALLED, {"uids": frontier})
-        frontier = sorted({row["uid"] for row in rows} - set(runs))
+        frontier = sorted(set(called_by(store, frontier)) - set(runs))
         runs += frontier
     edges: dict[tuple, Edge] = {}
     for label in ("Run", *RUN_PARTS):
@@ -243,23 +233,15 @@ def collect_run(store, uid: str) -> Records:
 
 
 def _outgoing(store, label: str, keys: list) -> list[tuple[Edge, Node]]:
-    if not keys:
-        return []
-    key = key_of(label)
-    rows = store.run(
-        f"UNWIND $keys AS k MATCH (a:{check_name(label)} {{{key}: k}})-[r]->(b) "
-        "RETURN k AS src, type(r) AS type, labels(b) AS labels, b AS node, r AS rel",
-        {"keys": keys},
-    )
     found = []
-    for row in rows:
-        if row["type"] in LEFT_OUT or not row["labels"]:
+    for row in store.outgoing(label, keys, nodes=True):
+        if row["type"] in LEFT_OUT or row["label"] is None:
             continue
-        node = _node(row["labels"][0], row["node"])
+        node = _node(row["label"], row["node"])
         if node.key is None:
             continue
-        edge = Edge(row["type"], label, row["src"], node.label, node.key, dict(row["rel"] or {}))
-        found.append((edge, node))
+        found.append((Edge(row["type"], label, row["src"], node.label, node.key, row["props"]),
+                      node))
     return found
 
 
@@ -471,15 +453,8 @@ def _present(store, idents: list[tuple[str, object]]) -> set[tuple[str, object]]
     by_label: dict[str, list] = {}
     for label, key in idents:
         by_label.setdefault(label, []).append(key)
-    present = set()
-    for label, keys in by_label.items():
-        key = key_of(label)
-        rows = store.run(
-            f"UNWIND $keys AS k MATCH (n:{check_name(label)} {{{key}: k}}) RETURN k",
-            {"keys": keys},
-        )
-        present.update((label, row["k"]) for row in rows)
-    return present
+    return {(label, key) for label, keys in by_label.items()
+            for key in store.existing(label, keys)}
 
 
 def _read_marker(folder: Path) -> dict:
