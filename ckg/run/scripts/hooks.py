@@ -204,7 +204,12 @@ class Hooks:
     def validate_cache(self, engine, inv, entry, env, state):
         """Run the script's ``validate_cache.sh`` against a cache entry's saved env, as
         MLCFlow does before trusting it; the version it detects, None when it says
-        nothing, False when the entry is no longer valid."""
+        nothing, False when the entry is no longer valid.
+
+        MLCFlow's order (``run_validate_cache_if_present``): the entry's ``new_env`` and
+        ``new_state``, then the ``dynamic`` dependencies run from the cache (the
+        ``get,python3`` that gives ``get-generic-python-lib``'s check its
+        ``MLC_PYTHON_BIN_WITH_PATH``), then the check, all on copies."""
         saved = engine.cache.load_state(entry)
         if not saved:
             return False
@@ -215,7 +220,11 @@ class Hooks:
             inv, {"add_deps_recursive": inv.adr}, env_copy, state_copy, {}, {}, entry.path
         )
         run_input["script_name"] = "validate_cache"
+        hidden = [*engine.local_env_keys, *(inv.meta.get("local_env_keys") or [])]
         try:
+            engine._run_deps(
+                inv, inv.deps["deps"], env_copy, state_copy, {}, {}, hidden, from_cache=True
+            )
             r = engine.prepare_and_run(run_input, "detect_version")
         except ScriptFailed:
             return False
