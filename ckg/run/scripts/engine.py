@@ -1006,75 +1006,14 @@ class Engine:
         afterwards (MLCFlow's ``_run_deps``). Post-dependencies get only the meta's
         ``clean_env_keys_post_deps`` hidden, so they see ``MLC_TMP_*`` and version keys."""
         for d in deps:
-            if not isinstance(d, dict) or not d.get("tags"):
+            if not _used(d, env, from_cache):
                 continue
-            if rules.skipped(d, env):
-                continue
-            if from_cache and not d.get("dynamic"):
-                continue
-            if d.get("env"):
-                rules.substitute(d["env"], env)
-            if d.get("update_meta_if_env"):
-                for conditional in d["update_meta_if_env"]:
-                    if not rules.skipped(conditional, env):
-                        rules.merge(env, conditional.get("env") or {})
-                        rules.merge(state, conditional.get("state") or {})
-                        rules.merge(const, conditional.get("const") or {})
-            for prefix, keys in (d.get("update_tags_from_env_with_prefix") or {}).items():
-                for key in keys:
-                    d["tags"] += _tags_from(d, env, key, prefix)
-            moved: dict = {}
-            for pattern in clean_keys:
-                for key in list(env):
-                    if key == pattern or (
-                        ("*" in pattern or "?" in pattern) and _fnmatch(key, pattern)
-                    ):
-                        moved[key] = env.pop(key)
-            for key in list(env):
-                if rules.has_ref(env[key]):
-                    moved[key] = env.pop(key)
-            for pattern in d.get("force_env_keys") or []:
-                for key in list(moved):
-                    if key == pattern or (
-                        ("*" in pattern or "?" in pattern) and _fnmatch(key, pattern)
-                    ):
-                        env[key] = moved[key]
-            if d.get("reuse_version"):
-                for key in moved:
-                    if key.startswith(self.P + "VERSION"):
-                        env[key] = moved[key]
-            for key in d.get("update_tags_from_env") or []:
-                d["tags"] += _tags_from(d, env, key, "")
-            for tag, guard in (d.get("update_tags_if_env") or {}).items():
-                if not rules.skipped(guard, env):
-                    d["tags"] += "," + tag
-            if d.get("inherit_variation_tags"):
-                d["tags"] += "," + _inherited(inv, d)
-            for ref in rules.REF.findall(d["tags"]):
-                if ref in env:
-                    d["tags"] = d["tags"].replace(f"<<<{ref}>>>", str(env[ref]))
-            nested = {
-                "recursion": True,
-                "env": env,
-                "state": state,
-                "const": dict(const),
-                "const_state": dict(const_state),
-                "add_deps_recursive": inv.adr,
-            }
-            if (
-                d.get("inherit_cache_expiration")
-                and inv.cache_expiration
-                and not d.get("cache_expiration")
-            ):
-                d["cache_expiration"] = inv.cache_expiration
-            for key in ("env", "state", "const", "const_state"):
-                nested["local_" + key] = d.get(key) or {}
-            entry = {
-                k: v for k, v in d.items() if k not in ("env", "state", "const", "const_state")
-            }
-            rules.merge(nested, copy.deepcopy(entry))
+            _update_from_env(d, env, state, const)
+            d["tags"] += _tags_with_prefix(d, env)
+            moved = _hide(env, clean_keys, d, self.P)
+            d["tags"] = _completed_tags(inv, d, env)
             try:
-                self._run(nested)
+                self._run(_dep_input(inv, d, env, state, const, const_state))
             except ScriptFailed:
                 if not rules.is_true(d.get("continue_on_error")):
                     raise
@@ -1108,6 +1047,101 @@ class Engine:
             "state": state,
             "env_all": env_all,
         }
+
+
+def _used(d, env: dict, from_cache: bool) -> bool:
+    """Whether a dependency entry runs: it names tags, its guards let it, and on a cache
+    hit only ``dynamic`` ones run again."""
+    return (
+        isinstance(d, dict)
+        and bool(d.get("tags"))
+        and not rules.skipped(d, env)
+        and (not from_cache or bool(d.get("dynamic")))
+    )
+
+
+def _update_from_env(d: dict, env: dict, state: dict, const: dict) -> None:
+    """The entry's own env with the caller's ``<<<KEY>>>`` filled in, and its
+    ``update_meta_if_env`` merged into the caller's env, state and const."""
+    if d.get("env"):
+        rules.substitute(d["env"], env)
+    for conditional in d.get("update_meta_if_env") or []:
+        if not rules.skipped(conditional, env):
+            rules.merge(env, conditional.get("env") or {})
+            rules.merge(state, conditional.get("state") or {})
+            rules.merge(const, conditional.get("const") or {})
+
+
+def _tags_with_prefix(d: dict, env: dict) -> str:
+    """``update_tags_from_env_with_prefix``: read before the caller's local keys are
+    hidden, as MLCFlow does."""
+    prefixed = d.get("update_tags_from_env_with_prefix") or {}
+    return "".join(_tags_from(d, env, key, p) for p, keys in prefixed.items() for key in keys)
+
+
+def _hide(env: dict, patterns: list, d: dict, prefix: str) -> dict:
+    """Take out of ``env`` what a dependency must not see: keys matching ``patterns`` and
+    keys whose value holds an unresolved ``<<<KEY>>>``; the entry's ``force_env_keys``
+    (and with ``reuse_version`` the ``<prefix>VERSION*`` keys) stay visible. Returns what
+    was taken out, for the caller to put back.
+
+    >>> env = {"MLC_VERSION": "1", "MLC_TMP_X": "a", "B": "<<<C>>>", "D": "d"}
+    >>> _hide(env, ["MLC_VERSION", "MLC_TMP_*"], {"reuse_version": True}, "MLC_"), env
+    ({'MLC_VERSION': '1', 'MLC_TMP_X': 'a', 'B': '<<<C>>>'}, {'D': 'd', 'MLC_VERSION': '1'})
+    """
+    moved: dict = {}
+    for pattern in patterns:
+        for key in [k for k in env if _matches(k, pattern)]:
+            moved[key] = env.pop(key)
+    for key in [k for k in env if rules.has_ref(env[k])]:
+        moved[key] = env.pop(key)
+    for pattern in d.get("force_env_keys") or []:
+        for key in [k for k in moved if _matches(k, pattern)]:
+            env[key] = moved[key]
+    if d.get("reuse_version"):
+        env.update({k: v for k, v in moved.items() if k.startswith(prefix + "VERSION")})
+    return moved
+
+
+def _completed_tags(inv: _Invocation, d: dict, env: dict) -> str:
+    """The entry's tags with ``update_tags_from_env``, ``update_tags_if_env``, the
+    caller's variations (``inherit_variation_tags``) and known ``<<<KEY>>>`` values."""
+    tags = d["tags"] + "".join(
+        _tags_from(d, env, key, "") for key in d.get("update_tags_from_env") or []
+    )
+    for tag, guard in (d.get("update_tags_if_env") or {}).items():
+        if not rules.skipped(guard, env):
+            tags += "," + tag
+    if d.get("inherit_variation_tags"):
+        tags += "," + _inherited(inv, {**d, "tags": tags})
+    for ref in rules.REF.findall(tags):
+        if ref in env:
+            tags = tags.replace(f"<<<{ref}>>>", str(env[ref]))
+    return tags
+
+
+def _dep_input(inv: _Invocation, d: dict, env, state, const, const_state) -> dict:
+    """The nested ``run`` input of a dependency entry: the shared env and state, copies
+    of const and const_state, the entry's own dicts as ``local_*``, the rest of it."""
+    nested = {
+        "recursion": True,
+        "env": env,
+        "state": state,
+        "const": dict(const),
+        "const_state": dict(const_state),
+        "add_deps_recursive": inv.adr,
+    }
+    if d.get("inherit_cache_expiration") and inv.cache_expiration and not d.get("cache_expiration"):
+        d["cache_expiration"] = inv.cache_expiration
+    for key in ("env", "state", "const", "const_state"):
+        nested["local_" + key] = d.get(key) or {}
+    entry = {k: v for k, v in d.items() if k not in ("env", "state", "const", "const_state")}
+    rules.merge(nested, copy.deepcopy(entry))
+    return nested
+
+
+def _matches(key: str, pattern: str) -> bool:
+    return key == pattern or (("*" in pattern or "?" in pattern) and _fnmatch(key, pattern))
 
 
 def _adr(meta: dict) -> dict:
