@@ -122,6 +122,34 @@ class StepReport:
     log_tail: str = ""
 
 
+@dataclass(slots=True)
+class Frame:
+    """The dicts one invocation shares with its caller, as one value: MLCFlow's ``env``,
+    ``state``, ``const`` and ``const_state`` (a dependency changes the first two in place),
+    the ``run`` input ``i``, and the caller's env and state as they were, to which only
+    the outputs go back (:meth:`Engine._finish`)."""
+
+    i: dict
+    env: dict
+    state: dict
+    const: dict
+    const_state: dict
+    saved_env: dict = field(default_factory=dict)
+    saved_state: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, i: dict) -> "Frame":
+        """The frame of a ``run`` input, the caller's env and state saved."""
+        env, state = i["env"], i["state"]
+        return cls(i, env, state, i["const"], i["const_state"],
+                   copy.deepcopy(env), copy.deepcopy(state))  # fmt: skip
+
+    @property
+    def dicts(self) -> tuple[dict, dict, dict, dict, dict]:
+        """``i, env, state, const, const_state``, for the steps that take them apart."""
+        return self.i, self.env, self.state, self.const, self.const_state
+
+
 @dataclass
 class _Invocation:
     """What one ``run`` call works with (MLCFlow's ``run_state`` and friends)."""
@@ -132,6 +160,7 @@ class _Invocation:
     variation_tags: list
     explicit_variations: list
     report: StepReport
+    frame: Frame
     deps: dict = field(default_factory=lambda: {k: [] for k in DEP_LISTS})
     new_env_keys: list = field(default_factory=list)
     new_state_keys: list = field(default_factory=list)
@@ -266,14 +295,13 @@ class Engine:
 
     def _run(self, i: dict) -> dict:
         P = self.P
-        env, state = i["env"], i["state"]
-        const, const_state = i["const"], i["const_state"]
-        saved_env, saved_state = copy.deepcopy(env), copy.deepcopy(state)
+        frame = Frame.of(i)
+        env = frame.env
         for key, target in (
             ("local_env", env),
-            ("local_state", state),
-            ("local_const", const),
-            ("local_const_state", const_state),
+            ("local_state", frame.state),
+            ("local_const", frame.const),
+            ("local_const_state", frame.const_state),
         ):
             if i.get(key):
                 rules.merge(target, i[key])
@@ -314,9 +342,7 @@ class Engine:
                     script.alias,
                 )
             try:
-                result = self._run_script(
-                    i, script, script_tags, variation_tags, report, saved_env, saved_state
-                )
+                result = self._run_script(frame, script, script_tags, variation_tags, report)
             except (AttributeError, KeyError, TypeError, ValueError) as exc:
                 # A meta of the wrong shape (a list where MLCFlow expects a map, ...):
                 # hooks' own exceptions arrive as ScriptFailed, never here.
@@ -370,17 +396,14 @@ class Engine:
             raise ScriptFailed(f"no script has the tags {shown}")
         return found[0]
 
-    def _run_script(
-        self, i, script, script_tags, variation_tags, report, saved_env, saved_state
-    ) -> dict:
+    def _run_script(self, frame: Frame, script, script_tags, variation_tags, report) -> dict:
         P = self.P
-        env, state = i["env"], i["state"]
-        const, const_state = i["const"], i["const_state"]
+        i, env, state, const, const_state = frame.dicts
         adr = i["add_deps_recursive"]
         meta = copy.deepcopy(script.meta)
-        inv = _Invocation(
-            script, meta, script_tags, list(variation_tags), list(variation_tags), report, adr=adr
-        )
+        variations = list(variation_tags)
+        inv = _Invocation(script, meta, script_tags, variations, list(variations), report, frame,
+                          adr=adr)  # fmt: skip
         env[P + "TMP_CURRENT_SCRIPT_REPO_PATH"] = script.repo_path
         env[P + "TMP_CURRENT_SCRIPT_REPO_PATH_WITH_PREFIX"] = script.repo_path_with_prefix
         self._prepare(inv, meta, i, env, state, const, const_state, adr)
@@ -408,14 +431,12 @@ class Engine:
             ]
             # MLCFlow's --new: this script (not its dependencies) runs into a new entry
             fresh = self.renew or i.get("new") is True
-            entry = None if fresh else self._cached(inv, i, search, env, state, const, const_state)
+            entry = None if fresh else self._cached(inv, search)
             if entry is not None:
                 report.status = "cached"
                 report.cached = True
                 report.cache_entry = str(entry.path)
-                return self._finish(
-                    inv, i, env, state, const, const_state, saved_env, saved_state, entry=None
-                )
+                return self._finish(inv, frame)
             self._require_execution(script, "a cache miss")
             tags = [*tags, self.CACHE_SCRIPT_TAG + script.uid]
             tags += [t for t in script.tags if t not in tags]
@@ -433,17 +454,7 @@ class Engine:
             self.cwd = entry.path  # this script and the uncached ones it calls work there
             report.workdir = str(entry.path)
         try:
-            result = self._execute(
-                inv,
-                i,
-                env,
-                state,
-                const,
-                const_state,
-                saved_env,
-                saved_state,
-                self.cwd,
-            )
+            result = self._execute(inv, self.cwd)
         except BaseException:
             if entry is not None:
                 self.cache.remove(entry)
@@ -658,9 +669,10 @@ class Engine:
                 search.append(tag)
         return tags, search
 
-    def _cached(self, inv: _Invocation, i, search, env, state, const, const_state):
+    def _cached(self, inv: _Invocation, search: list):
         """The valid cache entry for this invocation after running its dynamic
         dependencies and restoring its env and state; None on a miss."""
+        _, env, state, const, const_state = inv.frame.dicts
         script = inv.script
         candidates = [
             e
@@ -717,19 +729,10 @@ class Engine:
 
     # --- execution ---------------------------------------------------------------------
 
-    def _execute(
-        self,
-        inv: _Invocation,
-        i,
-        env,
-        state,
-        const,
-        const_state,
-        saved_env,
-        saved_state,
-        cwd: Path,
-    ) -> dict | None:
+    def _execute(self, inv: _Invocation, cwd: Path) -> dict | None:
         P = self.P
+        frame = inv.frame
+        i, env, state, const, const_state = frame.dicts
         meta = inv.meta
         script = inv.script
         cwd = Path(cwd)
@@ -759,7 +762,7 @@ class Engine:
         rules.substitute(env)
         run_input = self._run_script_input(inv, i, env, state, const, const_state, cwd)
         if self.hooks.has(script, "predeps") and not rules.is_false(meta.get("predeps", True)):
-            self._hook(inv, "predeps", i, env, state, const, const_state, run_input, cwd)
+            self._hook(inv, "predeps", frame, run_input, cwd)
         self._run_deps(inv, inv.deps["deps"], env, state, const, const_state, local_keys)
         rules.substitute(env)
         for name in [*(meta.get("clean_files") or []), *native.TMP_FILES]:
@@ -787,9 +790,7 @@ class Engine:
             step_dir.mkdir(parents=True, exist_ok=True)
         run_input["cwd"] = str(step_dir)
         if self.hooks.has(script, "preprocess"):
-            r = self._hook(
-                inv, "preprocess", i, env, state, const, const_state, run_input, step_dir
-            )
+            r = self._hook(inv, "preprocess", frame, run_input, step_dir)
             if r.get("skip"):
                 inv.report.status = "skipped"
                 other = r.get("script") or {}
@@ -842,9 +843,7 @@ class Engine:
         detected = env.get(P + "DETECTED_VERSION", env.get(P + "VERSION", ""))
         if detected and not inv.report.version:
             inv.report.version = str(detected)
-        result = self._finish(
-            inv, i, env, state, const, const_state, saved_env, saved_state, entry=None
-        )
+        result = self._finish(inv, frame)
         result["dependent_cached_path"] = dependent
         return result
 
@@ -894,12 +893,10 @@ class Engine:
             "_input": i,
         }
 
-    def _hook(self, inv, name, i, env, state, const, const_state, run_input, cwd) -> dict:
+    def _hook(self, inv, name: str, frame: Frame, run_input: dict, cwd) -> dict:
         self._require_execution(inv.script, f"customize.py {name}")
         inv.report.executed.append(name)
-        r = self.hooks.call(
-            self, inv, name, i, env, state, const, const_state, run_input, Path(cwd)
-        )
+        r = self.hooks.call(self, inv, name, frame, run_input, Path(cwd))
         if not isinstance(r, dict):
             raise ScriptFailed(
                 f"{inv.script.alias}: customize.py {name} returned {r!r}, not a dict",
@@ -920,8 +917,9 @@ class Engine:
         P = self.P
         inv: _Invocation = run_input["_invocation"]
         i = run_input["_input"]
-        env, state = run_input["env"], run_input["state"]
-        const, const_state = run_input["const"], run_input["const_state"]
+        # the live dicts, or validate_cache's copies of them
+        frame = Frame(i, *(run_input[k] for k in ("env", "state", "const", "const_state")))
+        _, env, state, const, const_state = frame.dicts
         folder = Path(run_input.get("path") or inv.script.path)
         name = str(run_input.get("script_name", "")).strip()
         must_exist = bool(name)
@@ -987,7 +985,7 @@ class Engine:
         if postprocess and self.hooks.has(inv.script, postprocess):
             env.update(const)
             rules.merge(state, const_state)
-            result = self._hook(inv, postprocess, i, env, state, const, const_state, run_input, cwd)
+            result = self._hook(inv, postprocess, frame, run_input, cwd)
         return result
 
     def _run_deps(
@@ -1022,9 +1020,11 @@ class Engine:
             env.update(const)
             rules.merge(state, const_state)
 
-    def _finish(
-        self, inv: _Invocation, i, env, state, const, const_state, saved_env, saved_state, entry
-    ) -> dict:
+    def _finish(self, inv: _Invocation, frame: Frame) -> dict:
+        """The invocation's outputs (``new_env_keys`` / ``new_state_keys`` of its env and
+        state), and the caller's env and state back as they were plus those."""
+        i, env, state, const, const_state = frame.dicts
+        saved_env, saved_state = frame.saved_env, frame.saved_state
         env.update(const)
         rules.merge(state, const_state)
         env_keys = i.get("force_new_env_keys") or inv.new_env_keys

@@ -149,10 +149,10 @@ class Hooks:
         module = self.module(script)
         return module is not None and callable(getattr(module, name, None))
 
-    def call(
-        self, engine, inv, name, i, env, state, const, const_state, run_input, cwd: Path
-    ) -> dict:
-        """Call hook ``name`` of ``inv``'s script with MLCFlow's ``i``, in ``cwd``."""
+    def call(self, engine, inv, name, frame, run_input, cwd: Path) -> dict:
+        """Call hook ``name`` of ``inv``'s script with MLCFlow's ``i``, in ``cwd``; ``frame``
+        (:class:`~ckg.run.scripts.engine.Frame`) holds the dicts it gets."""
+        i, env, state, const, const_state = frame.dicts
         script = inv.script
         func = getattr(self.module(script), name)
         automation = (engine.automation_class or ScriptAutomation)(engine, inv, run_input)
