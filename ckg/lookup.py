@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ckg.errors import NotFound, UsageError, did_you_mean
 from ckg.resolve import Choice, choose, match_tags, parse_tags, place, sort_value
+from ckg.schema import check_name
 
 _SUMMARY = (
     "a.uid AS uid, a.alias AS alias, a.kind AS kind, a.format AS format, a.tags AS tags, "
@@ -416,3 +417,75 @@ def _row(r: dict, status: str) -> dict:
         "status": status,
         "via": via,
     }
+
+
+# --- what dependency resolution reads (ckg.ingest.write) ---------------------------------
+
+#: What resolving an entry against an artifact reads of it (CM's tag rules).
+_RESOLVED_BY = (
+    "a.uid AS uid, a.alias AS alias, a.kind AS kind, a.tags AS tags, "
+    "a.variations AS variations, a.source_uid AS source_uid"
+)
+
+
+def _fields(var: str, fields) -> str:
+    return ", ".join(f"{var}.{check_name(f)} AS {check_name(f)}" for f in fields)
+
+
+def resolution_candidates(store, plains: list[list[str]] | None = None) -> list[dict]:
+    """Every artifact as dependency resolution reads it (``uid``, ``alias``, ``kind``,
+    ``tags``, ``variations``, ``source_uid``); with ``plains``, only those carrying every
+    tag of one of these lists (one scan: an UNWIND of the lists would scan once each)."""
+    if plains is None:
+        return store.run(f"MATCH (a:Artifact) RETURN {_RESOLVED_BY}")
+    return store.run(
+        "MATCH (a:Artifact) WHERE any(p IN $plains WHERE all(t IN p WHERE t IN a.tags)) "
+        f"RETURN {_RESOLVED_BY}",
+        {"plains": plains},
+    )
+
+
+def source_marks(store) -> list[dict]:
+    """Every source's ``uid``, ``at`` (when last ingested) and ``done`` (complete)."""
+    return store.run(
+        "MATCH (s:Source) RETURN s.uid AS uid, s.ingested_at AS at, s.complete AS done")
+
+
+def entries_into(store, targets: list[str], skip: list[str], fields) -> list[dict]:
+    """The ``DEPENDS_ON`` edges into the artifacts ``targets`` from artifacts not in
+    ``skip``: ``src``, ``entry`` and the edge's ``fields``."""
+    return store.run(
+        "MATCH (a:Artifact)-[r:DEPENDS_ON]->(b:Artifact) WHERE b.uid IN $targets "
+        f"AND NOT a.uid IN $skip RETURN a.uid AS src, r.entry AS entry, {_fields('r', fields)}",
+        {"targets": targets, "skip": skip},
+    )
+
+
+def unresolved_entries(store, fields, source: str | None = None) -> list[dict]:
+    """The entries that matched no artifact (``UnresolvedDependency``), of every artifact
+    or of one source's: ``src`` (the artifact), ``alias``, ``entry`` and ``fields``."""
+    where = "{source_uid: $s}" if source is not None else ""
+    return store.run(
+        f"MATCH (a:Artifact {where})-[:NEEDS]->(u:UnresolvedDependency) "
+        f"RETURN a.uid AS src, a.alias AS alias, u.uid AS entry, {_fields('u', fields)}",
+        {"s": source} if source is not None else None,
+    )
+
+
+def dependency_count(store, source: str) -> int:
+    """How many ``DEPENDS_ON`` edges leave the artifacts of ``source`` (counted in the
+    engine: returning them costs more than the rest of an unchanged re-ingest)."""
+    return store.run(
+        "MATCH (a:Artifact {source_uid: $s})-[r:DEPENDS_ON]->(:Artifact) RETURN count(r) AS n",
+        {"s": source},
+    )[0]["n"]
+
+
+def ambiguous_entries(store, source: str) -> list[dict]:
+    """The edges of the entries of ``source``'s artifacts that matched several artifacts:
+    ``alias`` (of the artifact), ``entry``, ``tags`` and ``target`` (a match's alias)."""
+    return store.run(
+        "MATCH (a:Artifact {source_uid: $s})-[r:DEPENDS_ON]->(b:Artifact) WHERE r.matches > 1 "
+        "RETURN a.alias AS alias, r.entry AS entry, r.tags AS tags, b.alias AS target",
+        {"s": source},
+    )

@@ -390,3 +390,20 @@ def test_keyed_edges_join_two_nodes_once_per_key(store):
     store.upsert_keyed_edges("DEPENDS_ON", "Artifact", "Artifact", "entry", rows[2:])
     got = store.run("MATCH ()-[r:DEPENDS_ON]->() RETURN r.entry AS e, r.n AS n ORDER BY e")
     assert got == [{"e": "x", "n": 2}, {"e": "y", "n": 1}]
+
+
+def test_deletes_of_owned_nodes_outgoing_edges_and_edges_by_property(store):
+    store.upsert_nodes("Artifact", artifact_rows(3))
+    store.upsert_nodes("Variation", [{"key": "v0", "props": {}}, {"key": "v2", "props": {}}])
+    store.upsert_edges("HAS_VARIATION", "Artifact", "Variation",
+                       [{"src": "a0", "dst": "v0", "props": {}},
+                        {"src": "a2", "dst": "v2", "props": {}}])
+    rows = [{"src": s, "dst": "a1", "key": s, "props": {"entry": s}} for s in ("a0", "a2")]
+    store.upsert_keyed_edges("DEPENDS_ON", "Artifact", "Artifact", "entry", rows)
+    store.delete_reached("Artifact", ["a0"], "HAS_VARIATION", "Variation")
+    assert store.count_nodes("Variation") == 1
+    store.delete_edges("DEPENDS_ON", "entry", ["a2", "nope"])
+    assert store.relationship_counts() == {"DEPENDS_ON": 1, "HAS_VARIATION": 1}
+    store.delete_outgoing("Artifact", ["a0", "a1"])
+    assert store.relationship_counts() == {"HAS_VARIATION": 1}
+    assert store.count_nodes("Artifact") == 3

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from ckg import lookup
 from ckg.records import Dependency, Edge, Records
 from ckg.store.base import BATCH_SIZE
 from ckg.store.lock import Held
@@ -55,29 +56,11 @@ DEP_FIELDS = (
     "version_min",
     "version_max",
 )
-_FIELDS_OF_U = ", ".join(f"u.{f} AS {f}" for f in DEP_FIELDS)
-
-_CANDIDATES = (
-    "MATCH (a:Artifact) RETURN a.uid AS uid, a.alias AS alias, a.kind AS kind, "
-    "a.tags AS tags, a.variations AS variations, a.source_uid AS source_uid"
-)
-_DEPENDS_ON = (
-    "UNWIND $rows AS row MATCH (a:Artifact {uid: row.src}) MATCH (b:Artifact {uid: row.dst}) "
-    "MERGE (a)-[r:DEPENDS_ON {entry: row.entry}]->(b) SET r += row.props"
-)
-
-
-# One scan: an UNWIND of the tag lists would scan the artifacts once per list.
-_PROBE = (
-    "MATCH (b:Artifact) WHERE any(p IN $plains WHERE all(t IN p WHERE t IN b.tags)) "
-    "RETURN b.uid AS uid, b.alias AS alias, b.kind AS kind, b.tags AS tags, "
-    "b.variations AS variations, b.source_uid AS source_uid"
-)
-_MARKS = "MATCH (s:Source) RETURN s.uid AS uid, s.ingested_at AS at, s.complete AS done"
 
 
 def graph_artifacts(store) -> dict[str, dict]:
-    return {row["uid"]: row for row in store.run(_CANDIDATES)}
+    """Every artifact as resolution reads it, by uid."""
+    return {row["uid"]: row for row in lookup.resolution_candidates(store)}
 
 
 def graph_mark(store) -> str:
@@ -87,7 +70,7 @@ def graph_mark(store) -> str:
     false first and true with a new ``ingested_at`` last: the pairs of all sources say
     whether an artifact can have come (or changed) since. One query over the few sources.
     """
-    rows = store.run(_MARKS)
+    rows = lookup.source_marks(store)
     body = sorted((r["uid"], str(r["at"]), bool(r["done"])) for r in rows)
     return hashlib.sha256(json.dumps(body).encode()).hexdigest()[:16]
 
@@ -156,7 +139,7 @@ def resolvable(store, missing: list[Dependency]) -> bool:
         plains = sorted({q.plain for q in queries if q.plain})
         if not plains:
             return False
-        candidates = store.run(_PROBE, {"plains": [list(p) for p in plains]})
+        candidates = lookup.resolution_candidates(store, [list(p) for p in plains])
     return any(r.matches for r in resolve(missing, candidates))
 
 
@@ -205,7 +188,7 @@ def _write_resolutions(store, resolutions, report) -> None:
         if r.matches:
             props["matches"] = len(r.matches)
             edges.extend(
-                {"src": r.dependency.artifact_uid, "dst": m, "entry": r.entry, "props": props}
+                {"src": r.dependency.artifact_uid, "dst": m, "key": r.entry, "props": props}
                 for m in r.matches
             )
         else:
@@ -213,7 +196,8 @@ def _write_resolutions(store, resolutions, report) -> None:
             unresolved.append({"key": r.entry, "props": props})
             needs.append({"src": r.dependency.artifact_uid, "dst": r.entry, "props": {}})
     for start in range(0, len(edges), BATCH_SIZE):
-        store.write(_DEPENDS_ON, {"rows": edges[start : start + BATCH_SIZE]})
+        store.upsert_keyed_edges("DEPENDS_ON", "Artifact", "Artifact", "entry",
+                                 edges[start : start + BATCH_SIZE])
         report("edges", min(start + BATCH_SIZE, len(edges)), len(edges))
     if unresolved:
         store.upsert_nodes("UnresolvedDependency", unresolved)
@@ -224,17 +208,9 @@ def _clear_outgoing(store, uids: list[str]) -> None:
     """Drop what a rewritten artifact owns (variations, unresolved entries, outgoing edges)."""
     if not uids:
         return
-    store.write(
-        "UNWIND $uids AS u MATCH (a:Artifact {uid: u})-[:HAS_VARIATION]->(v:Variation) "
-        "DETACH DELETE v",
-        {"uids": uids},
-    )
-    store.write(
-        "UNWIND $uids AS u MATCH (a:Artifact {uid: u})-[:NEEDS]->(x:UnresolvedDependency) "
-        "DETACH DELETE x",
-        {"uids": uids},
-    )
-    store.write("UNWIND $uids AS u MATCH (a:Artifact {uid: u})-[r]->() DELETE r", {"uids": uids})
+    store.delete_reached("Artifact", uids, "HAS_VARIATION", "Variation")
+    store.delete_reached("Artifact", uids, "NEEDS", "UnresolvedDependency")
+    store.delete_outgoing("Artifact", uids)
 
 
 def _detach_incoming(store, targets: set[str], written: set[str]) -> list[Dependency]:
@@ -244,18 +220,10 @@ def _detach_incoming(store, targets: set[str], written: set[str]) -> list[Depend
     """
     if not targets:
         return []
-    fields = ", ".join(f"r.{f} AS {f}" for f in DEP_FIELDS)
-    rows = store.run(
-        f"MATCH (a:Artifact)-[r:DEPENDS_ON]->(b:Artifact) WHERE b.uid IN $targets "
-        f"AND NOT a.uid IN $skip RETURN a.uid AS src, r.entry AS entry, {fields}",
-        {"targets": sorted(targets), "skip": sorted(written | targets)},
-    )
+    rows = lookup.entries_into(store, sorted(targets), sorted(written | targets), DEP_FIELDS)
     entries = {row["entry"]: _dependency(row["src"], row) for row in rows}
     if entries:
-        store.write(
-            "MATCH ()-[r:DEPENDS_ON]->() WHERE r.entry IN $entries DELETE r",
-            {"entries": sorted(entries)},
-        )
+        store.delete_edges("DEPENDS_ON", "entry", sorted(entries))
     return list(entries.values())
 
 
@@ -264,7 +232,7 @@ def _remove(store, removed: set[str]) -> None:
     if removed:
         uids = sorted(removed)
         _clear_outgoing(store, uids)
-        store.write("UNWIND $uids AS u MATCH (a:Artifact {uid: u}) DETACH DELETE a", {"uids": uids})
+        store.delete_nodes("Artifact", uids)
 
 
 def _dependency(src: str, row: dict) -> Dependency:
@@ -274,27 +242,14 @@ def _dependency(src: str, row: dict) -> Dependency:
 
 def _unresolved(store, *, skip: set[str] = frozenset(), source: str | None = None):
     """Unresolved entries of the whole graph (or of one source), except those of ``skip``."""
-    if source is None:
-        rows = store.run(
-            "MATCH (a:Artifact)-[:NEEDS]->(u:UnresolvedDependency) "
-            f"RETURN a.uid AS src, {_FIELDS_OF_U}"
-        )
-    else:
-        rows = store.run(
-            "MATCH (a:Artifact {source_uid: $s})-[:NEEDS]->(u:UnresolvedDependency) "
-            f"RETURN a.uid AS src, {_FIELDS_OF_U}",
-            {"s": source},
-        )
+    rows = lookup.unresolved_entries(store, DEP_FIELDS, source)
     return [_dependency(r["src"], r) for r in rows if r["src"] not in skip]
 
 
 def _settle(store, found, report) -> None:
     """Replace the ``UnresolvedDependency`` of each entry in ``found`` by its edges."""
     if found:
-        store.write(
-            "UNWIND $entries AS e MATCH (u:UnresolvedDependency {uid: e}) DETACH DELETE u",
-            {"entries": [r.entry for r in found]},
-        )
+        store.delete_nodes("UnresolvedDependency", [r.entry for r in found])
         _write_resolutions(store, found, report)
 
 
@@ -304,15 +259,8 @@ def count_resolution(store, summary) -> list[Dependency]:
     Counted in the engine: returning every edge costs more than the rest of an unchanged
     re-ingest. Returns the missing entries, for :func:`resolvable`.
     """
-    summary.edges = store.run(
-        "MATCH (a:Artifact {source_uid: $s})-[r:DEPENDS_ON]->(:Artifact) RETURN count(r) AS n",
-        {"s": summary.uid},
-    )[0]["n"]
-    rows = store.run(
-        "MATCH (a:Artifact {source_uid: $s})-[r:DEPENDS_ON]->(b:Artifact) WHERE r.matches > 1 "
-        "RETURN a.alias AS alias, r.entry AS entry, r.tags AS tags, b.alias AS target",
-        {"s": summary.uid},
-    )
+    summary.edges = lookup.dependency_count(store, summary.uid)
+    rows = lookup.ambiguous_entries(store, summary.uid)
     ambiguous: dict[str, dict] = {}
     for row in rows:
         item = ambiguous.setdefault(
@@ -326,11 +274,7 @@ def count_resolution(store, summary) -> list[Dependency]:
             },
         )
         item["candidates"].append(row["target"])
-    missing = store.run(
-        "MATCH (a:Artifact {source_uid: $s})-[:NEEDS]->(u:UnresolvedDependency) "
-        f"RETURN a.alias AS alias, a.uid AS src, u.uid AS entry, {_FIELDS_OF_U}",
-        {"s": summary.uid},
-    )
+    missing = lookup.unresolved_entries(store, DEP_FIELDS, summary.uid)
     for item in ambiguous.values():
         item["candidates"].sort()
     summary.unresolved = [

@@ -236,6 +236,33 @@ class GraphStore(ABC):
             for cypher, params in statements:
                 tx.run(cypher, params)
 
+    def delete_reached(self, label: str, keys: list, rel_type: str, far_label: str) -> None:
+        """Delete the nodes of ``far_label`` that the nodes of ``label`` whose keys are
+        ``keys`` reach by a ``rel_type`` relationship (what they own), with their
+        relationships."""
+        self.write(
+            f"UNWIND $keys AS k MATCH (:{check_name(label)} {{{key_of(label)}: k}})"
+            f"-[:{check_name(rel_type)}]->(x:{check_name(far_label)}) DETACH DELETE x",
+            {"keys": list(keys)},
+        )
+
+    def delete_outgoing(self, label: str, keys: list) -> None:
+        """Delete every relationship leaving the nodes of ``label`` whose keys are ``keys``."""
+        self.write(
+            f"UNWIND $keys AS k MATCH (:{check_name(label)} {{{key_of(label)}: k}})-[r]->() "
+            "DELETE r",
+            {"keys": list(keys)},
+        )
+
+    def delete_edges(self, rel_type: str, prop: str, values: list) -> None:
+        """Delete the ``rel_type`` relationships whose property ``prop`` is among
+        ``values``."""
+        self.write(
+            f"MATCH ()-[r:{check_name(rel_type)}]->() WHERE r.{check_name(prop)} IN $values "
+            "DELETE r",
+            {"values": list(values)},
+        )
+
     def delete_unlisted(self, label: str, source_uid: str, kept: Iterable[str]) -> int:
         """Delete the nodes of ``label`` written from the source ``source_uid`` (their
         ``source_uid`` property) whose key is not in ``kept``, with their relationships:
@@ -243,7 +270,9 @@ class GraphStore(ABC):
 
         Returns the number of nodes deleted.
         """
-        rows = self.write(
+        # One auto-commit statement, not a write transaction: an unchanged re-ingest runs
+        # it too, usually deleting nothing, and is meant to cost no write.
+        rows = self.run(
             f"MATCH (n:{check_name(label)} {{source_uid: $uid}}) "
             f"WHERE NOT n.{key_of(label)} IN $kept DETACH DELETE n RETURN count(*) AS n",
             {"uid": source_uid, "kept": list(kept)},
