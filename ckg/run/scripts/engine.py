@@ -738,26 +738,8 @@ class Engine:
         cwd = Path(cwd)
         cwd.mkdir(parents=True, exist_ok=True)
         local_keys = [*self.local_env_keys, *(meta.get("local_env_keys") or [])]
-        if not inv.version:
-            default = meta.get("default_version", "")
-            if default:
-                version = default
-                if inv.version_min and self.compare_versions(version, inv.version_min) < 0:
-                    version = inv.version_min
-                if inv.version_max and self.compare_versions(version, inv.version_max) > 0:
-                    version = inv.version_max_usable or inv.version_max
-                inv.version = version
-                env[P + "VERSION"] = version
-                rules.substitute(env)
-                for tag in _version_tags(version):
-                    if tag not in inv.cache_tags:
-                        inv.cache_tags.append(tag)
-                versions = meta.get("versions") or {}
-                if default in versions:
-                    inv.version_meta = versions[default]
-                    self._apply_meta(inv, inv.version_meta, i, env, state, const, const_state)
-                    if _adr(inv.version_meta):
-                        rules.merge_tags_by_name(i["add_deps_recursive"], _adr(inv.version_meta))
+        if not inv.version and meta.get("default_version", ""):
+            self._default_version(inv, meta["default_version"])
         env[P + "TMP_CURRENT_SCRIPT_PATH"] = script.path
         rules.substitute(env)
         run_input = self._run_script_input(inv, i, env, state, const, const_state, cwd)
@@ -767,18 +749,9 @@ class Engine:
         rules.substitute(env)
         for name in [*(meta.get("clean_files") or []), *native.TMP_FILES]:
             (cwd / name).unlink(missing_ok=True)
-        spec = ""
-        version, vmin, vmax = (
-            str(env.get(P + k, "")) for k in ("VERSION", "VERSION_MIN", "VERSION_MAX")
+        spec = _pip_spec(
+            *(str(env.get(P + k, "")) for k in ("VERSION", "VERSION_MIN", "VERSION_MAX"))
         )
-        if version:
-            spec = "==" + version
-        elif vmin and vmax:
-            spec = ">=" + vmin + ",<=" + vmax
-        elif vmin:
-            spec = ">=" + vmin
-        elif vmax:
-            spec = "<=" + vmax
         env.update(const)
         rules.merge(state, const_state)
         env[P + "TMP_PIP_VERSION_STRING"] = spec
@@ -792,35 +765,12 @@ class Engine:
         if self.hooks.has(script, "preprocess"):
             r = self._hook(inv, "preprocess", frame, run_input, step_dir)
             if r.get("skip"):
-                inv.report.status = "skipped"
-                other = r.get("script") or {}
-                if not other:
-                    return {
-                        "new_env": {},
-                        "new_state": {},
-                        "env": env,
-                        "state": state,
-                        "skipped": True,
-                        "env_all": {},
-                    }
-                nested = {
-                    "recursion": True,
-                    "env": env,
-                    "state": state,
-                    "const": const,
-                    "const_state": const_state,
-                    "add_deps_recursive": i["add_deps_recursive"],
-                    **other,
-                }
-                return self._run(nested)
+                return self._skip(inv, r.get("script") or {})
             if inv.cache:  # MLCFlow reads preprocess's version for cached scripts only
                 _take_result(inv, r)
         rules.substitute(env)
         self._run_deps(inv, inv.deps["prehook_deps"], env, state, const, const_state, local_keys)
-        for old, new in (meta.get("env_key_mappings") or {}).items():
-            for key in list(env):
-                if key.startswith(old):
-                    env[key.replace(old, new)] = env[key]
+        _map_keys(env, meta.get("env_key_mappings") or {})
         # Hooks may have left copies in run_input (run_native_script restores one): the
         # native script and postprocess work on the live env and state, as in MLCFlow.
         run_input.update(env=env, state=state, const=const, const_state=const_state, meta=meta)
@@ -846,6 +796,45 @@ class Engine:
         result = self._finish(inv, frame)
         result["dependent_cached_path"] = dependent
         return result
+
+    def _default_version(self, inv: _Invocation, default: str) -> None:
+        """No version asked: the meta's ``default_version``, brought within the asked
+        range, with its cache tags and its ``versions`` meta (MLCFlow's order)."""
+        i, env, state, const, const_state = inv.frame.dicts
+        version = default
+        if inv.version_min and self.compare_versions(version, inv.version_min) < 0:
+            version = inv.version_min
+        if inv.version_max and self.compare_versions(version, inv.version_max) > 0:
+            version = inv.version_max_usable or inv.version_max
+        inv.version = version
+        env[self.P + "VERSION"] = version
+        rules.substitute(env)
+        inv.cache_tags += [t for t in _version_tags(version) if t not in inv.cache_tags]
+        versions = inv.meta.get("versions") or {}
+        if default in versions:
+            inv.version_meta = versions[default]
+            self._apply_meta(inv, inv.version_meta, i, env, state, const, const_state)
+            if _adr(inv.version_meta):
+                rules.merge_tags_by_name(i["add_deps_recursive"], _adr(inv.version_meta))
+
+    def _skip(self, inv: _Invocation, other: dict) -> dict:
+        """preprocess said ``skip``: nothing more of this script runs; with ``script``,
+        that other script runs in its place, in the same env."""
+        inv.report.status = "skipped"
+        i, env, state, const, const_state = inv.frame.dicts
+        if not other:
+            return {"new_env": {}, "new_state": {}, "env": env, "state": state,
+                    "skipped": True, "env_all": {}}  # fmt: skip
+        nested = {
+            "recursion": True,
+            "env": env,
+            "state": state,
+            "const": const,
+            "const_state": const_state,
+            "add_deps_recursive": i["add_deps_recursive"],
+            **other,
+        }
+        return self._run(nested)
 
     def _outdir(self, env: dict, i: dict) -> str:
         """The folder a step works in when ``OUTDIRNAME`` is set (made absolute on input)."""
@@ -1191,6 +1180,31 @@ def _env_cache_tags(meta: dict, env: dict) -> list[str]:
         value = str(env.get(item.get("env", ""), "")).strip()
         tags += ["deps-" + item.get("prefix", "") + part for part in value.split(",") if value]
     return tags
+
+
+def _pip_spec(version: str, vmin: str, vmax: str) -> str:
+    """pip's version specifier for the asked version or range (``TMP_PIP_VERSION_STRING``).
+
+    >>> _pip_spec("1.2", "1.0", ""), _pip_spec("", "1.0", "2.0"), _pip_spec("", "", "2")
+    ('==1.2', '>=1.0,<=2.0', '<=2')
+    """
+    if version:
+        return "==" + version
+    if vmin and vmax:
+        return ">=" + vmin + ",<=" + vmax
+    return ">=" + vmin if vmin else "<=" + vmax if vmax else ""
+
+
+def _map_keys(env: dict, mappings: dict) -> None:
+    """``env_key_mappings``: every key starting with ``old`` copied under ``new``.
+
+    >>> env = {"A_X": "1"}; _map_keys(env, {"A_": "B_"}); env
+    {'A_X': '1', 'B_X': '1'}
+    """
+    for old, new in mappings.items():
+        for key in list(env):
+            if key.startswith(old):
+                env[key.replace(old, new)] = env[key]
 
 
 def _version_tags(version: str) -> list[str]:
