@@ -1,6 +1,10 @@
 """Run artifacts on this host, measure them, and record every figure in the graph.
 
-Modules, from the outside in: :mod:`~ckg.run.runner` (plan, grid, cache, repeats),
+Modules, from the outside in: :mod:`~ckg.run.runner` (one command: plans, grid, the executor
+of each point), :mod:`~ckg.run.preflight` (the checks before a step runs),
+:mod:`~ckg.run.points` (a workflow's or notebook's grid point: steps executed, measured,
+cached, recorded), :mod:`~ckg.run.script_point` (a script target's grid point),
+:mod:`~ckg.run.checkouts` (where each step's code lies, and its provenance),
 :mod:`~ckg.run.steps` (a workflow step's command and environment, ``tmp-run-env.out``),
 :mod:`~ckg.run.scripts` (MLC and CM scripts with MLCFlow's semantics),
 :mod:`~ckg.run.workflow` (``--grid`` and ``--env`` values), :mod:`~ckg.run.notebook` (a Jupyter

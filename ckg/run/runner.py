@@ -26,13 +26,13 @@ from ckg.run.points import (
     Command,
     Report,
     RunResult,
-    ScriptPoint,
     StepCache,
     WorkflowPoint,
     now,
 )
 from ckg.run.preflight import Preflight
 from ckg.run.record import Recorder
+from ckg.run.script_point import ScriptPoint
 from importers.ckgyaml import expand_grid
 
 __all__ = ["LOG_NAME", "Options", "Report", "RunResult", "experiment_node", "experiment_props",
