@@ -171,6 +171,13 @@ def test_base_variations_go_first_in_plan_and_run():
     assert step.variations == [t for t in mlc.choose(step.meta, ["x"]) if t[0] != "-"]
 
 
+def test_cm_appends_a_base_where_mlcflow_puts_it_first():
+    """One rule book, CM's difference as data (``ckg.mlc.CM``)."""
+    meta = {"variations": {"numpy": {"base": ["pip"]}, "pip": {}}}
+    assert mlc.choose(meta, ["numpy"]) == ["pip", "numpy"]
+    assert mlc.choose(meta, ["numpy"], dialect=mlc.CM) == ["numpy", "pip"]
+
+
 def test_two_defaults_in_one_group_are_refused_as_mlcflow_refuses_them():
     """_get_variation_groups: any ``default`` key counts, two in a group are an error."""
     two = {"a": {"group": "g", "default": True}, "b": {"group": "g", "default": False}}
