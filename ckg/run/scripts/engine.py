@@ -410,17 +410,7 @@ class Engine:
         report.variations = list(inv.variation_tags)
         rules.substitute(env)
 
-        extra_cache_tags = [
-            t for t in str(env.get(P + "EXTRA_CACHE_TAGS", "")).strip().split(",") if t
-        ]
-        for tag in str(i.get("extra_cache_tags", "")).strip().split(","):
-            if tag:
-                for ref in rules.REF.findall(tag):
-                    tag = tag.replace(f"<<<{ref}>>>", str(env.get(ref, "")))
-                if tag not in extra_cache_tags:
-                    extra_cache_tags.append(tag)
-        if env.get(P + "NAME", ""):
-            extra_cache_tags.append("name-" + str(env[P + "NAME"]).strip().lower())
+        extra_cache_tags = _extra_cache_tags(env, i.get("extra_cache_tags", ""), P)
         cache = inv.cache and self.use_cache and not i.get("skip_cache")
         entry = None
         replaced: list = []
@@ -438,15 +428,7 @@ class Engine:
                 report.cache_entry = str(entry.path)
                 return self._finish(inv, frame)
             self._require_execution(script, "a cache miss")
-            tags = [*tags, self.CACHE_SCRIPT_TAG + script.uid]
-            tags += [t for t in script.tags if t not in tags]
-            entry = self.cache.create(
-                script,
-                [t for t in tags if not t.startswith("-")],
-                [v for v in inv.variation_tags if not v.startswith("-")],
-                inv.version,
-            )
-            inv.cache_tags = tags
+            entry = self._new_entry(inv, tags)
         else:
             self._require_execution(script, "no cache")
         caller_cwd = self.cwd
@@ -462,23 +444,43 @@ class Engine:
         finally:
             self.cwd = caller_cwd
         if entry is not None and result is not None:
-            self.cache.finish(
-                entry,
-                inv.cache_tags,
-                result["new_env"],
-                result["new_state"],
-                inv.deps["deps"],
-                report.version,
-                script,
-                env=result["env_all"],
-                expiration=inv.cache_expiration,
-                dependent=str(result.get("dependent_cached_path", "")),
-            )
-            report.cache_entry = str(entry.path)
-            for old in replaced:
-                self.cache.remove(old)
-                report.removed_entries.append(old.path.name)
+            self._keep(inv, entry, result, replaced)
         return result
+
+    def _new_entry(self, inv: _Invocation, tags: list):
+        """The cache entry this invocation runs into, named by its search tags, its
+        script's id and tags; kept only if all of it succeeds (:meth:`_keep`)."""
+        script = inv.script
+        tags = [*tags, self.CACHE_SCRIPT_TAG + script.uid]
+        tags += [t for t in script.tags if t not in tags]
+        inv.cache_tags = tags
+        return self.cache.create(
+            script,
+            [t for t in tags if not t.startswith("-")],
+            [v for v in inv.variation_tags if not v.startswith("-")],
+            inv.version,
+        )
+
+    def _keep(self, inv: _Invocation, entry, result: dict, replaced: list) -> None:
+        """A successful run's outputs into its entry, which replaces the expired or
+        renewed ones."""
+        report = inv.report
+        self.cache.finish(
+            entry,
+            inv.cache_tags,
+            result["new_env"],
+            result["new_state"],
+            inv.deps["deps"],
+            report.version,
+            inv.script,
+            env=result["env_all"],
+            expiration=inv.cache_expiration,
+            dependent=str(result.get("dependent_cached_path", "")),
+        )
+        report.cache_entry = str(entry.path)
+        for old in replaced:
+            self.cache.remove(old)
+            report.removed_entries.append(old.path.name)
 
     def _prepare(self, inv: _Invocation, meta: dict, i, env, state, const, const_state,
                  adr) -> None:
@@ -1179,6 +1181,26 @@ def _env_cache_tags(meta: dict, env: dict) -> list[str]:
     for item in meta.get("extra_cache_tags_from_env") or []:
         value = str(env.get(item.get("env", ""), "")).strip()
         tags += ["deps-" + item.get("prefix", "") + part for part in value.split(",") if value]
+    return tags
+
+
+def _extra_cache_tags(env: dict, asked: str, prefix: str) -> list[str]:
+    """The tags a cache entry gets beyond the script's: ``<prefix>EXTRA_CACHE_TAGS``, the
+    input's ``extra_cache_tags`` (``<<<KEY>>>`` filled from ``env``) and ``name-<NAME>``.
+
+    >>> _extra_cache_tags({"MLC_EXTRA_CACHE_TAGS": "a", "V": "3", "MLC_NAME": "X"},
+    ...                   "a,v-<<<V>>>", "MLC_")
+    ['a', 'v-3', 'name-x']
+    """
+    tags = [t for t in str(env.get(prefix + "EXTRA_CACHE_TAGS", "")).strip().split(",") if t]
+    for tag in str(asked).strip().split(","):
+        if tag:
+            for ref in rules.REF.findall(tag):
+                tag = tag.replace(f"<<<{ref}>>>", str(env.get(ref, "")))
+            if tag not in tags:
+                tags.append(tag)
+    if env.get(prefix + "NAME", ""):
+        tags.append("name-" + str(env[prefix + "NAME"]).strip().lower())
     return tags
 
 
