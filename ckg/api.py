@@ -89,6 +89,31 @@ class KnowledgeGraph:
         with config.private_files():
             serve(self.store, self.home, scheduler, **options)
 
+    def demo(self, path=None, *, progress=None):
+        """Ingest the scikit-learn example (or the workflow folder ``path``) with its
+        reference results, run its grid and return the :class:`ckg.run.Report`
+        (:func:`ckg.run.demo.run_demo`)."""
+        from ckg.run.demo import run_demo
+
+        with config.private_files():
+            return run_demo(self.store, self.home, path, progress)
+
+    def trust(self, source: str) -> list[dict]:
+        """Let the artifacts of an ingested source (uid, URL, archive or folder), as last
+        ingested, run on this host; returns the sources trusted
+        (:func:`ckg.run.trust.trust_source`)."""
+        from ckg.run.trust import trust_source
+
+        return trust_source(self.store, self.home, source)
+
+    def container_commands(self, plan) -> dict[str, list[str]]:
+        """What a container engine would run for each container step of ``plan`` (a
+        :meth:`plan`), by step id (:func:`ckg.run.container.step_commands`)."""
+        from ckg.run.container import step_commands
+
+        return {s.id: step_commands(self.store, s) for s in plan.steps
+                if s.format == "container"}
+
     def runs(self, experiment: str | None = None, artifact: str | None = None,
              limit: int = 50) -> list[dict]:
         """Recorded runs, newest first (the steps of a script run left out); see ckg.runs."""

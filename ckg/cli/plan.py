@@ -34,7 +34,6 @@ def plan(
 
     Example: ckg plan --tags=get,python3 --env.MLC_X=1 --adr.python.tags=_shared -j
     """
-    from ckg.run.container import step_commands
     from ckg.run.workflow import parse_env
 
     call = mlc_call([*([target] if target else []), *ctx.args], parse_env(env))
@@ -47,8 +46,7 @@ def plan(
         adr = call.inputs.pop("add_deps_recursive", {})
         result = kg.plan(target, variations=tuple(var or ()), env=call.env, adr=adr)
         # an image or Dockerfile is run by a container engine: what ckg would run
-        engine = {s.id: step_commands(kg.store, s) for s in result.steps
-                  if s.format == "container"}
+        engine = kg.container_commands(result)
     unplanned = [k for k in call.inputs if k != "new"]
     unplanned += [f"adr.{n}.{k}" for n, v in adr.items() for k in v if k != "tags"]
     if unplanned:  # the planner reads env, variations and adr's tags; the engine the rest

@@ -151,10 +151,8 @@ def trust(source: str = typer.Argument(..., help="Source uid, URL, archive or fo
 
     Example: ckg trust https://github.com/mlcommons/mlperf-automations
     """
-    from ckg.run.trust import trust_source
-
     with open_graph() as kg:
-        rows = trust_source(kg.store, kg.home, source)
+        rows = kg.trust(source)
     for row in rows:
         content = (row["digest"] or "unknown")[:12]
         print(f"trusted {row['location']} ({row['kind']}, {row['uid']}) at content {content}")
@@ -172,11 +170,9 @@ def demo(
 
     Example: ckg demo
     """
-    from ckg.run.demo import run_demo
-
     objectives = ("accuracy", "latency")
     with open_graph() as kg, RunProgress(not as_json) as progress:
-        report = run_demo(kg.store, kg.home, path, progress.update)
+        report = kg.demo(path, progress=progress.update)
     _print_report(report, as_json, objectives, kg.runs_front(report.runs, objectives))
 
 
