@@ -27,6 +27,8 @@ class ScriptPoint:
         Where the scripts' index is read from.
     plan : ckg.plan.Plan
         The target's plan: its scripts' sources are where the engine looks first.
+    target : ckg.plan.Step
+        The plan's target step.
     target_text : str
         The target as the user named it: its ``_name`` tags are variations.
     """
