@@ -30,6 +30,7 @@ exit or hang without taking ckg with them.
 import copy
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -294,46 +295,14 @@ class Engine:
     # --- one invocation ----------------------------------------------------------------
 
     def _run(self, i: dict) -> dict:
-        P = self.P
         frame = Frame.of(i)
-        env = frame.env
-        for key, target in (
-            ("local_env", env),
-            ("local_state", frame.state),
-            ("local_const", frame.const),
-            ("local_const_state", frame.const_state),
-        ):
-            if i.get(key):
-                rules.merge(target, i[key])
-        env[P + "TMP_CURRENT_PATH"] = str(self.cwd)
-        rules.merge(env, self.os_info["env"])
-        for key in self.HOST_ENV_KEYS:
-            if os.environ.get(key) and not env.get(key):
-                env[key] = os.environ[key]
-        self._inputs_to_env(env, i)
-
+        self._enter(frame)
         script_tags, variation_tags = rules.split_tags(i.get("tags", ""))
         if i.get("artifact") in self.index.scripts:
             script = self.index.scripts[i["artifact"]]
         else:
             script = self._select(script_tags, variation_tags)
-        parent = self._stack[-1].id if self._stack else None
-        report = StepReport(
-            len(self.steps) + 1,
-            parent,
-            script.alias,
-            script.uid,
-            str(i.get("tags", "")),
-            [],
-            started_at=_now(),
-        )
-        report.workdir = str(self.cwd)
-        self.steps.append(report)
-        self._stack.append(report)
-        started = time.perf_counter()
-        log_start = _size(self.log_path)
-        self.on_step(report)
-        try:
+        with self._reported(script, str(i.get("tags", ""))) as report:
             if len(self._stack) > MAX_DEPTH:
                 chain = " -> ".join(s.alias for s in self._stack[-6:])
                 raise ScriptFailed(
@@ -342,7 +311,7 @@ class Engine:
                     script.alias,
                 )
             try:
-                result = self._run_script(frame, script, script_tags, variation_tags, report)
+                return self._run_script(frame, script, script_tags, variation_tags, report)
             except (AttributeError, KeyError, TypeError, ValueError) as exc:
                 # A meta of the wrong shape (a list where MLCFlow expects a map, ...):
                 # hooks' own exceptions arrive as ScriptFailed, never here.
@@ -351,6 +320,42 @@ class Engine:
                     f"{type(exc).__name__}: {exc}",
                     script.alias,
                 ) from None
+
+    def _enter(self, frame: Frame) -> None:
+        """The env an invocation starts from: its caller's, with the entry's own ``local_*``
+        dicts, the current folder, the host's OS keys and variables, and the input flags."""
+        i, env = frame.i, frame.env
+        for key, target in (
+            ("local_env", env),
+            ("local_state", frame.state),
+            ("local_const", frame.const),
+            ("local_const_state", frame.const_state),
+        ):
+            if i.get(key):
+                rules.merge(target, i[key])
+        env[self.P + "TMP_CURRENT_PATH"] = str(self.cwd)
+        rules.merge(env, self.os_info["env"])
+        for key in self.HOST_ENV_KEYS:
+            if os.environ.get(key) and not env.get(key):
+                env[key] = os.environ[key]
+        self._inputs_to_env(env, i)
+
+    @contextmanager
+    def _reported(self, script: Script, tags: str):
+        """The :class:`StepReport` of one invocation, on the stack of those running: told
+        to ``on_step`` when it starts and when it ends with its status, time and log tail
+        (a deferred one is not: its worker reports it)."""
+        parent = self._stack[-1].id if self._stack else None
+        report = StepReport(len(self.steps) + 1, parent, script.alias, script.uid, tags, [],
+                            started_at=_now())  # fmt: skip
+        report.workdir = str(self.cwd)
+        self.steps.append(report)
+        self._stack.append(report)
+        started = time.perf_counter()
+        log_start = _size(self.log_path)
+        self.on_step(report)
+        try:
+            yield report
         except ScriptFailed as exc:
             report.status = "failed"
             report.error = str(exc)
@@ -366,7 +371,6 @@ class Engine:
             self._stack.pop()
             if report.status != "deferred":
                 self.on_step(report)
-        return result
 
     def _inputs_to_env(self, env: dict, i: dict) -> None:
         for key in self.TMP_INPUTS:
@@ -1143,19 +1147,7 @@ def _adr(meta: dict) -> dict:
 
 
 def _inherited(inv: _Invocation, d: dict) -> str:
-    skip_groups = d.get("skip_inherit_variation_groups") or []
-    skipped: list[str] = []
-    for group in skip_groups:
-        skipped += (inv.variation_groups.get(group) or {}).get("variations", [])
-    tags = [t for t in inv.variation_string.split(",") if t]
-    tags = [t for t in tags if not t.startswith("_") or t[1:] not in skipped]
-    for name in skipped:
-        if name.endswith(".#"):
-            tags = [t for t in tags if not t.startswith("_" + name[:-1])]
-    for tag in d["tags"].split(","):
-        if tag.startswith(("-_", "_-")) and "_" + tag[2:] in tags:
-            tags.remove("_" + tag[2:])
-    return ",".join(tags)
+    return rules.inherited_tags(inv.variation_string, inv.variation_groups, d)
 
 
 def _take_result(inv: _Invocation, r: dict) -> None:
