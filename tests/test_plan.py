@@ -129,6 +129,17 @@ def test_variations_from_env_that_customize_sets_are_decided_at_run_time():
     assert plan.step("get-repo _repo.u").at_run_time == ""
 
 
+def test_a_dependency_inherits_its_callers_variations_as_it_runs():
+    """inherit_variation_tags (11 scripts of mlperf-automations): the planner dropped them."""
+    declared = {"cpu": {"group": "d"}, "cuda": {"group": "d"}, "fp32": {}}
+    entry = {"tags": "get,lib,-_fp32", "inherit_variation_tags": True}
+    arts = [art("a", "app", deps=[entry], variations=declared)]
+    arts.append(art("l", "lib", variations=declared))
+    edges = [{"src": "a", "dst": "l", "entry": "a#deps##0"}]
+    plan = build_plan(load_graph(arts, edges), "a", variations=["cuda", "fp32"])
+    assert plan.step("lib _cuda").variations == ["cuda"]  # -_fp32 in its tags keeps fp32 off
+
+
 def test_all_forms_need_every_key_and_any_forms_one():
     env = {"A": "yes", "B": "no"}
     assert blocked_by({"enable_if_env": {"A": ["yes"], "B": ["yes"]}}, env)

@@ -35,7 +35,14 @@ from ckg.mlc.guards import (
     is_true,
     skipped,
 )
-from ckg.mlc.variations import choose, dynamic_name, fill_dynamic, groups, variation_metas
+from ckg.mlc.variations import (
+    choose,
+    dynamic_name,
+    fill_dynamic,
+    groups,
+    inherited_tags,
+    variation_metas,
+)
 from ckg.mlc.versions import compare_versions
 
 __all__ = [
@@ -60,6 +67,7 @@ __all__ = [
     "groups",
     "hand_down",
     "has_ref",
+    "inherited_tags",
     "is_false",
     "is_true",
     "merge",

@@ -250,3 +250,28 @@ def variation_metas(variations: dict, tags: list[str]) -> list[dict]:
         var = variations[combo] or {}
         metas.append(fill_dynamic(var, suffixes[0]) if suffixes else var)
     return metas
+
+
+def inherited_tags(variation_string: str, grouped: dict, entry: dict) -> str:
+    """The caller's variation tags a dependency entry with ``inherit_variation_tags`` takes
+    (``_run_deps``): all of ``variation_string`` (``_a,_b``) but those of the entry's
+    ``skip_inherit_variation_groups`` (``name.#`` ones by prefix) and those the entry's own
+    tags exclude (``-_x``). ``grouped`` is :func:`groups` of the caller's variations.
+
+    >>> g = {"device": {"variations": ["cpu", "cuda"]}}
+    >>> inherited_tags("_cpu,_fp32,_batch.8", g, {"tags": "get,x,-_fp32",
+    ...                "skip_inherit_variation_groups": ["device"]})
+    '_batch.8'
+    """
+    skipped: list[str] = []
+    for group in entry.get("skip_inherit_variation_groups") or []:
+        skipped += (grouped.get(group) or {}).get("variations", [])
+    tags = [t for t in variation_string.split(",") if t]
+    tags = [t for t in tags if not t.startswith("_") or t[1:] not in skipped]
+    for name in skipped:
+        if name.endswith(".#"):
+            tags = [t for t in tags if not t.startswith("_" + name[:-1])]
+    for tag in str(entry.get("tags", "")).split(","):
+        if tag.startswith(("-_", "_-")) and "_" + tag[2:] in tags:
+            tags.remove("_" + tag[2:])
+    return ",".join(tags)

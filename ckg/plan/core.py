@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 
 from ckg.errors import CycleError, UsageError
-from ckg.mlc import hand_down, tags_from_env
+from ckg.mlc import groups, hand_down, inherited_tags, tags_from_env
 from ckg.mlc.guards import blocked_by, describe
 from ckg.plan.env import REFERENCE, GuardEnv, exported, plain_patterns, split_env
 from ckg.plan.graph import as_list, entries_of, meta_of
@@ -234,6 +234,12 @@ class _Planner:
         for prefix, keys in entry["tags_from_env"].items():  # update_tags_from_env*
             for key in keys:
                 extra += as_list(tags_from_env({}, step.env, key, prefix))
+        if entry["inherit"]:  # inherit_variation_tags: the caller's variations
+            own = {"tags": ",".join(entry["tags"])}
+            own["skip_inherit_variation_groups"] = entry["skip_inherit"]
+            grouped = groups(step.meta.get("variations") or {})
+            caller_tags = ",".join("_" + n for n in step.variations)
+            extra += as_list(inherited_tags(caller_tags, grouped, own))
         dep_env: dict = {}  # update_deps puts an update's env into the entry's own env
         for name in entry["names"]:
             for added in (adr.get(name), local_ad.get(name)):

@@ -56,6 +56,8 @@ def entry_from_meta(meta: Mapping, entry_id: str) -> dict:
         "tags": as_list(raw.get("tags")),
         "names": as_list(raw.get("names")),
         "guard": {k: raw[k] for k in GUARD_KEYS if k in raw},
+        "inherit": bool(raw.get("inherit_variation_tags")),
+        "skip_inherit": as_list(raw.get("skip_inherit_variation_groups")),
         **{k: str(raw[k]) for k in ("version", "version_min", "version_max") if raw.get(k)},
     }
 
@@ -142,6 +144,8 @@ def entries_of(graph: nx.DiGraph, uid: str) -> list[dict]:
                     k: row[k] for k in ("version", "version_min", "version_max") if row.get(k)
                 },
                 "tags_from_env": from_meta.get("tags_from_env") or {},
+                "inherit": from_meta.get("inherit", False),
+                "skip_inherit": from_meta.get("skip_inherit") or [],
                 "targets": [],
             }
         if dst is not None:
