@@ -916,14 +916,11 @@ class Engine:
         frame = Frame(i, *(run_input[k] for k in ("env", "state", "const", "const_state")))
         _, env, state, const, const_state = frame.dicts
         folder = Path(run_input.get("path") or inv.script.path)
+        # a name asked by a hook or the meta must exist; the default run.sh may not
         name = str(run_input.get("script_name", "")).strip()
-        must_exist = bool(name)
-        if not name:
-            name = str(inv.meta.get("script_name", "")).strip()
-            must_exist = bool(name)
-        name = name or "run"
-        script = self.script_path(env, folder, name)
-        if must_exist and not script.is_file():
+        name = name or str(inv.meta.get("script_name", "")).strip()
+        script = self.script_path(env, folder, name or "run")
+        if name and not script.is_file():
             raise ScriptFailed(
                 f"{inv.script.alias}: script {script} not found", inv.script.alias, 16
             )
@@ -934,39 +931,7 @@ class Engine:
         env[P + "TMP_CURRENT_SCRIPT_WORK_PATH"] = str(cwd)
         result: dict = {"return": 0}
         if script.is_file():
-            self._require_execution(inv.script, script.name)
-            inv.report.executed.append(script.name)
-            if not inv.report.env:
-                inv.report.env = copy.deepcopy(env)
-            _flush()
-            outcome, new_env, new_state = native.run_script(
-                script,
-                env=env,
-                state=state,
-                workdir=cwd,
-                log_path=self.log_path,
-                timeout_s=self.timeout_s,
-                export=self.export_lines,
-                read_env=self.read_env_out,
-                stdin=self.stdin,
-            )
-            if outcome.status != "ok":
-                if rules.is_true(i.get("ignore_script_error", False)):
-                    pass
-                else:
-                    why = (
-                        "timed out"
-                        if outcome.status == "timeout"
-                        else f"return code = {outcome.exit_code}"
-                    )
-                    raise ScriptFailed(
-                        f"native script {script.name} failed inside script "
-                        f"{inv.script.alias} ({why})",
-                        inv.script.alias,
-                        2,
-                    )
-            rules.merge(state, new_state)
-            rules.merge(env, new_env)
+            self._native(inv, frame, script, cwd)
         if postprocess == "postprocess":
             self._run_deps(
                 inv,
@@ -982,6 +947,38 @@ class Engine:
             rules.merge(state, const_state)
             result = self._hook(inv, postprocess, frame, run_input, cwd)
         return result
+
+    def _native(self, inv: _Invocation, frame: Frame, script: Path, cwd: Path) -> None:
+        """Run the native script through ``tmp-run.sh`` and merge what it exports into the
+        env and state; its failure fails the invocation unless ``ignore_script_error``."""
+        i, env, state = frame.i, frame.env, frame.state
+        self._require_execution(inv.script, script.name)
+        inv.report.executed.append(script.name)
+        if not inv.report.env:
+            inv.report.env = copy.deepcopy(env)
+        _flush()
+        outcome, new_env, new_state = native.run_script(
+            script,
+            env=env,
+            state=state,
+            workdir=cwd,
+            log_path=self.log_path,
+            timeout_s=self.timeout_s,
+            export=self.export_lines,
+            read_env=self.read_env_out,
+            stdin=self.stdin,
+        )
+        if outcome.status != "ok" and not rules.is_true(i.get("ignore_script_error", False)):
+            why = (
+                "timed out" if outcome.status == "timeout" else f"return code = {outcome.exit_code}"
+            )
+            raise ScriptFailed(
+                f"native script {script.name} failed inside script {inv.script.alias} ({why})",
+                inv.script.alias,
+                2,
+            )
+        rules.merge(state, new_state)
+        rules.merge(env, new_env)
 
     def _run_deps(
         self,
