@@ -1,16 +1,17 @@
 """How find, plan, a cached run, a front, a comparison and the web pages grow with the graph.
 
-The graph holds the corpora ``--sizes`` times over (default 1, 10 and 100): each replica
-``k`` is CM's and MLCFlow's script repositories (``cm4mlops``, ``mlperf-automations``)
-ingested as sources of their own (hard-linked copies in a temporary folder, so that each has
-its own location), and the published results (``pwc``, ``mlperf``) imported as a folder of
-their own whose Papers with Code rows cite papers of their own (``paper_url`` moved to host
-``replica<k>.example.org``; MLPerf records cite none). The graph grows on the embedded
-engine, through the public API (:meth:`ckg.api.KnowledgeGraph.ingest` and
-``import_results``) in one process; ``ckg demo`` adds the runs and experiment that the web
-pages show. For Neo4j the whole graph is copied at each size into a Neo4j 5 started as the
-tests start theirs (:mod:`tests.fixtures_neo4j`), into a home of its own
-(:meth:`~ckg.api.KnowledgeGraph.copy_graph`).
+The graph holds the corpora ``--sizes`` times over (default 1, 10 and 100), on each engine
+(embedded, and a Neo4j 5 started as the tests start theirs, :mod:`tests.fixtures_neo4j`), each
+in a home of its own. Replica 0 is ingested for real through the public API: CM's and
+MLCFlow's script repositories (``cm4mlops``, ``mlperf-automations``; hard-linked copies in a
+temporary folder, so that nothing writes to the corpora) and the published results (``pwc``,
+``mlperf``); ``ckg demo`` adds the runs and experiment the web pages show. Replicas 1 to N-1
+are replica 0's export (:meth:`ckg.api.KnowledgeGraph.export_graph`, the documented format
+of ``ckg db export``) with each script source, artifact, variation, paper and result keyed
+``-r<k>`` (source locations too, so each replica is a source of its own and its Papers with
+Code rows cite papers of their own), tasks, datasets, models, metrics and platforms shared,
+written to a file and imported (:meth:`~ckg.api.KnowledgeGraph.import_graph`): ingesting 200
+repositories one by one measures ingest, which ``bench/ingest_bench.py`` does.
 
 At each size and on each engine, whole ``ckg`` processes as a user runs them (bytecode from a
 private ``PYTHONPYCACHEPREFIX``; median of ``--repeat``): ``ckg find --tags get,python3``;
