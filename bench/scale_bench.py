@@ -282,9 +282,11 @@ def main() -> None:
             if neo4j:
                 neo4j.stop()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"\nseconds, median of {args.repeat} whole processes (pages: best of {args.repeat} "
-          f"round trips), growth against {sizes[0]}x; ! over its bound at 100x; "
-          f"load average {load}; {time.perf_counter() - began:.0f} s in all")
+    print(
+        f"\nseconds, median of {args.repeat} whole processes (pages: best of {args.repeat} "
+        f"round trips), growth against {sizes[0]}x; ! over its bound at 100x; "
+        f"load average {load}; {time.perf_counter() - began:.0f} s in all"
+    )
     names = [name for name, _args, _bound in COMMANDS] + ["slowest page"]
     print(" size engine    " + " ".join(f"{n[:15]:>14}" for n in names))
     print("\n".join(lines))
