@@ -52,6 +52,21 @@ def test_upsert_updates_properties_in_place(store):
     assert store.get_node("Artifact", "x") == {"uid": "x", "alias": "new", "kind": "script"}
 
 
+def test_update_nodes_sets_existing_matching_nodes_only_and_delete_nodes_detaches(store):
+    store.upsert_nodes("Run", [{"key": k, "props": {"status": s}}
+                               for k, s in (("r1", "running"), ("r2", "ok"))])
+    store.update_nodes("Run", ["r1", "r2", "r3"], {"status": "lost", "error": "gone"},
+                       where={"status": "running"})
+    assert store.get_node("Run", "r1") == {"uid": "r1", "status": "lost", "error": "gone"}
+    assert store.get_node("Run", "r2") == {"uid": "r2", "status": "ok"}
+    assert store.get_node("Run", "r3") is None  # nothing is made
+    store.upsert_nodes("CacheEntry", [{"key": "c1", "props": {}}])
+    store.upsert_edges("MADE", "Run", "CacheEntry", [{"src": "r2", "dst": "c1", "props": {}}])
+    store.delete_nodes("CacheEntry", ["c1", "c2"])
+    assert store.get_node("CacheEntry", "c1") is None
+    assert store.get_node("Run", "r2") == {"uid": "r2", "status": "ok"}
+
+
 def test_fifty_thousand_node_batch(store):
     written = store.upsert_nodes("Artifact", artifact_rows(50_000), batch_size=50_000)
     assert written == 50_000
