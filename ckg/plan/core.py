@@ -152,9 +152,15 @@ class _Planner:
         self.steps[key] = step
         self.calls.add_node(step.id, step=step)
         self._link(caller, step)
-        down_adr = merge_adr(merge_adr({}, adr), meta.get("add_deps_recursive") or {})
-        merge_adr(down_adr, chosen.add_deps_recursive)
-        local_ad = merge_adr(merge_adr({}, meta.get("add_deps") or {}), chosen.add_deps)
+        # The walk only reads adr maps: a step that adds nothing hands its caller's map down
+        # as it is, instead of a deep copy per step (a plan's steps are hundreds).
+        down_adr = adr
+        if meta.get("add_deps_recursive") or chosen.add_deps_recursive:
+            down_adr = merge_adr(merge_adr({}, adr), meta.get("add_deps_recursive") or {})
+            merge_adr(down_adr, chosen.add_deps_recursive)
+        local_ad = chosen.add_deps  # apply made it for this step alone
+        if meta.get("add_deps"):
+            local_ad = merge_adr(merge_adr({}, meta["add_deps"]), chosen.add_deps)
         handed = hand_down(env, meta)
         produced = dict.fromkeys(assumed)  # an ordered set of key patterns
         ran = False
