@@ -123,6 +123,10 @@ def entries_of(graph: nx.DiGraph, uid: str) -> list[dict]:
         return data["entries"]
     entries: dict[str, dict] = {}
     for row, dst in data["rows"]:
+        if row.get("entry") in entries:  # another target of an entry already read
+            if dst is not None:
+                entries[row["entry"]]["targets"].append(dst)
+            continue
         from_meta = entry_from_meta(meta_of(graph, uid), row["entry"]) if row.get("entry") else {}
         if "kind" not in row:
             row = {**from_meta, **row}
