@@ -49,7 +49,9 @@ def groups(variations: dict) -> dict:
 
 def _relaxed_subset(parts: list[str], tags: list[str]) -> bool:
     for part in parts:
-        if not any(part == t or (part.endswith(".#") and t.startswith(part[:-1])) for t in tags):
+        if part in tags:  # most parts: a plain name, one lookup instead of a scan
+            continue
+        if not (part.endswith(".#") and any(t.startswith(part[:-1]) for t in tags)):
             return False
     return True
 
