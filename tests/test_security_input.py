@@ -9,7 +9,6 @@ import io
 import json
 import os
 import tarfile
-import time
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -96,8 +95,10 @@ def test_symlink_chain_that_stays_inside_is_kept(tmp_path, suffix):
 
 
 def tar_of_empty_files(path: Path, count: int) -> Path:
-    """A gzipped tar of ``count`` empty files ``m/0000000``...: one header template, its name
-    digits and checksum filled in, so a million members take about two seconds to write."""
+    """A gzipped tar of ``count`` empty files ``m/0000000``... whose end is not gzip: one header
+    template, its name digits and checksum filled in, so a million members take about two
+    seconds to write. A reader that went on past its member limit would fail on the end instead
+    of refusing the count."""
     info = tarfile.TarInfo("m/0000000")
     template = bytearray(info.tobuf(tarfile.USTAR_FORMAT))
     template[148:156] = b" " * 8  # the checksum is summed with its own field as spaces
@@ -112,7 +113,7 @@ def tar_of_empty_files(path: Path, count: int) -> Path:
                 checksum = b"%06o\0 " % (base + sum(digits))
                 headers.append(b"".join((head, digits, tail, checksum, rest)))
             out.write(gzip.compress(b"".join(headers)))
-        out.write(gzip.compress(bytes(1024)) + gzip.flush())
+        out.write(gzip.flush() + b"not gzip: the member limit must stop the reader before this")
     return path
 
 
@@ -121,12 +122,10 @@ def million_member_tar(tmp_path_factory) -> Path:
     return tar_of_empty_files(tmp_path_factory.mktemp("tar") / "million.tar.gz", 1_000_000)
 
 
-def test_tar_of_a_million_members_is_refused_in_2s_under_100mb(million_member_tar, tmp_path):
+def test_tar_of_a_million_members_is_refused_at_the_limit_under_100mb(million_member_tar, tmp_path):
     refused = "more than 100000 members"
-    start = time.perf_counter()
     with pytest.raises(UnsafeArchive, match=refused):
-        open_source(million_member_tar, cache=tmp_path / "timed", limits=Limits())
-    assert time.perf_counter() - start < 2
+        open_source(million_member_tar, cache=tmp_path / "streamed", limits=Limits())
     tracemalloc.start()  # a second run: tracing slows allocation down several times
     try:
         with pytest.raises(UnsafeArchive, match=refused):
@@ -169,16 +168,14 @@ def alias_bomb(levels: int = 9) -> str:
     [alias_bomb(), "alias: bomb\nloop: &a [lol, *a]\n"],
     ids=["billion-laughs", "alias-of-its-own-ancestor"],
 )
-def test_yaml_alias_bomb_is_skipped_in_under_a_second(tmp_path, bomb):
+def test_yaml_alias_bomb_is_skipped_at_the_node_limit(tmp_path, bomb):
     root = write_tree(
         tmp_path / "src", {"script/good/_cm.yaml": GOOD, "script/bomb/_cm.yaml": bomb}
     )
     assert len(bomb) <= 1024
-    start = time.perf_counter()
     refused = isinstance(load(root / "script" / "bomb" / "_cm.yaml", root), Problem)
     assert refused, "the bomb was loaded"  # not its repr: that would expand it
     records = cm.read(root, "src", detect_formats(root)["cm"])
-    assert time.perf_counter() - start < 1
     [warning] = records.warnings
     assert warning.path == "script/bomb/_cm.yaml" and warning.line is not None
     assert (
