@@ -24,9 +24,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ckg.resolve import resolve  # noqa: E402
-from importers import ck, cm, mlc  # noqa: E402
-from importers.detect import detect_formats  # noqa: E402
+from ckg.core.resolve import resolve  # noqa: E402
+from ckg.formats import ck, cm, mlc  # noqa: E402
+from ckg.formats.detect import detect_formats  # noqa: E402
 
 
 def corpora() -> Path:

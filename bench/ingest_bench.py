@@ -50,7 +50,7 @@ Where the time goes (2 vCPUs, load 2; ``python -X importtime`` and cProfile):
   calls a member, half of extracting); it now does so once a folder. PyYAML built the data of
   a composed node tree through generators and its bookkeeping of shared nodes, a third of
   parsing a meta: for a file without anchors ckg builds it itself (0.125 -> 0.03 s for the
-  673 such YAML files of the corpora, ``importers.loaders.construct_tree``). Both together,
+  673 such YAML files of the corpora, ``ckg.formats.loaders.construct_tree``). Both together,
   before and after interleaved in the same minute, median of 7: load 1.4, 1.16 -> 1.00 s (CPU
   time of the ckg process 0.90 -> 0.75 s); load 3.4, 2.35 -> 2.02 s (CPU 1.29 -> 1.11 s).
 """

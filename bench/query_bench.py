@@ -2,7 +2,7 @@
 
 Generates ``--results`` results (default 200,000) over ``--papers`` papers, ``--tasks`` tasks
 and ``--datasets`` datasets, in the node and edge shapes the importers write
-(:func:`importers.published.build`), plus one implementing artifact with two measured runs for
+(:func:`ckg.formats.published.build`), plus one implementing artifact with two measured runs for
 every tenth paper. Prints the load rate (results written per second, edges included) and the
 median latency of ``compare-papers`` and ``paper-vs-reproduced``.
 
@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ckg import queries
-from ckg.records import Edge, Node, Records
+from ckg.core.records import Edge, Node, Records
+from ckg.formats.published import Row, build
+from ckg.graph import named as queries
 from ckg.store import open_store
-from importers.published import Row, build
 
 METRICS = ["f1", "exact_match", "accuracy", "bleu", "latency"]
 

@@ -6,7 +6,7 @@ to its own module, so this file stays a table of contents of what ckg can do.
 
 from pathlib import Path
 
-from ckg import config
+from ckg.core import config
 from ckg.store import GraphStore, open_store
 
 
@@ -43,7 +43,7 @@ class KnowledgeGraph:
 
     def run(self, target: str, *, progress=None, **options):
         """Plan, execute, measure and record ``target``; options as :class:`ckg.run.Options`
-        (``reproduces``: Result uids or specs its runs reproduce, see :mod:`ckg.reproduce`;
+        (``reproduces``: Result uids or specs its runs reproduce, see :mod:`ckg.results.reproduce`;
         ``experiment``: the name or uid of the experiment the runs join, made if none has
         it); ``progress(done, total, result)`` is called as grid points finish."""
         from ckg.run import Options, run
@@ -55,7 +55,7 @@ class KnowledgeGraph:
     def runs_front(runs, objectives) -> list:
         """The runs of a :meth:`run` report on the Pareto front of ``objectives`` (two or
         more metric names the registry gives a direction), best first by the first; nothing
-        is written (:func:`ckg.frontier.runs_front`; :meth:`pareto` ranks recorded runs).
+        is written (:func:`ckg.pareto.frontier.runs_front`; :meth:`pareto` ranks recorded runs).
 
         Examples
         --------
@@ -63,7 +63,7 @@ class KnowledgeGraph:
         >>> [r.params for r in kg.runs_front(report.runs, "accuracy,latency")]  # doctest: +SKIP
         [{'model': 'svm'}]
         """
-        from ckg.frontier import runs_front
+        from ckg.pareto.frontier import runs_front
 
         return runs_front(runs, objectives)
 
@@ -72,9 +72,9 @@ class KnowledgeGraph:
         """:meth:`run` with each grid point a task of the Dask ``scheduler``
         (``tls://HOST:8786``, with the certificates of ``ckg cluster certs`` in the folder
         ``certs``), run by the ``ckg worker`` processes that offer ``platform``; see
-        :func:`ckg.cluster.submit.run_on_cluster`."""
-        from ckg.cluster.submit import run_on_cluster
+        :func:`ckg.run.cluster.submit.run_on_cluster`."""
         from ckg.run import Options
+        from ckg.run.cluster.submit import run_on_cluster
 
         return run_on_cluster(self.store, self.home, target, Options(**options), scheduler,
                               platform=platform, certs=certs, insecure=insecure,
@@ -82,9 +82,9 @@ class KnowledgeGraph:
 
     def serve_worker(self, scheduler: str, **options) -> None:
         """Run a Dask worker of ``scheduler`` that runs grid points here and records them in
-        this graph, until the scheduler or a signal ends it (:func:`ckg.cluster.worker.serve`;
+        this graph, until the scheduler or a signal ends it (:func:`ckg.run.cluster.worker.serve`;
         options ``labels``, ``nthreads``, ``name``, ``certs``, ``insecure``, ``on_start``)."""
-        from ckg.cluster.worker import serve
+        from ckg.run.cluster.worker import serve
 
         with config.private_files():
             serve(self.store, self.home, scheduler, **options)
@@ -116,16 +116,16 @@ class KnowledgeGraph:
 
     def runs(self, experiment: str | None = None, artifact: str | None = None,
              limit: int = 50) -> list[dict]:
-        """Recorded runs, newest first (the steps of a script run left out); see ckg.runs."""
-        from ckg.runs import list_runs
+        """Recorded runs, newest first (the steps of a script run left out); see ckg.graph.runs."""
+        from ckg.graph.runs import list_runs
 
         return list_runs(self.store, experiment, artifact, limit)
 
     def rm(self, names) -> dict:
         """Remove runs (uids or their starts) and experiments (uids, their starts, or names
         only one has) with their measurements; fronts and reproductions that used them are
-        marked stale (:func:`ckg.runs.remove`)."""
-        from ckg.runs import remove
+        marked stale (:func:`ckg.run.journal.remove`)."""
+        from ckg.run.journal import remove
 
         with config.private_files():
             return remove(self.store, self.home, [names] if isinstance(names, str) else
@@ -133,13 +133,13 @@ class KnowledgeGraph:
 
     def show_run(self, uid: str) -> dict:
         """One run with what produced it: code, env, packages, platform, every value."""
-        from ckg.runs import show_run
+        from ckg.graph.runs import show_run
 
         return show_run(self.store, uid)
 
     def diff_runs(self, uid_a: str, uid_b: str) -> dict:
         """What differs between two runs: commit, files, env, packages, platform, params."""
-        from ckg.runs import diff_runs
+        from ckg.graph.runs import diff_runs
 
         return diff_runs(self.store, uid_a, uid_b)
 
@@ -169,8 +169,8 @@ class KnowledgeGraph:
         (:func:`ckg.ingest.ingest`); a folder written by ``ckg export`` brings its runs in
         (:meth:`import_runs`). Returns a :class:`ckg.ingest.IngestSummary` either way: an
         export's has ``kind`` ``"runs"`` and the import in ``runs_imported``."""
+        from ckg.core.records import Problem
         from ckg.ingest import IngestSummary, ingest
-        from ckg.records import Problem
         from ckg.transfer import is_export
 
         if is_export(source):
@@ -185,7 +185,7 @@ class KnowledgeGraph:
                        progress=None, limits=None):
         """:meth:`import_runs`, refusing the options of :meth:`ingest` that name a source
         (``progress`` and archive ``limits`` have nothing to do here)."""
-        from ckg.errors import UsageError
+        from ckg.core.errors import UsageError
 
         given = [flag for flag, value in (("--ref", ref), ("--name", name)) if value]
         given += ["--format"] if fmt != "auto" else []
@@ -236,15 +236,16 @@ class KnowledgeGraph:
             return copy_graph(self.store, target.store, merge=merge, progress=progress)
 
     def find(self, tags="", kind: str | None = None) -> list[dict]:
-        """Artifacts matching CM-style ``tags`` (``a,b,-c,_variation``); see :mod:`ckg.lookup`."""
-        from ckg.lookup import find
+        """Artifacts matching CM-style ``tags`` (``a,b,-c,_variation``); see
+        :mod:`ckg.graph.lookup`."""
+        from ckg.graph.lookup import find
 
         return find(self.store, tags, kind)
 
     def holds_artifacts(self) -> bool:
         """Whether anything was ingested: an empty :meth:`find` then means no match
-        (:func:`ckg.lookup.holds_artifacts`)."""
-        from ckg.lookup import holds_artifacts
+        (:func:`ckg.graph.lookup.holds_artifacts`)."""
+        from ckg.graph.lookup import holds_artifacts
 
         return holds_artifacts(self.store)
 
@@ -253,8 +254,8 @@ class KnowledgeGraph:
         """The artifact ``target`` (uid, alias or tags) names, chosen as MLCFlow chooses
         among several: those of ``source`` only, the user's source order, MLCFlow's ``sort``
         and folder order, scripts with cache entries first unless not ``use_cache``; refused
-        where MLCFlow would ask and not ``quiet`` (:func:`ckg.lookup.select`)."""
-        from ckg.lookup import select
+        where MLCFlow would ask and not ``quiet`` (:func:`ckg.graph.lookup.select`)."""
+        from ckg.graph.lookup import select
 
         cached = None
         if use_cache:
@@ -266,63 +267,64 @@ class KnowledgeGraph:
 
     def show(self, alias_or_uid: str, *, source: str = "") -> dict:
         """One artifact with meta, dependencies, variations and source."""
-        from ckg.lookup import show
+        from ckg.graph.lookup import show
 
         return show(self.store, alias_or_uid, source=source)
 
     def deps(self, alias_or_uid: str, depth: int | None = None, reverse: bool = False, *,
              source: str = "") -> dict:
         """The dependency tree of an artifact, or of its dependents when ``reverse``."""
-        from ckg.lookup import deps
+        from ckg.graph.lookup import deps
 
         return deps(self.store, alias_or_uid, depth, reverse, source=source)
 
     def import_results(self, paths):
-        """Import result files or folders (PwC, MLPerf, tables); see :mod:`ckg.results`."""
-        from ckg.results import import_results
+        """Import result files or folders (PwC, MLPerf, tables); see
+        :mod:`ckg.results.published`."""
+        from ckg.results.published import import_results
 
         return import_results(self.store, self.home, paths)
 
     def results(self, task=None, dataset=None, metric=None, model=None):
         """Published results matching the filters, as a pandas DataFrame."""
-        from ckg.results import results
+        from ckg.results.published import results
 
         return results(self.store, task=task, dataset=dataset, metric=metric, model=model)
 
     def compare(self, task: str, dataset: str, metric: str, direction: str | None = None):
         """Every paper's result for a task, dataset and metric, best first, as a DataFrame
         (``direction`` ``min`` / ``max`` for a metric whose direction is not known)."""
-        from ckg.results import compare
+        from ckg.results.published import compare
 
         return compare(self.store, task, dataset, metric, direction)
 
     def link(self, artifact: str, paper: str) -> dict:
         """Record that an artifact implements a paper (``IMPLEMENTS``); see
-        :func:`ckg.results.link_artifact`."""
-        from ckg.results import link_artifact
+        :func:`ckg.results.published.link_artifact`."""
+        from ckg.results.published import link_artifact
 
         return link_artifact(self.store, artifact, paper)
 
     def reproduce(self, paper: str, **options):
         """Run what reproduces each result of ``paper`` and compare reported with reproduced
-        (:func:`ckg.reproduce.reproduce`; options ``repeat``, ``trust``, ``timeout_s``)."""
-        from ckg.reproduce import reproduce
+        (:func:`ckg.results.reproduce.reproduce`; options ``repeat``, ``trust``, ``timeout_s``)."""
+        from ckg.results.reproduce import reproduce
 
         return reproduce(self.store, self.home, paper, **options)
 
     def named_query(self, name, params: dict | None = None) -> list[dict]:
         """Run a named query (one ckg ships, or a ``.cypher`` path, or a loaded
-        :class:`ckg.queries.NamedQuery`) with its parameters."""
-        from ckg import queries
+        :class:`ckg.graph.named.NamedQuery`) with its parameters."""
+        from ckg.graph import named
 
-        return queries.run(self.store, name, params)
+        return named.run(self.store, name, params)
 
     def why_empty(self, name, params: dict | None = None) -> str:
         """Why the named query found no rows: a kind of node the graph lacks, a value that
-        names no node, or nothing matched (:func:`ckg.queries.why_empty`)."""
-        from ckg import queries
+        names no node, or nothing matched (:func:`ckg.graph.named.why_empty`)."""
+        from ckg.graph import named
 
-        return queries.why_empty(self.store, queries.load(name) if isinstance(name, str)
+        return named.why_empty(self.store, named.load(name) if isinstance(name, str)
                                  else name, params)
 
     def plan(self, target: str, variations=(), env: dict | None = None, adr=None):
@@ -333,59 +335,60 @@ class KnowledgeGraph:
         return plan(self.store, target, variations, env, adr, home=self.home)
 
     def pareto(self, objectives, **kw):
-        """Pareto fronts of runs or published results, written back; see ckg.frontier.pareto."""
-        from ckg.frontier import pareto
+        """Pareto fronts of runs or published results, written back; see
+        ckg.pareto.frontier.pareto."""
+        from ckg.pareto.frontier import pareto
 
         return pareto(self.store, objectives, **kw)
 
-    # Reads for browsing (ckg serve); see ckg.browse.
+    # Reads for browsing (ckg serve); see ckg.graph.browse.
 
     def run_table(self, **filters) -> list[dict]:
         """Runs with every measurement, filtered by experiment, artifact, status, platform."""
-        from ckg.browse import run_table
+        from ckg.graph.browse import run_table
 
         return run_table(self.store, **filters)
 
     def experiments(self) -> list[dict]:
         """Every experiment with its number of runs and the metrics they measured."""
-        from ckg.browse import experiments
+        from ckg.graph.browse import experiments
 
         return experiments(self.store)
 
     def experiment(self, name_or_uid: str) -> dict:
         """One experiment as :meth:`experiments` lists it, by its uid, the start of one or a
         name only it has (NotFound names the others; UsageError those that share a name)."""
-        from ckg.browse import experiment
+        from ckg.graph.browse import experiment
 
         return experiment(self.store, name_or_uid)
 
     def leaderboards(self) -> list[dict]:
         """Each task, dataset and metric that published results have, with their count."""
-        from ckg.browse import leaderboards
+        from ckg.graph.browse import leaderboards
 
         return leaderboards(self.store)
 
     def reproductions(self, result_uids) -> dict[str, list[dict]]:
         """Runs recorded as reproducing each of these results, with the value they measured."""
-        from ckg.browse import reproductions
+        from ckg.graph.browse import reproductions
 
         return reproductions(self.store, result_uids)
 
     def platforms(self) -> list[dict]:
         """Every platform with the number of runs and published results on it."""
-        from ckg.browse import platforms
+        from ckg.graph.browse import platforms
 
         return platforms(self.store)
 
     def platform(self, uid: str) -> dict:
         """One platform's fingerprint, its runs and the published results measured on it."""
-        from ckg.browse import platform
+        from ckg.graph.browse import platform
 
         return platform(self.store, uid)
 
     def sources(self) -> list[dict]:
         """Every ingested source: location, kind, commit."""
-        from ckg.browse import sources
+        from ckg.graph.browse import sources
 
         return sources(self.store)
 

@@ -16,8 +16,8 @@ def main() -> None:
     if _uses_embedded_store(sys.argv[1:]):
         # Imported here, in this thread: two threads importing at once can deadlock or
         # see half-initialised modules.
-        from ckg import config
-        from ckg.errors import CkgError
+        from ckg.core import config
+        from ckg.core.errors import CkgError
         from ckg.store.server import ensure_server
 
         def start_server() -> None:

@@ -4,7 +4,7 @@ The launcher in ``tests/neo4j`` (an embedded Neo4j Community serving Bolt) is bu
 the first time, or when its sources change; Maven caches the jars in ``~/.m2``. The server
 listens on a free port of 127.0.0.1 with authentication on, and the fixture puts its
 credentials in ``NEO4J_USERNAME`` / ``NEO4J_PASSWORD`` for the session, where
-:func:`ckg.config.neo4j_auth` (and any ``ckg`` subprocess) finds them.
+:func:`ckg.core.config.neo4j_auth` (and any ``ckg`` subprocess) finds them.
 
 Environment:
 

@@ -3,7 +3,7 @@
 
 import json
 
-from ckg.records import Node
+from ckg.core.records import Node
 from ckg.run.measure import Figure
 from ckg.run.record import run_records
 

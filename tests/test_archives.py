@@ -1,4 +1,4 @@
-"""importers.archives: zip and tar extracted safely through open_source, bombs refused."""
+"""ckg.formats.archives: zip and tar extracted safely through open_source, bombs refused."""
 
 import io
 import os
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ckg.errors import InvalidInput, UnsafeArchive
-from importers.archives import Limits
-from importers.sources import open_source
+from ckg.core.errors import InvalidInput, UnsafeArchive
+from ckg.formats.archives import Limits
+from ckg.formats.sources import open_source
 
 
 def files_under(root: Path) -> set[str]:

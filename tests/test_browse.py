@@ -1,8 +1,8 @@
-"""The reads behind ``ckg serve`` (ckg.browse through the API), on both engines."""
+"""The reads behind ``ckg serve`` (ckg.graph.browse through the API), on both engines."""
 
 import pytest
 
-from ckg.errors import NotFound
+from ckg.core.errors import NotFound
 from tests.recorded_runs import RUNS, write_runs
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ckg.errors import NotFound
+from ckg.core.errors import NotFound
 
 CKG = str(Path(sys.executable).with_name("ckg"))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ckg.cli.app import print_rows
-from ckg.values import format_number, human_unit
+from ckg.core.values import format_number, human_unit
 
 CKG = str(Path(sys.executable).with_name("ckg"))
 

@@ -174,10 +174,10 @@ def test_a_task_executed_twice_runs_its_command_once(cluster, tmp_path):
     from distributed import Client
 
     import ckg
-    from ckg.cluster.certs import security_for
-    from ckg.cluster.submit import task_specs
-    from ckg.cluster.worker import run_task
     from ckg.run import Options
+    from ckg.run.cluster.certs import security_for
+    from ckg.run.cluster.submit import task_specs
+    from ckg.run.cluster.worker import run_task
 
     tally = tmp_path / "tally"
     with ckg.open(cluster["uri"], home=cluster["submitter"]) as kg:

@@ -1,4 +1,4 @@
-"""Container images as artifacts (importers.container): Dockerfiles, OCI layouts and
+"""Container images as artifacts (ckg.formats.container): Dockerfiles, OCI layouts and
 ``docker save`` archives built here with tarfile, gzip layers and real JSON configs."""
 
 import gzip
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from importers import container
+from ckg.formats import container
 
 CKG = str(Path(sys.executable).with_name("ckg"))
 

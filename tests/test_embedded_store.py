@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ckg.errors import StoreUnavailable
+from ckg.core.errors import StoreUnavailable
 from ckg.store.embedded import EmbeddedStore
 from ckg.store.resp import cypher_literal
 from ckg.store.server import server_pid, socket_path, stop_server

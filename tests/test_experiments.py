@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import pytest
 
-from ckg import metrics
-from ckg.errors import NotFound, UsageError
+from ckg.core import metrics
+from ckg.core.errors import NotFound, UsageError
 from tests.serving import start_serve, stop_serve
 
 CKG = str(Path(sys.executable).with_name("ckg"))
@@ -169,7 +169,7 @@ def test_rm_of_an_experiment_takes_its_runs_and_their_steps(kg, tmp_path):
 def test_rm_removes_no_folder_but_the_run_folder_a_uid_names(kg, ckg_home, tmp_path):
     """A run's uid comes from the graph, which others may write: ``../x`` or a link in the
     runs folder must not make ckg rm delete anything outside it."""
-    from ckg.records import Edge, Node, Records
+    from ckg.core.records import Edge, Node, Records
 
     outside = ckg_home / "keep"
     (outside / "data").mkdir(parents=True)

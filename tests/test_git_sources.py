@@ -1,11 +1,11 @@
-"""importers.git: Git repositories fetched shallow into the cache through open_source."""
+"""ckg.formats.git: Git repositories fetched shallow into the cache through open_source."""
 
 from pathlib import Path
 
 import pytest
 
-from ckg.errors import InvalidInput
-from importers.sources import open_source, source_uid
+from ckg.core.errors import InvalidInput
+from ckg.formats.sources import open_source, source_uid
 from tests.gitrepo import git
 
 META = b"alias: hello\nuid: 0123456789abcdef\ntags: [hello, demo]\n"

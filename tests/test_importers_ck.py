@@ -1,4 +1,4 @@
-"""CK v1 importer (importers.ck) on the real ck-env corpus and on trees built here."""
+"""CK v1 importer (ckg.formats.ck) on the real ck-env corpus and on trees built here."""
 
 import json
 from functools import cache
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ckg.resolve import resolve
-from importers import ck
+from ckg.core.resolve import resolve
+from ckg.formats import ck
 
 
 @cache

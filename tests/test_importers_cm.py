@@ -1,4 +1,5 @@
-"""CM and MLC importers (importers.cm, importers.mlc, importers.cmlike) and format detection."""
+"""CM and MLC importers (ckg.formats.cm, ckg.formats.mlc, ckg.formats.cmlike) and format
+detection."""
 
 import json
 from functools import cache
@@ -7,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ckg.resolve import resolve
-from importers import cm, mlc
-from importers.cmlike import DEP_KINDS
-from importers.detect import detect_formats
+from ckg.core.resolve import resolve
+from ckg.formats import cm, mlc
+from ckg.formats.cmlike import DEP_KINDS
+from ckg.formats.detect import detect_formats
 
 
 def artifacts(records, kind=None):
@@ -407,7 +408,7 @@ def test_detect_classifies_each_folder_of_a_mixed_tree(tmp_path):
 def test_a_default_written_as_the_string_true_comma_is_the_group_default(corpora):
     """A real meta says ``default: true,`` (a YAML string); MLCFlow tests only that the key
     is there, so ``_python`` is the default implementation of this script."""
-    from importers import mlc
+    from ckg.formats import mlc
 
     root = corpora / "mlperf-automations"
     folder = "script/app-mlperf-inference-mlcommons-python"

@@ -1,11 +1,11 @@
-"""Generic projects and packages (importers.generic): dependencies, notebooks, papers."""
+"""Generic projects and packages (ckg.formats.generic): dependencies, notebooks, papers."""
 
 import json
 from pathlib import Path
 
-from ckg.resolve import resolve
-from importers import container, generic
-from importers.detect import detect_formats
+from ckg.core.resolve import resolve
+from ckg.formats import container, generic
+from ckg.formats.detect import detect_formats
 
 
 def write(path: Path, text: str) -> Path:
@@ -86,7 +86,7 @@ def test_generic_project_becomes_one_package_artifact_with_its_dependencies(tmp_
     )
     assert art["tags"] == ["package", "python-package", "attention-demo"]
     meta = json.loads(art["meta"])
-    # a notebook and a Dockerfile are artifacts of their own (importers.notebook, .container)
+    # a notebook and a Dockerfile are artifacts of their own (ckg.formats.notebook, .container)
     assert "notebooks" not in meta and "Dockerfile" not in meta["files"]
     assert (meta["version"], meta["requires_python"]) == ("0.3.0", ">=3.10")
     pip = {d.tags[1]: d for d in records.dependencies if d.kind == "pip"}

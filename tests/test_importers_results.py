@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ckg.errors import InvalidInput, UsageError
-from importers import mlperf, pwc, results, tables
-from importers.papers import paper_uid, repo_url
+from ckg.core.errors import InvalidInput, UsageError
+from ckg.formats import mlperf, pwc, results, tables
+from ckg.formats.papers import paper_uid, repo_url
 
 NO_VALUE = {"", "-", "–", "—"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ckg.errors import NotFound, UsageError
+from ckg.core.errors import NotFound, UsageError
 from ckg.ingest import StrictFailure
 from ckg.ingest import core as ingest_mod
 from tests.gitrepo import git

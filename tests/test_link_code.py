@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ckg import queries
 from ckg.cli.app import app
+from ckg.core.records import Edge, Node, Records
+from ckg.formats.git import git_origin
+from ckg.graph import named
 from ckg.ingest.link import link_code
-from ckg.records import Edge, Node, Records
-from importers.git import git_origin
 from tests.gitrepo import git
 
 PAPER = "arxiv:1810.04805"
@@ -87,7 +87,7 @@ def test_results_first_then_ingest_links_and_queries_show_the_artifact(kg, tmp_p
     assert summary.implements == 1 and summary.as_dict()["implements"] == 1
     assert links(kg, summary.uid) == [(artifact, PAPER)]
 
-    rows = queries.run(kg.store, "compare-papers",
+    rows = named.run(kg.store, "compare-papers",
                        {"task": None, "dataset": "SQuAD1.1", "metric": "f1"})
     assert [(r["model"], r["artifacts"]) for r in rows] == [
         ("RoBERTa", []),
@@ -106,7 +106,7 @@ def test_results_first_then_ingest_links_and_queries_show_the_artifact(kg, tmp_p
             ],
         )
     )
-    rows = queries.run(kg.store, "paper-vs-reproduced", {"paper": PAPER, "metric": "f1"})
+    rows = named.run(kg.store, "paper-vs-reproduced", {"paper": PAPER, "metric": "f1"})
     assert [(r["artifact"], r["reported"], r["reproduced"]) for r in rows] == [
         (artifact, 90.9, 90.0)
     ]
@@ -136,7 +136,7 @@ def test_ingest_first_then_results_import_links(kg, tmp_path, table):
     assert summary.implements == 0
     assert kg.import_results([table]).linked == 1
     assert links(kg, summary.uid) == [(artifact_of(kg, summary.uid), PAPER)]
-    rows = queries.run(kg.store, "compare-papers",
+    rows = named.run(kg.store, "compare-papers",
                        {"task": None, "dataset": "SQuAD1.1", "metric": None})
     assert [r["artifacts"] for r in rows if r["model"] == "BERT-large"] == [
         [artifact_of(kg, summary.uid)]

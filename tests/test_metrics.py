@@ -2,9 +2,9 @@
 
 import pytest
 
-from ckg import metrics
-from ckg.errors import InvalidInput, NotFound
-from ckg.values import CANONICAL_UNITS
+from ckg.core import metrics
+from ckg.core.errors import InvalidInput, NotFound
+from ckg.core.values import CANONICAL_UNITS
 
 
 @pytest.mark.parametrize(

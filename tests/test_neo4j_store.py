@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ckg.errors import QueryError, StoreUnavailable, UsageError
-from ckg.schema import NODE_KEYS
+from ckg.core.errors import QueryError, StoreUnavailable, UsageError
+from ckg.core.schema import NODE_KEYS
 from ckg.store import open_store
 from ckg.store.neo4j import Neo4jStore, plain
 from tests.fixtures_neo4j import free_port, missing_tools, report_skip

@@ -1,4 +1,4 @@
-"""Jupyter notebooks as artifacts (importers.notebook) and as runs (ckg.run.notebook):
+"""Jupyter notebooks as artifacts (ckg.formats.notebook) and as runs (ckg.run.notebook):
 notebooks published by nbclient, and one written here run over a grid with a real kernel."""
 
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from importers import notebook
+from ckg.formats import notebook
 
 TRAIN_PARAMETERS = "lr = 0.1\nlabel = 'base'  # a default the grid may override"
 TRAIN_BODY = """\
@@ -160,7 +160,7 @@ def test_what_cannot_run_is_refused_before_a_kernel_starts(kg, tmp_path):
     write_notebook(tmp_path / "nbs" / "train.ipynb", code(TRAIN_PARAMETERS, "parameters"))
     write_notebook(tmp_path / "nbs" / "plots.ipynb", code("library(ggplot2)"), language="R")
     kg.ingest(str(tmp_path / "nbs"))
-    from ckg.errors import RunFailed, UsageError
+    from ckg.core.errors import RunFailed, UsageError
 
     with pytest.raises(UsageError, match="epochs is not a parameter of train .*label, lr"):
         kg.run("train", grid={"epochs": [1, 2]})

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ckg import pareto
-from ckg.errors import InvalidInput, UsageError
+from ckg.core.errors import InvalidInput, UsageError
 
 # --- brute-force references -----------------------------------------------------------------
 

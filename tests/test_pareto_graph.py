@@ -1,4 +1,5 @@
-"""Pareto fronts over the graph (ckg.frontier) on both engines: runs, MLPerf results, writing."""
+"""Pareto fronts over the graph (ckg.pareto.frontier) on both engines: runs, MLPerf results,
+writing."""
 
 import json
 import os
@@ -10,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ckg.errors import InvalidInput, NotFound, UsageError
+from ckg.core.errors import InvalidInput, NotFound, UsageError
+from ckg.core.records import Node
 from ckg.pareto import parse_objectives
-from ckg.plot import plot_front
-from ckg.records import Node
+from ckg.pareto.plot import plot_front
 from ckg.run.measure import Figure, with_total
 from ckg.run.record import run_records
 from tests.recorded_runs import RUNS, write_runs

@@ -10,7 +10,9 @@ import pytest
 
 from ckg import mlc
 from ckg.cli import main
-from ckg.errors import CycleError, UsageError
+from ckg.core.errors import CycleError, UsageError
+from ckg.core.resolve import resolve
+from ckg.formats import cm
 from ckg.ingest.write import DEP_FIELDS
 from ckg.mlc import env as mlc_env
 from ckg.mlc import guards, versions
@@ -19,8 +21,6 @@ from ckg.mlc.guards import blocked_by, key_matches
 from ckg.plan import build_plan, core, graph, load_graph, memo, variations
 from ckg.plan import env as env_mod
 from ckg.plan.variations import VariationError, choose
-from ckg.resolve import resolve
-from importers import cm
 
 
 def art(uid, alias=None, **meta):

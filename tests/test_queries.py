@@ -6,13 +6,13 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from ckg import queries
 from ckg.cli.app import app
-from ckg.errors import InvalidInput, NotFound, UsageError
+from ckg.core.errors import InvalidInput, NotFound, UsageError
+from ckg.core.records import Edge, Node, Records
+from ckg.graph import named
 from ckg.ingest.link import link_code
-from ckg.records import Edge, Node, Records
 
-NAMES = sorted(p.stem for p in queries.QUERIES_DIR.glob("*.cypher"))
+NAMES = sorted(p.stem for p in named.QUERIES_DIR.glob("*.cypher"))
 REQUIRED = {
     "compare-papers",
     "paper-vs-reproduced",
@@ -26,7 +26,7 @@ REQUIRED = {
 
 def test_every_required_query_exists_and_documents_itself():
     assert REQUIRED <= set(NAMES)
-    for query in queries.all_queries():
+    for query in named.all_queries():
         assert query.description.endswith(".")
         assert query.example.startswith(f"ckg query {query.name}")
         assert all(p.description for p in query.params)
@@ -36,23 +36,23 @@ def test_every_required_query_exists_and_documents_itself():
 
 
 def test_missing_parameter_is_named():
-    query = queries.load("compare-papers")
+    query = named.load("compare-papers")
     with pytest.raises(UsageError, match="query compare-papers needs parameter 'dataset'"):
         query.bind({"task": "Question Answering", "metric": "f1"})
 
 
 def test_unknown_parameter_is_refused_with_the_known_ones():
     with pytest.raises(UsageError, match=r"has no parameter 'top' \(parameters: artifact\)"):
-        queries.load("unresolved-deps").bind({"top": 3})
+        named.load("unresolved-deps").bind({"top": 3})
 
 
 def test_bind_fills_optional_splits_lists_and_maps_metric_aliases():
-    assert queries.load("unreproduced-results").bind({"metric": "Top 1 Accuracy"}) == {
+    assert named.load("unreproduced-results").bind({"metric": "Top 1 Accuracy"}) == {
         "task": None,
         "dataset": None,
         "metric": "top1_accuracy",
     }
-    assert queries.load("artifacts-by-tag").bind({"tags": "get, python"}) == {
+    assert named.load("artifacts-by-tag").bind({"tags": "get, python"}) == {
         "tags": ["get", "python"]
     }
 
@@ -64,30 +64,30 @@ def test_query_file_by_path_with_default_parameter(tmp_path):
         "//   n  (default 3) How many; '$x' in text is no param.\n"
         "MATCH (r:Result) RETURN r.uid AS uid, '$notaparam' AS s LIMIT $n\n"
     )
-    query = queries.load(str(path))
+    query = named.load(str(path))
     assert (query.name, query.bind({})) == ("top", {"n": 3})
-    assert queries.find(str(path)) == query
+    assert named.find(str(path)) == query
 
 
 def test_header_and_cypher_must_agree(tmp_path):
     path = tmp_path / "bad.cypher"
     path.write_text("// Bad.\n// Parameters:\n//   a  A.\nMATCH (n) WHERE n.x = $b RETURN n\n")
     with pytest.raises(InvalidInput, match=r"used but not declared: \['b'\].*not used: \['a'\]"):
-        queries.load(str(path))
+        named.load(str(path))
     path.write_text("MATCH (n) RETURN n\n")
     with pytest.raises(InvalidInput, match="must start with a one-line description"):
-        queries.load(str(path))
+        named.load(str(path))
     path.write_text("// Aliases.\n// Table: alias, kind\nMATCH (a) RETURN a.alias AS alias\n")
     with pytest.raises(InvalidInput, match="Table: names 'kind', which the query does not return"):
-        queries.load(str(path))
-    assert all(set(q.table) for q in queries.all_queries())  # every shipped query says
+        named.load(str(path))
+    assert all(set(q.table) for q in named.all_queries())  # every shipped query says
 
 
 def test_unknown_names_and_raw_cypher():
     with pytest.raises(NotFound, match="no named query 'nope'; known: artifacts-by-tag"):
-        queries.load("nope")
-    assert queries.find("MATCH (n) RETURN n") is None
-    assert queries.find("compare-papers").name == "compare-papers"
+        named.load("nope")
+    assert named.find("MATCH (n) RETURN n") is None
+    assert named.find("compare-papers").name == "compare-papers"
 
 
 def test_cli_lists_queries_and_names_a_missing_parameter():
@@ -192,7 +192,7 @@ def graph(kg, tmp_path):
 
 
 def _run(kg, name, **params):
-    return queries.run(kg.store, name, params)
+    return named.run(kg.store, name, params)
 
 
 def _cols(rows, *columns):
@@ -295,5 +295,5 @@ def test_import_is_idempotent(graph, tmp_path):
 def test_a_misspelt_query_name_lists_the_known_ones():
     with pytest.raises(NotFound, match=r"no named query 'compare-paper' \(did you mean "
                        r"'compare-papers'\?\); known: .*compare-papers"):
-        queries.find("compare-paper")
-    assert queries.find("MATCH (n) RETURN n") is None
+        named.find("compare-paper")
+    assert named.find("MATCH (n) RETURN n") is None

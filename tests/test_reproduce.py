@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ckg import queries
-from ckg.errors import NotFound, UsageError
-from ckg.reproduce import parse_declaration
+from ckg.core.errors import NotFound, UsageError
+from ckg.formats.reproduces import parse_declaration
+from ckg.graph import named
 from ckg.run.demo import EXAMPLE, run_demo
 
 CKG = str(Path(sys.executable).with_name("ckg"))
@@ -42,7 +42,7 @@ def _ckg(*args, code=0):
 
 
 def _rows(kg, name, **params):
-    return queries.run(kg.store, name, params)
+    return named.run(kg.store, name, params)
 
 
 def _cols(rows, *names):

@@ -1,10 +1,10 @@
-"""CM's tag rules for dependency resolution and find (ckg.resolve)."""
+"""CM's tag rules for dependency resolution and find (ckg.core.resolve)."""
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ckg.records import Dependency
-from ckg.resolve import entry_id, match_tags, parse_tags, resolve
+from ckg.core.records import Dependency
+from ckg.core.resolve import entry_id, match_tags, parse_tags, resolve
 
 
 def cand(uid, tags, variations=(), source="s1", kind="script"):

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from ckg import queries
-from ckg.values import parse_value, read_cell
-from importers import pwc
-from importers.published import Row, build
+from ckg.core.values import parse_value, read_cell
+from ckg.formats import pwc
+from ckg.formats.published import Row, build
+from ckg.graph import named as queries
 
 CKG = str(Path(sys.executable).with_name("ckg"))
 NO_VALUE = {"", "-", "–", "—"}

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ckg import queries
-from ckg.errors import UsageError
+from ckg.core.errors import UsageError
+from ckg.graph import named
 
 ENWIK8_BPC = [  # model, bits per character on enwik8 as published
     ("Compressive Transformer", "0.97"),
@@ -87,14 +87,14 @@ def test_a_metric_of_unknown_direction_is_not_ranked_until_one_is_given(leaderbo
         leaderboards.compare("Image Classification", "MNIST", "Widget Count")
     frame = leaderboards.compare("Image Classification", "MNIST", "Widget Count", "max")
     assert list(frame["model"]) == ["B", "A"] and frame.attrs["why"].startswith("given")
-    rows = queries.run(leaderboards.store, "compare-papers",
+    rows = named.run(leaderboards.store, "compare-papers",
                        {"dataset": "MNIST", "metric": "Widget Count"})
     assert {r["direction"] for r in rows} == {None}  # listed, not ranked
 
 
 def test_the_named_query_and_compare_resolve_metric_names_alike(leaderboards):
     for spelling in ("Bit per Character (BPC)", "BPC", "bits_per_character"):
-        rows = queries.run(leaderboards.store, "compare-papers",
+        rows = named.run(leaderboards.store, "compare-papers",
                            {"dataset": "enwik8", "metric": spelling})
         frame = leaderboards.compare("Language Modelling", "enwik8", spelling)
         assert [r["model"] for r in rows] == list(frame["model"])
@@ -124,7 +124,7 @@ def _env(home: Path) -> dict:
 def test_a_comparison_plot_names_each_result_and_spans_its_values(tmp_path):
     import pandas as pd
 
-    from ckg.results import plot
+    from ckg.results.published import plot
 
     frame = pd.DataFrame({"model": ["BERT", "ESIM", None], "date": ["2018-10-11", None, None],
                           "value": [91.0, 84.5, 78.0], "unit": ["%", "%", "%"]})  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ckg.errors import RunFailed, UsageError
+from ckg.core.errors import RunFailed, UsageError
 from ckg.run import journal
 
 

@@ -7,7 +7,7 @@ import time
 import psutil
 import pytest
 
-from ckg.errors import RunFailed
+from ckg.core.errors import RunFailed
 from ckg.run.execute import execute
 
 

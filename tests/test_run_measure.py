@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ckg.errors import InvalidInput
+from ckg.core.errors import InvalidInput
 from ckg.run.measure import (
     EnergyMeter,
     canonical_metrics,

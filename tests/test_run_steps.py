@@ -3,9 +3,9 @@
 
 import pytest
 
-from ckg.errors import InvalidInput, RunFailed, UsageError
+from ckg.core.errors import InvalidInput, RunFailed, UsageError
+from ckg.formats import ckgyaml
 from ckg.run import steps, workflow
-from importers import ckgyaml
 
 
 def _prepare(fmt, meta, folder, workdir, **kw):

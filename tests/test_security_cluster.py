@@ -96,7 +96,7 @@ def _member(worker):
     """A Dask client of the worker's cluster, with the cluster's client certificate."""
     from distributed import Client
 
-    from ckg.cluster.certs import security_for
+    from ckg.run.cluster.certs import security_for
 
     member = security_for(worker.scheduler, "client", worker.home / "cluster")
     return Client(worker.scheduler, security=member, timeout=20, set_as_default=False)

@@ -18,13 +18,13 @@ from typer.testing import CliRunner
 
 import ckg.cli  # noqa: F401 - registers the commands
 from ckg.cli.app import app
-from ckg.errors import InvalidInput, UnsafeArchive
-from ckg.records import Problem
-from importers import cm
-from importers.archives import Limits
-from importers.detect import detect_formats
-from importers.loaders import MAX_YAML_NODES, Loaded, load
-from importers.sources import open_source, walk_files
+from ckg.core.errors import InvalidInput, UnsafeArchive
+from ckg.core.records import Problem
+from ckg.formats import cm
+from ckg.formats.archives import Limits
+from ckg.formats.detect import detect_formats
+from ckg.formats.loaders import MAX_YAML_NODES, Loaded, load
+from ckg.formats.sources import open_source, walk_files
 from tests.test_archives import link, write_tar, write_zip
 from tests.test_ingest import write_tree
 

@@ -1,6 +1,6 @@
 """Hostile result tables, notebooks and metas: one bad value costs one warning, never the import.
 
-Every reader goes through the guarded loaders of :mod:`importers.loaders`: YAML aliases that
+Every reader goes through the guarded loaders of :mod:`ckg.formats.loaders`: YAML aliases that
 expand without bound, JSON nested past what the parser follows, integers of thousands of
 digits, a CSV field of 50 MB, ``1e999`` and other non-finite numbers, and a key written twice.
 Each case is a real file, imported through both doors a user has (``ckg results import`` of

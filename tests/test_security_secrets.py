@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ckg.records import Node, Records
+from ckg.core.records import Node, Records
 
 CKG = str(Path(sys.executable).with_name("ckg"))
 
@@ -155,7 +155,7 @@ def test_secrets_of_runs_recorded_in_clear_before_are_masked_on_export(store, ck
 
 
 def test_short_values_and_names_that_are_no_secret_are_kept():
-    from ckg import redact
+    from ckg.core import redact
 
     env = {"API_KEY": "1", "CM_TOKENIZER": "bert-base-uncased", "MAX_NUM_TOKENS": "4096",
            "HF_TOKEN": "hf_abcdefgh", "SSH_AUTH_SOCK": "/tmp/agent.sock"}
@@ -167,7 +167,7 @@ def test_short_values_and_names_that_are_no_secret_are_kept():
 
 
 def test_the_step_gets_the_real_secret_and_its_log_file_is_masked(tmp_path):
-    from ckg import redact
+    from ckg.core import redact
     from ckg.run.execute import execute
 
     env = {**os.environ, **PASSED, **AMBIENT}

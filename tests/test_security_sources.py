@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import ckg
-from importers import container
+from ckg.formats import container
 from tests.gitrepo import git
 from tests.test_containers import config, sha, tar_bytes
 from tests.test_ingest import write_tree

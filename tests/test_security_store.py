@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ckg.errors import InvalidInput, RunFailed
+from ckg.core.errors import InvalidInput, RunFailed
 from ckg.run.trust import TRUST_FILE, trust_source
 from ckg.store.embedded import EmbeddedStore
 from ckg.store.server import PID_FILE, RUN_DIR_FILE, server_pid, socket_path, stop_server

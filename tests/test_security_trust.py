@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ckg.errors import RunFailed
+from ckg.core.errors import RunFailed
 from ckg.run.trust import trust_source
 
 EVIL = "id -u > {marker}\n"

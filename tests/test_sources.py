@@ -1,9 +1,9 @@
-"""importers.sources: what a location names, folders read in place, provenance."""
+"""ckg.formats.sources: what a location names, folders read in place, provenance."""
 
 import pytest
 
-from ckg.errors import InvalidInput, NotFound
-from importers.sources import kind_of, open_source, source_uid
+from ckg.core.errors import InvalidInput, NotFound
+from ckg.formats.sources import kind_of, open_source, source_uid
 
 META = b"alias: hello\nuid: 0123456789abcdef\ntags: [hello, demo]\n"
 

@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from ckg.errors import QueryError
-from ckg.records import Edge, Node, Records
+from ckg.core.errors import QueryError
+from ckg.core.records import Edge, Node, Records
 from ckg.store import open_store
 
 HOSTILE = [

@@ -18,7 +18,7 @@ import pytest
 
 from ckg.api import KnowledgeGraph
 from ckg.api import open as open_kg
-from ckg.errors import InvalidInput, NotFound, UsageError
+from ckg.core.errors import InvalidInput, NotFound, UsageError
 from ckg.ingest import IngestSummary
 from ckg.run.demo import EXAMPLE
 from ckg.store import open_store

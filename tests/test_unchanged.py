@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ckg.formats.git import STATE_FILE, checkout, last_checkout
 from ckg.run.provenance import PACKAGES_DIR, installed_packages
-from importers.git import STATE_FILE, checkout, last_checkout
 from tests.gitrepo import git
 
 WORKFLOW = """\

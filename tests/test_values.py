@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ckg.values import CANONICAL_UNITS, Unit, column_unit, parse_unit, parse_value
+from ckg.core.values import CANONICAL_UNITS, Unit, column_unit, parse_unit, parse_value
 
 
 @pytest.mark.parametrize(

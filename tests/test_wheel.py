@@ -1,7 +1,7 @@
 """The wheel built from the project works where it is installed, away from the checkout.
 
 The wheel is built from a copy of what it is made of (``pyproject.toml``, ``README.md``,
-``ckg/``, ``importers/``), so the build's own folders stay out of the checkout, and installed
+``ckg/``), so the build's own folders stay out of the checkout, and installed
 (not editable) into a fresh virtual environment whose commands run from a folder outside the
 checkout. Building and installing fetch nothing: the build uses this environment's setuptools,
 and the fresh environment takes its third-party packages from this one's site-packages through
@@ -30,7 +30,7 @@ from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[1]
 #: What the wheel is built from.
-SOURCES = ("pyproject.toml", "README.md", "ckg", "importers")
+SOURCES = ("pyproject.toml", "README.md", "ckg")
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_the_wheel_holds_every_file_of_the_packages(wheel):
         held = set(archive.namelist())
     here = {
         path.relative_to(REPO).as_posix()
-        for package in ("ckg", "importers")
+        for package in ("ckg",)
         for path in (REPO / package).rglob("*")
         if path.is_file() and "__pycache__" not in path.parts
     }
@@ -102,7 +102,7 @@ def test_the_installed_wheel_runs_the_demo_a_named_query_and_serve(wheel, ckg_ho
     def ckg(*args):
         return _check([str(bin_dir / "ckg"), *args], cwd=work, env=_env())
 
-    probe = "import ckg, importers; print(ckg.__file__); print(importers.__file__)"
+    probe = "import ckg.formats; print(ckg.__file__); print(ckg.formats.__file__)"
     where = _check([str(bin_dir / "python"), "-c", probe], cwd=work, env=_env())
     for path in where.stdout.split():
         assert Path(path).is_relative_to(tmp_path / "venv"), where.stdout

@@ -1,4 +1,4 @@
-"""importers.loaders.construct_tree builds what PyYAML's own constructor builds, or fails as it
+"""ckg.formats.loaders.construct_tree builds what PyYAML's own constructor builds, or fails as it
 fails: on every YAML file of the shared corpora and on the shapes it hands back to PyYAML."""
 
 import math
@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from importers.loaders import _Loader, construct_tree, load
+from ckg.formats.loaders import _Loader, construct_tree, load
 from tests.fixtures_store import corpora  # noqa: F401 - fixture
 
 

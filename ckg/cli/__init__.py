@@ -4,8 +4,8 @@ import importlib
 import sys
 
 from ckg.cli.app import app, settings
-from ckg.config import private_files
-from ckg.errors import CkgError, UsageError
+from ckg.core.config import private_files
+from ckg.core.errors import CkgError, UsageError
 
 #: The modules whose import registers the commands, in the order ``ckg --help`` lists them:
 #: the way through ckg, from ingesting to looking at the results.
@@ -18,7 +18,7 @@ for _module in COMMAND_MODULES:
 def main() -> None:
     """Run the CLI; a CkgError becomes one line on stderr and its exit code.
 
-    Everything the command creates is private to the user (:func:`ckg.config.private_files`).
+    Everything the command creates is private to the user (:func:`ckg.core.config.private_files`).
     """
     try:
         with private_files():

@@ -1,7 +1,7 @@
 """The typer application, its global options, and the helpers every command shares.
 
 Commands live in one module per group (``db.py``, ``query.py``, ...) and call the Python
-API only; :func:`main` turns any :class:`ckg.errors.CkgError` into one line on stderr.
+API only; :func:`main` turns any :class:`ckg.core.errors.CkgError` into one line on stderr.
 """
 
 import json
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import typer
 
 from ckg import __version__
-from ckg.values import format_number, human_unit, is_number
+from ckg.core.values import format_number, human_unit, is_number
 
 app = typer.Typer(
     name="ckg",
@@ -93,7 +93,7 @@ def parse_params(pairs: list[str] | None) -> dict:
     >>> parse_params(["n=3", "tags=[\\"a\\"]", "name=knn"])
     {'n': 3, 'tags': ['a'], 'name': 'knn'}
     """
-    from ckg.errors import UsageError
+    from ckg.core.errors import UsageError
 
     params = {}
     for pair in pairs or []:
@@ -111,7 +111,7 @@ def parse_params(pairs: list[str] | None) -> dict:
 
 
 def _too_deep(name: str):
-    from ckg.errors import UsageError
+    from ckg.core.errors import UsageError
 
     return UsageError(f"--param {name}: nested deeper than {MAX_PARAM_DEPTH} levels")
 
@@ -124,14 +124,15 @@ def _check_param(name: str, value) -> None:
 
     >>> _check_param("x", float("inf"))
     Traceback (most recent call last):
-    ckg.errors.UsageError: --param x: inf is not a finite number (JSON reads 1e999 as infinity); \
+    ckg.core.errors.UsageError: --param x: inf is not a finite number (JSON reads 1e999 as \
+infinity); \
 pass it as text with x='"..."'
     >>> _check_param("n", [1, 2**63])
     Traceback (most recent call last):
-    ckg.errors.UsageError: --param n: 9223372036854775808 does not fit the 64-bit integers a \
+    ckg.core.errors.UsageError: --param n: 9223372036854775808 does not fit the 64-bit integers a \
 graph holds; pass it as text with n='"9223372036854775808"'
     """
-    from ckg.errors import UsageError
+    from ckg.core.errors import UsageError
 
     stack = [(value, 0)]
     while stack:

@@ -47,7 +47,7 @@ def rm(
 
     Example: ckg cache rm get-python3
     """
-    from ckg.errors import UsageError
+    from ckg.core.errors import UsageError
 
     if not names and not all_:
         raise UsageError("ckg cache rm needs entry names, script aliases or --all")

@@ -78,7 +78,7 @@ def make_certs(
 
     Example: ckg cluster certs ~/cluster-certs
     """
-    from ckg.cluster import certs
+    from ckg.run.cluster import certs
 
     where = certs.folder(folder)
     until = certs.make(where, days)
@@ -99,7 +99,7 @@ def make_certs(
 def warning_lines():
     """Inside the block, ckg's ``--insecure`` warning is one line on stderr, as the CLI says
     errors; other warnings show as Python shows them."""
-    from ckg.cluster.resources import Insecure
+    from ckg.run.cluster.resources import Insecure
 
     python_shows = warnings.showwarning
 

@@ -45,7 +45,7 @@ def stop() -> None:
 
     Example: ckg db stop
     """
-    from ckg import config
+    from ckg.core import config
     from ckg.store.embedded import stop_server
 
     pid = stop_server(config.home())
@@ -58,7 +58,7 @@ def reset(yes: bool = typer.Option(False, "--yes", help="Confirm deleting everyt
 
     Example: ckg db reset --yes
     """
-    from ckg.errors import UsageError
+    from ckg.core.errors import UsageError
 
     if not yes:
         raise UsageError("ckg db reset deletes the whole graph: add --yes to confirm")

@@ -36,7 +36,7 @@ def ingest(
 
     Example: ckg ingest https://github.com/mlcommons/cm4mlops --ref main --name cm4mlops
     """
-    from ckg.errors import UsageError
+    from ckg.core.errors import UsageError
     from ckg.ingest import StrictFailure
 
     if name and len(sources) > 1:

@@ -10,7 +10,7 @@ stderr which it took and from which source when several matched.
 import sys
 from dataclasses import dataclass, field
 
-from ckg.errors import UsageError
+from ckg.core.errors import UsageError
 
 #: The click settings that leave MLCFlow's flags (unknown to ckg) to :func:`mlc_call`.
 MLC_FLAGS = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -148,9 +148,9 @@ def choose_target(kg, target: str, *, source: str | None = "", quiet: bool = Tru
     Raises
     ------
     UsageError
-        As :func:`ckg.lookup.select`: nothing matches, or several where MLCFlow would ask.
+        As :func:`ckg.graph.lookup.select`: nothing matches, or several where MLCFlow would ask.
     """
-    from ckg.lookup import chosen
+    from ckg.graph.lookup import chosen
 
     selection = kg.select(target, source=source or "", quiet=quiet, use_cache=use_cache)
     if selection.choice is not None and (selection.choice.others or source):
@@ -160,8 +160,8 @@ def choose_target(kg, target: str, *, source: str | None = "", quiet: bool = Tru
 
 def say_choice(target: str, choice: dict | None, verb: str) -> None:
     """One line on stderr: which artifact ``target`` chose (``choice`` as
-    :func:`ckg.lookup.chosen` gives it), from which source, and what else matched."""
-    from ckg.lookup import listing
+    :func:`ckg.graph.lookup.chosen` gives it), from which source, and what else matched."""
+    from ckg.graph.lookup import listing
 
     if not choice:
         return

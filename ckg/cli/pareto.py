@@ -7,7 +7,7 @@ import textwrap
 import typer
 
 from ckg.cli.app import app, format_number, open_graph, print_rows
-from ckg.errors import UsageError
+from ckg.core.errors import UsageError
 
 
 @app.command("pareto")
@@ -46,7 +46,7 @@ def pareto(
             write=not no_write,
         )
     if plot and not front.unranked:
-        from ckg.plot import plot_front
+        from ckg.pareto.plot import plot_front
 
         plot_front(front.table, front.objectives, plot, units=front.units, title="")
     rows = [r for r in front.rows() if fronts is None or r["front_rank"] <= fronts]

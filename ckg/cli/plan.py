@@ -9,7 +9,7 @@ import typer
 
 from ckg.cli.app import app, open_graph
 from ckg.cli.mlc import MLC_FLAGS, choose_target, mlc_call, quiet_mode
-from ckg.errors import UsageError
+from ckg.core.errors import UsageError
 
 
 @app.command("plan", context_settings=MLC_FLAGS)

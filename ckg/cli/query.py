@@ -18,7 +18,7 @@ def query(
 
     Example: ckg query compare-papers -p task="Question Answering" -p dataset=SQuAD1.1 -p metric=F1
     """
-    from ckg import queries
+    from ckg.graph import named as queries
 
     params = parse_params(param)
     named = queries.find(cypher)

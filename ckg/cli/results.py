@@ -74,7 +74,7 @@ def queries_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
 
     Example: ckg queries
     """
-    from ckg import queries
+    from ckg.graph import named
 
     rows = [
         {
@@ -83,7 +83,7 @@ def queries_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
             "parameters": " ".join(p.name + ("?" if p.optional else "") for p in q.params),
             "example": q.example,
         }
-        for q in queries.all_queries()
+        for q in named.all_queries()
     ]
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -113,7 +113,7 @@ def compare(
     perplexity, bits per character, latency ... rank lower first); a metric with neither
     needs --higher-is-better or --lower-is-better.
     """
-    from ckg.errors import UsageError
+    from ckg.core.errors import UsageError
 
     if higher and lower:
         raise UsageError("give --higher-is-better or --lower-is-better, not both")
@@ -121,7 +121,7 @@ def compare(
     with open_graph() as kg:
         frame = kg.compare(task=task, dataset=dataset, metric=metric, direction=direction)
     if plot:
-        from ckg.results import plot as draw
+        from ckg.results.published import plot as draw
 
         draw(frame, plot)
     if as_json or as_csv:

@@ -82,7 +82,7 @@ def run(
     Example: ckg run sklearn-digits --grid model=knn,logreg --cluster tls://10.0.0.5:8786
     --platform gpu=H200
     """
-    from ckg.frontier import run_objectives
+    from ckg.pareto.frontier import run_objectives
     from ckg.run.workflow import parse_env, parse_grid
 
     call = mlc_call([*([target] if target else []), *ctx.args], parse_env(env), parse_env(inputs))

@@ -5,7 +5,7 @@ import json
 import typer
 
 from ckg.cli.app import app, open_graph, params_text, print_rows
-from ckg.values import format_number, human_unit
+from ckg.core.values import format_number, human_unit
 
 
 @app.command("runs")

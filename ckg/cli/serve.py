@@ -3,7 +3,7 @@
 import typer
 
 from ckg.cli.app import app, open_graph
-from ckg.errors import require_extra
+from ckg.core.errors import require_extra
 from ckg.serve import HOST, PORT, listen
 
 

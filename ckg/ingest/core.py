@@ -2,18 +2,18 @@
 
 The stages, each a plain value handed to the next:
 
-1. :func:`importers.sources.open_source` gives a read-only tree and its provenance.
+1. :func:`ckg.formats.sources.open_source` gives a read-only tree and its provenance.
 2. A stat of every file is compared with the source's manifest (``CKG_HOME/manifests``):
    an unchanged tree of a complete source stops here, having parsed and written nothing.
-3. :func:`importers.detect.detect_formats` lists meta files ("units"); a unit whose size or
+3. :func:`ckg.formats.detect.detect_formats` lists meta files ("units"); a unit whose size or
    mtime changed is hashed, and only units whose bytes changed are parsed, by the format's
-   importer (``importers.<format>.read``).
+   importer (``ckg.formats.<format>.read``).
 4. Records are grouped per artifact and digested; only new or changed artifacts are written.
 5. The store's ingest lock is taken (:func:`ckg.ingest.write.write_lock`; concurrent ingests
    into one store are serialised from here on, so each resolves against a graph no other is
    writing). Should another ingest of this same source have written since stage 2, the
    ingest starts again, the lock held. Dependencies of written artifacts are resolved with
-   :func:`ckg.resolve.resolve` against every artifact in the graph (one query), the own
+   :func:`ckg.core.resolve.resolve` against every artifact in the graph (one query), the own
    source first.
 6. Writes, in an order that lets a killed ingest be repaired: ``Source.complete`` set false,
    artifacts and edges merged, artifacts gone deleted, other sources' unresolved entries
@@ -30,7 +30,7 @@ The stages, each a plain value handed to the next:
 
 A single results file (Papers with Code JSON, an MLPerf ``cm-result.json``, a results table)
 skips these stages: it is read and written as ``ckg results import`` of it would be
-(:func:`ckg.results.read_path`, :func:`ckg.results.write_source`), the same graph.
+(:func:`ckg.ingest.results.read_path`, :func:`ckg.ingest.results.write_source`), the same graph.
 """
 
 import hashlib
@@ -42,7 +42,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ckg.errors import InvalidInput, UsageError
+from ckg.core.errors import InvalidInput, UsageError
+from ckg.core.records import Dependency, Edge, Node, Problem, Records
+from ckg.formats import importer
+from ckg.formats.archives import Limits
+from ckg.formats.files import open_file
+from ckg.formats.sources import kind_of, open_source, source_uid, walk_files
 from ckg.ingest.write import (
     count_resolution,
     graph_artifacts,
@@ -53,11 +58,6 @@ from ckg.ingest.write import (
     write_lock,
     write_plan,
 )
-from ckg.records import Dependency, Edge, Node, Problem, Records
-from importers import importer
-from importers.archives import Limits
-from importers.files import open_file
-from importers.sources import kind_of, open_source, source_uid, walk_files
 
 FORMATS = ("cm", "mlc", "ck", "ckg", "generic", "notebook", "container")
 MANIFEST_VERSION = 1
@@ -187,7 +187,7 @@ def ingest(
     progress : callable, optional
         Called as ``progress(stage, done, total)``, stage in ``files``, ``artifacts``, ``edges``.
     limits : Limits, optional
-        Archive bounds (:meth:`importers.archives.Limits.from_env` when None).
+        Archive bounds (:meth:`ckg.formats.archives.Limits.from_env` when None).
 
     Returns
     -------
@@ -198,7 +198,7 @@ def ingest(
     UsageError
         An unknown ``fmt``.
     NotFound, InvalidInput, UnsafeArchive
-        From :func:`importers.sources.open_source`; :class:`StrictFailure` as said above.
+        From :func:`ckg.formats.sources.open_source`; :class:`StrictFailure` as said above.
 
     Examples
     --------
@@ -309,9 +309,9 @@ def _ingest_results_file(store, home, location, ref, name, fmt, strict,
                          started) -> IngestSummary:
     """One results file, written as ``ckg results import`` of it writes it: its ``Source``
     (kind ``file``), its Results, its stale Results removed, papers linked to code."""
+    from ckg.formats.results import KNOWN
     from ckg.ingest.link import link_code
-    from ckg.results import read_path, write_source
-    from importers.results import KNOWN
+    from ckg.ingest.results import read_path, write_source
 
     if ref:
         raise InvalidInput(f"--ref {ref!r} applies to Git sources only, not to {location}")
@@ -339,7 +339,7 @@ def _ingest_results(store, root: Path, uid: str, summary: IngestSummary) -> None
     read and written as ``ckg results import`` would, and the results of this source that
     its files no longer hold removed. One door: a results repository ingests like any other.
     An unchanged source never gets here, so its results are not read again."""
-    from importers import results as result_files
+    from ckg.formats import results as result_files
 
     found = result_files.detect(root)
     records = result_files.read(root, uid, found) if found else None
@@ -447,7 +447,7 @@ class _Reader:
         self.renamed = 0
 
     def read(self) -> None:
-        from importers.detect import detect_formats
+        from ckg.formats.detect import detect_formats
 
         detected = detect_formats(self.root)
         # Names that are not UTF-8 were left out by detection: each is one warning.

@@ -5,8 +5,8 @@ source): a paper whose code link is an ingested repository gets
 ``(Artifact)-[:IMPLEMENTS]->(Paper)`` from that repository's project artifact.
 """
 
-from ckg.lookup import papers_with_code_at, project_artifacts
-from importers.papers import repo_url
+from ckg.formats.papers import repo_url
+from ckg.graph.lookup import papers_with_code_at, project_artifacts
 
 
 def link_code(store, source: str | None = None) -> int:

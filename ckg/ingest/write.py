@@ -39,8 +39,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from ckg import lookup
-from ckg.records import Dependency, Edge, Records
+from ckg.core.records import Dependency, Edge, Records
+from ckg.graph import lookup
 from ckg.store.base import BATCH_SIZE
 from ckg.store.lock import Held
 
@@ -130,7 +130,7 @@ def resolvable(store, missing: list[Dependency]) -> bool:
     artifacts that carry every plain tag of some entry (usually none), and those are
     resolved with CM's rules. Entries without a plain tag need every artifact.
     """
-    from ckg.resolve import parse_tags, resolve
+    from ckg.core.resolve import parse_tags, resolve
 
     queries = {parse_tags(d.tags) for d in missing}
     if any(q.variations and not q.plain for q in queries):
@@ -170,7 +170,7 @@ def _matching(props: dict) -> tuple:
 
 
 def _resolve(deps: list[Dependency], candidates: list[dict]):
-    from ckg.resolve import resolve
+    from ckg.core.resolve import resolve
 
     return resolve(deps, candidates) if deps else []
 

@@ -1,4 +1,4 @@
-"""the one MLCFlow/CM rule book
+"""The one MLCFlow/CM rule book.
 
 What MLCFlow's script automation (and CM's, where a :class:`~ckg.mlc.dialect.Dialect` says
 how it differs) does with a script's meta between finding the script and running it, as pure

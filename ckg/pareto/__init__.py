@@ -1,8 +1,8 @@
 """Pareto fronts: non-dominated sets, front ranks and hypervolume on NumPy arrays and DataFrames.
 
 Everything here is pure: arrays and DataFrames in, arrays and DataFrames out, no I/O.
-:mod:`ckg.frontier` selects points from the graph and writes front membership back;
-:mod:`ckg.plot` draws them.
+:mod:`ckg.pareto.frontier` selects points from the graph and writes front membership back;
+:mod:`ckg.pareto.plot` draws them.
 
 Definitions
 -----------
@@ -81,7 +81,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ckg.errors import InvalidInput, UsageError
+from ckg.core.errors import InvalidInput, UsageError
 from ckg.pareto.hypervolume import _hv
 from ckg.pareto.margins import _greedy_front, _greedy_ranks
 from ckg.pareto.sets import _nd, _ranks
@@ -109,7 +109,7 @@ def parse_objectives(spec: str | Sequence[str | Objective], *,
     """Objectives from ``"accuracy:max,latency"`` or a list of such items.
 
     A name without ``:min`` / ``:max`` takes its direction from the metric registry
-    (:func:`ckg.metrics.get`); names are kept as written. With ``undirected``, a metric the
+    (:func:`ckg.core.metrics.get`); names are kept as written. With ``undirected``, a metric the
     registry gives no direction is an objective whose direction is None (to list its
     values, unranked) instead of an error.
 
@@ -151,7 +151,7 @@ def parse_objectives(spec: str | Sequence[str | Objective], *,
 
 
 def _registry_direction(name: str, undirected: bool = False) -> str | None:
-    from ckg import metrics
+    from ckg.core import metrics
 
     metric = metrics.get(name)
     if metric is None or metric.direction is None:
@@ -238,7 +238,7 @@ def front_table(
 def _column_for(table, name: str) -> str:
     if name in table.columns:
         return name
-    from ckg import metrics
+    from ckg.core import metrics
 
     metric = metrics.get(name)
     if metric is not None:

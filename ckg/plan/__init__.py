@@ -16,10 +16,10 @@ Examples
 import sys
 from collections.abc import Iterable, Mapping
 
+from ckg.core.redact import secret_values
 from ckg.plan import memo
 from ckg.plan.fetch import fetch_subgraph, find_target
 from ckg.plan.model import Plan, Step
-from ckg.redact import secret_values
 
 __all__ = ["Plan", "Step", "build_plan", "load_graph", "plan"]
 

@@ -17,15 +17,15 @@ from collections.abc import Iterable, Mapping
 
 import networkx as nx
 
-from ckg.errors import CycleError, UsageError
+from ckg.core.errors import CycleError, UsageError
+from ckg.core.resolve import choose as choose_artifact
+from ckg.core.resolve import place, sort_value
 from ckg.mlc import groups, hand_down, inherited_tags, tags_from_env
 from ckg.mlc.guards import blocked_by, describe
 from ckg.plan.env import REFERENCE, GuardEnv, exported, plain_patterns, split_env
 from ckg.plan.graph import as_list, entries_of, meta_of
 from ckg.plan.model import AFTER_KINDS, KIND_ORDER, Plan, Step
 from ckg.plan.variations import VariationError, apply, choose, merge_adr, static_name
-from ckg.resolve import choose as choose_artifact
-from ckg.resolve import place, sort_value
 
 
 def build_plan(
@@ -304,7 +304,7 @@ class _Planner:
 
     def _narrow(self, step, targets, plain_tags) -> list[str]:
         """Candidates carrying the extra plain tags, in the order they are chosen: the one
-        rule for a target and a dependency (:func:`ckg.resolve.choose`)."""
+        rule for a target and a dependency (:func:`ckg.core.resolve.choose`)."""
         if len(targets) == 1:  # most entries: nothing to choose
             return targets
         nodes = self.graph.nodes

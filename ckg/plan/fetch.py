@@ -1,6 +1,6 @@
 """The planner's reads from the graph store: the target, and its dependency subgraph.
 
-The target is chosen by :func:`ckg.lookup.select` (as MLCFlow chooses among several
+The target is chosen by :func:`ckg.graph.lookup.select` (as MLCFlow chooses among several
 matches). A subgraph that spans several sources costs one more small query, for the
 sources' locations and names, which order a dependency's candidates across them.
 
@@ -65,14 +65,14 @@ def find_target(store, target: str) -> tuple[str, list[str]]:
     -------
     (str, list of str)
         The artifact uid and the variation names (without ``_``). Where several artifacts
-        match, the one MLCFlow chooses in quiet mode (:func:`ckg.lookup.select`).
+        match, the one MLCFlow chooses in quiet mode (:func:`ckg.graph.lookup.select`).
 
     Raises
     ------
     UsageError
         If nothing matches.
     """
-    from ckg.lookup import select
+    from ckg.graph.lookup import select
 
     chosen = select(store, target)
     return chosen.uid, list(chosen.variations)
@@ -117,9 +117,9 @@ def fetch_subgraph(store, uid: str) -> tuple[list[dict], list[dict], list[dict]]
 def _add_sources(store, artifacts: list[dict], uids: list[str]) -> None:
     """Give each artifact its source's location, name and place in the user's source
     order: what orders a dependency's candidates from several sources
-    (:func:`ckg.resolve.choose`). A subgraph of one source needs none of it."""
-    from ckg.lookup import source_order
-    from ckg.resolve import source_rank
+    (:func:`ckg.core.resolve.choose`). A subgraph of one source needs none of it."""
+    from ckg.core.resolve import source_rank
+    from ckg.graph.lookup import source_order
 
     rows = store.run(SOURCES, {"uids": uids})
     found = {r["uid"]: r for r in rows}

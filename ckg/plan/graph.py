@@ -25,7 +25,7 @@ def as_list(value) -> list[str]:
 def entry_from_meta(meta: Mapping, entry_id: str) -> dict:
     """The properties of a dependency entry, read from its artifact's meta by entry id.
 
-    The id is ``uid#kind#via_variation#position`` (:func:`ckg.resolve.entry_id`); the
+    The id is ``uid#kind#via_variation#position`` (:func:`ckg.core.resolve.entry_id`); the
     entry is ``meta[kind][position]``, or ``meta["variations"][via][kind][position]``.
     An id that points nowhere in the meta gives an entry without tags or guards.
 

@@ -7,7 +7,7 @@ dependency edge, ``--env``, planner or rule gives a new key and a fresh plan. A 
 NetworkX altogether, whose import alone costs about 0.15 s of a whole ``ckg run`` process.
 At most :data:`KEEP` plans are kept; the oldest go first. The user's secrets are not in the
 files: placeholders stand for them, filled again from the environment the key was made of
-(:func:`ckg.redact.seal`).
+(:func:`ckg.core.redact.seal`).
 """
 
 import hashlib
@@ -16,8 +16,8 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ckg.core.redact import seal, unseal
 from ckg.plan.model import Plan, Step
-from ckg.redact import seal, unseal
 
 FOLDER = "plans"
 KEEP = 256
@@ -58,7 +58,7 @@ def load(home: Path, key: str, secrets: tuple[str, ...] = ()) -> Plan | None:
 
 def save(home: Path, key: str, plan: Plan, secrets: tuple[str, ...] = ()) -> None:
     """Save ``plan`` under ``key`` (write then rename: a reader never sees half a file),
-    with placeholders for ``secrets`` (:func:`ckg.redact.seal`): the values of the user's
+    with placeholders for ``secrets`` (:func:`ckg.core.redact.seal`): the values of the user's
     environment that the key was made of, which :func:`load` is given again."""
     folder = Path(home) / FOLDER
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ finds those copies once per command; :class:`Provenance` remembers, per artifact
 import json
 from pathlib import Path
 
-from ckg.errors import RunFailed
+from ckg.core.errors import RunFailed
 from ckg.graph.execution import artifact_sources
 from ckg.run import provenance
 
@@ -75,8 +75,8 @@ class Checkouts:
         return self._copy(step, info)
 
     def _copy(self, step, info: dict) -> str:
-        from importers.git import last_checkout
-        from importers.sources import open_source
+        from ckg.formats.git import last_checkout
+        from ckg.formats.sources import open_source
 
         if not info.get("location"):
             raise RunFailed(f"{step.alias}: no source recorded for it; ingest it again")
@@ -141,7 +141,7 @@ class Provenance:
         """Add to ``records`` the edge from Run ``run_uid`` to the set of Python
         distributions of this interpreter, and that ``PackageSet`` node the first time
         (it never changes, so it is written once per command)."""
-        from ckg.records import Edge
+        from ckg.core.records import Edge
 
         if self.package_set is None:
             self.package_set = provenance.package_set_node(

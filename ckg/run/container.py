@@ -12,9 +12,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from ckg.errors import InvalidInput, UsageError
+from ckg.core.errors import InvalidInput, UsageError
+from ckg.core.redact import is_secret
 from ckg.graph.execution import artifact_sources
-from ckg.redact import is_secret
 
 ENGINES = ("docker", "podman")
 
@@ -46,7 +46,7 @@ def check_image(image: str) -> str:
     'python:3.12-slim'
     >>> check_image("--privileged")
     Traceback (most recent call last):
-    ckg.errors.InvalidInput: container image '--privileged' refused: it starts with '-' \
+    ckg.core.errors.InvalidInput: container image '--privileged' refused: it starts with '-' \
 (docker would read it as an option)
     """
     if image.startswith("-"):
@@ -97,7 +97,7 @@ def step_commands(store, step) -> list[str]:
     the folder of a folder source, the archive itself when the source is the image archive;
     a Git or archive source's paths stay relative to its checkout. An image the target
     needs (a base) is only loaded: the target's ``docker run`` is the one that runs."""
-    from importers.container import FOLDER_UNITS  # 50 ms (YAML, the importers): images only
+    from ckg.formats.container import FOLDER_UNITS  # 50 ms (YAML, the importers): images only
 
     rows = [r for r in artifact_sources(store, [step.uid]) if r["source_kind"]]
     kind, location = (rows[0]["source_kind"], rows[0]["location"]) if rows else ("", "")
@@ -123,7 +123,7 @@ def image_commands(meta: dict, kind: str, alias: str, folder: str) -> list[str]:
     >>> image_commands({"file": "Dockerfile"}, "dockerfile", "svc", "svc")
     ['docker build -t ckg/svc -f svc/Dockerfile svc', 'docker run --rm ckg/svc']
     """
-    from importers.container import FOLDER_UNITS  # 50 ms (YAML, the importers): images only
+    from ckg.formats.container import FOLDER_UNITS  # 50 ms (YAML, the importers): images only
 
     where = Path(folder)
     if kind == "dockerfile":

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import yaml
 
-from ckg import config
-from ckg.errors import NotFound, require_extra
+from ckg.core import config
+from ckg.core.errors import NotFound, require_extra
+from ckg.formats.ckgyaml import FILENAME
 from ckg.ingest import ingest
 from ckg.run.runner import Options, run
-from importers.ckgyaml import FILENAME
 
 EXAMPLE = Path(__file__).resolve().with_name("demo_example")
 

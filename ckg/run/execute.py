@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ckg import config
-from ckg.errors import RunFailed
-from ckg.redact import mask_file
+from ckg.core import config
+from ckg.core.errors import RunFailed
+from ckg.core.redact import mask_file
 
 #: Seconds between SIGTERM and SIGKILL when a step times out.
 KILL_GRACE_S = 1.0
@@ -69,7 +69,7 @@ def execute(
         Wall-clock limit; on expiry the whole process group is killed.
     secrets : tuple of str
         Values masked, with URL passwords, in what the command wrote to the log once it
-        ends (:func:`ckg.redact.mask_file`); the command itself gets them from ``env``.
+        ends (:func:`ckg.core.redact.mask_file`); the command itself gets them from ``env``.
     stdin : int, optional
         A descriptor the command reads (a terminal or pipe that answers its questions);
         ``/dev/null`` when None.

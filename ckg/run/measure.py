@@ -10,7 +10,7 @@ counter of each NVIDIA GPU, ``pynvml`` imported only when installed), otherwise
 Result files a step may write in its working folder, read in this order (later wins):
 a final JSON object line on stdout, ``cm-output.json``, ``cm-result.json``,
 ``ckg-result.json``. Each gives metric names and numbers; names go through the metric
-registry (:func:`ckg.metrics.resolve`) so that ``Accuracy`` and ``accuracy`` meet.
+registry (:func:`ckg.core.metrics.resolve`) so that ``Accuracy`` and ``accuracy`` meet.
 """
 
 import json
@@ -20,7 +20,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ckg.errors import InvalidInput
+from ckg.core.errors import InvalidInput
 
 #: Watts per busy core for the CPU-time energy estimate: a server core under load draws
 #: roughly 5 to 10 W (a 200 W, 32-core package is about 6 W per core).
@@ -287,7 +287,7 @@ def canonical_metrics(raw: dict[str, tuple[float, str]]) -> dict[str, tuple[floa
     A name the registry does not know whose unit names a metric (CM's ``Result`` with
     ``Result_Units: Samples/s``) takes that metric's name.
     """
-    from ckg import metrics
+    from ckg.core import metrics
 
     mapped = {}
     for name, (value, unit) in raw.items():

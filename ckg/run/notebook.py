@@ -13,7 +13,7 @@ recorded like any other. This process:
    folder, for data files beside it;
 3. writes the executed notebook to ``OUT``, whether or not a cell failed (on the step's
    timeout too: SIGTERM unwinds, shutting the kernel down), with the secrets of its
-   environment and parameters masked (:mod:`ckg.redact`) in its cells and their outputs;
+   environment and parameters masked (:mod:`ckg.core.redact`) in its cells and their outputs;
 4. prints, as its last stdout line, a JSON object of the numbers the notebook glued
    (scrapbook's ``glue``, papermill's ``record``), which the runner reads as reported metrics
    beside a ``ckg-result.json`` the notebook writes in its working folder (the file wins
@@ -32,8 +32,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ckg.redact import mask_value, secret_values
-from importers.notebook import glued_metrics
+from ckg.core.redact import mask_value, secret_values
+from ckg.formats.notebook import glued_metrics
 
 INJECTED_TAG = "injected-parameters"
 PARAMETERS_TAG = "parameters"

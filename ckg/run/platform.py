@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ckg.records import Node
+from ckg.core.records import Node
 
 #: Packages whose versions change measured figures enough to belong in the fingerprint.
 KEY_PACKAGES = (

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ckg import redact
-from ckg.errors import RunFailed
-from ckg.records import Node, Records
+from ckg.core import redact
+from ckg.core.errors import RunFailed
+from ckg.core.records import Node, Records
 from ckg.run import record, steps, trust
 from ckg.run.execute import Outcome, execute
 from ckg.run.measure import EnergyMeter, Figure, canonical_metrics, result_metrics
@@ -73,7 +73,7 @@ class Command:
 
     ``options`` are the command's :class:`~ckg.run.runner.Options`; ``global_env`` its
     ``--env`` values that name no step (``ALIAS:KEY`` ones are the planner's); ``ambient``
-    the secrets of this process's environment (:func:`ckg.redact.ambient`); ``platform``,
+    the secrets of this process's environment (:func:`ckg.core.redact.ambient`); ``platform``,
     ``experiment`` the nodes every Run links to; ``reproduces`` what target runs reproduce
     (:class:`ckg.run.reproduces.Reproduces`); ``checkouts``, ``provenance``, ``recorder``
     where code lies, what it was, where records go; ``run_uids`` the uids the next target

@@ -7,7 +7,7 @@ at the content ingested (:mod:`ckg.run.trust`); when the meta the graph holds is
 source's; or when ckg does not run its format (:func:`ckg.run.steps.check_runnable`).
 """
 
-from ckg.errors import RunFailed
+from ckg.core.errors import RunFailed
 from ckg.run import steps, trust
 
 

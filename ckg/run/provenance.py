@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from ckg.records import Node
+from ckg.core.records import Node
 
 #: Folders and files of an artifact that are not its content: caches, VCS data, run output.
 _SKIP_DIRS = frozenset({"__pycache__", ".git", ".hg", ".svn", ".venv", "node_modules"})
@@ -188,44 +188,3 @@ def package_set_node(packages: list[str]) -> Node:
         "uid": f"pkgs:{digest}", "packages": list(packages), "count": len(packages),
         "python": sys.version.split()[0], "executable": sys.executable,
     })
-
-
-def diff(a: dict, b: dict) -> dict:
-    """What differs between two runs' provenance (as :func:`ckg.runs.provenance` gives it):
-    ``{field: {"a": ..., "b": ...}}`` for scalars, and for maps (env, packages, files,
-    params, platform) the keys only in one and the keys whose values differ.
-
-    >>> diff({"source_commit": "1", "files": {"x": "1"}}, {"source_commit": "2",
-    ...       "files": {"x": "2", "y": "3"}})
-    {'files': {'only_b': ['y'], 'changed': ['x']}, 'source_commit': {'a': '1', 'b': '2'}}
-    """
-    out: dict = {}
-    for key in sorted(set(a) | set(b)):
-        x, y = a.get(key), b.get(key)
-        if x == y:
-            continue
-        if isinstance(x, dict | None) and isinstance(y, dict | None) and (x or y) is not None \
-                and (isinstance(x, dict) or isinstance(y, dict)):
-            x, y = x or {}, y or {}
-            part = {
-                "only_a": sorted(set(x) - set(y)),
-                "only_b": sorted(set(y) - set(x)),
-                "changed": sorted(k for k in set(x) & set(y) if x[k] != y[k]),
-            }
-            out[key] = {k: v for k, v in part.items() if v}
-        else:
-            out[key] = {"a": x, "b": y}
-    return out
-
-
-def as_map(packages: list[str]) -> dict[str, str]:
-    """``["numpy==2.0"]`` as ``{"numpy": "2.0"}`` (names compared case-insensitively).
-
-    >>> as_map(["NumPy==2.0", "odd"])
-    {'numpy': '2.0', 'odd': ''}
-    """
-    out = {}
-    for item in packages or []:
-        name, _, version = str(item).partition("==")
-        out[name.casefold()] = version
-    return out

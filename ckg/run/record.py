@@ -6,9 +6,9 @@ and ``(Run)-[:MEASURED]->(Measurement)``; ``MEASURED`` comes last, so a run whos
 ``MEASURED`` relationship is in the graph was written whole (see :mod:`ckg.run.journal`).
 """
 
-from ckg import redact
-from ckg.errors import StoreUnavailable
-from ckg.records import Edge, Node, Records
+from ckg.core import redact
+from ckg.core.errors import StoreUnavailable
+from ckg.core.records import Edge, Node, Records
 from ckg.run import journal
 from ckg.run.measure import Figure, summarize
 
@@ -56,7 +56,7 @@ def run_records(
     >>> [e.type for e in r.edges]
     ['OF', 'ON', 'IN', 'OF_METRIC', 'MEASURED']
     """
-    from ckg import metrics
+    from ckg.core import metrics
 
     run_uid = run["uid"]
     props = {k: v for k, v in run.items() if k != "uid" and v is not None}
@@ -83,7 +83,7 @@ class Recorder:
     """Writes the records of one command: each batch to the journal on disk first
     (:func:`ckg.run.journal.append`), then to the graph in one transaction.
 
-    When the graph cannot be written (:class:`~ckg.errors.StoreUnavailable`), the command
+    When the graph cannot be written (:class:`~ckg.core.errors.StoreUnavailable`), the command
     goes on: this and every later batch wait in the journal for ``ckg db recover``, and
     :attr:`unrecorded` counts them.
 

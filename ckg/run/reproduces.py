@@ -1,9 +1,9 @@
 """What a run reproduces: ``--reproduces`` texts and ``reproduces:`` blocks
-(:mod:`importers.reproduces`), resolved to ``Result`` uids before anything runs, and the
+(:mod:`ckg.formats.reproduces`), resolved to ``Result`` uids before anything runs, and the
 ``REPRODUCES`` edges the runner writes (:class:`Reproduces`).
 
 Matching rules, here and in the named queries: a spec's fields must all agree with the Result
-(task, dataset and model ignoring case; ``paper`` as :func:`importers.papers.paper_uid` keys
+(task, dataset and model ignoring case; ``paper`` as :func:`ckg.formats.papers.paper_uid` keys
 it; ``metric`` as the registry names it). A spec that names results of one metric with
 different tasks, datasets, models or papers is ambiguous and refused: a run is compared with
 one reported figure per metric, never with a cross product. A run's parameters match an
@@ -13,9 +13,9 @@ entry's ``params`` value by value, numbers as numbers and text ignoring case.
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ckg.errors import InvalidInput, UsageError
+from ckg.core.errors import InvalidInput, UsageError
+from ckg.formats.reproduces import FIELDS, Entry, parse_block, parse_declaration
 from ckg.graph.execution import results_by_uid, results_matching
-from importers.reproduces import FIELDS, Entry, parse_block, parse_declaration
 
 
 def same_value(a, b) -> bool:
@@ -76,8 +76,8 @@ def resolve(store, entry: Entry, *, strict: bool, where: str = "--reproduces") -
 
 
 def _spec_params(spec: dict) -> dict:
-    from ckg import metrics
-    from importers.papers import paper_uid
+    from ckg.core import metrics
+    from ckg.formats.papers import paper_uid
 
     params = {name: spec.get(name) for name in FIELDS}
     if params["paper"]:
@@ -130,7 +130,7 @@ class Reproduces:
 
     def edges(self, run_uid: str, point: Mapping) -> list:
         """``(Run)-[:REPRODUCES]->(Result)`` edges of the run ``run_uid`` at ``point``."""
-        from ckg.records import Edge
+        from ckg.core.records import Edge
 
         return [Edge("REPRODUCES", "Run", run_uid, "Result", uid)
                 for uid in self.results_for(point)]

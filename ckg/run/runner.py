@@ -14,9 +14,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ckg import redact
-from ckg.errors import RunFailed, UsageError
-from ckg.records import Node
+from ckg.core import redact
+from ckg.core.errors import RunFailed, UsageError
+from ckg.core.records import Node
+from ckg.formats.ckgyaml import expand_grid
 from ckg.run import reproduces, steps
 from ckg.run.checkouts import Checkouts, Provenance
 from ckg.run.measure import EnergyMeter
@@ -33,7 +34,6 @@ from ckg.run.points import (
 from ckg.run.preflight import Preflight
 from ckg.run.record import Recorder
 from ckg.run.script_point import ScriptPoint
-from importers.ckgyaml import expand_grid
 
 __all__ = ["LOG_NAME", "Options", "Report", "RunResult", "experiment_node", "experiment_props",
            "grid_points", "run"]
@@ -84,12 +84,12 @@ def run(store, home, target: str, options: Options | None = None, progress=None)
         and refreshes the cache; ``trust`` runs artifacts of untrusted sources this once;
         ``dry_run`` returns the commands and environments instead of running them;
         ``reproduces`` Result uids or specs every target run reproduces, beside the meta's
-        ``reproduces:`` block (:mod:`ckg.reproduce`); ``in_container`` an image reference in
+        ``reproduces:`` block (:mod:`ckg.results.reproduce`); ``in_container`` an image reference in
         which each workflow or notebook step runs, through docker or podman
         (:func:`ckg.run.container.wrap`); ``experiment`` the Experiment the runs join: the
         one with that uid or (only it) that name, else a new one of that name (default: a
         new one named as the target; see :func:`experiment_node`). A cluster worker
-        (:mod:`ckg.cluster`) sets ``run_uids``, the uids of the target runs in grid order,
+        (:mod:`ckg.run.cluster`) sets ``run_uids``, the uids of the target runs in grid order,
         and ``experiment`` to the ``uid`` and ``props`` of their Experiment, both fixed when
         the grid was submitted so that a re-executed task writes the same nodes; and
         ``folders_trusted`` False, since a folder named by a submitter is not this host's
@@ -127,7 +127,7 @@ def run(store, home, target: str, options: Options | None = None, progress=None)
 
 
 def grid_points(grid: dict | list, step) -> list[dict]:
-    """The points of ``grid`` (see :func:`importers.ckgyaml.expand_grid`) for the target
+    """The points of ``grid`` (see :func:`ckg.formats.ckgyaml.expand_grid`) for the target
     ``step``; one empty point when there is no grid.
 
     Raises
@@ -235,8 +235,8 @@ def experiment_node(store, name: str | None, alias: str, target_uid: str, option
     UsageError
         Several experiments are named ``name`` (each is named, to give one's uid).
     """
-    from ckg.errors import NotFound
-    from ckg.runs import resolve_experiment
+    from ckg.core.errors import NotFound
+    from ckg.graph.runs import resolve_experiment
 
     if name:
         try:

@@ -8,8 +8,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ckg import redact
-from ckg.records import Edge, Node, Records
+from ckg.core import redact
+from ckg.core.records import Edge, Node, Records
 from ckg.run import record, steps
 from ckg.run.execute import Outcome
 from ckg.run.measure import canonical_metrics, result_metrics

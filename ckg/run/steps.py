@@ -1,7 +1,7 @@
 """Turn one planned ``ckg`` workflow step into a command and an environment, and read back
 what it exports.
 
-A ``ckg`` workflow (:mod:`importers.ckgyaml`) runs its ``run`` template filled with the
+A ``ckg`` workflow (:mod:`ckg.formats.ckgyaml`) runs its ``run`` template filled with the
 step's parameters, in the run's working folder, with the planner's env, what its
 dependencies exported and ``--env``. After a step succeeds, ``tmp-run-env.out`` in its
 working folder (``KEY=VALUE`` lines; ``+KEY=VALUE`` prepends to a path list) is read and,
@@ -24,8 +24,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ckg.errors import RunFailed, require_extra
-from importers.ckgyaml import render
+from ckg.core.errors import RunFailed, require_extra
+from ckg.formats.ckgyaml import render
 
 ENV_OUT = "tmp-run-env.out"
 RUNNABLE = ("ckg", "cm", "mlc", "notebook")

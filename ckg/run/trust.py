@@ -42,7 +42,7 @@ def trusted(home: Path) -> dict[str, dict]:
     except ValueError:
         entries = None
     if not isinstance(entries, dict):
-        from ckg.errors import InvalidInput
+        from ckg.core.errors import InvalidInput
 
         raise InvalidInput(f"{path}: not a JSON object of trusted sources; fix or delete it")
     return {
@@ -110,7 +110,7 @@ def trust_source(store, home: Path, source: str) -> list[dict]:
     NotFound
         When no ingested source has that uid or location.
     """
-    from ckg.errors import NotFound
+    from ckg.core.errors import NotFound
 
     names = [source]
     if Path(source).expanduser().exists():
@@ -137,8 +137,8 @@ def meta_mismatch(root: Path, step, home: Path) -> str | None:
     found equal once is remembered in ``home`` (private to the user), so that a run of the
     same step reads the file but parses nothing.
     """
-    from importers import importer
-    from importers.detect import CKG_META, CM_META, MLC_META
+    from ckg.formats import importer
+    from ckg.formats.detect import CKG_META, CM_META, MLC_META
 
     # The files an artifact's meta is read from, per format whose meta says what runs.
     names = {"ckg": (CKG_META,), "mlc": MLC_META, "cm": CM_META}.get(step.format)

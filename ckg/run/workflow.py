@@ -1,10 +1,10 @@
 """The values ``ckg run`` and ``ckg plan`` take on the command line: ``--grid``, ``--env``
 and parameter values (a ``ckg.yaml``'s grids and command template are
-:mod:`importers.ckgyaml`)."""
+:mod:`ckg.formats.ckgyaml`)."""
 
 import json
 
-from ckg.errors import UsageError
+from ckg.core.errors import UsageError
 
 
 def parse_grid(specs: list[str] | None) -> dict[str, list]:
@@ -39,7 +39,7 @@ def parse_env(pairs: list[str] | None) -> dict[str, str]:
     {'CM_X': '1', 'EMPTY': ''}
     >>> parse_env(["oops"])
     Traceback (most recent call last):
-    ckg.errors.UsageError: --env expects NAME=VALUE with NAME a variable name, got 'oops'
+    ckg.core.errors.UsageError: --env expects NAME=VALUE with NAME a variable name, got 'oops'
     """
     env = {}
     for pair in pairs or []:

@@ -1,9 +1,8 @@
-"""``ckg serve``: a read-only web view of the graph (artifacts, runs, experiments, published
-results, platforms), every page also as JSON; see :mod:`ckg.serve.app`."""
+"""``ckg serve``: a read-only web view of the graph, every page also as JSON."""
 
 import socket
 
-from ckg.errors import UsageError
+from ckg.core.errors import UsageError
 
 #: Where ``ckg serve`` listens unless told otherwise: this machine only.
 HOST = "127.0.0.1"

@@ -24,10 +24,10 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ckg.errors import CkgError, NotFound, UsageError
+from ckg.core.errors import CkgError, NotFound, UsageError
+from ckg.core.values import format_number
 from ckg.serve import figures
 from ckg.serve.access import Guard, offsite
-from ckg.values import format_number
 
 HERE = Path(__file__).resolve().parent
 #: plotly.js as the plotly Python package ships it: the page never reaches a CDN.

@@ -1,6 +1,6 @@
 """Plotly figures as plain dicts, laid out on the server, drawn by the bundled plotly.js.
 
-- :func:`dependency_graph` turns the trees of :func:`ckg.lookup.deps` into a networkx DiGraph
+- :func:`dependency_graph` turns the trees of :func:`ckg.graph.lookup.deps` into a networkx DiGraph
   (dependant -> dependency), with each node's level: the artifact 0, what it depends on 1, 2,
   ..., its dependants -1. :func:`graph_figure` draws it in layers, one row per level.
 - :func:`front_figure` draws a two-objective front: every point, front 1 highlighted, and the
@@ -15,7 +15,7 @@ import html
 import networkx as nx
 import numpy as np
 
-from ckg.plot import axis_title, front_line, log_scale
+from ckg.pareto.plot import axis_title, front_line, log_scale
 
 #: Colours of node roles and of fronts (the same red as ckg's PNG plots).
 COLOURS = {"root": "#d1495b", "dependency": "#2e86ab", "dependant": "#6a994e",

@@ -18,12 +18,12 @@ def open_store(uri: str | None = None, *, home=None, database: str | None = None
     uri : str, optional
         ``embedded`` or a Neo4j URI. Defaults to ``CKG_DB``, then ``NEO4J_URI``, then embedded.
     home : path, optional
-        ckg's home folder for the embedded engine; defaults to :func:`ckg.config.home`.
+        ckg's home folder for the embedded engine; defaults to :func:`ckg.core.config.home`.
     database : str, optional
         Neo4j database name; the server's default when None.
     """
-    from ckg import config
-    from ckg.errors import UsageError
+    from ckg.core import config
+    from ckg.core.errors import UsageError
 
     uri = uri or config.db_uri()
     if uri == "embedded":

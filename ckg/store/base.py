@@ -12,9 +12,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 
-from ckg.errors import QueryError
-from ckg.records import Records
-from ckg.schema import NODE_KEYS, check_name, key_of
+from ckg.core.errors import QueryError
+from ckg.core.records import Records
+from ckg.core.schema import NODE_KEYS, check_name, key_of
 from ckg.store.lock import Held
 
 #: Every key property of the graph model: what names a relationship's far end.
@@ -50,8 +50,8 @@ class GraphStore(ABC):
     def run(self, cypher: str, params: dict | None = None) -> list[dict]:
         """Run one read or write statement with parameters and return its rows.
 
-        Raises :class:`ckg.errors.QueryError` with the engine's message when the engine
-        refuses the statement, :class:`ckg.errors.StoreUnavailable` when it cannot be reached.
+        Raises :class:`ckg.core.errors.QueryError` with the engine's message when the engine
+        refuses the statement, :class:`ckg.core.errors.StoreUnavailable` when it cannot be reached.
         """
 
     @abstractmethod
@@ -75,7 +75,7 @@ class GraphStore(ABC):
         see it (:mod:`ckg.store.lock`). Not reentrant: a second one in the same thread
         waits for ever (:func:`ckg.ingest.write.write_lock` nests).
 
-        Raises :class:`ckg.errors.StoreUnavailable` when the lock cannot be taken; the
+        Raises :class:`ckg.core.errors.StoreUnavailable` when the lock cannot be taken; the
         yielded :class:`~ckg.store.lock.Held`'s ``confirm()`` raises it once the lock
         was lost.
         """
@@ -206,7 +206,7 @@ class GraphStore(ABC):
         list of dict
             One per relationship: ``src`` (the start's key), ``type``, ``label`` (the far
             end's first label, None if it has none), ``key`` (the far end's key, by
-            :func:`ckg.schema.key_of` of that label; None where it lacks one), ``props``
+            :func:`ckg.core.schema.key_of` of that label; None where it lacks one), ``props``
             (the relationship's), and with ``nodes`` ``node``, the far end's properties.
         """
         if not keys:

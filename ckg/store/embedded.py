@@ -8,8 +8,8 @@ as literals in that prefix, written by :func:`ckg.store.resp.cypher_literal`.
 from contextlib import contextmanager
 from pathlib import Path
 
-from ckg.errors import QueryError, StoreUnavailable
-from ckg.schema import NODE_KEYS, check_params
+from ckg.core.errors import QueryError, StoreUnavailable
+from ckg.core.schema import NODE_KEYS, check_params
 from ckg.store.base import BATCH_SIZE, GraphStore, Transaction, batches
 from ckg.store.lock import file_lock
 from ckg.store.resp import CompactDecoder, Connection, ReplyError, cypher_literal, reply_error

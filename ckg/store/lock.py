@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ckg.errors import CkgError, StoreUnavailable
+from ckg.core.errors import CkgError, StoreUnavailable
 
 #: The embedded engine's lock file, in its ``CKG_HOME``.
 LOCK_FILE = "ingest.lock"
@@ -38,7 +38,7 @@ NOTICE_AFTER = 0.5
 #: The node whose write lock is the ingest lock, and the node naming its holder.
 LOCK_KEY = "ingest"
 HOLDER_KEY = "ingest:holder"
-# Not "ckg_...": those names are the graph model's constraints (ckg.schema.NODE_KEYS).
+# Not "ckg_...": those names are the graph model's constraints (ckg.core.schema.NODE_KEYS).
 LOCK_CONSTRAINT = "ingest_lock_uid"
 
 

@@ -19,9 +19,10 @@ from neo4j import exceptions as neo4j_errors
 from neo4j import time as neo4j_time
 from neo4j.graph import Node, Path, Relationship
 
-from ckg import __version__, config
-from ckg.errors import QueryError, StoreUnavailable, UsageError
-from ckg.schema import NODE_KEYS, check_name, check_params
+from ckg import __version__
+from ckg.core import config
+from ckg.core.errors import QueryError, StoreUnavailable, UsageError
+from ckg.core.schema import NODE_KEYS, check_name, check_params
 from ckg.store.base import GraphStore, Transaction
 from ckg.store.lock import LOCK_CONSTRAINT, graph_lock
 

@@ -12,7 +12,7 @@ and relationship properties name their keys by number (see :class:`CompactDecode
 import socket
 import struct
 
-from ckg.errors import QueryError, StoreUnavailable
+from ckg.core.errors import QueryError, StoreUnavailable
 
 
 class ReplyError(Exception):

@@ -34,8 +34,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ckg.config import PRIVATE_UMASK, private_dir
-from ckg.errors import StoreUnavailable, UsageError
+from ckg.core.config import PRIVATE_UMASK, private_dir
+from ckg.core.errors import StoreUnavailable, UsageError
 from ckg.store.resp import Connection
 
 #: Seconds without a command from any client after which the watchdog stops the server.

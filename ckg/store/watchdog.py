@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ckg.errors import StoreUnavailable
+from ckg.core.errors import StoreUnavailable
 from ckg.store.resp import Connection, ReplyError
 from ckg.store.server import claim, forget_socket_folder
 

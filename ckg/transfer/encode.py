@@ -3,9 +3,9 @@ says where an export came from.
 
 Both export formats (a run's record, a whole graph's lines) write a node as
 ``{"label", "key", "props"}`` and a relationship as ``{"type", "src_label", "src_key",
-"dst_label", "dst_key", "props"}``, the fields of :class:`ckg.records.Node` and
-:class:`ckg.records.Edge`, as the run journal does. A file read back is someone else's: every
-label and type must be a name :func:`ckg.schema.check_name` accepts, every key text or a
+"dst_label", "dst_key", "props"}``, the fields of :class:`ckg.core.records.Node` and
+:class:`ckg.core.records.Edge`, as the run journal does. A file read back is someone else's: every
+label and type must be a name :func:`ckg.core.schema.check_name` accepts, every key text or a
 number, every property a primitive or a list of primitives (what both engines store).
 """
 
@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 from ckg import __version__
-from ckg.errors import InvalidInput
-from ckg.records import Edge, Node
-from ckg.schema import check_name
+from ckg.core.errors import InvalidInput
+from ckg.core.records import Edge, Node
+from ckg.core.schema import check_name
 
 _PRIMITIVE = (str, int, float, bool, type(None))
 
@@ -64,7 +64,7 @@ def node_from(data, where: str) -> Node:
     'r1'
     >>> node_from({"label": "Run; DROP", "key": "r1", "props": {}}, "f.json:3")
     Traceback (most recent call last):
-    ckg.errors.InvalidInput: f.json:3: not a valid label or relationship type: 'Run; DROP'
+    ckg.core.errors.InvalidInput: f.json:3: not a valid label or relationship type: 'Run; DROP'
     """
     if not isinstance(data, dict):
         raise InvalidInput(f"{where}: not a node")

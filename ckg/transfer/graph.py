@@ -14,7 +14,7 @@ every relationship, and a footer that says the file is whole::
 Reading goes through each label's nodes in key order, :data:`PAGE` at a time, then again for
 their outgoing relationships; writing sends batches of :data:`ckg.store.BATCH_SIZE` through
 the store. Neither side holds the graph in memory. Every node has one label and its key
-(:func:`ckg.schema.key_of`); ``IngestLock`` nodes are the state of a running ingest, not data,
+(:func:`ckg.core.schema.key_of`); ``IngestLock`` nodes are the state of a running ingest, not data,
 and are never copied.
 
 Nodes merge on their key and take the file's properties, so importing twice changes nothing.
@@ -33,10 +33,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ckg.errors import InvalidInput, NotFound, UsageError
-from ckg.records import Edge, Node, Records
-from ckg.redact import ambient, mask_node
-from ckg.schema import NODE_KEYS, key_of
+from ckg.core.errors import InvalidInput, NotFound, UsageError
+from ckg.core.records import Edge, Node, Records
+from ckg.core.redact import ambient, mask_node
+from ckg.core.schema import NODE_KEYS, key_of
 from ckg.store.base import BATCH_SIZE
 from ckg.transfer.encode import edge_from, edge_json, node_from, node_json, stamp
 
@@ -99,7 +99,7 @@ def read_store(store, names: list[str], warnings: list[str]) -> Iterator[Node | 
 
     Nodes without their key, and relationships to an uncopied label or a node without its
     key, are left out and counted in ``warnings``; so are parallel relationships that will
-    merge into one. Runs leave with their secrets masked (:func:`ckg.redact.mask_node`).
+    merge into one. Runs leave with their secrets masked (:func:`ckg.core.redact.mask_node`).
     """
     secrets = ambient()
     for label in names:

@@ -38,11 +38,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ckg.errors import InvalidInput, NotFound, UsageError
-from ckg.records import Edge, Node, Records
-from ckg.redact import ambient, combine, mask_bytes, mask_node, props_secrets
-from ckg.runs import called_by, resolve_run, runs_of_experiment
-from ckg.schema import key_of
+from ckg.core.errors import InvalidInput, NotFound, UsageError
+from ckg.core.records import Edge, Node, Records
+from ckg.core.redact import ambient, combine, mask_bytes, mask_node, props_secrets
+from ckg.core.schema import key_of
+from ckg.graph.runs import called_by, resolve_run, runs_of_experiment
 from ckg.transfer.encode import edge_from, edge_json, node_from, node_json, stamp
 
 #: The file that makes a folder an export of runs.

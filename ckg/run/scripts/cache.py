@@ -149,7 +149,7 @@ class ScriptCache:
         The state keeps ``new_env`` as the script made it, since a later run reuses it; the
         two shell files, which only show what ran, have their secrets masked.
         """
-        from ckg.redact import mask_env, secret_values
+        from ckg.core.redact import mask_env, secret_values
         from ckg.run.scripts.native import export_lines
 
         _write_json(

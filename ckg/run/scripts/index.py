@@ -4,7 +4,7 @@ A :class:`ScriptIndex` is built from plain dicts (what the runner reads from the
 uid, alias, tags, meta, folder, repository root) and answers MLCFlow's script search:
 every plain tag present, ``-tag`` absent, each requested variation declared (``name.#``
 accepts ``name.value``); among several matches the one chosen is the one a target or the
-planner would choose (:func:`ckg.resolve.choose`: the meta's ``sort``, then folder, as
+planner would choose (:func:`ckg.core.resolve.choose`: the meta's ``sort``, then folder, as
 MLCFlow orders them in quiet mode).
 """
 
@@ -13,8 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from ckg.lookup import source_order
-from ckg.resolve import TagIndex, TagQuery, choose, sort_value
+from ckg.core.resolve import TagIndex, TagQuery, choose, sort_value
+from ckg.graph.lookup import source_order
 
 
 class Script:
@@ -40,7 +40,7 @@ class Script:
         self.repo_prefix = repo_prefix  # the repository's ``prefix``, where scripts live
         self.source_uid = source_uid
         self.format = format
-        # the source's location and name, and where MLCFlow would sort it (ckg.resolve.place)
+        # the source's location and name, and where MLCFlow would sort it (ckg.core.resolve.place)
         self.source = source
         self.source_name = source_name
         self.place = place or path
@@ -133,7 +133,7 @@ class ScriptIndex:
              cached=None) -> list[Script]:
         """Scripts with all of ``script_tags`` (``-tag`` excludes) that declare every
         variation of ``variation_tags`` (``-x`` ones are not searched for), the one to run
-        first (:func:`ckg.resolve.choose`: ``prefer``'s if any, among them one for which
+        first (:func:`ckg.core.resolve.choose`: ``prefer``'s if any, among them one for which
         ``cached(uid)`` is true if any, then the rest in order)."""
         plain = tuple(t for t in script_tags if not t.startswith("-"))
         excluded = tuple(t[1:] for t in script_tags if t.startswith("-"))

@@ -20,8 +20,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ckg.redact import seal
-from ckg.resolve import place
+from ckg.core.redact import seal
+from ckg.core.resolve import place
 from ckg.run.execute import Outcome, execute, read_tail
 from ckg.run.scripts.cache import ScriptCache
 from ckg.run.scripts.engine import Engine, NeedsExecution, ScriptFailed
@@ -118,7 +118,7 @@ def invoke(
     environment of a worker process (this one's by default). ``renew`` runs cached scripts
     again and replaces their entries. A script of a repository whose root is in ``guarded``
     runs only if its folders are the user's alone (:class:`ckg.run.trust.Ownership`).
-    ``secrets`` (:func:`ckg.redact.secret_values` of the input and environment) never reach
+    ``secrets`` (:func:`ckg.core.redact.secret_values` of the input and environment) never reach
     the worker's files or its log in clear.
     """
     workdir.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ import struct
 import subprocess
 from pathlib import Path
 
-from ckg.redact import is_secret, secret_values
+from ckg.core.redact import is_secret, secret_values
 from ckg.run.execute import Outcome, execute
 
 TMP_RUN = "tmp-run.sh"

@@ -7,7 +7,7 @@ so that the parent knows which step a worker that died was in; the last line is
 ``{"event": "done", ...}`` or ``{"event": "failed", ...}``. Hooks and native scripts print
 to this process's stdout and stderr, which the parent sends to the run's log.
 
-The job file holds placeholders for the secrets of the input (:func:`ckg.redact.seal`),
+The job file holds placeholders for the secrets of the input (:func:`ckg.core.redact.seal`),
 whose values come in this process's environment; the steps file holds them masked.
 """
 
@@ -17,7 +17,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from ckg.redact import mask_value, unseal
+from ckg.core.redact import mask_value, unseal
 from ckg.run.scripts.cache import ScriptCache
 from ckg.run.scripts.engine import ScriptFailed
 from ckg.run.scripts.hooks import Hooks, answer_prompts, quiet_mlc

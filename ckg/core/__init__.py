@@ -1,0 +1,1 @@
+"""The vocabulary: records, schema, values, metrics, errors, config; no I/O beyond config."""

@@ -1,0 +1,273 @@
+"""Reads for browsing the graph (``ckg serve``): runs with their measurements, experiments,
+leaderboards, reproductions of published results, platforms and sources.
+
+Each function takes a store and returns plain rows, so the web view and scripts read the
+same thing; none of them writes.
+"""
+
+import json
+
+from ckg.core.errors import NotFound
+from ckg.core.schema import check_name
+
+_RUNS = """
+MATCH (r:Run)
+WHERE $status IS NULL OR r.status = $status
+OPTIONAL MATCH (r)-[:OF]->(a:Artifact)
+WITH r, a WHERE $artifact IS NULL OR a.alias = $artifact OR a.uid = $artifact
+OPTIONAL MATCH (caller:Run)-[:CALLED]->(r)
+WITH r, a, caller WHERE caller IS NULL
+OPTIONAL MATCH (r)-[:IN]->(e:Experiment)
+WITH r, a, e WHERE $experiment IS NULL OR e.uid = $experiment
+OPTIONAL MATCH (r)-[:ON]->(p:Platform)
+WITH r, a, e, p WHERE $platform IS NULL OR p.uid = $platform
+RETURN r.uid AS run, r.started_at AS started_at, a.uid AS artifact_uid, a.alias AS artifact,
+       e.name AS experiment, e.uid AS experiment_uid, r.status AS status, r.params AS params,
+       p.uid AS platform, p.name AS platform_name
+ORDER BY started_at DESC, run
+LIMIT $limit
+"""
+_MEASURED = """
+MATCH (r:Run)-[:MEASURED]->(m:Measurement)
+WHERE r.uid IN $uids AND m.device IS NULL
+RETURN r.uid AS run, m.metric AS metric, m.value AS value, m.unit AS unit, m.method AS method,
+       m.n AS n, m.stdev AS stdev
+ORDER BY run, metric
+"""
+_EXPERIMENTS = """
+MATCH (e:Experiment) WHERE $uid IS NULL OR e.uid = $uid
+OPTIONAL MATCH (r:Run)-[:IN]->(e)
+OPTIONAL MATCH (r)-[:MEASURED]->(m:Measurement) WHERE m.device IS NULL
+RETURN e.uid AS uid, e.name AS name, e.target AS target, e.created_at AS created_at,
+       count(DISTINCT r) AS runs, collect(DISTINCT m.metric) AS metrics
+ORDER BY name, uid
+"""
+_LEADERBOARDS = """
+MATCH (t:Task)<-[:FOR_TASK]-(r:Result)-[:ON_DATASET]->(d:Dataset)
+MATCH (r)-[:OF_METRIC]->(m:Metric)
+WHERE r.value IS NOT NULL
+RETURN t.name AS task, d.name AS dataset, m.name AS metric, m.direction AS direction,
+       count(r) AS results, count(DISTINCT r.source_uid) AS sources
+ORDER BY task, dataset, metric
+"""
+_REPRODUCED = """
+MATCH (res:Result)<-[:REPRODUCES]-(run:Run)-[:MEASURED]->(x:Measurement)
+WHERE res.uid IN $uids AND run.status = 'ok' AND x.metric = res.metric AND x.device IS NULL
+RETURN res.uid AS result, run.uid AS run, coalesce(x.mean, x.value) AS reproduced,
+       x.unit AS unit, x.stdev AS stdev, x.n AS n
+ORDER BY result, run
+"""
+_PLATFORMS = """
+MATCH (p:Platform)
+OPTIONAL MATCH (r:Run)-[:ON]->(p)
+WITH p, count(r) AS runs
+OPTIONAL MATCH (res:Result)-[:ON]->(p)
+RETURN p.uid AS uid, p.name AS name, p.submitter AS submitter, p.origin AS origin,
+       p.cpu_model AS cpu_model, p.accelerators AS accelerators, runs, count(res) AS results
+ORDER BY name, uid
+"""
+_PLATFORM_RESULTS = """
+MATCH (res:Result)-[:ON]->(:Platform {uid: $uid})
+RETURN res.uid AS result, res.task AS task, res.dataset AS dataset, res.model AS model,
+       res.scenario AS scenario, res.version AS version, res.metric AS metric,
+       res.value AS value, res.unit AS unit
+ORDER BY task, dataset, model, scenario, version, metric, result
+"""
+_SOURCES = """
+MATCH (s:Source)
+RETURN s.uid AS uid, s.location AS location, s.kind AS kind, s.commit AS commit,
+       s.ingested_at AS ingested_at
+ORDER BY location, uid
+"""
+
+#: Every Result, or those on a dataset and its parts: from the dataset's index (WITH keeps
+#: FalkorDB from starting at every Result: 8 ms against 1 s for a path tested on each of
+#: 30,000).
+_ALL_RESULTS = "MATCH (r:Result)"
+_RESULTS_ON_DATASET = """MATCH (:Dataset {name: $dataset})<-[:PART_OF*0..]-(part:Dataset)
+WITH part
+MATCH (part)<-[:ON_DATASET]-(r:Result)"""
+_PUBLISHED = """
+WHERE ($task IS NULL OR r.task = $task)
+  AND ($metric IS NULL OR r.metric = $metric)
+  AND ($model IS NULL OR r.model = $model)
+OPTIONAL MATCH (p:Paper)-[:REPORTS]->(r)
+OPTIONAL MATCH (r)-[:ON]->(pl:Platform)
+RETURN r.task AS task, r.dataset AS dataset, r.model AS model, r.metric AS metric,
+       r.value AS value, r.unit AS unit, r.stderr AS stderr, r.raw AS raw,
+       p.uid AS paper, p.title AS paper_title, coalesce(p.date, r.date) AS date,
+       pl.uid AS platform, r.scenario AS scenario, r.source_uid AS source_uid, r.uid AS result
+ORDER BY task, dataset, metric, model, result
+"""
+
+#: A front's points (:mod:`ckg.pareto.frontier`): whole-run measurements of ok runs, and published
+#: results; ``{where}`` is the user's Cypher condition on the variables named there.
+_MEASURED_POINTS = """
+MATCH (r:Run)-[:MEASURED]->(m:Measurement)
+OPTIONAL MATCH (r)-[:IN]->(e:Experiment)
+WITH r, m, e
+WHERE coalesce(r.status, 'ok') = 'ok'
+  AND ($experiment IS NULL OR e.uid = $experiment)
+  AND ($metrics IS NULL OR m.metric IN $metrics)
+  AND m.device IS NULL
+  AND ({where})
+RETURN r.uid AS uid, r.params AS params, e.name AS experiment,
+       m.metric AS metric, m.value AS value, m.unit AS unit
+"""
+_PUBLISHED_POINTS = """
+MATCH (res:Result)
+WHERE ($task IS NULL OR res.task = $task) AND ($dataset IS NULL OR res.dataset = $dataset)
+  AND ($metrics IS NULL OR res.metric IN $metrics)
+OPTIONAL MATCH (p:Paper)-[:REPORTS]->(res)
+OPTIONAL MATCH (res)-[:ON]->(pl:Platform)
+WITH res, p, pl
+WHERE ({where})
+RETURN res.uid AS uid, res.metric AS metric, res.value AS value, res.unit AS unit,
+       res.task AS task, res.dataset AS dataset, res.model AS model,
+       res.scenario AS scenario, res.system AS system, res.submitter AS submitter,
+       res.version AS version, coalesce(res.result_set, res.record_uid) AS record,
+       p.uid AS paper,
+       p.title AS paper_title, pl.uid AS platform
+"""
+
+
+def run_table(store, *, experiment=None, artifact=None, status=None, platform=None,
+              limit: int = 200) -> list[dict]:
+    """Top-level runs, newest first, each with ``params`` decoded and ``measurements``:
+    every whole-run measurement (a device's part left out) with its unit and method.
+
+    Filters: an experiment (:func:`ckg.graph.runs.resolve_experiment`), an artifact's alias or
+    uid, a status, a platform uid; ``None`` leaves a filter out.
+    """
+    from ckg.graph.runs import resolve_experiment
+
+    experiment = resolve_experiment(store, experiment) if experiment else None
+    rows = store.run(_RUNS, {"experiment": experiment, "artifact": artifact, "status": status,
+                             "platform": platform, "limit": limit})
+    measured: dict[str, list[dict]] = {}
+    for m in store.run(_MEASURED, {"uids": [r["run"] for r in rows]}):
+        measured.setdefault(m.pop("run"), []).append(m)
+    return [{**r, "params": decode(r["params"]), "measurements": measured.get(r["run"], [])}
+            for r in rows]
+
+
+def experiments(store, uid: str | None = None) -> list[dict]:
+    """Every experiment (or the one of ``uid``) with its number of runs and the metrics they
+    measured."""
+    return [{**r, "metrics": sorted(m for m in r["metrics"] if m)}
+            for r in store.run(_EXPERIMENTS, {"uid": uid})]
+
+
+def experiment(store, name_or_uid: str) -> dict:
+    """One experiment as :func:`experiments` lists it, named as
+    :func:`ckg.graph.runs.resolve_experiment` takes it (NotFound names those there are)."""
+    from ckg.graph.runs import resolve_experiment
+
+    return experiments(store, resolve_experiment(store, name_or_uid))[0]
+
+
+def leaderboards(store) -> list[dict]:
+    """Each task, dataset and metric that published results have, with how many there are."""
+    return store.run(_LEADERBOARDS)
+
+
+def reproductions(store, result_uids: list[str]) -> dict[str, list[dict]]:
+    """Runs recorded as reproducing each result (``REPRODUCES``) that measured its metric:
+    result uid -> ``[{run, reproduced, unit, stdev, n}]``."""
+    found: dict[str, list[dict]] = {}
+    for row in store.run(_REPRODUCED, {"uids": list(result_uids)}):
+        found.setdefault(row.pop("result"), []).append(row)
+    return found
+
+
+def platforms(store) -> list[dict]:
+    """Every platform with the number of runs made and results published on it."""
+    return store.run(_PLATFORMS)
+
+
+def platform(store, uid: str) -> dict:
+    """One platform's fingerprint, its runs and the published results measured on it."""
+    node = store.get_node("Platform", uid)
+    if not node:
+        raise NotFound(f"no platform {uid!r} in the graph")
+    return {
+        "platform": dict(node),
+        "runs": run_table(store, platform=uid),
+        "results": store.run(_PLATFORM_RESULTS, {"uid": uid}),
+    }
+
+
+def sources(store) -> list[dict]:
+    """Every ingested source: where it came from, its kind and commit."""
+    return store.run(_SOURCES)
+
+
+def published(store, *, task=None, dataset=None, metric=None, model=None) -> list[dict]:
+    """Published results matching the filters given (None: any), with their paper and
+    platform, ordered by task, dataset, metric, model and uid.
+
+    ``metric`` is matched as stored (canonical names: :func:`ckg.core.metrics.canonical_name`);
+    ``dataset`` takes its parts in too (``(:Dataset)-[:PART_OF*]->(:Dataset)``).
+    """
+    cypher = (_RESULTS_ON_DATASET if dataset else _ALL_RESULTS) + _PUBLISHED
+    return store.run(cypher, {"task": task, "dataset": dataset, "metric": metric,
+                              "model": model})
+
+
+def measured_points(store, *, experiment: str | None = None, metrics: list[str] | None = None,
+                    where: str | None = None) -> list[dict]:
+    """One row per whole-run measurement (a device's part left out) of every ``ok`` run:
+    ``uid``, ``params``, ``experiment`` (its name), ``metric``, ``value``, ``unit``.
+
+    Parameters
+    ----------
+    experiment : str, optional
+        An experiment's uid (:func:`ckg.graph.runs.resolve_experiment` finds it).
+    metrics : list of str, optional
+        Only these metrics (None: all).
+    where : str, optional
+        A Cypher condition on ``r`` (Run), ``m`` (Measurement) and ``e`` (Experiment),
+        written by the user (``ckg pareto --where``) and run as written.
+    """
+    return store.run(_MEASURED_POINTS.format(where=f"({where})" if where else "true"),
+                     {"experiment": experiment, "metrics": metrics})
+
+
+def published_points(store, *, task: str | None = None, dataset: str | None = None,
+                     metrics: list[str] | None = None, where: str | None = None) -> list[dict]:
+    """One row per published result, with what tells its point apart (task, dataset, model,
+    scenario, system, submitter, version, ``record``: its result set or source record) and
+    its paper and platform.
+
+    ``where`` is a Cypher condition on ``res`` (Result), ``p`` (Paper) and ``pl``
+    (Platform), as in :func:`measured_points`.
+    """
+    return store.run(_PUBLISHED_POINTS.format(where=f"({where})" if where else "true"),
+                     {"task": task, "dataset": dataset, "metrics": metrics})
+
+
+def has_named(store, label: str, name: str) -> bool:
+    """Whether a node of ``label`` (Task, Dataset, Metric, Model) has the ``name``."""
+    rows = store.run(f"MATCH (n:{check_name(label)} {{name: $name}}) RETURN count(n) AS n",
+                     {"name": name})
+    return bool(rows and rows[0]["n"])
+
+
+def names_of(store, label: str) -> list[str]:
+    """The ``name`` of every node of ``label`` that has one."""
+    return [r["name"] for r in store.run(f"MATCH (n:{check_name(label)}) RETURN n.name AS name")
+            if r["name"] is not None]
+
+
+def decode(text):
+    """A property stored as JSON text, decoded; anything else as it is.
+
+    >>> decode('{"model": "knn"}'), decode("not json"), decode(None)
+    ({'model': 'knn'}, 'not json', None)
+    """
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

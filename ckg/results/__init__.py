@@ -1,0 +1,1 @@
+"""Published results in the graph, and reproductions of them."""
