@@ -8,7 +8,7 @@ Examples
 --------
 >>> import ckg
 >>> with ckg.open() as kg:                                    # doctest: +SKIP
-...     p = plan(kg, "app-image-classification-onnx-py", env={"USE_CUDA": "yes"})
+...     p = plan(kg.store, "app-image-classification-onnx-py", env={"USE_CUDA": "yes"})
 >>> [s.alias for s in p.steps]                                # doctest: +SKIP
 ['detect-os', 'get-python3', 'get-cuda', ...]
 """
@@ -39,7 +39,7 @@ def __getattr__(name: str):
 
 
 def plan(
-    kg_or_graph,
+    store_or_graph,
     target: str,
     variations: Iterable[str] = (),
     env: Mapping | None = None,
@@ -51,11 +51,10 @@ def plan(
 
     Parameters
     ----------
-    kg_or_graph : KnowledgeGraph, GraphStore or networkx.DiGraph
+    store_or_graph : GraphStore or networkx.DiGraph
         Where the artifacts are. With a store, the target is looked up and its subgraph
         fetched with one query each; a DiGraph from :func:`load_graph` is used as is, and
-        ``target`` must then be a uid. With a KnowledgeGraph, plans are remembered under
-        its home (:mod:`ckg.plan.memo`).
+        ``target`` must then be a uid.
     target : str
         Uid, alias, or tags (``get,python3,_cuda``: ``_name`` tags are variations).
     variations : iterable of str
@@ -66,8 +65,8 @@ def plan(
         The user's ``add_deps_recursive``: ``{NAME: {"tags": "..."}}`` adds tags to every
         dependency entry named ``NAME``.
     home : Path, optional
-        ckg's home, under which plans from a store are remembered (a KnowledgeGraph's own
-        when None).
+        ckg's home, under which plans from a store are remembered (:mod:`ckg.plan.memo`);
+        none are when None.
 
     Returns
     -------
@@ -81,12 +80,11 @@ def plan(
         The dependencies left after the guards form a cycle.
     """
     nx = sys.modules.get("networkx")  # a DiGraph can only exist once networkx is imported
-    if nx is not None and isinstance(kg_or_graph, nx.DiGraph):
+    if nx is not None and isinstance(store_or_graph, nx.DiGraph):
         from ckg.plan.core import build_plan
 
-        return build_plan(kg_or_graph, target, variations=variations, env=env, adr=adr)
-    store = getattr(kg_or_graph, "store", kg_or_graph)
-    home = home or getattr(kg_or_graph, "home", None)
+        return build_plan(store_or_graph, target, variations=variations, env=env, adr=adr)
+    store = store_or_graph
     uid, in_target = find_target(store, target)
     rows = fetch_subgraph(store, uid)
     wanted = [*in_target, *variations]
