@@ -242,6 +242,14 @@ class KnowledgeGraph:
 
         return find(self.store, tags, kind)
 
+    def find_page(self, tags="", kind: str | None = None, *, source: str | None = None,
+                  offset: int = 0, limit: int = 100) -> tuple[list[dict], int]:
+        """``limit`` of :meth:`find`'s artifacts from ``offset`` on (of ``source``, a source
+        uid, only when given) and how many match in all (:func:`ckg.graph.lookup.find_page`)."""
+        from ckg.graph.lookup import find_page
+
+        return find_page(self.store, tags, kind, source=source, offset=offset, limit=limit)
+
     def holds_artifacts(self) -> bool:
         """Whether anything was ingested: an empty :meth:`find` then means no match
         (:func:`ckg.graph.lookup.holds_artifacts`)."""

@@ -24,6 +24,7 @@ import pytest
 
 import ckg
 from ckg.run.demo import EXAMPLE
+from ckg.serve.app import ARTIFACTS_PAGE
 from ckg.store.server import stop_server
 from tests.serving import CKG, serve_env, start_serve, stop_serve
 
@@ -114,6 +115,7 @@ def _api(base: str, path: str, **query):
 def test_every_page_has_a_json_twin(server):
     base, _ = server
     found = _api(base, "/artifacts", tags="get,python3,-conda")
+    assert found["total"] == 1 and found["pages"] == 1
     assert [a["alias"] for a in found["artifacts"]] == ["get-python3"]
     same = json.loads(_get(base + "/artifacts?tags=get,python3,-conda&format=json")[2])
     assert same == found
@@ -138,6 +140,28 @@ def test_every_page_has_a_json_twin(server):
     assert pair["diff"]["params"]["changed"]
     platform = _api(base, "/platforms/" + quote(runs[0]["platform"], safe=""))
     assert {r["run"] for r in platform["runs"]} >= {r["run"] for r in runs}
+
+
+def test_the_artifact_list_is_paged_and_next_shows_the_rest(server, home):
+    """/artifacts shows one page and says so; following "next" to the end lists every
+    artifact once."""
+    base, _ = server
+    with ckg.open("embedded", home=home) as kg:
+        every = {a["uid"] for a in kg.find("")}
+    status, _, body = _get(base + "/artifacts")
+    assert status == 200
+    assert f"showing 1–{ARTIFACTS_PAGE} of {len(every)} artifacts" in body
+    assert body.count('<tr><td><a href="/artifacts/') == ARTIFACTS_PAGE
+    seen, path = [], "/artifacts"
+    while path:
+        status, _, body = _get(base + path.replace("&amp;", "&"))
+        assert status == 200
+        seen += re.findall(r'<tr><td><a href="/artifacts/([^"]+)"', body)
+        path = (re.findall(r'<a rel="next" href="([^"]+)"', body) or [None])[0]
+    assert len(seen) == len(every) and set(seen) == every
+    assert '<a rel="prev"' in body
+    last = _api(base, "/artifacts", page=len(seen) // ARTIFACTS_PAGE + 1)
+    assert last["page"] == last["pages"] and len(last["artifacts"]) == len(every) % ARTIFACTS_PAGE
 
 
 def test_it_is_read_only_and_local(server):

@@ -64,6 +64,43 @@ def find(store, tags: str | list[str] = "", kind: str | None = None) -> list[dic
     return match_tags(tags, rows) if query.variations else rows
 
 
+def find_page(store, tags: str | list[str] = "", kind: str | None = None, *,
+              source: str | None = None, offset: int = 0,
+              limit: int = 100) -> tuple[list[dict], int]:
+    """One page of :func:`find`'s artifacts (those of ``source``, a source uid, only when
+    given): ``limit`` rows from ``offset`` on, and how many match in all.
+
+    A graph of a hundred repositories holds tens of thousands of artifacts, more than a page
+    can show or a reader read; only the page's rows are read and joined to their source.
+    Without ``_variation`` tags the page is ordered by alias and uid (the uid keeps the order
+    total, so pages neither repeat nor skip a row); with them, :func:`find`'s rows, whose
+    variations filter here, are sliced.
+
+    Examples
+    --------
+    >>> rows, total = find_page(kg.store, "get", offset=100, limit=100)  # doctest: +SKIP
+    >>> len(rows), total
+    (100, 412)
+    """
+    query = parse_tags(tags)
+    if query.variations:
+        rows = [r for r in find(store, tags, kind) if source is None or r["source_uid"] == source]
+        return rows[offset:offset + limit], len(rows)
+    where = ("WHERE all(t IN $plain WHERE t IN a.tags) "
+             "AND none(t IN $excluded WHERE t IN a.tags) AND ($kind IS NULL OR a.kind = $kind) "
+             "AND ($source IS NULL OR a.source_uid = $source) ")
+    params = {"plain": list(query.plain), "excluded": list(query.excluded), "kind": kind,
+              "source": source, "offset": offset, "limit": limit}  # fmt: skip
+    total = store.run(f"MATCH (a:Artifact) {where}RETURN count(a) AS n", params)[0]["n"]
+    rows = store.run(
+        f"MATCH (a:Artifact) {where}WITH a ORDER BY a.alias, a.uid SKIP $offset LIMIT $limit "
+        "OPTIONAL MATCH (s:Source {uid: a.source_uid}) "
+        f"RETURN {_SUMMARY}, s.location AS source, s.name AS source_name ORDER BY alias, uid",
+        params,
+    )
+    return rows, total
+
+
 def holds_artifacts(store) -> bool:
     """Whether the graph holds any artifact at all: what an empty :func:`find` tells apart
     (nothing ingested yet, or nothing matching). One row at most is read."""

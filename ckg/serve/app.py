@@ -39,6 +39,10 @@ GRAPH_DEPTH = 2
 MAX_COMPARE = 50
 MAX_RUNS = 1000
 MAX_VARIATIONS = 50
+#: Artifacts listed on one page of /artifacts (a hundred repositories hold tens of
+#: thousands: all of them took seconds to read and render) and the last page one may ask for.
+ARTIFACTS_PAGE = 100
+MAX_PAGE = 1_000_000
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
     "style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
@@ -105,11 +109,12 @@ def _pages(kg) -> dict:
     def artifacts(request):
         q = request.query_params
         tags, kind, source = q.get("tags", ""), q.get("kind") or None, q.get("source") or None
-        rows = kg.find(tags, kind)
-        if source:
-            rows = [r for r in rows if r["source_uid"] == source]
+        page = _count(q.get("page"), 1, MAX_PAGE)
+        rows, total = kg.find_page(tags, kind, source=source, offset=(page - 1) * ARTIFACTS_PAGE,
+                                   limit=ARTIFACTS_PAGE)  # fmt: skip
         return {"tags": tags, "kind": kind or "", "source": source or "", "artifacts": rows,
-                "sources": kg.sources()}
+                "total": total, "page": page, "first": (page - 1) * ARTIFACTS_PAGE + 1,
+                "pages": max(1, math.ceil(total / ARTIFACTS_PAGE)), "sources": kg.sources()}
 
     def artifact(request):
         key = request.path_params["key"]

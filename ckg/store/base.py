@@ -316,9 +316,19 @@ class GraphStore(ABC):
         return {"nodes": labels, "relationships": self.relationship_counts()}
 
     def relationship_counts(self) -> dict[str, int]:
-        """Relationships per type, by type name."""
-        rows = self.run("MATCH ()-[r]->() RETURN type(r) AS t, count(r) AS c")
-        return dict(sorted((row["t"], row["c"]) for row in rows))
+        """Relationships per type, by type name (types with none left out).
+
+        One count per type the store knows: both engines answer a count of one type from the
+        counts they keep, where grouping every relationship by type reads them all (1 s of the
+        home page at 10x the corpora)."""
+        types = self.run("CALL db.relationshipTypes() YIELD relationshipType RETURN "
+                         "relationshipType AS t")  # fmt: skip
+        counts = {}
+        for name in sorted(row["t"] for row in types):
+            count = self.run(f"MATCH ()-[r:{check_name(name)}]->() RETURN count(r) AS c")[0]["c"]
+            if count:
+                counts[name] = count
+        return counts
 
     def count_nodes(self, label: str) -> int:
         """How many nodes have ``label``."""
