@@ -35,8 +35,8 @@ from pathlib import Path
 import networkx as nx
 
 import ckg
+from ckg.graph.subgraph import fetch_subgraph, find_target
 from ckg.plan import build_plan, load_graph
-from ckg.plan.fetch import fetch_subgraph, find_target
 
 TARGET_MS = 50.0
 TARGET_FIRST_S, TARGET_REMEMBERED_S = 0.4, 0.15

@@ -150,6 +150,34 @@ def no_experiment(text: str, rows: list[dict]) -> NotFound:
                     f"experiments: {listed}")
 
 
+def resolve_run_or_experiment(store, text: str) -> tuple[str, str]:
+    """``("Run", uid)`` or ``("Experiment", uid)`` for what ``text`` names: a run as
+    :func:`resolve_run` takes it, an experiment as :func:`resolve_experiment` does.
+
+    Raises
+    ------
+    NotFound
+        ``text`` names no run and no experiment.
+    UsageError
+        ``text`` is empty, names a run and an experiment, or several runs.
+    """
+    if not text:
+        raise UsageError("name a run or an experiment to remove")
+    runs = _uids_from(store, "Run", text)
+    try:
+        experiment = resolve_experiment(store, text)
+    except NotFound:
+        experiment = None
+    if runs and experiment:
+        raise UsageError(f"{text!r} names a run ({runs[0]}) and an experiment ({experiment}): "
+                         "give more of the uid")
+    if experiment:
+        return "Experiment", experiment
+    if not runs:
+        raise NotFound(f"no run or experiment {text!r} in the graph (see ckg runs)")
+    return "Run", _one(runs, text, "runs")
+
+
 def _uids_from(store, label: str, text: str) -> list[str]:
     """``[text]`` when it is a whole uid of ``label``, else up to four uids starting with it."""
     if store.get_node(label, text) is not None:

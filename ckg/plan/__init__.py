@@ -17,8 +17,8 @@ import sys
 from collections.abc import Iterable, Mapping
 
 from ckg.core.redact import secret_values
+from ckg.graph.subgraph import fetch_subgraph, find_target
 from ckg.plan import memo
-from ckg.plan.fetch import fetch_subgraph, find_target
 from ckg.plan.model import Plan, Step
 
 __all__ = ["Plan", "Step", "build_plan", "load_graph", "plan"]

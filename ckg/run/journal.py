@@ -17,11 +17,12 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ckg.core.errors import InvalidInput, NotFound, UsageError
+from ckg.core.errors import InvalidInput
 from ckg.core.records import Edge, Node, Records
 from ckg.core.redact import ambient, mask_node
 from ckg.graph.execution import measured_counts
-from ckg.graph.runs import _one, _uids_from, resolve_experiment
+from ckg.graph.removal import empty_experiments, reached_by, runs_to_remove
+from ckg.graph.runs import resolve_run_or_experiment
 
 JOURNAL = Path("journal") / "runs.jsonl"
 #: Runs ``ckg rm`` removed, one uid a line: :func:`recover` leaves them out.
@@ -171,34 +172,6 @@ def _measured_counts(store, run_uids: list[str]) -> dict[str, int]:
     return counts
 
 
-_CALLERS = """
-UNWIND $uids AS u MATCH (c:Run)-[:CALLED]->(r:Run {uid: u})
-RETURN r.uid AS run, c.uid AS caller ORDER BY run LIMIT 1
-"""
-_IN_EXPERIMENTS = """
-UNWIND $uids AS u MATCH (r:Run)-[:IN]->(:Experiment {uid: u}) RETURN r.uid AS uid ORDER BY uid
-"""
-_CALLED_BY = """
-UNWIND $uids AS u MATCH (:Run {uid: u})-[:CALLED]->(s:Run) RETURN DISTINCT s.uid AS uid
-ORDER BY uid
-"""
-_FRONTS_OF = """
-UNWIND $uids AS u MATCH (:Run {uid: u})-[:IN_FRONT]->(f:Front)
-RETURN f.uid AS uid, collect(u) AS runs ORDER BY uid
-"""
-_REPRODUCED_BY = """
-UNWIND $uids AS u MATCH (:Run {uid: u})-[:REPRODUCES]->(res:Result)
-RETURN res.uid AS uid, collect(u) AS runs ORDER BY uid
-"""
-_EXPERIMENTS_OF = """
-UNWIND $uids AS u MATCH (:Run {uid: u})-[:IN]->(e:Experiment) RETURN DISTINCT e.uid AS uid
-ORDER BY uid
-"""
-_MEASUREMENTS_OF = """
-UNWIND $uids AS u MATCH (:Run {uid: u})-[:MEASURED]->(m:Measurement) RETURN count(m) AS n
-"""
-
-
 def remove(store, home: Path, names: list[str]) -> dict:
     """Remove runs and experiments (``ckg rm``): each run with the steps it called, their
     measurements and work folders; each experiment with every run in it.
@@ -231,74 +204,32 @@ def remove(store, home: Path, names: list[str]) -> dict:
     """
     named_runs, experiments = [], []
     for name in dict.fromkeys(names):
-        label, uid = _run_or_experiment(store, name)
+        label, uid = resolve_run_or_experiment(store, name)
         (named_runs if label == "Run" else experiments).append(uid)
-    runs = _runs_to_remove(store, named_runs, experiments)
+    runs = runs_to_remove(store, named_runs, experiments)
     when = datetime.now(UTC).isoformat(timespec="seconds")
-    fronts = store.run(_FRONTS_OF, {"uids": runs})
-    reproduced = store.run(_REPRODUCED_BY, {"uids": runs})
-    experiments = list(dict.fromkeys(
-        experiments + [r["uid"] for r in store.run(_EXPERIMENTS_OF, {"uids": runs})]))
-    measurements = store.run(_MEASUREMENTS_OF, {"uids": runs})[0]["n"]
+    reached = reached_by(store, runs)
+    experiments = list(dict.fromkeys(experiments + reached["experiments"]))
     forget(home, runs)  # first: a crash after it leaves runs recover cannot bring back
-    with store.transaction() as tx:
-        for row in fronts:
-            tx.run("MATCH (f:Front {uid: $uid}) SET f.stale = $why",
-                   {"uid": row["uid"], "why": _why_stale(row["runs"], when)})
-        for row in reproduced:
-            tx.run("MATCH (res:Result {uid: $uid}) SET res.reproduction_stale = $why",
-                   {"uid": row["uid"], "why": _why_stale(row["runs"], when)})
-        tx.run("UNWIND $uids AS u MATCH (:Run {uid: u})-[:MEASURED]->(m:Measurement) "
-               "DETACH DELETE m", {"uids": runs})
-        tx.run("UNWIND $uids AS u MATCH (r:Run {uid: u}) DETACH DELETE r", {"uids": runs})
-        tx.run("UNWIND $uids AS u MATCH (e:Experiment {uid: u}) "
-               "OPTIONAL MATCH (e)<-[:IN]-(r:Run) WITH e, count(r) AS n WHERE n = 0 "
-               "DETACH DELETE e", {"uids": experiments})
+    # In this order, each write repeatable: a crash part way leaves the runs named by their
+    # uids, and ckg rm of them again finishes the removal.
+    for row in reached["fronts"]:
+        store.update_nodes("Front", [row["uid"]], {"stale": _why_stale(row["runs"], when)})
+    for row in reached["results"]:
+        store.update_nodes("Result", [row["uid"]],
+                           {"reproduction_stale": _why_stale(row["runs"], when)})
+    store.delete_reached("Run", runs, "MEASURED", "Measurement")
+    store.delete_nodes("Run", runs)
+    gone = set(empty_experiments(store, experiments))
+    store.delete_nodes("Experiment", sorted(gone))
     _remove_workdirs(Path(home) / "runs", runs)
-    left = {r["uid"] for r in store.run(
-        "UNWIND $uids AS u MATCH (e:Experiment {uid: u}) RETURN e.uid AS uid",
-        {"uids": experiments})}
     return {
         "runs": runs,
-        "experiments": [e for e in experiments if e not in left],
-        "measurements": measurements,
-        "stale_fronts": [r["uid"] for r in fronts],
-        "stale_reproductions": [r["uid"] for r in reproduced],
+        "experiments": [e for e in experiments if e in gone],
+        "measurements": reached["measurements"],
+        "stale_fronts": [r["uid"] for r in reached["fronts"]],
+        "stale_reproductions": [r["uid"] for r in reached["results"]],
     }
-
-
-def _runs_to_remove(store, runs: list[str], experiments: list[str]) -> list[str]:
-    """The ``runs`` named, the runs in the ``experiments``, and every step they called."""
-    for row in store.run(_CALLERS, {"uids": runs}):
-        raise UsageError(f"run {row['run']} is a step of run {row['caller']}: remove that "
-                         "run, or its experiment")
-    found = list(dict.fromkeys(
-        runs + [r["uid"] for r in store.run(_IN_EXPERIMENTS, {"uids": experiments})]))
-    level = found
-    while level:  # the steps of script runs, level by level (CALLED makes a tree)
-        level = [r["uid"] for r in store.run(_CALLED_BY, {"uids": level})
-                 if r["uid"] not in found]
-        found += level
-    return found
-
-
-def _run_or_experiment(store, text: str) -> tuple[str, str]:
-    """``("Run", uid)`` or ``("Experiment", uid)`` for what ``text`` names."""
-    if not text:
-        raise UsageError("name a run or an experiment to remove")
-    runs = _uids_from(store, "Run", text)
-    try:
-        experiment = resolve_experiment(store, text)
-    except NotFound:
-        experiment = None
-    if runs and experiment:
-        raise UsageError(f"{text!r} names a run ({runs[0]}) and an experiment ({experiment}): "
-                         "give more of the uid")
-    if experiment:
-        return "Experiment", experiment
-    if not runs:
-        raise NotFound(f"no run or experiment {text!r} in the graph (see ckg runs)")
-    return "Run", _one(runs, text, "runs")
 
 
 def _why_stale(runs: list[str], when: str) -> str:

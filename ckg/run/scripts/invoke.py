@@ -22,28 +22,12 @@ from pathlib import Path
 
 from ckg.core.redact import seal
 from ckg.core.resolve import place
+from ckg.graph.scripts import repo_metas, script_rows, source_stamps
 from ckg.run.execute import Outcome, execute, read_tail
 from ckg.run.scripts.cache import ScriptCache
 from ckg.run.scripts.engine import Engine, NeedsExecution, ScriptFailed
 from ckg.run.scripts.index import Script, load_index, save_index
 
-SCRIPTS = """
-UNWIND $sources AS src
-MATCH (s:Source {uid: src})-[:CONTAINS]->(a:Artifact)
-WHERE a.format IN ['mlc', 'cm'] AND a.kind = 'script'
-RETURN a.uid AS uid, a.alias AS alias, a.tags AS tags, a.meta AS meta, a.path AS path,
-       a.format AS format, s.uid AS source_uid, s.location AS location, s.name AS name
-"""
-SOURCES = """
-UNWIND $sources AS src
-MATCH (s:Source {uid: src})
-RETURN s.uid AS uid, s.digest AS digest, s.ingested_at AS ingested_at
-"""
-REPO_META = """
-UNWIND $sources AS src
-MATCH (s:Source {uid: src})-[:CONTAINS]->(a:Artifact {kind: 'repo'})
-RETURN s.uid AS source_uid, a.meta AS meta
-"""
 STEPS_FILE = "ckg-steps.jsonl"
 #: The worker's variable that holds the secrets its job file has placeholders for.
 SECRETS_VARIABLE = "CKG_JOB_SECRETS"
@@ -70,7 +54,7 @@ def index_file(store, home: Path, roots: dict[str, str]) -> Path:
     sources = sorted(roots)
     stamp = [
         (r["uid"], r["digest"], r["ingested_at"], roots[r["uid"]])
-        for r in store.run(SOURCES, {"sources": sources})
+        for r in source_stamps(store, sources)
     ]
     stamp.append(INDEX_FORMAT)
     key = hashlib.sha256(json.dumps(stamp, default=str).encode()).hexdigest()[:24]
@@ -78,11 +62,11 @@ def index_file(store, home: Path, roots: dict[str, str]) -> Path:
     if path.is_file():
         return path
     prefixes = {}
-    for row in store.run(REPO_META, {"sources": sources}):
+    for row in repo_metas(store, sources):
         meta = _json(row["meta"])
         prefixes[row["source_uid"]] = str(meta.get("prefix", "") or "")
     scripts = []
-    for row in store.run(SCRIPTS, {"sources": sources}):
+    for row in script_rows(store, sources):
         root = roots[row["source_uid"]]
         scripts.append(Script.from_dict({
             "uid": row["uid"], "alias": row["alias"], "tags": row["tags"],
