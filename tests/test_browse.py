@@ -51,3 +51,24 @@ def test_runs_experiments_platforms_and_reproductions_read_alike_on_both_engines
     assert [(x["run"], x["reproduced"], x["unit"]) for x in found[accuracy]] == [
         ("r0", 97.5, "%")]  # fmt: skip
     assert [s["location"] for s in kg.sources()] == [str((corpora / "mlperf").resolve())]
+
+
+def test_find_page_pages_through_every_match_once_on_both_engines(kg):
+    kg.store.upsert_nodes("Source", [{"key": s, "props": {"uid": s, "location": f"/src/{s}"}}
+                                     for s in ("s1", "s2")])  # fmt: skip
+    kg.store.upsert_nodes("Artifact", [
+        {"key": f"u{i}", "props": {"uid": f"u{i}", "alias": f"get-{i % 4}", "kind": "script",
+                                   "tags": ["get", "odd" if i % 2 else "even"],
+                                   "variations": ["cuda"] if i < 3 else [],
+                                   "source_uid": f"s{1 + i % 2}"}}
+        for i in range(11)])  # fmt: skip
+    pages = [kg.find_page("get", offset=k, limit=4) for k in (0, 4, 8)]
+    assert [total for _, total in pages] == [11, 11, 11]
+    listed = [(r["alias"], r["uid"]) for rows, _ in pages for r in rows]
+    assert [len(rows) for rows, _ in pages] == [4, 4, 3]
+    assert listed == sorted((f"get-{i % 4}", f"u{i}") for i in range(11))
+    assert pages[0][0][0]["source"] == "/src/s1"
+    rows, total = kg.find_page("get,-odd", source="s1", limit=2)
+    assert total == 6 and [r["uid"] for r in rows] == ["u0", "u4"]
+    rows, total = kg.find_page("get,_cuda", offset=1, limit=5)
+    assert total == 3 and len(rows) == 2
