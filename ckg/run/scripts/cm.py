@@ -61,7 +61,7 @@ from ckg.run.scripts.cm_rules import (
     substitute,
     update_deps,
 )
-from ckg.run.scripts.engine import DEP_LISTS, Engine, ScriptFailed, _inherited
+from ckg.run.scripts.engine import DEP_LISTS, Engine, Frame, ScriptFailed, _inherited
 
 #: The script automation's and the cache automation's ids, as scripts name them.
 SCRIPT_AUTOMATION = ("script", "5b4e0237da074764")
@@ -102,8 +102,9 @@ class CMEngine(Engine):
     def _os_info(self) -> dict:
         return os_info()
 
-    def _inputs_to_env(self, env: dict, i: dict) -> None:
+    def _inputs_to_env(self, frame) -> None:
         """CM's ``_update_env_from_input`` and the flags ``_run`` turns into env."""
+        i, env = frame.i, frame.env
         if str(i.get("skip_sys_utils", "")).lower() in ("true", "yes"):
             env["CM_SKIP_SYS_UTILS"] = "yes"
         if str(i.get("skip_sudo", "")).lower() in ("true", "yes"):
@@ -125,19 +126,22 @@ class CMEngine(Engine):
                 env["CM_" + key.upper()] = value
         substitute(env)
 
-    def _outdir(self, env: dict, i: dict) -> str:
+    def _outdir(self, frame) -> str:
         """CM: a relative ``CM_OUTDIRNAME`` of the top script is under ``CM_TMP_CURRENT_PATH``."""
+        i, env = frame.i, frame.env
         outdir = env.get("CM_OUTDIRNAME", "")
         if outdir and not os.path.isabs(outdir) and not i.get("recursion"):
             outdir = os.path.join(env["CM_TMP_CURRENT_PATH"], outdir)
             env["CM_OUTDIRNAME"] = outdir
         return outdir
 
-    def _prepare(self, inv, meta, i, env, state, const, const_state, adr) -> None:
+    def _prepare(self, inv) -> None:
         """CM's ``_run``, steps 600 to 1100: the script's ``default_env``, ``env`` and
         ``state``; ``input_mapping`` into env and const; the variations; the version from
         input, env or meta, and its meta; ``add_deps`` / ``add_deps_recursive`` of the
         input."""
+        meta, adr = inv.meta, inv.adr
+        i, env, state, const, const_state = inv.frame.dicts
         inv.cache = bool(meta.get("cache", False))
         inv.cache_expiration = ""
         for key, value in (meta.get("default_env") or {}).items():
@@ -155,7 +159,7 @@ class CMEngine(Engine):
             inv.deps[kind] = meta.get(kind) or []
         inv.new_env_keys = list(meta.get("new_env_keys") or [])
         inv.new_state_keys = list(meta.get("new_state_keys") or [])
-        self._cm_variations(inv, meta, i, env, state, const, const_state, adr)
+        self._cm_variations(inv, meta, adr)
         P = self.P
         for name, key in (("version", "VERSION"), ("version_min", "VERSION_MIN"),
                           ("version_max", "VERSION_MAX"),
@@ -168,7 +172,7 @@ class CMEngine(Engine):
         versions = meta.get("versions") or {}
         if inv.version and inv.version in versions:
             inv.version_meta = versions[inv.version]
-            self._apply_meta(inv, inv.version_meta, i, env, state, const, const_state)
+            self._apply_meta(inv, inv.version_meta)
             version_adr = _adr(inv.version_meta)
             if version_adr:
                 merge_tags_by_name(adr, version_adr)
@@ -182,7 +186,7 @@ class CMEngine(Engine):
                 update_deps(inv.deps[kind], i["add_deps_recursive"], i.get("env", {}))
         substitute(env)
 
-    def _cm_variations(self, inv, meta, i, env, state, const, const_state, adr) -> None:
+    def _cm_variations(self, inv, meta, adr) -> None:
         """CM's ``_update_state_from_variations``: each variation's meta, then after each
         the combinations whose parts are all on; ``add_deps_recursive`` of them all last."""
         variations = meta.get("variations") or {}
@@ -209,7 +213,7 @@ class CMEngine(Engine):
             metas = [var_meta] + [variations[c] for c in combos
                                   if set(c.split(",")) <= set(tags)]
             for item in metas:
-                self._apply_meta(inv, item, i, env, state, const, const_state)
+                self._apply_meta(inv, item)
                 if item.get("script_name", ""):
                     meta["script_name"] = item["script_name"]
                 if var_meta.get("default_version", ""):
@@ -218,10 +222,11 @@ class CMEngine(Engine):
                 if item_adr:
                     merge_tags_by_name(adr, item_adr)
         for kind in DEP_LISTS:
-            update_deps(inv.deps[kind], adr, env)
+            update_deps(inv.deps[kind], adr, inv.frame.env)
 
-    def _apply_meta(self, inv, meta, i, env, state, const, const_state) -> None:
+    def _apply_meta(self, inv, meta) -> None:
         """CM's ``update_state_from_meta`` of a variation's or a version's meta."""
+        i, env, state, const, const_state = inv.frame.dicts
         if meta.get("cache", "") != "":
             inv.cache = bool(meta["cache"])
         for key, value in (meta.get("default_env") or {}).items():
@@ -259,11 +264,11 @@ class CMEngine(Engine):
         inv.new_env_keys += list(meta.get("new_env_keys") or [])
         inv.new_state_keys += list(meta.get("new_state_keys") or [])
 
-    def _run_deps(self, inv, deps, env, state, const, const_state, clean_keys: list,
-                  from_cache: bool = False) -> None:
+    def _run_deps(self, inv, frame, deps, clean_keys: list, from_cache: bool = False) -> None:
         """CM's ``_run_deps``: each enabled entry runs in the caller's env minus
         ``clean_keys`` and keys with unresolved references, put back afterwards (the keys
         put aside are kept across the list, as CM keeps them)."""
+        env, state, const, const_state = frame.env, frame.state, frame.const, frame.const_state
         moved: dict = {}
         for d in deps:
             if not isinstance(d, dict) or not d.get("tags"):
@@ -321,7 +326,7 @@ class CMEngine(Engine):
             env.update(const)
             merge(state, const_state)
 
-    def _entry_valid(self, inv, entry, env, state) -> bool:
+    def _entry_valid(self, inv, entry) -> bool:
         """CM's ``find_cached_script``: an entry whose ``dependent_cached_path`` is gone is
         skipped; with a ``validate_cache.sh``, the script's dynamic dependencies run and
         the check runs in the caller's env; its version must be the entry's; the entry's
@@ -332,9 +337,10 @@ class CMEngine(Engine):
         if (Path(inv.script.path) / "validate_cache.sh").exists():
             self._require_execution(inv.script, "its cache entry is checked by a script")
             hidden = [*self.local_env_keys, *(inv.meta.get("local_env_keys") or [])]
-            self._run_deps(inv, inv.deps["deps"], env, state, {}, {}, hidden, from_cache=True)
-            run_input = self._run_script_input(inv, {"add_deps_recursive": inv.adr}, env,
-                                               state, {}, {}, self.cwd)
+            # in the caller's env and state themselves, as CM checks it, without const
+            frame = Frame({"add_deps_recursive": inv.adr}, inv.frame.env, inv.frame.state, {}, {})
+            self._run_deps(inv, frame, inv.deps["deps"], hidden, from_cache=True)
+            run_input = self._run_script_input(inv, frame, self.cwd)
             run_input["script_name"] = "validate_cache"
             try:
                 r = self.prepare_and_run(run_input, "detect_version")

@@ -338,7 +338,7 @@ class Engine:
         for key in self.HOST_ENV_KEYS:
             if os.environ.get(key) and not env.get(key):
                 env[key] = os.environ[key]
-        self._inputs_to_env(env, i)
+        self._inputs_to_env(frame)
 
     @contextmanager
     def _reported(self, script: Script, tags: str):
@@ -372,7 +372,9 @@ class Engine:
             if report.status != "deferred":
                 self.on_step(report)
 
-    def _inputs_to_env(self, env: dict, i: dict) -> None:
+    def _inputs_to_env(self, frame: Frame) -> None:
+        """The input flags that become env keys, and an absolute ``OUTDIRNAME``."""
+        i, env = frame.i, frame.env
         for key in self.TMP_INPUTS:
             value = i.get(key, "")
             if isinstance(value, str) and value.strip():
@@ -410,7 +412,7 @@ class Engine:
                           adr=adr)  # fmt: skip
         env[P + "TMP_CURRENT_SCRIPT_REPO_PATH"] = script.repo_path
         env[P + "TMP_CURRENT_SCRIPT_REPO_PATH_WITH_PREFIX"] = script.repo_path_with_prefix
-        self._prepare(inv, meta, i, env, state, const, const_state, adr)
+        self._prepare(inv)
         report.variations = list(inv.variation_tags)
         rules.substitute(env)
 
@@ -486,11 +488,12 @@ class Engine:
             self.cache.remove(old)
             report.removed_entries.append(old.path.name)
 
-    def _prepare(self, inv: _Invocation, meta: dict, i, env, state, const, const_state,
-                 adr) -> None:
+    def _prepare(self, inv: _Invocation) -> None:
         """Env, state, dependency lists, version and variations from the meta and the input,
         in MLCFlow's order: the script's meta (``update_state_from_meta``), the version and
         its meta, then the variations; ``add_deps`` of the input last."""
+        meta = inv.meta
+        i, env, state, const, const_state = inv.frame.dicts
         inv.cache = bool(meta.get("cache", False))
         inv.cache_expiration = i.get("cache_expiration", meta.get("cache_expiration", ""))
         for key, value in (meta.get("default_env") or {}).items():
@@ -498,10 +501,10 @@ class Engine:
         self._input_mapping(env, i, meta)
         env.update(const)
         rules.merge(state, const_state)
-        self._apply_meta(inv, meta, i, env, state, const, const_state)
+        self._apply_meta(inv, meta)
         for kind in DEP_LISTS:
             inv.deps[kind] = meta.get(kind) or []
-        self._version(inv, meta, i, env, adr)
+        self._version(inv, meta, i, env, inv.adr)
         variations = meta.get("variations") or {}
         version = inv.version
         if (
@@ -510,7 +513,7 @@ class Engine:
             and (f"version.{version}" in variations or "version.#" in variations)
         ):
             inv.variation_tags.append(f"version.{version}")
-        self._variations(inv, meta, i, env, state, const, const_state, adr)
+        self._variations(inv, meta, i, env, inv.adr)
         self._deps_from_input(inv, i, env)
 
     def _require_execution(self, script: Script, why: str) -> None:
@@ -534,11 +537,10 @@ class Engine:
                     value = os.path.abspath(os.path.join(base, value))
             env[env_key] = value
 
-    def _apply_meta(
-        self, inv: _Invocation, meta: dict, i: dict, env, state, const, const_state
-    ) -> None:
+    def _apply_meta(self, inv: _Invocation, meta: dict) -> None:
         """MLCFlow's ``update_state_from_meta`` for the script's, a variation's or a
-        version's meta."""
+        version's meta, on the invocation's frame."""
+        i, env, state, const, const_state = inv.frame.dicts
         if meta.get("cache", "") != "":
             inv.cache = bool(meta["cache"])
         if meta.get("cache_expiration", "") != "":
@@ -603,16 +605,14 @@ class Engine:
         versions = meta.get("versions") or {}
         if inv.version and inv.version in versions:
             inv.version_meta = versions[inv.version]
-            self._apply_meta(
-                inv, inv.version_meta, i, env, i["state"], i["const"], i["const_state"]
-            )
+            self._apply_meta(inv, inv.version_meta)
             version_adr = _adr(inv.version_meta)
             if version_adr:
                 rules.merge_tags_by_name(adr, version_adr)
                 for kind in DEP_LISTS:
                     rules.update_deps(inv.deps[kind], adr, env)
 
-    def _variations(self, inv: _Invocation, meta, i, env, state, const, const_state, adr) -> None:
+    def _variations(self, inv: _Invocation, meta, i, env, adr) -> None:
         variations = meta.get("variations") or {}
         extra = [inv.version_meta] if inv.version_meta else []
         try:
@@ -625,7 +625,7 @@ class Engine:
             return
         inv.variation_string = ",".join("_" + t for t in tags)
         for var_meta in rules.variation_metas(variations, tags):
-            self._apply_meta(inv, var_meta, i, env, state, const, const_state)
+            self._apply_meta(inv, var_meta)
             var_adr = _adr(var_meta)
             if var_adr:
                 rules.merge_tags_by_name(adr, var_adr)
@@ -678,21 +678,16 @@ class Engine:
     def _cached(self, inv: _Invocation, search: list):
         """The valid cache entry for this invocation after running its dynamic
         dependencies and restoring its env and state; None on a miss."""
-        _, env, state, const, const_state = inv.frame.dicts
+        frame = inv.frame
+        env, state, const, const_state = frame.env, frame.state, frame.const, frame.const_state
         script = inv.script
-        candidates = [
-            e
-            for e in self.cache.search(script.uid, search)
-            if self._entry_valid(inv, e, env, state)
-        ]
+        candidates = [e for e in self.cache.search(script.uid, search) if self._entry_valid(inv, e)]
         if not candidates:
             return None
         entry = sorted(candidates, key=lambda e: sorted(e.tags))[0]
         hidden = [*self.local_env_keys, *(inv.meta.get("local_env_keys") or [])]
         for kind in ("deps", "prehook_deps"):
-            self._run_deps(
-                inv, inv.deps[kind], env, state, const, const_state, hidden, from_cache=True
-            )
+            self._run_deps(inv, frame, inv.deps[kind], hidden, from_cache=True)
             rules.substitute(env)
         saved = self.cache.load_state(entry)
         if saved is None:
@@ -704,12 +699,13 @@ class Engine:
         rules.merge(state, const_state)
         hidden = [*self.local_env_keys, *(inv.meta.get("clean_env_keys_post_deps") or [])]
         for kind in ("posthook_deps", "post_deps"):
-            self._run_deps(
-                inv, inv.deps[kind], env, state, const, const_state, hidden, from_cache=True
-            )
+            self._run_deps(inv, frame, inv.deps[kind], hidden, from_cache=True)
         return entry
 
-    def _entry_valid(self, inv: _Invocation, entry, env, state) -> bool:
+    def _entry_valid(self, inv: _Invocation, entry) -> bool:
+        """Whether a cache entry serves this invocation: not expired, its dependent path
+        there, ``validate_cache.sh`` content with it, its version in the asked range."""
+        env, state = inv.frame.env, inv.frame.state
         if entry.expired():
             return False  # replaced once a new entry succeeds
         if entry.dependent and not os.path.exists(entry.dependent):
@@ -748,10 +744,10 @@ class Engine:
             self._default_version(inv, meta["default_version"])
         env[P + "TMP_CURRENT_SCRIPT_PATH"] = script.path
         rules.substitute(env)
-        run_input = self._run_script_input(inv, i, env, state, const, const_state, cwd)
+        run_input = self._run_script_input(inv, frame, cwd)
         if self.hooks.has(script, "predeps") and not rules.is_false(meta.get("predeps", True)):
             self._hook(inv, "predeps", frame, run_input, cwd)
-        self._run_deps(inv, inv.deps["deps"], env, state, const, const_state, local_keys)
+        self._run_deps(inv, frame, inv.deps["deps"], local_keys)
         rules.substitute(env)
         for name in [*(meta.get("clean_files") or []), *native.TMP_FILES]:
             (cwd / name).unlink(missing_ok=True)
@@ -763,7 +759,7 @@ class Engine:
         env[P + "TMP_PIP_VERSION_STRING"] = spec
         rules.substitute(env)
         step_dir = cwd
-        outdir = self._outdir(env, i)
+        outdir = self._outdir(frame)
         if outdir:
             step_dir = Path(outdir)
             step_dir.mkdir(parents=True, exist_ok=True)
@@ -775,21 +771,14 @@ class Engine:
             if inv.cache:  # MLCFlow reads preprocess's version for cached scripts only
                 _take_result(inv, r)
         rules.substitute(env)
-        self._run_deps(inv, inv.deps["prehook_deps"], env, state, const, const_state, local_keys)
+        self._run_deps(inv, frame, inv.deps["prehook_deps"], local_keys)
         _map_keys(env, meta.get("env_key_mappings") or {})
         # Hooks may have left copies in run_input (run_native_script restores one): the
         # native script and postprocess work on the live env and state, as in MLCFlow.
         run_input.update(env=env, state=state, const=const, const_state=const_state, meta=meta)
         _take_result(inv, self.prepare_and_run(run_input, "postprocess"))
-        self._run_deps(
-            inv,
-            inv.deps["post_deps"],
-            env,
-            state,
-            const,
-            const_state,
-            meta.get("clean_env_keys_post_deps") or [],
-        )
+        post_hidden = meta.get("clean_env_keys_post_deps") or []
+        self._run_deps(inv, frame, inv.deps["post_deps"], post_hidden)
         for tag in _env_cache_tags(meta, env):  # again: the script may have set them
             if tag not in inv.cache_tags:
                 inv.cache_tags.append(tag)
@@ -806,7 +795,7 @@ class Engine:
     def _default_version(self, inv: _Invocation, default: str) -> None:
         """No version asked: the meta's ``default_version``, brought within the asked
         range, with its cache tags and its ``versions`` meta (MLCFlow's order)."""
-        i, env, state, const, const_state = inv.frame.dicts
+        i, env = inv.frame.i, inv.frame.env
         version = default
         if inv.version_min and self.compare_versions(version, inv.version_min) < 0:
             version = inv.version_min
@@ -819,7 +808,7 @@ class Engine:
         versions = inv.meta.get("versions") or {}
         if default in versions:
             inv.version_meta = versions[default]
-            self._apply_meta(inv, inv.version_meta, i, env, state, const, const_state)
+            self._apply_meta(inv, inv.version_meta)
             if _adr(inv.version_meta):
                 rules.merge_tags_by_name(i["add_deps_recursive"], _adr(inv.version_meta))
 
@@ -842,11 +831,14 @@ class Engine:
         }
         return self._run(nested)
 
-    def _outdir(self, env: dict, i: dict) -> str:
+    def _outdir(self, frame: Frame) -> str:
         """The folder a step works in when ``OUTDIRNAME`` is set (made absolute on input)."""
-        return env.get(self.P + "OUTDIRNAME", "")
+        return frame.env.get(self.P + "OUTDIRNAME", "")
 
-    def _run_script_input(self, inv, i, env, state, const, const_state, cwd) -> dict:
+    def _run_script_input(self, inv: _Invocation, frame: Frame, cwd) -> dict:
+        """MLCFlow's ``run_script_input`` of ``frame``'s dicts: what hooks and
+        :meth:`prepare_and_run` get."""
+        i, env, state, const, const_state = frame.dicts
         return {
             "path": inv.script.path,
             "bat_ext": ".sh",
@@ -935,11 +927,8 @@ class Engine:
         if postprocess == "postprocess":
             self._run_deps(
                 inv,
+                frame,
                 run_input.get("posthook_deps") or [],
-                env,
-                state,
-                const,
-                const_state,
                 [*self.local_env_keys, *(run_input.get("local_env_keys_from_meta") or [])],
             )
         if postprocess and self.hooks.has(inv.script, postprocess):
@@ -981,20 +970,13 @@ class Engine:
         rules.merge(env, new_env)
 
     def _run_deps(
-        self,
-        inv: _Invocation,
-        deps: list,
-        env,
-        state,
-        const,
-        const_state,
-        clean_keys: list,
-        from_cache: bool = False,
+        self, inv: _Invocation, frame: Frame, deps: list, clean_keys: list, from_cache=False
     ) -> None:
         """Run the enabled entries of one dependency list in the caller's env minus
         ``clean_keys`` (and keys with unresolved ``<<<KEY>>>`` values), and put those back
         afterwards (MLCFlow's ``_run_deps``). Post-dependencies get only the meta's
         ``clean_env_keys_post_deps`` hidden, so they see ``MLC_TMP_*`` and version keys."""
+        env, state, const, const_state = frame.env, frame.state, frame.const, frame.const_state
         for d in deps:
             if not _used(d, env, from_cache):
                 continue

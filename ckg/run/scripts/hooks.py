@@ -22,7 +22,7 @@ import traceback
 from pathlib import Path
 
 from ckg.run.scripts.automation import ScriptAutomation
-from ckg.run.scripts.engine import ScriptFailed
+from ckg.run.scripts.engine import Frame, ScriptFailed
 
 
 def automation_folder(repo_path: str) -> str:
@@ -216,15 +216,12 @@ class Hooks:
         env_copy, state_copy = copy.deepcopy(env), copy.deepcopy(state)
         env_copy.update(saved.get("new_env") or {})
         state_copy.update(saved.get("new_state") or {})
-        run_input = engine._run_script_input(
-            inv, {"add_deps_recursive": inv.adr}, env_copy, state_copy, {}, {}, entry.path
-        )
+        frame = Frame({"add_deps_recursive": inv.adr}, env_copy, state_copy, {}, {})
+        run_input = engine._run_script_input(inv, frame, entry.path)
         run_input["script_name"] = "validate_cache"
         hidden = [*engine.local_env_keys, *(inv.meta.get("local_env_keys") or [])]
         try:
-            engine._run_deps(
-                inv, inv.deps["deps"], env_copy, state_copy, {}, {}, hidden, from_cache=True
-            )
+            engine._run_deps(inv, frame, inv.deps["deps"], hidden, from_cache=True)
             r = engine.prepare_and_run(run_input, "detect_version")
         except ScriptFailed:
             return False
