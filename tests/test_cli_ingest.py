@@ -7,9 +7,11 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-import ckg.cli  # noqa: F401 - registers the commands
+from ckg.cli import load_commands
 from ckg.cli.app import app
 from tests.test_ingest import APP, PY, TREE, write_tree
+
+load_commands()  # every command on app, as `ckg --help` lists them
 
 
 @pytest.fixture

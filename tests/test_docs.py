@@ -5,7 +5,9 @@ from pathlib import Path
 
 import typer.main
 
-from ckg.cli import app
+from ckg.cli import app, load_commands
+
+load_commands()  # every command on app, as `ckg --help` lists them
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()

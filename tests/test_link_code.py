@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from ckg.cli import load_commands
 from ckg.cli.app import app
 from ckg.core.records import Edge, Node, Records
 from ckg.formats.git import git_origin
 from ckg.graph import named
 from ckg.ingest.link import link_code
 from tests.gitrepo import git
+
+load_commands()  # every command on app, as `ckg --help` lists them
 
 PAPER = "arxiv:1810.04805"
 REMOTE = "https://github.com/acme/bert-repro"

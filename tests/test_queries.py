@@ -6,11 +6,14 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from ckg.cli import load_commands
 from ckg.cli.app import app
 from ckg.core.errors import InvalidInput, NotFound, UsageError
 from ckg.core.records import Edge, Node, Records
 from ckg.graph import named
 from ckg.ingest.link import link_code
+
+load_commands()  # every command on app, as `ckg --help` lists them
 
 NAMES = sorted(p.stem for p in named.QUERIES_DIR.glob("*.cypher"))
 REQUIRED = {

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import ckg.cli  # noqa: F401 - registers the commands
+from ckg.cli import load_commands
 from ckg.cli.app import app
 from ckg.core.errors import InvalidInput, UnsafeArchive
 from ckg.core.records import Problem
@@ -27,6 +27,8 @@ from ckg.formats.loaders import MAX_YAML_NODES, Loaded, load
 from ckg.formats.sources import open_source, walk_files
 from tests.test_archives import link, write_tar, write_zip
 from tests.test_ingest import write_tree
+
+load_commands()  # every command on app, as `ckg --help` lists them
 
 GOOD = "alias: good\nuid: 0000000000000001\nautomation_alias: script\ntags: [good, demo]\n"
 

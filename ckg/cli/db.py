@@ -1,5 +1,5 @@
-"""``ckg db``: status, stop, reset, export, import and copy, of whichever store ``--db``
-names."""
+"""``ckg db``: status, stop, reset, export, import, copy and recover, of whichever store
+``--db`` names."""
 
 import json
 import sys
@@ -124,3 +124,20 @@ def _print_summary(summary, as_json: bool) -> None:
         print(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False))
         return
     print("\n".join(summary.lines()))
+
+
+@db_app.command("recover")
+def recover(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Write the journalled runs and measurements the graph lacks.
+
+    Example: ckg db recover
+    """
+    with open_graph() as kg:
+        summary = kg.recover()
+    if as_json:
+        print(json.dumps(summary))
+        return
+    print(
+        f"recovered {summary['recovered']} of {summary['journalled']} journalled runs "
+        f"({summary['measurements']} measurements)"
+    )

@@ -1,4 +1,4 @@
-"""``ckg run``, ``ckg platform``, ``ckg trust``, ``ckg demo`` and ``ckg db recover``."""
+"""``ckg run``, ``ckg platform``, ``ckg trust`` and ``ckg demo``."""
 
 import json
 import shlex
@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from ckg.cli.app import app, open_graph, params_text, print_rows
-from ckg.cli.db import db_app
 from ckg.cli.mlc import MLC_FLAGS, choose_target, mlc_call, print_logs, quiet_mode
 
 
@@ -82,12 +81,16 @@ def run(
     Example: ckg run sklearn-digits --grid model=knn,logreg --cluster tls://10.0.0.5:8786
     --platform gpu=H200
     """
-    from ckg.pareto.frontier import run_objectives
     from ckg.run.workflow import parse_env, parse_grid
 
     call = mlc_call([*([target] if target else []), *ctx.args], parse_env(env), parse_env(inputs))
     as_json = as_json or call.json
-    objectives = run_objectives(pareto) if pareto is not None else ()
+    objectives = ()
+    if pareto is not None:
+        # Only here: the fronts' module loads numpy (about 0.1 s), which a run does not need.
+        from ckg.pareto.frontier import run_objectives
+
+        objectives = run_objectives(pareto)
     options = {
         "variations": tuple(var or ()),
         "env": call.env,
@@ -174,23 +177,6 @@ def demo(
     with open_graph() as kg, RunProgress(not as_json) as progress:
         report = kg.demo(path, progress=progress.update)
     _print_report(report, as_json, objectives, kg.runs_front(report.runs, objectives))
-
-
-@db_app.command("recover")
-def recover(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Write the journalled runs and measurements the graph lacks.
-
-    Example: ckg db recover
-    """
-    with open_graph() as kg:
-        summary = kg.recover()
-    if as_json:
-        print(json.dumps(summary))
-        return
-    print(
-        f"recovered {summary['recovered']} of {summary['journalled']} journalled runs "
-        f"({summary['measurements']} measurements)"
-    )
 
 
 # Measured figures shown in the table after what the step itself reported; on a narrow
