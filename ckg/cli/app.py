@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import typer
 
 from ckg import __version__
-from ckg.core.values import format_number, human_unit, is_number
 
 app = typer.Typer(
     name="ckg",
@@ -241,6 +240,9 @@ TABLE_ROWS = 50
 
 def _shown(rows, columns, units):
     """Each column's header and cell texts, numbers scaled into one unit per column."""
+    # Here, not at the top: its patterns take longer to compile than ckg find takes to print.
+    from ckg.core.values import format_number, human_unit, is_number
+
     headers, cells = {}, {}
     for column in columns:
         values = [row.get(column) for row in rows]

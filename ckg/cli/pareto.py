@@ -6,8 +6,9 @@ import textwrap
 
 import typer
 
-from ckg.cli.app import app, format_number, open_graph, print_rows
+from ckg.cli.app import app, open_graph, print_rows
 from ckg.core.errors import UsageError
+from ckg.core.values import format_number
 
 
 @app.command("pareto")
