@@ -17,7 +17,6 @@ from pathlib import Path
 from ckg.core import redact
 from ckg.core.errors import RunFailed, UsageError
 from ckg.core.records import Node
-from ckg.formats.ckgyaml import expand_grid
 from ckg.run import reproduces, steps
 from ckg.run.checkouts import Checkouts, Provenance
 from ckg.run.measure import EnergyMeter
@@ -137,6 +136,10 @@ def grid_points(grid: dict | list, step) -> list[dict]:
     """
     if not grid:
         return [{}]
+    # Here: ckg.yaml's reader loads the YAML and TOML parsers, which a run without a grid
+    # (a cached script's) never uses.
+    from ckg.formats.ckgyaml import expand_grid
+
     known = parameters(step)
     points = list(expand_grid(grid))
     for point in points:

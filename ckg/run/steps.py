@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ckg.core.errors import RunFailed, require_extra
-from ckg.formats.ckgyaml import render
 
 ENV_OUT = "tmp-run-env.out"
 RUNNABLE = ("ckg", "cm", "mlc", "notebook")
@@ -115,6 +114,9 @@ def prepare(
     set_env.update({k: _text(v) for k, v in (meta.get("env") or {}).items()})
     values = {**(meta.get("params") or {}), **params}
     values.update(python=sys.executable, artifact_dir=str(artifact_dir), workdir=str(workdir))
+    # Here: ckg.yaml's reader loads the YAML and TOML parsers, which a script run never uses.
+    from ckg.formats.ckgyaml import render
+
     command = render(meta["run"], values)
     set_env.update(user_env)
     timeout = meta.get("timeout")
