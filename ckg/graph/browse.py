@@ -42,12 +42,16 @@ RETURN e.uid AS uid, e.name AS name, e.target AS target, e.created_at AS created
        count(DISTINCT r) AS runs, collect(DISTINCT m.metric) AS metrics
 ORDER BY name, uid
 """
+# Grouped by the names each result keeps (those of its FOR_TASK, ON_DATASET and OF_METRIC
+# ends), then joined to the few metrics: walking three edges of each of 218,700 results
+# (100x the corpora) took 6 s of the /results page, grouping their properties one.
 _LEADERBOARDS = """
-MATCH (t:Task)<-[:FOR_TASK]-(r:Result)-[:ON_DATASET]->(d:Dataset)
-MATCH (r)-[:OF_METRIC]->(m:Metric)
-WHERE r.value IS NOT NULL
-RETURN t.name AS task, d.name AS dataset, m.name AS metric, m.direction AS direction,
-       count(r) AS results, count(DISTINCT r.source_uid) AS sources
+MATCH (r:Result)
+WHERE r.value IS NOT NULL AND r.task <> '' AND r.dataset <> ''
+WITH r.task AS task, r.dataset AS dataset, r.metric AS metric, count(r) AS results,
+     count(DISTINCT r.source_uid) AS sources
+MATCH (m:Metric {name: metric})
+RETURN task, dataset, m.name AS metric, m.direction AS direction, results, sources
 ORDER BY task, dataset, metric
 """
 _REPRODUCED = """
