@@ -45,6 +45,18 @@ class Dialect:
         How ``compare_versions`` reads a part that is not a number: cmind's
         ``utils.compare_versions`` keeps it as text (and compares it with text);
         mlperf-automations' ``automation/utils.py`` takes its leading digits, else 0.
+    list_tags : bool
+        Whether ``update_tags_from_env*`` make a list value one tag per item (MLCFlow's
+        ``_run_deps``); CM's appends its text (``str(value)``).
+    entry_extensions : bool
+        Whether a dependency entry's ``update_meta_if_env``, ``update_tags_if_env``,
+        ``continue_on_error`` and ``<<<KEY>>>`` references in its tags count, and its
+        ``update_tags_from_env`` reads the entry's own env first (MLCFlow's ``_run_deps``);
+        CM's knows none of them and reads the caller's env.
+    hides_per_entry : bool
+        Whether ``_run_deps`` puts the caller's keys aside afresh for each entry (MLCFlow);
+        CM's ``tmp_env`` is made once per list, so every key put aside so far comes back
+        after each entry and ``force_env_keys`` may show one an earlier entry hid.
     """
 
     prefix: str = "MLC_"
@@ -55,6 +67,9 @@ class Dialect:
     combination_bases: bool = True
     meta_default_variations: bool = True
     text_versions: bool = False
+    list_tags: bool = True
+    entry_extensions: bool = True
+    hides_per_entry: bool = True
 
 
 #: mlcflow 1.3.8 and mlperf-automations' script automation.
@@ -69,4 +84,7 @@ CM = Dialect(
     combination_bases=False,
     meta_default_variations=False,
     text_versions=True,
+    list_tags=False,
+    entry_extensions=False,
+    hides_per_entry=False,
 )

@@ -247,11 +247,13 @@ def select_keys(patterns: list, values: dict) -> dict:
     return out
 
 
-def tags_from_env(entry: dict, env: dict, key: str, prefix: str) -> str:
+def tags_from_env(
+    entry: dict, env: dict, key: str, prefix: str, dialect: Dialect = MLCFLOW
+) -> str:
     """The tags ``update_tags_from_env`` (``prefix`` ``""``) or
     ``update_tags_from_env_with_prefix`` add to a dependency entry for ``key``, each as
     ``,PREFIXVALUE``: from the entry's own ``env`` where set there, else from ``env``; a list
-    gives one tag per item (``_run_deps``).
+    gives one tag per item (``_run_deps``; its text in CM's dialect).
 
     >>> tags_from_env({"env": {}}, {"URL": "u"}, "URL", "_repo.")
     ',_repo.u'
@@ -259,13 +261,16 @@ def tags_from_env(entry: dict, env: dict, key: str, prefix: str) -> str:
     ',_v.a,_v.b'
     >>> tags_from_env({}, {}, "V", "")
     ''
+    >>> from ckg.mlc.dialect import CM
+    >>> tags_from_env({}, {"V": ["a", "b"]}, "V", "", CM)
+    ",['a', 'b']"
     """
     local = entry.get("env") or {}
     source = local if str(local.get(key, "")).strip() else env
     value = source.get(key, "")
     if not str(value).strip():
         return ""
-    items = value if isinstance(value, list) else [value]
+    items = value if isinstance(value, list) and dialect.list_tags else [value]
     return "".join(f",{prefix}{item}" for item in items)
 
 

@@ -37,13 +37,13 @@ folders (``CM_REPOS``, ``~/CM``).
 """
 
 import copy
-import fnmatch
 import importlib.util
 import logging
 import os
 from pathlib import Path
 
 from ckg import mlc as rules
+from ckg.mlc import CM
 from ckg.run.scripts.automation import NotSupported, ScriptAutomation
 from ckg.run.scripts.cm_rules import (
     choose_variations,
@@ -61,7 +61,7 @@ from ckg.run.scripts.cm_rules import (
     substitute,
     update_deps,
 )
-from ckg.run.scripts.engine import DEP_LISTS, Engine, Frame, ScriptFailed, _inherited
+from ckg.run.scripts.engine import DEP_LISTS, Engine, Frame, ScriptFailed
 
 #: The script automation's and the cache automation's ids, as scripts name them.
 SCRIPT_AUTOMATION = ("script", "5b4e0237da074764")
@@ -89,7 +89,9 @@ class CMEngine(Engine):
                        "NAME", "EXTRA_CACHE_TAGS", "TMP_*", "GIT_*", "RENEW_CACHE_ENTRY")
     CACHE_SCRIPT_TAG = "script-artifact-"
     USER_RUN_DIR = False
+    dialect = CM
     compare_versions = staticmethod(compare_versions)
+    merge = staticmethod(merge)
     script_path = staticmethod(script_path)
     export_lines = staticmethod(export_lines)
     read_env_out = staticmethod(read_env_out)
@@ -264,67 +266,24 @@ class CMEngine(Engine):
         inv.new_env_keys += list(meta.get("new_env_keys") or [])
         inv.new_state_keys += list(meta.get("new_state_keys") or [])
 
-    def _run_deps(self, inv, frame, deps, clean_keys: list, from_cache: bool = False) -> None:
-        """CM's ``_run_deps``: each enabled entry runs in the caller's env minus
-        ``clean_keys`` and keys with unresolved references, put back afterwards (the keys
-        put aside are kept across the list, as CM keeps them)."""
-        env, state, const, const_state = frame.env, frame.state, frame.const, frame.const_state
-        moved: dict = {}
-        for d in deps:
-            if not isinstance(d, dict) or not d.get("tags"):
-                continue
-            if skipped(d, env):
-                continue
-            if from_cache and not d.get("dynamic"):
-                continue
-            if d.get("env"):
-                substitute(d["env"], env)
-            for prefix, keys in (d.get("update_tags_from_env_with_prefix") or {}).items():
-                for key in keys:
-                    if str((d.get("env") or {}).get(key, "")).strip():
-                        d["tags"] += "," + prefix + str(d["env"][key])
-                    elif str(env.get(key, "")).strip():
-                        d["tags"] += "," + prefix + str(env[key])
-            for pattern in clean_keys:
-                for key in list(env):
-                    if key == pattern or (("*" in pattern or "?" in pattern)
-                                          and fnmatch.fnmatch(key, pattern)):
-                        moved[key] = env.pop(key)
-            for key in list(env):
-                if rules.has_ref(env[key]):
-                    moved[key] = env.pop(key)
-            for pattern in d.get("force_env_keys") or []:
-                for key in list(moved):
-                    if key == pattern or (("*" in pattern or "?" in pattern)
-                                          and fnmatch.fnmatch(key, pattern)):
-                        env[key] = moved[key]
-            if d.get("reuse_version"):
-                for key in moved:
-                    if key.startswith(self.P + "VERSION"):
-                        env[key] = moved[key]
-            for key in d.get("update_tags_from_env") or []:
-                if str(env.get(key, "")).strip():
-                    d["tags"] += "," + str(env[key])
-            if d.get("inherit_variation_tags"):
-                d["tags"] += "," + _inherited(inv, d)
-            nested = {
-                "recursion": True,
-                "env": env,
-                "state": state,
-                "const": copy.deepcopy(const),
-                "const_state": copy.deepcopy(const_state),
-                "add_deps_recursive": inv.adr,
-            }
-            for key in ("env", "state", "const", "const_state"):
-                nested["local_" + key] = d.get(key) or {}
-                if d.get(key):
-                    d[key] = {}  # CM empties them in the meta once handed down
-            merge(nested, d)
-            self._run(nested)
-            env.update(moved)
-            substitute(env)
-            env.update(const)
-            merge(state, const_state)
+    def _dep_input(self, inv, d, frame) -> dict:
+        """CM's nested input of a dependency entry: copies of const and const_state, the
+        entry's own dicts handed down as ``local_*`` and emptied in the meta (as CM does),
+        the rest of the entry merged in as it is (no ``inherit_cache_expiration``)."""
+        nested = {
+            "recursion": True,
+            "env": frame.env,
+            "state": frame.state,
+            "const": copy.deepcopy(frame.const),
+            "const_state": copy.deepcopy(frame.const_state),
+            "add_deps_recursive": inv.adr,
+        }
+        for key in ("env", "state", "const", "const_state"):
+            nested["local_" + key] = d.get(key) or {}
+            if d.get(key):
+                d[key] = {}
+        merge(nested, d)
+        return nested
 
     def _entry_valid(self, inv, entry) -> bool:
         """CM's ``find_cached_script``: an entry whose ``dependent_cached_path`` is gone is

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ckg import mlc as rules
-from ckg.mlc import LOCAL_ENV_NAMES, compare_versions
+from ckg.mlc import LOCAL_ENV_NAMES, MLCFLOW, compare_versions
 from ckg.mlc import tags_from_env as _tags_from
 from ckg.run.execute import read_tail
 from ckg.run.scripts import native
@@ -215,7 +215,9 @@ class Engine:
     ENV_INPUTS = ENV_INPUTS
     LOCAL_ENV_NAMES = LOCAL_ENV_NAMES
     CACHE_SCRIPT_TAG = "script-item-"
+    dialect = MLCFLOW  # the rule book's answers where MLCFlow's and CM's differ
     compare_versions = staticmethod(compare_versions)
+    merge = staticmethod(rules.merge)
     script_path = staticmethod(native.script_path)
     export_lines = staticmethod(native.export_lines)
     read_env_out = staticmethod(native.read_env_out)
@@ -975,24 +977,52 @@ class Engine:
         """Run the enabled entries of one dependency list in the caller's env minus
         ``clean_keys`` (and keys with unresolved ``<<<KEY>>>`` values), and put those back
         afterwards (MLCFlow's ``_run_deps``). Post-dependencies get only the meta's
-        ``clean_env_keys_post_deps`` hidden, so they see ``MLC_TMP_*`` and version keys."""
-        env, state, const, const_state = frame.env, frame.state, frame.const, frame.const_state
+        ``clean_env_keys_post_deps`` hidden, so they see ``MLC_TMP_*`` and version keys.
+        What differs in CM's ``_run_deps`` is the dialect's (:class:`ckg.mlc.Dialect`:
+        ``entry_extensions``, ``list_tags``, ``hides_per_entry``) and :meth:`_dep_input`'s."""
+        dialect, env = self.dialect, frame.env
+        hidden: dict = {}
         for d in deps:
-            if not _used(d, env, from_cache):
+            if not _used(d, env, from_cache, dialect):
                 continue
-            _update_from_env(d, env, state, const)
-            d["tags"] += _tags_with_prefix(d, env)
-            moved = _hide(env, clean_keys, d, self.P)
-            d["tags"] = _completed_tags(inv, d, env)
+            _update_from_env(d, env, frame.state, frame.const, dialect)
+            d["tags"] += _tags_with_prefix(d, env, dialect)
+            if dialect.hides_per_entry:
+                hidden = {}
+            _hide(env, clean_keys, d, self.P, hidden)
+            d["tags"] = _completed_tags(inv, d, env, dialect)
             try:
-                self._run(_dep_input(inv, d, env, state, const, const_state))
+                self._run(self._dep_input(inv, d, frame))
             except ScriptFailed:
-                if not rules.is_true(d.get("continue_on_error")):
+                if not (dialect.entry_extensions and rules.is_true(d.get("continue_on_error"))):
                     raise
-            env.update(moved)
+            env.update(hidden)
             rules.substitute(env)
-            env.update(const)
-            rules.merge(state, const_state)
+            env.update(frame.const)
+            self.merge(frame.state, frame.const_state)
+
+    def _dep_input(self, inv: _Invocation, d: dict, frame: Frame) -> dict:
+        """The nested ``run`` input of a dependency entry: the shared env and state, copies
+        of const and const_state, the entry's own dicts as ``local_*``, the rest of it."""
+        nested = {
+            "recursion": True,
+            "env": frame.env,
+            "state": frame.state,
+            "const": dict(frame.const),
+            "const_state": dict(frame.const_state),
+            "add_deps_recursive": inv.adr,
+        }
+        if (
+            d.get("inherit_cache_expiration")
+            and inv.cache_expiration
+            and not d.get("cache_expiration")
+        ):
+            d["cache_expiration"] = inv.cache_expiration
+        for key in ("env", "state", "const", "const_state"):
+            nested["local_" + key] = d.get(key) or {}
+        entry = {k: v for k, v in d.items() if k not in ("env", "state", "const", "const_state")}
+        rules.merge(nested, copy.deepcopy(entry))
+        return nested
 
     def _finish(self, inv: _Invocation, frame: Frame) -> dict:
         """The invocation's outputs (``new_env_keys`` / ``new_state_keys`` of its env and
@@ -1023,22 +1053,24 @@ class Engine:
         }
 
 
-def _used(d, env: dict, from_cache: bool) -> bool:
+def _used(d, env: dict, from_cache: bool, dialect=MLCFLOW) -> bool:
     """Whether a dependency entry runs: it names tags, its guards let it, and on a cache
     hit only ``dynamic`` ones run again."""
     return (
         isinstance(d, dict)
         and bool(d.get("tags"))
-        and not rules.skipped(d, env)
+        and not rules.skipped(d, env, dialect)
         and (not from_cache or bool(d.get("dynamic")))
     )
 
 
-def _update_from_env(d: dict, env: dict, state: dict, const: dict) -> None:
+def _update_from_env(d: dict, env: dict, state: dict, const: dict, dialect=MLCFLOW) -> None:
     """The entry's own env with the caller's ``<<<KEY>>>`` filled in, and its
     ``update_meta_if_env`` merged into the caller's env, state and const."""
     if d.get("env"):
         rules.substitute(d["env"], env)
+    if not dialect.entry_extensions:
+        return
     for conditional in d.get("update_meta_if_env") or []:
         if not rules.skipped(conditional, env):
             rules.merge(env, conditional.get("env") or {})
@@ -1046,24 +1078,27 @@ def _update_from_env(d: dict, env: dict, state: dict, const: dict) -> None:
             rules.merge(const, conditional.get("const") or {})
 
 
-def _tags_with_prefix(d: dict, env: dict) -> str:
+def _tags_with_prefix(d: dict, env: dict, dialect=MLCFLOW) -> str:
     """``update_tags_from_env_with_prefix``: read before the caller's local keys are
     hidden, as MLCFlow does."""
     prefixed = d.get("update_tags_from_env_with_prefix") or {}
-    return "".join(_tags_from(d, env, key, p) for p, keys in prefixed.items() for key in keys)
+    return "".join(
+        _tags_from(d, env, key, p, dialect) for p, keys in prefixed.items() for key in keys
+    )
 
 
-def _hide(env: dict, patterns: list, d: dict, prefix: str) -> dict:
+def _hide(env: dict, patterns: list, d: dict, prefix: str, moved: dict | None = None) -> dict:
     """Take out of ``env`` what a dependency must not see: keys matching ``patterns`` and
     keys whose value holds an unresolved ``<<<KEY>>>``; the entry's ``force_env_keys``
-    (and with ``reuse_version`` the ``<prefix>VERSION*`` keys) stay visible. Returns what
-    was taken out, for the caller to put back.
+    (and with ``reuse_version`` the ``<prefix>VERSION*`` keys) of what was taken out, here
+    or before into ``moved``, stay visible. Returns ``moved`` with what was taken out, for
+    the caller to put back.
 
     >>> env = {"MLC_VERSION": "1", "MLC_TMP_X": "a", "B": "<<<C>>>", "D": "d"}
     >>> _hide(env, ["MLC_VERSION", "MLC_TMP_*"], {"reuse_version": True}, "MLC_"), env
     ({'MLC_VERSION': '1', 'MLC_TMP_X': 'a', 'B': '<<<C>>>'}, {'D': 'd', 'MLC_VERSION': '1'})
     """
-    moved: dict = {}
+    moved = {} if moved is None else moved
     for pattern in patterns:
         for key in [k for k in env if _matches(k, pattern)]:
             moved[key] = env.pop(key)
@@ -1077,41 +1112,26 @@ def _hide(env: dict, patterns: list, d: dict, prefix: str) -> dict:
     return moved
 
 
-def _completed_tags(inv: _Invocation, d: dict, env: dict) -> str:
+def _completed_tags(inv: _Invocation, d: dict, env: dict, dialect=MLCFLOW) -> str:
     """The entry's tags with ``update_tags_from_env``, ``update_tags_if_env``, the
-    caller's variations (``inherit_variation_tags``) and known ``<<<KEY>>>`` values."""
+    caller's variations (``inherit_variation_tags``) and known ``<<<KEY>>>`` values (in
+    CM's dialect: the first and the third, from the caller's env)."""
+    extended = dialect.entry_extensions
+    own = d if extended else {}
     tags = d["tags"] + "".join(
-        _tags_from(d, env, key, "") for key in d.get("update_tags_from_env") or []
+        _tags_from(own, env, key, "", dialect) for key in d.get("update_tags_from_env") or []
     )
-    for tag, guard in (d.get("update_tags_if_env") or {}).items():
-        if not rules.skipped(guard, env):
-            tags += "," + tag
+    if extended:
+        for tag, guard in (d.get("update_tags_if_env") or {}).items():
+            if not rules.skipped(guard, env):
+                tags += "," + tag
     if d.get("inherit_variation_tags"):
         tags += "," + _inherited(inv, {**d, "tags": tags})
-    for ref in rules.REF.findall(tags):
-        if ref in env:
-            tags = tags.replace(f"<<<{ref}>>>", str(env[ref]))
+    if extended:
+        for ref in rules.REF.findall(tags):
+            if ref in env:
+                tags = tags.replace(f"<<<{ref}>>>", str(env[ref]))
     return tags
-
-
-def _dep_input(inv: _Invocation, d: dict, env, state, const, const_state) -> dict:
-    """The nested ``run`` input of a dependency entry: the shared env and state, copies
-    of const and const_state, the entry's own dicts as ``local_*``, the rest of it."""
-    nested = {
-        "recursion": True,
-        "env": env,
-        "state": state,
-        "const": dict(const),
-        "const_state": dict(const_state),
-        "add_deps_recursive": inv.adr,
-    }
-    if d.get("inherit_cache_expiration") and inv.cache_expiration and not d.get("cache_expiration"):
-        d["cache_expiration"] = inv.cache_expiration
-    for key in ("env", "state", "const", "const_state"):
-        nested["local_" + key] = d.get(key) or {}
-    entry = {k: v for k, v in d.items() if k not in ("env", "state", "const", "const_state")}
-    rules.merge(nested, copy.deepcopy(entry))
-    return nested
 
 
 def _matches(key: str, pattern: str) -> bool:
