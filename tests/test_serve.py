@@ -24,7 +24,7 @@ import pytest
 
 import ckg
 from ckg.run.demo import EXAMPLE
-from ckg.serve.app import ARTIFACTS_PAGE
+from ckg.serve.app import PAGE_ROWS
 from ckg.store.server import stop_server
 from tests.serving import CKG, serve_env, start_serve, stop_serve
 
@@ -150,8 +150,8 @@ def test_the_artifact_list_is_paged_and_next_shows_the_rest(server, home):
         every = {a["uid"] for a in kg.find("")}
     status, _, body = _get(base + "/artifacts")
     assert status == 200
-    assert f"showing 1–{ARTIFACTS_PAGE} of {len(every)} artifacts" in body
-    assert body.count('<tr><td><a href="/artifacts/') == ARTIFACTS_PAGE
+    assert f"showing 1–{PAGE_ROWS} of {len(every)} artifacts" in body
+    assert body.count('<tr><td><a href="/artifacts/') == PAGE_ROWS
     seen, path = [], "/artifacts"
     while path:
         status, _, body = _get(base + path.replace("&amp;", "&"))
@@ -160,8 +160,26 @@ def test_the_artifact_list_is_paged_and_next_shows_the_rest(server, home):
         path = (re.findall(r'<a rel="next" href="([^"]+)"', body) or [None])[0]
     assert len(seen) == len(every) and set(seen) == every
     assert '<a rel="prev"' in body
-    last = _api(base, "/artifacts", page=len(seen) // ARTIFACTS_PAGE + 1)
-    assert last["page"] == last["pages"] and len(last["artifacts"]) == len(every) % ARTIFACTS_PAGE
+    last = _api(base, "/artifacts", page=len(seen) // PAGE_ROWS + 1)
+    assert last["page"] == last["pages"] and len(last["artifacts"]) == len(every) % PAGE_ROWS
+
+
+def test_a_leaderboard_is_paged_in_rank_order(server, home):
+    """A leaderboard shows PAGE_ROWS results a page; its pages in turn are the whole
+    comparison, best first, and the page says which rows of how many it shows."""
+    base, _ = server
+    with ckg.open("embedded", home=home) as kg:
+        ranked = list(kg.compare(SQUAD["task"], SQUAD["dataset"], SQUAD["metric"])["result"])
+    assert len(ranked) > PAGE_ROWS  # else there is no second page to show
+    first = _api(base, "/results/leaderboard", **SQUAD)
+    assert (first["total"], len(first["rows"])) == (len(ranked), PAGE_ROWS)
+    pages = [first] + [_api(base, "/results/leaderboard", **SQUAD, page=p)
+                       for p in range(2, first["pages"] + 1)]  # fmt: skip
+    assert [r["result"] for p in pages for r in p["rows"]] == ranked
+    status, _, body = _get(base + "/results/leaderboard?" + urlencode({**SQUAD, "page": 2}))
+    assert status == 200
+    assert f"showing {PAGE_ROWS + 1}–{min(2 * PAGE_ROWS, len(ranked))} of {len(ranked)}" in body
+    assert '<a rel="prev"' in body
 
 
 def test_it_is_read_only_and_local(server):

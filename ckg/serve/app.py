@@ -39,9 +39,9 @@ GRAPH_DEPTH = 2
 MAX_COMPARE = 50
 MAX_RUNS = 1000
 MAX_VARIATIONS = 50
-#: Artifacts listed on one page of /artifacts (a hundred repositories hold tens of
-#: thousands: all of them took seconds to read and render) and the last page one may ask for.
-ARTIFACTS_PAGE = 100
+#: Rows on one page of a long list (/artifacts, a leaderboard: at 100x the corpora tens of
+#: thousands, which took seconds to read and render) and the last page one may ask for.
+PAGE_ROWS = 100
 MAX_PAGE = 1_000_000
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
@@ -110,11 +110,10 @@ def _pages(kg) -> dict:
         q = request.query_params
         tags, kind, source = q.get("tags", ""), q.get("kind") or None, q.get("source") or None
         page = _count(q.get("page"), 1, MAX_PAGE)
-        rows, total = kg.find_page(tags, kind, source=source, offset=(page - 1) * ARTIFACTS_PAGE,
-                                   limit=ARTIFACTS_PAGE)  # fmt: skip
+        rows, total = kg.find_page(tags, kind, source=source, offset=(page - 1) * PAGE_ROWS,
+                                   limit=PAGE_ROWS)  # fmt: skip
         return {"tags": tags, "kind": kind or "", "source": source or "", "artifacts": rows,
-                "total": total, "page": page, "first": (page - 1) * ARTIFACTS_PAGE + 1,
-                "pages": max(1, math.ceil(total / ARTIFACTS_PAGE)), "sources": kg.sources()}
+                **_paging(page, total), "sources": kg.sources()}
 
     def artifact(request):
         key = request.path_params["key"]
@@ -192,15 +191,17 @@ def _pages(kg) -> dict:
             if direction:
                 raise
             return {"task": task, "dataset": dataset, "metric": metric, "rows": [],
-                    "direction": None, "why": str(exc)}  # fmt: skip
-        rows = _plain(frame.to_dict("records"))
+                    "direction": None, "why": str(exc), **_paging(1, 0)}  # fmt: skip
+        page = _count(q.get("page"), 1, MAX_PAGE)
+        shown = frame.iloc[(page - 1) * PAGE_ROWS:page * PAGE_ROWS]
+        rows = _plain(shown.to_dict("records"))
         found = kg.reproductions([r["result"] for r in rows])
         for row in rows:
             row["reproduced"] = [{**x, "ratio": _ratio(x["reproduced"], row["value"])}
                                  for x in found.get(row["result"], [])]  # fmt: skip
         return {"task": task, "dataset": dataset, "metric": frame.attrs["metric"],
                 "direction": frame.attrs["direction"], "why": frame.attrs["why"],
-                "rows": rows}  # fmt: skip
+                "rows": rows, **_paging(page, len(frame))}  # fmt: skip
 
     def results_front(request):
         q = request.query_params
@@ -285,6 +286,13 @@ def _ratio(reproduced, reported):
     if reproduced is None or not reported:
         return None
     return reproduced / reported
+
+
+def _paging(page: int, total: int) -> dict:
+    """What a page of a list of ``total`` rows says of itself (:data:`PAGE_ROWS` a page):
+    its number, how many pages there are, its first row's number, the total."""
+    return {"page": page, "pages": max(1, math.ceil(total / PAGE_ROWS)),
+            "first": (page - 1) * PAGE_ROWS + 1, "total": total}  # fmt: skip
 
 
 def _count(text, default: int, most: int) -> int:
