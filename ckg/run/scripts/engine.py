@@ -423,7 +423,13 @@ class Engine:
         entry = None
         replaced: list = []
         if cache:
-            tags, search = self._cache_tags(inv, env, extra_cache_tags)
+            tags, search = _cache_tags(
+                [*inv.script_tags, *script.tags],
+                inv.variation_tags,
+                inv.explicit_variations,
+                inv.version,
+                [*extra_cache_tags, *_env_cache_tags(inv.meta, env)],
+            )
             replaced = [
                 e for e in self.cache.search(script.uid, search) if self.renew or e.expired()
             ]
@@ -542,7 +548,8 @@ class Engine:
     def _apply_meta(self, inv: _Invocation, meta: dict) -> None:
         """MLCFlow's ``update_state_from_meta`` for the script's, a variation's or a
         version's meta, on the invocation's frame."""
-        i, env, state, const, const_state = inv.frame.dicts
+        frame = inv.frame
+        env = frame.env
         if meta.get("cache", "") != "":
             inv.cache = bool(meta["cache"])
         if meta.get("cache_expiration", "") != "":
@@ -552,35 +559,14 @@ class Engine:
             env.setdefault(key, value)
         rules.merge(env, meta.get("env") or {})
         inv.update_meta_if_env = inv.update_meta_if_env + list(meta.get("update_meta_if_env") or [])
-        add_deps = dict(meta.get("ad") or meta.get("add_deps") or {})
-        if meta.get("ad"):
-            rules.merge(add_deps, meta.get("add_deps") or {})
-        for conditional in inv.update_meta_if_env:
-            if rules.skipped(conditional, env):
-                continue
-            rules.merge(default_env, conditional.get("default_env") or {})
-            rules.merge(env, conditional.get("env") or {})
-            rules.merge(const, conditional.get("const") or {})
-            rules.merge(state, conditional.get("state") or {})
-            rules.merge(const_state, conditional.get("const_state") or {})
-            rules.merge(add_deps, conditional.get("ad") or conditional.get("add_deps") or {})
+        add_deps = _add_deps(meta)
+        _apply_conditionals(frame, inv.update_meta_if_env, default_env, add_deps)
         for key, value in default_env.items():
             env.setdefault(key, value)
-        if meta.get("const"):
-            const.update(meta["const"])
-            env.update(const)
-        rules.merge(state, meta.get("state") or {})
-        if const_state:
-            rules.merge(const_state, meta.get("const_state") or {})
-            rules.merge(state, const_state)
-        for kind in DEP_LISTS:
-            if meta.get(kind):
-                rules.append_deps(inv.deps[kind], copy.deepcopy(meta[kind]))
-        if add_deps:
-            for kind in DEP_LISTS:
-                rules.update_deps(inv.deps[kind], add_deps, env)
+        _apply_consts(frame, meta)
+        _add_meta_deps(inv.deps, meta, add_deps, env)
         if meta.get("input_mapping"):
-            self._input_mapping(env, i, meta)
+            self._input_mapping(env, frame.i, meta)
         rules.substitute(env)
         inv.new_env_keys += list(meta.get("new_env_keys") or [])
         inv.new_state_keys += list(meta.get("new_state_keys") or [])
@@ -646,36 +632,6 @@ class Engine:
                 rules.update_deps(inv.deps[kind], i["add_deps_recursive"], i.get("env", {}))
 
     # --- cache -------------------------------------------------------------------------
-
-    def _cache_tags(self, inv: _Invocation, env: dict, extra: list) -> tuple[list, list]:
-        """Tags a new entry gets, and the tags a search needs (MLCFlow's
-        ``prepare_cache_tags``)."""
-        tags: list[str] = []
-        for tag in [*inv.script_tags, *inv.script.tags]:
-            if tag not in tags:
-                tags.append(tag)
-        search = [*tags, "-tmp"]
-        for tag in inv.explicit_variations:
-            name = "-_" + tag[1:] if tag.startswith("-") else "_" + tag
-            if name not in search:
-                search.append(name)
-        for tag in inv.variation_tags:
-            name = "-_" + tag[1:] if tag.startswith("-") else "_" + tag
-            if name not in tags:
-                tags.append(name)
-        for version_tag in _version_tags(inv.version):
-            for target in (tags, search):
-                if version_tag not in target:
-                    target.append(version_tag)
-        for tag in extra:
-            if tag not in tags:
-                tags.append(tag)
-                search.append(tag)
-        for tag in _env_cache_tags(inv.meta, env):
-            if tag not in tags:
-                tags.append(tag)
-                search.append(tag)
-        return tags, search
 
     def _cached(self, inv: _Invocation, search: list):
         """The valid cache entry for this invocation after running its dynamic
@@ -1134,6 +1090,54 @@ def _completed_tags(inv: _Invocation, d: dict, env: dict, dialect=MLCFLOW) -> st
     return tags
 
 
+def _add_deps(meta: dict) -> dict:
+    """A meta's ``add_deps``: ``ad``, with ``add_deps`` merged into it."""
+    add_deps = dict(meta.get("ad") or meta.get("add_deps") or {})
+    if meta.get("ad"):
+        rules.merge(add_deps, meta.get("add_deps") or {})
+    return add_deps
+
+
+def _apply_conditionals(
+    frame: Frame, conditionals: list, default_env: dict, add_deps: dict
+) -> None:
+    """``update_meta_if_env``: each entry whose guards ``frame``'s env lets merges its env,
+    const, state and const_state into the frame's, its ``default_env`` and ``add_deps``
+    into the meta's."""
+    for conditional in conditionals:
+        if rules.skipped(conditional, frame.env):
+            continue
+        rules.merge(default_env, conditional.get("default_env") or {})
+        rules.merge(frame.env, conditional.get("env") or {})
+        rules.merge(frame.const, conditional.get("const") or {})
+        rules.merge(frame.state, conditional.get("state") or {})
+        rules.merge(frame.const_state, conditional.get("const_state") or {})
+        rules.merge(add_deps, conditional.get("ad") or conditional.get("add_deps") or {})
+
+
+def _apply_consts(frame: Frame, meta: dict) -> None:
+    """A meta's ``const`` (over the env too), ``state``, and ``const_state`` (over the
+    state too, where the frame has one already, as MLCFlow does)."""
+    if meta.get("const"):
+        frame.const.update(meta["const"])
+        frame.env.update(frame.const)
+    rules.merge(frame.state, meta.get("state") or {})
+    if frame.const_state:
+        rules.merge(frame.const_state, meta.get("const_state") or {})
+        rules.merge(frame.state, frame.const_state)
+
+
+def _add_meta_deps(deps: dict, meta: dict, add_deps: dict, env: dict) -> None:
+    """A meta's dependency lists appended to ``deps`` (copies), then ``add_deps`` applied
+    to every list."""
+    for kind in DEP_LISTS:
+        if meta.get(kind):
+            rules.append_deps(deps[kind], copy.deepcopy(meta[kind]))
+    if add_deps:
+        for kind in DEP_LISTS:
+            rules.update_deps(deps[kind], add_deps, env)
+
+
 def _matches(key: str, pattern: str) -> bool:
     return key == pattern or (("*" in pattern or "?" in pattern) and _fnmatch(key, pattern))
 
@@ -1173,6 +1177,43 @@ def _env_cache_tags(meta: dict, env: dict) -> list[str]:
         value = str(env.get(item.get("env", ""), "")).strip()
         tags += ["deps-" + item.get("prefix", "") + part for part in value.split(",") if value]
     return tags
+
+
+def _cache_tags(
+    script_tags: list, variations: list, explicit: list, version: str, extra: list
+) -> tuple[list, list]:
+    """The tags a new cache entry gets, and those a search for one needs (MLCFlow's
+    ``prepare_cache_tags``): the script's tags, then its ``variations`` as ``_name`` (a
+    search needs only the ``explicit`` ones, those asked), the ``version``'s tags, and
+    ``extra`` (the input's and the meta's extra cache tags) on both.
+
+    >>> _cache_tags(["get", "python3", "get", "python"], ["shared", "-static"], ["shared"],
+    ...             "3.12", ["deps-v1"])  # doctest: +NORMALIZE_WHITESPACE
+    (['get', 'python3', 'python', '_shared', '-_static', 'version-3.12', 'deps-v1'],
+     ['get', 'python3', 'python', '-tmp', '_shared', 'version-3.12', 'deps-v1'])
+    """
+    tags: list[str] = []
+    for tag in script_tags:
+        if tag not in tags:
+            tags.append(tag)
+    search = [*tags, "-tmp"]
+    for tag in explicit:
+        name = "-_" + tag[1:] if tag.startswith("-") else "_" + tag
+        if name not in search:
+            search.append(name)
+    for tag in variations:
+        name = "-_" + tag[1:] if tag.startswith("-") else "_" + tag
+        if name not in tags:
+            tags.append(name)
+    for version_tag in _version_tags(version):
+        for target in (tags, search):
+            if version_tag not in target:
+                target.append(version_tag)
+    for tag in extra:
+        if tag not in tags:
+            tags.append(tag)
+            search.append(tag)
+    return tags, search
 
 
 def _extra_cache_tags(env: dict, asked: str, prefix: str) -> list[str]:
