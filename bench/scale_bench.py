@@ -136,7 +136,6 @@ def wall(env: dict, args: list[str]) -> float:
 
 def measure_commands(env: dict, repeat: int) -> dict[str, float]:
     """Median seconds of each command of COMMANDS as a whole process."""
-    ckg(env, "run", "get,python3")  # the cache entry the cached runs hit
     out = {}
     for name, args, _bound in COMMANDS:
         count = 1 if name == "plan first" else repeat
@@ -252,6 +251,9 @@ def main() -> None:
                     if not export.exists():
                         kg.export_graph(export)
                 ckg(envs[engine], "demo")
+                # The cache entry the cached runs hit, made before the replicas, whose script
+                # folders do not exist: a run chooses the script with a cache entry first.
+                ckg(envs[engine], "run", "get,python3")
                 print(f"{engine}: corpora ingested, demo run: "
                       f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
             done = 1
