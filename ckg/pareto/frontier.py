@@ -360,13 +360,16 @@ def _results(store, names: list[str], filters: dict):
         "submitter", "version", "record", "paper", "paper_title", "platform",
     ]  # fmt: skip
     frame = pd.DataFrame(rows, columns=columns)
-    frame["point"] = [
-        "result:" + "|".join("" if pd.isna(v) else str(v) for v in row)
-        for row in frame[_GROUP].itertuples(index=False)
-    ]
+    # Column by column, not a join per row: 14,200 rows at 100x the corpora took 0.25 s so.
+    keys = frame[_GROUP].astype("string").fillna("")
+    point = "result:" + keys[_GROUP[0]]
+    for column in _GROUP[1:]:
+        point = point + "|" + keys[column]
+    frame["point"] = point.astype(object)
     frame["kind"] = "result"
-    described = frame[["model", "system", "submitter", "paper_title"]].to_dict("records")
-    frame["label"] = [_result_label(row) for row in described]
+    described = ["model", "system", "submitter", "paper_title"]
+    frame["label"] = [_result_label(dict(zip(described, row, strict=True)))
+                      for row in frame[described].itertuples(index=False, name=None)]  # fmt: skip
     return frame
 
 
