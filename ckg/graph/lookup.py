@@ -79,7 +79,7 @@ def find_page(store, tags: str | list[str] = "", kind: str | None = None, *,
     Examples
     --------
     >>> rows, total = find_page(kg.store, "get", offset=100, limit=100)  # doctest: +SKIP
-    >>> len(rows), total
+    >>> len(rows), total  # doctest: +SKIP
     (100, 412)
     """
     query = parse_tags(tags)
