@@ -19,8 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def corpora() -> Path:
-    """The shared real-world corpora (``$CKG_CORPORA`` or ``../shared/corpora``), or a skip."""
-    path = Path(os.environ.get("CKG_CORPORA") or REPO.parent / "shared" / "corpora")
+    """The shared real-world corpora (``$CKG_CORPORA`` or ``../shared/corpora``), or a skip.
+
+    The path is resolved as ckg records a folder source's location: where ``shared`` is a link
+    (a CI checkout beside a linked folder), tests compare the locations ckg prints with it."""
+    path = Path(os.environ.get("CKG_CORPORA") or REPO.parent / "shared" / "corpora").resolve()
     if not (path / "cm4mlops").is_dir():
         pytest.skip(f"the shared corpora are not at {path} (set CKG_CORPORA)")
     return path
