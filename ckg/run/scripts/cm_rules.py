@@ -5,15 +5,12 @@ them: the functions of cm4mlops' ``automation/script/module.py`` and of cmind 4.
 MLCFlow's too, or differ only as :data:`ckg.mlc.CM` says, they are :mod:`ckg.mlc`'s.
 """
 
-import copy
-import platform
-import struct
-import subprocess
 from functools import partial
 from pathlib import Path
 
 from ckg import mlc as rules
 from ckg.mlc import CM, guards, versions
+from ckg.run.scripts import native
 
 
 def merge(dst: dict, src: dict) -> dict:
@@ -65,40 +62,14 @@ def merge_tags_by_name(dst: dict, src: dict) -> None:
 compare_versions = partial(versions.compare_versions, dialect=CM)
 
 
-_os_info: dict | None = None
-
-
 def os_info() -> dict:
-    """The utils automation's ``get_host_os_info`` on a POSIX host (its ``env`` is empty)."""
-    global _os_info
-    if _os_info is None:
-        name = "darwin" if platform.system().lower().startswith("darwin") else "linux"
-        pbits = str(8 * struct.calcsize("P"))
-        bits = pbits
-        try:
-            out = subprocess.run(["getconf", "LONG_BIT"], capture_output=True, text=True,
-                                 timeout=5)
-            if out.returncode == 0 and 0 < len(out.stdout.strip()) < 4:
-                bits = out.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            pass
-        _os_info = {
-            "bat_ext": ".sh",
-            "set_env": 'export ${key}="${value}"',
-            "env_separator": ":",
-            "env_var": "${env_var}",
-            "set_exec_file": 'chmod 755 "${file_name}"',
-            "bat_rem": "# ${rem}",
-            "run_local_bat": ". ./${bat_file}",
-            "run_local_bat_from_python": 'bash -c ". ./${bat_file}"',
-            "run_bat": ". ${bat_file}",
-            "start_script": ["#!/bin/bash", ""],
-            "env": {},
-            "platform": name,
-            "bits": bits,
-            "python_bits": pbits,
-        }
-    return copy.deepcopy(_os_info)
+    """The utils automation's ``get_host_os_info`` on a POSIX host: MLCFlow's
+    (:func:`ckg.run.scripts.native.os_info`, the same templates and bits) without
+    ``env_quote``, and with an empty ``env``."""
+    info = native.os_info()
+    del info["env_quote"]
+    info["env"] = {}
+    return info
 
 
 def script_path(env: dict, folder: Path, name: str = "run") -> Path:
