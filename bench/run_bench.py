@@ -157,6 +157,17 @@ def timed(command: list[str], env: dict, cwd: Path, before=None, count: int = 5)
     return walls
 
 
+def tools_env(tmp: Path, home: Path, **repos: str) -> dict:
+    """The environment both tools and ckg run in: ckg's home and the tool's repositories in
+    ``tmp``, bytecode written (into ``tmp``) as after an install, the embedded store, and this
+    interpreter's scripts first on PATH."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONDONTWRITEBYTECODE", "CKG_DB", "NEO4J_URI")}
+    env.update(repos, CKG_HOME=str(home), PYTHONPYCACHEPREFIX=str(tmp / "pycache"),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    return env
+
+
 def mlc_scripts(count: int) -> None:
     """Section 3: the same real scripts through ``mlcr`` and ``ckg run``."""
     if not CORPUS.is_dir() or not Path(MLCR).is_file():
@@ -168,13 +179,7 @@ def mlc_scripts(count: int) -> None:
         shutil.copytree(CORPUS, repo, symlinks=True)
         home, work = tmp / "ckg-home", tmp / "work"
         work.mkdir()
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE",
-                                                                 "CKG_DB", "NEO4J_URI")}
-        env.update(
-            MLC_REPOS=str(tmp / "mlc-repos"), CKG_HOME=str(home),
-            PYTHONPYCACHEPREFIX=str(tmp / "pycache"),
-            PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        )
+        env = tools_env(tmp, home, MLC_REPOS=str(tmp / "mlc-repos"))
         subprocess.run([str(Path(MLCR).with_name("mlc")), "add", "repo", str(repo)], env=env,
                        cwd=work, check=True, capture_output=True, stdin=subprocess.DEVNULL)
         mlc_cache = tmp / "mlc-repos" / "local" / "cache"
@@ -243,13 +248,7 @@ def cm_scripts(count: int) -> None:
             subprocess.run(["git", *git], cwd=repo, check=True, capture_output=True)
         home, work = tmp / "ckg-home", tmp / "work"
         work.mkdir()
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE",
-                                                                 "CKG_DB", "NEO4J_URI")}
-        env.update(
-            CM_REPOS=str(tmp / "cm-repos"), CKG_HOME=str(home),
-            PYTHONPYCACHEPREFIX=str(tmp / "pycache"),
-            PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        )
+        env = tools_env(tmp, home, CM_REPOS=str(tmp / "cm-repos"))
         subprocess.run([CM, "add", "repo", f"--path={repo}"], env=env, cwd=work, check=True,
                        capture_output=True, stdin=subprocess.DEVNULL)
         cm_cache = tmp / "cm-repos" / "repos" / "local" / "cache"
