@@ -13,8 +13,26 @@ import typer
 
 from ckg import __version__
 
+
+class HelpGroup(typer.core.TyperGroup):
+    """A command group whose help lists each command with the whole first sentence of its
+    help, where click cuts it to what fits on the line after the name ("...")."""
+
+    def format_commands(self, ctx, formatter) -> None:
+        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        rows = [
+            (name, cmd.get_short_help_str(limit=sys.maxsize))
+            for name, cmd in commands
+            if cmd is not None and not cmd.hidden
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="ckg",
+    cls=HelpGroup,
     help="Collective Knowledge Graph: ingest research artifacts, run them, compare results.",
     no_args_is_help=True,
     add_completion=False,

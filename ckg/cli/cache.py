@@ -2,9 +2,10 @@
 
 import typer
 
-from ckg.cli.app import app, open_graph, print_rows
+from ckg.cli.app import HelpGroup, app, open_graph, print_rows
 
 cache_app = typer.Typer(
+    cls=HelpGroup,
     help="List and remove cached script results.",
     no_args_is_help=True,
     suggest_commands=False,

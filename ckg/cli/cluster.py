@@ -9,9 +9,10 @@ from pathlib import Path
 
 import typer
 
-from ckg.cli.app import app, open_graph
+from ckg.cli.app import HelpGroup, app, open_graph
 
 cluster_app = typer.Typer(
+    cls=HelpGroup,
     help="A cluster of `ckg worker` machines: its certificates.",
     no_args_is_help=True,
     suggest_commands=False,

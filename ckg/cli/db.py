@@ -7,9 +7,10 @@ from pathlib import Path
 
 import typer
 
-from ckg.cli.app import app, open_graph
+from ckg.cli.app import HelpGroup, app, open_graph
 
 db_app = typer.Typer(
+    cls=HelpGroup,
     help="Inspect and manage the graph database.",
     no_args_is_help=True,
     suggest_commands=False,
