@@ -59,7 +59,7 @@ def plot_front(
     require_extra("plots", module, what=f"--plot {path.name}")
     if len(table) < 2:
         raise InvalidInput(f"{len(table)} point(s) to plot: a front needs two or more")
-    table, units = _in_shown_units(table, objectives, units or {})
+    table, units = in_shown_units(table, objectives, units or {})
     if suffix == ".html":
         _plotly(table, objectives, path, units, title)
     else:
@@ -67,7 +67,7 @@ def plot_front(
     return path
 
 
-def _in_shown_units(table, objectives, units: dict[str, str]):
+def in_shown_units(table, objectives, units: dict[str, str]):
     """The table with each objective in the unit a table shows it in, and those units."""
     from ckg.core.values import human_unit
 
