@@ -51,6 +51,29 @@ class KnowledgeGraph:
         with config.private_files():
             return run(self.store, self.home, target, Options(**options), progress)
 
+    def tune(self, target: str, space, objectives, *, budget: int, sampler: str = "tpe",
+             seed: int | None = 0, experiment: str | None = None, resume: bool = False,
+             reference=None, progress=None, **options):
+        """Search the parameters ``space`` (``--space`` values) of ``target`` for the front of
+        ``objectives`` with Optuna, each of ``budget`` trials a recorded run of one
+        Experiment; ``resume`` continues the one ``experiment`` names; options as
+        :meth:`run` takes them (:func:`ckg.tune.study.tune`).
+
+        Examples
+        --------
+        >>> report = kg.tune("sklearn-digits", ["model=knn,svm", "k=int(1,15) if model=knn"],
+        ...                  "accuracy,latency", budget=10)  # doctest: +SKIP
+        >>> len(report.trials), len(report.front) > 0  # doctest: +SKIP
+        (10, True)
+        """
+        from ckg.run import Options
+        from ckg.tune.study import tune
+
+        with config.private_files():
+            return tune(self.store, self.home, target, list(space), objectives, budget=budget,
+                        sampler=sampler, seed=seed, experiment=experiment, resume=resume,
+                        reference=reference, options=Options(**options), progress=progress)
+
     @staticmethod
     def runs_front(runs, objectives) -> list:
         """The runs of a :meth:`run` report on the Pareto front of ``objectives`` (two or

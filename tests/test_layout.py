@@ -18,7 +18,7 @@ PACKAGE = REPO / "ckg"
 
 #: The floors, bottom to top; a module imports only from its own floor and those below.
 FLOORS = ["core", "formats", "mlc", "store", "graph", "ingest", "plan", "run", "pareto",
-          "results", "transfer", "top"]
+          "results", "transfer", "tune", "top"]
 #: The top floor: the only code that holds a KnowledgeGraph.
 TOP = {"api", "cli", "serve", "entry"}
 #: Old paths of public modules (documented as importable), kept one release: each imports

@@ -1,0 +1,1 @@
+"""Search a target's parameters for the Pareto front with Optuna: ``ckg tune``."""

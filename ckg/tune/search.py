@@ -1,0 +1,139 @@
+"""An Optuna study over a space, driven by ask and tell: which point to run next.
+
+The study holds only what the sampler needs; the trials themselves are Runs in the graph
+(:mod:`ckg.tune.study`), and a study is rebuilt from them on ``--resume`` (:meth:`Search.add`).
+
+Samplers (``--sampler``):
+
+- ``tpe`` (default): Optuna's multi-objective TPE, multivariate and grouped. It models the
+  good and the bad trials from the first ten on (random before), so it starts learning within
+  budgets of a few dozen trials, where NSGA-II's first generation (50 random trials) would not
+  be over yet; grouping fits a model per set of parameters that occur together, which is what
+  conditional parameters make; and its constant liar keeps the points still running from
+  being proposed again when trials run in parallel.
+- ``nsga2``: NSGA-II, for budgets of several hundred trials.
+- ``gp``: a Gaussian process (needs PyTorch), for small spaces of numbers with costly trials.
+- ``random``: uniform sampling, the baseline.
+"""
+
+import warnings
+
+from ckg.core.errors import UsageError
+from ckg.tune.space import Param, holds
+
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+
+
+def make_sampler(name: str, seed: int | None):
+    """The Optuna sampler ``--sampler`` names, seeded.
+
+    Raises
+    ------
+    UsageError
+        An unknown name (the known are listed), or ``gp`` without PyTorch installed.
+    """
+    import optuna
+
+    if name == "tpe":
+        with warnings.catch_warnings():  # multivariate and group are "experimental" in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "gp":
+        from ckg.core.errors import require_extra
+
+        require_extra("tune", "torch", what="--sampler gp (PyTorch)")
+        return optuna.samplers.GPSampler(seed=seed)
+    raise UsageError(f"--sampler {name!r} is not one of {', '.join(SAMPLERS)}")
+
+
+def distribution(param: Param):
+    """The Optuna distribution of ``param``."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    if param.kind == "choice":
+        return CategoricalDistribution(param.values)
+    if param.kind == "int":
+        return IntDistribution(param.low, param.high, step=param.step)
+    return FloatDistribution(param.low, param.high, log=param.kind == "log")
+
+
+class Search:
+    """Ask for points, tell what they measured.
+
+    Parameters
+    ----------
+    space : tuple of Param
+        What is searched (:func:`ckg.tune.space.parse_space`).
+    directions : list of "min" or "max"
+        One per objective, in the order values are told.
+    sampler : str
+        One of :data:`SAMPLERS`.
+    seed : int, optional
+        The sampler's seed: the same seed, space and results give the same points.
+    """
+
+    def __init__(
+        self,
+        space: tuple[Param, ...],
+        directions: list[str],
+        sampler: str = "tpe",
+        seed: int | None = None,
+    ):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.space = space
+        self.study = optuna.create_study(
+            directions=["maximize" if d == "max" else "minimize" for d in directions],
+            sampler=make_sampler(sampler, seed),
+        )
+        self.distributions = {p.name: distribution(p) for p in space}
+
+    def ask(self) -> tuple[int, dict]:
+        """A new trial: its Optuna number and its point, with only the parameters whose
+        condition holds."""
+        trial = self.study.ask()
+        point: dict = {}
+        for param in self.space:
+            if holds(param, point):
+                point[param.name] = _suggest(trial, param)
+        return trial.number, point
+
+    def tell(self, number: int, values: list[float] | None) -> None:
+        """What trial ``number`` measured, one value per objective; None when it failed."""
+        from optuna.trial import TrialState
+
+        if values is None:
+            self.study.tell(number, state=TrialState.FAIL)
+        else:
+            self.study.tell(number, values)
+
+    def add(self, point: dict, values: list[float] | None) -> None:
+        """A trial run before this study existed (a recorded Run, on ``--resume``)."""
+        from optuna.trial import TrialState, create_trial
+
+        known = {k: v for k, v in point.items() if k in self.distributions}
+        self.study.add_trial(
+            create_trial(
+                params=known,
+                distributions={k: self.distributions[k] for k in known},
+                values=values,
+                state=TrialState.FAIL if values is None else TrialState.COMPLETE,
+            )
+        )
+
+
+def _suggest(trial, param: Param):
+    if param.kind == "choice":
+        return trial.suggest_categorical(param.name, param.values)
+    if param.kind == "int":
+        return trial.suggest_int(param.name, param.low, param.high, step=param.step)
+    return trial.suggest_float(param.name, param.low, param.high, log=param.kind == "log")

@@ -1,0 +1,370 @@
+"""``ckg tune``: a search over a target's parameters whose trials are runs of one Experiment.
+
+Each trial is one grid point of ``ckg run``, recorded as every run is (platform, provenance,
+repeats, energy) in the tune's Experiment. Trial ``n`` (0 to ``budget - 1``) always has the
+Run uid :func:`trial_run_uid` gives it, so the graph is the study's state: ``--resume``
+reads the Runs of the Experiment back into a new Optuna study (:meth:`Search.add`) and runs
+only the numbers that have no finished Run; a trial cut off by a kill runs again under the
+same uid, which overwrites what it left instead of adding a second Run.
+
+The Experiment keeps what defines the study (``tune_space``, ``tune_objectives``,
+``tune_sampler``, ``tune_seed``, ``tune_budget``), so that a resume with another space or
+objectives is refused rather than mixed in.
+"""
+
+import hashlib
+from dataclasses import dataclass, field, replace
+
+from ckg.core import metrics
+from ckg.core.errors import NotFound, UsageError, did_you_mean
+from ckg.run.runner import Options, experiment_props, parameters
+from ckg.run.runner import run as run_points
+from ckg.tune.search import Search
+from ckg.tune.space import Param, grid, parse_space, point_key
+
+#: Run statuses that say a trial is over; a ``running`` (claimed) or ``lost`` one runs again.
+FINISHED = ("ok", "failed", "timeout", "refused")
+#: Points in a row the sampler may propose that were tried already before the search stops:
+#: past that, the space is as good as exhausted.
+MAX_REPEATS = 200
+
+
+@dataclass(slots=True)
+class Trial:
+    """One trial: its number, its Run's uid, its point, the Run's status and the objectives'
+    values (None when it failed or did not measure one of them)."""
+
+    number: int
+    run: str
+    params: dict
+    status: str
+    values: list[float] | None
+    error: str = ""
+
+
+@dataclass(slots=True)
+class TuneReport:
+    """What :func:`tune` did: the Experiment, every trial by number, how many were recorded
+    before this call (``resumed``), each objective's unit, the front's trials, its reference
+    point and hypervolume, and ``stopped`` saying why fewer than ``budget`` trials ran."""
+
+    experiment: str
+    name: str
+    target: str
+    objectives: list[tuple[str, str]]
+    budget: int
+    units: dict[str, str] = field(default_factory=dict)
+    trials: list[Trial] = field(default_factory=list)
+    resumed: int = 0
+    front: list[Trial] = field(default_factory=list)
+    reference: list[float] = field(default_factory=list)
+    hypervolume: float | None = None
+    stopped: str = ""
+
+    @property
+    def failed(self) -> list[Trial]:
+        return [t for t in self.trials if t.values is None]
+
+
+def tune_objectives(spec: str | list[str]) -> list[tuple[str, str]]:
+    """The objectives ``--objectives`` names, each with the direction the metric registry
+    gives it, canonical names.
+
+    Raises
+    ------
+    UsageError
+        No name, a name twice, or a metric with no known direction.
+
+    Examples
+    --------
+    >>> tune_objectives("accuracy, latency")
+    [('accuracy', 'max'), ('latency', 'min')]
+    """
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = [n.strip() for n in items if n.strip()]
+    if not names:
+        raise UsageError("--objectives expects METRIC[,METRIC...], e.g. accuracy,latency")
+    found = []
+    for name in names:
+        metric = metrics.get(name)
+        if metric is None or metric.direction is None:
+            known = sorted(m.name for m in metrics.registry() if m.direction)
+            raise UsageError(
+                f"--objectives: {name!r} is not a metric with a known direction"
+                f"{did_you_mean(name, known)}; add it to a metrics.yaml"
+            )
+        found.append((metric.name, metric.direction))
+    if len({n for n, _ in found}) != len(found):
+        raise UsageError(f"--objectives names a metric twice: {spec!r}")
+    return found
+
+
+def trial_run_uid(experiment: str, number: int) -> str:
+    """The uid of the Run of trial ``number`` of the tune ``experiment``.
+
+    >>> trial_run_uid("exp-1", 0) == trial_run_uid("exp-1", 0) != trial_run_uid("exp-1", 1)
+    True
+    """
+    return "run-" + hashlib.sha256(f"{experiment}/trial/{number}".encode()).hexdigest()[:32]
+
+
+def tune(
+    store,
+    home,
+    target: str,
+    space: list[str],
+    objectives,
+    *,
+    budget: int,
+    sampler: str = "tpe",
+    seed: int | None = 0,
+    experiment: str | None = None,
+    resume: bool = False,
+    reference: list[float] | None = None,
+    options: Options | None = None,
+    progress=None,
+) -> TuneReport:
+    """Search ``space`` for the front of ``objectives``, one recorded run per trial.
+
+    Parameters
+    ----------
+    store : GraphStore
+        Where the target is found and every trial recorded.
+    home : Path
+        ckg's home, as :func:`ckg.run.run` takes it.
+    target : str
+        Uid, alias or tags of the artifact whose parameters are searched.
+    space : list of str
+        ``--space`` values (:mod:`ckg.tune.space`); each names a parameter of the target.
+    objectives : str or list of str
+        Metrics the registry gives a direction (:func:`tune_objectives`).
+    budget : int
+        Trials in all, those of a resumed study included.
+    sampler, seed
+        The Optuna sampler (:data:`ckg.tune.search.SAMPLERS`) and its seed.
+    experiment : str, optional
+        The tune's Experiment name (default ``tune-ALIAS``), or, with ``resume``, its name or uid.
+    resume : bool
+        Continue the Experiment ``experiment`` names: its finished trials are told to the
+        sampler, and the rest of the budget runs.
+    reference : list of float, optional
+        The hypervolume's reference point, one value per objective; default the worst value
+        of each objective over the trials so far (as ``ckg pareto`` takes it).
+    options : Options, optional
+        How each trial runs (``repeat``, ``warmup``, ``timeout_s``, ``env``...); its grid
+        and experiment are the tune's.
+    progress : callable, optional
+        Called as ``progress(report, trial)`` after each trial is recorded, the report's
+        ``front`` and ``hypervolume`` those of the trials so far.
+
+    Returns
+    -------
+    TuneReport
+        The front is written back (:func:`ckg.pareto.frontier.pareto`) when there are two
+        objectives or more and two trials measured them.
+
+    Raises
+    ------
+    UsageError
+        A bad space, objective, sampler or budget; a space parameter that is not one of the
+        target's; a new tune whose name an experiment has, or a resumed one whose space or
+        objectives differ from those recorded.
+    NotFound
+        ``resume`` with no experiment of that name.
+    """
+    params = parse_space(space)
+    goals = tune_objectives(objectives)
+    if budget < 1:
+        raise UsageError(f"--budget must be at least 1, got {budget}")
+    if reference is not None and len(reference) != len(goals):
+        raise UsageError(f"--reference needs {len(goals)} numbers, one per objective")
+    options = options or Options()
+    step = _target_step(store, home, target, options)
+    _check_names(params, step)
+    search = Search(params, [d for _, d in goals], sampler, seed)  # a bad --sampler, early
+    fixed = _experiment(
+        store,
+        experiment or f"tune-{step.alias}",
+        resume,
+        step,
+        options,
+        {
+            "tune_space": [p.spec() for p in params],
+            "tune_objectives": [f"{n}:{d}" for n, d in goals],
+            "tune_sampler": sampler,
+            "tune_seed": seed,
+            "tune_budget": budget,
+        },
+    )
+    report = TuneReport(fixed["uid"], fixed["props"]["name"], step.alias, goals, budget)
+    recorded = _recorded(store, fixed["uid"], budget, goals, report.units) if resume else {}
+    seen: dict[str, list[float] | None] = {}
+    for trial in recorded.values():
+        search.add(trial.params, trial.values)
+        seen[point_key(trial.params)] = trial.values
+    report.trials = sorted(recorded.values(), key=lambda t: t.number)
+    report.resumed = len(recorded)
+    size = len(grid(params) or ()) or None
+    each = replace(options, experiment=fixed, dry_run=False)
+    for number in (n for n in range(budget) if n not in recorded):
+        asked = _ask_new(search, seen, size)
+        if asked is None:
+            report.stopped = (
+                f"the space has {size} points, every one tried"
+                if size and len(seen) >= size
+                else f"the sampler proposed only points tried already, {MAX_REPEATS} times in a row"
+            )
+            break
+        told, point = asked
+        uid = trial_run_uid(fixed["uid"], number)
+        result = run_points(
+            store, home, step.uid, replace(each, grid=[point], run_uids=(uid,))
+        ).runs[0]
+        trial = Trial(
+            number, uid, point, result.status, _values(result.metrics, goals), result.error
+        )
+        report.units |= {n: result.units[n] for n, _ in goals if n in result.units}
+        search.tell(told, trial.values)
+        seen[point_key(point)] = trial.values
+        report.trials.append(trial)
+        _rank(report, reference)
+        if progress:
+            progress(report, trial)
+    _rank(report, reference)
+    _write_front(store, report, reference)
+    return report
+
+
+def _target_step(store, home, target: str, options: Options):
+    from ckg.plan import plan as make_plan
+
+    plan = make_plan(store, target, options.variations, options.env, home=home)
+    return next(s for s in plan.steps if s.uid == plan.target and s.reason == "target")
+
+
+def _check_names(space: tuple[Param, ...], step) -> None:
+    known = parameters(step)
+    for param in space:
+        if param.name not in known:
+            raise UsageError(
+                f"--space {param.spec()!r}: {param.name} is not a parameter of {step.alias}"
+                f"{did_you_mean(param.name, known)} (its parameters: "
+                f"{', '.join(sorted(known)) or 'none'})"
+            )
+
+
+def _experiment(store, name: str, resume: bool, step, options: Options, study: dict) -> dict:
+    """The tune's Experiment as a cluster task fixes it, ``{"uid", "props"}``: the one
+    ``name`` names when resuming (its study checked), else a new one."""
+    import uuid
+
+    from ckg.graph.runs import resolve_experiment
+
+    if resume:
+        uid = resolve_experiment(store, name)
+        props = {k: v for k, v in store.get_node("Experiment", uid).items() if k != "uid"}
+        for key, flag in (("tune_space", "--space"), ("tune_objectives", "--objectives")):
+            if list(props.get(key) or []) != study[key]:
+                was = " ".join(props.get(key) or []) or "not a tune"
+                raise UsageError(
+                    f"--resume: experiment {props.get('name')} ({uid}) was tuned "
+                    f"with {flag} {was}, not {' '.join(study[key])}"
+                )
+        return {"uid": uid, "props": {**props, "tune_budget": study["tune_budget"]}}
+    try:
+        uid = resolve_experiment(store, name, prefix=False)
+    except NotFound:
+        props = experiment_props(name, step.uid, options, study["tune_budget"])
+        return {"uid": "exp-" + uuid.uuid4().hex[:16], "props": {**props, **study}}
+    raise UsageError(
+        f"experiment {name!r} exists ({uid}): --resume continues it, "
+        "--experiment NAME starts another"
+    )
+
+
+def _recorded(store, experiment: str, budget: int, goals, units: dict) -> dict[int, Trial]:
+    """The finished trials of ``experiment`` among the first ``budget``, by number; the
+    units they measured added to ``units``."""
+    from ckg.graph.browse import run_table
+
+    numbers = {trial_run_uid(experiment, n): n for n in range(budget)}
+    found = {}
+    for row in run_table(store, experiment=experiment, limit=10 * budget + 100):
+        number = numbers.get(row["run"])
+        if number is None or row["status"] not in FINISHED:
+            continue
+        measured = {m["metric"]: m["value"] for m in row["measurements"]}
+        units.update(
+            {
+                m["metric"]: m["unit"] or ""
+                for m in row["measurements"]
+                if m["metric"] in dict(goals)
+            }
+        )
+        values = _values(measured, goals) if row["status"] == "ok" else None
+        found[number] = Trial(number, row["run"], row["params"], row["status"], values)
+    return found
+
+
+def _values(measured: dict, goals) -> list[float] | None:
+    """The objectives' values of a run, None where it lacks one (then it counts as failed)."""
+    values = [measured.get(name) for name, _ in goals]
+    return None if any(v is None for v in values) else [float(v) for v in values]
+
+
+def _ask_new(search: Search, seen: dict, size: int | None):
+    """A trial of a point not tried yet, ``(optuna number, point)``; a point tried already is
+    told its values again (a failure as failed) and another asked, up to :data:`MAX_REPEATS`
+    in a row; None when the space's ``size`` points are all tried or the sampler keeps
+    proposing tried ones."""
+    if size is not None and len(seen) >= size:
+        return None
+    for _ in range(MAX_REPEATS):
+        number, point = search.ask()
+        key = point_key(point)
+        if key not in seen:
+            return number, point
+        search.tell(number, seen[key])
+    return None
+
+
+def _rank(report: TuneReport, reference) -> None:
+    """The report's front, reference point and hypervolume over its trials so far."""
+    import numpy as np
+
+    from ckg.pareto import hypervolume, nondominated
+
+    done = [t for t in report.trials if t.values is not None]
+    if not done:
+        return
+    values = np.array([t.values for t in done], dtype=float)
+    directions = [d for _, d in report.objectives]
+    on_front = nondominated(values, directions)
+    best_first = -1 if directions[0] == "max" else 1
+    report.front = sorted(
+        (t for t, keep in zip(done, on_front, strict=True) if keep),
+        key=lambda t: t.values[0] * best_first,
+    )
+    report.reference = (
+        list(reference)
+        if reference is not None
+        else [
+            float(values[:, i].max() if d == "min" else values[:, i].min())
+            for i, d in enumerate(directions)
+        ]
+    )
+    report.hypervolume = hypervolume(values, report.reference, directions)
+
+
+def _write_front(store, report: TuneReport, reference) -> None:
+    """Write the front back as ``ckg pareto --experiment`` does, where there is one."""
+    from ckg.pareto.frontier import pareto
+
+    if len(report.objectives) < 2 or len([t for t in report.trials if t.values]) < 2:
+        return
+    pareto(
+        store,
+        [f"{n}:{d}" for n, d in report.objectives],
+        experiment=report.experiment,
+        reference=reference,
+    )
