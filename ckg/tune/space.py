@@ -136,6 +136,8 @@ def _parse_one(spec: str, earlier: dict[str, Param]) -> Param:
             raise bad(f"{parent} never takes {_text(outside[0])} (it is {possible.spec()})")
         when = (parent, values)
     ranged = _RANGE.match(value)
+    if not ranged and re.match(r"^\w+\(", value):  # a range of a kind there is not
+        raise bad(f"expected {_USAGE}")
     if not ranged:
         choices = tuple(parse_value(v.strip()) for v in value.split(","))
         if "" in choices or len(set(map(json.dumps, choices))) != len(choices):

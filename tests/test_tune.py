@@ -1,0 +1,133 @@
+"""``ckg tune`` end to end on both engines: trials recorded as runs of one Experiment, a
+conditional parameter respected, a front written back, a real ``ckg tune`` killed and resumed
+without a duplicate trial, a failing trial recorded and the study going on."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ckg.core.errors import UsageError
+from ckg.run.demo import EXAMPLE
+from ckg.tune.space import parse_space
+from ckg.tune.study import trial_run_uid
+
+CKG = str(Path(sys.executable).with_name("ckg"))
+
+#: A workflow that takes a tenth of a second: accuracy grows with x, latency with x and y; a
+#: run with ``x`` of 7 or more fails.
+SCRIPT = """\
+import json, sys
+mode, x, y = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+if x >= 7:
+    sys.exit("x too large")
+accuracy = 50 + 5 * x - (y if mode == "b" else 0)
+json.dump({"accuracy": {"value": accuracy, "unit": "%"},
+           "latency": {"value": 1 + x * x + (y * 0.5 if mode == "b" else 2), "unit": "s"}},
+          open("ckg-result.json", "w"))
+"""
+SPACE = ["mode=a,b", "x=int(0,9)", "y=int(0,30) if mode=b"]
+
+
+@pytest.fixture
+def workflow(kg, tmp_path):
+    folder = tmp_path / "wf"
+    folder.mkdir()
+    (folder / "f.py").write_text(SCRIPT)
+    (folder / "ckg.yaml").write_text(
+        "alias: toy\nuid: wf-toy\nparams: {mode: a, x: 0, y: -1}\n"
+        'run: "{python} {artifact_dir}/f.py {mode} {x} {y}"\n'
+    )
+    kg.ingest(str(folder))
+    return "toy"
+
+
+def _runs(kg, experiment):
+    return kg.run_table(experiment=experiment, limit=1000)
+
+
+def test_a_bad_space_names_the_value_and_the_forms():
+    with pytest.raises(UsageError, match=r"--space 'C=logx\(1,2\)'.*NAME=int\(LOW,HIGH"):
+        parse_space(["C=logx(1,2)"])
+    with pytest.raises(UsageError, match=r"--space 'k=int\(1,5\) if model=svm': model never"):
+        parse_space(["model=knn,logreg", "k=int(1,5) if model=svm"])
+
+
+def test_tune_of_the_example_records_budget_runs_and_a_front(kg):
+    kg.ingest(str(EXAMPLE))
+    space = ["model=knn,logreg", "k=int(1,15) if model=knn", "C=log(1e-3,1e3) if model=logreg"]
+    report = kg.tune("sklearn-digits", space, "accuracy,latency", budget=4, seed=1)
+    runs = _runs(kg, report.experiment)
+    assert len(runs) == len(report.trials) == 4
+    assert {r["experiment_uid"] for r in runs} == {report.experiment}
+    for run in runs:  # a parameter is passed only where its condition holds
+        params = run["params"]
+        assert ("k" in params) == (params["model"] == "knn")
+        assert ("C" in params) == (params["model"] == "logreg")
+        assert {m["metric"] for m in run["measurements"]} >= {"accuracy", "latency", "energy"}
+    fronts = kg.query(
+        "MATCH (r:Run)-[x:IN_FRONT]->(f:Front) WHERE f.scope CONTAINS $uid "
+        "AND x.front_rank = 1 RETURN r.uid AS run, f.hypervolume AS hv",
+        {"uid": report.experiment},
+    )
+    assert {row["run"] for row in fronts} == {t.run for t in report.front}
+    assert fronts[0]["hv"] == pytest.approx(report.hypervolume)
+
+
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(kg, workflow):
+    told = []
+    report = kg.tune(
+        workflow,
+        ["x=int(0,9)"],
+        "accuracy,latency",
+        budget=8,
+        seed=0,
+        progress=lambda r, trial: told.append(trial.status),
+    )
+    statuses = {r["run"]: r["status"] for r in _runs(kg, report.experiment)}
+    failed = [t for t in report.trials if t.params["x"] >= 7]
+    assert failed and len(told) == len(statuses) == 8
+    assert all(statuses[t.run] == "failed" and t.values is None for t in failed)
+    assert any(t.values for t in report.trials)
+    # A new tune under a name a tune has is refused: only --resume continues it.
+    with pytest.raises(UsageError, match="exists"):
+        kg.tune(workflow, ["x=int(0,9)"], "accuracy,latency", budget=8)
+
+
+def test_a_killed_tune_resumes_to_its_budget_without_a_duplicate(kg, workflow):
+    args = [
+        CKG,
+        "tune",
+        workflow,
+        *[a for s in SPACE for a in ("--space", s)],
+        "--objectives",
+        "accuracy,latency",
+        "--budget",
+        "10",
+        "--experiment",
+        "toy-tune",
+    ]
+    tune = subprocess.Popen(
+        args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=os.environ
+    )
+    lines = []
+    for line in tune.stderr:
+        lines.append(line)
+        if line.startswith("[5/10]"):
+            tune.send_signal(signal.SIGKILL)
+            break
+    tune.wait(timeout=60)
+    assert tune.returncode == -signal.SIGKILL, "".join(lines)
+    experiment = kg.experiment("toy-tune")["uid"]
+    assert 5 <= len(_runs(kg, experiment)) < 10
+    done = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "recorded before" in done.stdout
+    runs = _runs(kg, experiment)
+    assert sorted(r["run"] for r in runs) == sorted(trial_run_uid(experiment, n) for n in range(10))
+    points = [tuple(sorted(r["params"].items())) for r in runs]
+    assert len(set(points)) == 10
+    assert all(("y" in r["params"]) == (r["params"]["mode"] == "b") for r in runs)
