@@ -56,9 +56,10 @@ def repo(tmp_path) -> Path:
     return path
 
 
-def _recorded(repo: Path, cache: Path, ref: str = "") -> Path:
-    """The clone of ``repo`` checked out until its record is written (a checkout within
-    the clock tick of its own files is not recorded: it could not tell a change then)."""
+def _recorded(repo: Path | str, cache: Path, ref: str = "") -> Path:
+    """The clone of ``repo`` (a path or URL) checked out until its record is written (a
+    checkout within the clock tick of its own files is not recorded: it could not tell a
+    change then)."""
     for _ in range(50):
         clone, _, _ = checkout(str(repo), ref, cache)
         if last_checkout(clone):
@@ -82,6 +83,22 @@ def test_an_unchanged_checkout_and_upstream_spawn_no_git(repo, tmp_path, git_cal
     record = clone / ".git" / STATE_FILE
     assert oct(record.stat().st_mode & 0o777) == "0o600"
     assert last_checkout(clone)["dirty"] is False
+
+
+def test_an_unchanged_file_url_upstream_spawns_no_git_and_a_new_commit_is_fetched(
+        repo, tmp_path, git_calls):
+    url = repo.as_uri()
+    clone = _recorded(url, tmp_path / "cache")
+    head = git(repo, "rev-parse", "HEAD")
+    _calls(git_calls)
+    assert checkout(url, "", tmp_path / "cache") == (clone, head, url)
+    assert _calls(git_calls) == []
+    (repo / "wf" / "hello.py").write_text("print('three')\n")
+    git(repo, "commit", "-q", "-am", "three")
+    head = git(repo, "rev-parse", "HEAD")
+    _calls(git_calls)
+    assert checkout(url, "", tmp_path / "cache")[1] == head
+    assert any(" fetch " in call for call in _calls(git_calls))
 
 
 def test_a_changed_file_in_the_checkout_is_noticed_even_with_its_size_and_mtime_kept(
@@ -168,6 +185,15 @@ def test_a_run_from_an_unchanged_git_source_spawns_no_git(kg, repo, git_calls):
     run = kg.show_run(done.uid)["run"]
     assert run["source_commit"] == git(repo, "rev-parse", "HEAD")
     assert run["source_dirty"] is False
+
+
+def test_a_run_from_an_unchanged_file_url_source_spawns_no_git(kg, repo, git_calls):
+    kg.ingest(repo.as_uri())
+    kg.run("hello-run", trust=True)
+    _calls(git_calls)
+    [done] = kg.run("hello-run", trust=True).runs
+    assert done.status == "ok" and "two" in done.log_tail
+    assert _calls(git_calls) == []
 
 
 def test_a_script_whose_hooks_ran_leaves_its_checkout_unchanged(kg, tmp_path, git_calls,

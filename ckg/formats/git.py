@@ -12,9 +12,10 @@ inode and mode of every work tree file (as git's index keeps them), the bytes of
 the index and the config, and git's own settings. While the stamp is unchanged,
 so is the checkout: a file written, touched, replaced, added or removed changes its ctime
 or the listing, and an entry not strictly older than the record's own file is never taken
-as unchanged (git's "racy" entries). For a local repository the record also keeps the
-bytes of the upstream's ``HEAD``, refs and config: while they and the stamp are unchanged,
-a fetch would bring the same commit, and :func:`checkout` spawns no ``git`` at all.
+as unchanged (git's "racy" entries). For a local repository (a path or a ``file://`` URL)
+the record also keeps the bytes of the upstream's ``HEAD``, refs and config: while they and
+the stamp are unchanged, a fetch would bring the same commit, and :func:`checkout` spawns no
+``git`` at all.
 """
 
 import hashlib
@@ -70,7 +71,8 @@ def checkout(url: str, ref: str, cache: Path) -> tuple[Path, str, str]:
     remote = url if url.lower().startswith(GIT_URL_PREFIXES) else Path(url).as_uri()
     origin = url if remote == url else git_origin(Path(url))
     # Read before the fetch: a change after it makes the record older than the upstream.
-    upstream = None if remote == url else _upstream_stamp(Path(url))
+    local = _local_folder(remote)
+    upstream = None if local is None else _upstream_stamp(local)
     kept = last_checkout(repo)
     if kept and kept["url"] == url and kept["ref"] == ref and upstream is not None \
             and kept["upstream"] == upstream and kept["stamp"] == _tree_stamp(repo)[0]:
@@ -172,6 +174,21 @@ def _tree_stamp(repo: Path) -> tuple[str, int]:
     _hash_files(digest, [repo / ".git" / name for name in ("HEAD", "index", "config")])
     digest.update(_git_settings())
     return digest.hexdigest(), newest
+
+
+def _local_folder(remote: str) -> Path | None:
+    """The folder of this host that a ``file://`` URL names (a local path is fetched as
+    one), whose state can be read without ``git``; None for any other URL.
+
+    >>> _local_folder("file:///srv/my%20repo"), _local_folder("https://host/repo")
+    (PosixPath('/srv/my repo'), None)
+    """
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(remote)
+    if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost"):
+        return None
+    return Path(unquote(parts.path))
 
 
 def _upstream_stamp(path: Path) -> str:
