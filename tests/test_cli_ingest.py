@@ -52,9 +52,12 @@ def test_ingest_json_then_find_show_deps(tiny):
 
 def test_ingest_table_lists_counts_warnings_and_unresolved(tiny):
     write_tree(tiny, {"script/bad/_cm.json": '{"alias": "bad",\n'})
-    out = cli("ingest", str(tiny)).output
+    result = cli("ingest", str(tiny))
+    out = result.stdout
     assert "new / changed / removed / unchanged" in out and "5 / 0 / 0 / 0" in out
-    assert "warning: script/bad/_cm.json:2: invalid JSON" in out
+    # Warnings on stderr: stdout is the command's result.
+    assert "warning: script/bad/_cm.json:2: invalid JSON" in result.stderr
+    assert "warning:" not in out
     assert "missing   app-hello: tags get,zlib" in out
     assert "ambiguous app-hello: tags get -> get-python-alt, get-python3" in out
     again = cli("ingest", str(tiny)).output

@@ -50,7 +50,7 @@ def ingest(
                         source, ref=ref, name=name, fmt=fmt, strict=strict, progress=bar.update
                     )
                 except StrictFailure as exc:
-                    _print_warnings(exc.summary, stream=sys.stderr)
+                    _print_warnings(exc.summary)
                     raise
             summaries.append(summary)
     if as_json:
@@ -309,7 +309,7 @@ def _print_summary(summary) -> None:
         table.add_row(what, value)
     console = Console()
     console.print(table)
-    _print_warnings(summary, stream=sys.stdout)
+    _print_warnings(summary)
     shown = summary.unresolved[:20]
     for item in shown:
         more = f" -> {', '.join(item['candidates'])}" if item["candidates"] else ""
@@ -318,6 +318,7 @@ def _print_summary(summary) -> None:
         print(f"  ... and {len(summary.unresolved) - len(shown)} more (--json lists all)")
 
 
-def _print_warnings(summary, *, stream) -> None:
+def _print_warnings(summary) -> None:
+    """Warnings go to stderr, beside the progress bar: stdout holds what was ingested."""
     for warning in summary.warnings:
-        print(f"warning: {warning}", file=stream)
+        print(f"warning: {warning}", file=sys.stderr)

@@ -1,12 +1,14 @@
 """``ckg results``, ``ckg queries`` and ``ckg compare``: published results and named queries."""
 
 import json
+import sys
 
 import typer
 
-from ckg.cli.app import app, open_graph, print_rows
+from ckg.cli.app import HelpGroup, app, open_graph, print_rows
 
 results_app = typer.Typer(
+    cls=HelpGroup,
     help="Import and list published results.",
     no_args_is_help=True,
     suggest_commands=False,
@@ -35,10 +37,12 @@ def import_(
         f"{report.missing} cells without value, {report.no_metric} rows without metric, "
         f"from {len(report.sources)} source(s); {report.linked} paper-code links"
     )
+    # On stderr: stdout holds the counts, which a script may read.
     for warning in report.warnings[:show]:
-        print(f"  warning: {warning}")
+        print(f"warning: {warning}", file=sys.stderr)
     if len(report.warnings) > show:
-        print(f"  ... {len(report.warnings) - show} more warnings (--warnings N, or --json)")
+        print(f"... {len(report.warnings) - show} more warnings (--warnings N, or --json)",
+              file=sys.stderr)  # fmt: skip
 
 
 @results_app.command("list")
