@@ -32,7 +32,9 @@ def serve(
     sock = listen(host, port)
     token = new_token()
     with open_graph() as kg:
-        # The one place the token is shown: this terminal is its owner's.
-        print(f"ckg serve: http://{host_name(host)}:{port}/?token={token} (Ctrl-C stops)",
-              flush=True)  # fmt: skip
+        # Only now, the socket listening and the graph open: the URL answers once shown, on
+        # the port the socket holds. The one place the token is shown: this terminal is its
+        # owner's.
+        url = f"http://{host_name(host)}:{sock.getsockname()[1]}/?token={token}"
+        print(f"ckg serve: {url} (Ctrl-C stops)", flush=True)
         run_server(kg, sock, token=token, hosts=allowed_hosts(host, allow_host))

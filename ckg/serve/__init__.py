@@ -11,7 +11,9 @@ PORT = 8765
 
 def listen(host: str = HOST, port: int = PORT) -> socket.socket:
     """A socket listening on ``host``:``port``; UsageError naming them when it cannot be
-    (the port taken, an address not of this machine)."""
+    (a port outside 1-65535, the port taken, an address not of this machine)."""
+    if not 1 <= port <= 65535:  # the resolver would take 99999 and bind 34463 (modulo 2^16)
+        raise UsageError(f"cannot listen on port {port}: a port is a number from 1 to 65535")
     try:
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(info[0], socket.SOCK_STREAM)
