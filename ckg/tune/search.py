@@ -30,10 +30,11 @@ def make_sampler(name: str, seed: int | None):
     Raises
     ------
     UsageError
-        An unknown name (the known are listed), or ``gp`` without PyTorch installed.
+        An unknown name (:func:`check_sampler`); ``gp`` without PyTorch installed.
     """
     import optuna
 
+    check_sampler(name)
     if name == "tpe":
         with warnings.catch_warnings():  # multivariate and group are "experimental" in Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -43,11 +44,23 @@ def make_sampler(name: str, seed: int | None):
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "gp":
-        from ckg.core.errors import require_extra
+        from importlib.util import find_spec
 
-        require_extra("tune", "torch", what="--sampler gp (PyTorch)")
+        if find_spec("torch") is None:  # no extra of ckg brings it: it is large, and optional
+            raise UsageError("--sampler gp needs PyTorch, not installed: pip install torch")
         return optuna.samplers.GPSampler(seed=seed)
-    raise UsageError(f"--sampler {name!r} is not one of {', '.join(SAMPLERS)}")
+    raise AssertionError(name)  # check_sampler let it through
+
+
+def check_sampler(name: str) -> None:
+    """Refuse a ``--sampler`` that is not one of :data:`SAMPLERS`, naming them.
+
+    >>> check_sampler("cmaes")
+    Traceback (most recent call last):
+    ckg.core.errors.UsageError: --sampler 'cmaes' is not one of tpe, nsga2, gp, random
+    """
+    if name not in SAMPLERS:
+        raise UsageError(f"--sampler {name!r} is not one of {', '.join(SAMPLERS)}")
 
 
 def distribution(param: Param):

@@ -19,7 +19,7 @@ from ckg.core import metrics
 from ckg.core.errors import NotFound, UsageError, did_you_mean
 from ckg.run.runner import Options, experiment_props, parameters
 from ckg.run.runner import run as run_points
-from ckg.tune.search import Search
+from ckg.tune.search import Search, check_sampler
 from ckg.tune.space import Param, grid, parse_space, point_key
 
 #: Run statuses that say a trial is over; a ``running`` (claimed) or ``lost`` one runs again.
@@ -181,7 +181,7 @@ def tune(
     options = options or Options()
     step = _target_step(store, home, target, options)
     _check_names(params, step)
-    search = Search(params, [d for _, d in goals], sampler, seed)  # a bad --sampler, early
+    check_sampler(sampler)
     fixed = _experiment(
         store,
         experiment or f"tune-{step.alias}",
@@ -198,6 +198,9 @@ def tune(
     )
     report = TuneReport(fixed["uid"], fixed["props"]["name"], step.alias, goals, budget)
     recorded = _recorded(store, fixed["uid"], budget, goals, report.units) if resume else {}
+    # Seeded past the trials recorded: the seed alone would replay the first trials' points.
+    later = None if seed is None else seed + len(recorded)
+    search = Search(params, [d for _, d in goals], sampler, later)
     seen: dict[str, list[float] | None] = {}
     for trial in recorded.values():
         search.add(trial.params, trial.values)
@@ -207,7 +210,7 @@ def tune(
     size = len(grid(params) or ()) or None
     each = replace(options, experiment=fixed, dry_run=False)
     for number in (n for n in range(budget) if n not in recorded):
-        asked = _ask_new(search, seen, size)
+        asked = ask_untried(search, seen, size)
         if asked is None:
             report.stopped = (
                 f"the space has {size} points, every one tried"
@@ -312,11 +315,15 @@ def _values(measured: dict, goals) -> list[float] | None:
     return None if any(v is None for v in values) else [float(v) for v in values]
 
 
-def _ask_new(search: Search, seen: dict, size: int | None):
-    """A trial of a point not tried yet, ``(optuna number, point)``; a point tried already is
-    told its values again (a failure as failed) and another asked, up to :data:`MAX_REPEATS`
-    in a row; None when the space's ``size`` points are all tried or the sampler keeps
-    proposing tried ones."""
+def ask_untried(search: Search, seen: dict, size: int | None):
+    """A trial of a point not tried yet, ``(optuna number, point)``.
+
+    A point tried already (a key of ``seen``, :func:`ckg.tune.space.point_key`, whose value is
+    what it measured, None for a failure) is told those values again, so that the sampler
+    learns from it without a second run, and another is asked, up to :data:`MAX_REPEATS` in
+    a row. None when the space's ``size`` points are all tried, or the sampler keeps
+    proposing tried ones. ``bench/tune_bench.py`` drives its searches with it too.
+    """
     if size is not None and len(seen) >= size:
         return None
     for _ in range(MAX_REPEATS):
