@@ -9,9 +9,12 @@ Templates autoescape everything; figures go to the page as JSON in a non-execute
 element, and a Content-Security-Policy lets only the package's own scripts run.
 """
 
+import functools
+import gzip
 import json
 import math
 import time
+from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -19,19 +22,24 @@ from urllib.parse import quote, urlencode
 import jinja2
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ckg.core.errors import CkgError, NotFound, UsageError
-from ckg.core.values import format_number
+from ckg.core.values import format_number, human_unit, is_number
 from ckg.serve import figures
 from ckg.serve.access import Guard, offsite
 
 HERE = Path(__file__).resolve().parent
-#: plotly.js as the plotly Python package ships it: the page never reaches a CDN.
+#: plotly.js as the plotly Python package ships it: the page never reaches a CDN. Its path
+#: names the version, so that a browser keeps it for good (4.8 MB, 1.5 MB compressed).
 PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+PLOTLY_PATH = f"/static/plotly-{version('plotly')}.min.js"
+#: Responses of at least this many bytes go compressed to a browser that takes gzip.
+GZIP_MIN = 1024
 #: Deepest dependency level drawn on an artifact's page (its dependants: one level).
 GRAPH_DEPTH = 2
 #: Most runs compared side by side (columns of one table), most runs listed at once, most
@@ -57,7 +65,8 @@ def create_app(kg, *, token: str, hosts: frozenset[str]) -> Starlette:
     answered only to requests for one of ``hosts`` that carry ``token``."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     env.filters.update(num=_num, params=_params_text, q=lambda s: quote(str(s), safe=""))
-    env.globals.update(url=_url, offsite=lambda link: offsite(link, hosts))
+    env.filters["scale"] = lambda values, unit: human_unit(list(values), unit or "")
+    env.globals.update(url=_url, offsite=lambda link: offsite(link, hosts), plotly_js=PLOTLY_PATH)
     pages = _pages(kg)
 
     def endpoint(view, template):
@@ -91,13 +100,37 @@ def create_app(kg, *, token: str, hosts: frozenset[str]) -> Starlette:
         handle = endpoint(view, template)
         routes.append(Route(path, handle, methods=["GET"]))
         routes.append(Route("/api" + (path if path != "/" else ""), handle, methods=["GET"]))
-    routes.append(Route("/static/plotly.min.js", _plotly_js, methods=["GET"]))
-    routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
-    return Starlette(routes=routes, middleware=[Middleware(Guard, token=token, hosts=hosts)])
+    routes.append(Route(PLOTLY_PATH, _plotly_js, methods=["GET"]))
+    routes.append(Mount("/static", _Static(directory=HERE / "static"), name="static"))
+    # compresslevel 6: within 0.3% of 9's size on plotly.js, in three quarters of its time.
+    return Starlette(routes=routes, middleware=[
+        Middleware(Guard, token=token, hosts=hosts),
+        Middleware(GZipMiddleware, minimum_size=GZIP_MIN, compresslevel=6)])  # fmt: skip
+
+
+class _Static(StaticFiles):
+    """The package's own style sheet and script: a browser asks again each time and gets a
+    304 while their ETag holds (they change with ckg; plotly.js does not, see PLOTLY_PATH)."""
+
+    def file_response(self, *args, **kwargs) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.update({**HEADERS, "Cache-Control": "private, no-cache"})
+        return response
 
 
 async def _plotly_js(request: Request) -> Response:
-    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers=HEADERS)
+    headers = {**HEADERS, "Cache-Control": "private, max-age=31536000, immutable",
+               "Vary": "Accept-Encoding"}  # fmt: skip
+    if "gzip" not in request.headers.get("accept-encoding", ""):
+        return FileResponse(PLOTLY_JS, media_type="text/javascript", headers=headers)
+    return Response(_plotly_gzip(), media_type="text/javascript",
+                    headers={**headers, "Content-Encoding": "gzip"})  # fmt: skip
+
+
+@functools.cache
+def _plotly_gzip() -> bytes:
+    """plotly.js compressed once a process (0.5 s), not at each first visit."""
+    return gzip.compress(PLOTLY_JS.read_bytes(), compresslevel=6, mtime=0)
 
 
 def _pages(kg) -> dict:
@@ -124,7 +157,8 @@ def _pages(kg) -> dict:
         chosen = [v for v in request.query_params.get("variations", "").split(",") if v]
         if len(chosen) > MAX_VARIATIONS:
             raise UsageError(f"choose at most {MAX_VARIATIONS} variations ({len(chosen)} asked)")
-        return {**shown, "runs": kg.run_table(artifact=uid, limit=50),
+        runs = kg.run_table(artifact=uid, limit=50)
+        return {**shown, "runs": runs, "metrics": _metric_columns(runs),
                 "graph": figures.graph_figure(graph, lambda u: "/artifacts/" + quote(u)),
                 "graph_depth": GRAPH_DEPTH, "chosen": chosen, **_plan(kg, uid, chosen)}
 
@@ -142,10 +176,13 @@ def _pages(kg) -> dict:
             raise UsageError(f"compare at most {MAX_COMPARE} runs at a time "
                              f"({len(uids)} asked)")  # fmt: skip
         shown = [kg.show_run(u) for u in uids]
-        return {"runs": shown, "diff": kg.diff_runs(*uids) if len(uids) == 2 else None,
-                "params": sorted({k for s in shown for k in _dict(s["run"].get("params"))}),
-                "metrics": _metric_columns([{"measurements": s["measurements"]}
-                                            for s in shown])}  # fmt: skip
+        metrics = _metric_columns([{"measurements": s["measurements"]} for s in shown])
+        page = {"runs": shown, "diff": None, "metrics": metrics,
+                "params": sorted({k for s in shown for k in _dict(s["run"].get("params"))})}
+        if len(uids) == 2:
+            page["diff"] = kg.diff_runs(*uids)
+            page["provenance"] = _provenance_rows(*shown, page["diff"])
+        return page
 
     def run(request):
         return kg.show_run(request.path_params["uid"])
@@ -274,12 +311,55 @@ def _front(front) -> dict:
 
 
 def _metric_columns(rows: list[dict]) -> list[dict]:
-    """The metrics measured over ``rows`` (each with ``measurements``), each with its unit."""
+    """The metrics measured over ``rows`` (each with ``measurements``), one column each, as
+    the CLI's tables show them (:func:`ckg.cli.app.print_rows`): ``raw`` the unit recorded,
+    ``unit`` the prefixed one its values are shown in (:func:`human_unit`: µs, MB) and
+    ``factor`` what they are divided by for it.
+
+    >>> _metric_columns([{"measurements": [{"metric": "latency", "value": 7.4e-05, "unit": "s"},
+    ...                                    {"metric": "memory", "value": 168951808, "unit": "B"}]}])
+    [{'metric': 'latency', 'raw': 's', 'unit': 'µs', 'factor': 1e-06}, \
+{'metric': 'memory', 'raw': 'B', 'unit': 'MB', 'factor': 1000000.0}]
+    """
     units: dict[str, str] = {}
+    values: dict[str, list] = {}
     for row in rows:
         for m in row["measurements"]:
             units.setdefault(m["metric"], m.get("unit") or "")
-    return [{"metric": k, "unit": units[k]} for k in sorted(units)]
+            if (m.get("unit") or "") == units[m["metric"]]:
+                values.setdefault(m["metric"], []).append(m["value"])
+    columns = []
+    for metric in sorted(units):
+        factor, shown = human_unit(values.get(metric, []), units[metric])
+        columns.append({"metric": metric, "raw": units[metric], "unit": shown, "factor": factor})
+    return columns
+
+
+def _provenance_rows(a: dict, b: dict, diff: dict) -> list[dict]:
+    """What :meth:`~ckg.api.KnowledgeGraph.diff_runs` found between two shown runs, one row
+    per value that differs: ``field`` and ``key`` (a map's entry, else None), the value in
+    ``a`` and in ``b`` (None where one lacks it), as a person reads a diff.
+
+    >>> shown = lambda params, env: {"run": {"params": params, "env_full": env},
+    ...     "artifact": {"uid": "x"}, "platform": {}, "packages": []}
+    >>> a, b = shown({"model": "knn"}, {"PATH": "/bin"}), shown({"model": "svm"}, {})
+    >>> _provenance_rows(a, b, {"params": {"changed": ["model"]}, "env": {"only_a": ["PATH"]}})
+    [{'field': 'params', 'key': 'model', 'a': 'knn', 'b': 'svm'}, \
+{'field': 'env', 'key': 'PATH', 'a': '/bin', 'b': None}]
+    """
+    from ckg.graph.runs import provenance
+
+    left, right = provenance(a), provenance(b)
+    rows = []
+    for field, change in diff.items():
+        if set(change) <= {"a", "b"}:
+            rows.append({"field": field, "key": None, "a": change.get("a"), "b": change.get("b")})
+            continue
+        x, y = left.get(field) or {}, right.get(field) or {}
+        for part in ("changed", "only_a", "only_b"):
+            rows += [{"field": field, "key": key, "a": x.get(key), "b": y.get(key)}
+                     for key in change.get(part, [])]  # fmt: skip
+    return rows
 
 
 def _ratio(reproduced, reported):
@@ -313,9 +393,15 @@ def _dict(value) -> dict:
 # --- template filters and JSON ------------------------------------------------------------
 
 
-def _num(value) -> str:
-    return format_number(value) if isinstance(value, (int, float)) else (
-        "" if value is None else str(value))
+def _num(value, factor: float = 1.0) -> str:
+    """A number as the CLI shows it, divided by ``factor`` first (a column's :func:`human_unit`).
+
+    >>> _num(7.438e-05, 1e-06), _num(168951808, 1e6), _num(None), _num("knn")
+    ('74.38', '169.0', '', 'knn')
+    """
+    if not is_number(value):
+        return "" if value is None else str(value)
+    return format_number(value / factor if factor != 1 else value)
 
 
 def _params_text(params) -> str:

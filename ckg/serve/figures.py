@@ -15,7 +15,7 @@ import html
 import networkx as nx
 import numpy as np
 
-from ckg.pareto.plot import axis_title, front_line, log_scale
+from ckg.pareto.plot import axis_title, front_line, in_shown_units, log_scale
 
 #: Colours of node roles and of fronts (the same red as ckg's PNG plots).
 COLOURS = {"root": "#d1495b", "dependency": "#2e86ab", "dependant": "#6a994e",
@@ -139,8 +139,10 @@ def _label_side(x: float) -> str:
 
 def front_figure(table, objectives, units: dict[str, str], link=None) -> dict:
     """Every point of a ranked table (``Front.table``) over its first two objectives, front 1
-    red with its step line; ``link(row)`` gives a point's page (its ``customdata``)."""
+    red with its step line; ``link(row)`` gives a point's page (its ``customdata``). Values
+    are shown in the units of the CLI's tables and plots (µs, not 7.4e-05 s)."""
     x_obj, y_obj = objectives[:2]
+    table, units = in_shown_units(table, objectives[:2], units)
     x = table[x_obj.name].to_numpy(dtype=float)
     y = table[y_obj.name].to_numpy(dtype=float)
     first = table["front_rank"].to_numpy() == 1
