@@ -1,6 +1,7 @@
 """The executor with real subprocesses: exit codes, logs, CPU time, memory, timeouts."""
 
 import os
+import subprocess
 import sys
 import time
 
@@ -53,6 +54,20 @@ def test_execute_peak_rss_adds_up_the_process_tree(tmp_path):
     out = _run(tmp_path, script)
     # Each process alone peaks near 130 MiB: only the sum of the tree exceeds 200 MiB.
     assert out.peak_rss_bytes > 200 * 2**20
+
+
+def test_measuring_a_process_tree_imports_no_psutil(tmp_path):
+    """psutil takes 10-25 ms to import, in ckg and again in each script worker."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from ckg.run.execute import execute\n"
+        f"d = Path({str(tmp_path)!r})\n"
+        "out = execute('sleep 0.2 & sleep 0.2; wait', cwd=d, env={}, log_path=d / 'log')\n"
+        "print(out.peak_rss_bytes > 0, 'psutil' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "True False\n"
 
 
 def test_timeout_kills_the_whole_process_group(tmp_path):
