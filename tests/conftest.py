@@ -5,6 +5,8 @@
   (a KnowledgeGraph over ``store``), ``corpora`` (the shared corpora folder or a skip).
 - ``tests/fixtures_neo4j.py``: ``neo4j_uri``, a real Neo4j 5 started from Maven Central jars.
 - ``tests/fixtures_users.py``: ``other_user``, a real second local account to attack from.
+- ``tests/slurm_cluster.py``: ``slurm``, a real one-node Slurm (slurmctld, slurmd, munge).
 """
 
-pytest_plugins = ["tests.fixtures_neo4j", "tests.fixtures_store", "tests.fixtures_users"]
+pytest_plugins = ["tests.fixtures_neo4j", "tests.fixtures_store", "tests.fixtures_users",
+                  "tests.slurm_cluster"]

@@ -42,6 +42,14 @@ def worker(
         False, "--insecure", help="Accept a tcp:// scheduler, unauthenticated: any local user, "
         "and anyone who reaches it, can run code as you on this worker.",
     ),
+    death_timeout: float = typer.Option(
+        None, "--death-timeout", help="End after this many seconds without the scheduler "
+        "(default: wait for it); what `ckg run --slurm` gives its jobs.",
+    ),
+    folders: bool = typer.Option(
+        False, "--folders", help="Run folder sources too where this host sees the submitter's "
+        "content: for a worker of the submitter's own user on a shared filesystem.",
+    ),
 ) -> None:
     """Serve as a Dask worker that runs `ckg run --cluster` grid points on this host.
 
@@ -59,7 +67,8 @@ def worker(
 
     with open_graph() as kg, warning_lines():
         kg.serve_worker(scheduler, labels=tuple(label or ()), nthreads=nthreads, name=name,
-                        certs=certs, insecure=insecure, on_start=started)
+                        certs=certs, insecure=insecure, death_timeout=death_timeout,
+                        folders=folders, on_start=started)
 
 
 @cluster_app.command("certs")

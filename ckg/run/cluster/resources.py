@@ -6,7 +6,8 @@ runs one measured task at a time whatever its thread count (co-running tasks wou
 latency and energy), and a plain Dask worker sharing the scheduler never gets ckg's tasks.
 Besides it offers ``label=L`` for each of its labels and ``FIELD=value`` for fields of its
 fingerprint (:data:`FIELDS`), lower case, so that ``--platform gpu=H200`` finds an NVIDIA
-H200: a GPU is offered under its whole name and under each word of it.
+H200: a GPU is offered under its whole name and under each word of it. A worker that runs
+in a Slurm job (:func:`slurm_job`) offers its partition too.
 """
 
 import ipaddress
@@ -16,11 +17,12 @@ from urllib.parse import urlsplit
 from ckg.core.errors import CkgError, UsageError
 
 SLOT = "ckg"
-#: ``--platform`` fields and the fingerprint entry each is read from (``label`` and
-#: ``platform``, the Platform node's uid, come from the worker itself).
+#: ``--platform`` fields and the fingerprint entry each is read from (``label``,
+#: ``platform``, the Platform node's uid, and ``partition`` come from the worker itself).
 FIELDS = {
     "label": None,
     "platform": None,
+    "partition": None,
     "machine": "machine",
     "os": "os",
     "cpu": "cpu_model",
@@ -30,15 +32,21 @@ FIELDS = {
 }
 
 
-def offered(fingerprint: dict, labels: list[str], platform_uid: str) -> dict[str, float]:
-    """The resources a worker with ``fingerprint`` and ``labels`` offers, one of each.
+def offered(fingerprint: dict, labels: list[str], platform_uid: str,
+            partition: str = "") -> dict[str, float]:
+    """The resources a worker with ``fingerprint`` and ``labels`` offers, one of each; with
+    the ``partition`` of the Slurm job it runs in, if any.
 
     >>> fp = {"machine": "x86_64", "cores": 2, "accelerators": ["NVIDIA H200, 143771 MiB"]}
     >>> sorted(offered(fp, ["Lab-A"], "platform-1"))  # doctest: +NORMALIZE_WHITESPACE
     ['ckg', 'cores=2', 'gpu=h200', 'gpu=nvidia', 'gpu=nvidia h200', 'label=lab-a',
      'machine=x86_64', 'platform=platform-1']
+    >>> sorted(offered({}, [], "platform-1", "gpu"))
+    ['ckg', 'partition=gpu', 'platform=platform-1']
     """
     names = {SLOT, _name("platform", platform_uid)}
+    if partition:
+        names.add(_name("partition", partition))
     names |= {_name("label", label) for label in labels}
     for field, entry in FIELDS.items():
         value = fingerprint.get(entry) if entry else None
@@ -76,6 +84,21 @@ def required(platform: list[str] | tuple[str, ...]) -> dict[str, float]:
             )
         wanted[_name(field, value)] = 1
     return wanted
+
+
+def slurm_job(environ) -> dict[str, str]:
+    """The Slurm job a process with ``environ`` runs in, as Slurm's variables name it:
+    ``job`` id, ``node`` and ``partition``; empty outside a job.
+
+    >>> slurm_job({"SLURM_JOB_ID": "12", "SLURMD_NODENAME": "n1", "SLURM_JOB_PARTITION": "gpu"})
+    {'job': '12', 'node': 'n1', 'partition': 'gpu'}
+    >>> slurm_job({})
+    {}
+    """
+    if not environ.get("SLURM_JOB_ID"):
+        return {}
+    return {"job": environ["SLURM_JOB_ID"], "node": environ.get("SLURMD_NODENAME", ""),
+            "partition": environ.get("SLURM_JOB_PARTITION", "")}
 
 
 class Insecure(UserWarning):

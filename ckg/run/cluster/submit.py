@@ -17,6 +17,7 @@ from ckg.graph.execution import artifact_sources
 from ckg.plan import plan as make_plan
 from ckg.run.cluster import certs as cluster_certs
 from ckg.run.cluster import resources
+from ckg.run.provenance import folder_manifest
 from ckg.run.runner import Options, Report, RunResult, experiment_node
 from ckg.run.runner import run as run_here
 
@@ -27,16 +28,20 @@ CONNECT_TIMEOUT_S = 10
 
 
 def task_specs(store, home, target: str, options: Options, scheduler: str,
-               platform=()) -> list[dict]:
+               platform=(), folders: bool = False) -> list[dict]:
     """One task per grid point: the target, the point, the resources it needs (``platform``
     and the point's own ``platform`` axis), the options a worker runs it with, its run uid,
-    the Experiment they share, and each source by location and digest.
+    the Experiment they share, and each source by location and digest; with ``folders``
+    (workers of this user on a shared filesystem, :mod:`~ckg.run.cluster.jobqueue`'s), a
+    folder source by location and the manifest of its content
+    (:func:`ckg.run.provenance.folder_manifest`), which each worker checks.
 
     Raises
     ------
     UsageError, NotFound, RunFailed
         As a local run would before running anything; ``--trust`` or ``--dry-run`` with
-        ``--cluster``; a target or dependency from a folder, which no other host has.
+        ``--cluster``; without ``folders``, a target or dependency from a folder, which no
+        other host has.
     """
     if options.trust:
         raise UsageError("--trust does not apply with --cluster: each worker runs only what "
@@ -50,7 +55,7 @@ def task_specs(store, home, target: str, options: Options, scheduler: str,
                                                       for p in points)]
     checked = run_here(store, home, target,
                        replace(options, grid=distinct if options.grid else {}, dry_run=True,
-                               trust=True, folders_trusted=False))
+                               trust=True, folders_trusted=folders))
     plan = make_plan(store, target, options.variations, options.env, home=home)
     rows = artifact_sources(store, [s.uid for s in plan.steps])
     sources = {
@@ -58,6 +63,9 @@ def task_specs(store, home, target: str, options: Options, scheduler: str,
                           "digest": r["source_digest"]}
         for r in rows if r["source_uid"]
     }
+    for source in sources.values():
+        if source["kind"] == "dir":  # only with ``folders``: the check above refused it
+            source["manifest"] = folder_manifest(source["location"])
     # Fixed here, so that every task joins it: the one --experiment names, or a new one.
     node = experiment_node(store, options.experiment, checked.target, plan.target, options,
                            len(points))
@@ -121,27 +129,7 @@ def run_on_cluster(store, home, target: str, options: Options, scheduler: str, *
     resources.required(platform)  # a malformed --platform before anything else
     security = cluster_certs.security_for(address, "client", certs, home)
     specs = task_specs(store, home, target, options, address, platform)
-    results = _collect(address, specs, security, progress or (lambda *finished: None))
-    lost = [uid for uid, done in results.items() if done["status"] == "lost"]
-    if lost:
-        store.update_nodes("Run", lost, {"status": "lost", "error": "its worker was lost"},
-                           where={"status": "running"})
-    fixed = specs[0]["experiment"]
-    report = Report(fixed["uid"], fixed["props"].get("name") or target)
-    for spec in specs:
-        done = results[spec["run_uid"]]
-        report.runs.append(_run_result(done))
-        report.dependency_runs += done.get("dependency_runs", 0)
-        report.cached_steps += done.get("cached_steps", 0)
-        report.unrecorded += done.get("unrecorded", 0)
-        report.store_error = report.store_error or done.get("store_error", "")
-    return report
-
-
-def _collect(address: str, specs: list[dict], security, progress) -> dict:
-    from distributed import Client, as_completed
-
-    from ckg.run.cluster.worker import run_task
+    from distributed import Client
 
     try:
         client = Client(address, security=security, timeout=CONNECT_TIMEOUT_S,
@@ -149,45 +137,93 @@ def _collect(address: str, specs: list[dict], security, progress) -> dict:
     except (OSError, TimeoutError) as exc:
         raise RunFailed(f"--cluster {address}: no Dask scheduler answered ({exc})") from None
     with client:
-        offers = [set(w.get("resources") or {})
-                  for w in client.scheduler_info(n_workers=-1)["workers"].values()]
-        for need in {tuple(sorted(spec["need"])) for spec in specs}:
-            if not any(set(need) <= offer for offer in offers):
-                shown = ", ".join(sorted(set().union(*offers) - {resources.SLOT})) or "nothing"
-                raise RunFailed(
-                    f"--cluster {address}: no `ckg worker` there offers "
-                    f"{', '.join(n for n in need if n != resources.SLOT) or 'a ckg slot'} "
-                    f"(its workers offer: {shown})"
-                )
-        futures = {
-            client.submit(run_task, spec, key=f"ckg-{spec['run_uid']}", resources=spec["need"],
-                          pure=False): spec
-            for spec in specs
-        }
-        results = {}
-        for future in as_completed(futures, loop=client.loop):
-            spec = futures[future]
-            try:
-                done = future.result()
-            except Exception as exc:  # noqa: BLE001 - KilledWorker, cancelled: lost
-                done = {"uid": spec["run_uid"], "status": "lost",
-                        "error": f"{type(exc).__name__}: {exc}"}
-            done["params"] = spec["shown"]
-            results[spec["run_uid"]] = done
-            progress(len(results), len(specs), _run_result(done), where(done))
+        check_offers(client, specs, f"--cluster {address}")
+        results = collect(client, specs, progress)
+    return report(store, specs, results)
+
+
+def report(store, specs: list[dict], results: dict) -> Report:
+    """The :class:`Report` of the grid of ``specs`` from the ``results`` of
+    :func:`collect`; the Runs of points lost for good marked ``lost`` in ``store``."""
+    lost = [uid for uid, done in results.items() if done["status"] == "lost"]
+    if lost:
+        store.update_nodes("Run", lost, {"status": "lost", "error": "its worker was lost"},
+                           where={"status": "running"})
+    fixed = specs[0]["experiment"]
+    made = Report(fixed["uid"], fixed["props"].get("name") or specs[0]["target"])
+    for spec in specs:
+        done = results[spec["run_uid"]]
+        made.runs.append(_run_result(done))
+        made.dependency_runs += done.get("dependency_runs", 0)
+        made.cached_steps += done.get("cached_steps", 0)
+        made.unrecorded += done.get("unrecorded", 0)
+        made.store_error = made.store_error or done.get("store_error", "")
+    return made
+
+
+def check_offers(client, specs: list[dict], where_to: str) -> None:
+    """Refuse a grid one of whose points no worker of ``client``'s scheduler offers.
+
+    Raises
+    ------
+    RunFailed
+        Naming what the point asks for and what the workers offer.
+    """
+    offers = [set(w.get("resources") or {})
+              for w in client.scheduler_info(n_workers=-1)["workers"].values()]
+    for need in {tuple(sorted(spec["need"])) for spec in specs}:
+        if not any(set(need) <= offer for offer in offers):
+            shown = ", ".join(sorted(set().union(*offers) - {resources.SLOT})) or "nothing"
+            raise RunFailed(
+                f"{where_to}: no `ckg worker` there offers "
+                f"{', '.join(n for n in need if n != resources.SLOT) or 'a ckg slot'} "
+                f"(its workers offer: {shown})"
+            )
+
+
+def collect(client, specs: list[dict], progress=None) -> dict:
+    """Send each of ``specs`` to ``client``'s workers as a task; what each gave, by run uid,
+    as they finish (``progress`` as :func:`run_on_cluster` calls it)."""
+    from distributed import as_completed
+
+    from ckg.run.cluster.worker import run_task
+
+    progress = progress or (lambda *finished: None)
+    futures = {
+        client.submit(run_task, spec, key=f"ckg-{spec['run_uid']}", resources=spec["need"],
+                      pure=False): spec
+        for spec in specs
+    }
+    results = {}
+    for future in as_completed(futures, loop=client.loop):
+        spec = futures[future]
+        try:
+            done = future.result()
+        except Exception as exc:  # noqa: BLE001 - KilledWorker, cancelled: lost
+            done = {"uid": spec["run_uid"], "status": "lost",
+                    "error": f"{type(exc).__name__}: {exc}"}
+        done["params"] = spec["shown"]
+        results[spec["run_uid"]] = done
+        progress(len(results), len(specs), _run_result(done), where(done))
     return results
 
 
 def where(done: dict) -> str:
-    """The worker a result came from, for messages: address, labels and platform.
+    """The worker a result came from, for messages: address, labels, platform, and the
+    Slurm job it runs in.
 
     >>> where({"worker": "tcp://10.0.0.5:4100", "labels": ["arm"], "platform": "platform-1"})
     'worker tcp://10.0.0.5:4100 [arm] on platform-1'
+    >>> where({"worker": "tls://10.0.0.7:4100", "platform": "platform-2", "slurm_job": "41",
+    ...        "slurm_node": "gpu07"})
+    'worker tls://10.0.0.7:4100 on platform-2 (Slurm job 41 on gpu07)'
     """
     if not done.get("worker"):
         return "no worker"
     labels = f" [{','.join(done['labels'])}]" if done.get("labels") else ""
-    return f"worker {done['worker']}{labels} on {done.get('platform', '?')}"
+    job = (f" (Slurm job {done['slurm_job']} on {done.get('slurm_node') or '?'})"
+           if done.get("slurm_job") else "")
+    return f"worker {done['worker']}{labels} on {done.get('platform', '?')}{job}"
 
 
 def _run_result(done: dict) -> RunResult:

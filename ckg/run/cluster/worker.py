@@ -7,6 +7,8 @@ home (trust list, caches, journal) :func:`serve` was given.
 """
 
 import asyncio
+import os
+import socket
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +22,7 @@ from ckg.run import trust
 from ckg.run.cluster import certs as cluster_certs
 from ckg.run.cluster import resources
 from ckg.run.platform import detect_cached, platform_uid
+from ckg.run.provenance import folder_manifest
 from ckg.run.runner import Options
 from ckg.run.runner import run as run_here
 
@@ -37,13 +40,16 @@ class _Host:
     labels: list[str]
     platform: str  # the uid of this host's Platform node
     roots: dict  # the sources fetched here, by location, ref and digest (runner.Options)
+    job: dict  # the Slurm job this worker runs in (resources.slurm_job), or {}
+    folders: bool  # runs folder sources it sees with the submitter's content
 
 
 _HOST: _Host | None = None  # set by serve(), in the process whose Dask worker runs the tasks
 
 
 def serve(store, home, scheduler: str, *, labels=(), nthreads: int = 1,
-          name: str | None = None, certs=None, insecure: bool = False, on_start=None) -> None:
+          name: str | None = None, certs=None, insecure: bool = False,
+          death_timeout: float | None = None, folders: bool = False, on_start=None) -> None:
     """Run a Dask worker of ``scheduler`` until the scheduler or a signal ends it.
 
     Parameters
@@ -66,6 +72,15 @@ def serve(store, home, scheduler: str, *, labels=(), nthreads: int = 1,
     insecure : bool
         Allow a ``tcp://`` scheduler, with a warning (:class:`~ckg.run.cluster.resources.Insecure`):
         any local user, and anyone who reaches it, can then run code here as this user.
+    death_timeout : float, optional
+        Seconds without the scheduler after which the worker ends (default: it waits for
+        it for ever): a batch job whose submitter is gone then frees its node.
+    folders : bool
+        Run points from folder sources too, where this host sees the folder with the
+        content the submitter saw (:func:`check_sources`), under a local run's rules for
+        folders (this user's alone): for a worker of the submitter's own user on a shared
+        filesystem, as ``ckg run --slurm`` starts them. Without it a folder is refused, as
+        the submitter's code and not this host's owner's.
     on_start : callable, optional
         Called with the address and the offered resources once the worker is registered.
 
@@ -81,22 +96,24 @@ def serve(store, home, scheduler: str, *, labels=(), nthreads: int = 1,
     security = cluster_certs.security_for(address, "worker", certs, home)
     fingerprint = detect_cached(home)
     uid = platform_uid(fingerprint)
-    offered = resources.offered(fingerprint, list(labels), uid)
+    job = resources.slurm_job(os.environ)
+    offered = resources.offered(fingerprint, list(labels), uid, job.get("partition", ""))
     global _HOST
-    _HOST = _Host(store, home, [label.lower() for label in labels], uid, {})
+    _HOST = _Host(store, home, [label.lower() for label in labels], uid, {}, job, folders)
     host = urlsplit(address).hostname
     listen = host if resources.is_loopback(host) else None  # else the route to the scheduler
     # Not Dask's default /tmp/dask-scratch-space, which another local user can create first
     # and then swap the data this worker spills and reads back (pickles) for their own.
     scratch = str(home / SCRATCH)
-    asyncio.run(_serve(address, offered, nthreads, name, security, listen, scratch, on_start))
+    asyncio.run(_serve(address, offered, on_start, nthreads=nthreads, name=name,
+                       security=security, host=listen, local_directory=scratch,
+                       death_timeout=death_timeout))
 
 
-async def _serve(address, offered, nthreads, name, security, listen, scratch, on_start) -> None:
+async def _serve(address, offered, on_start, **options) -> None:
     from distributed import Worker
 
-    async with Worker(address, nthreads=nthreads, resources=offered, name=name,
-                      security=security, host=listen, local_directory=scratch) as worker:
+    async with Worker(address, resources=offered, **options) as worker:
         if on_start:
             on_start(worker.address, offered)
         await worker.finished()
@@ -115,14 +132,15 @@ def run_task(spec: dict) -> dict:
 
     if _HOST is None:
         raise RuntimeError("ckg tasks run on `ckg worker`, not on a plain Dask worker")
-    who = {"worker": get_worker().address, "labels": _HOST.labels, "platform": _HOST.platform}
+    who = {"worker": get_worker().address, "labels": _HOST.labels, "platform": _HOST.platform,
+           **{f"slurm_{key}": value for key, value in _HOST.job.items() if key != "partition"}}
     base = {**who, "uid": spec["run_uid"], "params": spec["point"]}
     store = _HOST.store
     try:
         done = _recorded(store, spec["run_uid"])
         if done:
             return {**base, **done}
-        check_sources(store, _HOST.home, spec["sources"])
+        check_sources(store, _HOST.home, spec["sources"], _HOST.folders)
         check_env(spec["options"].get("env") or {})
     except CkgError as exc:
         return {**base, "status": "refused", "error": str(exc)}
@@ -132,9 +150,10 @@ def run_task(spec: dict) -> dict:
         # task's re-execution, or marked ``lost`` by the submitter.
         store.upsert_nodes("Run", [{"key": spec["run_uid"], "props": {
             "status": "running", "worker": who["worker"], "worker_labels": _HOST.labels,
+            **{key: who[key] for key in ("slurm_job", "slurm_node") if key in who},
             "claimed_at": datetime.now(UTC).isoformat()}}])
         options = Options(grid=[point] if point else {}, run_uids=(spec["run_uid"],),
-                          experiment=spec["experiment"], folders_trusted=False,
+                          experiment=spec["experiment"], folders_trusted=_HOST.folders,
                           source_roots=_HOST.roots, **spec["options"])
         with config.private_files():
             report = run_here(store, _HOST.home, spec["target"], options)
@@ -191,19 +210,31 @@ def check_env(env: dict) -> None:
             )
 
 
-def check_sources(store, home, sources: dict[str, dict]) -> None:
+def check_sources(store, home, sources: dict[str, dict], folders: bool = False) -> None:
     """Refuse to run unless each source still has, in the graph, the digest the submitter
-    saw, and this host's trust list (``ckg trust`` here) allows that content.
+    saw, and this host's trust list (``ckg trust`` here) allows that content; with
+    ``folders``, unless each folder source is here with the content the submitter saw.
 
     Raises
     ------
     RunFailed
-        Naming the source and what its operator can do.
+        Naming the source and what its operator can do; for a folder, this node and the
+        files that differ.
     """
     allowed = trust.trusted(home)
     now = source_digests(store, list(sources))
     for uid, source in sources.items():
         location, digest = source["location"], source["digest"] or ""
+        if folders and source["kind"] == "dir":
+            differs = folder_differences(source["manifest"], location)
+            if differs:
+                node = _HOST.job.get("node") if _HOST else ""
+                raise RunFailed(
+                    f"{location} (folder) differs on node {node or socket.gethostname()} "
+                    f"from where the grid was submitted: {differs}; a cluster runs a folder "
+                    "only where every node sees it alike"
+                )
+            continue  # runs under a local run's rules for folders (ckg.run.preflight)
         if now.get(uid) != source["digest"]:
             raise RunFailed(
                 f"{location} was ingested again since the grid was submitted (content "
@@ -215,6 +246,32 @@ def check_sources(store, home, sources: dict[str, dict]) -> None:
                 f"{location} ({source['kind']}), {why} on this worker: its operator may "
                 f"review it and run `ckg trust {location}` there"
             )
+
+
+def folder_differences(manifest: dict[str, str], folder) -> str:
+    """What differs between the folder ``manifest`` (:func:`ckg.run.provenance.folder_manifest`)
+    and ``folder`` here, in words; "" when nothing does.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); _ = (d / "a.py").write_text("x = 1\\n")
+    >>> folder_differences({"a.py": "9e26bf369911c45c"}, d)
+    ''
+    >>> folder_differences({"a.py": "0", "b.py": "1"}, d)
+    'other content in a.py, no b.py'
+    >>> folder_differences({}, d / "gone")
+    'no such folder'
+    """
+    if not Path(folder).is_dir():
+        return "no such folder"
+    here = folder_manifest(folder)
+    if here == manifest:
+        return ""
+    changed = [f"other content in {name}" for name in sorted(set(here) & set(manifest))
+               if here[name] != manifest[name]]
+    changed += [f"no {name}" for name in sorted(set(manifest) - set(here))]
+    changed += [f"a new {name}" for name in sorted(set(here) - set(manifest))]
+    shown = ", ".join(changed[:3])
+    return shown + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
 
 
 def _recorded(store, uid: str) -> dict | None:
