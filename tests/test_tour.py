@@ -1,0 +1,138 @@
+"""The README's tour, run as a reader pastes it: every command of the ``console`` blocks under
+"## A tour", verbatim and in order, from the root of a fresh copy of the examples, in a new
+home (``HOME`` a new folder, no ``CKG_*`` but ``CKG_CORPORA``) with the venv's ``ckg`` on
+``PATH``. Each must exit 0 and print (stdout and stderr, as a terminal shows them) what the
+README shows under it.
+
+How the README shows a step: a line ``$ COMMAND``, then the output. ``...`` alone on a line
+stands for any number of lines, and inside a line for any text. Before comparing, both sides
+lose what differs from run to run by nature: ids (8 or more hex digits), dates with a time,
+durations (``0.3 s``, ``12 ms``), blank lines, and the width of spaces and table rules
+(column widths follow the numbers). Output is 100 columns wide (``COLUMNS``).
+
+Steps that read the shared corpora use ``$CKG_CORPORA``; without the corpora the tour stops
+there with a skip, after every step before them has passed.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ckg.store.server import stop_server
+
+REPO = Path(__file__).resolve().parents[1]
+PROMPT = "$ "
+#: Masked on both sides: what differs between two runs of the same command.
+VARYING = [
+    (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:[+-]\d\d:\d\d|Z)?"), "<time>"),
+    (re.compile(r"\b[0-9a-f]{8,}\b"), "<id>"),
+    (re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:min|ms|µs|s)\b"), "<duration>"),
+    (re.compile(r"[─━═]+"), "─"),
+    (re.compile(r"\s+"), " "),
+]
+
+
+def tour(readme: str) -> list[tuple[str, list[str]]]:
+    """The tour's steps: each command with the output lines the README shows under it.
+
+    >>> tour("# ckg\\n## A tour\\n```console\\n$ ckg a\\nout\\n...\\n$ ckg b\\n```\\n## Next\\n")
+    [('ckg a', ['out', '...']), ('ckg b', [])]
+    """
+    section = readme.split("\n## A tour\n", 1)[1].split("\n## ", 1)[0]
+    steps: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"^```console\n(.*?)^```", section, re.M | re.S):
+        for line in block.splitlines():
+            if line.startswith(PROMPT):
+                steps.append((line[len(PROMPT) :], []))
+            else:
+                steps[-1][1].append(line)
+    return steps
+
+
+def normal(text: str) -> list[str]:
+    """``text``'s non-blank lines, with what varies between runs masked (:data:`VARYING`)."""
+    lines = []
+    for line in text.splitlines():
+        for pattern, mask in VARYING:
+            line = pattern.sub(mask, line)
+        if line.strip():
+            lines.append(line.strip())
+    return lines
+
+
+def matches(expected: list[str], output: str) -> bool:
+    """Whether ``output`` is what the README shows (``expected``), as the module says.
+
+    >>> matches(["a ...", "...", "z"], "a 1\\n  b\\nc\\nz\\n"), matches(["a"], "a\\nb")
+    (True, False)
+    >>> matches(["┃ x ┃ ..."], "┃ x ┃y┃"), matches(["┃ x ┃ ..."], "┃ xy ┃")
+    (True, False)
+    >>> matches(["run run-1f2e3d4c5b ok 2.5 s"], "run  run-9a8b7c6d5e  ok  31 ms")
+    True
+    """
+    pattern = "".join(
+        r"(?:[^\n]*\n)*?" if line == "..." else
+        ".*?".join(re.escape(part.strip()) for part in line.split("...")) + r"\n"
+        for line in normal("\n".join(expected))
+    )  # fmt: skip
+    return re.fullmatch(pattern, "".join(f"{line}\n" for line in normal(output))) is not None
+
+
+@pytest.fixture(scope="module")
+def steps() -> list[tuple[str, list[str]]]:
+    found = tour((REPO / "README.md").read_text(encoding="utf-8"))
+    assert len(found) >= 10, "the README's tour has lost its steps"
+    return found
+
+
+def test_the_readme_tour_runs_as_written_from_a_fresh_clone(steps, tmp_path, request):
+    clone = tmp_path / "ckg"
+    shutil.copytree(REPO / "examples", clone / "examples")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "HOME": str(home),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "LANG": "C.UTF-8",
+        "COLUMNS": "100",
+        "PYTHONUNBUFFERED": "1",  # stdout and stderr interleaved as a terminal shows them
+        "CKG_REPLY_TIMEOUT": "120",  # a hung embedded server is replaced, not waited on
+    }
+    try:
+        for number, (command, expected) in enumerate(steps, 1):
+            if "$CKG_CORPORA" in command and "CKG_CORPORA" not in env:
+                env["CKG_CORPORA"] = str(request.getfixturevalue("corpora"))  # or a skip
+            done = subprocess.run(
+                ["bash", "-c", command],
+                cwd=clone,
+                env=env,
+                timeout=300,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            where = f"tour step {number}, `{command}`"
+            assert done.returncode == 0, f"{where} exited {done.returncode}:\n{done.stdout}"
+            assert matches(expected, done.stdout), (
+                f"{where} printed what the README does not show.\nREADME:\n"
+                + "\n".join(expected)
+                + f"\nprinted:\n{done.stdout}"
+            )
+    finally:
+        stop_server(home / ".local" / "share" / ".ckg")
+
+
+def test_a_broken_step_or_changed_output_is_caught():
+    assert not matches(
+        ["7 runs, 0 dependency steps run, 0 cached"], "6 runs, 0 dependency steps run, 0 cached"
+    )
+    assert not matches(["accuracy ... 98.33 ..."], "accuracy 97.22 (%)")
+    assert matches(
+        ["│ model=knn k=1 │ 98.33 │ ... │"],
+        "│ model=knn k=1         │    98.33 │    1.202 │   7.125 │",
+    )
