@@ -53,11 +53,14 @@ class KnowledgeGraph:
 
     def tune(self, target: str, space, objectives, *, budget: int, sampler: str = "tpe",
              seed: int | None = 0, experiment: str | None = None, resume: bool = False,
-             reference=None, progress=None, **options):
+             reference=None, progress=None, cluster=None, platform=(), certs=None,
+             insecure: bool = False, **options):
         """Search the parameters ``space`` (``--space`` values) of ``target`` for the front of
         ``objectives`` with Optuna, each of ``budget`` trials a recorded run of one
-        Experiment; ``resume`` continues the one ``experiment`` names; options as
-        :meth:`run` takes them (:func:`ckg.tune.study.tune`).
+        Experiment; ``resume`` continues the one ``experiment`` names; ``cluster`` a Dask
+        scheduler whose workers run the trials (``platform``, ``certs``, ``insecure`` as
+        :meth:`run_on_cluster` takes them); options as :meth:`run` takes them
+        (:func:`ckg.tune.study.tune`).
 
         Examples
         --------
@@ -72,7 +75,8 @@ class KnowledgeGraph:
         with config.private_files():
             return tune(self.store, self.home, target, list(space), objectives, budget=budget,
                         sampler=sampler, seed=seed, experiment=experiment, resume=resume,
-                        reference=reference, options=Options(**options), progress=progress)
+                        reference=reference, options=Options(**options), progress=progress,
+                        cluster=cluster, platform=platform, certs=certs, insecure=insecure)
 
     @staticmethod
     def runs_front(runs, objectives) -> list:

@@ -299,3 +299,16 @@ def test_without_dask_cluster_flags_say_what_to_install(ckg_home):
     assert done.returncode == 1
     assert done.stderr.strip() == ("ckg: error: --cluster and `ckg worker` need Dask "
                                    "distributed: pip install 'ckg[cluster]'")
+
+
+def test_a_tune_spreads_its_trials_over_the_workers_and_records_its_budget(cluster):
+    # Two workers, one trial each at a time: both run some, and each trial is one Run.
+    done = _ckg("--db", cluster["uri"], "tune", "pauser", "--space", "n=int(1,50)",
+                "--space", f"pause={PAUSE_S}", "--objectives", "f1,runtime", "--budget", "6",
+                "--cluster", cluster["scheduler"], "--json", home=cluster["submitter"])
+    report = json.loads(done.stdout)
+    runs = _runs(cluster, report["experiment"])
+    assert len(runs) == len(report["trials"]) == 6
+    assert all(r["status"] == "ok" and len(r["f1"]) == 1 for r in runs)
+    assert {r["worker"] for r in runs} == {w.address for w in cluster["workers"].values()}
+    assert len([line for line in done.stderr.splitlines() if line.startswith("[")]) == 6

@@ -1,6 +1,7 @@
 """``ckg tune``."""
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -41,6 +42,24 @@ def tune(
     timeout: float = typer.Option(None, "--timeout", help="Seconds per execution."),
     trust: bool = typer.Option(False, "--trust", help="Run an untrusted source this once."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    cluster: str = typer.Option(
+        None,
+        "--cluster",
+        help="tls://HOST:8786: run the trials on the `ckg worker`s there, "
+        "one per worker at a time.",
+    ),
+    platform: list[str] = typer.Option(
+        None,
+        "--platform",
+        help="With --cluster: a worker label, or FIELD=VALUE, that the "
+        "workers must offer; repeatable.",
+    ),
+    certs: Path = typer.Option(
+        None, "--certs", help="With --cluster: the folder of `ckg cluster certs`."
+    ),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="With --cluster: accept a tcp:// scheduler, unauthenticated."
+    ),
 ) -> None:
     """Search TARGET's parameters for the Pareto front of the objectives, with Optuna.
 
@@ -74,6 +93,10 @@ def tune(
             warmup=warmup,
             timeout_s=timeout,
             trust=trust,
+            cluster=cluster,
+            platform=tuple(platform or ()),
+            certs=certs,
+            insecure=insecure,
         )
     _print(report, as_json)
     if report.stopped:

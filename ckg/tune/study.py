@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 from ckg.core import metrics
 from ckg.core.errors import NotFound, UsageError, did_you_mean
 from ckg.run.runner import Options, experiment_props, parameters
-from ckg.run.runner import run as run_points
 from ckg.tune.search import Search, check_sampler
 from ckg.tune.space import Param, grid, parse_space, point_key
+from ckg.tune.trials import Here, OnCluster
 
 #: Run statuses that say a trial is over; a ``running`` (claimed) or ``lost`` one runs again.
 FINISHED = ("ok", "failed", "timeout", "refused")
@@ -123,6 +123,10 @@ def tune(
     reference: list[float] | None = None,
     options: Options | None = None,
     progress=None,
+    cluster: str | None = None,
+    platform=(),
+    certs=None,
+    insecure: bool = False,
 ) -> TuneReport:
     """Search ``space`` for the front of ``objectives``, one recorded run per trial.
 
@@ -156,6 +160,12 @@ def tune(
     progress : callable, optional
         Called as ``progress(report, trial)`` after each trial is recorded, the report's
         ``front`` and ``hypervolume`` those of the trials so far.
+    cluster : str, optional
+        A Dask scheduler (``tls://HOST:8786``): the trials run on its ``ckg worker``
+        processes, one per worker at a time, the sampler told of each as it finishes and
+        asked for the next (:class:`ckg.tune.trials.OnCluster`; ``platform``, ``certs`` and
+        ``insecure`` as :meth:`ckg.api.KnowledgeGraph.run_on_cluster` takes them). Default:
+        one after another on this host.
 
     Returns
     -------
@@ -209,33 +219,56 @@ def tune(
     report.resumed = len(recorded)
     size = len(grid(params) or ()) or None
     each = replace(options, experiment=fixed, dry_run=False)
-    for number in (n for n in range(budget) if n not in recorded):
-        asked = ask_untried(search, seen, size)
-        if asked is None:
-            report.stopped = (
-                f"the space has {size} points, every one tried"
-                if size and len(seen) >= size
-                else f"the sampler proposed only points tried already, {MAX_REPEATS} times in a row"
-            )
-            break
-        told, point = asked
-        uid = trial_run_uid(fixed["uid"], number)
-        result = run_points(
-            store, home, step.uid, replace(each, grid=[point], run_uids=(uid,))
-        ).runs[0]
-        trial = Trial(
-            number, uid, point, result.status, _values(result.metrics, goals), result.error
+    trials = (
+        Here(store, home, step.uid, each)
+        if cluster is None
+        else OnCluster(
+            store, home, step.uid, each, cluster, platform=platform, certs=certs, insecure=insecure
         )
-        report.units |= {n: result.units[n] for n, _ in goals if n in result.units}
-        search.tell(told, trial.values)
-        seen[point_key(point)] = trial.values
-        report.trials.append(trial)
-        _rank(report, reference)
-        if progress:
-            progress(report, trial)
+    )
+    todo = [n for n in range(budget) if n not in recorded]
+    running: dict[int, tuple[int, dict]] = {}
+    with trials:
+        while running or (todo and not report.stopped):
+            while todo and len(running) < trials.slots:
+                asked = ask_untried(search, seen, size)
+                if asked is None:
+                    report.stopped = _why_stopped(size, len(seen))
+                    break
+                number = todo.pop(0)
+                running[number] = asked
+                # Running: proposed again meanwhile, it is told failed rather than run twice.
+                seen[point_key(asked[1])] = None
+                trials.start(number, asked[1], trial_run_uid(fixed["uid"], number))
+            if not running:
+                break
+            number, outcome = trials.finished()
+            told, point = running.pop(number)
+            trial = Trial(
+                number,
+                trial_run_uid(fixed["uid"], number),
+                point,
+                outcome["status"],
+                _values(outcome["metrics"], goals),
+                outcome["error"],
+            )
+            report.units |= {n: outcome["units"][n] for n, _ in goals if n in outcome["units"]}
+            search.tell(told, trial.values)
+            seen[point_key(point)] = trial.values
+            report.trials.append(trial)
+            _rank(report, reference)
+            if progress:
+                progress(report, trial)
+    report.trials.sort(key=lambda t: t.number)
     _rank(report, reference)
     _write_front(store, report, reference)
     return report
+
+
+def _why_stopped(size: int | None, tried: int) -> str:
+    if size is not None and tried >= size:
+        return f"the space has {size} points, every one tried"
+    return f"the sampler proposed only points tried already, {MAX_REPEATS} times in a row"
 
 
 def _target_step(store, home, target: str, options: Options):
