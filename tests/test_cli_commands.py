@@ -34,7 +34,7 @@ def test_a_command_imports_its_own_module_only():
         "except SystemExit:\n"
         "    pass\n"
         "print(sorted(m for m in sys.modules if m.startswith('ckg.cli.')))\n"
-        "print(sorted(m for m in ('rich', 'numpy', 'networkx') if m in sys.modules))\n"
+        "print(sorted(m for m in ('rich', 'numpy', 'networkx', 'optuna') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     *_, modules, heavy = done.stdout.splitlines()

@@ -14,7 +14,7 @@ from ckg.core.errors import CkgError, UsageError
 #: The modules whose import registers the commands, in the order ``ckg --help`` lists them:
 #: the way through ckg, from ingesting to looking at the results.
 COMMAND_MODULES = ("ingest", "plan", "db", "run", "runs", "rm", "cluster", "pareto", "query",
-                   "results", "reproduce", "transfer", "cache", "serve")
+                   "results", "reproduce", "transfer", "cache", "serve", "tune")
 #: Each command or command group, and the module that registers it.
 COMMANDS = {
     "ingest": "ingest", "find": "ingest", "show": "ingest", "deps": "ingest",
@@ -24,7 +24,7 @@ COMMANDS = {
     "pareto": "pareto", "query": "query",
     "results": "results", "queries": "results", "compare": "results",
     "link": "reproduce", "reproduce": "reproduce", "export": "transfer", "cache": "cache",
-    "serve": "serve",
+    "serve": "serve", "tune": "tune",
 }  # fmt: skip
 
 
