@@ -83,19 +83,10 @@ def matches(expected: list[str], output: str) -> bool:
     return re.fullmatch(pattern, "".join(f"{line}\n" for line in normal(output))) is not None
 
 
-@pytest.fixture(scope="module")
-def steps() -> list[tuple[str, list[str]]]:
-    found = tour((REPO / "README.md").read_text(encoding="utf-8"))
-    assert len(found) >= 10, "the README's tour has lost its steps"
-    return found
-
-
-def test_the_readme_tour_runs_as_written_from_a_fresh_clone(steps, tmp_path, request):
-    clone = tmp_path / "ckg"
-    shutil.copytree(REPO / "examples", clone / "examples")
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {
+def fresh_env(home: Path) -> dict[str, str]:
+    """A clean environment with ``home`` as ``HOME`` and the venv's ``ckg`` on ``PATH``."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {
         "HOME": str(home),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
         "LANG": "C.UTF-8",
@@ -103,31 +94,54 @@ def test_the_readme_tour_runs_as_written_from_a_fresh_clone(steps, tmp_path, req
         "PYTHONUNBUFFERED": "1",  # stdout and stderr interleaved as a terminal shows them
         "CKG_REPLY_TIMEOUT": "120",  # a hung embedded server is replaced, not waited on
     }
+
+
+def run_tour(steps, cwd: Path, env: dict[str, str], corpora) -> None:
+    """Run ``steps`` in order in ``cwd`` with ``env``, failing at the first that exits non-zero
+    or prints what its expected lines do not match; ``corpora()`` gives ``$CKG_CORPORA`` (or
+    skips) when a step first names it."""
+    for number, (command, expected) in enumerate(steps, 1):
+        if "$CKG_CORPORA" in command and "CKG_CORPORA" not in env:
+            env["CKG_CORPORA"] = str(corpora())
+        done = subprocess.run(
+            ["bash", "-c", command],
+            cwd=cwd,
+            env=env,
+            timeout=300,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        where = f"tour step {number}, `{command}`"
+        assert done.returncode == 0, f"{where} exited {done.returncode}:\n{done.stdout}"
+        assert matches(expected, done.stdout), (
+            f"{where} printed what the README does not show.\nREADME:\n"
+            + "\n".join(expected)
+            + f"\nprinted:\n{done.stdout}"
+        )
+
+
+def test_the_readme_tour_runs_as_written_from_a_fresh_clone(tmp_path, request):
+    steps = tour((REPO / "README.md").read_text(encoding="utf-8"))
+    assert len(steps) >= 10, "the README's tour has lost its steps"
+    clone = tmp_path / "ckg"
+    shutil.copytree(REPO / "examples", clone / "examples")
+    env = fresh_env(tmp_path / "home")
     try:
-        for number, (command, expected) in enumerate(steps, 1):
-            if "$CKG_CORPORA" in command and "CKG_CORPORA" not in env:
-                env["CKG_CORPORA"] = str(request.getfixturevalue("corpora"))  # or a skip
-            done = subprocess.run(
-                ["bash", "-c", command],
-                cwd=clone,
-                env=env,
-                timeout=300,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            where = f"tour step {number}, `{command}`"
-            assert done.returncode == 0, f"{where} exited {done.returncode}:\n{done.stdout}"
-            assert matches(expected, done.stdout), (
-                f"{where} printed what the README does not show.\nREADME:\n"
-                + "\n".join(expected)
-                + f"\nprinted:\n{done.stdout}"
-            )
+        run_tour(steps, clone, env, lambda: request.getfixturevalue("corpora"))
     finally:
-        stop_server(home / ".local" / "share" / ".ckg")
+        stop_server(tmp_path / "home" / ".local" / "share" / ".ckg")
 
 
-def test_a_broken_step_or_changed_output_is_caught():
+def test_a_step_that_fails_or_prints_otherwise_fails_the_tour(tmp_path):
+    env = fresh_env(tmp_path / "home")
+    with pytest.raises(AssertionError, match="tour step 2, `ckg versoin` exited 2"):
+        run_tour([("ckg --version", ["ckg ..."]), ("ckg versoin", [])], tmp_path, env, None)
+    with pytest.raises(AssertionError, match="step 1, `ckg --version` printed what the README"):
+        run_tour([("ckg --version", ["ckg 0.0.0"])], tmp_path, env, None)
+
+
+def test_lines_that_differ_in_what_the_readme_shows_do_not_match():
     assert not matches(
         ["7 runs, 0 dependency steps run, 0 cached"], "6 runs, 0 dependency steps run, 0 cached"
     )
