@@ -107,10 +107,34 @@ class KnowledgeGraph:
                               platform=platform, certs=certs, insecure=insecure,
                               progress=progress)
 
+    def run_on_jobqueue(self, target: str, queue: str | None = None, *, kind: str = "slurm",
+                        job=(), platform=(), certs=None, progress=None, **options):
+        """:meth:`run` with each grid point run by a ``ckg worker`` in a batch job of Slurm's
+        partition ``queue`` (``kind`` ``pbs``, ``lsf``, ``sge`` or ``htcondor``: of another
+        job queue), submitted and cancelled here through dask-jobqueue; ``job`` the
+        ``KEY=VALUE`` settings of each job over the ``[slurm]`` section of
+        ``$CKG_HOME/config.toml`` (:func:`ckg.run.cluster.jobqueue.job_options`); see
+        :func:`ckg.run.cluster.jobqueue.run_on_jobqueue`.
+
+        Examples
+        --------
+        >>> report = kg.run_on_jobqueue("sklearn-digits", "debug", job=["walltime=00:20:00"],
+        ...                             grid={"model": ["knn", "svm"]})  # doctest: +SKIP
+        """
+        from ckg.run import Options
+        from ckg.run.cluster.jobqueue import job_options, run_on_jobqueue
+
+        jobs = job_options(kind, queue, job, self.home)
+        db = "embedded" if self.store.engine == "falkordb" else self.store.location
+        with config.private_files():
+            return run_on_jobqueue(self.store, self.home, target, Options(**options), jobs,
+                                   db=db, platform=platform, certs=certs, progress=progress)
+
     def serve_worker(self, scheduler: str, **options) -> None:
         """Run a Dask worker of ``scheduler`` that runs grid points here and records them in
         this graph, until the scheduler or a signal ends it (:func:`ckg.run.cluster.worker.serve`;
-        options ``labels``, ``nthreads``, ``name``, ``certs``, ``insecure``, ``on_start``)."""
+        options ``labels``, ``nthreads``, ``name``, ``certs``, ``insecure``,
+        ``death_timeout``, ``folders``, ``on_start``)."""
         from ckg.run.cluster.worker import serve
 
         with config.private_files():

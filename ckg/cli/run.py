@@ -61,6 +61,19 @@ def run(
         False, "--insecure", help="With --cluster: accept a tcp:// scheduler, unauthenticated: "
         "any local user, and anyone who reaches it, can run code on its workers.",
     ),
+    slurm: str = typer.Option(
+        None, "--slurm", help="PARTITION: run the grid points in Slurm jobs of it, each a "
+        "`ckg worker`, cancelled when the grid ends.",
+    ),
+    jobqueue: str = typer.Option(
+        None, "--jobqueue", help="pbs, lsf, sge or htcondor: batch jobs of that queue instead "
+        "of Slurm's (its queue: --job queue=Q).",
+    ),
+    job: list[str] = typer.Option(
+        None, "--job", help="With --slurm or --jobqueue: KEY=VALUE of each job (account, "
+        "walltime, cores, memory, gres, directive, prologue, jobs, queue, interface), over "
+        "$CKG_HOME/config.toml's [slurm]; repeatable.",
+    ),
 ) -> None:
     """Plan, execute, measure and record TARGET, over a grid of parameters.
 
@@ -80,6 +93,9 @@ def run(
 
     Example: ckg run sklearn-digits --grid model=knn,logreg --cluster tls://10.0.0.5:8786
     --platform gpu=H200
+
+    Example: ckg --db bolt://graph:7687 run sklearn-digits --grid model=knn,svm --slurm gpu
+    --job gres=gpu:1 --job walltime=00:30:00
     """
     from ckg.run.workflow import parse_env, parse_grid
 
@@ -108,10 +124,29 @@ def run(
         **({"experiment": experiment} if experiment else {}),
     }
     # A grid spread over machines says on stderr where each point ran, terminal or not.
-    with open_graph() as kg, RunProgress(not (as_json or dry_run), lines=bool(cluster)) as shown:
+    batch = slurm is not None or jobqueue is not None
+    if batch and (cluster or (slurm is not None and jobqueue not in (None, "slurm"))):
+        from ckg.core.errors import UsageError
+
+        raise UsageError("--slurm, --jobqueue and --cluster each say where the grid runs: "
+                         "give one (--jobqueue KIND with --job queue=Q for another job queue)")
+    distributed = bool(cluster) or batch
+    with open_graph() as kg, RunProgress(not (as_json or dry_run), lines=distributed) as shown:
         target = choose_target(kg, call.target, source=source, quiet=quiet_mode(call),
                                use_cache=not (no_cache or call.new))
-        if cluster:
+        if batch:
+            try:
+                report = kg.run_on_jobqueue(
+                    target, slurm, kind=jobqueue or "slurm", job=tuple(job or ()),
+                    platform=tuple(platform or ()), certs=certs, progress=shown.update,
+                    **options,
+                )
+            except KeyboardInterrupt:
+                import sys
+
+                print("ckg: interrupted: the grid's jobs are cancelled", file=sys.stderr)
+                raise typer.Exit(130) from None
+        elif cluster:
             from ckg.cli.cluster import warning_lines
 
             with warning_lines():
@@ -173,10 +208,19 @@ def demo(
 
     Example: ckg demo
     """
+    import sys
+
     objectives = ("accuracy", "latency")
-    with open_graph() as kg, RunProgress(not as_json) as progress:
-        report = kg.demo(path, progress=progress.update)
-    _print_report(report, as_json, objectives, kg.runs_front(report.runs, objectives))
+    try:
+        with open_graph() as kg, RunProgress(not as_json) as progress:
+            report = kg.demo(path, progress=progress.update)
+    except KeyboardInterrupt:  # while no run was running (one that was ends recorded)
+        print("ckg: interrupted before or between runs: each run that finished is recorded "
+              "(ckg runs), the rest of the grid was not run", file=sys.stderr)  # fmt: skip
+        raise typer.Exit(130) from None
+    done = [run for run in report.runs if run.status == "ok"]  # an interrupted one measured none
+    front = kg.runs_front(done, objectives) if done else None
+    _print_report(report, as_json, objectives, front)
 
 
 # Measured figures shown in the table after what the step itself reported; on a narrow
@@ -345,10 +389,19 @@ def _exit_on_trouble(report, err) -> None:
             f"({report.store_error}); run `ckg db recover` when the graph is back",
             file=err,
         )
+    interrupted = [run for run in report.failed if run.status == "interrupted"]
     for run in report.failed:
+        if run.status == "interrupted":
+            continue
         tail = run.log_tail.strip().splitlines()[-1:] or [""]
         why = run.error or tail[0]
         print(f"ckg: run {run.uid} {run.status} (exit {run.exit_code}): {why}", file=err)
+    for run in interrupted:  # Ctrl-C: the runner stopped the grid after recording this one
+        print(f"ckg: interrupted: run {run.uid} ({_params(run)}) is recorded with status "
+              f"interrupted; {len(report.runs) - 1} runs finished before it, the rest of the "
+              "grid was not run", file=err)  # fmt: skip
+    if interrupted:
+        raise typer.Exit(130)
     if report.unrecorded or report.failed:
         raise typer.Exit(1)
 

@@ -14,5 +14,11 @@ location and content digest (archive sha256 or Git commit). The worker fetches o
 that content, checks the digest and its own trust list, plans there (guards depend on the
 platform), runs, and writes the Run itself into the shared store under a uid fixed when the
 grid was submitted, so a task Dask re-executes after losing a worker writes one Run, never
-two. Dask is imported only by these two modules, so a run without ``--cluster`` never loads it.
+two.
+
+``ckg run --slurm PARTITION`` (:mod:`~ckg.run.cluster.jobqueue`) starts the scheduler in the
+submitting process and the workers as Slurm jobs (or PBS, LSF, SGE, HTCondor ones) through
+dask-jobqueue; they run as the submitter on a shared filesystem, so they also run folder
+sources, where they see the folder as the submitter did. Dask is imported only by these
+modules, so a run without ``--cluster`` or ``--slurm`` never loads it.
 """
