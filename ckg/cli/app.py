@@ -230,26 +230,45 @@ def print_rows(
         for row in rows:
             writer.writerow([_cell(row.get(c), exact=True) for c in columns])
         return
-    from rich.console import Console
+    # rich (60 ms to import) only for what it would not draw as plain text (ckg.cli.table).
+    from ckg.cli.table import is_plain, plain_table, terminal_width
 
-    console = Console()
+    plain = terminal_width()
+    width = plain or _console().width
     units = units or {}
     headers, cells = _shown(rows, columns, units)
     if label or units:
-        layout = _fit(headers, cells, units, label, optional, console.width)
+        layout = _fit(headers, cells, units, label, optional, width)
     else:
-        layout = _fit_plain(headers, cells, important, console.width)
+        layout = _fit_plain(headers, cells, important, width)
     if rows:
-        console.print(_table(layout, cells, units, label, title, console.width))
+        text = None
+        if plain and not (layout.widths or layout.label_wraps):  # no cell wraps
+            shown = list(layout.headers)
+            texts = [list(r) for r in zip(*(cells[c] for c in shown), strict=True)]
+            right = {i for i, c in enumerate(shown) if c in units}
+            text = plain_table([*layout.headers.values()], texts, right=right, title=title,
+                               width=width)  # fmt: skip
+        if text:
+            sys.stdout.write(text)
+        else:
+            _console().print(_table(layout, cells, units, label, title, width))
     else:
         print(f"(no rows: {empty_hint})" if empty_hint else "(no rows)")
     if len(rows) < total:
         print(f"({len(rows)} of {total} rows shown: --limit 0 for all, --json or --csv to save)")
     if layout.left_out:
-        left_out = ", ".join(layout.left_out)
-        console.print(
-            f"(left out to fit: {left_out}; see --json or --csv)", markup=False, highlight=False
-        )
+        note = f"(left out to fit: {', '.join(layout.left_out)}; see --json or --csv)"
+        if plain and is_plain(note) and len(note) <= width:
+            print(note)
+        else:
+            _console().print(note, markup=False, highlight=False)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
 
 
 #: The most rows a table prints unless told otherwise (``--limit``).
