@@ -660,7 +660,7 @@ def test_plots_keep_their_place_after_a_resize(server, browser, shots):
             while not browser.execute_script(  # plotly redraws on the window's resize event
                 "return [...document.querySelectorAll('.figure')].every(f => "
                 "Math.abs(f.querySelector('svg.main-svg').getBoundingClientRect().width"
-                " - f.clientWidth) < 2)"
+                " - f.offsetWidth) < 3)"
             ):
                 assert time.monotonic() < deadline, f"{path}: not redrawn in 10 s"
                 time.sleep(0.1)
