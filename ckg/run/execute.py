@@ -29,8 +29,9 @@ LOG_TAIL_BYTES = 4000
 class Outcome:
     """What one execution did: status, exit code, times, memory and the log's tail.
 
-    ``status`` is ``ok`` (exit 0), ``failed`` (non-zero exit or killed by a signal) or
-    ``timeout``. ``exit_code`` is negative when a signal ended the process.
+    ``status`` is ``ok`` (exit 0), ``failed`` (non-zero exit or killed by a signal),
+    ``timeout``, or ``interrupted`` (Ctrl-C while it ran: passed on to it, see
+    :func:`execute`). ``exit_code`` is negative when a signal ended the process.
     """
 
     status: str
@@ -77,6 +78,9 @@ def execute(
     Returns
     -------
     Outcome
+        With status ``interrupted`` when Ctrl-C (KeyboardInterrupt) came while the command
+        ran: it is passed on to the command, which is ended, and not raised, so that the
+        caller records the run as interrupted and then stops.
 
     Raises
     ------
@@ -112,20 +116,27 @@ def execute(
             raise RunFailed(f"cannot start {argv[0]!r} in {cwd}: {exc.strerror}") from None
         watch = _Watch(proc.pid, timeout_s)
         watch.start()
+        interrupted = False
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            try:
+                _, status, usage = os.wait4(proc.pid, 0)
+            except KeyboardInterrupt:
+                interrupted = True
+                status, usage = _interrupt(proc.pid)
         finally:
             wall = time.perf_counter() - start
             watch.finish()
         # The Popen object must not try to reap the pid again.
         proc.returncode = os.waitstatus_to_exitcode(status)
-    if watch.timed_out:
-        # Members that trapped SIGTERM, or were still starting, go now.
+    if watch.timed_out or interrupted:
+        # Members that trapped SIGTERM or SIGINT, or were still starting, go now.
         _signal_group(proc.pid, signal.SIGKILL)
         _await_group_end(proc.pid)
     exit_code = proc.returncode
     mask_file(log_path, secrets, start=offset)
-    if watch.timed_out:
+    if interrupted:
+        state = "interrupted"
+    elif watch.timed_out:
         state = "timeout"
     else:
         state = "ok" if exit_code == 0 else "failed"
@@ -140,6 +151,22 @@ def execute(
         log_tail=read_tail(log_path, start=offset),
         pid=proc.pid,
     )
+
+
+def _interrupt(pid: int):
+    """Pass a Ctrl-C on to the command's group and reap it: the command leads a session of
+    its own, which the terminal's SIGINT does not reach. What does not end within
+    :data:`KILL_GRACE_S` is killed. Returns ``os.wait4``'s status and resource usage."""
+    _signal_group(pid, signal.SIGINT)
+    deadline = time.monotonic() + KILL_GRACE_S
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return status, usage
+        if time.monotonic() >= deadline:
+            _signal_group(pid, signal.SIGKILL)
+            return os.wait4(pid, 0)[1:]
+        time.sleep(0.02)
 
 
 def read_tail(path: Path, size: int = LOG_TAIL_BYTES, *, start: int = 0) -> str:

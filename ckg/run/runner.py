@@ -207,6 +207,8 @@ class _Runner:
             else:
                 report.runs.append(workflow.run(executed, _target_step(plan), point, report))
             self.progress(len(report.runs), len(points), report.runs[-1])
+            if report.runs[-1].status == "interrupted":
+                break  # Ctrl-C: that run is recorded as interrupted, the rest not run
         return report
 
     def _plan_for(self, env: dict):

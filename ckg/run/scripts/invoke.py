@@ -211,7 +211,7 @@ def _in_worker(
         result.new_env = final.get("new_env") or {}
         result.new_state = final.get("new_state") or {}
         return result
-    result.status = "timeout" if outcome.status == "timeout" else "failed"
+    result.status = outcome.status if outcome.status in ("timeout", "interrupted") else "failed"
     result.error = final.get("error") or _died(outcome)
     for step in steps:
         if step.get("status") == "running":
