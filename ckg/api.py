@@ -194,6 +194,13 @@ class KnowledgeGraph:
 
         return diff_runs(self.store, uid_a, uid_b)
 
+    def run_differences(self, uid_a: str, uid_b: str) -> list[dict]:
+        """:meth:`diff_runs` with the values: one row per value that differs (field, key,
+        a, b), as ``ckg diff`` prints them (:func:`ckg.graph.runs.differences`)."""
+        from ckg.graph.runs import differences
+
+        return differences(self.store, uid_a, uid_b)
+
     def cache_list(self, tags: str = "") -> list[dict]:
         """Cache entries of MLC/CM scripts under this home (``tags`` filter, ``-x`` excludes)."""
         from ckg.run.scripts.cache import list_entries

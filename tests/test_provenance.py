@@ -82,7 +82,16 @@ def test_runs_show_and_diff_from_the_command_line(kg, tmp_path, ckg_home):
 
     listed = json.loads(cli("runs", "--artifact", "square", "--json"))
     assert {r["run"] for r in listed} == set(uids)
+    # What each run measured, in columns: what it reported first, then ckg's own figures.
+    table = cli("runs", "--artifact", "square").splitlines()
+    assert "f1" in table[2].split()
+    for uid, f1 in zip(uids, ("4.000", "9.000"), strict=True):
+        [line] = [line for line in table if uid[:16] in line]
+        assert f1 in [cell.strip() for cell in line.split("│")]
+    header = cli("runs", "--artifact", "square", "--csv").splitlines()[0].split(",")
+    assert "f1" in header and "runtime (s)" in header
     shown = cli("show", uids[0])
     assert "commit:" in shown and "measurements" in shown
-    assert "params: changed: n" in cli("diff", uids[0], uids[1])
+    # The values, old -> new, not only the name of what changed.
+    assert "params: n: 2 -> 3" in cli("diff", uids[0], uids[1]).splitlines()
     assert json.loads(cli("diff", uids[0], uids[1], "--json"))["params"] == {"changed": ["n"]}

@@ -18,6 +18,8 @@ def runs(
     limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV (every field, uncut)."),
+    ids: bool = typer.Option(False, "--ids", help="Print only the runs' uids, one a line, "
+                             "for another command: ckg show $(ckg runs --ids --limit 1)."),
 ) -> None:
     """Recorded runs, newest first, with the commit and artifact digest they ran, and the
     experiment that holds each.
@@ -26,10 +28,19 @@ def runs(
     """
     with open_graph() as kg:
         rows = kg.runs(experiment, artifact, limit)
-    if as_json or as_csv:
-        print_rows(rows, as_json=as_json, as_csv=as_csv)
+    if ids:
+        print("\n".join(row["run"] for row in rows))
+        return
+    if as_json:
+        print_rows(rows, as_json=True)
+        return
+    units = _metric_units(rows)
+    if as_csv:  # every metric a column of raw values, its unit in the header
+        print_rows([_with_metrics(row, {m: f"{m} ({u})" if u else m for m, u in units.items()})
+                    for row in rows], as_csv=True)  # fmt: skip
         return
     # Short forms a person reads; ckg show and ckg diff take a run by the start of its uid.
+    shown = []
     for row in rows:
         row["params"] = params_text(row["params"])
         row["run"] = row["run"][:16]
@@ -38,12 +49,53 @@ def runs(
         row["digest"] = (row["digest"] or "")[:12]
         row["platform"] = (row["platform"] or "")[:20]
         row["experiment"] = (row["experiment"] or "")[:16]
+        shown.append(_with_metrics(row, {m: m for m in units}, after="params"))
+    # A column no run fills (no commit: a folder's runs) takes no room from the others.
+    empty = [c for c in ("commit", "digest", "platform", "experiment", "experiment_name")
+             if not any(row.get(c) for row in shown)]  # fmt: skip
+    shown = [{k: v for k, v in row.items() if k not in empty} for row in shown]
     filtered = experiment or artifact
     hint = "no runs match" if filtered else "no runs recorded yet: ckg demo, or ckg run TARGET"
-    print_rows(rows, title="runs", label="params",
-               optional=(("platform",), ("digest",), ("commit",), ("experiment",),
-                         ("started_at",), ("experiment_name",)),
+    print_rows(shown, title="runs", label="params", units=units, optional=_OPTIONAL,
                empty_hint=hint)  # fmt: skip
+
+
+#: The figures ckg measures on every run, in the order ``ckg run`` shows them, after those
+#: the runs reported themselves (accuracy, latency ...).
+_MEASURED = ("runtime", "cpu_user_time", "cpu_system_time", "memory", "energy")
+#: Left out first while the table is wider than the terminal: CPU times and memory, then
+#: where and from what each run ran, runtime, energy, experiment and start, and last the
+#: artifact and status; the run, its parameters and what it reported stay.
+_OPTIONAL = (("cpu_user_time", "cpu_system_time"), ("memory",), ("platform",), ("digest",),
+             ("commit",), ("runtime",), ("energy",), ("experiment",), ("started_at",),
+             ("experiment_name",), ("artifact",), ("status",))  # fmt: skip
+
+
+def _metric_units(rows: list[dict]) -> dict[str, str]:
+    """Every metric the runs measured and its unit: those they reported, by name, then ckg's
+    own (:data:`_MEASURED`).
+
+    >>> _metric_units([{"measurements": [{"metric": "runtime", "unit": "s"},
+    ...                                   {"metric": "accuracy", "unit": "%"}]}])
+    {'accuracy': '%', 'runtime': 's'}
+    """
+    units = {m["metric"]: m["unit"] or "" for row in rows for m in row["measurements"]}
+    order = sorted(set(units) - set(_MEASURED)) + [m for m in _MEASURED if m in units]
+    return {m: units[m] for m in order}
+
+
+def _with_metrics(row: dict, columns: dict[str, str], after: str | None = None) -> dict:
+    """``row`` without its measurements, each metric's value in its column (``columns``:
+    metric -> column name), after the column ``after`` (else at the end)."""
+    values = {m["metric"]: m["value"] for m in row["measurements"]}
+    metrics = {column: values.get(metric) for metric, column in columns.items()}
+    out = {}
+    for key, value in row.items():
+        if key != "measurements":
+            out[key] = value
+        if key == after:
+            out |= metrics
+    return out if after in row else out | metrics
 
 
 
@@ -58,21 +110,32 @@ def diff(
     Example: ckg diff run-1f2e... run-9c3d...
     """
     with open_graph() as kg:
-        found = kg.diff_runs(run_a, run_b)
-    if as_json:
-        print(json.dumps(found, indent=2, default=str))
-        return
-    if not found:
+        if as_json:
+            print(json.dumps(kg.diff_runs(run_a, run_b), indent=2, default=str))
+            return
+        rows = kg.run_differences(run_a, run_b)
+    if not rows:
         print("no difference in what produced them")
         return
-    for field, change in found.items():
-        if "a" in change or "b" in change:
-            print(f"{field}: {change.get('a')!r} -> {change.get('b')!r}")
-            continue
-        parts = [f"{what.replace('_', ' ')}: {', '.join(map(str, keys[:8]))}"
-                 + (f" (+{len(keys) - 8})" if len(keys) > 8 else "")
-                 for what, keys in change.items()]
-        print(f"{field}: " + "; ".join(parts))
+    fields: dict[str, list[str]] = {}
+    for row in rows:
+        change = f"{_shown(row['a'])} -> {_shown(row['b'])}"
+        fields.setdefault(row["field"], []).append(
+            change if row["key"] is None else f"{row['key']}: {change}")
+    for field, changes in fields.items():
+        more = f" (+{len(changes) - 8} more: --json)" if len(changes) > 8 else ""
+        print(f"{field}: " + "; ".join(changes[:8]) + more)
+
+
+def _shown(value, most: int = 40) -> str:
+    """A value of ``ckg diff`` as Python writes it, cut to ``most`` characters; ``(none)``
+    where a run lacks it.
+
+    >>> _shown("knn"), _shown(None), _shown("x" * 50, most=8)
+    ("'knn'", '(none)', "'xxxxxx…")
+    """
+    text = "(none)" if value is None else repr(value)
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def print_run(uid: str, as_json: bool) -> None:

@@ -148,11 +148,18 @@ def run_table(store, *, experiment=None, artifact=None, status=None, platform=No
     experiment = resolve_experiment(store, experiment) if experiment else None
     rows = store.run(_RUNS, {"experiment": experiment, "artifact": artifact, "status": status,
                              "platform": platform, "limit": limit})
-    measured: dict[str, list[dict]] = {}
-    for m in store.run(_MEASURED, {"uids": [r["run"] for r in rows]}):
-        measured.setdefault(m.pop("run"), []).append(m)
+    measured = measurements(store, [r["run"] for r in rows])
     return [{**r, "params": decode(r["params"]), "measurements": measured.get(r["run"], [])}
             for r in rows]
+
+
+def measurements(store, uids: list[str]) -> dict[str, list[dict]]:
+    """Every whole-run measurement (a device's part left out) of the runs ``uids``, with its
+    unit and method, by run uid, in metric order (:func:`run_table`, ``ckg runs``)."""
+    measured: dict[str, list[dict]] = {}
+    for m in store.run(_MEASURED, {"uids": uids}):
+        measured.setdefault(m.pop("run"), []).append(m)
+    return measured
 
 
 def experiments(store, uid: str | None = None) -> list[dict]:

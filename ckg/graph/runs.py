@@ -67,10 +67,15 @@ _JSON = ("params", "env", "env_full", "new_env", "new_state", "artifact_files")
 
 def list_runs(store, experiment: str | None = None, artifact: str | None = None,
               limit: int = 50) -> list[dict]:
-    """Top-level runs (not the steps of a script run), newest first; ``experiment`` as
+    """Top-level runs (not the steps of a script run), newest first, each with its
+    ``measurements`` (:func:`ckg.graph.browse.measurements`); ``experiment`` as
     :func:`resolve_experiment` takes it."""
+    from ckg.graph.browse import measurements
+
     uid = resolve_experiment(store, experiment) if experiment else None
-    return store.run(_LIST, {"experiment": uid, "artifact": artifact, "limit": limit})
+    rows = store.run(_LIST, {"experiment": uid, "artifact": artifact, "limit": limit})
+    measured = measurements(store, [r["run"] for r in rows])
+    return [{**r, "measurements": measured.get(r["run"], [])} for r in rows]
 
 
 def called_by(store, uids: list[str]) -> list[str]:
@@ -245,6 +250,36 @@ def provenance(info: dict) -> dict:
 def diff_runs(store, uid_a: str, uid_b: str) -> dict:
     """What differs between two runs' provenance (``{}``: nothing)."""
     return diff(provenance(show_run(store, uid_a)), provenance(show_run(store, uid_b)))
+
+
+def differences(store, uid_a: str, uid_b: str) -> list[dict]:
+    """What differs between two runs' provenance with the values, one row per value
+    (:func:`diff_rows`), as ``ckg diff`` prints it."""
+    a, b = provenance(show_run(store, uid_a)), provenance(show_run(store, uid_b))
+    return diff_rows(a, b, diff(a, b))
+
+
+def diff_rows(a: dict, b: dict, found: dict) -> list[dict]:
+    """What :func:`diff` ``found`` between the provenances ``a`` and ``b``, one row per value
+    that differs: ``field``, ``key`` (a map's entry, else None), the value in ``a`` and in
+    ``b`` (None where one lacks it); in a map, changed keys first, then those only in ``a``,
+    then those only in ``b``.
+
+    >>> a, b = {"params": {"model": "knn"}, "env": {"PATH": "/bin"}}, {"params": {"model": "svm"}}
+    >>> diff_rows(a, b, diff(a, b))
+    [{'field': 'env', 'key': 'PATH', 'a': '/bin', 'b': None}, \
+{'field': 'params', 'key': 'model', 'a': 'knn', 'b': 'svm'}]
+    """
+    rows = []
+    for field, change in found.items():
+        if set(change) <= {"a", "b"}:
+            rows.append({"field": field, "key": None, "a": change.get("a"), "b": change.get("b")})
+            continue
+        x, y = a.get(field) or {}, b.get(field) or {}
+        for part in ("changed", "only_a", "only_b"):
+            rows += [{"field": field, "key": key, "a": x.get(key), "b": y.get(key)}
+                     for key in change.get(part, [])]  # fmt: skip
+    return rows
 
 
 def _props(value) -> dict:
