@@ -18,8 +18,15 @@ on two machines would not). The load average is printed beside the figures.
 Every connection is TLS with the certificates of ``ckg cluster certs``, as the README says;
 ``--plain`` measures a ``tcp://`` scheduler with ``--insecure`` instead, to see what TLS costs.
 
+``--slurm`` measures ``ckg run --slurm debug`` instead, on a real one-node Slurm started as
+the tests start it (tests/slurm_cluster.py; root, Debian's slurmctld, slurmd and munge), with
+the embedded graph, for ``--points`` trivial points in one job (``--job jobs=1``) and in 2:
+the time from starting ``ckg run`` to the first point running in a job (the job submitted,
+scheduled, its ``ckg worker`` started and joined), the whole run, and the overhead per point
+against a local grid once the first point runs: (wall - first point - local) / points.
+
 Usage: ``.venv/bin/python bench/cluster_bench.py [--points 40] [--tries 3] [--pause 0.2]
-[--plain]``
+[--plain | --slurm]``
 """
 
 import argparse
@@ -85,7 +92,11 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.2)
     parser.add_argument("--neo4j-uri", help="use this Neo4j instead of starting one")
     parser.add_argument("--plain", action="store_true", help="tcp:// and --insecure, no TLS")
+    parser.add_argument("--slurm", action="store_true", help="ckg run --slurm on a one-node Slurm")
     args = parser.parse_args()
+    if args.slurm:
+        slurm_bench(args.points, args.tries)
+        return
     from tests.fixtures_neo4j import (
         TEST_PASSWORD,
         TEST_USER,
@@ -150,6 +161,62 @@ def main() -> None:
                 process.wait(timeout=30)
             if server:
                 server.stop()
+
+
+def slurm_bench(points: int, tries: int) -> None:
+    from ckg.store import open_store
+    from tests.slurm_cluster import PARTITION, Slurm, missing
+
+    if missing():
+        raise SystemExit(missing())
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "slurm").mkdir()
+        slurm = Slurm(root / "slurm").start()
+        home = root / "home"
+        os.environ.update(SLURM_CONF=str(slurm.conf), CKG_HOME=str(home))
+        try:
+            repo = root / "repo"
+            repo.mkdir()
+            (repo / "ckg.yaml").write_text(
+                "alias: noop\nuid: wf-bench-noop\nparams: {n: 1, pause: 0}\nrun: 'sleep {pause}'\n")
+            git(repo, "init", "-q", "-b", "main")
+            git(repo, "add", ".")
+            git(repo, "commit", "-q", "-m", "noop")
+            for args in (["ingest", str(repo)], ["trust", str(repo)], ["cluster", "certs"]):
+                ckg("embedded", home, *args)
+            grid = ["run", "noop", "--grid", f"n={','.join(map(str, range(1, points + 1)))}"]
+            local = min(ckg("embedded", home, *grid) for _ in range(tries))
+            claimed = "MATCH (r:Run) WHERE r.slurm_job IS NOT NULL AND NOT r.uid IN $seen " \
+                      "RETURN count(r) AS n"
+            for jobs in (1, 2):
+                walls, firsts = [], []
+                for _ in range(tries):
+                    with open_store("embedded", home=home) as store:
+                        seen = [r["uid"] for r in store.run("MATCH (r:Run) RETURN r.uid AS uid")]
+                        start = time.perf_counter()
+                        process = subprocess.Popen(
+                            [CKG, *grid, "--slurm", PARTITION, "--job", f"jobs={jobs}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                        while not store.run(claimed, {"seen": seen})[0]["n"]:
+                            if process.poll() is not None:
+                                break
+                            time.sleep(0.01)
+                        firsts.append(time.perf_counter() - start)
+                        if process.wait():
+                            raise SystemExit(f"ckg run --slurm failed:\n{process.stderr.read()}")
+                        walls.append(time.perf_counter() - start)
+                load = os.getloadavg()
+                best = min(range(tries), key=walls.__getitem__)
+                overhead = (walls[best] - firsts[best] - local) / points
+                print(f"{points} points, --slurm with {jobs} job(s): first point running after "
+                      f"{min(firsts):.2f} s (median {sorted(firsts)[tries // 2]:.2f} s), whole "
+                      f"run {walls[best]:.2f} s, local {local:.2f} s; overhead per point once "
+                      f"running {overhead * 1e3:.0f} ms (best of {tries}; load {load[0]:.2f} "
+                      f"{load[1]:.2f} {load[2]:.2f})")
+        finally:
+            subprocess.run([CKG, "db", "stop"], capture_output=True)
+            slurm.stop()
 
 
 if __name__ == "__main__":

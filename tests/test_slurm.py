@@ -11,12 +11,12 @@ import time
 
 import pytest
 
+from ckg.core.errors import UsageError
 from ckg.store import open_store
 from tests.dask_cluster import CKG
 from tests.gitrepo import git
 from tests.slurm_cluster import PARTITION
 
-pytestmark = pytest.mark.usefixtures("slurm")
 #: Long enough that a job can be cancelled, or the submitter interrupted, mid-grid.
 PAUSE_S = 1
 WAIT_S = 120
@@ -149,6 +149,54 @@ def test_a_folder_runs_where_the_node_sees_it_alike_and_is_refused_where_not(sit
     assert first["status"] == "ok" and second["status"] == "refused", err
     assert (f"{folder} (folder) differs on node {site['slurm'].node} from where the grid was "
             "submitted: other content in data.txt") in second["error"]
+
+
+def test_jobs_that_end_before_their_worker_joins_end_the_grid(site):
+    done = subprocess.run(
+        [CKG, "run", "pauser", "--slurm", PARTITION, "--job", "prologue=exit 3"],
+        capture_output=True, text=True, env=site["env"], timeout=WAIT_S)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith(f"ckg: error: --slurm {PARTITION}: jobs ")
+    assert f"ended before their worker joined: see {site['home']}/jobs/" in done.stderr
+
+
+def test_a_wrong_job_setting_is_one_line_and_exit_2(ckg_home, tmp_path):
+    folder = tmp_path / "x"  # a target that exists: the settings are refused after it is found
+    folder.mkdir()
+    (folder / "ckg.yaml").write_text("alias: x\nuid: wf-x\nrun: 'echo hi'\n")
+    subprocess.run([CKG, "ingest", str(folder)], check=True, capture_output=True, timeout=60)
+    for args, message in [
+        (["--job", "colour=red"], "--job: unknown key 'colour'; expected one of queue, "
+         "account, walltime"),
+        (["--job", "jobs=0"], "--job: jobs = '0': expected a whole number >= 1"),
+        (["--job", "walltime"], "--job 'walltime': expected KEY=VALUE"),
+        (["--cluster", "tls://127.0.0.1:8786"], "--slurm, --jobqueue and --cluster each say "
+         "where the grid runs"),
+        (["--jobqueue", "pbs", "--job", "gres=gpu:1"], "--jobqueue pbs takes no gres"),
+        (["--jobqueue", "moab"], "--jobqueue 'moab': expected one of slurm, pbs, lsf, sge, "
+         "htcondor"),
+    ]:
+        where = [] if "--jobqueue" in args else ["--slurm", PARTITION]
+        done = subprocess.run([CKG, "run", "x", *where, *args], capture_output=True, text=True,
+                              timeout=60)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_a_config_section_sets_what_flags_do_not(tmp_path):
+    from ckg.run.cluster.jobqueue import job_options
+
+    (tmp_path / "config.toml").write_text(
+        '[slurm]\nqueue = "gpu"\nwalltime = "02:00:00"\nprologue = ["module load cuda"]\n'
+        '[pbs]\nqueue = "workq"\n')
+    jobs = job_options("slurm", None, ["prologue=source ~/v/bin/activate", "cores=4"],
+                       tmp_path)
+    assert (jobs.queue, jobs.walltime, jobs.cores) == ("gpu", "02:00:00", 4)
+    assert jobs.prologue == ("module load cuda", "source ~/v/bin/activate")
+    assert job_options("slurm", "debug", (), tmp_path).queue == "debug"
+    (tmp_path / "config.toml").write_text("[slurm]\nwalltime = \n")
+    with pytest.raises(UsageError, match=f"{tmp_path}/config.toml: not TOML"):
+        job_options("slurm", None, (), tmp_path)
 
 
 def test_ctrl_c_cancels_every_job(site):

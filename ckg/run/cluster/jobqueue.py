@@ -47,6 +47,9 @@ JOB_NAME = "ckg-worker"
 #: Seconds a job's worker waits for a scheduler that went away before it ends.
 DEATH_TIMEOUT_S = 60
 POLL_S = 0.2
+#: While no worker has joined, ``squeue`` is asked every this many polls whether the jobs
+#: are still queued or running.
+SQUEUE_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class Jobs:
         Each job's time limit, ``HH:MM:SS``.
     cores, memory : int, str
         CPUs and memory per job (``--cpus-per-task``, ``--mem``; ``4GB``).
+    disk : str
+        Disk per job, for HTCondor (which requires it).
     gres : str
         Slurm's generic resources per job, ``gpu:1`` or ``gpu:a100:2``.
     directive : tuple of str
@@ -85,6 +90,7 @@ class Jobs:
     walltime: str = "01:00:00"
     cores: int = 1
     memory: str = "4GB"
+    disk: str = "1GB"
     gres: str = ""
     directive: tuple[str, ...] = ()
     prologue: tuple[str, ...] = ()
@@ -101,8 +107,8 @@ def job_options(kind: str, queue: str | None = None, given=(), home: Path | None
     ...                              "prologue=source ~/venv/bin/activate", "jobs=2"])
     ... # doctest: +NORMALIZE_WHITESPACE
     Jobs(kind='slurm', queue='gpu', account='', walltime='02:00:00', cores=1, memory='4GB',
-         gres='', directive=(), prologue=('module load cuda', 'source ~/venv/bin/activate'),
-         jobs=2, interface='')
+         disk='1GB', gres='', directive=(),
+         prologue=('module load cuda', 'source ~/venv/bin/activate'), jobs=2, interface='')
 
     Raises
     ------
@@ -191,6 +197,7 @@ def run_on_jobqueue(store, home, target: str, options, jobs: Jobs, *, db: str, p
     """
     resources.require_dask()
     require_extra("slurm", "dask_jobqueue", what=f"--jobqueue {jobs.kind}")
+    _cluster_class(jobs)  # settings the job queue does not take, before anything else
     resources.required(platform)
     where = cluster_certs.folder(certs, home).absolute()
     security = _security(where)
@@ -208,7 +215,7 @@ def run_on_jobqueue(store, home, target: str, options, jobs: Jobs, *, db: str, p
                 Client(cluster.scheduler_address, security=security,
                        set_as_default=False) as client:
             cluster.scale(jobs=min(len(specs), jobs.jobs))
-            _first_worker(client, cluster, Path(home) / LOGS, flag)
+            _first_worker(client, cluster, Path(home) / LOGS, flag, jobs.kind)
             check_offers(client, specs, flag)
             results = collect(client, specs, progress)
     except KeyboardInterrupt:
@@ -242,26 +249,40 @@ def _ckg() -> str:
 def _cluster(jobs: Jobs, worker: list[str], prologue: list[str], security, logs: Path):
     """dask-jobqueue's cluster of ``jobs.kind``, whose jobs run ``worker``; its jobs cancelled
     when the block ends, by an error, Ctrl-C or SIGTERM."""
-    base = getattr(_dask_jobqueue(), KINDS[jobs.kind])
+    base = _cluster_class(jobs)
     wanted = {"queue": jobs.queue, "account": jobs.account, "walltime": jobs.walltime,
-              "cores": jobs.cores, "memory": jobs.memory, "processes": 1,
+              "cores": jobs.cores, "memory": jobs.memory, "disk": jobs.disk, "processes": 1,
               "job_extra_directives": [*jobs.directive,
                                        *([f"--gres={jobs.gres}"] if jobs.gres else [])],
               "job_script_prologue": prologue, "log_directory": str(logs),
               "job_name": JOB_NAME, "interface": jobs.interface or None}
     takes = _parameters(base.job_cls)
-    asked = {key for key in ("queue", "account", "walltime")
-             if getattr(jobs, key) != getattr(Jobs(), key)}
-    refused = sorted(asked - takes) + (["gres"] if jobs.gres and jobs.kind != "slurm" else [])
-    if refused:
-        raise UsageError(f"--jobqueue {jobs.kind} takes no {', '.join(refused)}")
     logs.mkdir(mode=0o700, parents=True, exist_ok=True)
     cluster = base(job_cls=_job_class(base.job_cls, worker), security=security,
-                   scheduler_options={"dashboard": False, "dashboard_address": ":0"}, silence_logs="error",
+                   scheduler_options={"dashboard": False, "dashboard_address": ":0"},
+                   silence_logs="error",
                    **{key: value for key, value in wanted.items()
                       if key in takes and value not in ("", None)})
     with cluster, _sigterm_interrupts():
         yield cluster
+
+
+def _cluster_class(jobs: Jobs):
+    """dask-jobqueue's cluster class of ``jobs.kind``.
+
+    Raises
+    ------
+    UsageError
+        ``jobs`` sets what that job queue takes no setting for (``gres`` outside Slurm).
+    """
+    base = getattr(_dask_jobqueue(), KINDS[jobs.kind])
+    asked = {key for key in ("queue", "account", "walltime", "disk")
+             if getattr(jobs, key) != getattr(Jobs(), key)}
+    refused = sorted(asked - _parameters(base.job_cls))
+    refused += ["gres"] if jobs.gres and jobs.kind != "slurm" else []
+    if refused:
+        raise UsageError(f"--jobqueue {jobs.kind} takes no {', '.join(refused)}")
+    return base
 
 
 def _dask_jobqueue():
@@ -329,21 +350,43 @@ def _sigterm_interrupts():
         signal.signal(signal.SIGTERM, before)
 
 
-def _first_worker(client, cluster, logs: Path, flag: str) -> None:
+def _first_worker(client, cluster, logs: Path, flag: str, kind: str) -> None:
     """Wait, as long as the queue keeps the jobs, until one job's worker has joined.
 
     Raises
     ------
     RunFailed
         A job's worker said ``ckg: error:`` before any joined (its certificates, its
-        graph), naming the job and its log.
+        graph), naming the job and its log; with Slurm, every job left the queue first
+        (a prologue that failed, a node that failed), naming their logs.
     """
+    polls = 0
     while not client.scheduler_info(n_workers=-1)["workers"]:
-        for job in list(cluster.workers.values()):
-            for log in logs.glob(f"*-{job.job_id}.err") if job.job_id else ():
+        ids = [job.job_id for job in list(cluster.workers.values()) if job.job_id]
+        for job_id in ids:
+            for log in logs.glob(f"*-{job_id}.err"):
                 errors = [line for line in log.read_text(errors="replace").splitlines()
                           if line.startswith("ckg: error:")]
                 if errors:
-                    raise RunFailed(f"{flag}: job {job.job_id}'s worker did not start: "
+                    raise RunFailed(f"{flag}: job {job_id}'s worker did not start: "
                                     f"{errors[-1][len('ckg: error: '):]} ({log})")
+        polls += 1
+        if kind == "slurm" and ids and polls % SQUEUE_EVERY == 0 and not _queued(ids):
+            raise RunFailed(f"{flag}: jobs {', '.join(ids)} ended before their worker "
+                            f"joined: see {logs}/{JOB_NAME}-JOBID.err")
         time.sleep(POLL_S)
+
+
+def _queued(ids: list[str]) -> bool:
+    """Whether ``squeue`` still lists one of the Slurm jobs ``ids`` (True when it cannot
+    tell: the grid then keeps waiting)."""
+    import subprocess
+
+    try:
+        listed = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(ids)],
+                                capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return True
+    # squeue fails with "Invalid job id specified" once every job of the list is gone
+    return listed.returncode != 0 and "Invalid job id" not in listed.stderr \
+        or bool(listed.stdout.split())
