@@ -29,7 +29,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -339,6 +338,8 @@ def _new_private_socket(home: Path) -> Path:
     """A socket path in a new private folder for a long ``home``, the folder recorded in
     the home. ``mkdtemp`` makes it 0700 under a random name: no other user can make it first.
     """
+    import tempfile  # with shutil and random, 5 ms of every command's import: only here
+
     base = os.environ.get("XDG_RUNTIME_DIR") or ""
     if not base or not _private(Path(base)) or len(base) > _MAX_SOCKET_PATH // 2:
         base = tempfile.gettempdir()
