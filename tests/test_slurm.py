@@ -41,7 +41,8 @@ def site(slurm, tmp_path_factory):
     repo.mkdir()
     (repo / "ckg.yaml").write_text(
         "alias: pauser\nuid: wf-pauser\nparams: {n: 1, pause: 0}\n"
-        "run: 'sleep {pause}; echo \"{{\\\"f1\\\": {n}}}\"'\n")
+        'run: \'sleep {pause}; echo "{{\\"f1\\": {n}}}"\'\n'
+    )
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "pauser")
@@ -54,8 +55,19 @@ def site(slurm, tmp_path_factory):
 
 
 def _submit(site, *args) -> list[str]:
-    return [CKG, "run", "pauser", "--grid", "n=1,2,3,4,5,6", "--slurm", PARTITION,
-            "--job", "jobs=2", "--json", *args]
+    return [
+        CKG,
+        "run",
+        "pauser",
+        "--grid",
+        "n=1,2,3,4,5,6",
+        "--slurm",
+        PARTITION,
+        "--job",
+        "jobs=2",
+        "--json",
+        *args,
+    ]
 
 
 def _runs(site, experiment: str) -> list[dict]:
@@ -86,29 +98,39 @@ def _check_six(site, out: str) -> list[dict]:
     runs = _runs(site, report["experiment"])
     assert len(runs) == 6 and {r["uid"] for r in runs} == {r["uid"] for r in report["runs"]}
     assert sorted(json.loads(r["params"])["n"] for r in runs) == [1, 2, 3, 4, 5, 6]
-    assert all(r["status"] == "ok" and r["job"] and r["node"] == site["slurm"].node
-               for r in runs), runs
+    assert all(
+        r["status"] == "ok" and r["job"] and r["node"] == site["slurm"].node for r in runs
+    ), runs
     return runs
 
 
 def test_a_grid_on_slurm_makes_one_run_per_point_each_naming_its_job(site):
-    done = subprocess.run(_submit(site), capture_output=True, text=True, env=site["env"],
-                          timeout=WAIT_S)
+    done = subprocess.run(
+        _submit(site), capture_output=True, text=True, env=site["env"], timeout=WAIT_S
+    )
     assert done.returncode == 0, done.stderr
     runs = _check_six(site, done.stdout)
     assert len({r["job"] for r in runs}) <= 2  # --job jobs=2: two jobs took every point
     progress = [line for line in done.stderr.splitlines() if line.startswith("[")]
     assert len(progress) == 6 and all(
-        f"(Slurm job {r['job']} on {site['slurm'].node})" in done.stderr for r in runs)
+        f"(Slurm job {r['job']} on {site['slurm'].node})" in done.stderr for r in runs
+    )
     assert _queue_empties(site["slurm"]) == []  # cancelled when the grid ended
 
 
 def test_a_job_cancelled_mid_grid_loses_no_point(site):
     slurm = site["slurm"]
-    submit = subprocess.Popen(_submit(site, "--grid", f"pause={PAUSE_S}"), text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=site["env"])
-    claimed = "MATCH (r:Run {status: 'running'}) WHERE r.slurm_job IS NOT NULL " \
-              "RETURN r.uid AS uid, r.slurm_job AS job"
+    submit = subprocess.Popen(
+        _submit(site, "--grid", f"pause={PAUSE_S}"),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=site["env"],
+    )
+    claimed = (
+        "MATCH (r:Run {status: 'running'}) WHERE r.slurm_job IS NOT NULL "
+        "RETURN r.uid AS uid, r.slurm_job AS job"
+    )
     victim = None
     with open_store("embedded", home=site["home"]) as store:
         deadline = time.monotonic() + WAIT_S
@@ -132,10 +154,12 @@ def test_a_folder_runs_where_the_node_sees_it_alike_and_is_refused_where_not(sit
     folder.mkdir()
     (folder / "ckg.yaml").write_text(
         "alias: shared\nuid: wf-shared\nparams: {n: 1, pause: 0}\n"
-        f"run: 'sleep {{pause}}; cat {folder}/data.txt'\n")
+        f"run: 'sleep {{pause}}; cat {folder}/data.txt'\n"
+    )
     (folder / "data.txt").write_text('{"f1": 1}\n')
-    subprocess.run([CKG, "ingest", str(folder)], check=True, capture_output=True,
-                   env=site["env"], timeout=120)
+    subprocess.run(
+        [CKG, "ingest", str(folder)], check=True, capture_output=True, env=site["env"], timeout=120
+    )
     # One job: the second point is checked there once the first has run, the folder changed.
     submit = subprocess.Popen(
         [CKG, "run", "shared", "--grid", "n=1,2", "--grid", f"pause={PAUSE_S}", "--slurm",
@@ -147,8 +171,10 @@ def test_a_folder_runs_where_the_node_sees_it_alike_and_is_refused_where_not(sit
     assert submit.returncode == 1, err
     first, second = json.loads(out)["runs"]
     assert first["status"] == "ok" and second["status"] == "refused", err
-    assert (f"{folder} (folder) differs on node {site['slurm'].node} from where the grid was "
-            "submitted: other content in data.txt") in second["error"]
+    assert (
+        f"{folder} (folder) differs on node {site['slurm'].node} from where the grid was "
+        "submitted: other content in data.txt"
+    ) in second["error"]
 
 
 def test_jobs_that_end_before_their_worker_joins_end_the_grid(site):
@@ -166,19 +192,26 @@ def test_a_wrong_job_setting_is_one_line_and_exit_2(ckg_home, tmp_path):
     (folder / "ckg.yaml").write_text("alias: x\nuid: wf-x\nrun: 'echo hi'\n")
     subprocess.run([CKG, "ingest", str(folder)], check=True, capture_output=True, timeout=60)
     for args, message in [
-        (["--job", "colour=red"], "--job: unknown key 'colour'; expected one of queue, "
-         "account, walltime"),
+        (
+            ["--job", "colour=red"],
+            "--job: unknown key 'colour'; expected one of queue, account, walltime",
+        ),
         (["--job", "jobs=0"], "--job: jobs = '0': expected a whole number >= 1"),
         (["--job", "walltime"], "--job 'walltime': expected KEY=VALUE"),
-        (["--cluster", "tls://127.0.0.1:8786"], "--slurm, --jobqueue and --cluster each say "
-         "where the grid runs"),
+        (
+            ["--cluster", "tls://127.0.0.1:8786"],
+            "--slurm, --jobqueue and --cluster each say where the grid runs",
+        ),
         (["--jobqueue", "pbs", "--job", "gres=gpu:1"], "--jobqueue pbs takes no gres"),
-        (["--jobqueue", "moab"], "--jobqueue 'moab': expected one of slurm, pbs, lsf, sge, "
-         "htcondor"),
+        (
+            ["--jobqueue", "moab"],
+            "--jobqueue 'moab': expected one of slurm, pbs, lsf, sge, htcondor",
+        ),
     ]:
         where = [] if "--jobqueue" in args else ["--slurm", PARTITION]
-        done = subprocess.run([CKG, "run", "x", *where, *args], capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run(
+            [CKG, "run", "x", *where, *args], capture_output=True, text=True, timeout=60
+        )
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
 
@@ -188,9 +221,9 @@ def test_a_config_section_sets_what_flags_do_not(tmp_path):
 
     (tmp_path / "config.toml").write_text(
         '[slurm]\nqueue = "gpu"\nwalltime = "02:00:00"\nprologue = ["module load cuda"]\n'
-        '[pbs]\nqueue = "workq"\n')
-    jobs = job_options("slurm", None, ["prologue=source ~/v/bin/activate", "cores=4"],
-                       tmp_path)
+        '[pbs]\nqueue = "workq"\n'
+    )
+    jobs = job_options("slurm", None, ["prologue=source ~/v/bin/activate", "cores=4"], tmp_path)
     assert (jobs.queue, jobs.walltime, jobs.cores) == ("gpu", "02:00:00", 4)
     assert jobs.prologue == ("module load cuda", "source ~/v/bin/activate")
     assert job_options("slurm", "debug", (), tmp_path).queue == "debug"
@@ -203,9 +236,14 @@ def test_ctrl_c_cancels_every_job(site):
     slurm = site["slurm"]
     # As from a terminal: a shell without job control starts what it runs in the background
     # with SIGINT ignored, and pytest may be run so; Python keeps that for its children.
-    submit = subprocess.Popen(_submit(site, "--grid", "pause=30"), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=site["env"],
-                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    submit = subprocess.Popen(
+        _submit(site, "--grid", "pause=30"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=site["env"],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     _wait_for_a_claim(site, submit)
     assert slurm.jobs()
     os.kill(submit.pid, signal.SIGINT)

@@ -37,8 +37,13 @@ from ckg.run.cluster import resources
 from ckg.run.cluster.submit import check_offers, collect, report, task_specs
 
 #: The job queues of dask-jobqueue that ``--jobqueue`` names, and their cluster classes.
-KINDS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "lsf": "LSFCluster",
-         "sge": "SGECluster", "htcondor": "HTCondorCluster"}
+KINDS = {
+    "slurm": "SLURMCluster",
+    "pbs": "PBSCluster",
+    "lsf": "LSFCluster",
+    "sge": "SGECluster",
+    "htcondor": "HTCondorCluster",
+}
 #: In ckg's home: the job settings, one section per job queue.
 CONFIG = "config.toml"
 #: In ckg's home: each job's output and errors (``ckg-worker-JOBID.err`` with Slurm).
@@ -159,8 +164,18 @@ def _apply(settings: Jobs, pairs, where: str, add: bool = False) -> Jobs:
     return replace(settings, **changed)
 
 
-def run_on_jobqueue(store, home, target: str, options, jobs: Jobs, *, db: str, platform=(),
-                    certs=None, progress=None):
+def run_on_jobqueue(
+    store,
+    home,
+    target: str,
+    options,
+    jobs: Jobs,
+    *,
+    db: str,
+    platform=(),
+    certs=None,
+    progress=None,
+):
     """Run the grid of ``options`` on ``ckg worker`` processes in batch jobs of ``jobs``.
 
     Parameters
@@ -201,28 +216,45 @@ def run_on_jobqueue(store, home, target: str, options, jobs: Jobs, *, db: str, p
     resources.required(platform)
     where = cluster_certs.folder(certs, home).absolute()
     security = _security(where)
-    flag = f"--{jobs.kind} {jobs.queue}".rstrip() if jobs.kind == "slurm" else \
-        f"--jobqueue {jobs.kind}"
-    specs = task_specs(store, home, target, options, f"{jobs.kind}:{jobs.queue}", platform,
-                       folders=True)
-    worker = [_ckg(), "--db", db, "worker", "--certs", str(where), "--death-timeout",
-              str(DEATH_TIMEOUT_S), "--folders"]
+    flag = (
+        f"--{jobs.kind} {jobs.queue}".rstrip()
+        if jobs.kind == "slurm"
+        else f"--jobqueue {jobs.kind}"
+    )
+    specs = task_specs(
+        store, home, target, options, f"{jobs.kind}:{jobs.queue}", platform, folders=True
+    )
+    worker = [
+        _ckg(),
+        "--db",
+        db,
+        "worker",
+        "--certs",
+        str(where),
+        "--death-timeout",
+        str(DEATH_TIMEOUT_S),
+        "--folders",
+    ]
     prologue = [*jobs.prologue, f"export CKG_HOME={shlex.quote(str(Path(home).absolute()))}"]
     from distributed import Client
 
     try:
-        with _cluster(jobs, worker, prologue, security, Path(home) / LOGS) as cluster, \
-                Client(cluster.scheduler_address, security=security,
-                       set_as_default=False) as client:
+        with (
+            _cluster(jobs, worker, prologue, security, Path(home) / LOGS) as cluster,
+            Client(cluster.scheduler_address, security=security, set_as_default=False) as client,
+        ):
             cluster.scale(jobs=min(len(specs), jobs.jobs))
             _first_worker(client, cluster, Path(home) / LOGS, flag, jobs.kind)
             check_offers(client, specs, flag)
             results = collect(client, specs, progress)
     except KeyboardInterrupt:
         # The jobs are cancelled: the points they had claimed will not be finished.
-        store.update_nodes("Run", [spec["run_uid"] for spec in specs],
-                           {"status": "lost", "error": "the grid was interrupted"},
-                           where={"status": "running"})
+        store.update_nodes(
+            "Run",
+            [spec["run_uid"] for spec in specs],
+            {"status": "lost", "error": "the grid was interrupted"},
+            where={"status": "running"},
+        )
         raise
     return report(store, specs, results)
 
@@ -234,9 +266,14 @@ def _security(where: Path):
     ca, scheduler_cert, scheduler_key = cluster_certs.files(where, "scheduler")
     _, client_cert, client_key = cluster_certs.files(where, "client")
     cluster_certs.files(where, "worker")  # the jobs' own, checked before any job is queued
-    return Security(tls_ca_file=ca, require_encryption=True,
-                    tls_scheduler_cert=scheduler_cert, tls_scheduler_key=scheduler_key,
-                    tls_client_cert=client_cert, tls_client_key=client_key)
+    return Security(
+        tls_ca_file=ca,
+        require_encryption=True,
+        tls_scheduler_cert=scheduler_cert,
+        tls_scheduler_key=scheduler_key,
+        tls_client_cert=client_cert,
+        tls_client_key=client_key,
+    )
 
 
 def _ckg() -> str:
@@ -250,19 +287,29 @@ def _cluster(jobs: Jobs, worker: list[str], prologue: list[str], security, logs:
     """dask-jobqueue's cluster of ``jobs.kind``, whose jobs run ``worker``; its jobs cancelled
     when the block ends, by an error, Ctrl-C or SIGTERM."""
     base = _cluster_class(jobs)
-    wanted = {"queue": jobs.queue, "account": jobs.account, "walltime": jobs.walltime,
-              "cores": jobs.cores, "memory": jobs.memory, "disk": jobs.disk, "processes": 1,
-              "job_extra_directives": [*jobs.directive,
-                                       *([f"--gres={jobs.gres}"] if jobs.gres else [])],
-              "job_script_prologue": prologue, "log_directory": str(logs),
-              "job_name": JOB_NAME, "interface": jobs.interface or None}
+    wanted = {
+        "queue": jobs.queue,
+        "account": jobs.account,
+        "walltime": jobs.walltime,
+        "cores": jobs.cores,
+        "memory": jobs.memory,
+        "disk": jobs.disk,
+        "processes": 1,
+        "job_extra_directives": [*jobs.directive, *([f"--gres={jobs.gres}"] if jobs.gres else [])],
+        "job_script_prologue": prologue,
+        "log_directory": str(logs),
+        "job_name": JOB_NAME,
+        "interface": jobs.interface or None,
+    }
     takes = _parameters(base.job_cls)
     logs.mkdir(mode=0o700, parents=True, exist_ok=True)
-    cluster = base(job_cls=_job_class(base.job_cls, worker), security=security,
-                   scheduler_options={"dashboard": False, "dashboard_address": ":0"},
-                   silence_logs="error",
-                   **{key: value for key, value in wanted.items()
-                      if key in takes and value not in ("", None)})
+    cluster = base(
+        job_cls=_job_class(base.job_cls, worker),
+        security=security,
+        scheduler_options={"dashboard": False, "dashboard_address": ":0"},
+        silence_logs="error",
+        **{key: value for key, value in wanted.items() if key in takes and value not in ("", None)},
+    )
     with cluster, _sigterm_interrupts():
         yield cluster
 
@@ -276,8 +323,11 @@ def _cluster_class(jobs: Jobs):
         ``jobs`` sets what that job queue takes no setting for (``gres`` outside Slurm).
     """
     base = getattr(_dask_jobqueue(), KINDS[jobs.kind])
-    asked = {key for key in ("queue", "account", "walltime", "disk")
-             if getattr(jobs, key) != getattr(Jobs(), key)}
+    asked = {
+        key
+        for key in ("queue", "account", "walltime", "disk")
+        if getattr(jobs, key) != getattr(Jobs(), key)
+    }
     refused = sorted(asked - _parameters(base.job_cls))
     refused += ["gres"] if jobs.gres and jobs.kind != "slurm" else []
     if refused:
@@ -304,8 +354,12 @@ def _dask_jobqueue():
 
 def _parameters(job_cls) -> set[str]:
     """The keywords ``job_cls`` takes, its base classes' included."""
-    return {name for cls in job_cls.__mro__ if "__init__" in vars(cls)
-            for name in inspect.signature(cls.__init__).parameters}
+    return {
+        name
+        for cls in job_cls.__mro__
+        if "__init__" in vars(cls)
+        for name in inspect.signature(cls.__init__).parameters
+    }
 
 
 def _job_class(base, worker: list[str]):
@@ -319,7 +373,8 @@ def _job_class(base, worker: list[str]):
             super().__init__(*args, **kwargs)
             # dask-jobqueue's template ends with its command line, kept here as a string.
             self._command_template = shlex.join(
-                [*worker, "--scheduler", str(self.scheduler), "--name", str(self.name)])
+                [*worker, "--scheduler", str(self.scheduler), "--name", str(self.name)]
+            )
 
         async def close(self):
             await super().close()  # cancels the job
@@ -365,15 +420,22 @@ def _first_worker(client, cluster, logs: Path, flag: str, kind: str) -> None:
         ids = [job.job_id for job in list(cluster.workers.values()) if job.job_id]
         for job_id in ids:
             for log in logs.glob(f"*-{job_id}.err"):
-                errors = [line for line in log.read_text(errors="replace").splitlines()
-                          if line.startswith("ckg: error:")]
+                errors = [
+                    line
+                    for line in log.read_text(errors="replace").splitlines()
+                    if line.startswith("ckg: error:")
+                ]
                 if errors:
-                    raise RunFailed(f"{flag}: job {job_id}'s worker did not start: "
-                                    f"{errors[-1][len('ckg: error: '):]} ({log})")
+                    raise RunFailed(
+                        f"{flag}: job {job_id}'s worker did not start: "
+                        f"{errors[-1][len('ckg: error: ') :]} ({log})"
+                    )
         polls += 1
         if kind == "slurm" and ids and polls % SQUEUE_EVERY == 0 and not _queued(ids):
-            raise RunFailed(f"{flag}: jobs {', '.join(ids)} ended before their worker "
-                            f"joined: see {logs}/{JOB_NAME}-JOBID.err")
+            raise RunFailed(
+                f"{flag}: jobs {', '.join(ids)} ended before their worker "
+                f"joined: see {logs}/{JOB_NAME}-JOBID.err"
+            )
         time.sleep(POLL_S)
 
 
@@ -383,10 +445,17 @@ def _queued(ids: list[str]) -> bool:
     import subprocess
 
     try:
-        listed = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(ids)],
-                                capture_output=True, text=True, timeout=30)
+        listed = subprocess.run(
+            ["squeue", "-h", "-o", "%i", "-j", ",".join(ids)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return True
     # squeue fails with "Invalid job id specified" once every job of the list is gone
-    return listed.returncode != 0 and "Invalid job id" not in listed.stderr \
+    return (
+        listed.returncode != 0
+        and "Invalid job id" not in listed.stderr
         or bool(listed.stdout.split())
+    )
