@@ -25,6 +25,7 @@ RUNNING = "MATCH (r:Run {status: 'running'}) RETURN count(r) AS n"
 RUNS = """
 MATCH (r:Run)-[:IN]->(e:Experiment {uid: $exp})
 RETURN r.uid AS uid, r.status AS status, r.slurm_job AS job, r.slurm_node AS node,
+       r.slurm_cpus AS cpus,
        r.params AS params
 """
 
@@ -99,7 +100,8 @@ def _check_six(site, out: str) -> list[dict]:
     assert len(runs) == 6 and {r["uid"] for r in runs} == {r["uid"] for r in report["runs"]}
     assert sorted(json.loads(r["params"])["n"] for r in runs) == [1, 2, 3, 4, 5, 6]
     assert all(
-        r["status"] == "ok" and r["job"] and r["node"] == site["slurm"].node for r in runs
+        r["status"] == "ok" and r["job"] and r["node"] == site["slurm"].node and r["cpus"] == 1
+        for r in runs
     ), runs
     return runs
 

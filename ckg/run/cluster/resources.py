@@ -86,19 +86,30 @@ def required(platform: list[str] | tuple[str, ...]) -> dict[str, float]:
     return wanted
 
 
-def slurm_job(environ) -> dict[str, str]:
+def slurm_job(environ) -> dict:
     """The Slurm job a process with ``environ`` runs in, as Slurm's variables name it:
-    ``job`` id, ``node`` and ``partition``; empty outside a job.
+    ``job`` id, ``node``, ``partition``, and what it was given: ``cpus``, ``memory_mb``,
+    ``gpus`` (where Slurm says); empty outside a job.
 
-    >>> slurm_job({"SLURM_JOB_ID": "12", "SLURMD_NODENAME": "n1", "SLURM_JOB_PARTITION": "gpu"})
-    {'job': '12', 'node': 'n1', 'partition': 'gpu'}
+    >>> slurm_job({"SLURM_JOB_ID": "12", "SLURMD_NODENAME": "n1", "SLURM_JOB_PARTITION": "gpu",
+    ...            "SLURM_CPUS_PER_TASK": "8", "SLURM_MEM_PER_NODE": "32768",
+    ...            "SLURM_GPUS_ON_NODE": "1"})  # doctest: +NORMALIZE_WHITESPACE
+    {'job': '12', 'node': 'n1', 'partition': 'gpu', 'cpus': 8, 'memory_mb': 32768,
+     'gpus': 1}
     >>> slurm_job({})
     {}
     """
     if not environ.get("SLURM_JOB_ID"):
         return {}
-    return {"job": environ["SLURM_JOB_ID"], "node": environ.get("SLURMD_NODENAME", ""),
-            "partition": environ.get("SLURM_JOB_PARTITION", "")}
+    job = {"job": environ["SLURM_JOB_ID"], "node": environ.get("SLURMD_NODENAME", ""),
+           "partition": environ.get("SLURM_JOB_PARTITION", "")}
+    given = {"cpus": ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"),
+             "memory_mb": ("SLURM_MEM_PER_NODE",), "gpus": ("SLURM_GPUS_ON_NODE",)}
+    for key, names in given.items():
+        value = next((environ[n] for n in names if environ.get(n, "").isdigit()), None)
+        if value is not None:
+            job[key] = int(value)
+    return job
 
 
 class Insecure(UserWarning):

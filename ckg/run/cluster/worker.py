@@ -150,7 +150,7 @@ def run_task(spec: dict) -> dict:
         # task's re-execution, or marked ``lost`` by the submitter.
         store.upsert_nodes("Run", [{"key": spec["run_uid"], "props": {
             "status": "running", "worker": who["worker"], "worker_labels": _HOST.labels,
-            **{key: who[key] for key in ("slurm_job", "slurm_node") if key in who},
+            **{key: value for key, value in who.items() if key.startswith("slurm_")},
             "claimed_at": datetime.now(UTC).isoformat()}}])
         options = Options(grid=[point] if point else {}, run_uids=(spec["run_uid"],),
                           experiment=spec["experiment"], folders_trusted=_HOST.folders,
