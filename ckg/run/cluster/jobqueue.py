@@ -9,8 +9,9 @@ fingerprint and its job's partition (:mod:`~ckg.run.cluster.resources`). dask-jo
 writes each job's script from its own template (resources, ``#SBATCH`` lines, prologue);
 ckg gives it only the command, ``ckg worker``, in place of ``dask worker``. The points then
 travel as with ``--cluster`` (:mod:`~ckg.run.cluster.submit`), and every job is cancelled
-when the grid ends, fails or is interrupted (Ctrl-C, SIGTERM); a job whose submitter was
-killed ends itself :data:`DEATH_TIMEOUT_S` seconds later.
+when the grid ends, fails or is interrupted (Ctrl-C, SIGTERM). A job whose submitter was
+killed ends when its point does (its worker lost the scheduler), or when it could not reach
+the scheduler for :data:`DEATH_TIMEOUT_S` seconds.
 
 A cluster's nodes share a filesystem: the jobs use the submitter's ckg home (its trust list,
 caches and, for the embedded graph, its server, which only jobs on the submitter's own host
