@@ -14,6 +14,7 @@ Steps that read the shared corpora use ``$CKG_CORPORA``; without the corpora the
 there with a skip, after every step before them has passed.
 """
 
+import json
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from ckg.store.server import stop_server
+from tests.test_scripts_mlcflow import _logged_result
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "$ "
@@ -150,3 +152,27 @@ def test_lines_that_differ_in_what_the_readme_shows_do_not_match():
         ["│ model=knn k=1 │ 98.33 │ ... │"],
         "│ model=knn k=1         │    98.33 │    1.202 │   7.125 │",
     )
+
+
+def test_the_example_scripts_run_alike_under_mlcr_and_ckg(tmp_path):
+    # examples/mlc-scripts is a real MLCFlow repository: mlcr runs it, and gives the caller
+    # the same new_env as ckg run.
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "mlcr").is_file():
+        pytest.skip(f"mlcflow's mlcr is not installed beside {sys.executable}")
+    repo = tmp_path / "mlc-scripts"
+    shutil.copytree(REPO / "examples" / "mlc-scripts", repo)
+    env = {**fresh_env(tmp_path / "home"), "MLC_REPOS": str(tmp_path / "mlc-repos")}
+    tool = {"cwd": tmp_path, "env": env, "capture_output": True, "text": True, "timeout": 300}
+    subprocess.run([bin_dir / "mlc", "add", "repo", str(repo)], check=True, **tool)
+    mlcr = subprocess.run([bin_dir / "mlcr", "app,word-count,_large", "-j", "--quiet"], **tool)
+    assert mlcr.returncode == 0, mlcr.stderr
+    try:
+        subprocess.run(["ckg", "ingest", str(repo)], check=True, **tool)
+        ckg = subprocess.run(["ckg", "run", "app,word-count,_large", "--json"], **tool)
+    finally:
+        stop_server(tmp_path / "home" / ".local" / "share" / ".ckg")
+    assert ckg.returncode == 0, ckg.stdout + ckg.stderr
+    new_env = json.loads(ckg.stdout)["runs"][0]["new_env"]
+    assert new_env == _logged_result(mlcr.stderr)["new_env"]
+    assert new_env == {"MLC_WORD_COUNT_DISTINCT": "11", "MLC_WORD_COUNT_TOP": "it"}
