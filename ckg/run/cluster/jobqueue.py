@@ -53,6 +53,8 @@ JOB_NAME = "ckg-worker"
 #: Seconds a job's worker waits for a scheduler that went away before it ends.
 DEATH_TIMEOUT_S = 60
 POLL_S = 0.2
+#: Seconds between two checks that every job the grid asked for is queued or running.
+RESCALE_S = 2
 #: While no worker has joined, ``squeue`` is asked every this many polls whether the jobs
 #: are still queued or running.
 SQUEUE_EVERY = 10
@@ -244,10 +246,10 @@ def run_on_jobqueue(
             _cluster(jobs, worker, prologue, security, Path(home) / LOGS) as cluster,
             Client(cluster.scheduler_address, security=security, set_as_default=False) as client,
         ):
-            cluster.scale(jobs=min(len(specs), jobs.jobs))
-            _first_worker(client, cluster, Path(home) / LOGS, flag, jobs.kind)
-            check_offers(client, specs, flag)
-            results = collect(client, specs, progress)
+            with _jobs_kept(cluster, min(len(specs), jobs.jobs)):
+                _first_worker(client, cluster, Path(home) / LOGS, flag, jobs.kind)
+                check_offers(client, specs, flag)
+                results = collect(client, specs, progress)
     except KeyboardInterrupt:
         # The jobs are cancelled: the points they had claimed will not be finished.
         store.update_nodes(
@@ -404,6 +406,30 @@ def _sigterm_interrupts():
         yield
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+@contextmanager
+def _jobs_kept(cluster, jobs: int):
+    """``jobs`` jobs submitted, and each that ends while the block runs (cancelled,
+    preempted, out of time) submitted again: Dask's cluster forgets a job whose worker was
+    lost after ``distributed.deploy.lost-worker-timeout`` (15 s), and scaling it to the same
+    number then submits one in its place."""
+    import threading
+
+    cluster.scale(jobs=jobs)
+    done = threading.Event()
+
+    def keep() -> None:
+        while not done.wait(RESCALE_S):
+            cluster.scale(jobs=jobs)
+
+    keeper = threading.Thread(target=keep, name="ckg-jobs-kept", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        keeper.join()
 
 
 def _first_worker(client, cluster, logs: Path, flag: str, kind: str) -> None:
