@@ -37,7 +37,8 @@ Two ways, in a private ``CKG_HOME`` with the embedded engine:
    first ``detect,os`` (its script runs each time) and a cached ``get,python3`` (``ckg run``
    beside ``cm run script``), best and median of ``--processes`` whole processes each.
    Target: ckg at least 1.5x faster than cm on each. Skipped, saying why, without the wheel
-   (offline) or ``cm``.
+   (offline) or ``cm``. In sections 3 and 4 the two tools run in turns (:func:`timed`), so
+   that both see the same load.
 
 Usage: ``.venv/bin/python bench/run_bench.py [--points 100] [--processes 5] [--only cm]``
 (``--only mlc`` or ``--only cm``: that section alone).
@@ -142,18 +143,24 @@ def main() -> None:
     cm_scripts(args.processes)
 
 
-def timed(command: list[str], env: dict, cwd: Path, before=None, count: int = 5) -> list[float]:
-    """Wall seconds of ``count`` runs of ``command`` (each must succeed)."""
-    walls = []
-    for _ in range(count):
-        if before:
-            before()
-        start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd,
-                              stdin=subprocess.DEVNULL)
-        walls.append(time.perf_counter() - start)
-        if done.returncode:
-            raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip()[-800:]}")
+def timed(commands: dict[str, list[str]], env: dict, cwd: Path, before=None,
+          count: int = 5) -> dict[str, list[float]]:
+    """Wall seconds of ``count`` runs of each of ``commands`` (label -> command; each must
+    succeed), taken in turns, the order reversed each round: on a shared host the load
+    drifts, and runs of one tool after all of the other's would each see another load."""
+    walls = {label: [] for label in commands}
+    order = list(commands)
+    for round_ in range(count):
+        for label in order if round_ % 2 == 0 else order[::-1]:
+            if before:
+                before()
+            start = time.perf_counter()
+            done = subprocess.run(commands[label], capture_output=True, text=True, env=env,
+                                  cwd=cwd, stdin=subprocess.DEVNULL)
+            walls[label].append(time.perf_counter() - start)
+            if done.returncode:
+                raise SystemExit(f"{' '.join(commands[label])} failed: "
+                                 f"{done.stderr.strip()[-800:]}")
     return walls
 
 
@@ -191,18 +198,13 @@ def mlc_scripts(count: int) -> None:
                 for folder in (mlc_cache, ckg_cache):
                     shutil.rmtree(folder, ignore_errors=True)
 
-            first = {
-                "mlcr": timed([MLCR, "detect,os", "-j", "--quiet"], env, work, empty_caches,
-                              count),
-                "ckg": timed([CKG, "run", "detect,os"], env, work, empty_caches, count),
-            }
-            for command in ([MLCR, "get,python3", "-j", "--quiet"],
-                            [CKG, "run", "get,python3"]):
+            first = timed({"mlcr": [MLCR, "detect,os", "-j", "--quiet"],
+                           "ckg": [CKG, "run", "detect,os"]}, env, work, empty_caches, count)
+            cached = {"mlcr": [MLCR, "get,python3", "-j", "--quiet"],
+                      "ckg": [CKG, "run", "get,python3"]}
+            for command in cached.values():
                 subprocess.run(command, check=True, capture_output=True, env=env, cwd=work)
-            cached = {
-                "mlcr": timed([MLCR, "get,python3", "-j", "--quiet"], env, work, count=count),
-                "ckg": timed([CKG, "run", "get,python3"], env, work, count=count),
-            }
+            cached = timed(cached, env, work, count=count)
         finally:
             subprocess.run([CKG, "db", "stop"], env=env, capture_output=True)
     report("real MLCFlow scripts", "mlcr", {"first detect,os": (first, 5),
@@ -262,24 +264,17 @@ def cm_scripts(count: int) -> None:
                 for folder in (cm_cache, ckg_cache):
                     shutil.rmtree(folder, ignore_errors=True)
 
-            cm_find = [CM, "find", "script", "--tags=get,python3"]
-            ckg_find = [CKG, "find", "--tags", "get,python3"]
-            for command in (cm_find, ckg_find):  # bytecode written, server up
+            found = {"cm": [CM, "find", "script", "--tags=get,python3"],
+                     "ckg": [CKG, "find", "--tags", "get,python3"]}
+            for command in found.values():  # bytecode written, server up
                 subprocess.run(command, check=True, capture_output=True, env=env, cwd=work)
-            found = {
-                "cm": timed(cm_find, env, work, count=count),
-                "ckg": timed(ckg_find, env, work, count=count),
-            }
-            first = {
-                "cm": timed([*cm_run, "--tags=detect,os"], env, work, empty_caches, count),
-                "ckg": timed([CKG, "run", "detect,os"], env, work, empty_caches, count),
-            }
-            for command in ([*cm_run, "--tags=get,python3"], [CKG, "run", "get,python3"]):
+            found = timed(found, env, work, count=count)
+            first = timed({"cm": [*cm_run, "--tags=detect,os"], "ckg": [CKG, "run", "detect,os"]},
+                          env, work, empty_caches, count)
+            cached = {"cm": [*cm_run, "--tags=get,python3"], "ckg": [CKG, "run", "get,python3"]}
+            for command in cached.values():
                 subprocess.run(command, check=True, capture_output=True, env=env, cwd=work)
-            cached = {
-                "cm": timed([*cm_run, "--tags=get,python3"], env, work, count=count),
-                "ckg": timed([CKG, "run", "get,python3"], env, work, count=count),
-            }
+            cached = timed(cached, env, work, count=count)
         finally:
             subprocess.run([CKG, "db", "stop"], env=env, capture_output=True)
     report("real CM scripts", "cm", {"find get,python3": (found, 1.5),
