@@ -50,12 +50,12 @@ def run(
         None, "--cluster", help="tls://HOST:8786: run each grid point on a `ckg worker` there."
     ),
     platform: list[str] = typer.Option(
-        None, "--platform", help="With --cluster: a worker label, or FIELD=VALUE such as "
-        "gpu=H200, that the workers must offer; repeatable.",
+        None, "--platform", help="With --cluster or --slurm: a worker label, or FIELD=VALUE "
+        "such as gpu=H200, that the workers must offer; repeatable.",
     ),
     certs: Path = typer.Option(
-        None, "--certs", help="With --cluster: the folder of `ckg cluster certs` (default: "
-        "$CKG_CLUSTER_CERTS, else $CKG_HOME/cluster).",
+        None, "--certs", help="With --cluster or --slurm: the folder of `ckg cluster certs` "
+        "(default: $CKG_CLUSTER_CERTS, else $CKG_HOME/cluster).",
     ),
     insecure: bool = typer.Option(
         False, "--insecure", help="With --cluster: accept a tcp:// scheduler, unauthenticated: "
@@ -71,7 +71,7 @@ def run(
     ),
     job: list[str] = typer.Option(
         None, "--job", help="With --slurm or --jobqueue: KEY=VALUE of each job (account, "
-        "walltime, cores, memory, gres, directive, prologue, jobs, queue, interface), over "
+        "walltime, cores, memory, disk, gres, directive, prologue, jobs, queue, interface), over "
         "$CKG_HOME/config.toml's [slurm]; repeatable.",
     ),
 ) -> None:
