@@ -427,13 +427,15 @@ def _json(data) -> str:
 def _plain(value):
     """``value`` with NaN and infinities as None, numpy scalars as Python numbers and objects
     that have a ``to_dict()`` (a plan) as that."""
-    if hasattr(value, "to_dict") and not isinstance(value, type):
-        value = value.to_dict()
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
         return [_plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+    if value is None or isinstance(value, (str, bytes, int)):
+        return value
+    if hasattr(value, "to_dict") and not isinstance(value, type):
+        return _plain(value.to_dict())
+    if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
