@@ -169,3 +169,29 @@ def test_server_that_cannot_start_names_the_reason(tmp_path, monkeypatch):
     with pytest.raises(StoreUnavailable, match="did not start|cannot start"):
         monkeypatch.setattr("ckg.store.server.START_TIMEOUT", 3.0)
         EmbeddedStore(home).run("RETURN 1")
+
+
+def test_a_far_end_found_by_id_is_checked_by_key(ckg_home, monkeypatch):
+    """The embedded engine writes results with their edges to nodes found by id, read once
+    before (a deleted node's id may be a new node's): an id that names another node by the
+    time of the write links nothing to that node."""
+    from ckg.core.records import Edge, Node, Records
+
+    results = [Node("Result", f"r{i}", {"uid": f"r{i}", "task": "AB"[i % 2]}) for i in range(100)]
+    records = Records(
+        nodes=[*results, Node("Task", "A", {"name": "A"}), Node("Task", "B", {"name": "B"})],
+        edges=[Edge("FOR_TASK", "Result", n.key, "Task", n.props["task"]) for n in results],
+    )
+    store = EmbeddedStore(ckg_home)
+    store.ensure_schema()
+    found = store.node_ids
+
+    def swapped(label, keys, batch_size):  # A's id is B's and B's is A's
+        ids = found(label, keys, batch_size)
+        return dict(zip(ids, reversed(ids.values()), strict=True)) if label == "Task" else ids
+
+    monkeypatch.setattr(store, "node_ids", swapped)
+    store.write_records(records)
+    rows = store.run("MATCH (r:Result)-[:FOR_TASK]->(t:Task) RETURN r.task AS r, t.name AS t")
+    store.close()
+    assert store.seeks_by_id and [row for row in rows if row["r"] != row["t"]] == []

@@ -7,10 +7,11 @@ Rows come back as plain dicts of primitives, lists and dicts (nodes become dicts
 properties), never as driver objects.
 """
 
+import gc
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 
 from ckg.core.errors import QueryError
 from ckg.core.records import Records
@@ -43,6 +44,10 @@ class GraphStore(ABC):
     engine: str = ""
     #: Where the data lives: a folder or a URI.
     location: str = ""
+    #: Whether a statement finds a node faster by the engine's id of it (:meth:`node_ids`)
+    #: than by its key: :meth:`write_records` then names the far ends of its hub nodes' edges
+    #: by id.
+    seeks_by_id: bool = False
 
     # --- core: each engine implements these -------------------------------------------
 
@@ -131,8 +136,10 @@ class GraphStore(ABC):
         graph lacks (one query per batch tells) is created with its edges, which costs a
         third of a merge; should another writer make it meanwhile, the key's constraint
         refuses the batch, which is then merged. Every other node is written before, every
-        other edge after (an end the records lack may be in the graph, or not). The graph is
-        the one the plain order leaves (tests/test_store_contract.py).
+        other edge after (an end the records lack may be in the graph, or not); where the
+        engine :attr:`seeks_by_id`, the hub rows name the other nodes by id, read once after
+        they are written. The graph is the one the plain order leaves
+        (tests/test_store_contract.py).
 
         With ``one_transaction``, all of it goes in one transaction (:meth:`write_many`): one
         round trip instead of one per label and type, for small record sets such as one run's.
@@ -149,12 +156,16 @@ class GraphStore(ABC):
         if hub and counts[hub] < SHAPE_ROWS:  # a few nodes: a statement per label and type
             hub = None
         nodes, _ = _grouped(Records([n for n in records.nodes if n.label != hub]))
-        keys = list(dict.fromkeys(n.key for n in records.nodes if n.label == hub))
-        stars, rest = _stars(hub, records, {label: {row["key"] for row in rows}
-                                            for label, rows in nodes.items()},
-                             self.existing(hub, keys, batch_size) if hub else set())
         for label, rows in nodes.items():
             self.upsert_nodes(label, rows, batch_size=batch_size)
+        keys = list(dict.fromkeys(n.key for n in records.nodes if n.label == hub))
+        written = {label: {row["key"] for row in rows} for label, rows in nodes.items()}
+        if hub and self.seeks_by_id:
+            written = {label: self.node_ids(label, list(keys_of), batch_size)
+                       for label, keys_of in written.items()}
+        existing = self.existing(hub, keys, batch_size) if hub else set()
+        with _collector_paused():
+            stars, rest = _stars(hub, records, written, existing)
         for (cypher, merge), rows in stars.items():
             try:
                 self.write_batches(cypher, rows, batch_size=batch_size)
@@ -191,6 +202,15 @@ class GraphStore(ABC):
             "SET r += row.props"
         )
         return self.write_batches(cypher, rows, batch_size=batch_size)
+
+    def node_ids(self, label: str, keys: list, batch_size: int = BATCH_SIZE) -> dict:
+        """The engine's ids of the nodes of ``label`` whose keys are ``keys``, by key (a key
+        no node has is left out). An id is the node's while it exists: a deleted node's may
+        be given to a new one."""
+        cypher = (f"UNWIND $keys AS k MATCH (n:{check_name(label)} {{{key_of(label)}: k}}) "
+                  "RETURN k, id(n) AS i")
+        return {row["k"]: row["i"] for start in range(0, len(keys), batch_size)
+                for row in self.run(cypher, {"keys": keys[start:start + batch_size]})}
 
     def existing(self, label: str, keys: list, batch_size: int = BATCH_SIZE) -> set:
         """Which of ``keys`` a node of ``label`` has in the graph."""
@@ -393,6 +413,20 @@ def batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
 SHAPE_ROWS = 64
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for the block: building a row list per hub node (200,000
+    for bench/query_bench.py) sets off full collections that walk every record, a third of
+    :func:`_stars`'s time. The rows hold no cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _grouped(records: Records) -> tuple[dict[str, list[dict]], dict[tuple, list[dict]]]:
     """The rows of :meth:`GraphStore.upsert_nodes` per label and of
     :meth:`GraphStore.upsert_edges` per type and end labels, in the order of ``records``."""
@@ -416,12 +450,14 @@ def _statements(records: Records) -> list[tuple[str, dict]]:
     return statements
 
 
-def _stars(hub: str | None, records: Records, written: dict[str, set],
+def _stars(hub: str | None, records: Records, written: dict[str, set | dict],
            existing: set) -> tuple[dict, list]:
     """Statements with their rows that write the ``hub`` nodes of ``records`` with their
-    edges to the nodes ``written`` before them (label -> keys), and the edges left out.
-    A statement is keyed by itself and the one that merges the same rows: a hub node not
-    among the ``existing`` ones is created, with its properties and edges (it has none yet).
+    edges to the nodes ``written`` before them (label -> keys, or key -> the engine's id of
+    the node: the statements then find a far end by its id, then check its key), and the
+    edges left out. A statement is keyed by itself and the one that merges the same rows: a
+    hub node not among the ``existing`` ones is created, with its properties and edges (it
+    has none yet).
 
     A hub node's edge of one type, direction and far label is in its row (one per kind: a
     second one of the same kind to another node is left out, as is an edge whose far end is
@@ -475,26 +511,45 @@ def _stars(hub: str | None, records: Records, written: dict[str, set],
         listed = len(members) >= SHAPE_ROWS and all(
             isinstance(n, str) and n and "`" not in n for n in names)
         ends = [kinds[triple][2] for triple in held]
+        ids = [kinds[triple][1] for triple in held if isinstance(kinds[triple][1], dict)]
+        by_id = bool(ids) and len(ids) == len(held)
         propped = [t for t in held if kinds[t][3] and any(k in kinds[t][3] for k, _ in members)]
         edge_props = [kinds[triple][3] for triple in propped]
-        merge = _star_cypher(hub, held, names if listed else None, propped, create=False)
-        rows = out_rows[_star_cypher(hub, held, names if listed else None, propped, new), merge]
-        for key, props in members:
-            row = [key, *props.values()] if listed else [key, props]
-            row.extend([by_key[key] for by_key in ends])
-            if edge_props:
-                row.extend([by_key.get(key, {}) for by_key in edge_props])
-            rows.append(row)
+        shape = (hub, held, names if listed else None, propped)
+        merge = _star_cypher(*shape, create=False, by_id=by_id)
+        rows = out_rows[_star_cypher(*shape, create=new, by_id=by_id), merge]
+        # Built column by column: a list per end and per row costs a third more.
+        keys = [key for key, _ in members]
+        columns = [[by_key[key] for key in keys] for by_key in ends]
+        if by_id:
+            columns[:0] = [[id_of[far] for far in column]
+                           for id_of, column in zip(ids, columns, strict=True)]
+        columns += [[by_key.get(key, {}) for key in keys] for by_key in edge_props]
+        tails = list(zip(*columns, strict=True)) if columns else [()] * len(keys)
+        if listed:
+            rows.extend([[key, *props.values(), *tail]
+                         for (key, props), tail in zip(members, tails, strict=True)])
+        else:
+            rows.extend([[key, props, *tail]
+                         for (key, props), tail in zip(members, tails, strict=True)])
     return out_rows, rest
 
 
 def _star_cypher(hub: str, held: tuple, names: tuple | None, propped: list,
-                 create: bool) -> str:
+                 create: bool, by_id: bool = False) -> str:
     """One hub node with its edges of the kinds ``held``: its key in ``row[0]``, its
-    properties after it by ``names`` (a map in ``row[1]`` when None), then the far ends'
-    keys, then the properties of the edges of the kinds ``propped``. With ``create``, the
-    node and its edges are created (written inline, which costs a third of a SET), else
-    merged."""
+    properties after it by ``names`` (a map in ``row[1]`` when None), then (``by_id``) the
+    far ends' ids, then their keys, then the properties of the edges of the kinds
+    ``propped``. With ``create``, the node and its edges are created (written inline, which
+    costs a third of a SET), else merged.
+
+    A far end found by its id is its node only while its key is the one in the row (a
+    deleted node's id may be a new node's): a row whose ends do not all check writes its
+    hub node and no edge, as a row whose far end is gone does when found by key (ckg
+    deletes none of the labels that results point to). FalkorDB finds a node by its id
+    with no lookup in its key's index: a fifth less server time for bench/query_bench.py's
+    200,000 results with five edges each.
+    """
     key = key_of(hub)
     at = 2 if names is None else 1 + len(names)
     verb = "CREATE" if create else "MERGE"
@@ -512,9 +567,17 @@ def _star_cypher(hub: str, held: tuple, names: tuple | None, propped: list,
         parts.append(f"SET {sets}")
     if held:
         parts.append("WITH n, row")
-    for i, (_, src, dst) in enumerate(held):
-        far = dst if src == hub else src
-        parts.append(f"MATCH (e{i}:{check_name(far)} {{{key_of(far)}: row[{at + i}]}})")
+    fars = [dst if src == hub else src for _, src, dst in held]
+    if by_id:  # the check is a filter after the seek: in the WHERE, it makes an index scan
+        for i, far in enumerate(fars):
+            parts.append(f"MATCH (e{i}:{check_name(far)}) WHERE id(e{i}) = row[{at + i}]")
+        at += len(held)
+        ends = ", ".join(f"e{i}" for i in range(len(held)))
+        checks = " AND ".join(f"e{i}.{key_of(far)} = row[{at + i}]" for i, far in enumerate(fars))
+        parts.append(f"WITH n, row, {ends} WHERE {checks}")
+    else:
+        for i, far in enumerate(fars):
+            parts.append(f"MATCH (e{i}:{check_name(far)} {{{key_of(far)}: row[{at + i}]}})")
     for i, (rel_type, src, _) in enumerate(held):
         rel = f"[r{i}:{check_name(rel_type)}]"
         parts.append(f"{verb} (n)-{rel}->(e{i})" if src == hub else f"{verb} (e{i})-{rel}->(n)")

@@ -25,6 +25,7 @@ class EmbeddedStore(GraphStore):
     """FalkorDB through ckg's own server of ``home``; ``graph`` names the graph in it."""
 
     engine = "falkordb"
+    seeks_by_id = True
 
     def __init__(self, home: Path, graph: str = "ckg"):
         self.home = Path(home)
