@@ -191,6 +191,21 @@ def test_jobs_that_end_before_their_worker_joins_end_the_grid(site):
     assert f"ended before their worker joined: see {site['home']}/jobs/" in done.stderr
 
 
+def test_a_partition_slurm_does_not_have_is_refused_before_any_job(site):
+    done = subprocess.run(
+        [CKG, "run", "pauser", "--slurm", "nosuch"],
+        capture_output=True,
+        text=True,
+        env=site["env"],
+        timeout=WAIT_S,
+    )
+    assert done.returncode == 1 and done.stderr == (
+        "ckg: error: --slurm nosuch: Slurm does not take its jobs: sbatch: error: invalid "
+        "partition specified: nosuch\n"
+    )
+    assert site["slurm"].jobs() == []
+
+
 def test_a_wrong_job_setting_is_one_line_and_exit_2(ckg_home, tmp_path):
     folder = tmp_path / "x"  # a target that exists: the settings are refused after it is found
     folder.mkdir()

@@ -314,7 +314,33 @@ def _cluster(jobs: Jobs, worker: list[str], prologue: list[str], security, logs:
         **{key: value for key, value in wanted.items() if key in takes and value not in ("", None)},
     )
     with cluster, _sigterm_interrupts():
+        if jobs.kind == "slurm":
+            _sbatch_test_only(cluster.job_script(), jobs)
         yield cluster
+
+
+def _sbatch_test_only(script: str, jobs: Jobs) -> None:
+    """Refuse, before any job is queued, a job script Slurm would not take (a partition,
+    account or resources it does not have), with sbatch's own reason.
+
+    Raises
+    ------
+    RunFailed
+        sbatch's last error line, or that there is no sbatch here.
+    """
+    import subprocess
+
+    flag = f"--slurm {jobs.queue}".rstrip()
+    try:
+        done = subprocess.run(
+            ["sbatch", "--test-only"], input=script, capture_output=True, text=True, timeout=60
+        )
+    except FileNotFoundError:
+        raise RunFailed(f"{flag}: no sbatch here: submit from a Slurm login node") from None
+    if done.returncode:
+        said = done.stderr.strip().splitlines() or ["no reason given"]
+        errors = [line for line in said if "error" in line]
+        raise RunFailed(f"{flag}: Slurm does not take its jobs: {(errors or said)[-1]}")
 
 
 def _cluster_class(jobs: Jobs):
@@ -379,6 +405,14 @@ def _job_class(base, worker: list[str]):
                 [*worker, "--scheduler", str(self.scheduler), "--name", str(self.name)]
             )
 
+        async def start(self):
+            try:
+                await super().start()
+            except Exception as exc:  # noqa: BLE001 - kept for the grid's message, re-raised
+                said = str(exc).strip().splitlines() or [type(exc).__name__]
+                self.refused = next((line for line in reversed(said) if "error" in line), said[-1])
+                raise
+
         async def close(self):
             await super().close()  # cancels the job
             # dask-jobqueue's close leaves the job ``running``, which the cluster's own close
@@ -439,12 +473,17 @@ def _first_worker(client, cluster, logs: Path, flag: str, kind: str) -> None:
     ------
     RunFailed
         A job's worker said ``ckg: error:`` before any joined (its certificates, its
-        graph), naming the job and its log; with Slurm, every job left the queue first
-        (a prologue that failed, a node that failed), naming their logs.
+        graph), naming the job and its log; every job was refused by the job queue, with
+        its reason; with Slurm, every job left the queue first (a prologue that failed, a
+        node that failed), naming their logs.
     """
     polls = 0
     while not client.scheduler_info(n_workers=-1)["workers"]:
-        ids = [job.job_id for job in list(cluster.workers.values()) if job.job_id]
+        submitted = list(cluster.workers.values())
+        refused = [job.refused for job in submitted if getattr(job, "refused", "")]
+        if refused and len(refused) == len(submitted):
+            raise RunFailed(f"{flag}: every job was refused: {refused[-1]}")
+        ids = [job.job_id for job in submitted if job.job_id]
         for job_id in ids:
             for log in logs.glob(f"*-{job_id}.err"):
                 errors = [
