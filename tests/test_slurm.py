@@ -210,7 +210,8 @@ def test_a_wrong_job_setting_is_one_line_and_exit_2(ckg_home, tmp_path):
     folder = tmp_path / "x"  # a target that exists: the settings are refused after it is found
     folder.mkdir()
     (folder / "ckg.yaml").write_text("alias: x\nuid: wf-x\nrun: 'echo hi'\n")
-    subprocess.run([CKG, "ingest", str(folder)], check=True, capture_output=True, timeout=60)
+    for setup in (["ingest", str(folder)], ["cluster", "certs"]):  # --dry-run is refused after
+        subprocess.run([CKG, *setup], check=True, capture_output=True, timeout=60)
     for args, message in [
         (
             ["--job", "colour=red"],
@@ -227,6 +228,9 @@ def test_a_wrong_job_setting_is_one_line_and_exit_2(ckg_home, tmp_path):
             ["--jobqueue", "moab"],
             "--jobqueue 'moab': expected one of slurm, pbs, lsf, sge, htcondor",
         ),
+        (["--dry-run"], f"--dry-run does not apply with --slurm {PARTITION}:"),
+        (["--trust"], f"--trust does not apply with --slurm {PARTITION}:"),
+        (["--jobqueue", "pbs", "--dry-run"], "--dry-run does not apply with --jobqueue pbs:"),
     ]:
         where = [] if "--jobqueue" in args else ["--slurm", PARTITION]
         done = subprocess.run(

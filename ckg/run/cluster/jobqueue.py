@@ -225,7 +225,14 @@ def run_on_jobqueue(
         else f"--jobqueue {jobs.kind}"
     )
     specs = task_specs(
-        store, home, target, options, f"{jobs.kind}:{jobs.queue}", platform, folders=True
+        store,
+        home,
+        target,
+        options,
+        f"{jobs.kind}:{jobs.queue}",
+        platform,
+        folders=True,
+        flag=flag,
     )
     worker = [
         _ckg(),

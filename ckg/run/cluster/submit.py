@@ -28,26 +28,27 @@ CONNECT_TIMEOUT_S = 10
 
 
 def task_specs(store, home, target: str, options: Options, scheduler: str,
-               platform=(), folders: bool = False) -> list[dict]:
+               platform=(), folders: bool = False, flag: str = "--cluster") -> list[dict]:
     """One task per grid point: the target, the point, the resources it needs (``platform``
     and the point's own ``platform`` axis), the options a worker runs it with, its run uid,
     the Experiment they share, and each source by location and digest; with ``folders``
     (workers of this user on a shared filesystem, :mod:`~ckg.run.cluster.jobqueue`'s), a
     folder source by location and the manifest of its content
-    (:func:`ckg.run.provenance.folder_manifest`), which each worker checks.
+    (:func:`ckg.run.provenance.folder_manifest`), which each worker checks. ``flag`` is the
+    option that sent the grid there, as the errors name it.
 
     Raises
     ------
     UsageError, NotFound, RunFailed
         As a local run would before running anything; ``--trust`` or ``--dry-run`` with
-        ``--cluster``; without ``folders``, a target or dependency from a folder, which no
+        ``flag``; without ``folders``, a target or dependency from a folder, which no
         other host has.
     """
     if options.trust:
-        raise UsageError("--trust does not apply with --cluster: each worker runs only what "
+        raise UsageError(f"--trust does not apply with {flag}: each worker runs only what "
                          "its own trust list allows")
     if options.dry_run:
-        raise UsageError("--dry-run does not apply with --cluster: each worker plans for itself")
+        raise UsageError(f"--dry-run does not apply with {flag}: each worker plans for itself")
     points = list(expand_grid(options.grid)) if options.grid else [{}]
     # The grid axis `platform` picks workers; every other axis is the target's parameter.
     wanted = [point.pop(PLATFORM_AXIS, None) for point in points]
