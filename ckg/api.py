@@ -357,12 +357,15 @@ class KnowledgeGraph:
 
         return results(self.store, task=task, dataset=dataset, metric=metric, model=model)
 
-    def compare(self, task: str, dataset: str, metric: str, direction: str | None = None):
+    def compare(self, task: str, dataset: str, metric: str, direction: str | None = None, *,
+                start: int = 0, stop: int | None = None):
         """Every paper's result for a task, dataset and metric, best first, as a DataFrame
-        (``direction`` ``min`` / ``max`` for a metric whose direction is not known)."""
+        (``direction`` ``min`` / ``max`` for a metric whose direction is not known); rows
+        ``start`` to ``stop`` of it alone, read as a page
+        (:func:`ckg.results.published.compare`)."""
         from ckg.results.published import compare
 
-        return compare(self.store, task, dataset, metric, direction)
+        return compare(self.store, task, dataset, metric, direction, start=start, stop=stop)
 
     def link(self, artifact: str, paper: str) -> dict:
         """Record that an artifact implements a paper (``IMPLEMENTS``); see

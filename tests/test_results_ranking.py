@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ckg.core.errors import UsageError
@@ -136,3 +137,26 @@ def test_a_comparison_plot_names_each_result_and_spans_its_values(tmp_path):
     low = re.search(r'"range":\[([-\d.e]+),([-\d.e]+)\]', html)
     assert low and 70 < float(low.group(1)) < 78 and 91 < float(low.group(2)) < 95  # not from 0
     assert plot(frame, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_page_of_a_comparison_is_that_slice_of_the_whole_ranked_alike(kg, tmp_path):
+    """compare(start=, stop=) reads one page in the store: its rows, ranks and artifacts are
+    those of the whole comparison's slice, a part's ranks (a sub-dataset) counted from the
+    part's first row even where the page begins inside it."""
+    rows = [(f"M{i}", f"{50 + (i * 7) % 11}.{i}") for i in range(7)]
+    whole = board("Question Answering", "QA-set", "F1", rows)
+    whole["datasets"][0]["subdatasets"] = [
+        {**board("Question Answering", "QA-set / hard", "F1", rows[:5])["datasets"][0],
+         "dataset": "hard"}]
+    (tmp_path / "qa.json").write_text(json.dumps([whole]))
+    kg.import_results([tmp_path / "qa.json"])
+    full = kg.compare("Question Answering", "QA-set", "F1")
+    assert len(full.attrs["datasets"]) == 2 and full.attrs["total"] == len(full) == 12
+    for size in (1, 3, 5):
+        pages = [kg.compare("Question Answering", "QA-set", "F1", start=start,
+                            stop=start + size) for start in range(0, len(full), size)]
+        assert {p.attrs["total"] for p in pages} == {12}
+        assert all(p.attrs["datasets"] == full.attrs["datasets"] for p in pages)
+        joined = pd.concat(pages, ignore_index=True)
+        assert joined.to_dict("records") == full.to_dict("records")
+    assert kg.compare("Question Answering", "QA-set", "F1", start=20, stop=30).empty

@@ -30,13 +30,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 
 import numpy as np
 
 from ckg.core import metrics
 from ckg.core.errors import InvalidInput, NotFound, UsageError, did_you_mean
 from ckg.core.records import Edge, Node, Records
-from ckg.graph.browse import measured_points, published_points
+from ckg.graph.browse import measured_points, published_groups, published_points
 from ckg.pareto import (
     Objective,
     front_table,
@@ -264,6 +265,8 @@ def select(store, objectives: list[Objective], *, source="runs", **filters):
         frames.append(_runs(store, names, filters))
     if source in ("papers", "all"):
         frames.append(_results(store, names, filters))
+    # A row per point and metric (published results come grouped by the store), with its
+    # ``values``, its ``uids`` and the ``first`` uid, whose row describes it.
     long = pd.concat(frames, ignore_index=True)
     long["objective"] = long["metric"].map(_objective_of(objectives))
     units: dict[str, str] = {}
@@ -272,14 +275,16 @@ def select(store, objectives: list[Objective], *, source="runs", **filters):
         if not len(rows):
             raise _absent(obj.name, _metrics_present(store, source, filters))
         units[obj.name] = next((u for u in rows["unit"] if isinstance(u, str) and u), "")
-    wide = long.pivot_table(
-        index="point", columns="objective", values="value", aggfunc="mean", sort=True
+    values = long[["point", "objective", "values"]].explode("values")
+    values["values"] = pd.to_numeric(values["values"])
+    wide = values.pivot_table(
+        index="point", columns="objective", values="values", aggfunc="mean", sort=True
     )
     # Rows in a stable order, not the engine's: ties on a front, and the row that describes
     # a point, are then the same on both stores.
-    long = long.sort_values(["point", "uid"], kind="stable")
+    long = long.sort_values(["point", "first"], kind="stable")
     info = long.drop_duplicates("point").set_index("point")
-    uids = long.groupby("point", sort=True)["uid"].agg(lambda s: sorted(set(s)))
+    uids = long.groupby("point", sort=True)["uids"].agg(lambda s: sorted(set(chain(*s))))
     table = info[["label", "kind", *_descriptive(info)]].join(wide).join(uids.rename("uids"))
     return table.reset_index(drop=True), units
 
@@ -342,6 +347,9 @@ def _runs(store, names: list[str], filters: dict):
                            where=filters.get("where"))
     frame = pd.DataFrame(rows, columns=["uid", "params", "experiment", "metric", "value", "unit"])
     frame["point"] = "run:" + frame["uid"].astype(str)
+    frame["values"] = [[value] for value in frame["value"]]
+    frame["uids"] = [[uid] for uid in frame["uid"]]
+    frame["first"] = frame["uid"]
     frame["kind"] = "run"
     frame["label"] = [
         _params_label(p, u) for p, u in zip(frame["params"], frame["uid"], strict=True)
@@ -353,13 +361,16 @@ def _runs(store, names: list[str], filters: dict):
 def _results(store, names: list[str], filters: dict):
     import pandas as pd
 
-    rows = published_points(store, task=filters.get("task"), dataset=filters.get("dataset"),
+    rows = published_groups(store, task=filters.get("task"), dataset=filters.get("dataset"),
                             metrics=names, where=filters.get("where"))
-    columns = [
-        "uid", "metric", "value", "unit", "task", "dataset", "model", "scenario", "system",
-        "submitter", "version", "record", "paper", "paper_title", "platform",
-    ]  # fmt: skip
+    columns = ["task", "dataset", "model", "paper", "platform", "scenario", "record", "metric",
+               "values", "uids", "units", "first"]  # fmt: skip
     frame = pd.DataFrame(rows, columns=columns)
+    fields = ["first", "system", "submitter", "version", "paper_title"]
+    firsts = [first or [None] * len(fields) for first in frame.pop("first")]
+    frame[fields] = pd.DataFrame(firsts, columns=fields, index=frame.index)
+    frame["unit"] = [next((u for u in units if isinstance(u, str) and u), None)
+                     for units in frame.pop("units")]  # fmt: skip
     # Column by column, not a join per row: 14,200 rows at 100x the corpora took 0.25 s so.
     keys = frame[_GROUP].astype("string").fillna("")
     point = "result:" + keys[_GROUP[0]]

@@ -22,13 +22,14 @@ Examples
 """
 
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 
 from ckg.core import metrics
 from ckg.core.errors import InvalidInput, NotFound, UsageError, did_you_mean, require_extra
 from ckg.core.records import Problem
 from ckg.graph import named
-from ckg.graph.browse import has_named, names_of, published
+from ckg.graph.browse import compared_page, has_named, names_of, published
 from ckg.ingest.link import link_code
 from ckg.ingest.results import read_path, write_source
 
@@ -147,8 +148,12 @@ def results(store, task=None, dataset=None, metric=None, model=None):
     return pd.DataFrame(published(store, **params), columns=COLUMNS)
 
 
-def compare(store, task: str, dataset: str, metric: str, direction: str | None = None):
-    """Results for one task, dataset and metric across papers, best first, ranked.
+def compare(store, task: str, dataset: str, metric: str, direction: str | None = None, *,
+            start: int = 0, stop: int | None = None):
+    """Results for one task, dataset and metric across papers, best first, ranked: rows
+    ``start`` to ``stop`` (excluded; to the last when None) of the whole ranking, ranked as
+    in it (read and ranked in the store: a page of a long leaderboard reads only its rows),
+    their number in all in the frame's ``attrs["total"]``.
 
     ``direction`` (``min`` or ``max``) ranks a metric whose direction neither the registry
     nor its name tells; it also overrides a known one. The frame's ``attrs`` say which
@@ -177,14 +182,26 @@ def compare(store, task: str, dataset: str, metric: str, direction: str | None =
             "--higher-is-better or --lower-is-better"
         )
     params = {"task": task, "dataset": dataset, "metric": name, "direction": direction}
-    frame = pd.DataFrame(named.run(store, "compare-papers", params))
+    if start < 0 or (stop is not None and stop < start):
+        raise UsageError(f"rows {start} to {stop} are no range of a comparison")
     parts: list[str] = []
-    if not frame.empty:
-        # The query orders by dataset then value: a part's rows are together, best first.
-        frame.insert(0, "rank", frame.groupby("dataset", sort=False).cumcount() + 1)
-        parts = list(dict.fromkeys(frame["dataset"]))
+    if start == 0 and stop is None:
+        frame = pd.DataFrame(named.run(store, "compare-papers", params))
+        total = len(frame)
+        if total:
+            # The query orders by dataset then value: a part's rows are together, best first.
+            frame.insert(0, "rank", frame.groupby("dataset", sort=False).cumcount() + 1)
+            parts = list(dict.fromkeys(frame["dataset"]))
+    else:
+        limit = stop - start if stop is not None else 2**62
+        rows, counts = compared_page(store, params, start, limit)
+        frame, total, parts = pd.DataFrame(rows), sum(counts.values()), list(counts)
+        if len(frame):  # a part's ranks count from its first row, before the page or in it
+            first = dict(zip(parts, accumulate([0, *counts.values()]), strict=False))
+            frame.insert(0, "rank", [at - first[part] + 1 for at, part in
+                                     enumerate(frame["dataset"], start)])
     frame.attrs.update(task=task, dataset=dataset, metric=name, direction=direction, why=why,
-                       datasets=parts)
+                       datasets=parts, total=total)
     return frame
 
 

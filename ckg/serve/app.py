@@ -222,23 +222,23 @@ def _pages(kg) -> dict:
         if not (task and dataset and metric):
             raise UsageError("a leaderboard needs task, dataset and metric (see /results)")
         direction = q.get("direction") or None
-        try:
-            frame = kg.compare(task, dataset, metric, direction)
+        page = _count(q.get("page"), 1, MAX_PAGE)
+        try:  # the page's rows alone, ranked in the store
+            frame = kg.compare(task, dataset, metric, direction,
+                               start=(page - 1) * PAGE_ROWS, stop=page * PAGE_ROWS)
         except UsageError as exc:  # a metric of unknown direction: the page asks for one
             if direction:
                 raise
             return {"task": task, "dataset": dataset, "metric": metric, "rows": [],
                     "direction": None, "why": str(exc), **_paging(1, 0)}  # fmt: skip
-        page = _count(q.get("page"), 1, MAX_PAGE)
-        shown = frame.iloc[(page - 1) * PAGE_ROWS:page * PAGE_ROWS]
-        rows = _plain(shown.to_dict("records"))
+        rows = _plain(frame.to_dict("records"))
         found = kg.reproductions([r["result"] for r in rows])
         for row in rows:
             row["reproduced"] = [{**x, "ratio": _ratio(x["reproduced"], row["value"])}
                                  for x in found.get(row["result"], [])]  # fmt: skip
         return {"task": task, "dataset": dataset, "metric": frame.attrs["metric"],
                 "direction": frame.attrs["direction"], "why": frame.attrs["why"],
-                "rows": rows, **_paging(page, len(frame))}  # fmt: skip
+                "rows": rows, **_paging(page, frame.attrs["total"])}  # fmt: skip
 
     def results_front(request):
         q = request.query_params
