@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 
-_NO_STORE = {"--help", "--version", "platform", "trust", "cluster"}
+_NO_STORE = {"--help", "--version", "platform", "trust", "cluster", "completion"}
 
 
 def main() -> None:
@@ -50,5 +50,7 @@ def _lean_neo4j_driver() -> None:
 
 def _uses_embedded_store(args: list[str]) -> bool:
     if not args or _NO_STORE.intersection(args) or "--db" in args:
+        return False
+    if args[-2:] == ["db", "stop"]:  # stops the server, if one runs: never starts one
         return False
     return (os.environ.get("CKG_DB") or os.environ.get("NEO4J_URI") or "embedded") == "embedded"

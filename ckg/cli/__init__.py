@@ -5,16 +5,18 @@ module's only.
 """
 
 import importlib
+import os
 import sys
 
-from ckg.cli.app import app, settings
+from ckg.cli.app import COMPLETE_VAR, app, settings
 from ckg.core.config import private_files
 from ckg.core.errors import CkgError, UsageError
 
 #: The modules whose import registers the commands, in the order ``ckg --help`` lists them:
 #: the way through ckg, from ingesting to looking at the results.
 COMMAND_MODULES = ("ingest", "plan", "db", "run", "runs", "rm", "cluster", "pareto", "query",
-                   "results", "reproduce", "transfer", "cache", "serve", "tune")
+                   "results", "reproduce", "transfer", "cache", "serve", "completion",
+                   "tune")
 #: Each command or command group, and the module that registers it.
 COMMANDS = {
     "ingest": "ingest", "find": "ingest", "show": "ingest", "deps": "ingest",
@@ -24,7 +26,7 @@ COMMANDS = {
     "pareto": "pareto", "query": "query",
     "results": "results", "queries": "results", "compare": "results",
     "link": "reproduce", "reproduce": "reproduce", "export": "transfer", "cache": "cache",
-    "serve": "serve", "tune": "tune",
+    "serve": "serve", "completion": "completion", "tune": "tune",
 }  # fmt: skip
 
 
@@ -62,6 +64,10 @@ def main() -> None:
 
     Everything the command creates is private to the user (:func:`ckg.core.config.private_files`).
     """
+    if COMPLETE_VAR in os.environ:  # the script of `ckg completion` asks what may follow
+        from ckg.cli.completion import complete
+
+        sys.exit(complete(os.environ[COMPLETE_VAR]))
     load_commands(_command_name(sys.argv[1:]))
     try:
         with private_files():
@@ -69,12 +75,19 @@ def main() -> None:
             # Outside standalone mode click returns the code of a ``typer.Exit`` instead of
             # exiting with it.
             code = app(standalone_mode=False)
+            sys.stdout.flush()  # what is still buffered meets a closed pipe here, not at exit
+    except BrokenPipeError:  # from that flush: click turns the command's own into SystemExit
+        _closed_pipe()
     except CkgError as exc:
         if settings.debug:
             raise
         print(f"ckg: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except SystemExit:
+    except SystemExit as exc:
+        # click, and rich's console, end a command whose output lost its reader with status
+        # 1, raised while handling the BrokenPipeError.
+        if isinstance(exc.__context__, BrokenPipeError):
+            _closed_pipe()
         raise
     except Exception as exc:  # typer/click usage errors and aborts
         code = _usage_exit(exc)
@@ -83,6 +96,16 @@ def main() -> None:
         sys.exit(code)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _closed_pipe() -> None:
+    """The reader of stdout went away (``ckg results list --csv | head -1``): end quietly with
+    status 0, as Unix tools do, whatever the command was printing. stdout is pointed at
+    /dev/null first, or Python's final flush at exit would fail on the same pipe and say so."""
+    import os
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
 
 
 def _usage_exit(exc: Exception) -> int | None:

@@ -4,11 +4,13 @@ Commands live in one module per group (``db.py``, ``query.py``, ...) and call th
 API only; :func:`main` turns any :class:`ckg.core.errors.CkgError` into one line on stderr.
 """
 
+import inspect
 import json
 import math
 import sys
 from dataclasses import dataclass
 
+import click
 import typer
 
 from ckg import __version__
@@ -17,6 +19,11 @@ from ckg import __version__
 class HelpGroup(typer.core.TyperGroup):
     """A command group whose help lists each command with the whole first sentence of its
     help, where click cuts it to what fits on the line after the name ("...")."""
+
+    def __init__(self, **attrs) -> None:
+        super().__init__(**attrs)
+        for command in self.commands.values():
+            _restore_argument_help(command)
 
     def format_commands(self, ctx, formatter) -> None:
         commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
@@ -28,6 +35,21 @@ class HelpGroup(typer.core.TyperGroup):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+def _restore_argument_help(command: click.Command) -> None:
+    """Give each argument of ``command`` back the help its ``typer.Argument`` declares.
+
+    Click 8.5 gave arguments a ``help`` of their own, which its constructor sets to None
+    after typer (before 0.25, which ckg keeps to) has set it: ``--help`` showed none.
+    """
+    bare = [p for p in command.params if isinstance(p, click.Argument) and p.help is None]
+    if not bare or command.callback is None:
+        return
+    declared = inspect.signature(inspect.unwrap(command.callback)).parameters
+    for param in bare:
+        if param.name in declared:
+            param.help = getattr(declared[param.name].default, "help", None)
 
 
 app = typer.Typer(
@@ -42,6 +64,10 @@ app = typer.Typer(
     # typer's rich one keeps every line break of the source and breaks lines mid-sentence.
     rich_markup_mode=None,
 )
+
+
+#: Set by the script of ``ckg completion`` when it calls ckg back for completions.
+COMPLETE_VAR = "_CKG_COMPLETE"
 
 
 @dataclass
@@ -185,6 +211,7 @@ def print_rows(
     important: tuple[str, ...] = (),
     empty_hint: str | None = None,
     limit: int | None = None,
+    drop_empty: bool = False,
 ) -> None:
     """Render rows as a rich table, JSON or CSV on stdout.
 
@@ -207,12 +234,16 @@ def print_rows(
     important : tuple of column names
         In a plain listing (no ``label``, no ``units``) that is wider than the terminal, the
         columns kept first, in this order; the others follow in their own order while they
-        fit, empty ones last. Text wraps (long words fold) and is never cut to an ellipsis.
+        fit, empty ones last. Text wraps at spaces; a word wider than its column (a URL, a
+        hash) ends in an ellipsis rather than breaking across lines.
     empty_hint : str, optional
         Printed under an empty table: what to do to get rows.
     limit : int, optional
         Print at most this many rows (0: all); the table says how many there were. Without
         it a table shows :data:`TABLE_ROWS` and JSON or CSV all of them.
+    drop_empty : bool
+        Leave out of a table the columns no row shown has a value in (a date no result
+        has), and name them in a note; JSON and CSV keep every column.
     """
     total = len(rows)
     if limit is None:
@@ -230,6 +261,10 @@ def print_rows(
         for row in rows:
             writer.writerow([_cell(row.get(c), exact=True) for c in columns])
         return
+    empty = [c for c in columns if drop_empty and not any(_cell(r.get(c)) for r in rows)]
+    if len(empty) == len(columns):  # a table of no column at all would say nothing
+        empty = []
+    columns = [c for c in columns if c not in empty]
     # rich (60 ms to import) only for what it would not draw as plain text (ckg.cli.table).
     from ckg.cli.table import is_plain, plain_table, terminal_width
 
@@ -257,8 +292,12 @@ def print_rows(
         print(f"(no rows: {empty_hint})" if empty_hint else "(no rows)")
     if len(rows) < total:
         print(f"({len(rows)} of {total} rows shown: --limit 0 for all, --json or --csv to save)")
+    notes = []
     if layout.left_out:
-        note = f"(left out to fit: {', '.join(layout.left_out)}; see --json or --csv)"
+        notes.append(f"(left out to fit: {', '.join(layout.left_out)}; see --json or --csv)")
+    if empty:
+        notes.append(f"(empty in every row shown: {', '.join(empty)})")
+    for note in notes:
         if plain and is_plain(note) and len(note) <= width:
             print(note)
         else:
@@ -409,8 +448,10 @@ def _table(layout: _Layout, cells, units, label, title, width):
                 no_wrap=not layout.label_wraps,
                 min_width=min(max(words), width // 2),
             )
-        elif layout.widths:  # a plain listing narrowed to fit: words wrap, long ones fold
-            table.add_column(header, overflow="fold", width=layout.widths[column])
+        elif layout.widths:
+            # A plain listing narrowed to fit: words wrap; one longer than its column (a URL,
+            # a hash) is cut to an ellipsis, never broken across lines (--csv has it whole).
+            table.add_column(header, overflow="ellipsis", width=layout.widths[column])
         else:
             justify = "right" if column in units else "left"
             table.add_column(header, justify=justify, no_wrap=fixed)

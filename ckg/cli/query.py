@@ -28,6 +28,5 @@ def query(
         rows = kg.named_query(named, params) if named else kg.query(cypher, params)
         hint = kg.why_empty(named, params) if named and not rows else None
     important = named.table if named else ()
-    print_rows(
-        rows, as_json=as_json, as_csv=as_csv, important=important, empty_hint=hint, limit=limit
-    )
+    print_rows(rows, as_json=as_json, as_csv=as_csv, important=important, empty_hint=hint,
+               limit=limit, drop_empty=True)  # fmt: skip

@@ -142,7 +142,7 @@ def compare(
     title = f"{frame.attrs['metric']} on {dataset} ({task})"
     if len(parts) > 1:
         title += f": {len(parts)} datasets, each ranked on its own"
-    print_rows(view, title=title)
+    print_rows(view, title=title, drop_empty=True)
     better = "lower" if frame.attrs["direction"] == "min" else "higher"
     print(f"ranked {better} is better: {frame.attrs['why']}")
     if plot:
