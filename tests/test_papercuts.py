@@ -5,9 +5,13 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from ckg.entry import _uses_embedded_store
 from tests.serving import CKG
 
 
@@ -15,6 +19,17 @@ def ckg(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """``ckg ARGS`` as the console script runs it, in a process of its own."""
     return subprocess.run([str(CKG), *args], capture_output=True, text=True, timeout=120,
                           **kwargs)  # fmt: skip
+
+
+def test_db_stop_without_a_server_starts_none(ckg_home):
+    # The console script starts the embedded server beside the import of the CLI, for every
+    # command that opens the store: `db stop` does not, and must not have one started.
+    assert not _uses_embedded_store(["db", "stop"])
+    assert not _uses_embedded_store(["--debug", "db", "stop"])
+    assert _uses_embedded_store(["db", "status"])
+    done = ckg("db", "stop")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "no server running\n", "")
+    assert not (ckg_home / "falkordb.pid").exists()
 
 
 def test_serve_refuses_a_port_out_of_range_in_one_line(ckg_home):
@@ -25,6 +40,20 @@ def test_serve_refuses_a_port_out_of_range_in_one_line(ckg_home):
         assert done.stderr.splitlines() == [
             f"ckg: error: cannot listen on port {port}: a port is a number from 1 to 65535"
         ]
+
+
+@pytest.mark.parametrize("args", [["queries"], ["queries", "--json"], ["results", "list", "--csv"]])
+def test_output_into_a_closed_pipe_ends_quietly_with_status_0(ckg_home, args):
+    # `ckg ... | head -1`: the reader goes away; here it is gone before ckg writes at all.
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        command = [sys.executable, "-c", "from ckg.cli import main; main()", *args]
+        done = subprocess.run(command, stdout=write, stderr=subprocess.PIPE, text=True,
+                              timeout=120)  # fmt: skip
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (0, "")
 
 
 SLOW = {
@@ -88,3 +117,47 @@ def test_compare_plot_of_many_results_is_panels_of_a_sensible_size_each_with_its
     svg = plot(frame, tmp_path / "f1.svg").read_text()
     assert svg.count("<!-- f1, higher is better -->") == 3  # the axis under each panel
     assert "the first 120 of 217" in svg
+
+
+def _results_table(path: Path) -> Path:
+    """Six results with long links on a dataset whose papers are dated, two on one whose
+    papers are not."""
+    rows = ["paper,title,date,task,dataset,model,metric,value,code"]
+    rows += [f"https://arxiv.org/abs/2101.0{i:04d}v3,A study of long identifiers {i},"
+             f"2021-0{i + 1}-15,Image Classification,WideNet,model-{i},accuracy,{90 - i}.5,"
+             f"https://github.com/some-organisation/a-rather-long-repository-name-{i}"
+             for i in range(6)]  # fmt: skip
+    rows += [f",,,Image Classification,UndatedNet,model-{i},accuracy,7{i}" for i in range(2)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_tables_never_break_an_identifier_nor_show_a_column_no_row_fills(ckg_home, tmp_path):
+    assert ckg("results", "import", str(_results_table(tmp_path / "r.csv"))).returncode == 0
+    query = ["query", "compare-papers", "-p", "dataset=WideNet"]
+    found = json.loads(ckg(*query, "--json").stdout)
+    known = {r["result"] for r in found} | {r["paper_url"] for r in found}
+    known |= {url for r in found for url in r["code"]}
+    assert len(known) == 18
+    for width in (100, 140, 180, 240):
+        shown = ckg(*query, env={**os.environ, "COLUMNS": str(width)}).stdout
+        words = [w.strip('[",]') for line in shown.splitlines() for w in line.split()]
+        for word in words:  # a link or uid whole, or its start and an ellipsis, never a piece
+            if "://" in word or word.startswith("result:"):
+                cut = word.endswith("…") and any(k.startswith(word[:-1]) for k in known)
+                assert word in known or cut, shown
+            assert not any(k != word and len(word) > 3 and k.endswith(word) for k in known), shown
+
+    def compare(dataset: str) -> list[str]:
+        done = ckg("compare", "--task", "Image Classification", "--dataset", dataset,
+                   "--metric", "accuracy", env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+        return done.stdout.splitlines()
+
+    def header(lines: list[str]) -> list[str]:
+        return next(line for line in lines if "rank" in line).split()
+
+    dated = compare("WideNet")
+    assert "date" in header(dated) and "2021-01-15" in "".join(dated)
+    undated = compare("UndatedNet")  # no result has a date: no empty column for it
+    assert "date" not in header(undated)
+    assert "(empty in every row shown: unit, stderr, paper, date, code)" in undated
