@@ -130,7 +130,7 @@ def _param_help(param: click.Parameter, ctx: click.Context) -> str:
         log.warning(f"{ctx.command_path}: {name} has no help")
     if param.required:
         help_ += " Required."
-    if isinstance(param, click.Option) and param.multiple:
+    if isinstance(param, click.Option) and param.multiple and "repeatable" not in help_:
         help_ += " May be given more than once."
     if param.envvar:
         help_ += f" Environment variable: `{param.envvar}`."
