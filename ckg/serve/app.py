@@ -349,19 +349,9 @@ def _provenance_rows(a: dict, b: dict, diff: dict) -> list[dict]:
     [{'field': 'params', 'key': 'model', 'a': 'knn', 'b': 'svm'}, \
 {'field': 'env', 'key': 'PATH', 'a': '/bin', 'b': None}]
     """
-    from ckg.graph.runs import provenance
+    from ckg.graph.runs import diff_rows, provenance
 
-    left, right = provenance(a), provenance(b)
-    rows = []
-    for field, change in diff.items():
-        if set(change) <= {"a", "b"}:
-            rows.append({"field": field, "key": None, "a": change.get("a"), "b": change.get("b")})
-            continue
-        x, y = left.get(field) or {}, right.get(field) or {}
-        for part in ("changed", "only_a", "only_b"):
-            rows += [{"field": field, "key": key, "a": x.get(key), "b": y.get(key)}
-                     for key in change.get(part, [])]  # fmt: skip
-    return rows
+    return diff_rows(provenance(a), provenance(b), diff)  # as ckg diff prints them
 
 
 def _ratio(reproduced, reported):
