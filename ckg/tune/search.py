@@ -38,7 +38,11 @@ def make_sampler(name: str, seed: int | None):
     if name == "tpe":
         with warnings.catch_warnings():  # multivariate and group are "experimental" in Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed)
+            # 64 candidates per proposal rather than 24: on bench/tune_bench.py, 95% of the
+            # grid's hypervolume after fewer trials, for milliseconds per trial.
+            return optuna.samplers.TPESampler(
+                multivariate=True, group=True, seed=seed, n_ei_candidates=64
+            )
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "random":
