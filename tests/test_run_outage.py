@@ -15,12 +15,9 @@ points 2 and 3 only to the journal:
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,6 +26,7 @@ import pytest
 from ckg.api import KnowledgeGraph
 from ckg.run import journal
 from ckg.store import open_store
+from tests.tcp_proxy import Proxy
 
 CKG = str(Path(sys.executable).with_name("ckg"))
 
@@ -121,93 +119,13 @@ def _recover_and_check(db: str, store, journalled: dict[str, set[str]]) -> None:
     assert sorted(r["v"] for r in scores) == [1.0, 2.0, 3.0]
 
 
-class _Proxy:
-    """A TCP forwarder on 127.0.0.1 to ``target_port``; :meth:`close` drops every
-    connection and stops listening, so that the port refuses from then on."""
-
-    def __init__(self, target_port: int):
-        self._target = target_port
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self.port = self._listener.getsockname()[1]
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._closed = threading.Event()
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
-
-    def close_when(self, trigger: Path, limit_s: float) -> None:
-        """Close as soon as ``trigger`` exists (polled), or after ``limit_s`` at most."""
-
-        def watch() -> None:
-            deadline = time.monotonic() + limit_s
-            while not trigger.exists() and time.monotonic() < deadline:
-                if self._closed.wait(0.02):
-                    return
-            self.close()
-
-        thread = threading.Thread(target=watch, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-
-    def close(self) -> None:
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        self._listener.close()
-        with self._lock:
-            for sock in self._sockets:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                sock.close()
-
-    def join(self) -> None:
-        for thread in self._threads:
-            thread.join(timeout=5)
-
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return  # closed
-            upstream = socket.create_connection(("127.0.0.1", self._target))
-            with self._lock:
-                if self._closed.is_set():
-                    client.close()
-                    upstream.close()
-                    return
-                self._sockets += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                thread = threading.Thread(target=self._pump, args=(src, dst), daemon=True)
-                thread.start()
-                self._threads.append(thread)
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass  # the other side or close() ended it
-        finally:
-            try:
-                dst.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-
 def test_neo4j_cut_off_mid_run_then_recover(neo4j_uri, ckg_home, outage_workflow, tmp_path):
     store = open_store(neo4j_uri)
     try:
         store.reset()
         store.ensure_schema()
         KnowledgeGraph(store, ckg_home).ingest(str(outage_workflow))
-        proxy = _Proxy(urlsplit(neo4j_uri).port)
+        proxy = Proxy(urlsplit(neo4j_uri).port)
         trigger = tmp_path / "cut-the-graph"
         proxy.close_when(trigger, limit_s=50)
         try:
