@@ -54,12 +54,15 @@ class KnowledgeGraph:
     def tune(self, target: str, space, objectives, *, budget: int, sampler: str = "tpe",
              seed: int | None = 0, experiment: str | None = None, resume: bool = False,
              reference=None, progress=None, cluster=None, platform=(), certs=None,
-             insecure: bool = False, **options):
+             insecure: bool = False, slurm: str | None = None, jobqueue: str | None = None,
+             job=(), **options):
         """Search the parameters ``space`` (``--space`` values) of ``target`` for the front of
         ``objectives`` with Optuna, each of ``budget`` trials a recorded run of one
         Experiment; ``resume`` continues the one ``experiment`` names; ``cluster`` a Dask
         scheduler whose workers run the trials (``platform``, ``certs``, ``insecure`` as
-        :meth:`run_on_cluster` takes them); options as :meth:`run` takes them
+        :meth:`run_on_cluster` takes them), or ``slurm`` a partition (``jobqueue`` another
+        job queue) in whose batch jobs they run, ``job`` and ``certs`` as
+        :meth:`run_on_jobqueue` takes them; options as :meth:`run` takes them
         (:func:`ckg.tune.study.tune`).
 
         Examples
@@ -72,11 +75,22 @@ class KnowledgeGraph:
         from ckg.run import Options
         from ckg.tune.study import tune
 
+        jobs = None
+        if slurm is not None or jobqueue is not None:
+            from ckg.core.errors import UsageError
+            from ckg.run.cluster.jobqueue import job_options
+
+            if slurm is not None and jobqueue not in (None, "slurm"):
+                raise UsageError("--slurm and --jobqueue each say where the trials run: give "
+                                 "one (--jobqueue KIND with --job queue=Q)")
+            jobs = job_options(jobqueue or "slurm", slurm, job, self.home)
+        db = "embedded" if self.store.engine == "falkordb" else self.store.location
         with config.private_files():
             return tune(self.store, self.home, target, list(space), objectives, budget=budget,
                         sampler=sampler, seed=seed, experiment=experiment, resume=resume,
                         reference=reference, options=Options(**options), progress=progress,
-                        cluster=cluster, platform=platform, certs=certs, insecure=insecure)
+                        cluster=cluster, platform=platform, certs=certs, insecure=insecure,
+                        jobs=jobs, db=db)
 
     @staticmethod
     def runs_front(runs, objectives) -> list:

@@ -277,3 +277,20 @@ def test_ctrl_c_cancels_every_job(site):
     assert _queue_empties(slurm) == []
     with open_store("embedded", home=site["home"]) as store:  # claimed, never finished
         assert store.run(RUNNING)[0]["n"] == 0
+
+
+def test_a_tune_on_slurm_runs_its_budget_in_jobs_and_cancels_them(site):
+    done = subprocess.run(
+        [CKG, "tune", "pauser", "--space", "n=int(1,9)", "--objectives", "f1", "--budget", "4",
+         "--slurm", PARTITION, "--job", "jobs=2", "--json"],
+        capture_output=True, text=True, env=site["env"], timeout=WAIT_S)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    runs = _runs(site, report["experiment"])
+    assert len(runs) == len(report["trials"]) == 4
+    assert {r["uid"] for r in runs} == {t["run"] for t in report["trials"]}
+    assert all(
+        r["status"] == "ok" and r["job"] and r["node"] == site["slurm"].node for r in runs
+    ), runs
+    assert len({r["job"] for r in runs}) <= 2  # --job jobs=2
+    assert _queue_empties(site["slurm"]) == []  # cancelled when the tune ended

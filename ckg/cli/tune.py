@@ -48,14 +48,34 @@ def tune(
         help="tls://HOST:8786: run the trials on the `ckg worker`s there, "
         "one per worker at a time.",
     ),
+    slurm: str = typer.Option(
+        None,
+        "--slurm",
+        help="PARTITION: run the trials in Slurm jobs of it, each a `ckg worker`, "
+        "one trial per job at a time; the jobs are cancelled when the tune ends.",
+    ),
+    jobqueue: str = typer.Option(
+        None,
+        "--jobqueue",
+        help="pbs, lsf, sge or htcondor: batch jobs of that queue instead "
+        "of Slurm's (its queue: --job queue=Q).",
+    ),
+    job: list[str] = typer.Option(
+        None,
+        "--job",
+        help="With --slurm or --jobqueue: KEY=VALUE of each job (jobs, walltime, cores, "
+        "memory, gres, prologue...) over $CKG_HOME/config.toml's [slurm]; repeatable.",
+    ),
     platform: list[str] = typer.Option(
         None,
         "--platform",
-        help="With --cluster: a worker label, or FIELD=VALUE, that the "
+        help="With --cluster or --slurm: a worker label, or FIELD=VALUE, that the "
         "workers must offer; repeatable.",
     ),
     certs: Path = typer.Option(
-        None, "--certs", help="With --cluster: the folder of `ckg cluster certs`."
+        None,
+        "--certs",
+        help="With --cluster or --slurm: the folder of `ckg cluster certs`.",
     ),
     insecure: bool = typer.Option(
         False, "--insecure", help="With --cluster: accept a tcp:// scheduler, unauthenticated."
@@ -71,33 +91,47 @@ def tune(
 
     Example: ckg tune sklearn-digits --space model=knn,svm --objectives accuracy,latency
     --budget 60 --resume
+
+    Example: ckg tune sklearn-digits --space model=knn,svm --objectives accuracy,latency
+    --budget 40 --slurm gpu --job jobs=4 --job walltime=00:30:00
     """
     from ckg.run.workflow import parse_env, parse_grid
 
     point = parse_grid([f"reference={reference}"])["reference"] if reference else None
     with open_graph() as kg:
-        report = kg.tune(
-            target,
-            space,
-            objectives,
-            budget=budget,
-            sampler=sampler,
-            seed=seed,
-            experiment=experiment,
-            resume=resume,
-            reference=point,
-            progress=_progress,
-            variations=tuple(var or ()),
-            env=parse_env(env),
-            repeat=repeat,
-            warmup=warmup,
-            timeout_s=timeout,
-            trust=trust,
-            cluster=cluster,
-            platform=tuple(platform or ()),
-            certs=certs,
-            insecure=insecure,
-        )
+        try:
+            report = kg.tune(
+                target,
+                space,
+                objectives,
+                budget=budget,
+                sampler=sampler,
+                seed=seed,
+                experiment=experiment,
+                resume=resume,
+                reference=point,
+                progress=_progress,
+                variations=tuple(var or ()),
+                env=parse_env(env),
+                repeat=repeat,
+                warmup=warmup,
+                timeout_s=timeout,
+                trust=trust,
+                cluster=cluster,
+                slurm=slurm,
+                jobqueue=jobqueue,
+                job=tuple(job or ()),
+                platform=tuple(platform or ()),
+                certs=certs,
+                insecure=insecure,
+            )
+        except KeyboardInterrupt:
+            if slurm is None and jobqueue is None:
+                raise
+            import sys
+
+            print("ckg: interrupted: the tune's jobs are cancelled", file=sys.stderr)
+            raise typer.Exit(130) from None
     _print(report, as_json)
     if report.stopped:
         import sys
@@ -129,9 +163,10 @@ def _progress(report, trial) -> None:
 def _print(report, as_json: bool) -> None:
     names = [n for n, _ in report.objectives]
     if as_json:
-        from dataclasses import asdict
+        from dataclasses import asdict, replace
 
-        print(json.dumps(asdict(report), indent=2, default=str))
+        # The Optuna study is the API's, not JSON.
+        print(json.dumps(asdict(replace(report, study=None)), indent=2, default=str))
         return
     rows = [
         {

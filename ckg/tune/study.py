@@ -20,7 +20,7 @@ from ckg.core.errors import NotFound, UsageError, did_you_mean
 from ckg.run.runner import Options, experiment_props, parameters
 from ckg.tune.search import Search, check_sampler
 from ckg.tune.space import Param, grid, parse_space, point_key
-from ckg.tune.trials import Here, OnCluster
+from ckg.tune.trials import Here, OnCluster, OnJobqueue
 
 #: Run statuses that say a trial is over; a ``running`` (claimed) or ``lost`` one runs again.
 FINISHED = ("ok", "failed", "timeout", "refused")
@@ -46,7 +46,9 @@ class Trial:
 class TuneReport:
     """What :func:`tune` did: the Experiment, every trial by number, how many were recorded
     before this call (``resumed``), each objective's unit, the front's trials, its reference
-    point and hypervolume, and ``stopped`` saying why fewer than ``budget`` trials ran."""
+    point and hypervolume, ``stopped`` saying why fewer than ``budget`` trials ran, and
+    ``study``, the Optuna study the trials were told to (those recorded before as
+    :meth:`ckg.tune.search.Search.add` rebuilt them): a failed trial's state is ``FAIL``."""
 
     experiment: str
     name: str
@@ -60,6 +62,7 @@ class TuneReport:
     reference: list[float] = field(default_factory=list)
     hypervolume: float | None = None
     stopped: str = ""
+    study: object = field(default=None, repr=False, compare=False)
 
     @property
     def failed(self) -> list[Trial]:
@@ -127,6 +130,8 @@ def tune(
     platform=(),
     certs=None,
     insecure: bool = False,
+    jobs=None,
+    db: str = "embedded",
 ) -> TuneReport:
     """Search ``space`` for the front of ``objectives``, one recorded run per trial.
 
@@ -166,6 +171,12 @@ def tune(
         asked for the next (:class:`ckg.tune.trials.OnCluster`; ``platform``, ``certs`` and
         ``insecure`` as :meth:`ckg.api.KnowledgeGraph.run_on_cluster` takes them). Default:
         one after another on this host.
+    jobs : ckg.run.cluster.jobqueue.Jobs, optional
+        Instead of ``cluster``: the trials run on ``ckg worker`` processes in batch jobs of
+        Slurm (or another job queue), submitted here and cancelled when the tune ends, fails
+        or is interrupted, one trial per job at a time (:class:`ckg.tune.trials.OnJobqueue`;
+        ``db`` the graph as the jobs name it, ``platform`` and ``certs`` as
+        :func:`ckg.run.cluster.jobqueue.run_on_jobqueue` takes them).
 
     Returns
     -------
@@ -186,6 +197,10 @@ def tune(
     goals = tune_objectives(objectives)
     if budget < 1:
         raise UsageError(f"--budget must be at least 1, got {budget}")
+    if cluster is not None and jobs is not None:
+        raise UsageError(
+            "--slurm, --jobqueue and --cluster each say where the trials run: give one"
+        )
     if reference is not None and len(reference) != len(goals):
         raise UsageError(f"--reference needs {len(goals)} numbers, one per objective")
     options = options or Options()
@@ -217,16 +232,21 @@ def tune(
         seen[point_key(trial.params)] = trial.values
     report.trials = sorted(recorded.values(), key=lambda t: t.number)
     report.resumed = len(recorded)
+    report.study = search.study
     size = len(grid(params) or ()) or None
     each = replace(options, experiment=fixed, dry_run=False)
-    trials = (
-        Here(store, home, step.uid, each)
-        if cluster is None
-        else OnCluster(
+    todo = [n for n in range(budget) if n not in recorded]
+    if cluster is not None:
+        trials = OnCluster(
             store, home, step.uid, each, cluster, platform=platform, certs=certs, insecure=insecure
         )
-    )
-    todo = [n for n in range(budget) if n not in recorded]
+    elif jobs is not None and todo:  # no job submitted for a resumed tune that is over
+        trials = OnJobqueue(
+            store, home, step.uid, each, jobs, db=db, trials=len(todo), platform=platform,
+            certs=certs,
+        )  # fmt: skip
+    else:
+        trials = Here(store, home, step.uid, each)
     running: dict[int, tuple[int, dict]] = {}
     with trials:
         while running or (todo and not report.stopped):

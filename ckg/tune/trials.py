@@ -1,9 +1,11 @@
 """Where a tune's trials run: here, one after another, or on the ``ckg worker`` processes of
-a Dask scheduler, as many at once as there are workers, each collected as it finishes.
+a Dask scheduler, as many at once as there are workers, each collected as it finishes; those
+workers either already serve a scheduler (``--cluster``) or run in batch jobs this process
+submits (``--slurm``, ``--jobqueue``).
 
 Either way a trial is a grid point of one point, run as ``ckg run`` (or ``ckg run
---cluster``) runs it, under the Run uid and in the Experiment the tune fixed, and what it
-gave is ``{"status", "metrics", "units", "error"}``.
+--cluster``, ``--slurm``) runs it, under the Run uid and in the Experiment the tune fixed,
+and what it gave is ``{"status", "metrics", "units", "error"}``.
 """
 
 from dataclasses import replace
@@ -73,6 +75,9 @@ class OnCluster:
         self.security = cluster_certs.security_for(self.address, "client", certs, home)
         self.store, self.home, self.target, self.options = store, home, target, options
         self.platform = tuple(platform)
+        # Where the trials went, as task_specs and the Experiment name it.
+        self.label, self.flag, self.folders = self.address, "--cluster", False
+        self.where_to = f"--cluster {self.address}"
         self.client = self.done = None
         self.futures: dict = {}
         self.slots = 1
@@ -106,23 +111,31 @@ class OnCluster:
         self.client.close()
 
     def start(self, number: int, point: dict, run_uid: str) -> None:
-        from ckg.run.cluster.submit import task_specs
+        from ckg.run.cluster.submit import check_offers, task_specs
         from ckg.run.cluster.worker import run_task
 
         # A spec of a one-point grid, checked as `ckg run --cluster` checks its grid, then
         # given the trial's Run uid and the tune's Experiment.
         options = replace(self.options, grid=[point], experiment=None)
-        spec = task_specs(self.store, self.home, self.target, options, self.address, self.platform)[
-            0
-        ]
+        [spec] = task_specs(
+            self.store,
+            self.home,
+            self.target,
+            options,
+            self.label,
+            self.platform,
+            folders=self.folders,
+            flag=self.flag,
+        )
         fixed = self.options.experiment
         spec |= {
             "run_uid": run_uid,
             "experiment": {
                 "uid": fixed["uid"],
-                "props": {**fixed["props"], "cluster": self.address},
+                "props": {**fixed["props"], "cluster": self.label},
             },
         }
+        check_offers(self.client, [spec], self.where_to)  # rather than wait for no worker
         future = self.client.submit(
             run_task, spec, key=f"ckg-{run_uid}", resources=spec["need"], pure=False
         )
@@ -147,3 +160,54 @@ class OnCluster:
             "units": done.get("units") or {},
             "error": done.get("error", ""),
         }
+
+
+class OnJobqueue(OnCluster):
+    """Trials as tasks of ``ckg worker`` processes in batch jobs of ``jobs``
+    (:func:`ckg.run.cluster.jobqueue.jobqueue_client`), one per job at a time, at most
+    ``trials`` jobs; the jobs cancelled when the tune ends, fails or is interrupted. ``db``,
+    ``platform`` and ``certs`` as :func:`ckg.run.cluster.jobqueue.run_on_jobqueue` takes
+    them.
+
+    Raises
+    ------
+    RunFailed, UsageError
+        As :func:`ckg.run.cluster.jobqueue.run_on_jobqueue` raises them before any point runs.
+    """
+
+    def __init__(self, store, home, target: str, options: Options, jobs, *, db: str,
+                 trials: int, platform=(), certs=None):  # fmt: skip
+        from ckg.run.cluster import jobqueue
+
+        self.where, self.security = jobqueue.checked(jobs, platform, certs, home)
+        self.store, self.home, self.target, self.options = store, home, target, options
+        self.jobs, self.db, self.platform = jobs, db, tuple(platform)
+        self.label = f"{jobs.kind}:{jobs.queue}"
+        self.flag, self.folders = jobqueue.batch_flag(jobs), True
+        self.where_to = self.flag
+        self.slots = min(trials, jobs.jobs)
+        self.futures: dict = {}
+        self.client = self.done = self.session = None
+
+    def __enter__(self) -> "OnJobqueue":
+        from distributed import as_completed
+
+        from ckg.run.cluster.jobqueue import jobqueue_client
+
+        self.session = jobqueue_client(
+            self.home, self.jobs, self.where, self.security, db=self.db, wanted=self.slots
+        )
+        self.client = self.session.__enter__()
+        self.done = as_completed(loop=self.client.loop)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is not None and issubclass(exc[0], KeyboardInterrupt):
+            # The jobs are cancelled: the trials they had claimed will not be finished.
+            self.store.update_nodes(
+                "Run",
+                [run_uid for _, run_uid in self.futures.values()],
+                {"status": "lost", "error": "the tune was interrupted"},
+                where={"status": "running"},
+            )
+        self.session.__exit__(*exc)

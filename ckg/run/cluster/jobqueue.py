@@ -213,17 +213,8 @@ def run_on_jobqueue(
         As :func:`ckg.run.cluster.submit.run_on_cluster`; a key the job queue does not
         take.
     """
-    resources.require_dask()
-    require_extra("slurm", "dask_jobqueue", what=f"--jobqueue {jobs.kind}")
-    _cluster_class(jobs)  # settings the job queue does not take, before anything else
-    resources.required(platform)
-    where = cluster_certs.folder(certs, home).absolute()
-    security = _security(where)
-    flag = (
-        f"--{jobs.kind} {jobs.queue}".rstrip()
-        if jobs.kind == "slurm"
-        else f"--jobqueue {jobs.kind}"
-    )
+    where, security = checked(jobs, platform, certs, home)
+    flag = batch_flag(jobs)
     specs = task_specs(
         store,
         home,
@@ -234,6 +225,66 @@ def run_on_jobqueue(
         folders=True,
         flag=flag,
     )
+    try:
+        with jobqueue_client(home, jobs, where, security, db=db, wanted=len(specs)) as client:
+            check_offers(client, specs, flag)
+            results = collect(client, specs, progress)
+    except KeyboardInterrupt:
+        # The jobs are cancelled: the points they had claimed will not be finished.
+        store.update_nodes(
+            "Run",
+            [spec["run_uid"] for spec in specs],
+            {"status": "lost", "error": "the grid was interrupted"},
+            where={"status": "running"},
+        )
+        raise
+    return report(store, specs, results)
+
+
+def checked(jobs: Jobs, platform=(), certs=None, home: Path | None = None):
+    """What batch jobs of ``jobs`` need, checked before any is queued: Dask and
+    dask-jobqueue installed, settings the job queue takes, a well-formed ``platform``, the
+    certificates (:func:`ckg.run.cluster.certs.folder` of ``certs`` when None) of the
+    scheduler, the client and the jobs. Returns the certificates' folder and the TLS of
+    :func:`jobqueue_client`.
+
+    Raises
+    ------
+    UsageError
+        As :func:`run_on_jobqueue` raises it for these.
+    """
+    resources.require_dask()
+    require_extra("slurm", "dask_jobqueue", what=f"--jobqueue {jobs.kind}")
+    _cluster_class(jobs)  # settings the job queue does not take, before anything else
+    resources.required(platform)
+    where = cluster_certs.folder(certs, home).absolute()
+    return where, _security(where)
+
+
+def batch_flag(jobs: Jobs) -> str:
+    """The option that sends work to ``jobs``' queue, as errors name it.
+
+    >>> batch_flag(Jobs(queue="gpu")), batch_flag(Jobs(kind="pbs", queue="workq"))
+    ('--slurm gpu', '--jobqueue pbs')
+    """
+    if jobs.kind == "slurm":
+        return f"--slurm {jobs.queue}".rstrip()
+    return f"--jobqueue {jobs.kind}"
+
+
+@contextmanager
+def jobqueue_client(home, jobs: Jobs, where: Path, security, *, db: str, wanted: int):
+    """A Dask client of the scheduler whose ``ckg worker`` processes run in ``min(wanted,
+    jobs.jobs)`` batch jobs of ``jobs``, once one has joined; each job that ends meanwhile
+    submitted again, and every job cancelled when the block ends, by an error, Ctrl-C or
+    SIGTERM. ``where`` and ``security`` are :func:`checked`'s; ``db`` the graph as the jobs
+    name it (``embedded`` or a Neo4j URI).
+
+    Raises
+    ------
+    RunFailed
+        As :func:`run_on_jobqueue` raises it before any point runs.
+    """
     worker = [
         _ckg(),
         "--db",
@@ -248,25 +299,13 @@ def run_on_jobqueue(
     prologue = [*jobs.prologue, f"export CKG_HOME={shlex.quote(str(Path(home).absolute()))}"]
     from distributed import Client
 
-    try:
-        with (
-            _cluster(jobs, worker, prologue, security, Path(home) / LOGS) as cluster,
-            Client(cluster.scheduler_address, security=security, set_as_default=False) as client,
-        ):
-            with _jobs_kept(cluster, min(len(specs), jobs.jobs)):
-                _first_worker(client, cluster, Path(home) / LOGS, flag, jobs.kind)
-                check_offers(client, specs, flag)
-                results = collect(client, specs, progress)
-    except KeyboardInterrupt:
-        # The jobs are cancelled: the points they had claimed will not be finished.
-        store.update_nodes(
-            "Run",
-            [spec["run_uid"] for spec in specs],
-            {"status": "lost", "error": "the grid was interrupted"},
-            where={"status": "running"},
-        )
-        raise
-    return report(store, specs, results)
+    with (
+        _cluster(jobs, worker, prologue, security, Path(home) / LOGS) as cluster,
+        Client(cluster.scheduler_address, security=security, set_as_default=False) as client,
+        _jobs_kept(cluster, min(wanted, jobs.jobs)),
+    ):
+        _first_worker(client, cluster, Path(home) / LOGS, batch_flag(jobs), jobs.kind)
+        yield client
 
 
 def _security(where: Path):
