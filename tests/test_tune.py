@@ -92,9 +92,25 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(kg, workflow):
     assert failed and len(told) == len(statuses) == 8
     assert all(statuses[t.run] == "failed" and t.values is None for t in failed)
     assert any(t.values for t in report.trials)
+    # Optuna was told each failure as failed, and each success with its values: every trial
+    # of the study (proposals of a point tried already included) is over, FAIL where x >= 7.
+    _told_as_run(report.study)
     # A new tune under a name a tune has is refused: only --resume continues it.
     with pytest.raises(UsageError, match="exists"):
         kg.tune(workflow, ["x=int(0,9)"], "accuracy,latency", budget=8)
+    # Resumed, the recorded failures are rebuilt as failed trials of the new study.
+    again = kg.tune(workflow, ["x=int(0,9)"], "accuracy,latency", budget=9, resume=True,
+                    experiment=report.experiment)  # fmt: skip
+    assert again.resumed == 8 and len(again.study.trials) > 8
+    _told_as_run(again.study)
+
+
+def _told_as_run(study):
+    from optuna.trial import TrialState
+
+    states = {(t.params["x"], t.state) for t in study.trials}
+    assert {s for x, s in states if x >= 7} == {TrialState.FAIL}, states
+    assert {s for x, s in states if x < 7} == {TrialState.COMPLETE}, states
 
 
 def test_a_killed_tune_resumes_to_its_budget_without_a_duplicate(kg, workflow):
