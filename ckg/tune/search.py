@@ -9,8 +9,9 @@ Samplers (``--sampler``):
   good and the bad trials from the first ten on (random before), so it starts learning within
   budgets of a few dozen trials, where NSGA-II's first generation (50 random trials) would not
   be over yet; grouping fits a model per set of parameters that occur together, which is what
-  conditional parameters make; and its constant liar keeps the points still running from
-  being proposed again when trials run in parallel.
+  conditional parameters make. When trials run in parallel, a point the sampler proposes
+  again while it is still running is told failed and the sampler asked anew
+  (:func:`ckg.tune.study.ask_untried`), so no point runs twice.
 - ``nsga2``: NSGA-II, for budgets of several hundred trials.
 - ``gp``: a Gaussian process (needs PyTorch), for small spaces of numbers with costly trials.
 - ``random``: uniform sampling, the baseline.
