@@ -10,6 +10,7 @@ Usage::
 
     .venv/bin/python bench/query_bench.py                      # embedded store, temporary home
     .venv/bin/python bench/query_bench.py --db bolt://127.0.0.1:7687 --results 50000
+    .venv/bin/python bench/query_bench.py --db neo4j           # a Neo4j 5 started as the tests do
 
 Targets on the embedded store (2 vCPU): load at least 20,000 results/s, ``compare-papers`` at
 most 200 ms median.
@@ -95,6 +96,14 @@ def main() -> None:
     records, runs = generate(args.results, args.papers, args.tasks, args.datasets)
     print(f"generated {args.results} results in {time.perf_counter() - start:.1f} s")
     with tempfile.TemporaryDirectory() as home:
+        neo4j = None
+        if args.db == "neo4j":
+            from scale_bench import start_neo4j  # bench/ is sys.path[0]
+
+            neo4j = start_neo4j(Path(home))
+            if neo4j is None:
+                return
+            args.db = neo4j.uri
         store = open_store(args.db, home=Path(home))
         try:
             store.reset()
@@ -134,6 +143,8 @@ def main() -> None:
             store.reset()
         finally:
             store.close()
+            if neo4j:
+                neo4j.stop()
 
 
 if __name__ == "__main__":
