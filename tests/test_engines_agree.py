@@ -131,8 +131,12 @@ def _timing(answer: str) -> dict:
 
 
 def _alike(data, names: dict):
-    """``data`` with the uids of ``names`` replaced, and when each thing was made left out."""
+    """``data`` with the uids of ``names`` replaced, and when each thing was made left out, as
+    are the values this host measured (times, memory, energy: any two runs differ in them);
+    the values the scripts reported stay."""
     if isinstance(data, dict):
+        if data.get("method") not in (None, "reported"):
+            data = {k: v for k, v in data.items() if k != "value"}
         return {k: _alike(v, names) for k, v in data.items()
                 if k not in ("started_at", "computed_at")}
     if isinstance(data, list):
