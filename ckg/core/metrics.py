@@ -48,7 +48,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ckg.core.errors import InvalidInput, NotFound, did_you_mean
+from ckg.core.errors import InvalidInput, NotFound, UsageError, did_you_mean
 from ckg.core.values import CANONICAL_UNITS, parse_unit
 
 PACKAGED = Path(__file__).with_name("metrics.yaml")
@@ -326,6 +326,35 @@ def lookup(name: str) -> Metric:
 def get(name: str) -> Metric | None:
     """The registry metric ``name`` names, or None."""
     return registry().get(name)
+
+
+def directed(name: str, flag: str, advice: str = "add it to a metrics.yaml") -> Metric:
+    """The registry metric ``name``, which an option (``flag``) ranks by its direction.
+
+    Raises
+    ------
+    UsageError
+        ``name`` is no registry metric, or one without a direction: the message names
+        ``flag``, the known directed metrics that come close, and ``advice``.
+
+    Examples
+    --------
+    >>> directed("accuracy", "--objectives").direction
+    'max'
+    >>> try:
+    ...     directed("acuracy", "--objectives")
+    ... except UsageError as error:
+    ...     print(error)  # doctest: +ELLIPSIS
+    --objectives: 'acuracy' is not a metric with a known direction...'accuracy'...metrics.yaml
+    """
+    metric = get(name)
+    if metric is None or metric.direction is None:
+        known = sorted(m.name for m in registry() if m.direction)
+        raise UsageError(
+            f"{flag}: {name!r} is not a metric with a known direction"
+            f"{did_you_mean(name, known)}; {advice}"
+        )
+    return metric
 
 
 def resolve(name: str) -> Metric:

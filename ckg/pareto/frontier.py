@@ -111,14 +111,10 @@ def run_objectives(spec: str | list[str]) -> tuple[str, ...]:
     if len(names) < 2:
         raise UsageError(f"--pareto expects at least two metrics, OBJ1,OBJ2; got {spec!r}")
     for name in names:
-        metric = metrics.get(name)
-        if metric is None or metric.direction is None:
-            known = sorted(m.name for m in metrics.registry() if m.direction)
-            raise UsageError(
-                f"--pareto: {name!r} is not a metric with a known direction"
-                f"{did_you_mean(name, known)}; add it to a metrics.yaml, or rank the runs "
-                f"afterwards with ckg pareto {name}:min or {name}:max"
-            )
+        metrics.directed(
+            name, "--pareto", f"add it to a metrics.yaml, or rank the runs afterwards with "
+            f"ckg pareto {name}:min or {name}:max"
+        )
     return names
 
 

@@ -89,13 +89,7 @@ def tune_objectives(spec: str | list[str]) -> list[tuple[str, str]]:
         raise UsageError("--objectives expects METRIC[,METRIC...], e.g. accuracy,latency")
     found = []
     for name in names:
-        metric = metrics.get(name)
-        if metric is None or metric.direction is None:
-            known = sorted(m.name for m in metrics.registry() if m.direction)
-            raise UsageError(
-                f"--objectives: {name!r} is not a metric with a known direction"
-                f"{did_you_mean(name, known)}; add it to a metrics.yaml"
-            )
+        metric = metrics.directed(name, "--objectives")
         found.append((metric.name, metric.direction))
     if len({n for n, _ in found}) != len(found):
         raise UsageError(f"--objectives names a metric twice: {spec!r}")
