@@ -50,6 +50,17 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
 
 
+def noop_repo(repo: Path) -> Path:
+    """A one-commit Git repository at ``repo`` holding the workflow ``noop`` the grids run."""
+    repo.mkdir()
+    (repo / "ckg.yaml").write_text(
+        "alias: noop\nuid: wf-bench-noop\nparams: {n: 1, pause: 0}\nrun: 'sleep {pause}'\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "noop")
+    return repo
+
+
 def ckg(uri: str, home: Path, *args: str) -> float:
     """Wall seconds of one whole ``ckg`` process."""
     start = time.perf_counter()
@@ -115,13 +126,7 @@ def main() -> None:
             os.environ["NEO4J_USERNAME"], os.environ["NEO4J_PASSWORD"] = TEST_USER, TEST_PASSWORD
         processes = []
         try:
-            repo = root / "repo"
-            repo.mkdir()
-            (repo / "ckg.yaml").write_text(
-                "alias: noop\nuid: wf-bench-noop\nparams: {n: 1, pause: 0}\nrun: 'sleep {pause}'\n")
-            git(repo, "init", "-q", "-b", "main")
-            git(repo, "add", ".")
-            git(repo, "commit", "-q", "-m", "noop")
+            repo = noop_repo(root / "repo")
             homes = {name: root / name for name in ("submitter", "a", "b")}
             for home in homes.values():
                 home.mkdir()
@@ -176,13 +181,7 @@ def slurm_bench(points: int, tries: int) -> None:
         home = root / "home"
         os.environ.update(SLURM_CONF=str(slurm.conf), CKG_HOME=str(home))
         try:
-            repo = root / "repo"
-            repo.mkdir()
-            (repo / "ckg.yaml").write_text(
-                "alias: noop\nuid: wf-bench-noop\nparams: {n: 1, pause: 0}\nrun: 'sleep {pause}'\n")
-            git(repo, "init", "-q", "-b", "main")
-            git(repo, "add", ".")
-            git(repo, "commit", "-q", "-m", "noop")
+            repo = noop_repo(root / "repo")
             for args in (["ingest", str(repo)], ["trust", str(repo)], ["cluster", "certs"]):
                 ckg("embedded", home, *args)
             grid = ["run", "noop", "--grid", f"n={','.join(map(str, range(1, points + 1)))}"]
