@@ -203,7 +203,10 @@ def test_a_long_table_shows_the_first_rows_and_says_how_many_there_are(capsys, m
     rows = [{"n": i} for i in range(120)]
     out = _printed(capsys, monkeypatch, 80, rows)
     assert "│ 49 │" in out and "│ 50 │" not in out
-    assert "(50 of 120 rows shown: --limit 0 for all" in out
+    assert "(50 of 120 rows shown: --json or --csv for all)" in out
+    # only a command that has --limit is told to use it (ckg pareto has none)
+    said = _printed(capsys, monkeypatch, 80, rows, limit_option=True)
+    assert "(50 of 120 rows shown: --limit 0 for all, --json or --csv to save)" in said
     assert "│ 119 │" in _printed(capsys, monkeypatch, 80, rows, limit=0)
     monkeypatch.setenv("COLUMNS", "80")
     print_rows(rows, as_json=True)

@@ -211,6 +211,7 @@ def print_rows(
     important: tuple[str, ...] = (),
     empty_hint: str | None = None,
     limit: int | None = None,
+    limit_option: bool = False,
     drop_empty: bool = False,
 ) -> None:
     """Render rows as a rich table, JSON or CSV on stdout.
@@ -241,6 +242,8 @@ def print_rows(
     limit : int, optional
         Print at most this many rows (0: all); the table says how many there were. Without
         it a table shows :data:`TABLE_ROWS` and JSON or CSV all of them.
+    limit_option : bool
+        The command has a ``--limit`` option: the note under a cut table names it.
     drop_empty : bool
         Leave out of a table the columns no row shown has a value in (a date no result
         has), and name them in a note; JSON and CSV keep every column.
@@ -291,7 +294,10 @@ def print_rows(
     else:
         print(f"(no rows: {empty_hint})" if empty_hint else "(no rows)")
     if len(rows) < total:
-        print(f"({len(rows)} of {total} rows shown: --limit 0 for all, --json or --csv to save)")
+        more = "--json or --csv for all"
+        if limit_option:
+            more = "--limit 0 for all, --json or --csv to save"
+        print(f"({len(rows)} of {total} rows shown: {more})")
     notes = []
     if layout.left_out:
         notes.append(f"(left out to fit: {', '.join(layout.left_out)}; see --json or --csv)")

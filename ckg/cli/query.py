@@ -29,4 +29,4 @@ def query(
         hint = kg.why_empty(named, params) if named and not rows else None
     important = named.table if named else ()
     print_rows(rows, as_json=as_json, as_csv=as_csv, important=important, empty_hint=hint,
-               limit=limit, drop_empty=True)  # fmt: skip
+               limit=limit, limit_option=True, drop_empty=True)  # fmt: skip

@@ -69,6 +69,7 @@ def list_(
         empty_hint="no results match: ckg ingest a source of published results or "
         "ckg results import a table; ckg db status counts what the graph holds",
         limit=limit,
+        limit_option=True,
     )
 
 
