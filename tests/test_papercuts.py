@@ -161,3 +161,14 @@ def test_tables_never_break_an_identifier_nor_show_a_column_no_row_fills(ckg_hom
     undated = compare("UndatedNet")  # no result has a date: no empty column for it
     assert "date" not in header(undated)
     assert "(empty in every row shown: unit, stderr, paper, date, code)" in undated
+
+
+def test_compare_shortens_a_long_paper_title_at_a_word_with_an_ellipsis(ckg_home):
+    results = Path(__file__).parent.parent / "examples" / "results" / "mnist-results.yaml"
+    assert ckg("results", "import", str(results)).returncode == 0
+    done = ckg("compare", "--task", "Image Classification", "--dataset", "MNIST", "--metric",
+               "error", env=os.environ | {"COLUMNS": "200"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # the title has 56 characters: cut at a word, saying so, never inside one ("recogn")
+    assert "Gradient-based learning applied to document …" in done.stdout
+    assert "recogn" not in done.stdout

@@ -2,6 +2,7 @@
 
 import json
 import sys
+import textwrap
 
 import typer
 
@@ -139,7 +140,7 @@ def compare(
     view = [{c: r.get(c) for c in columns} for r in _records(frame)]
     for row in view:
         row["code"] = (row["code"] or [""])[0] if isinstance(row["code"], list) else row["code"]
-        row["paper"] = (row["paper"] or "")[:50]
+        row["paper"] = textwrap.shorten(row["paper"] or "", 50, placeholder=" …")
     title = f"{frame.attrs['metric']} on {dataset} ({task})"
     if len(parts) > 1:
         title += f": {len(parts)} datasets, each ranked on its own"
