@@ -88,7 +88,14 @@ def test_ctrl_c_during_demo_says_so_and_records_the_run_as_interrupted(ckg_home,
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # a hang guard: say what was left, then fail
+        left = subprocess.run(["ps", "-o", "pid,pgid,stat,wchan:20,args", "-s", str(proc.pid)],
+                              capture_output=True, text=True).stdout  # fmt: skip
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"ckg demo did not end after Ctrl-C; its session:\n{left}\n{out}\n{err}")
     assert proc.returncode == 130, err
     [said] = err.splitlines()
     found = re.fullmatch(r"ckg: interrupted: run (run-\w+) \(n=1\) is recorded with status "
