@@ -147,7 +147,8 @@ WHERE coalesce(r.status, 'ok') = 'ok'
 RETURN r.uid AS uid, r.params AS params, e.name AS experiment,
        m.metric AS metric, m.value AS value, m.unit AS unit
 """
-_PUBLISHED_POINTS = """
+#: The published results a front or a comparison reads: ``where`` over ``res``, ``p``, ``pl``.
+_PUBLISHED_MATCH = """
 MATCH (res:Result)
 WHERE ($task IS NULL OR res.task = $task) AND ($dataset IS NULL OR res.dataset = $dataset)
   AND ($metrics IS NULL OR res.metric IN $metrics)
@@ -155,6 +156,8 @@ OPTIONAL MATCH (p:Paper)-[:REPORTS]->(res)
 OPTIONAL MATCH (res)-[:ON]->(pl:Platform)
 WITH res, p, pl
 WHERE ({where})
+"""
+_PUBLISHED_POINTS = _PUBLISHED_MATCH + """
 RETURN res.uid AS uid, res.metric AS metric, res.value AS value, res.unit AS unit,
        res.task AS task, res.dataset AS dataset, res.model AS model,
        res.scenario AS scenario, res.system AS system, res.submitter AS submitter,
@@ -164,14 +167,7 @@ RETURN res.uid AS uid, res.metric AS metric, res.value AS value, res.unit AS uni
 """
 #: _PUBLISHED_POINTS grouped by what tells a point apart (and the metric): each group's
 #: values and uids, its units, and the descriptive fields of its first result by uid.
-_PUBLISHED_GROUPS = """
-MATCH (res:Result)
-WHERE ($task IS NULL OR res.task = $task) AND ($dataset IS NULL OR res.dataset = $dataset)
-  AND ($metrics IS NULL OR res.metric IN $metrics)
-OPTIONAL MATCH (p:Paper)-[:REPORTS]->(res)
-OPTIONAL MATCH (res)-[:ON]->(pl:Platform)
-WITH res, p, pl
-WHERE ({where})
+_PUBLISHED_GROUPS = _PUBLISHED_MATCH + """
 WITH res, p, pl ORDER BY res.uid
 RETURN res.task AS task, res.dataset AS dataset, res.model AS model, p.uid AS paper,
        pl.uid AS platform, res.scenario AS scenario,
