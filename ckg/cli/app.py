@@ -319,6 +319,21 @@ def _console():
 #: The most rows a table prints unless told otherwise (``--limit``).
 TABLE_ROWS = 50
 
+#: The figures ckg measures on every run, in the order its tables show them, after those the
+#: runs reported themselves (accuracy, latency ...).
+MEASURED = ("runtime", "cpu_user_time", "cpu_system_time", "memory", "energy")
+
+
+def metric_columns(names) -> list[str]:
+    """The metrics ``names`` in the order run tables show them: those the runs reported, by
+    name, then ckg's own (:data:`MEASURED`) in their order.
+
+    >>> metric_columns({"memory", "runtime", "f1", "accuracy"})
+    ['accuracy', 'f1', 'runtime', 'memory']
+    """
+    names = set(names)
+    return sorted(names - set(MEASURED)) + [m for m in MEASURED if m in names]
+
 
 def _shown(rows, columns, units):
     """Each column's header and cell texts, numbers scaled into one unit per column."""

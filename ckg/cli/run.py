@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ckg.cli.app import app, open_graph, params_text, print_rows
+from ckg.cli.app import app, metric_columns, open_graph, params_text, print_rows
 from ckg.cli.mlc import MLC_FLAGS, choose_target, mlc_call, print_logs, quiet_mode
 
 
@@ -223,9 +223,8 @@ def demo(
     _print_report(report, as_json, objectives, front)
 
 
-# Measured figures shown in the table after what the step itself reported; on a narrow
-# terminal the CPU times, then memory, then the whole process's runtime are left out first.
-_SHOWN = ("runtime", "cpu_user_time", "cpu_system_time", "memory", "energy")
+# On a narrow terminal the CPU times, then memory, then the whole process's runtime are left
+# out first.
 _OPTIONAL = (("cpu_user_time", "cpu_system_time"), ("memory",), ("runtime",))
 
 
@@ -310,10 +309,8 @@ def _params(run) -> str:
 
 def _print_runs(report) -> None:
     """The run table: parameters, status if any run failed, then each metric."""
-    reported = sorted({m for r in report.runs for m in r.metrics} - set(_SHOWN))
-    measured = [m for m in _SHOWN if any(m in r.metrics for r in report.runs)]
+    names = metric_columns(m for r in report.runs for m in r.metrics)
     with_status = any(r.status != "ok" for r in report.runs)
-    names = (*reported, *measured)
     rows = [
         {"params": _params(run)}
         | ({"status": run.status} if with_status else {})

@@ -4,7 +4,7 @@ import json
 
 import typer
 
-from ckg.cli.app import app, open_graph, params_text, print_rows
+from ckg.cli.app import app, metric_columns, open_graph, params_text, print_rows
 from ckg.core.values import format_number, human_unit
 
 
@@ -60,9 +60,6 @@ def runs(
                empty_hint=hint)  # fmt: skip
 
 
-#: The figures ckg measures on every run, in the order ``ckg run`` shows them, after those
-#: the runs reported themselves (accuracy, latency ...).
-_MEASURED = ("runtime", "cpu_user_time", "cpu_system_time", "memory", "energy")
 #: Left out first while the table is wider than the terminal: CPU times and memory, then
 #: where and from what each run ran, runtime, energy, experiment and start, and last the
 #: artifact and status; the run, its parameters and what it reported stay.
@@ -73,15 +70,14 @@ _OPTIONAL = (("cpu_user_time", "cpu_system_time"), ("memory",), ("platform",), (
 
 def _metric_units(rows: list[dict]) -> dict[str, str]:
     """Every metric the runs measured and its unit: those they reported, by name, then ckg's
-    own (:data:`_MEASURED`).
+    own (:func:`ckg.cli.app.metric_columns`).
 
     >>> _metric_units([{"measurements": [{"metric": "runtime", "unit": "s"},
     ...                                   {"metric": "accuracy", "unit": "%"}]}])
     {'accuracy': '%', 'runtime': 's'}
     """
     units = {m["metric"]: m["unit"] or "" for row in rows for m in row["measurements"]}
-    order = sorted(set(units) - set(_MEASURED)) + [m for m in _MEASURED if m in units]
-    return {m: units[m] for m in order}
+    return {m: units[m] for m in metric_columns(units)}
 
 
 def _with_metrics(row: dict, columns: dict[str, str], after: str | None = None) -> dict:
