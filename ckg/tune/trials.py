@@ -34,7 +34,7 @@ class Here:
         self.waiting.append((number, point, run_uid))
 
     def finished(self) -> tuple[int, dict]:
-        """Run the trial started last; its number and what it gave."""
+        """Run the waiting trial (there is one: ``slots`` is 1); its number and what it gave."""
         number, point, run_uid = self.waiting.pop(0)
         options = replace(self.options, grid=[point], run_uids=(run_uid,))
         result = run_points(self.store, self.home, self.target, options).runs[0]
