@@ -181,7 +181,9 @@ class KnowledgeGraph:
 
     def runs(self, experiment: str | None = None, artifact: str | None = None,
              limit: int = 50) -> list[dict]:
-        """Recorded runs, newest first (the steps of a script run left out); see ckg.graph.runs."""
+        """Recorded runs, newest first (the steps of a script run left out); ``experiment`` a
+        uid (or its start) or a name, selecting every experiment so named
+        (:func:`ckg.graph.runs.list_runs`)."""
         from ckg.graph.runs import list_runs
 
         return list_runs(self.store, experiment, artifact, limit)

@@ -179,3 +179,67 @@ def test_compare_shortens_a_long_paper_title_at_a_word_with_an_ellipsis(ckg_home
     # the title has 56 characters: cut at a word, saying so, never inside one ("recogn")
     assert "Gradient-based learning applied to document …" in done.stdout
     assert "recogn" not in done.stdout
+
+
+#: A workflow whose command is long and differs only at its end, by the model it trains.
+TRAINER = """\
+alias: papercut-train
+uid: papercut-train
+params: {model: bayes}
+run: "{python} -c pass --a-long-option-naming-the-data digits --seed 0 --model {model}"
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A home where ``ckg run papercut-train --grid model=bayes,forest`` ran twice: two
+    experiments named papercut-train of two runs each; the environment that reaches it, and
+    the two experiments' uids, oldest first."""
+    from ckg.store.server import stop_server
+
+    home = tmp_path_factory.mktemp("trained")
+    env = {k: v for k, v in os.environ.items() if k != "NEO4J_URI"}
+    env |= {"CKG_HOME": str(home / "home"), "CKG_DB": "embedded", "CKG_REPLY_TIMEOUT": "120"}
+    folder = home / "train"
+    folder.mkdir()
+    (folder / "ckg.yaml").write_text(TRAINER)
+    try:
+        assert ckg("ingest", str(folder), env=env).returncode == 0
+        made = []
+        for _ in range(2):
+            done = ckg("run", "papercut-train", "--grid", "model=bayes,forest", "--json", env=env)
+            assert done.returncode == 0, done.stderr
+            made.append(json.loads(done.stdout)["experiment"])
+        yield env, made
+    finally:
+        stop_server(home / "home")
+
+
+def test_runs_of_an_experiment_name_lists_every_experiment_so_named(trained):
+    env, (first, second) = trained
+    done = ckg("runs", "--experiment", "papercut-train", "--json", env=env)
+    assert done.returncode == 0, done.stderr  # it said "2 experiments are named ..."
+    rows = json.loads(done.stdout)
+    found = sorted((r["experiment"], json.loads(r["params"])["model"]) for r in rows)
+    assert found == [(e, m) for e in sorted((first, second)) for m in ("bayes", "forest")]
+    # a table tells them apart by the start of each one's uid, even in a narrow terminal
+    table = ckg("runs", "--experiment", "papercut-train", env=env | {"COLUMNS": "60"}).stdout
+    assert first[:12] in table and second[:12] in table, table
+    # a uid, or its start, still selects that one alone
+    for text in (second, second[:12]):
+        rows = json.loads(ckg("runs", "--experiment", text, "--json", env=env).stdout)
+        assert [r["experiment"] for r in rows] == [second, second]
+    # a front is of one experiment: the name is refused, the uids named
+    done = ckg("pareto", "runtime,memory", "--experiment", "papercut-train", env=env)
+    assert done.returncode == 2 and first in done.stderr and second in done.stderr
+
+
+def test_diff_of_two_long_commands_shows_where_they_differ(trained):
+    env, (first, _) = trained
+    runs = ckg("runs", "--experiment", first, "--ids", env=env).stdout.split()
+    done = ckg("diff", *runs, env=env)
+    assert done.returncode == 0, done.stderr
+    [command] = [line for line in done.stdout.splitlines() if line.startswith("command:")]
+    # the commands differ in their last word only; the line shows it, not a common start
+    assert re.search(r"--model (bayes|forest)'? -> .*--model (bayes|forest)", command), command
+    assert "bayes" in command and "forest" in command, command

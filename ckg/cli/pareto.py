@@ -15,8 +15,8 @@ from ckg.core.values import format_number
 def pareto(
     objectives: str = typer.Argument(..., help="OBJ[:max|:min],OBJ,... (two or more)."),
     experiment: str = typer.Option(
-        None, "--experiment", help="Runs of this experiment: its uid (or start), or a name "
-        "no other experiment has.",
+        None, "--experiment", help="Runs of this one experiment: its uid (or start), or a "
+        "name no other experiment has (one several share is refused, their uids listed).",
     ),
     task: str = typer.Option(None, "--task", help="Published results for this task."),
     dataset: str = typer.Option(None, "--dataset", help="Published results on this dataset."),

@@ -1,6 +1,7 @@
 """``ckg runs`` and ``ckg diff``: recorded runs, and what differs between two of them."""
 
 import json
+from os.path import commonprefix
 
 import typer
 
@@ -11,8 +12,8 @@ from ckg.core.values import format_number, human_unit
 @app.command("runs")
 def runs(
     experiment: str = typer.Option(
-        None, "--experiment", help="Runs of one experiment: its uid (or start), or a name no "
-        "other experiment has.",
+        None, "--experiment", help="Runs of one experiment, its uid (or start); or of every "
+        "experiment with this name, each a new one of ckg run TARGET.",
     ),
     artifact: str = typer.Option(None, "--artifact", help="Runs of one artifact."),
     limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
@@ -25,6 +26,10 @@ def runs(
     experiment that holds each.
 
     Example: ckg runs --experiment sklearn-digits --limit 10
+
+    A name selects every experiment so named (ckg run TARGET without --experiment makes a
+    new one named as the target each time): their runs are listed together, the column
+    experiment telling them apart by the start of its uid, which --experiment takes too.
     """
     with open_graph() as kg:
         rows = kg.runs(experiment, artifact, limit)
@@ -56,7 +61,10 @@ def runs(
     shown = [{k: v for k, v in row.items() if k not in empty} for row in shown]
     filtered = experiment or artifact
     hint = "no runs match" if filtered else "no runs recorded yet: ckg demo, or ckg run TARGET"
-    print_rows(shown, title="runs", label="params", units=units, optional=_OPTIONAL,
+    # Runs of several experiments of one name: the experiment's uid is what tells them apart.
+    several = len({row.get("experiment") for row in shown}) > 1
+    optional = tuple(group for group in _OPTIONAL if not (several and group == ("experiment",)))
+    print_rows(shown, title="runs", label="params", units=units, optional=optional,
                empty_hint=hint)  # fmt: skip
 
 
@@ -115,7 +123,7 @@ def diff(
         return
     fields: dict[str, list[str]] = {}
     for row in rows:
-        change = f"{_shown(row['a'])} -> {_shown(row['b'])}"
+        change = " -> ".join(_shown(row["a"], row["b"]))
         fields.setdefault(row["field"], []).append(
             change if row["key"] is None else f"{row['key']}: {change}")
     for field, changes in fields.items():
@@ -123,15 +131,31 @@ def diff(
         print(f"{field}: " + "; ".join(changes[:8]) + more)
 
 
-def _shown(value, most: int = 40) -> str:
-    """A value of ``ckg diff`` as Python writes it, cut to ``most`` characters; ``(none)``
-    where a run lacks it.
+def _shown(a, b, most: int = 40) -> tuple[str, str]:
+    """Two values of ``ckg diff`` as Python writes them (``(none)`` where a run lacks one),
+    each cut to ``most`` characters around where they first differ: from the start of the
+    word before it (``--model bayes``), an ellipsis marking each cut, so that a long command
+    that differs at its end shows that end.
 
-    >>> _shown("knn"), _shown(None), _shown("x" * 50, most=8)
-    ("'knn'", '(none)', "'xxxxxx…")
+    >>> _shown("knn", None)
+    ("'knn'", '(none)')
+    >>> _shown("python train.py --data digits --model bayes",
+    ...        "python train.py --data digits --model forest", most=24)
+    ("…--model bayes'", "…--model forest'")
+    >>> _shown("x" * 50, "y", most=8)
+    ("'xxxxxx…", "'y'")
     """
-    text = "(none)" if value is None else repr(value)
-    return text if len(text) <= most else text[: most - 1] + "…"
+    texts = ["(none)" if value is None else repr(value) for value in (a, b)]
+    if all(len(text) <= most for text in texts):
+        return texts[0], texts[1]
+    same = len(commonprefix(texts))
+    word = texts[0].rfind(" ", 0, texts[0].rfind(" ", 0, same)) + 1
+    start = max(word, same - most // 2) if same > most // 2 else 0
+    cut = []
+    for text in texts:
+        text = ("…" if start else "") + text[start:]
+        cut.append(text if len(text) <= most else text[: most - 1] + "…")
+    return cut[0], cut[1]
 
 
 def print_run(uid: str, as_json: bool) -> None:

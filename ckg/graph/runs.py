@@ -8,7 +8,8 @@ repeat's value, and the steps it called; :func:`provenance` flattens that into t
 A run is named by its uid or the start of one (:func:`resolve_run`); an experiment by its
 uid, the start of one, or a name no other experiment has (:func:`resolve_experiment`): a
 name is a label, and ``ckg run`` of the same target makes a new experiment each time
-unless ``--experiment`` names one.
+unless ``--experiment`` names one. A listing takes a name as selecting every experiment so
+named (:func:`select_experiments`, ``ckg runs --experiment NAME``).
 """
 
 import json
@@ -22,7 +23,7 @@ WHERE $artifact IS NULL OR a.alias = $artifact OR a.uid = $artifact
 OPTIONAL MATCH (caller:Run)-[:CALLED]->(r)
 WITH r, a, caller WHERE caller IS NULL
 OPTIONAL MATCH (r)-[:IN]->(e:Experiment)
-WITH r, a, e WHERE $experiment IS NULL OR e.uid = $experiment
+WITH r, a, e WHERE $experiments IS NULL OR e.uid IN $experiments
 OPTIONAL MATCH (r)-[:ON]->(p:Platform)
 RETURN r.uid AS run, r.started_at AS started_at, a.alias AS artifact, r.status AS status,
        r.params AS params, r.source_commit AS commit, r.artifact_digest AS digest,
@@ -69,11 +70,11 @@ def list_runs(store, experiment: str | None = None, artifact: str | None = None,
               limit: int = 50) -> list[dict]:
     """Top-level runs (not the steps of a script run), newest first, each with its
     ``measurements`` (:func:`ckg.graph.browse.measurements`); ``experiment`` as
-    :func:`resolve_experiment` takes it."""
+    :func:`select_experiments` takes it: a name, the runs of every experiment so named."""
     from ckg.graph.browse import measurements
 
-    uid = resolve_experiment(store, experiment) if experiment else None
-    rows = store.run(_LIST, {"experiment": uid, "artifact": artifact, "limit": limit})
+    uids = select_experiments(store, experiment) if experiment else None
+    rows = store.run(_LIST, {"experiments": uids, "artifact": artifact, "limit": limit})
     measured = measurements(store, [r["run"] for r in rows])
     return [{**r, "measurements": measured.get(r["run"], [])} for r in rows]
 
@@ -128,22 +129,44 @@ def resolve_experiment(store, text: str, *, prefix: bool = True) -> str:
         Several experiments have that name, or uids starting with ``text``: each is named
         (uid, runs, when created), so that one can be given by its uid.
     """
-    if store.get_node("Experiment", text) is not None:
-        return text
-    named = store.run(_NAMED, {"name": text}) if text else []
+    named = _experiments(store, text, prefix)
     if len(named) > 1:
         listed = ", ".join(f"{r['uid']} ({r['runs']} runs, {(r['created_at'] or '?')[:16]})"
                            for r in named[:8])
         more = f" and {len(named) - 8} more" if len(named) > 8 else ""
         raise UsageError(f"{len(named)} experiments are named {text!r}: {listed}{more}; "
                          "give one's uid (or its start)")
+    return named[0]["uid"]
+
+
+def select_experiments(store, text: str) -> list[str]:
+    """The uids of the experiments ``text`` selects: a whole uid, that one; a name, every
+    experiment so named, oldest first (each ``ckg run`` of a target without ``--experiment``
+    makes one named as the target); else the start of a uid no other experiment shares.
+
+    Raises
+    ------
+    NotFound
+        Nothing is named so; the closest names and some of those there are are named.
+    UsageError
+        Several experiments' uids start with ``text``; some are named.
+    """
+    return [row["uid"] for row in _experiments(store, text, prefix=True)]
+
+
+def _experiments(store, text: str, prefix: bool) -> list[dict]:
+    """The experiment whose uid is ``text``, else those named ``text`` (``uid``, ``runs``,
+    ``created_at``, oldest first), else (``prefix``) the one whose uid alone starts so."""
+    if store.get_node("Experiment", text) is not None:
+        return [{"uid": text}]
+    named = store.run(_NAMED, {"name": text}) if text else []
     if named:
-        return named[0]["uid"]
+        return named
     uids = _uids_from(store, "Experiment", text) if prefix else []
     if not uids:
         rows = store.run("MATCH (e:Experiment) RETURN e.name AS name, e.uid AS uid")
         raise no_experiment(text, rows)
-    return _one(uids, text, "experiments")
+    return [{"uid": _one(uids, text, "experiments")}]
 
 
 def no_experiment(text: str, rows: list[dict]) -> NotFound:
