@@ -309,12 +309,13 @@ class KnowledgeGraph:
         with open(to, home=home or self.home) as target:  # ckg.api.open, not the built-in
             return copy_graph(self.store, target.store, merge=merge, progress=progress)
 
-    def find(self, tags="", kind: str | None = None) -> list[dict]:
-        """Artifacts matching CM-style ``tags`` (``a,b,-c,_variation``); see
-        :mod:`ckg.graph.lookup`."""
+    def find(self, tags="", kind: str | None = None, *, source: str | None = None) -> list[dict]:
+        """Artifacts matching CM-style ``tags`` (``a,b,-c,_variation``), of ``source`` only
+        when given (a source's name, location, its last part, or a uid start; NotFound when
+        it names no ingested source); see :func:`ckg.graph.lookup.find`."""
         from ckg.graph.lookup import find
 
-        return find(self.store, tags, kind)
+        return find(self.store, tags, kind, source=source)
 
     def find_page(self, tags="", kind: str | None = None, *, source: str | None = None,
                   offset: int = 0, limit: int = 100) -> tuple[list[dict], int]:

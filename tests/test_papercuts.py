@@ -243,3 +243,27 @@ def test_diff_of_two_long_commands_shows_where_they_differ(trained):
     # the commands differ in their last word only; the line shows it, not a common start
     assert re.search(r"--model (bayes|forest)'? -> .*--model (bayes|forest)", command), command
     assert "bayes" in command and "forest" in command, command
+
+
+def test_find_keeps_the_artifacts_of_the_source_named(ckg_home, tmp_path):
+    for name in ("alpha", "beta"):
+        folder = tmp_path / name / "flow"  # both sources' folders end in the same word
+        folder.mkdir(parents=True)
+        (folder / "ckg.yaml").write_text(f"alias: {name}-flow\nuid: papercut-{name}\n"
+                                         "tags: [papercut]\nrun: echo\n")  # fmt: skip
+    assert ckg("ingest", str(tmp_path / "alpha" / "flow"), "--name", "alpha").returncode == 0
+    assert ckg("ingest", str(tmp_path / "beta" / "flow")).returncode == 0
+    everything = json.loads(ckg("find", "--tags", "papercut", "--json").stdout)
+    beta = next(r["source_uid"] for r in everything if r["alias"] == "beta-flow")
+    # the name, the location, its last parts, the start of the uid: as --source of ckg show
+    for source, alias in (("alpha", "alpha-flow"), (str(tmp_path / "beta" / "flow"), "beta-flow"),
+                          ("beta/flow", "beta-flow"), (beta[:6], "beta-flow")):  # fmt: skip
+        done = ckg("find", "--tags", "papercut", "--source", source, "--json")
+        assert done.returncode == 0, done.stderr  # it said: No such option: --source
+        assert [r["alias"] for r in json.loads(done.stdout)] == [alias], source
+    table = ckg("find", "--tags", "papercut", "--source", "alpha").stdout
+    assert "alpha-flow" in table and "beta-flow" not in table
+    done = ckg("find", "--tags", "papercut", "--source", "alpah")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == ["ckg: error: no ingested source 'alpah' (did you mean "
+                                        "'alpha'?); sources: alpha, flow"]  # fmt: skip

@@ -67,15 +67,22 @@ def ingest(
 def find(
     tags: str = typer.Option("", "--tags", "-t", help="a,b,-c,_variation (CM's rules)."),
     kind: str = typer.Option(None, "--kind", "-k", help="Only this kind (script, soft, ...)."),
+    source: str = typer.Option(
+        None, "--source", help="Only artifacts of this source (name, location, uid start)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
 ) -> None:
     """Find artifacts by tags: all plain tags, none of the -tags, variations declared.
 
-    Example: ckg find --tags get,python3 --kind script
+    Example: ckg find --tags get,python3 --kind script --source mlperf-automations
+
+    --source takes a source as --source of ckg show, deps and run does: its --name, its
+    location (a Git URL, a path) or the last part of it, as ckg find's column shows it, or
+    the start of its uid; a name no ingested source has is refused, naming those there are.
     """
     with open_graph() as kg:
-        rows = kg.find(tags, kind)
+        rows = kg.find(tags, kind, source=source)
         listed = as_json or as_csv
         held = rows or listed or kg.holds_artifacts()
     if listed:
@@ -87,7 +94,8 @@ def find(
               "or folder, e.g. ckg ingest https://github.com/mlcommons/mlperf-automations)")
         return
     if not rows:
-        print(f"(no artifacts match {tags!r}" + (f" of kind {kind!r})" if kind else ")"))
+        where = (f" of kind {kind!r}" if kind else "") + (f" from {source!r}" if source else "")
+        print(f"(no artifacts match {tags!r}{where})")
         return
     width = max(len(r["alias"] or "") for r in rows)
     kinds = max(len(r["kind"] or "") for r in rows)
@@ -98,10 +106,10 @@ def find(
 
 
 def _source(row: dict) -> str:
-    """Where an artifact came from, in a word: the source's ``--name``, else the last part
-    of its location (what ``--source`` takes)."""
-    location = (row.get("source") or "").rstrip("/")
-    return row.get("source_name") or location.rpartition("/")[2] or location or "-"
+    """Where an artifact came from, in a word (:func:`ckg.graph.lookup.source_label`)."""
+    from ckg.graph.lookup import source_label
+
+    return source_label(row) or "-"
 
 
 @app.command("show")

@@ -10,7 +10,15 @@ import os
 from dataclasses import dataclass
 
 from ckg.core.errors import NotFound, UsageError, did_you_mean
-from ckg.core.resolve import Choice, choose, match_tags, parse_tags, place, sort_value
+from ckg.core.resolve import (
+    Choice,
+    choose,
+    match_tags,
+    parse_tags,
+    place,
+    sort_value,
+    source_matches,
+)
 from ckg.core.schema import check_name
 
 _SUMMARY = (
@@ -39,29 +47,74 @@ _EDGE = (
 )
 
 
-def find(store, tags: str | list[str] = "", kind: str | None = None) -> list[dict]:
+def find(store, tags: str | list[str] = "", kind: str | None = None, *,
+         source: str | None = None) -> list[dict]:
     """Artifacts matching ``tags`` with CM's rules, sorted by alias, each with its source
     (``source``: the location it was ingested from, ``source_name``: its ``--name``).
 
     Plain tags must all be present and ``-tag`` excludes (both filtered in Cypher);
     ``_x`` keeps artifacts declaring variation ``x`` (filtered here, as ``name.#`` needs it).
+    ``source`` keeps those of the sources it names (:func:`source_uids`).
+
+    Raises
+    ------
+    NotFound
+        ``source`` names no ingested source.
 
     Examples
     --------
     >>> find(kg.store, "get,python3,-src", kind="script")       # doctest: +SKIP
     [{'uid': 'd0b5dd74373f4a62', 'alias': 'get-python3', 'kind': 'script', ...}]
+    >>> find(kg.store, "get,python3", source="mlperf-automations")  # doctest: +SKIP
+    [{'uid': '...', 'alias': 'get-python3', ..., 'source_name': 'mlperf-automations'}]
     """
     query = parse_tags(tags)
     rows = store.run(
         "MATCH (a:Artifact) WHERE all(t IN $plain WHERE t IN a.tags) "
         "AND none(t IN $excluded WHERE t IN a.tags) "
         "AND ($kind IS NULL OR a.kind = $kind) "
+        "AND ($sources IS NULL OR a.source_uid IN $sources) "
         "OPTIONAL MATCH (s:Source {uid: a.source_uid}) "
         f"RETURN {_SUMMARY}, s.location AS source, s.name AS source_name "
         "ORDER BY alias, source, uid",
-        {"plain": list(query.plain), "excluded": list(query.excluded), "kind": kind},
+        {"plain": list(query.plain), "excluded": list(query.excluded), "kind": kind,
+         "sources": None if source is None else source_uids(store, source)},
     )
     return match_tags(tags, rows) if query.variations else rows
+
+
+def source_uids(store, name: str) -> list[str]:
+    """The uids of the ingested sources ``name`` names as ``--source`` takes it everywhere
+    (:func:`ckg.core.resolve.source_matches`): a source's ``--name``, its location (a Git
+    URL, a path), the last part(s) of it (``mlperf-automations``), or the start of its uid.
+
+    Raises
+    ------
+    NotFound
+        No ingested source is named so; the closest and some of those there are are named.
+    """
+    rows = store.run("MATCH (s:Source) RETURN s.uid AS source_uid, s.location AS source, "
+                     "s.name AS source_name ORDER BY source, source_uid")  # fmt: skip
+    found = [row["source_uid"] for row in rows if source_matches(row, name)]
+    if not found:
+        names = [source_label(row) or row["source_uid"] for row in rows]
+        listed = ", ".join(names[:8]) or "none yet: ckg ingest one"
+        raise NotFound(f"no ingested source {name!r}{did_you_mean(name, names)}; "
+                       f"sources: {listed}")  # fmt: skip
+    return found
+
+
+def source_label(row: dict) -> str:
+    """Where an artifact came from, in a word, as ``ckg find`` shows it (and ``--source``
+    takes it): its source's ``source_name``, else the last part of its location ``source``.
+
+    >>> source_label({"source": "https://github.com/mlcommons/mlperf-automations/"})
+    'mlperf-automations'
+    >>> source_label({"source": "/r/cm4mlops", "source_name": "cm"}), source_label({})
+    ('cm', '')
+    """
+    location = (row.get("source") or "").rstrip("/")
+    return row.get("source_name") or location.rpartition("/")[2] or location
 
 
 def find_page(store, tags: str | list[str] = "", kind: str | None = None, *,
