@@ -267,3 +267,20 @@ def test_find_keeps_the_artifacts_of_the_source_named(ckg_home, tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines() == ["ckg: error: no ingested source 'alpah' (did you mean "
                                         "'alpha'?); sources: alpha, flow"]  # fmt: skip
+
+
+def test_compare_of_mlperf_results_shows_what_tells_the_rows_apart(ckg_home, corpora):
+    assert ckg("results", "import", str(corpora / "mlperf")).returncode == 0
+    compare = ["compare", "--task", "Image Classification", "--dataset", "ImageNet", "--metric",
+               "accuracy"]  # fmt: skip
+    rows = json.loads(ckg(*compare, "--json").stdout)
+    assert {r["model"] for r in rows} == {"resnet50"} and len(rows) == 78
+    assert len({(r["submitter"], r["system"]) for r in rows}) > 40  # the API has them too
+    for width in (90, 120, 400):
+        shown = ckg(*compare, env=os.environ | {"COLUMNS": str(width)}).stdout
+        header = next(line for line in shown.splitlines() if "rank" in line)
+        assert "submitter" in header and "system" in header, shown
+        cells = [tuple(c.strip() for c in line.split("│")[2:-1])  # without the rank
+                 for line in shown.splitlines() if line.startswith("│")]  # fmt: skip
+        assert len(cells) == 50 and len(set(cells)) == 50, shown  # no two rows look alike
+    assert "in every row: division closed, scenario Offline" in shown

@@ -118,6 +118,10 @@ def compare(
     The direction comes from the metric registry, else from the metric's name (error, loss,
     perplexity, bits per character, latency ... rank lower first); a metric with neither
     needs --higher-is-better or --lower-is-better.
+
+    Results of a benchmark's submissions (MLPerf) show their submitter, system, division,
+    scenario and version where these differ between rows (those the same in every row are
+    named under the table), and each result's uid where rows would still look alike.
     """
     from ckg.core.errors import UsageError
 
@@ -133,22 +137,51 @@ def compare(
     if as_json or as_csv:
         print_rows(_records(frame), as_json=as_json, as_csv=as_csv)
         return
-    columns = ["rank", "model", "value", "unit", "stderr", "paper", "date", "code"]
+    records = _records(frame)
+    told, same = _telling(records, _SUBMISSION)
+    columns = ["rank", "model", *told, "value", "unit", "stderr", "paper", "date", "code"]
     parts = frame.attrs.get("datasets") or []
     if len(parts) > 1:  # the dataset's parts, each ranked on its own
         columns.insert(1, "dataset")
-    view = [{c: r.get(c) for c in columns} for r in _records(frame)]
+    view = [{c: r.get(c) for c in columns} for r in records]
     for row in view:
         row["code"] = (row["code"] or [""])[0] if isinstance(row["code"], list) else row["code"]
         row["paper"] = textwrap.shorten(row["paper"] or "", 50, placeholder=" …")
+    # Rows alike as a narrow terminal shows them (a kept column at least 16 wide: its first
+    # 15 characters and an ellipsis) are told apart by their results' uids.
+    alike = [tuple(str(v)[:15] for c, v in row.items() if c != "rank") for row in view]
+    if len(set(alike)) < len(alike):
+        for row, record in zip(view, records, strict=True):
+            row["result"] = record["result"]
     title = f"{frame.attrs['metric']} on {dataset} ({task})"
     if len(parts) > 1:
         title += f": {len(parts)} datasets, each ranked on its own"
-    print_rows(view, title=title, drop_empty=True)
+    kept = ("rank", "value", "unit", "dataset", "model", "result", *told) if told else ()
+    print_rows(view, title=title, drop_empty=True, important=kept)
+    if same:
+        print("in every row: " + ", ".join(f"{c} {v}" for c, v in same.items()))
     better = "lower" if frame.attrs["direction"] == "min" else "higher"
     print(f"ranked {better} is better: {frame.attrs['why']}")
     if plot:
         print(f"plot written to {plot}")
+
+
+#: What tells apart results of one model with no paper: a benchmark's submissions (MLPerf).
+_SUBMISSION = ("submitter", "system", "division", "scenario", "version")
+
+
+def _telling(rows: list[dict], columns: tuple[str, ...]) -> tuple[list[str], dict]:
+    """The ``columns`` whose values differ between ``rows``, and the value of each other one
+    that every row has.
+
+    >>> _telling([{"submitter": "A", "division": "closed", "system": None},
+    ...           {"submitter": "B", "division": "closed", "system": None}],
+    ...          ("submitter", "system", "division"))
+    (['submitter'], {'division': 'closed'})
+    """
+    values = {c: {row.get(c) for row in rows} for c in columns}
+    told = [c for c in columns if len(values[c]) > 1]
+    return told, {c: v.pop() for c, v in values.items() if len(v) == 1 and None not in v}
 
 
 def _records(frame) -> list[dict]:

@@ -86,7 +86,8 @@ WITH r, m, p, direction, collect(DISTINCT a.uid) AS artifacts
 RETURN m.name AS metric, r.dataset AS dataset, direction, r.model AS model,
        r.value AS value, r.unit AS unit, r.stderr AS stderr, r.raw AS raw, p.title AS paper,
        p.url AS paper_url, coalesce(p.date, r.date) AS date, p.code_urls AS code, artifacts,
-       r.uid AS result
+       r.submitter AS submitter, r.system AS system, r.division AS division,
+       r.scenario AS scenario, r.version AS version, r.uid AS result
 {_COMPARED_ORDER}
 """
 _COMPARED_COUNTS = _COMPARED + "RETURN r.dataset AS dataset, count(*) AS rows ORDER BY dataset"
