@@ -111,3 +111,55 @@ def _pgid(pid: int) -> int | None:
         return os.getpgid(pid)
     except ProcessLookupError:
         return None
+
+
+def test_a_callable_runs_in_a_fork_as_a_command_would_and_never_returns_here(tmp_path):
+    """Its own session, exactly ``env``, ``cwd``, /dev/null for stdin, its output in the log,
+    its return value or what it raised as the exit code; and whatever it raises ends the
+    fork there: the caller's ``finally`` runs in the caller alone."""
+    seen = tmp_path / "seen.txt"
+    finally_ran = tmp_path / "finally.txt"
+
+    def call(fail: bool):
+        seen.write_text(repr([os.getsid(0) == os.getpid(), os.environ.get("ONLY"),
+                              "HOME" in os.environ, os.getcwd(),
+                              os.path.samestat(os.fstat(0), os.stat(os.devnull))]))
+        print("from the fork")
+        if fail:
+            raise ValueError("boom")
+        return 3
+
+    for fail in (False, True):
+        try:
+            out = execute(lambda fail=fail: call(fail), cwd=tmp_path / "w", env={"ONLY": "1"},
+                          log_path=tmp_path / "log")
+        finally:
+            with open(finally_ran, "a") as marks:
+                marks.write(f"{os.getpid()}\n")
+        assert out.pid != os.getpid()
+        assert eval(seen.read_text()) == [True, "1", False, str(tmp_path / "w"), True]
+        assert "from the fork" in out.log_tail
+        if fail:
+            assert (out.status, out.exit_code) == ("failed", 1)
+            assert "ValueError: boom" in out.log_tail
+        else:
+            assert (out.status, out.exit_code) == ("failed", 3)
+    assert finally_ran.read_text().split() == [str(os.getpid())] * 2
+
+
+def test_a_callable_that_outlives_its_timeout_is_ended_with_its_group(tmp_path):
+    out = _run(tmp_path, lambda: subprocess.run(["sleep", "30"]).returncode, timeout_s=0.5)
+    assert out.status == "timeout" and out.wall_s < 10
+    assert _group_members(out.pid) == []
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid``."""
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(process.pid)
+        except (OSError, psutil.Error):
+            continue
+    return members

@@ -2,14 +2,17 @@
 tmp-run.sh, env hand-over, customize.py hooks, the cache, and hooks that misbehave."""
 
 import json
+import os
 import re
 import textwrap
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
+from ckg.run.execute import can_fork
 from ckg.run.scripts import native
 from ckg.run.scripts.automation import ScriptAutomation
 from ckg.run.scripts.index import Script, save_index
@@ -405,3 +408,45 @@ def test_a_malformed_meta_or_a_cycle_fails_that_run_with_one_line(repo):
     assert loop.status == "failed" and "nest deeper than 64 scripts (a cycle?" in loop.error
     missing = repo.run("no,such,script")
     assert missing.status == "failed" and missing.error == "no script has the tags no,such,script"
+
+
+@pytest.mark.parametrize("forked", [True, False], ids=["forked", "spawned"])
+def test_a_worker_is_what_a_new_interpreter_would_be(repo, forked):
+    """The worker runs in a fork of this process when nothing else runs in it, else in a new
+    interpreter (a thread could hold a lock across a fork): either way the hooks see the
+    worker's argv, its folder on sys.path, exactly the job's environment and not this
+    process's standard input, and what they print is in the log."""
+    seen = repo.root.parent / "seen.json"
+    repo.script("look", {"tags": ["look"]}, customize=f"""\
+        import json, os, sys
+        def preprocess(i):
+            open({str(seen)!r}, "w").write(json.dumps({{
+                "argv": sys.argv, "path": sys.path,
+                "ours": os.environ.get("CKG_ONLY_HERE"), "parent": os.getppid(),
+                "stdin_null": os.path.samestat(os.fstat(0), os.stat(os.devnull))}}))
+            print("the hook speaks")
+            return {{"return": 0}}
+        """)
+    index, workdir = repo.root.parent / "index.json", repo.home / "runs" / "r0"
+    save_index(index, repo.scripts)
+    env = dict(os.environ)  # the worker's
+    os.environ["CKG_ONLY_HERE"] = "1"  # in this process only
+    busy = threading.Event()
+    other = None if forked else threading.Thread(target=busy.wait)
+    try:
+        if other:
+            other.start()
+        assert can_fork() is forked
+        result = invoke(index, {"tags": "look"}, home=repo.home, workdir=workdir,
+                        log_path=workdir / "ckg-run.log", env=env)
+    finally:
+        del os.environ["CKG_ONLY_HERE"]
+        busy.set()
+        if other:
+            other.join()
+    assert result.status == "ok", result.error
+    looked = json.loads(seen.read_text())
+    assert Path(looked["argv"][0]).name == "worker.py" and looked["argv"][1].endswith("job.json")
+    assert str(workdir) in looked["path"]  # python -m puts its folder on sys.path
+    assert looked["ours"] is None and looked["parent"] == os.getpid() and looked["stdin_null"]
+    assert "the hook speaks" in (workdir / "ckg-run.log").read_text()

@@ -58,8 +58,9 @@ def execute(
 
     Parameters
     ----------
-    command : str or list of str
-        A string runs through ``/bin/sh -c``; a list is executed directly.
+    command : str, list of str or callable
+        A string runs through ``/bin/sh -c``; a list is executed directly; a callable runs
+        in a fork of this process (:func:`_fork`) and its return value is the exit code.
     cwd : Path
         The working folder; created if missing.
     env : dict
@@ -95,44 +96,49 @@ def execute(
     >>> out.status, out.log_tail
     ('ok', 'hi\\n')
     """
-    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     cwd.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         offset = log.tell()
         start = time.perf_counter()
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL if stdin is None else stdin,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                umask=config.user_umask(),  # the user's own: ckg's private one is for its files
-            )
-        except OSError as exc:
-            raise RunFailed(f"cannot start {argv[0]!r} in {cwd}: {exc.strerror}") from None
-        watch = _Watch(proc.pid, timeout_s)
+        if callable(command):
+            proc = None
+            pid = _fork(command, cwd=cwd, env=env, log=log, stdin=stdin)
+        else:
+            argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL if stdin is None else stdin,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    umask=config.user_umask(),  # the user's: ckg's private one is for its files
+                )
+            except OSError as exc:
+                raise RunFailed(f"cannot start {argv[0]!r} in {cwd}: {exc.strerror}") from None
+            pid = proc.pid
+        watch = _Watch(pid, timeout_s)
         watch.start()
         interrupted = False
         try:
             try:
-                _, status, usage = os.wait4(proc.pid, 0)
+                _, status, usage = os.wait4(pid, 0)
             except KeyboardInterrupt:
                 interrupted = True
-                status, usage = _interrupt(proc.pid)
+                status, usage = _interrupt(pid)
         finally:
             wall = time.perf_counter() - start
             watch.finish()
-        # The Popen object must not try to reap the pid again.
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        exit_code = os.waitstatus_to_exitcode(status)
+        if proc is not None:
+            proc.returncode = exit_code  # the Popen object must not try to reap the pid again
     if watch.timed_out or interrupted:
         # Members that trapped SIGTERM or SIGINT, or were still starting, go now.
-        _signal_group(proc.pid, signal.SIGKILL)
-        _await_group_end(proc.pid)
-    exit_code = proc.returncode
+        _signal_group(pid, signal.SIGKILL)
+        _await_group_end(pid)
     mask_file(log_path, secrets, start=offset)
     if interrupted:
         state = "interrupted"
@@ -149,8 +155,107 @@ def execute(
         # Linux reports ru_maxrss in KiB.
         peak_rss_bytes=max(watch.peak_rss, usage.ru_maxrss * 1024),
         log_tail=read_tail(log_path, start=offset),
-        pid=proc.pid,
+        pid=pid,
     )
+
+
+def can_fork() -> bool:
+    """Whether :func:`execute` may run a callable in a fork of this process: on a POSIX host,
+    from a process with no other thread, which a fork would leave holding whatever locks it
+    held (a progress bar's refresh, a cluster worker's tasks: those spawn instead)."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+#: What a fork resets to as a new interpreter has it: a host process (a resident ``ckg``,
+#: a server) may have set its own handlers for these.
+_DEFAULT_SIGNALS = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGCHLD", "SIGUSR1", "SIGUSR2", "SIGALRM")
+
+
+def _fork(call, *, cwd: Path, env: dict[str, str], log, stdin: int | None) -> int:
+    """Fork a child that runs ``call()`` as :func:`execute` runs a command (its own session,
+    the user's umask, ``cwd``, exactly ``env``, stdout and stderr to ``log``, ``stdin`` or
+    /dev/null) and exits with its return value; its pid.
+
+    The child has this process's modules already imported, which is what it saves over a new
+    interpreter (about 0.1 s of start and imports for a script worker). It never returns
+    into this process's code: whatever ``call`` raises is printed to the log and ends it
+    (KeyboardInterrupt as an interpreter ends on it, by SIGINT), and it leaves by
+    ``os._exit``, so that no context manager, finalizer or ``atexit`` hook of this process
+    (an open store's connection, a temporary folder) runs in it.
+    """
+    import faulthandler
+    import io
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):  # else what they hold is written twice
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    null = os.open(os.devnull, os.O_RDONLY) if stdin is None else None
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        if null is not None:
+            os.close(null)
+        raise RunFailed(f"cannot start a process in {cwd}: {exc.strerror}") from None
+    if pid:
+        if null is not None:
+            os.close(null)
+        return pid
+    code = 1
+    try:
+        os.setsid()
+        os.umask(config.user_umask())
+        signal.set_wakeup_fd(-1)
+        for name in _DEFAULT_SIGNALS:
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.dup2(null if stdin is None else stdin, 0)
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+        # Unbuffered, as PYTHONUNBUFFERED=1 leaves a worker's: the log shows what ran last.
+        sys.stdout, sys.stderr = (
+            io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8",
+                             errors=errors, write_through=True)
+            for fd, errors in ((1, "strict"), (2, "backslashreplace")))
+        # A crash is reported as a new interpreter would: only with PYTHONFAULTHANDLER, and
+        # into the log (pytest's handler would write to the parent's stderr).
+        faulthandler.disable()
+        if env.get("PYTHONFAULTHANDLER"):
+            faulthandler.enable()
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        code = call()
+    except SystemExit as exc:
+        code = exc.code
+        if code is not None and not isinstance(code, int):
+            print(code, file=sys.stderr)  # as sys.exit("message") ends an interpreter
+            code = 1
+    except KeyboardInterrupt:
+        _print_exception()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    except BaseException:
+        _print_exception()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code or 0)
+
+
+def _print_exception() -> None:
+    import traceback
+
+    try:
+        traceback.print_exc()
+    except BaseException:  # noqa: BLE001  -- the child ends with its code all the same
+        pass
 
 
 def _interrupt(pid: int):

@@ -6,7 +6,9 @@ a later run reads one file instead of querying the graph. :func:`invoke` first a
 :class:`~ckg.run.scripts.engine.Engine` that may only use the cache: a run whose every
 step is cached finishes in this process, with nothing spawned. Anything else runs in a
 worker process (:mod:`ckg.run.scripts.worker`) through :func:`ckg.run.execute.execute`
-(own process group, timeout, CPU time and peak memory of the whole tree); the steps it
+(own process group, timeout, CPU time and peak memory of the whole tree): a fork of this
+process, whose modules the worker then need not import again, while it runs no other
+thread; else a new interpreter (``python -m ckg.run.scripts.worker JOB``). The steps it
 reports come back through a file, and a worker that dies leaves its last started step
 failed with the exit code and the log's tail.
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 from ckg.core.redact import seal
 from ckg.core.resolve import place
 from ckg.graph.scripts import repo_metas, script_rows, source_stamps
-from ckg.run.execute import Outcome, execute, read_tail
+from ckg.run.execute import Outcome, can_fork, execute, read_tail
 from ckg.run.scripts.cache import ScriptCache
 from ckg.run.scripts.engine import Engine, NeedsExecution, ScriptFailed
 from ckg.run.scripts.index import Script, load_index, save_index
@@ -197,6 +199,7 @@ def _in_worker(
     child_env[SECRETS_VARIABLE] = json.dumps(secrets)
     stdin = sys.stdin.fileno() if can_answer(sys.stdin) else None
     outcome = execute(
+        _forked_worker(str(job_path)) if can_fork() else
         [sys.executable, "-m", "ckg.run.scripts.worker", str(job_path)],
         stdin=stdin,
         cwd=workdir,
@@ -219,6 +222,21 @@ def _in_worker(
             step["error"] = step.get("error") or result.error
             step["log_tail"] = read_tail(log_path)
     return result
+
+
+def _forked_worker(job_path: str):
+    """The worker's main as :func:`ckg.run.execute.execute` runs it in a fork of this
+    process, whose modules (the engine's, loaded for the cache lookup) it then need not
+    import again. It sees what ``python -m ckg.run.scripts.worker JOB`` would: that
+    ``argv``, and its working folder first on ``sys.path``."""
+    from ckg.run.scripts import worker  # here, before the fork: the child imports nothing
+
+    def main() -> int:
+        sys.argv = [worker.__file__, job_path]
+        sys.path.insert(0, os.getcwd())
+        return worker.main(sys.argv)
+
+    return main
 
 
 def can_answer(stream) -> bool:

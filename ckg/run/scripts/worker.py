@@ -88,7 +88,9 @@ def _as_cm(engine) -> None:
     import cmind.core
 
     cmind.core.cm = engine.cmind
-    logging.basicConfig(level=logging.INFO)
+    # force: a worker forked from a process that had logging set up (pytest's capture) writes
+    # to its own stderr, the log, as a new interpreter's would.
+    logging.basicConfig(level=logging.INFO, force=True)
 
 
 def _guard(roots: set[str]):
