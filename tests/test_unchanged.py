@@ -114,12 +114,17 @@ def test_a_changed_file_in_the_checkout_is_noticed_even_with_its_size_and_mtime_
     assert script.read_text() == "print('two')\n"
 
 
-@pytest.mark.parametrize("change", ["new file", "removed file", "mode", "index", "HEAD"])
+@pytest.mark.parametrize("change", ["new file", "new folder", "renamed file", "removed file",
+                                    "mode", "index", "HEAD"])
 def test_each_kind_of_change_to_the_checkout_is_noticed(repo, tmp_path, git_calls, change):
     clone = _recorded(repo, tmp_path / "cache")
     script = clone / "wf" / "hello.py"
     if change == "new file":
         (clone / "wf" / "extra.py").write_text("")
+    elif change == "new folder":  # only the listing of wf changes, and wf's times
+        (clone / "wf" / "more").mkdir()
+    elif change == "renamed file":  # the same inode, size and times under another name
+        script.rename(clone / "wf" / "renamed.py")
     elif change == "removed file":
         script.unlink()
     elif change == "mode":
@@ -133,6 +138,7 @@ def test_each_kind_of_change_to_the_checkout_is_noticed(repo, tmp_path, git_call
     assert _calls(git_calls), f"a {change} was not noticed"
     assert commit == git(repo, "rev-parse", "HEAD")
     assert script.read_text() == "print('two')\n" and not (clone / "wf" / "extra.py").exists()
+    assert not (clone / "wf" / "more").exists() and not (clone / "wf" / "renamed.py").exists()
     assert git(clone, "status", "--porcelain") == ""
 
 

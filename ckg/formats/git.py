@@ -8,14 +8,15 @@ local clone too.
 Each checkout is recorded in the clone's ``.git/ckg-checkout.json`` (the user's private
 cache, 0600): the commit, whether ``git status`` found changes, and a stamp of what git
 itself would look at, read without spawning it (:func:`_tree_stamp`): the size, times,
-inode and mode of every work tree file (as git's index keeps them), the bytes of ``HEAD``,
+inode and mode of every work tree entry (as git's index keeps them), the bytes of ``HEAD``,
 the index and the config, and git's own settings. While the stamp is unchanged,
 so is the checkout: a file written, touched, replaced, added or removed changes its ctime
-or the listing, and an entry not strictly older than the record's own file is never taken
-as unchanged (git's "racy" entries). For a local repository (a path or a ``file://`` URL)
-the record also keeps the bytes of the upstream's ``HEAD``, refs and config: while they and
-the stamp are unchanged, a fetch would bring the same commit, and :func:`checkout` spawns no
-``git`` at all.
+or its folder's (a folder's times change with its listing, so the entries recorded are
+stat'ed again without listing any folder), and an entry not strictly older than the
+record's own file is never taken as unchanged (git's "racy" entries). For a local
+repository (a path or a ``file://`` URL) the record also keeps the bytes of the upstream's
+``HEAD``, refs and config: while they and the stamp are unchanged, a fetch would bring the
+same commit, and :func:`checkout` spawns no ``git`` at all.
 """
 
 import hashlib
@@ -75,7 +76,7 @@ def checkout(url: str, ref: str, cache: Path) -> tuple[Path, str, str]:
     upstream = None if local is None else _upstream_stamp(local)
     kept = last_checkout(repo)
     if kept and kept["url"] == url and kept["ref"] == ref and upstream is not None \
-            and kept["upstream"] == upstream and kept["stamp"] == _tree_stamp(repo)[0]:
+            and kept["upstream"] == upstream and _as_kept(repo, kept):
         return repo, kept["commit"], origin
     if kept:  # from here on, a record says what this checkout left, or there is none
         (repo / ".git" / STATE_FILE).unlink(missing_ok=True)
@@ -93,8 +94,8 @@ def checkout(url: str, ref: str, cache: Path) -> tuple[Path, str, str]:
     else:
         want = "FETCH_HEAD"
     state = {"url": url, "ref": ref, "upstream": upstream}
-    stamp = _tree_stamp(repo) if kept and kept["commit"] == _fetched(repo, want) else None
-    if stamp and stamp[0] == kept["stamp"]:  # the same commit, the copy as it was left
+    stamp = _as_kept(repo, kept) if kept and kept["commit"] == _fetched(repo, want) else None
+    if stamp:  # the same commit, the copy as it was left
         _record(repo, {**state, "commit": kept["commit"], "dirty": kept["dirty"]}, stamp)
         return repo, kept["commit"], origin
     _git(repo, "checkout", "-q", "--force", "--detach", want)
@@ -110,18 +111,26 @@ STATE_FILE = "ckg-checkout.json"
 
 def last_checkout(repo: Path) -> dict | None:
     """What :func:`checkout` left in ``repo``: ``url``, ``ref``, ``commit``, ``dirty``
-    (changes ``git status`` saw right after it), the ``upstream`` and work tree stamps; None
-    when there is no record. Not verified here: right after :func:`checkout` it holds, later
-    it holds while :func:`_tree_stamp` gives its ``stamp``."""
+    (changes ``git status`` saw right after it), the ``upstream`` and work tree stamps and
+    the ``paths`` of the entries stamped; None when there is no record. Not verified here:
+    right after :func:`checkout` it holds, later it holds while :func:`_tree_stamp` of its
+    ``paths`` gives its ``stamp``."""
     try:
         record = json.loads((repo / ".git" / STATE_FILE).read_bytes())
     except (OSError, ValueError):
         return None
-    keys = {"url", "ref", "upstream", "commit", "dirty", "stamp"}
+    keys = {"url", "ref", "upstream", "commit", "dirty", "stamp", "paths"}
     return record if isinstance(record, dict) and keys <= record.keys() else None
 
 
-def _record(repo: Path, state: dict, stamp: tuple[str, int] | None = None) -> None:
+def _as_kept(repo: Path, kept: dict) -> tuple[str, int, list[str]] | None:
+    """The stamp of ``repo``'s entries that the record ``kept`` lists, when it is the one
+    recorded; None when the checkout changed since."""
+    stamp = _tree_stamp(repo, kept["paths"])
+    return stamp if stamp and stamp[0] == kept["stamp"] else None
+
+
+def _record(repo: Path, state: dict, stamp: tuple[str, int, list[str]] | None = None) -> None:
     """Write ``state`` with the stamp of ``repo`` as its record, unless an entry is racy:
     changed no earlier than the record's file was made (same file system, same clock), so
     that a later change in the same clock tick would leave its times as recorded. A
@@ -132,9 +141,10 @@ def _record(repo: Path, state: dict, stamp: tuple[str, int] | None = None) -> No
     written = False
     try:
         made = os.fstat(fd).st_mtime_ns
-        digest, newest = stamp or _tree_stamp(repo)
-        if newest < made:
-            os.write(fd, json.dumps({**state, "stamp": digest}).encode())
+        found = stamp or _tree_stamp(repo)  # None: an entry went while it was listed
+        if found and found[1] < made:
+            digest, _, paths = found
+            os.write(fd, json.dumps({**state, "stamp": digest, "paths": paths}).encode())
             written = True
     finally:
         os.close(fd)
@@ -144,36 +154,46 @@ def _record(repo: Path, state: dict, stamp: tuple[str, int] | None = None) -> No
         os.replace(partial, path)
 
 
-def _tree_stamp(repo: Path) -> tuple[str, int]:
-    """A digest of what git looks at to tell the state of the checkout ``repo``, and the
-    newest mtime or ctime of its work tree entries (ns).
+def _tree_stamp(repo: Path, paths: list[str] | None = None) -> tuple[str, int, list[str]] | None:
+    """A digest of what git looks at to tell the state of the checkout ``repo``, the newest
+    mtime or ctime of its work tree entries (ns), and the paths of those entries (relative
+    to ``repo``, "" for itself).
 
-    Every entry below ``repo`` but ``.git``: path and inode, and for all but folders mode,
-    size, mtime and ctime (a folder's content is its listing, here in full); the bytes of
-    ``.git/HEAD``, the index and the config; git's own settings (:func:`_git_settings`).
-    Entries are taken in the order the folder lists them: another order only misses the
-    record, which costs a ``git`` run, never a change.
+    Every entry from ``repo`` down but ``.git``'s content: path, mode, inode, size, mtime
+    and ctime (``.git`` itself: path and inode); the bytes of ``.git/HEAD``, the index and
+    the config; git's own settings (:func:`_git_settings`). The entries are found by
+    listing every folder, or are ``paths`` (a record's): a folder's times change whenever
+    an entry is added to, removed from or renamed in it, so stat'ing the entries recorded,
+    folders included, finds every change the listing would; None when one of them is gone.
     """
-    entries = []
-    newest = 0
-    git_dir = str(repo / ".git")
-    folders = [str(repo)]
-    while folders:
-        with os.scandir(folders.pop()) as listing:
-            for entry in listing:
-                if entry.is_dir(follow_symlinks=False):  # the listing's type: no stat
-                    entries.append((entry.path, entry.inode()))
-                    if entry.path != git_dir:
+    root = str(repo)
+    git_dir = f"{root}/.git"
+    entries, newest = [], 0
+    if paths is None:
+        paths, folders = [""], [root]
+        while folders:
+            with os.scandir(folders.pop()) as listing:
+                for entry in listing:
+                    paths.append(entry.path[len(root) + 1:])
+                    # The listing's type (no stat); nothing below .git.
+                    if entry.is_dir(follow_symlinks=False) and entry.path != git_dir:
                         folders.append(entry.path)
-                    continue
-                info = entry.stat(follow_symlinks=False)
-                entries.append((entry.path, info.st_mode, info.st_ino, info.st_size,
-                                info.st_mtime_ns, info.st_ctime_ns))
-                newest = max(newest, info.st_mtime_ns, info.st_ctime_ns)
+    for path in paths:
+        full = f"{root}/{path}" if path else root
+        try:
+            info = os.lstat(full)
+        except OSError:  # gone, or a folder on its way is not one now
+            return None
+        if path == ".git":
+            entries.append((full, info.st_ino))
+            continue
+        entries.append((full, info.st_mode, info.st_ino, info.st_size, info.st_mtime_ns,
+                        info.st_ctime_ns))
+        newest = max(newest, info.st_mtime_ns, info.st_ctime_ns)
     digest = hashlib.sha256(marshal.dumps(entries))
     _hash_files(digest, [repo / ".git" / name for name in ("HEAD", "index", "config")])
     digest.update(_git_settings())
-    return digest.hexdigest(), newest
+    return digest.hexdigest(), newest, paths
 
 
 def _local_folder(remote: str) -> Path | None:
