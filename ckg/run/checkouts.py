@@ -45,7 +45,8 @@ class Checkouts:
 
     def load(self, steps) -> None:
         """Read the sources of those ``steps`` not read yet (one query)."""
-        missing = [s.uid for s in steps if s.uid not in self.infos]
+        # Once each: a plan holds an artifact once per set of variations (23 steps, 6 uids).
+        missing = list(dict.fromkeys(s.uid for s in steps if s.uid not in self.infos))
         if missing:
             for row in artifact_sources(self.store, missing):
                 self.infos[row["uid"]] = row
