@@ -9,14 +9,14 @@ Samplers (``--sampler``):
   good and the bad trials from the first ten on (random before), so it starts learning within
   budgets of a few dozen trials, where NSGA-II's first generation (50 random trials) would not
   be over yet; grouping fits a model per set of parameters that occur together, which is what
-  conditional parameters make. When trials run in parallel, a point the sampler proposes
-  again while it is still running is told failed and the sampler asked anew
-  (:func:`ckg.tune.study.ask_untried`), so no point runs twice.
+  conditional parameters make. On a space of few values it proposes points tried already:
+  none runs twice (:func:`ckg.tune.study.ask_untried`).
 - ``nsga2``: NSGA-II, for budgets of several hundred trials.
 - ``gp``: a Gaussian process (needs PyTorch), for small spaces of numbers with costly trials.
 - ``random``: uniform sampling, the baseline.
 """
 
+import random
 import warnings
 
 from ckg.core.errors import UsageError
@@ -95,7 +95,9 @@ class Search:
     sampler : str
         One of :data:`SAMPLERS`.
     seed : int, optional
-        The sampler's seed: the same seed, space and results give the same points.
+        The sampler's seed: the same seed, space and results give the same points. It also
+        seeds ``rng``, which draws among the points :func:`ckg.tune.space.nearest` finds as
+        close.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class Search:
             sampler=make_sampler(sampler, seed),
         )
         self.distributions = {p.name: distribution(p) for p in space}
+        self.rng = random.Random(seed)
 
     def ask(self) -> tuple[int, dict]:
         """A new trial: its Optuna number and its point, with only the parameters whose
@@ -124,6 +127,14 @@ class Search:
             if holds(param, point):
                 point[param.name] = _suggest(trial, param)
         return trial.number, point
+
+    def ask_for(self, point: dict) -> tuple[int, dict]:
+        """A new trial of ``point`` (a point of the space) rather than one the sampler
+        proposes: its Optuna number and the point."""
+        self.study.enqueue_trial(point)
+        number, asked = self.ask()
+        assert asked == point, (asked, point)  # Optuna took every value enqueued
+        return number, asked
 
     def tell(self, number: int, values: list[float] | None) -> None:
         """What trial ``number`` measured, one value per objective; None when it failed."""

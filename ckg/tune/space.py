@@ -199,12 +199,14 @@ def holds(param: Param, point: dict) -> bool:
     return parent in point and point[parent] in allowed
 
 
-def grid(space: tuple[Param, ...]) -> list[dict] | None:
+def grid(space: tuple[Param, ...], limit: int | None = None) -> list[dict] | None:
     """Every point of a space of choices and integers, conditions respected, in the order
-    the values are declared; None when a parameter is a float.
+    the values are declared; None when a parameter is a float, or when there are more than
+    ``limit`` points (found without listing them all).
 
     >>> grid(parse_space(["model=knn,svm", "k=int(1,3) if model=knn"]))
     [{'model': 'knn', 'k': 1}, {'model': 'knn', 'k': 2}, {'model': 'knn', 'k': 3}, {'model': 'svm'}]
+    >>> grid(parse_space(["a=int(1,1000)", "b=int(1,1000)", "c=int(1,1000)"]), limit=10**5)
     """
     if any(p.kind in ("float", "log") for p in space):
         return None
@@ -215,6 +217,9 @@ def grid(space: tuple[Param, ...]) -> list[dict] | None:
             if param.kind == "choice"
             else tuple(range(param.low, param.high + 1, param.step))
         )
+        if limit is not None:  # counted before they are made: a parameter never removes any
+            if sum(len(values) if holds(param, p) else 1 for p in points) > limit:
+                return None
         points = [
             extended
             for point in points
@@ -223,6 +228,48 @@ def grid(space: tuple[Param, ...]) -> list[dict] | None:
             )
         ]
     return points
+
+
+def nearest(point: dict, candidates: list[dict], space: tuple[Param, ...], rng) -> dict:
+    """The candidate closest to ``point``, one of the closest drawn by ``rng`` (a
+    :class:`random.Random`) where several are as close.
+
+    The distance adds, over the parameters: 1 where one point has it and the other not, or
+    where two values of a choice differ; for an integer, or a choice of numbers (taken in
+    the order declared), the difference as a fraction of its whole range.
+
+    >>> space = parse_space(["model=knn,svm", "k=int(1,11) if model=knn", "C=1,10,100"])
+    >>> import random
+    >>> nearest({"model": "knn", "k": 3, "C": 1}, [{"model": "knn", "k": 9, "C": 1},
+    ...     {"model": "knn", "k": 5, "C": 100}, {"model": "svm", "C": 1}], space, random.Random(0))
+    {'model': 'knn', 'k': 9, 'C': 1}
+    """
+    scale = {p.name: _positions(p) for p in space}
+
+    def distance(other: dict) -> float:
+        total = 0.0
+        for name, position in scale.items():
+            if (name in point) != (name in other):
+                total += 1
+            elif name in point and point[name] != other[name]:
+                total += abs(position(point[name]) - position(other[name])) if position else 1
+        return total
+
+    distances = [distance(c) for c in candidates]
+    closest = min(distances)
+    return rng.choice([c for c, d in zip(candidates, distances, strict=True) if d == closest])
+
+
+def _positions(param: Param):
+    """Where a value of ``param`` lies on its range, from 0 to 1; None for a choice of
+    values that are not all numbers (they have no order)."""
+    if param.kind == "choice":
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in param.values)
+        if not numbers or len(param.values) < 2:
+            return None
+        ranks = {v: i / (len(param.values) - 1) for i, v in enumerate(param.values)}
+        return ranks.__getitem__
+    return lambda value: (value - param.low) / (param.high - param.low)
 
 
 def point_key(point: dict) -> str:

@@ -19,14 +19,19 @@ from ckg.core import metrics
 from ckg.core.errors import NotFound, UsageError, did_you_mean
 from ckg.run.runner import Options, experiment_props, parameters
 from ckg.tune.search import Search, check_sampler
-from ckg.tune.space import Param, grid, parse_space, point_key
+from ckg.tune.space import Param, grid, nearest, parse_space, point_key
 from ckg.tune.trials import Here, OnCluster, OnJobqueue
 
 #: Run statuses that say a trial is over; a ``running`` (claimed) or ``lost`` one runs again.
 FINISHED = ("ok", "failed", "timeout", "refused")
-#: Points in a row the sampler may propose that were tried already before the search stops:
-#: past that, the space is as good as exhausted.
+#: Points in a row the sampler may propose that were tried already before the search stops,
+#: on a space not listed (:data:`GRID_LIMIT`): past that, it is as good as exhausted.
 MAX_REPEATS = 200
+#: The most points a space of choices and integers has for its points to be listed, so that
+#: a point tried already gives way to the nearest untried one: past that, listing them and
+#: measuring distances would cost more per trial than the rare repeats a space that large
+#: makes.
+GRID_LIMIT = 100_000
 
 
 @dataclass(slots=True)
@@ -227,7 +232,8 @@ def tune(
     report.trials = sorted(recorded.values(), key=lambda t: t.number)
     report.resumed = len(recorded)
     report.study = search.study
-    size = len(grid(params) or ()) or None
+    points = grid(params, GRID_LIMIT)
+    listed = None if points is None else {point_key(p): p for p in points}
     each = replace(options, experiment=fixed, dry_run=False)
     todo = [n for n in range(budget) if n not in recorded]
     if cluster is not None:
@@ -245,9 +251,9 @@ def tune(
     with trials:
         while running or (todo and not report.stopped):
             while todo and len(running) < trials.slots:
-                asked = ask_untried(search, seen, size)
+                asked = ask_untried(search, seen, listed)
                 if asked is None:
-                    report.stopped = _why_stopped(size, len(seen))
+                    report.stopped = _why_stopped(listed)
                     break
                 number = todo.pop(0)
                 running[number] = asked
@@ -279,9 +285,9 @@ def tune(
     return report
 
 
-def _why_stopped(size: int | None, tried: int) -> str:
-    if size is not None and tried >= size:
-        return f"the space has {size} points, every one tried"
+def _why_stopped(listed: dict | None) -> str:
+    if listed is not None:
+        return f"the space has {len(listed)} points, every one tried"
     return f"the sampler proposed only points tried already, {MAX_REPEATS} times in a row"
 
 
@@ -362,23 +368,29 @@ def _values(measured: dict, goals) -> list[float] | None:
     return None if any(v is None for v in values) else [float(v) for v in values]
 
 
-def ask_untried(search: Search, seen: dict, size: int | None):
+def ask_untried(search: Search, seen: dict, listed: dict | None):
     """A trial of a point not tried yet, ``(optuna number, point)``.
 
     A point tried already (a key of ``seen``, :func:`ckg.tune.space.point_key`, whose value is
-    what it measured, None for a failure) is told those values again, so that the sampler
-    learns from it without a second run, and another is asked, up to :data:`MAX_REPEATS` in
-    a row. None when the space's ``size`` points are all tried, or the sampler keeps
-    proposing tried ones. ``bench/tune_bench.py`` drives its searches with it too.
+    what it measured, None for a failure or a trial still running) is told those values
+    again, so that the sampler learns from it without a second run. Then, on a space whose
+    points are ``listed`` (by key; :func:`ckg.tune.space.grid`), the trial is of the untried
+    point nearest to it (:func:`ckg.tune.space.nearest`), so that the search goes on until
+    every point is tried, each once; on another, the sampler is asked again, up to
+    :data:`MAX_REPEATS` in a row. None when every listed point is tried, or the sampler
+    keeps proposing tried ones. ``bench/tune_bench.py`` drives its searches with it too.
     """
-    if size is not None and len(seen) >= size:
-        return None
     for _ in range(MAX_REPEATS):
+        untried = None if listed is None else [p for k, p in listed.items() if k not in seen]
+        if untried == []:
+            return None
         number, point = search.ask()
         key = point_key(point)
         if key not in seen:
             return number, point
         search.tell(number, seen[key])
+        if untried is not None:
+            return search.ask_for(nearest(point, untried, search.space, search.rng))
     return None
 
 
