@@ -1,18 +1,42 @@
-"""The ``ckg`` console script: starts the embedded server while the CLI is still importing.
+"""The ``ckg`` console script.
 
-A cold ``ckg find`` must start the server (about 0.25 s, mostly loading the FalkorDB module)
-and import the CLI (about 0.1 s); doing both at once keeps it near the 0.3 s budget.
-The thread only starts the server; the command itself opens the store and reports errors.
+A command runs in one of two places:
+
+- in a child of the home's resident process (:mod:`ckg.cli.resident`), which has ckg imported
+  already: this process sends it the command (arguments, environment, working folder, umask,
+  limits, standard streams), forwards the signals it gets and ends with the child's status.
+  The command then costs this interpreter's start and its own work, not 0.1 s of imports.
+  ``CKG_RESIDENT=0`` turns this off.
+- here, when no resident can take it: the first command of a home (which then starts one in
+  the background for the next), the commands that run long or manage ckg's own processes
+  (``_HERE``), and, while this process has a terminal, the commands that may run scripts
+  that ask on it (``_MAY_ASK``). Here the embedded server is started while the CLI is still
+  importing: a cold ``ckg find`` must start it (about 0.25 s, mostly loading the FalkorDB
+  module) and import the CLI (about 0.1 s). The thread only starts the server; the command
+  itself opens the store and reports errors.
 """
 
 import os
 import sys
 import threading
 
+from ckg.core import config
+
 _NO_STORE = {"--help", "--version", "platform", "trust", "cluster", "completion"}
+#: Commands that run long, or start and stop ckg's own processes: always run here.
+_HERE = {"serve", "worker", "db", "cluster"}
+#: Commands that may run scripts, and a script may ask on the terminal (``input()``,
+#: ``sudo``): the resident's child is outside the terminal's session and could not answer.
+_MAY_ASK = {"run", "demo", "tune", "reproduce", "plan"}
+#: The signals passed on to the resident's child that runs the command.
+_FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 
 
 def main() -> None:
+    if _resident_may_run(sys.argv[1:]):
+        code = _run_in_resident()
+        if code is not None:
+            _end_with(code)
     if _uses_embedded_store(sys.argv[1:]):
         # Imported here, in this thread: two threads importing at once can deadlock or
         # see half-initialised modules.
@@ -54,3 +78,156 @@ def _uses_embedded_store(args: list[str]) -> bool:
     if args[-2:] == ["db", "stop"]:  # stops the server, if one runs: never starts one
         return False
     return (os.environ.get("CKG_DB") or os.environ.get("NEO4J_URI") or "embedded") == "embedded"
+
+
+def _resident_may_run(args: list[str]) -> bool:
+    wanted = os.environ.get("CKG_RESIDENT", "1")
+    if wanted not in ("0", "1"):
+        print(f"ckg: error: CKG_RESIDENT={wanted!r} is not 0 (off) or 1 (on)", file=sys.stderr)
+        sys.exit(2)
+    command = config.command_name(args)
+    if wanted == "0" or command in _HERE:
+        return False
+    return command not in _MAY_ASK or not _has_terminal()
+
+
+def _has_terminal() -> bool:
+    try:
+        os.close(os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
+
+
+def _run_in_resident() -> int | None:
+    """Run the command in a child of the home's resident and return its exit status (minus
+    the signal's number if a signal ended it), or None if no resident took it."""
+    import marshal
+    import socket
+    import stat
+    import struct
+
+    home = str(config.home_path())
+    path = os.path.join(home, config.RESIDENT_SOCKET)
+    try:
+        info = os.lstat(home)
+        cwd = os.getcwd()
+    except OSError:
+        return None
+    private = stat.S_ISDIR(info.st_mode) and not info.st_mode & 0o077
+    if not private or info.st_uid != os.getuid() or len(os.fsencode(path)) > 100:
+        return None
+    streams = (sys.stdin, sys.stdout, sys.stderr)
+    if None in streams:
+        return None
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(path)
+    except OSError:
+        conn.close()
+        if "--debug" in sys.argv:
+            print(
+                f"ckg: debug: runs here: no resident serves {home}; one is started for the "
+                "commands that follow",
+                file=sys.stderr,
+            )
+        _start_resident(home)
+        return None
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    if struct.unpack("3i", creds)[1] != os.getuid():
+        return None
+    import resource
+    import signal
+
+    umask = os.umask(0)
+    os.umask(umask)
+    fields = {
+        "argv": sys.argv, "path": sys.path, "env": dict(os.environ), "cwd": cwd, "umask": umask,
+        "stdio": [(s.encoding, s.errors) for s in streams],
+        "identity": config.process_identity(),
+        "limits": [resource.getrlimit(getattr(resource, n)) for n in config.RESOURCE_LIMITS],
+        "cpus": os.sched_getaffinity(0), "priority": os.getpriority(os.PRIO_PROCESS, 0),
+    }  # fmt: skip
+    payload = marshal.dumps(fields)
+    message = len(payload).to_bytes(4, "big") + payload
+
+    def forward(signum, _frame):
+        try:
+            conn.sendall(struct.pack("!i", signum))
+        except OSError:
+            pass
+
+    # Set before the request goes: a signal that comes while the child is forked waits in
+    # the connection and reaches it.
+    for name in _FORWARDED:
+        signal.signal(getattr(signal, name), forward)
+    try:
+        sent = conn.sendmsg(
+            [message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("3i", 0, 1, 2))]
+        )
+        conn.sendall(message[sent:])
+        reader = conn.makefile("rb")
+        reply = _receive(reader, marshal)
+        if reply is None or reply[0] != "ok":
+            if reply and "--debug" in sys.argv:
+                print(f"ckg: debug: runs here, not in the resident: {reply[1]}", file=sys.stderr)
+            _restore_signals(signal)
+            return None
+        while True:
+            reply = _receive(reader, marshal)
+            if reply is None:
+                print(
+                    "ckg: error: the resident process ended while it ran this command",
+                    file=sys.stderr,
+                )
+                return 1
+            if reply[0] == "exit":
+                return reply[1]
+    except OSError:
+        _restore_signals(signal)
+        return None
+
+
+def _restore_signals(signal) -> None:
+    for name in _FORWARDED:
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _receive(reader, marshal):
+    """One message from the resident, or None when it closed the connection."""
+    head = reader.read(4)
+    if len(head) < 4:
+        return None
+    return marshal.loads(reader.read(int.from_bytes(head, "big")))
+
+
+def _start_resident(home: str) -> None:
+    """Start the home's resident in the background for the commands that follow; its output
+    goes to ``resident.log`` in the home."""
+    import subprocess
+
+    log = os.open(os.path.join(home, "resident.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        subprocess.Popen(
+            [sys.executable, "-P", "-m", "ckg.cli.resident", home],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    except OSError:
+        pass  # the next command tries again
+    finally:
+        os.close(log)
+
+
+def _end_with(code: int) -> None:
+    """End this process as the child ended: with its status, or killed by its signal."""
+    if code < 0:
+        import signal
+
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+        code = 128 - code
+    sys.exit(code)

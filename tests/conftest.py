@@ -6,7 +6,15 @@
 - ``tests/fixtures_neo4j.py``: ``neo4j_uri``, a real Neo4j 5 started from Maven Central jars.
 - ``tests/fixtures_users.py``: ``other_user``, a real second local account to attack from.
 - ``tests/slurm_cluster.py``: ``slurm``, a real one-node Slurm (slurmctld, slurmd, munge).
+
+The ``ckg`` commands the tests start run in their own processes (``CKG_RESIDENT=0``), as
+they do without a resident; tests/test_resident.py runs them through one, and
+``CKG_RESIDENT=1 pytest`` runs the whole suite so.
 """
+
+import os
+
+os.environ.setdefault("CKG_RESIDENT", "0")
 
 pytest_plugins = ["tests.fixtures_neo4j", "tests.fixtures_store", "tests.fixtures_users",
                   "tests.slurm_cluster"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ckg.api import KnowledgeGraph
+from ckg.cli.resident import stop as stop_resident
 from ckg.store import open_store
 from ckg.store.server import stop_server
 
@@ -41,6 +42,7 @@ def ckg_home(tmp_path, monkeypatch) -> Path:
     # which is then replaced (ckg.store.server._stop_if_hung) instead of hanging the run.
     monkeypatch.setenv("CKG_REPLY_TIMEOUT", "120")
     yield home
+    stop_resident(home)
     stop_server(home)
 
 

@@ -9,7 +9,7 @@ import os
 import sys
 
 from ckg.cli.app import COMPLETE_VAR, app, settings
-from ckg.core.config import private_files
+from ckg.core.config import command_name, private_files
 from ckg.core.errors import CkgError, UsageError
 
 #: The modules whose import registers the commands, in the order ``ckg --help`` lists them:
@@ -41,24 +41,6 @@ def load_commands(command: str | None = None) -> None:
         importlib.import_module(f"ckg.cli.{module}")
 
 
-def _command_name(args: list[str]) -> str | None:
-    """The command ``args`` name: the first argument that is neither a global option nor the
-    value of ``--db``.
-
-    >>> _command_name(["--db", "embedded", "--debug", "find", "--tags", "x"])
-    'find'
-    >>> _command_name(["--db=bolt://h:7687", "run"]), _command_name(["--help"])
-    ('run', None)
-    """
-    args = iter(args)
-    for arg in args:
-        if arg == "--db":
-            next(args, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
-
-
 def main() -> None:
     """Run the CLI; a CkgError becomes one line on stderr and its exit code.
 
@@ -68,7 +50,7 @@ def main() -> None:
         from ckg.cli.completion import complete
 
         sys.exit(complete(os.environ[COMPLETE_VAR]))
-    load_commands(_command_name(sys.argv[1:]))
+    load_commands(command_name(sys.argv[1:]))
     try:
         with private_files():
             _check_text(sys.argv[1:])

@@ -42,13 +42,18 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
 
 @db_app.command("stop")
 def stop() -> None:
-    """Stop the embedded database server of CKG_HOME now (data saved first).
+    """Stop the embedded database server of CKG_HOME now (data saved first), and the home's
+    resident process once the commands it runs have ended.
 
     Example: ckg db stop
     """
+    from ckg.cli.resident import stop as stop_resident
     from ckg.core import config
     from ckg.store.embedded import stop_server
 
+    resident = stop_resident(config.home())
+    if resident:
+        print(f"stopped resident process {resident}")
     pid = stop_server(config.home())
     print(f"stopped server {pid}" if pid else "no server running")
 

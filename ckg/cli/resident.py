@@ -1,0 +1,389 @@
+"""The resident process of a home: ckg imported once, one forked child per command.
+
+A ``ckg`` process spends about 0.1 s importing ckg, typer and the store client before its
+first line of work, as long as Collective Mind's whole ``cm find``. The resident pays that
+once: the ``ckg`` console script (:mod:`ckg.entry`) connects to ``HOME/resident.sock`` and
+sends its arguments, environment, working folder, umask, limits and the encodings of its
+standard streams, with the streams themselves (``SCM_RIGHTS``). The resident forks; the
+child takes all of that on (:func:`adopt`) and runs :func:`ckg.cli.main` as the command's own
+process would. The console script forwards the signals it gets and ends with the child's
+status, a signal's included.
+
+The child is what the command would have been in every respect a command can observe; where
+it could not be (another interpreter, ``sys.path``, user, groups, cgroup or namespace; a limit
+or CPU set it may not take on), it says so before doing anything and the console script runs
+the command itself. It is outside the terminal's session, so the console script keeps the
+commands that may run scripts (which may ask on the terminal) to itself while it has one.
+
+Only its owner reaches the resident: the socket is in the private home, and a peer of another
+user (``SO_PEERCRED``) is dropped unheard. It ends, after its children, when its home or
+socket is no longer its own, on SIGTERM (``ckg db stop``), when ckg's own files change (a new
+version is never served by the old one), or after ``CKG_IDLE_TIMEOUT`` seconds without a
+command.
+
+Started detached as ``python -P -m ckg.cli.resident HOME`` (``-P``: nothing from the folder
+it was started in is importable).
+"""
+
+import fcntl
+import io
+import locale
+import marshal
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ckg.core import config
+from ckg.store.server import idle_timeout
+
+LOCK = "resident.lock"
+PID_FILE = "resident.pid"
+#: Modules of ckg not imported ahead: their commands run long or their extras are heavy.
+#: numpy (ckg.pareto), the Neo4j driver with pandas, too: each child that needs them imports
+#: them, and a resident without them starts in a fraction of the time and memory.
+_NOT_AHEAD = (
+    "ckg.serve",
+    "ckg.tune",
+    "ckg.run.cluster",
+    "ckg.run.notebook",
+    "ckg.cli.resident",
+    "ckg.store.watchdog",
+    "ckg.run.scripts.worker",
+    "ckg.entry",
+    "ckg.cluster",
+    "ckg.pareto",
+    "ckg.store.neo4j",
+)
+
+
+@dataclass
+class Request:
+    """What a ``ckg`` command sent: its fields (see :mod:`ckg.entry`), its standard streams'
+    descriptors and the connection the child answers on."""
+
+    fields: dict
+    fds: list[int]
+    conn: socket.socket
+
+
+def main(argv: list[str]) -> int:
+    home = Path(argv[1])
+    lock = os.open(home / LOCK, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return 0  # another resident serves this home
+    import_ahead()
+    request = Resident(home, lock).serve()
+    if request is None:
+        return 0
+    try:
+        adopt(request.fields, request.fds)
+    except (OSError, ValueError, LookupError) as exc:
+        send(request.conn, ("fallback", str(exc)))
+        return 0
+    send(request.conn, ("ok", os.getpid()))
+    request.conn.close()
+    from ckg.cli import main as cli_main
+
+    cli_main()
+    return 0
+
+
+def import_ahead() -> None:
+    """Import every command and what the commands import when they run."""
+    import importlib
+    import pkgutil
+
+    import ckg
+    from ckg.cli import load_commands
+
+    # numpy's OpenBLAS would start its threads at import, and a process is forked safely
+    # only while it has one thread; ckg's own numerical work does not use them.
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+    load_commands(None)
+    for module in pkgutil.walk_packages(ckg.__path__, "ckg."):
+        if not module.name.startswith(_NOT_AHEAD):
+            try:
+                importlib.import_module(module.name)
+            except ImportError:  # a module of an extra that is not installed
+                pass
+
+
+class Resident:
+    """The serving loop: accepts commands, forks a child for each, relays signals to it and
+    its exit status back."""
+
+    def __init__(self, home: Path, lock: int):
+        self.home = home
+        self.lock = lock
+        self.stamp = code_stamp()
+        self.path = home / config.RESIDENT_SOCKET
+        self.path.unlink(missing_ok=True)  # a dead resident's: the lock says none serves
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(self.path))
+        self.listener.listen(64)
+        self.claim = (os.stat(home).st_ino, os.stat(self.path).st_ino)
+        (home / PID_FILE).write_text(f"{os.getpid()}\n")
+        self.children: dict[int, tuple[int, socket.socket]] = {}  # pidfd: (pid, connection)
+        self.watched: dict[int, int] = {}  # a connection's descriptor: its child's pidfd
+        self.accepting = True
+        self.wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_write)
+        self.told_to_stop = False
+        # Only noted here: the listener is closed by the loop, between two selects.
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "told_to_stop", True))
+
+    def serve(self) -> Request | None:
+        """Serve until told to stop and every child has ended (None); in a child, return
+        its request."""
+        last = time.monotonic()
+        idle = idle_timeout()
+        while self.accepting or self.children:
+            fds = [self.wake_read, *self.children, *self.watched]
+            if self.accepting:
+                fds.append(self.listener.fileno())
+            ready, _, _ = select.select(fds, [], [], 1.0)
+            for fd in ready:
+                if fd == self.listener.fileno():
+                    last = time.monotonic()
+                    request = self.accept()
+                    if request is not None:  # this is the child that runs it
+                        return request
+                elif fd in self.children:
+                    self.reap(fd)
+                elif fd in self.watched:
+                    self.relay(fd)
+                else:
+                    os.read(self.wake_read, 512)
+            idle_now = not self.children and time.monotonic() - last > idle
+            if self.accepting and (self.told_to_stop or idle_now or not self.own()):
+                self.stop_accepting()
+        return None
+
+    def accept(self) -> Request | None:
+        """Take one command: in the child forked for it, return its request; else None."""
+        conn, _ = self.listener.accept()
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        if struct.unpack("3i", creds)[1] != os.getuid():
+            conn.close()
+            return None
+        conn.settimeout(5.0)
+        try:
+            fields, fds = receive_request(conn)
+        except (OSError, ValueError, EOFError, TypeError):
+            conn.close()
+            return None
+        if code_stamp() != self.stamp:
+            send(conn, ("fallback", "ckg's files changed since the resident started"))
+            conn.close()
+            close_all(fds)
+            self.stop_accepting()
+            return None
+        pid = os.fork()
+        if pid == 0:
+            self.become_child()
+            return Request(fields, fds, conn)
+        close_all(fds)
+        pidfd = os.pidfd_open(pid)
+        self.children[pidfd] = (pid, conn)
+        self.watched[conn.fileno()] = pidfd
+        return None
+
+    def become_child(self) -> None:
+        """Drop the resident's own descriptors and handlers in a newly forked child."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self.listener.close()
+        close_all([self.lock, self.wake_read, *self.children])
+        for _, conn in self.children.values():
+            conn.close()
+
+    def relay(self, fd: int) -> None:
+        """Pass the signals a command forwarded to its child; kill the child if the command
+        went away (as it would have died with it)."""
+        pidfd = self.watched[fd]
+        _, conn = self.children[pidfd]
+        try:
+            data = conn.recv(4096)
+        except OSError:
+            data = b""
+        if not data:
+            del self.watched[fd]
+            data = struct.pack("!i", signal.SIGKILL)
+        for (signum,) in struct.iter_unpack("!i", data[: len(data) // 4 * 4]):
+            try:
+                signal.pidfd_send_signal(pidfd, signum)
+            except (ProcessLookupError, ValueError, OSError):
+                pass
+
+    def reap(self, pidfd: int) -> None:
+        pid, conn = self.children.pop(pidfd)
+        self.watched.pop(conn.fileno(), None)
+        _, status = os.waitpid(pid, 0)
+        try:
+            send(conn, ("exit", os.waitstatus_to_exitcode(status)))
+        except OSError:
+            pass  # the command is gone
+        conn.close()
+        os.close(pidfd)
+
+    def own(self) -> bool:
+        """Whether the home and the socket are still the ones this resident made."""
+        try:
+            return (os.stat(self.home).st_ino, os.stat(self.path).st_ino) == self.claim
+        except OSError:
+            return False
+
+    def stop_accepting(self) -> None:
+        if not self.accepting:
+            return
+        self.accepting = False
+        if self.own():
+            self.path.unlink(missing_ok=True)
+        self.listener.close()
+
+
+def adopt(fields: dict, fds: list[int]) -> None:
+    """Make this forked child the process of the command that sent ``fields`` and ``fds``.
+
+    Raises
+    ------
+    ValueError
+        When the child cannot be that process (another interpreter, path, user, cgroup or
+        namespace); OSError when a limit, CPU set or priority cannot be taken on.
+    """
+    if fields["identity"] != config.process_identity():
+        raise ValueError("the command runs as another process than the resident")
+    if fields["path"][1:] != sys.path:
+        raise ValueError("the command has another sys.path than the resident")
+    os.setsid()
+    for limit, value in zip(config.RESOURCE_LIMITS, fields["limits"], strict=True):
+        import resource
+
+        resource.setrlimit(getattr(resource, limit), value)
+    os.sched_setaffinity(0, fields["cpus"])
+    os.setpriority(os.PRIO_PROCESS, 0, fields["priority"])
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+    close_all([fd for fd in fds if fd > 2])
+    os.environ.clear()
+    os.environ.update(fields["env"])
+    os.chdir(fields["cwd"])
+    os.umask(fields["umask"])
+    time.tzset()
+    try:
+        locale.setlocale(locale.LC_CTYPE, "")  # as the interpreter does at its start
+    except locale.Error:
+        pass
+    # The command's __main__ would be the console script, not this module: click names the
+    # program after it.
+    main = sys.modules["__main__"] = type(sys)("__main__")
+    main.__file__ = fields["argv"][0]
+    sys.argv = fields["argv"]
+    sys.path[:] = fields["path"]
+    streams = [text_stream(fd, *fields["stdio"][fd]) for fd in range(3)]
+    sys.stdin, sys.stdout, sys.stderr = streams
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams
+
+
+def text_stream(fd: int, encoding: str, errors: str) -> io.TextIOWrapper:
+    """A standard stream on ``fd`` as the interpreter makes one at its start: stderr, and
+    stdout on a terminal, line-buffered; no newline translation."""
+    raw = io.FileIO(fd, "r" if fd == 0 else "w", closefd=False)
+    buffered = io.BufferedReader(raw) if fd == 0 else io.BufferedWriter(raw)
+    return io.TextIOWrapper(
+        buffered,
+        encoding=encoding,
+        errors=errors,
+        newline="\n",
+        line_buffering=fd == 2 or (fd == 1 and raw.isatty()),
+    )
+
+
+def code_stamp() -> tuple[int, ...]:
+    """The newest modification time among ckg's files and the folders on ``sys.path`` (an
+    install or removal changes its folder's): a change means the code imported ahead may no
+    longer be the code a new process would run."""
+    import ckg
+
+    newest = 0
+    for folder, dirs, files in os.walk(ckg.__path__[0]):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            try:
+                newest = max(newest, os.stat(os.path.join(folder, name)).st_mtime_ns)
+            except OSError:
+                pass
+    folders = []
+    for entry in sys.path:
+        try:
+            folders.append(os.stat(entry or ".").st_mtime_ns)
+        except OSError:
+            folders.append(0)
+    return (newest, *folders)
+
+
+def receive_request(conn: socket.socket) -> tuple[dict, list[int]]:
+    """One request and the three descriptors sent with it."""
+    fd_size = struct.calcsize("3i")
+    data, ancillary, _, _ = conn.recvmsg(1 << 16, socket.CMSG_SPACE(fd_size))
+    fds = []
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4])
+    if len(fds) != 3:
+        close_all(fds)
+        raise ValueError("a request must carry three descriptors")
+    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
+        more = conn.recv(1 << 16)
+        if not more:
+            close_all(fds)
+            raise EOFError("the command went away")
+        data += more
+    fields = marshal.loads(data[4:])
+    if not isinstance(fields, dict):
+        close_all(fds)
+        raise ValueError("a request is a dict")
+    return fields, fds
+
+
+def send(conn: socket.socket, message: tuple) -> None:
+    payload = marshal.dumps(message)
+    conn.sendall(len(payload).to_bytes(4, "big") + payload)
+
+
+def close_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def stop(home: Path, *, timeout: float = 10.0) -> int | None:
+    """Stop the resident of ``home`` (it finishes its children first); return its pid, or
+    None when none runs. Only a process that is this home's resident is signalled."""
+    try:
+        pid = int((Path(home) / PID_FILE).read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    if b"ckg.cli.resident" not in cmdline or os.fsencode(str(home)) not in cmdline:
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return pid
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
