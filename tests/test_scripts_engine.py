@@ -4,6 +4,7 @@ tmp-run.sh, env hand-over, customize.py hooks, the cache, and hooks that misbeha
 import json
 import os
 import re
+import subprocess
 import textwrap
 import threading
 from pathlib import Path
@@ -450,3 +451,15 @@ def test_a_worker_is_what_a_new_interpreter_would_be(repo, forked):
     assert str(workdir) in looked["path"]  # python -m puts its folder on sys.path
     assert looked["ours"] is None and looked["parent"] == os.getpid() and looked["stdin_null"]
     assert "the hook speaks" in (workdir / "ckg-run.log").read_text()
+
+
+def test_the_long_bits_are_what_getconf_prints(tmp_path, monkeypatch):
+    """Read from the getconf program's ELF class rather than spawned each command; a getconf
+    that is not an ELF program is asked."""
+    printed = subprocess.run(["getconf", "LONG_BIT"], capture_output=True, text=True)
+    assert native._long_bits() == printed.stdout.strip()
+    script = tmp_path / "getconf"
+    script.write_text("#!/bin/sh\necho 32\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert native._long_bits() == "32"

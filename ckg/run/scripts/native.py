@@ -72,8 +72,23 @@ def os_info() -> dict:
 
 
 def _long_bits() -> str:
+    """What ``getconf LONG_BIT`` prints: the bits of a C ``long`` in the getconf program's
+    ABI, which is its own ELF class (32 or 64 bits; x32 is 32 too), read from its first bytes
+    where it is an ELF file, not spawned on every command; asked of it otherwise (macOS)."""
+    import shutil
+
+    program = shutil.which("getconf")
+    if program is None:
+        return ""
     try:
-        out = subprocess.run(["getconf", "LONG_BIT"], capture_output=True, text=True, timeout=5)
+        with open(program, "rb") as handle:
+            head = handle.read(5)
+    except OSError:
+        head = b""
+    if head[:4] == b"\x7fELF" and head[4:] in (b"\x01", b"\x02"):
+        return "32" if head[4:] == b"\x01" else "64"
+    try:
+        out = subprocess.run([program, "LONG_BIT"], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return ""
     text = out.stdout.strip()
