@@ -276,6 +276,11 @@ def test_compare_of_mlperf_results_shows_what_tells_the_rows_apart(ckg_home, cor
     rows = json.loads(ckg(*compare, "--json").stdout)
     assert {r["model"] for r in rows} == {"resnet50"} and len(rows) == 78
     assert len({(r["submitter"], r["system"]) for r in rows}) > 40  # the API has them too
+    import ckg as api
+
+    with api.open() as kg:  # and a page of it, as the web view reads one
+        page = kg.compare("Image Classification", "ImageNet", "accuracy", start=40, stop=50)
+    assert list(page["system"]) == [r["system"] for r in rows[40:50]]
     for width in (90, 120, 400):
         shown = ckg(*compare, env=os.environ | {"COLUMNS": str(width)}).stdout
         header = next(line for line in shown.splitlines() if "rank" in line)

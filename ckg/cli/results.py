@@ -137,8 +137,10 @@ def compare(
     if as_json or as_csv:
         print_rows(_records(frame), as_json=as_json, as_csv=as_csv)
         return
+    from ckg.graph.browse import SUBMISSION
+
     records = _records(frame)
-    told, same = _telling(records, _SUBMISSION)
+    told, same = _telling(records, SUBMISSION)
     columns = ["rank", "model", *told, "value", "unit", "stderr", "paper", "date", "code"]
     parts = frame.attrs.get("datasets") or []
     if len(parts) > 1:  # the dataset's parts, each ranked on its own
@@ -164,10 +166,6 @@ def compare(
     print(f"ranked {better} is better: {frame.attrs['why']}")
     if plot:
         print(f"plot written to {plot}")
-
-
-#: What tells apart results of one model with no paper: a benchmark's submissions (MLPerf).
-_SUBMISSION = ("submitter", "system", "division", "scenario", "version")
 
 
 def _telling(rows: list[dict], columns: tuple[str, ...]) -> tuple[list[str], dict]:

@@ -86,11 +86,16 @@ WITH r, m, p, direction, collect(DISTINCT a.uid) AS artifacts
 RETURN m.name AS metric, r.dataset AS dataset, direction, r.model AS model,
        r.value AS value, r.unit AS unit, r.stderr AS stderr, r.raw AS raw, p.title AS paper,
        p.url AS paper_url, coalesce(p.date, r.date) AS date, p.code_urls AS code, artifacts,
-       r.submitter AS submitter, r.system AS system, r.division AS division,
-       r.scenario AS scenario, r.version AS version, r.uid AS result
+       r.uid AS result
 {_COMPARED_ORDER}
 """
 _COMPARED_COUNTS = _COMPARED + "RETURN r.dataset AS dataset, count(*) AS rows ORDER BY dataset"
+#: What tells apart the results of a benchmark's submissions (MLPerf: one model, no paper).
+SUBMISSION = ("submitter", "system", "division", "scenario", "version")
+_SUBMISSIONS = (
+    "UNWIND $uids AS u MATCH (r:Result {uid: u}) RETURN r.uid AS result, "
+    + ", ".join(f"r.{field} AS {field}" for field in SUBMISSION)
+)
 _PLATFORMS = """
 MATCH (p:Platform)
 OPTIONAL MATCH (r:Run)-[:ON]->(p)
@@ -239,6 +244,13 @@ def compared_page(store, params: dict, skip: int, limit: int) -> tuple[list[dict
     rows = store.run(_COMPARED_PAGE, bound)
     counts = {r["dataset"]: r["rows"] for r in store.run(_COMPARED_COUNTS, bound)}
     return rows, counts
+
+
+def submissions(store, result_uids: list[str]) -> dict[str, dict]:
+    """Where each result of ``result_uids`` was measured, as a benchmark's submission says:
+    result uid -> its :data:`SUBMISSION` fields (None where it has none)."""
+    rows = store.run(_SUBMISSIONS, {"uids": list(result_uids)})
+    return {row.pop("result"): row for row in rows}
 
 
 def reproductions(store, result_uids: list[str]) -> dict[str, list[dict]]:

@@ -3,9 +3,7 @@
 // registry's, or one inferred from the metric's name; a metric with neither is not ranked
 // (direction null) until a direction is given. Each row gives the model, the value in its
 // canonical unit, the string as published, the paper, its date, its code links and the
-// ingested artifacts that implement it, and what tells apart the results of a benchmark's
-// submissions (MLPerf: one model, no paper): submitter, system, division, scenario, version.
-// A dataset with parts (Papers with Code sub-datasets,
+// ingested artifacts that implement it. A dataset with parts (Papers with Code sub-datasets,
 // "SemEval 2018 / General" PART_OF "SemEval 2018") lists the results of each part too,
 // column dataset saying which, each part ranked on its own: values measured on different
 // data are never ranked against each other.
@@ -45,11 +43,6 @@ RETURN m.name AS metric,
        coalesce(p.date, r.date) AS date,
        p.code_urls AS code,
        artifacts,
-       r.submitter AS submitter,
-       r.system AS system,
-       r.division AS division,
-       r.scenario AS scenario,
-       r.version AS version,
        r.uid AS result
 ORDER BY metric, dataset, CASE direction WHEN 'min' THEN r.value WHEN 'max' THEN -r.value END,
          model, result
