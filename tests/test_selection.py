@@ -231,3 +231,19 @@ def test_the_web_views_artifact_list_shows_each_source(graph, tmp_path):
         stop_serve(served, tmp_path / "serve.log")
     cells = re.findall(r'<td class="source">([^<]*)</td>', page)
     assert sorted(cells) == [graph["cm"], graph["mlc"]]
+
+
+def test_select_takes_the_lowest_meta_sort_among_tag_matches(store):
+    """MLCFlow orders the scripts its tags found by their meta's ``sort`` before their folder:
+    select reads the sort of the metas that have one (and no other meta)."""
+    from ckg.graph.lookup import select
+
+    store.upsert_nodes("Artifact", [
+        {"key": "a1", "props": {"alias": "tool-a", "tags": ["get", "tool"],
+                                "path": "script/tool-a", "meta": json.dumps({"uid": "a1"})}},
+        {"key": "b2", "props": {"alias": "tool-b", "tags": ["get", "tool"],
+                                "path": "script/tool-b",
+                                "meta": json.dumps({"uid": "b2", "sort": -5})}},
+    ])  # fmt: skip
+    assert select(store, "get,tool").uid == "b2"
+    assert select(store, "tool,get,-nothing").uid == "b2"

@@ -28,6 +28,21 @@ def artifact_rows(count, start=0):
     return [{"key": f"a{i}", "props": {"alias": f"alias-{i}"}} for i in range(start, start + count)]
 
 
+def test_schema_indexes_the_tags_artifacts_are_found_by(store):
+    """An artifact's tags are indexed (ckg.core.schema.NODE_INDEXES): without, ``ckg run
+    get,python3`` and ``ckg find`` tested every artifact of the graph."""
+    store.ensure_schema()
+    if store.engine == "falkordb":
+        rows = store.run("CALL db.indexes() YIELD label, properties "
+                         "RETURN [label] AS labels, properties")  # fmt: skip
+    else:
+        rows = store.run("SHOW INDEXES YIELD labelsOrTypes, properties "
+                         "RETURN labelsOrTypes AS labels, properties")  # fmt: skip
+    indexed = {(label, name) for r in rows for label in r["labels"] or []
+               for name in r["properties"] or []}  # fmt: skip
+    assert {("Artifact", "uid"), ("Artifact", "tags")} <= indexed
+
+
 def test_same_batch_twice_leaves_same_counts(store):
     rows = artifact_rows(300)
     store.upsert_nodes("Artifact", rows)

@@ -28,6 +28,12 @@ NODE_KEYS: dict[str, str] = {
     "UnresolvedDependency": "uid",
     "CacheEntry": "uid",
 }
+#: Properties besides the key that reads look nodes up by, indexed by the store: a tag
+#: selects an artifact (``ckg find``, ``ckg run TAGS``). Without the index each such read
+#: tests every artifact: 0.2-0.3 s at 100x the corpora (72,300 artifacts), 2-30 ms with it
+#: on the embedded store, whose index answers ``$tag IN a.tags``. Not the alias: FalkorDB's
+#: index leaves out empty strings, so ``{alias: ''}`` would find nothing.
+NODE_INDEXES: dict[str, tuple[str, ...]] = {"Artifact": ("tags",)}
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ckg.core.errors import QueryError, StoreUnavailable
-from ckg.core.schema import NODE_KEYS, check_params
+from ckg.core.schema import NODE_INDEXES, NODE_KEYS, check_params
 from ckg.store.base import BATCH_SIZE, GraphStore, Transaction, batches
 from ckg.store.lock import file_lock
 from ckg.store.resp import CompactDecoder, Connection, ReplyError, cypher_literal, reply_error
@@ -18,7 +18,7 @@ from ckg.store.server import connect, reply_timeout, stop_server
 __all__ = ["EmbeddedStore", "stop_server"]
 
 #: Bumped when :meth:`EmbeddedStore.ensure_schema` changes, so existing graphs get the new one.
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 
 class EmbeddedStore(GraphStore):
@@ -82,19 +82,23 @@ class EmbeddedStore(GraphStore):
                 raise QueryError(str(failure))
 
     def ensure_schema(self) -> None:
-        """A unique constraint (with its index) on the key of every label, created once."""
+        """A unique constraint (with its index) on the key of every label, and an index on
+        each property of ``NODE_INDEXES``, created once."""
         marker = f"ckg:schema:{self.graph}"
         version, graph_exists = self._connection().pipeline(
             [("GET", marker), ("EXISTS", self.graph)]
         )
         if version == SCHEMA_VERSION and graph_exists:
             return
-        for label, key in NODE_KEYS.items():
+        indexed = list(NODE_KEYS.items())
+        indexed += [(label, name) for label, names in NODE_INDEXES.items() for name in names]
+        for label, key in indexed:
             try:
                 self.run(f"CREATE INDEX FOR (n:{label}) ON (n.{key})")
             except QueryError as exc:
                 if "already indexed" not in str(exc):
                     raise
+        for label, key in NODE_KEYS.items():
             try:
                 self._call(
                     "GRAPH.CONSTRAINT",

@@ -22,7 +22,7 @@ from neo4j.graph import Node, Path, Relationship
 from ckg import __version__
 from ckg.core import config
 from ckg.core.errors import QueryError, StoreUnavailable, UsageError
-from ckg.core.schema import NODE_KEYS, check_name, check_params
+from ckg.core.schema import NODE_INDEXES, NODE_KEYS, check_name, check_params
 from ckg.store.base import GraphStore, Transaction
 from ckg.store.lock import LOCK_CONSTRAINT, graph_lock
 
@@ -180,12 +180,14 @@ class Neo4jStore(GraphStore):
             session.execute_write(work)
 
     def ensure_schema(self) -> None:
-        """Create a uniqueness constraint for every key of the graph model, if missing.
+        """Create a uniqueness constraint for every key of the graph model and an index for
+        each property of ``NODE_INDEXES``, if missing.
 
-        One look at the existing constraints first, so that opening a store that is set
-        up already costs one round trip rather than one per label.
+        One look at the existing indexes first (a constraint's own index has its name), so
+        that opening a store that is set up already costs one round trip rather than one
+        per label.
         """
-        existing = {row["name"] for row in self.run("SHOW CONSTRAINTS YIELD name")}
+        existing = {row["name"] for row in self.run("SHOW INDEXES YIELD name")}
         for label, key in NODE_KEYS.items():
             name = f"ckg_{check_name(label)}_{check_name(key)}"
             if name in existing:
@@ -195,6 +197,11 @@ class Neo4jStore(GraphStore):
             self.write(
                 f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) REQUIRE n.{key} IS UNIQUE"
             )
+        for label, names in NODE_INDEXES.items():
+            for key in names:
+                name = f"ckg_{check_name(label)}_{check_name(key)}"
+                if name not in existing:
+                    self.write(f"CREATE INDEX {name} IF NOT EXISTS FOR (n:{label}) ON (n.{key})")
 
     def ingest_lock(self, tell):
         """The write lock of a node held by an open transaction: clients on any machine
