@@ -26,7 +26,8 @@ def run(
     pareto: str = typer.Option(None, "--pareto", help="Print the front of OBJ1,OBJ2."),
     experiment: str = typer.Option(
         None, "--experiment", help="Add the runs to this experiment (its name or uid), made "
-        "if none has it; default: a new one, named as the target.",
+        "if none has it (a name several share is refused, their uids listed); default: a new "
+        "one, named as the target.",
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither use nor fill the cache."),
     renew: bool = typer.Option(False, "--renew", help="Re-run cached dependency steps."),

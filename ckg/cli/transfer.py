@@ -14,7 +14,8 @@ def export(
     runs: list[str] = typer.Argument(None, help="Run uids, or prefixes naming one run each."),
     to: Path = typer.Option(..., "--to", help="Folder to write (new, empty, or an export)."),
     experiment: str = typer.Option(
-        None, "--experiment", help="Also every run of this experiment (name or uid)."
+        None, "--experiment", help="Also every run of this experiment (its uid), or of every "
+        "experiment with this name."
     ),
     max_log_bytes: int = typer.Option(
         None, "--max-log-bytes", help="Bytes kept of each log file, its end (default 1 MiB)."
