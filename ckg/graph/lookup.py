@@ -263,6 +263,22 @@ def select(store, target: str, *, source: str = "", quiet: bool = True,
     rows, variations = _candidates(store, target)
     if not rows:
         raise UsageError(f"unknown target {target!r}: no artifact has that uid, alias or tags")
+    return _select_among(store, target, rows, variations, source=source, quiet=quiet,
+                         order=order, cached=cached)  # fmt: skip
+
+
+def _select_among(
+    store,
+    target: str,
+    rows: list[dict],
+    variations: tuple[str, ...],
+    *,
+    source: str,
+    quiet: bool = True,
+    order=None,
+    cached=None,
+) -> Selection:
+    """:func:`select` among the candidates ``rows`` of ``target`` (:func:`_candidates`)."""
     if len(rows) == 1 and not source:
         return Selection(rows[0]["uid"], variations)
     _add_choice_fields(store, rows)
@@ -381,7 +397,7 @@ def _artifact(store, alias_or_uid: str, source: str) -> tuple[dict, Choice | Non
         raise NotFound(f"no artifact with alias or uid {alias_or_uid!r}{hint}")
     if len(rows) == 1 and not source:
         return store.get_node("Artifact", rows[0]["uid"]), None
-    picked = select(store, alias_or_uid, source=source)
+    picked = _select_among(store, alias_or_uid, rows, (), source=source)
     return store.get_node("Artifact", picked.uid), picked.choice
 
 
