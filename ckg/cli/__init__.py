@@ -8,7 +8,7 @@ import importlib
 import os
 import sys
 
-from ckg.cli.app import COMPLETE_VAR, app, settings
+from ckg.cli.app import COMPLETE_VAR, click_command, settings
 from ckg.core.config import command_name, private_files
 from ckg.core.errors import CkgError, UsageError
 
@@ -55,8 +55,9 @@ def main() -> None:
         with private_files():
             _check_text(sys.argv[1:])
             # Outside standalone mode click returns the code of a ``typer.Exit`` instead of
-            # exiting with it.
-            code = app(standalone_mode=False)
+            # exiting with it. (typer's own ``app()`` would build the command again; with
+            # pretty exceptions off it adds nothing else.)
+            code = click_command()(standalone_mode=False)
             sys.stdout.flush()  # what is still buffered meets a closed pipe here, not at exit
     except BrokenPipeError:  # from that flush: click turns the command's own into SystemExit
         _closed_pipe()

@@ -68,6 +68,20 @@ app = typer.Typer(
 
 #: Set by the script of ``ckg completion`` when it calls ckg back for completions.
 COMPLETE_VAR = "_CKG_COMPLETE"
+# The click command built from ``app``, and the number of commands and groups it was built
+# with (a module loaded later registers more).
+_built: tuple[tuple[int, int], click.Command] | None = None
+
+
+def click_command() -> click.Command:
+    """``app`` as a click command, built once while no command is added: typer builds it anew
+    at every ``app()``, 10-40 ms with every command registered, as the resident process
+    (:mod:`ckg.cli.resident`) holds them for each of its children."""
+    global _built
+    key = (len(app.registered_commands), len(app.registered_groups))
+    if _built is None or _built[0] != key:
+        _built = (key, typer.main.get_command(app))
+    return _built[1]
 
 
 @dataclass

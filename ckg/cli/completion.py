@@ -8,7 +8,7 @@ and :func:`complete` answers from the whole command tree.
 import click
 import typer
 
-from ckg.cli.app import COMPLETE_VAR, app
+from ckg.cli.app import COMPLETE_VAR, app, click_command
 
 SHELLS = ("bash", "zsh")
 
@@ -42,4 +42,4 @@ def complete(instruction: str) -> int:
     from ckg.cli import load_commands
 
     load_commands()
-    return shell_complete(typer.main.get_command(app), {}, "ckg", COMPLETE_VAR, instruction)
+    return shell_complete(click_command(), {}, "ckg", COMPLETE_VAR, instruction)

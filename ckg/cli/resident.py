@@ -26,6 +26,7 @@ it was started in is importable).
 """
 
 import fcntl
+import gc
 import io
 import locale
 import marshal
@@ -80,6 +81,9 @@ def main(argv: list[str]) -> int:
     except BlockingIOError:
         return 0  # another resident serves this home
     import_ahead()
+    # What is imported now is the children's too: kept out of the collector, which would
+    # otherwise touch (and so copy) every page of it in each child.
+    gc.freeze()
     request = Resident(home, lock).serve()
     if request is None:
         return 0
@@ -87,13 +91,62 @@ def main(argv: list[str]) -> int:
         adopt(request.fields, request.fds)
     except (OSError, ValueError, LookupError) as exc:
         send(request.conn, ("fallback", str(exc)))
-        return 0
+        os._exit(0)  # the command runs in its own process instead
     send(request.conn, ("ok", os.getpid()))
     request.conn.close()
     from ckg.cli import main as cli_main
 
-    cli_main()
+    try:
+        cli_main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    except KeyboardInterrupt:
+        import traceback
+
+        traceback.print_exc()
+        finish()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # die of it, as the interpreter does
+        os.kill(os.getpid(), signal.SIGINT)
+        code = 130
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    end(code)
     return 0
+
+
+def end(code) -> None:
+    """End the child with ``SystemExit``'s ``code`` as the interpreter would, without tearing
+    down the modules imported ahead: finalising them copies the resident's memory page by
+    page, most of a second."""
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code & 0xFF
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    os._exit(finish() or status)
+
+
+def finish() -> int:
+    """What the interpreter does at exit before its teardown: join the threads, run the exit
+    functions, flush the streams; 120 when stdout could not be flushed, else 0."""
+    import atexit
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    failed = 0
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            failed = 120
+    return failed
 
 
 def import_ahead() -> None:
@@ -103,12 +156,14 @@ def import_ahead() -> None:
 
     import ckg
     from ckg.cli import load_commands
+    from ckg.cli.app import click_command
 
     # numpy's OpenBLAS would start its threads at import, and a process is forked safely
     # only while it has one thread; ckg's own numerical work does not use them.
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
     load_commands(None)
+    click_command()
     for module in pkgutil.walk_packages(ckg.__path__, "ckg."):
         if not module.name.startswith(_NOT_AHEAD):
             try:
