@@ -121,10 +121,19 @@ class ScriptIndex:
     def __init__(self, scripts, prefer: str = ""):
         self.scripts = {s.uid: s for s in scripts}
         self.prefer = prefer
-        self._tags = TagIndex(
-            {"uid": s.uid, "tags": s.tags, "variations": s.variations, "source_uid": s.source_uid}
-            for s in self.scripts.values()
-        )
+        self._tag_index: TagIndex | None = None
+
+    @property
+    def _tags(self) -> TagIndex:
+        # Built at the first search: a run whose target, named by uid, is found cached
+        # searches nothing (a third of the time to load CM's 373 scripts).
+        if self._tag_index is None:
+            self._tag_index = TagIndex(
+                {"uid": s.uid, "tags": s.tags, "variations": s.variations,
+                 "source_uid": s.source_uid}
+                for s in self.scripts.values()
+            )
+        return self._tag_index
 
     def __len__(self) -> int:
         return len(self.scripts)
