@@ -8,7 +8,8 @@ import importlib
 import os
 import sys
 
-from ckg.cli.app import COMPLETE_VAR, click_command, settings
+# app is imported from here (``from ckg.cli import app``) by the docs and their tests.
+from ckg.cli.app import COMPLETE_VAR, app, click_command, settings  # noqa: F401
 from ckg.core.config import command_name, private_files
 from ckg.core.errors import CkgError, UsageError
 
