@@ -197,3 +197,38 @@ def test_a_far_end_found_by_id_is_checked_by_key(ckg_home, monkeypatch):
     rows = store.run("MATCH (r:Result)-[:FOR_TASK]->(t:Task) RETURN r.task AS r, t.name AS t")
     store.close()
     assert store.seeks_by_id and [row for row in rows if row["r"] != row["t"]] == []
+
+
+def test_a_far_end_whose_id_was_not_read_is_linked_by_key(ckg_home, monkeypatch):
+    """The ids of the far ends are read while the edges are sorted into the results' rows:
+    an edge to a node the read missed (here: task B's) goes with the edges written by key,
+    and each result keeps its other edges."""
+    from ckg.core.records import Edge, Node, Records
+
+    results = [Node("Result", f"r{i}", {"uid": f"r{i}", "task": "AB"[i % 2]}) for i in range(100)]
+    records = Records(
+        nodes=[
+            *results,
+            Node("Task", "A", {"name": "A"}),
+            Node("Task", "B", {"name": "B"}),
+            Node("Metric", "f1", {"name": "f1"}),
+        ],
+        edges=[
+            *(Edge("FOR_TASK", "Result", n.key, "Task", n.props["task"]) for n in results),
+            *(Edge("OF_METRIC", "Result", n.key, "Metric", "f1") for n in results),
+        ],
+    )
+    store = EmbeddedStore(ckg_home)
+    store.ensure_schema()
+    found = store.node_ids
+
+    def missing_b(label, keys, batch_size):
+        return {k: i for k, i in found(label, keys, batch_size).items() if k != "B"}
+
+    monkeypatch.setattr(store, "node_ids", missing_b)
+    store.write_records(records)
+    rows = store.run("MATCH (r:Result)-[:FOR_TASK]->(t:Task) RETURN r.task AS r, t.name AS t")
+    counts = store.counts()["relationships"]
+    store.close()
+    assert sorted((row["r"], row["t"]) for row in rows) == sorted((t, t) for t in "AB" * 50)
+    assert counts == {"FOR_TASK": 100, "OF_METRIC": 100}

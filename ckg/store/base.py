@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from ckg.core.errors import QueryError
-from ckg.core.records import Records
+from ckg.core.records import Edge, Records
 from ckg.core.schema import NODE_KEYS, check_name, key_of
 from ckg.store.lock import Held
 
@@ -131,7 +131,7 @@ class GraphStore(ABC):
         The nodes of the label most of them have (the hub: a Result among its metric, task,
         dataset, model and paper; :data:`SHAPE_ROWS` of them at least) are written with their
         edges to the nodes of the other labels of ``records``, one statement row per hub node
-        (:func:`_stars`): the hub node is found once, not once per edge, its properties are
+        (:func:`_star_rows`): the hub node is found once, not once per edge, its properties are
         sent as a list whose names the statement holds, not as a map per row, and one the
         graph lacks (one query per batch tells) is created with its edges, which costs a
         third of a merge; should another writer make it meanwhile, the key's constraint
@@ -156,16 +156,22 @@ class GraphStore(ABC):
         if hub and counts[hub] < SHAPE_ROWS:  # a few nodes: a statement per label and type
             hub = None
         nodes, _ = _grouped(Records([n for n in records.nodes if n.label != hub]))
-        for label, rows in nodes.items():
-            self.upsert_nodes(label, rows, batch_size=batch_size)
-        keys = list(dict.fromkeys(n.key for n in records.nodes if n.label == hub))
         written = {label: {row["key"] for row in rows} for label, rows in nodes.items()}
-        if hub and self.seeks_by_id:
-            written = {label: self.node_ids(label, list(keys_of), batch_size)
-                       for label, keys_of in written.items()}
-        existing = self.existing(hub, keys, batch_size) if hub else set()
-        with _collector_paused():
-            stars, rest = _stars(hub, records, written, existing)
+        if not hub:
+            for label, rows in nodes.items():
+                self.upsert_nodes(label, rows, batch_size=batch_size)
+            stars, rest = {}, records.edges
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # The store writes the other nodes and reads what the hub rows need while this
+            # thread sorts the edges into them: a third of the wall time of
+            # bench/query_bench.py's load was these two, one after the other.
+            with ThreadPoolExecutor(1) as pool, _collector_paused():
+                ready = pool.submit(self._before_hub, hub, records, nodes, batch_size)
+                ends = _star_ends(hub, records, written)
+                ids, existing = ready.result()
+                stars, rest = _star_rows(hub, *ends, ids, existing)
         for (cypher, merge), rows in stars.items():
             try:
                 self.write_batches(cypher, rows, batch_size=batch_size)
@@ -176,6 +182,23 @@ class GraphStore(ABC):
                 self.write_batches(merge, rows, batch_size=batch_size)
         for (rel_type, src, dst), rows in _grouped(Records(edges=rest))[1].items():
             self.upsert_edges(rel_type, src, dst, rows, batch_size=batch_size)
+
+    def _before_hub(self, hub: str, records: Records, nodes: dict[str, list[dict]],
+                    batch_size: int) -> tuple[dict | None, set]:
+        """What :meth:`write_records` writes and reads before its ``hub`` rows: the other
+        ``nodes`` written; the engine's ids of them where it :attr:`seeks_by_id` (else None);
+        the keys of the hub nodes of ``records`` the graph holds (none to look up in a graph
+        with no ``hub`` node yet: a count both engines keep says so)."""
+        for label, rows in nodes.items():
+            self.upsert_nodes(label, rows, batch_size=batch_size)
+        ids = None
+        if self.seeks_by_id:
+            ids = {label: self.node_ids(label, [row["key"] for row in rows], batch_size)
+                   for label, rows in nodes.items()}
+        if not self.count_nodes(hub):
+            return ids, set()
+        keys = list(dict.fromkeys(n.key for n in records.nodes if n.label == hub))
+        return ids, self.existing(hub, keys, batch_size)
 
     def replace_incoming(self, rel_type: str, label: str, key: str, records: Records) -> None:
         """In one transaction, delete every ``rel_type`` relationship into the node of
@@ -417,7 +440,7 @@ SHAPE_ROWS = 64
 def _collector_paused() -> Iterator[None]:
     """Python's cycle collector off for the block: building a row list per hub node (200,000
     for bench/query_bench.py) sets off full collections that walk every record, a third of
-    :func:`_stars`'s time. The rows hold no cycles."""
+    the time of :func:`_star_ends` and :func:`_star_rows`. The rows hold no cycles."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -450,28 +473,30 @@ def _statements(records: Records) -> list[tuple[str, dict]]:
     return statements
 
 
-def _stars(hub: str | None, records: Records, written: dict[str, set | dict],
-           existing: set) -> tuple[dict, list]:
-    """Statements with their rows that write the ``hub`` nodes of ``records`` with their
-    edges to the nodes ``written`` before them (label -> keys, or key -> the engine's id of
-    the node: the statements then find a far end by its id, then check its key), and the
-    edges left out. A statement is keyed by itself and the one that merges the same rows: a
-    hub node not among the ``existing`` ones is created, with its properties and edges (it
-    has none yet).
+def _star_ends(hub: str, records: Records, written: dict[str, set]) -> tuple[dict, dict, list]:
+    """The ``hub`` nodes of ``records`` with the edges their rows hold, to the nodes
+    ``written`` before them (label -> keys): the first half of :func:`_star_rows`.
 
     A hub node's edge of one type, direction and far label is in its row (one per kind: a
     second one of the same kind to another node is left out, as is an edge whose far end is
-    not among ``written``: a statement matches every far end it names). Rows are grouped by
-    the kinds they hold and by the names of their properties (:data:`SHAPE_ROWS`); a node
-    listed twice is one row, its properties (and those of an edge listed twice) updated in
-    order, as two writes would leave them.
+    not among ``written``: a statement matches every far end it names); a node listed twice
+    is one row, its properties (and those of an edge listed twice) updated in order, as two
+    writes would leave them.
+
+    Returns
+    -------
+    tuple
+        The hub nodes' properties by key; by kind ``(type, src label, dst label)``, whether
+        the hub is its start, the far label, the far key by hub key and the edge
+        properties by hub key; the edges left out, in order.
     """
     stars: dict[str, dict] = {}  # hub key -> its properties
     for node in records.nodes:
         if node.label == hub:
             props = stars.get(node.key)
             stars[node.key] = node.props if props is None else {**props, **node.props}
-    # (type, src, dst) -> (hub is src, far keys, hub key -> far key, hub key -> edge props)
+    # (type, src, dst) -> (hub is src, far keys, hub key -> far key, hub key -> edge props,
+    # far label)
     kinds: dict[tuple, tuple] = {}
     last: dict[str, tuple] = {}  # by type: the kind of its last edge (one kind per type, mostly)
     rest = []
@@ -484,9 +509,9 @@ def _stars(hub: str | None, records: Records, written: dict[str, set | dict],
                 continue
             if triple not in kinds:
                 far = edge.dst_label if edge.src_label == hub else edge.src_label
-                kinds[triple] = (edge.src_label == hub, written.get(far, set()), {}, {})
+                kinds[triple] = (edge.src_label == hub, written.get(far, set()), {}, {}, far)
             kind = last[edge.type] = (edge.src_label, edge.dst_label, *kinds[triple])
-        _, _, out, far_keys, ends, edge_props = kind
+        _, _, out, far_keys, ends, edge_props, _ = kind
         key, far = (edge.src_key, edge.dst_key) if out else (edge.dst_key, edge.src_key)
         if key not in stars or far not in far_keys:
             rest.append(edge)
@@ -499,6 +524,28 @@ def _stars(hub: str | None, records: Records, written: dict[str, set | dict],
             continue
         if edge.props:
             edge_props[key] = {**edge_props.get(key, {}), **edge.props}
+    return stars, kinds, rest
+
+
+def _star_rows(hub: str, stars: dict, kinds: dict, rest: list, ids: dict[str, dict] | None,
+               existing: set) -> tuple[dict, list]:
+    """Statements with their rows that write the hub nodes ``stars`` with the edges of
+    ``kinds`` (:func:`_star_ends`), and the edges ``rest`` left out. A statement is keyed by
+    itself and the one that merges the same rows: a hub node not among the ``existing``
+    ones is created, with its properties and edges (it has none yet). With ``ids`` (label
+    -> key -> the engine's id of the node), the statements find a far end by its id, then
+    check its key; an edge to a far end with no id (gone since it was written) is left out.
+
+    Rows are grouped by the kinds they hold and by the names of their properties
+    (:data:`SHAPE_ROWS`).
+    """
+    for (rel_type, src, dst), (out, far_keys, ends, edge_props, far) in kinds.items():
+        if ids is not None and not far_keys <= ids.get(far, {}).keys():
+            id_of = ids.get(far, {})
+            for key in [key for key, end in ends.items() if end not in id_of]:
+                end, props = ends.pop(key), edge_props.pop(key, {})
+                rest.append(Edge(rel_type, src, key, dst, end, props) if out
+                            else Edge(rel_type, src, end, dst, key, props))
     every = tuple(kinds)
     partial = [triple for triple in every if len(kinds[triple][2]) < len(stars)]
     shapes: dict[tuple, list] = defaultdict(list)
@@ -511,8 +558,7 @@ def _stars(hub: str | None, records: Records, written: dict[str, set | dict],
         listed = len(members) >= SHAPE_ROWS and all(
             isinstance(n, str) and n and "`" not in n for n in names)
         ends = [kinds[triple][2] for triple in held]
-        ids = [kinds[triple][1] for triple in held if isinstance(kinds[triple][1], dict)]
-        by_id = bool(ids) and len(ids) == len(held)
+        by_id = ids is not None and bool(held)
         propped = [t for t in held if kinds[t][3] and any(k in kinds[t][3] for k, _ in members)]
         edge_props = [kinds[triple][3] for triple in propped]
         shape = (hub, held, names if listed else None, propped)
@@ -522,8 +568,9 @@ def _stars(hub: str | None, records: Records, written: dict[str, set | dict],
         keys = [key for key, _ in members]
         columns = [[by_key[key] for key in keys] for by_key in ends]
         if by_id:
-            columns[:0] = [[id_of[far] for far in column]
-                           for id_of, column in zip(ids, columns, strict=True)]
+            id_of = [ids[kinds[triple][4]] for triple in held]
+            columns[:0] = [[by_key[far] for far in column]
+                           for by_key, column in zip(id_of, columns, strict=True)]
         columns += [[by_key.get(key, {}) for key in keys] for by_key in edge_props]
         tails = list(zip(*columns, strict=True)) if columns else [()] * len(keys)
         if listed:
