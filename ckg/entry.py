@@ -18,7 +18,6 @@ A command runs in one of two places:
 
 import os
 import sys
-import threading
 
 from ckg.core import config
 
@@ -40,7 +39,8 @@ def main() -> None:
     if _uses_embedded_store(sys.argv[1:]):
         # Imported here, in this thread: two threads importing at once can deadlock or
         # see half-initialised modules.
-        from ckg.core import config
+        import threading
+
         from ckg.core.errors import CkgError
         from ckg.store.server import ensure_server
 
@@ -102,8 +102,10 @@ def _has_terminal() -> bool:
 def _run_in_resident() -> int | None:
     """Run the command in a child of the home's resident and return its exit status (minus
     the signal's number if a signal ended it), or None if no resident took it."""
+    # The socket module's enums cost a few milliseconds of the ~60 this path takes; the
+    # C module under it has all it uses.
+    import _socket as socket
     import marshal
-    import socket
     import stat
     import struct
 
@@ -166,15 +168,14 @@ def _run_in_resident() -> int | None:
             [message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("3i", 0, 1, 2))]
         )
         conn.sendall(message[sent:])
-        reader = conn.makefile("rb")
-        reply = _receive(reader, marshal)
+        reply = _receive(conn, marshal)
         if reply is None or reply[0] != "ok":
             if reply and "--debug" in sys.argv:
                 print(f"ckg: debug: runs here, not in the resident: {reply[1]}", file=sys.stderr)
             _restore_signals(signal)
             return None
         while True:
-            reply = _receive(reader, marshal)
+            reply = _receive(conn, marshal)
             if reply is None:
                 print(
                     "ckg: error: the resident process ended while it ran this command",
@@ -194,12 +195,22 @@ def _restore_signals(signal) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _receive(reader, marshal):
+def _receive(conn, marshal):
     """One message from the resident, or None when it closed the connection."""
-    head = reader.read(4)
+    head = _read(conn, 4)
     if len(head) < 4:
         return None
-    return marshal.loads(reader.read(int.from_bytes(head, "big")))
+    return marshal.loads(_read(conn, int.from_bytes(head, "big")))
+
+
+def _read(conn, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        more = conn.recv(size - len(data))
+        if not more:
+            break
+        data += more
+    return data
 
 
 def _start_resident(home: str) -> None:
