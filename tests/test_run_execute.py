@@ -163,3 +163,17 @@ def _group_members(pgid: int) -> list[int]:
         except (OSError, psutil.Error):
             continue
     return members
+
+
+def test_what_the_caller_holds_open_reaches_no_program_a_callable_runs(tmp_path):
+    """A descriptor this process holds open and inheritable (a pipe a caller reads to its
+    end) is not passed on to what the fork runs, as Popen's close_fds keeps it from a new
+    interpreter: a program left running would hold the caller's pipe open."""
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)
+    try:
+        out = _run(tmp_path, lambda: os.system(f"test -e /dev/fd/{write_end}") >> 8)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert out.exit_code == 1, f"descriptor {write_end} reached the program"

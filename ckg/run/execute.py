@@ -214,6 +214,15 @@ def _fork(call, *, cwd: Path, env: dict[str, str], log, stdin: int | None) -> in
         os.dup2(null if stdin is None else stdin, 0)
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+        # As Popen's close_fds does for a new interpreter: what this process holds open (a
+        # store's connection, a resident's sockets, a caller's pipe) reaches no program the
+        # child runs, which could keep it open past the command.
+        for fd in _open_descriptors():
+            if fd > 2:
+                try:
+                    os.set_inheritable(fd, False)
+                except OSError:
+                    pass  # the listing's own, closed since
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
         # Unbuffered, as PYTHONUNBUFFERED=1 leaves a worker's: the log shows what ran last.
         sys.stdout, sys.stderr = (
@@ -247,6 +256,13 @@ def _fork(call, *, cwd: Path, env: dict[str, str], log, stdin: int | None) -> in
             except (OSError, ValueError):
                 pass
         os._exit(code or 0)
+
+
+def _open_descriptors() -> list[int]:
+    """The file descriptors open in this process (Linux lists them in /proc, others in
+    /dev/fd)."""
+    folder = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+    return [int(name) for name in os.listdir(folder) if name.isdigit()]
 
 
 def _print_exception() -> None:
