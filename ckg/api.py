@@ -355,11 +355,12 @@ class KnowledgeGraph:
         return show(self.store, alias_or_uid, source=source)
 
     def deps(self, alias_or_uid: str, depth: int | None = None, reverse: bool = False, *,
-             source: str = "") -> dict:
-        """The dependency tree of an artifact, or of its dependents when ``reverse``."""
+             source: str = "", via: bool = True) -> dict:
+        """The dependency tree of an artifact, or of its dependents when ``reverse``; its
+        children without their edges where ``via`` is False (:func:`ckg.graph.lookup.deps`)."""
         from ckg.graph.lookup import deps
 
-        return deps(self.store, alias_or_uid, depth, reverse, source=source)
+        return deps(self.store, alias_or_uid, depth, reverse, source=source, via=via)
 
     def import_results(self, paths):
         """Import result files or folders (PwC, MLPerf, tables); see

@@ -332,6 +332,14 @@ def test_find_show_and_deps(kg, tiny):
     assert children["get,zlib"]["status"] == "missing"
     assert children["get-python-alt"]["status"] == "ambiguous"
     assert {v["via_variation"] for v in children["get-python3"]["via"]} == {"", "cuda", "conda"}
+
+    def drawn(node):  # what the web page's figure draws of a tree
+        return [(c["uid"], c["alias"], c["kind"], c["status"], c.get("repeat"), drawn(c))
+                for c in node["children"]]  # fmt: skip
+
+    brief = kg.deps("app-hello", via=False)  # the targets read, not each edge
+    assert drawn(brief) == drawn(tree)
+    assert [c["via"] for c in brief["children"] if c["status"] != "missing"] == [[]] * 3
     assert kg.deps("app-hello", depth=0)["children"] == []
     assert [c["alias"] for c in kg.deps("detect-os", reverse=True)["children"]] == ["app-hello"]
     with pytest.raises(NotFound, match="no artifact with alias or uid 'nope'"):

@@ -448,12 +448,15 @@ def show(store, alias_or_uid: str, *, source: str = "") -> dict:
 
 
 def deps(store, alias_or_uid: str, depth: int | None = None, reverse: bool = False, *,
-         source: str = "") -> dict:
+         source: str = "", via: bool = True) -> dict:
     """The dependency tree of an artifact (or of its dependents when ``reverse``).
 
     One query per level. A node is expanded where it first appears (breadth first); later
     appearances carry ``repeat: True`` and no children, which also cuts cycles. Unresolved
-    entries appear as children with ``status: "missing"``.
+    entries appear as children with ``status: "missing"``. With ``via`` False a resolved
+    child's ``via`` stays empty: one row per target is read instead of one per edge with
+    its fields (what a drawing of the tree needs: app-mlperf-inference's second level is
+    286 targets against 818 edges of 15 fields, 23 ms against 265 ms at load 6).
 
     Returns
     -------
@@ -477,7 +480,7 @@ def deps(store, alias_or_uid: str, depth: int | None = None, reverse: bool = Fal
         level += 1
         by_uid = {n["uid"]: n for n in frontier}
         frontier = []
-        for row in _edges(store, list(by_uid), reverse):
+        for row in _edges(store, list(by_uid), reverse, via):
             parent = by_uid[row["parent"]]
             child = next((c for c in parent["children"] if c.get("uid") == row["uid"]), None)
             if child is None or row["uid"] is None:
@@ -495,22 +498,26 @@ def deps(store, alias_or_uid: str, depth: int | None = None, reverse: bool = Fal
                     seen[row["uid"]] = child
                     frontier.append(child)
                 parent["children"].append(child)
-            child["via"].append(row["via"])
+            if via or row["status"] == "missing":
+                child["via"].append(row["via"])
             if row["status"] == "ambiguous":  # from every edge, whatever order they came in
                 child["status"] = "ambiguous"
     return root
 
 
-def _edges(store, uids: list[str], reverse: bool) -> list[dict]:
+def _edges(store, uids: list[str], reverse: bool, via: bool = True) -> list[dict]:
     pattern = (
         "(b:Artifact)-[r:DEPENDS_ON]->(a:Artifact)"
         if reverse
         else "(a:Artifact)-[r:DEPENDS_ON]->(b:Artifact)"
     )
+    target = "a.uid AS parent, b.uid AS uid, b.alias AS alias, b.kind AS target_kind"
     rows = store.run(
-        f"MATCH {pattern} WHERE a.uid IN $uids RETURN a.uid AS parent, b.uid AS uid, "
-        f"b.alias AS alias, b.kind AS target_kind, {_EDGE} "
-        "ORDER BY parent, alias, uid, position, entry",
+        f"MATCH {pattern} WHERE a.uid IN $uids RETURN {target}, {_EDGE} "
+        "ORDER BY parent, alias, uid, position, entry"
+        if via
+        else f"MATCH {pattern} WHERE a.uid IN $uids RETURN {target}, "
+        "max(r.matches) AS matches ORDER BY parent, alias, uid",
         {"uids": uids},
     )
     out = [_row(r, "ambiguous" if (r["matches"] or 1) > 1 else "ok") for r in rows]

@@ -152,8 +152,8 @@ def _pages(kg) -> dict:
         key = request.path_params["key"]
         shown = kg.show(key)
         uid = shown["artifact"]["uid"]
-        graph = figures.dependency_graph(kg.deps(uid, depth=GRAPH_DEPTH),
-                                         kg.deps(uid, depth=1, reverse=True))
+        graph = figures.dependency_graph(kg.deps(uid, depth=GRAPH_DEPTH, via=False),
+                                         kg.deps(uid, depth=1, reverse=True, via=False))
         chosen = [v for v in request.query_params.get("variations", "").split(",") if v]
         if len(chosen) > MAX_VARIATIONS:
             raise UsageError(f"choose at most {MAX_VARIATIONS} variations ({len(chosen)} asked)")
