@@ -13,7 +13,8 @@ Samplers (``--sampler``):
   none runs twice (:func:`ckg.tune.study.ask_untried`).
 - ``nsga2``: NSGA-II, for budgets of several hundred trials.
 - ``gp``: a Gaussian process (needs PyTorch), for small spaces of numbers with costly trials.
-- ``random``: uniform sampling, the baseline.
+- ``random``: each parameter drawn uniformly in turn, so that a value of ``model`` with few
+  points is drawn as often as one with many; a baseline.
 """
 
 import random
