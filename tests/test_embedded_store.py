@@ -162,6 +162,25 @@ def test_unwritable_home_is_one_clear_line(tmp_path):
 def test_non_finite_floats_are_refused_by_name():
     with pytest.raises(Exception, match="cannot store nan"):
         cypher_literal(float("nan"))
+    with pytest.raises(Exception, match="cannot store inf"):
+        cypher_literal([["a", float("inf")]])  # a list goes by JSON where it can
+
+
+def test_a_list_parameter_round_trips_verbatim(ckg_home):
+    """A list with no map in it is written as JSON: every escape JSON writes must read back
+    as the text it stands for (a control character's \\u escape does not in FalkorDB)."""
+    texts = [
+        "quote \" and ' both",
+        "back\\slash and \\n not a newline, \\\\ two, \\u0041 not an A",
+        "line one\nline two\r\n\ttabbed \b \f",
+        "bell \x07 and unit separator \x1f",
+        'a key": in a string',
+        "non-ASCII: é 中文 🚀 \u2028",
+    ]
+    with EmbeddedStore(ckg_home) as store:
+        for text in texts:  # one at a time: one text that needs the slow path takes the list
+            rows = [[text, 1, 2.5, None, True, [text], {"k": text}]]
+            assert store.run("UNWIND $rows AS row RETURN row", {"rows": rows}) == [{"row": rows[0]}]
 
 
 def test_server_that_cannot_start_names_the_reason(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ and relationship properties name their keys by number (see :class:`CompactDecode
 
 import socket
 import struct
+from json import dumps as _json
 
 from ckg.core.errors import QueryError, StoreUnavailable
 
@@ -202,18 +203,37 @@ def cypher_literal(value: object) -> str:
     protocol, so every string is escaped here and nowhere else. Written for speed (type
     checks by identity, most common type first): a 100,000-row batch is encoded here.
 
+    A list with no map in it is written by :func:`json.dumps`, in half the time: JSON's
+    lists, strings, numbers, ``null``, ``true`` and ``false`` are Cypher's, and FalkorDB
+    reads JSON's escapes but ``\\uXXXX`` (a control character other than newline, tab,
+    carriage return, backspace and form feed), for which, as for a map's quoted keys,
+    the slow path writes it.
+
     >>> cypher_literal({"a": ['x"y', 1, 2.5, None, True]})
     '{`a`:["x\\\\"y",1,2.5,null,true]}'
+    >>> cypher_literal([['x"y', 1, 2.5, None, True]])
+    '[["x\\\\"y",1,2.5,null,true]]'
     """
+    if type(value) is list:
+        try:
+            text = _json(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError):  # NaN, infinities and other types: the slow path
+            text = None
+        if text is not None and '":' not in text and "\\u" not in text:
+            return text
+    return _literal(value)
+
+
+def _literal(value: object) -> str:
     kind = type(value)
     if kind is str:
         if "\\" in value or '"' in value:
             value = value.replace("\\", "\\\\").replace('"', '\\"')
         return '"' + value + '"'
     if kind is dict:
-        return "{" + ",".join([_map_key(k) + cypher_literal(v) for k, v in value.items()]) + "}"
+        return "{" + ",".join([_map_key(k) + _literal(v) for k, v in value.items()]) + "}"
     if kind is list or kind is tuple:
-        return "[" + ",".join([cypher_literal(v) for v in value]) + "]"
+        return "[" + ",".join([_literal(v) for v in value]) + "]"
     if value is None:
         return "null"
     if kind is bool:
@@ -225,9 +245,9 @@ def cypher_literal(value: object) -> str:
             raise QueryError(f"the embedded engine cannot store {value!r}: use null")
         return repr(value)
     if isinstance(value, (str, int, float, list, tuple, dict)):  # subclasses, e.g. IntEnum
-        return cypher_literal(_plain(value))
+        return _literal(_plain(value))
     if hasattr(value, "item"):  # NumPy scalars
-        return cypher_literal(value.item())
+        return _literal(value.item())
     raise QueryError(f"cannot send a {kind.__name__} as a query parameter")
 
 
