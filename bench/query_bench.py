@@ -17,6 +17,7 @@ most 200 ms median.
 """
 
 import argparse
+import os
 import random
 import statistics
 import tempfile
@@ -108,14 +109,15 @@ def main() -> None:
         try:
             store.reset()
             store.ensure_schema()
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             store.write_records(records)
-            load_s = time.perf_counter() - start
+            load_s, cpu = time.perf_counter() - start, time.process_time() - cpu
             store.write_records(runs)
             print(
                 f"{store.engine}: loaded {args.results} results "
                 f"({len(records.nodes)} nodes, {len(records.edges)} edges) in {load_s:.1f} s: "
-                f"{args.results / load_s:,.0f} results/s (target >= 20,000 embedded)"
+                f"{args.results / load_s:,.0f} results/s (target >= 20,000 embedded); "
+                f"this process's CPU {cpu:.1f} s, load {os.getloadavg()[0]:.1f}"
             )
             rng = random.Random(1)
             per_task = args.datasets // args.tasks
