@@ -165,9 +165,13 @@ def test_routing_scheme_reaches_a_single_server(neo4j_uri):
         assert store.write("RETURN 2 AS two") == [{"two": 2}]
 
 
-def test_ensure_schema_creates_one_unique_constraint_per_key(neo4j):
+def test_ensure_schema_creates_one_unique_constraint_per_key(neo4j, monkeypatch):
     neo4j.ensure_schema()
-    neo4j.ensure_schema()  # idempotent
+    created = []
+    with monkeypatch.context() as patch:  # set up already: one look, nothing created again
+        patch.setattr(neo4j, "write", lambda cypher, *args: created.append(cypher))
+        neo4j.ensure_schema()
+    assert created == []
     rows = neo4j.run(
         "SHOW CONSTRAINTS YIELD name, type, labelsOrTypes, properties "
         "WHERE name STARTS WITH 'ckg_' RETURN labelsOrTypes[0] AS label, properties AS props, type"
