@@ -80,6 +80,9 @@ def main(argv: list[str]) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return 0  # another resident serves this home
+    # Written before the imports, so that ckg db stop finds (and ends) a resident that
+    # is still starting.
+    (home / PID_FILE).write_text(f"{os.getpid()}\n")
     import_ahead()
     # What is imported now is the children's too: kept out of the collector, which would
     # otherwise touch (and so copy) every page of it in each child.
@@ -186,7 +189,6 @@ class Resident:
         self.listener.bind(str(self.path))
         self.listener.listen(64)
         self.claim = (os.stat(home).st_ino, os.stat(self.path).st_ino)
-        (home / PID_FILE).write_text(f"{os.getpid()}\n")
         self.children: dict[int, tuple[int, socket.socket]] = {}  # pidfd: (pid, connection)
         self.watched: dict[int, int] = {}  # a connection's descriptor: its child's pidfd
         self.accepting = True
