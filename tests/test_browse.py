@@ -3,6 +3,7 @@
 import pytest
 
 from ckg.core.errors import NotFound
+from ckg.graph import browse
 from tests.recorded_runs import RUNS, write_runs
 
 
@@ -33,6 +34,9 @@ def test_runs_experiments_platforms_and_reproductions_read_alike_on_both_engines
     boards = {(b["task"], b["dataset"], b["metric"]): b for b in kg.leaderboards()}
     power = boards[("Image Classification", "ImageNet", "power")]
     assert power["direction"] == "min" and power["results"] > 10
+    imagenet = sorted(m for t, d, m in boards if (t, d) == ("Image Classification", "ImageNet"))
+    assert browse.board_metrics(kg.store, "Image Classification", "ImageNet") == imagenet
+    assert browse.board_metrics(kg.store, None, "ImageNet") == []
 
     platforms = {p["uid"]: p for p in kg.platforms()}
     assert (platforms["host-1"]["runs"], platforms["host-1"]["results"]) == (len(RUNS) + 2, 0)

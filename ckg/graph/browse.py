@@ -54,6 +54,16 @@ MATCH (m:Metric {name: metric})
 RETURN task, dataset, m.name AS metric, m.direction AS direction, results, sources
 ORDER BY task, dataset, metric
 """
+# The metrics of one task and dataset's leaderboards (those of _LEADERBOARDS): the results
+# tested on the names they keep, where grouping all of them for every board took 0.34 s of
+# a front's page at 100x the corpora (0.05 s so).
+_BOARD_METRICS = """
+MATCH (r:Result)
+WHERE r.task = $task AND r.dataset = $dataset AND r.value IS NOT NULL
+WITH DISTINCT r.metric AS metric
+MATCH (m:Metric {name: metric})
+RETURN m.name AS metric ORDER BY metric
+"""
 _REPRODUCED = """
 MATCH (res:Result)<-[:REPRODUCES]-(run:Run)-[:MEASURED]->(x:Measurement)
 WHERE res.uid IN $uids AND run.status = 'ok' AND x.metric = res.metric AND x.device IS NULL
@@ -229,6 +239,14 @@ def experiment(store, name_or_uid: str) -> dict:
 def leaderboards(store) -> list[dict]:
     """Each task, dataset and metric that published results have, with how many there are."""
     return store.run(_LEADERBOARDS)
+
+
+def board_metrics(store, task: str | None, dataset: str | None) -> list[str]:
+    """The metrics of the leaderboards (:func:`leaderboards`) of ``task`` and ``dataset``,
+    sorted; none where either is None or empty."""
+    if not (task and dataset):
+        return []
+    return [r["metric"] for r in store.run(_BOARD_METRICS, {"task": task, "dataset": dataset})]
 
 
 def compared_page(store, params: dict, skip: int, limit: int) -> tuple[list[dict], dict]:

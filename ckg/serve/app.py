@@ -30,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 
 from ckg.core.errors import CkgError, NotFound, UsageError
 from ckg.core.values import format_number, human_unit, is_number
+from ckg.graph.browse import board_metrics
 from ckg.serve import figures
 from ckg.serve.access import Guard, offsite
 
@@ -243,8 +244,7 @@ def _pages(kg) -> dict:
     def results_front(request):
         q = request.query_params
         task, dataset = q.get("task") or None, q.get("dataset") or None
-        present = sorted({b["metric"] for b in kg.leaderboards()
-                          if b["task"] == task and b["dataset"] == dataset})  # fmt: skip
+        present = board_metrics(kg.store, task, dataset)
         x, y = _objectives(request, present, ("throughput", "power"))
         front = kg.pareto([x, y], source="papers", task=task, dataset=dataset, write=False)
         return {"task": task, "dataset": dataset, "metrics": present, "x": x, "y": y,
