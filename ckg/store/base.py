@@ -184,8 +184,9 @@ class GraphStore(ABC):
         for (rel_type, src, dst), rows in _grouped(Records(edges=rest))[1].items():
             self.upsert_edges(rel_type, src, dst, rows, batch_size=batch_size)
 
-    def _before_hub(self, hub: str, records: Records, nodes: dict[str, list[dict]],
-                    batch_size: int) -> tuple[dict | None, set]:
+    def _before_hub(
+        self, hub: str, records: Records, nodes: dict[str, list[dict]], batch_size: int
+    ) -> tuple[dict | None, set]:
         """What :meth:`write_records` writes and reads before its ``hub`` rows: the other
         ``nodes`` written; the engine's ids of them where it :attr:`seeks_by_id` (else None);
         the keys of the hub nodes of ``records`` the graph holds (none to look up in a graph
@@ -194,8 +195,10 @@ class GraphStore(ABC):
             self.upsert_nodes(label, rows, batch_size=batch_size)
         ids = None
         if self.seeks_by_id:
-            ids = {label: self.node_ids(label, [row["key"] for row in rows], batch_size)
-                   for label, rows in nodes.items()}
+            ids = {
+                label: self.node_ids(label, [row["key"] for row in rows], batch_size)
+                for label, rows in nodes.items()
+            }
         if not self.count_nodes(hub):
             return ids, set()
         keys = list(dict.fromkeys(n.key for n in records.nodes if n.label == hub))
@@ -206,12 +209,22 @@ class GraphStore(ABC):
         ``label`` whose key is ``key``, then write ``records`` (nodes, then edges): a node's
         incoming edges of one type replaced by a new set, never seen half done. A property
         set to None in ``records`` is removed."""
-        delete = (f"MATCH (:{check_name(label)} {{{key_of(label)}: $key}})"
-                  f"<-[x:{check_name(rel_type)}]-() DELETE x")
+        delete = (
+            f"MATCH (:{check_name(label)} {{{key_of(label)}: $key}})"
+            f"<-[x:{check_name(rel_type)}]-() DELETE x"
+        )
         self.write_many([(delete, {"key": key}), *_statements(records)])
 
-    def upsert_keyed_edges(self, rel_type: str, src_label: str, dst_label: str, prop: str,
-                           rows: Iterable[dict], *, batch_size: int = BATCH_SIZE) -> int:
+    def upsert_keyed_edges(
+        self,
+        rel_type: str,
+        src_label: str,
+        dst_label: str,
+        prop: str,
+        rows: Iterable[dict],
+        *,
+        batch_size: int = BATCH_SIZE,
+    ) -> int:
         """Merge relationships told apart by their property ``prop`` (several of one type
         may join the same two nodes: one per value, such as a dependency entry's edges);
         each row is ``{"src", "dst", "key", "props"}``, ``key`` the value of ``prop``.
@@ -231,16 +244,24 @@ class GraphStore(ABC):
         """The engine's ids of the nodes of ``label`` whose keys are ``keys``, by key (a key
         no node has is left out). An id is the node's while it exists: a deleted node's may
         be given to a new one."""
-        cypher = (f"UNWIND $keys AS k MATCH (n:{check_name(label)} {{{key_of(label)}: k}}) "
-                  "RETURN k, id(n) AS i")
-        return {row["k"]: row["i"] for start in range(0, len(keys), batch_size)
-                for row in self.run(cypher, {"keys": keys[start:start + batch_size]})}
+        cypher = (
+            f"UNWIND $keys AS k MATCH (n:{check_name(label)} {{{key_of(label)}: k}}) "
+            "RETURN k, id(n) AS i"
+        )
+        return {
+            row["k"]: row["i"]
+            for start in range(0, len(keys), batch_size)
+            for row in self.run(cypher, {"keys": keys[start : start + batch_size]})
+        }
 
     def existing(self, label: str, keys: list, batch_size: int = BATCH_SIZE) -> set:
         """Which of ``keys`` a node of ``label`` has in the graph."""
         cypher = f"UNWIND $keys AS k MATCH (n:{check_name(label)} {{{key_of(label)}: k}}) RETURN k"
-        return {row["k"] for start in range(0, len(keys), batch_size)
-                for row in self.run(cypher, {"keys": keys[start:start + batch_size]})}
+        return {
+            row["k"]
+            for start in range(0, len(keys), batch_size)
+            for row in self.run(cypher, {"keys": keys[start : start + batch_size]})
+        }
 
     def outgoing(self, label: str, keys: list, *, nodes: bool = False) -> list[dict]:
         """The relationships leaving the nodes of ``label`` whose keys are ``keys``.
@@ -265,9 +286,13 @@ class GraphStore(ABC):
         found = []
         for row in rows:
             far = (row["labels"] or [None])[0]
-            edge = {"src": row["src"], "type": row["type"], "label": far,
-                    "key": row[f"k_{key_of(far)}"] if far else None,
-                    "props": dict(row["props"] or {})}
+            edge = {
+                "src": row["src"],
+                "type": row["type"],
+                "label": far,
+                "key": row[f"k_{key_of(far)}"] if far else None,
+                "props": dict(row["props"] or {}),
+            }
             if nodes:
                 edge["node"] = dict(row["node"] or {})
             found.append(edge)
@@ -331,8 +356,9 @@ class GraphStore(ABC):
         )
         return rows[0]["n"] if rows else None
 
-    def update_nodes(self, label: str, keys: Iterable, props: dict, *,
-                     where: dict | None = None) -> None:
+    def update_nodes(
+        self, label: str, keys: Iterable, props: dict, *, where: dict | None = None
+    ) -> None:
         """Set ``props`` on the existing nodes of ``label`` whose keys are ``keys`` (none is
         made), on those only whose properties have the values ``where`` names, if given."""
         match = f"UNWIND $keys AS k MATCH (n:{check_name(label)} {{{key_of(label)}: k}})"
@@ -347,8 +373,11 @@ class GraphStore(ABC):
 
     def delete_nodes(self, label: str, keys: Iterable) -> None:
         """Delete the nodes of ``label`` whose keys are ``keys``, with their relationships."""
-        self.write(f"UNWIND $keys AS k MATCH (n:{check_name(label)} {{{key_of(label)}: k}}) "
-                   "DETACH DELETE n", {"keys": list(keys)})
+        self.write(
+            f"UNWIND $keys AS k MATCH (n:{check_name(label)} {{{key_of(label)}: k}}) "
+            "DETACH DELETE n",
+            {"keys": list(keys)},
+        )
 
     def counts(self) -> dict:
         """Node counts per label and relationship counts per type (zero counts left out)."""
@@ -384,8 +413,7 @@ class GraphStore(ABC):
         rows = self.run("MATCH (n) RETURN labels(n) AS labels, count(n) AS c")
         return [(tuple(row["labels"] or ()), row["c"]) for row in rows]
 
-    def page(self, label: str, after=None, limit: int = BATCH_SIZE, *,
-             whole: bool = True) -> list:
+    def page(self, label: str, after=None, limit: int = BATCH_SIZE, *, whole: bool = True) -> list:
         """The nodes of ``label`` whose key is above ``after`` (every one with a key when
         None), in key order, ``limit`` at most: their properties, or only their keys unless
         ``whole``. The last one's key is the next page's ``after``."""
@@ -528,8 +556,9 @@ def _star_ends(hub: str, records: Records, written: dict[str, set]) -> tuple[dic
     return stars, kinds, rest
 
 
-def _star_rows(hub: str, stars: dict, kinds: dict, rest: list, ids: dict[str, dict] | None,
-               existing: set) -> tuple[dict, list]:
+def _star_rows(
+    hub: str, stars: dict, kinds: dict, rest: list, ids: dict[str, dict] | None, existing: set
+) -> tuple[dict, list]:
     """Statements with their rows (a :class:`_Rows` each) that write the hub nodes
     ``stars`` with the edges of ``kinds`` (:func:`_star_ends`), and the edges ``rest`` left
     out. A statement is keyed by
@@ -546,19 +575,26 @@ def _star_rows(hub: str, stars: dict, kinds: dict, rest: list, ids: dict[str, di
             id_of = ids.get(far, {})
             for key in [key for key, end in ends.items() if end not in id_of]:
                 end, props = ends.pop(key), edge_props.pop(key, {})
-                rest.append(Edge(rel_type, src, key, dst, end, props) if out
-                            else Edge(rel_type, src, end, dst, key, props))
+                rest.append(
+                    Edge(rel_type, src, key, dst, end, props)
+                    if out
+                    else Edge(rel_type, src, end, dst, key, props)
+                )
     every = tuple(kinds)
     partial = [triple for triple in every if len(kinds[triple][2]) < len(stars)]
     shapes: dict[tuple, list] = defaultdict(list)
     for key, props in stars.items():
-        held = every if not partial else tuple(
-            t for t in every if t not in partial or key in kinds[t][2])
+        held = (
+            every
+            if not partial
+            else tuple(t for t in every if t not in partial or key in kinds[t][2])
+        )
         shapes[(held, tuple(props), key not in existing)].append((key, props))
     out_rows: dict[tuple, _Rows] = defaultdict(_Rows)
     for (held, names, new), members in shapes.items():
         listed = len(members) >= SHAPE_ROWS and all(
-            isinstance(n, str) and n and "`" not in n for n in names)
+            isinstance(n, str) and n and "`" not in n for n in names
+        )
         ends = [kinds[triple][2] for triple in held]
         by_id = ids is not None and bool(held)
         propped = [t for t in held if kinds[t][3] and any(k in kinds[t][3] for k, _ in members)]
@@ -567,7 +603,8 @@ def _star_rows(hub: str, stars: dict, kinds: dict, rest: list, ids: dict[str, di
         merge = _star_cypher(*shape, create=False, by_id=by_id)
         id_of = [ids[kinds[triple][4]] for triple in held] if by_id else None
         out_rows[_star_cypher(*shape, create=new, by_id=by_id), merge].parts.append(
-            (members, ends, id_of, edge_props, listed))
+            (members, ends, id_of, edge_props, listed)
+        )
     return out_rows, rest
 
 
@@ -583,30 +620,35 @@ class _Rows:
     def __iter__(self) -> Iterator[list]:
         for members, ends, id_of, edge_props, listed in self.parts:
             for start in range(0, len(members), BATCH_SIZE):
-                yield from _built(members[start:start + BATCH_SIZE], ends, id_of, edge_props,
-                                  listed)
+                yield from _built(
+                    members[start : start + BATCH_SIZE], ends, id_of, edge_props, listed
+                )
 
 
-def _built(members: list, ends: list, id_of: list | None, edge_props: list,
-           listed: bool) -> list[list]:
+def _built(
+    members: list, ends: list, id_of: list | None, edge_props: list, listed: bool
+) -> list[list]:
     """The rows of ``members`` (key, properties) with their far ends' keys ``ends``,
     ``id_of`` their ids (or None) and their edges' properties ``edge_props``, by hub key."""
     # Built column by column: a list per end and per row costs a third more.
     keys = [key for key, _ in members]
     columns = [[by_key[key] for key in keys] for by_key in ends]
     if id_of is not None:
-        columns[:0] = [[by_key[far] for far in column]
-                       for by_key, column in zip(id_of, columns, strict=True)]
+        columns[:0] = [
+            [by_key[far] for far in column] for by_key, column in zip(id_of, columns, strict=True)
+        ]
     columns += [[by_key.get(key, {}) for key in keys] for by_key in edge_props]
     tails = list(zip(*columns, strict=True)) if columns else [()] * len(keys)
     if listed:
-        return [[key, *props.values(), *tail]
-                for (key, props), tail in zip(members, tails, strict=True)]
+        return [
+            [key, *props.values(), *tail] for (key, props), tail in zip(members, tails, strict=True)
+        ]
     return [[key, props, *tail] for (key, props), tail in zip(members, tails, strict=True)]
 
 
-def _star_cypher(hub: str, held: tuple, names: tuple | None, propped: list,
-                 create: bool, by_id: bool = False) -> str:
+def _star_cypher(
+    hub: str, held: tuple, names: tuple | None, propped: list, create: bool, by_id: bool = False
+) -> str:
     """One hub node with its edges of the kinds ``held``: its key in ``row[0]``, its
     properties after it by ``names`` (a map in ``row[1]`` when None), then (``by_id``) the
     far ends' ids, then their keys, then the properties of the edges of the kinds
