@@ -55,12 +55,15 @@ _NOT_AHEAD = (
     "ckg.run.notebook",
     "ckg.cli.resident",
     "ckg.store.watchdog",
-    "ckg.run.scripts.worker",
     "ckg.entry",
     "ckg.cluster",
     "ckg.pareto",
     "ckg.store.neo4j",
 )
+
+#: Modules of ckg's dependencies that a command imports as it runs (CM's utils for the
+#: scripts of CM, email's parser for package metadata, what the script worker sets).
+_AHEAD_TOO = ("cmind", "cmind.utils", "email.parser", "faulthandler", "resource")
 
 
 @dataclass
@@ -167,12 +170,12 @@ def import_ahead() -> None:
 
     load_commands(None)
     click_command()
-    for module in pkgutil.walk_packages(ckg.__path__, "ckg."):
-        if not module.name.startswith(_NOT_AHEAD):
-            try:
-                importlib.import_module(module.name)
-            except ImportError:  # a module of an extra that is not installed
-                pass
+    names = [m.name for m in pkgutil.walk_packages(ckg.__path__, "ckg.")]
+    for name in [n for n in names if not n.startswith(_NOT_AHEAD)] + list(_AHEAD_TOO):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # a module of an extra that is not installed
+            pass
 
 
 class Resident:

@@ -178,18 +178,27 @@ def _tree_stamp(repo: Path, paths: list[str] | None = None) -> tuple[str, int, l
                     # The listing's type (no stat); nothing below .git.
                     if entry.is_dir(follow_symlinks=False) and entry.path != git_dir:
                         folders.append(entry.path)
-    for path in paths:
-        full = f"{root}/{path}" if path else root
-        try:
-            info = os.lstat(full)
-        except OSError:  # gone, or a folder on its way is not one now
-            return None
-        if path == ".git":
-            entries.append((full, info.st_ino))
-            continue
-        entries.append((full, info.st_mode, info.st_ino, info.st_size, info.st_mtime_ns,
-                        info.st_ctime_ns))
-        newest = max(newest, info.st_mtime_ns, info.st_ctime_ns)
+    # Each entry stat'ed from the open root: the kernel then walks its path from there, not
+    # from /, a quarter of the time over CM's 3,300 entries.
+    try:
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        for path in paths:
+            full = f"{root}/{path}" if path else root
+            try:
+                info = os.lstat(path, dir_fd=root_fd) if path else os.lstat(root)
+            except OSError:  # gone, or a folder on its way is not one now
+                return None
+            if path == ".git":
+                entries.append((full, info.st_ino))
+                continue
+            entries.append((full, info.st_mode, info.st_ino, info.st_size, info.st_mtime_ns,
+                            info.st_ctime_ns))
+            newest = max(newest, info.st_mtime_ns, info.st_ctime_ns)
+    finally:
+        os.close(root_fd)
     digest = hashlib.sha256(marshal.dumps(entries))
     _hash_files(digest, [repo / ".git" / name for name in ("HEAD", "index", "config")])
     digest.update(_git_settings())
