@@ -259,6 +259,8 @@ def test_db_stop_and_the_idle_timeout_end_the_resident(ckg_home):
 def test_the_socket_of_a_home_is_its_owners_alone(ckg_home):
     resident_of(ckg_home)
     assert os.stat(ckg_home).st_mode & 0o077 == 0
+    for name in ("resident.sock", "resident.pid", "resident.lock", "resident.log"):
+        assert os.stat(ckg_home / name).st_mode & 0o077 == 0, name
     with socket.socket(socket.AF_UNIX) as conn:
         conn.connect(str(ckg_home / "resident.sock"))
     assert resident.stop(ckg_home) is not None

@@ -78,6 +78,7 @@ class Request:
 
 def main(argv: list[str]) -> int:
     home = Path(argv[1])
+    os.umask(config.PRIVATE_UMASK)  # its files are its owner's alone; a child takes the caller's
     lock = os.open(home / LOCK, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
