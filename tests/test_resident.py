@@ -67,11 +67,11 @@ def ckg(*args, env=None, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def resident_of(home: Path) -> int:
+def resident_of(home: Path, env: dict | None = None) -> int:
     """Start the home's resident (the first command starts it) and return its pid once it
     serves."""
     os.chmod(home, 0o700)  # as ckg makes it: a resident serves a private home only
-    ckg("--version")
+    ckg("--version", env=env)
     deadline = time.monotonic() + 120  # not a timing: how long an import may take at worst
     while not (home / "resident.sock").exists():
         assert time.monotonic() < deadline, (home / "resident.log").read_text()
@@ -147,13 +147,7 @@ def test_output_and_exit_status_are_the_commands_own(ckg_home):
 
 def test_ctrl_c_reaches_the_command_and_its_status_comes_back(ckg_home, workflow):
     resident_of(ckg_home)
-    assert ckg("ingest", str(workflow)).returncode == 0
-    proc = start("run", "where", "--grid", "wait=600")
-    out = workflow / "out.json"
-    deadline = time.monotonic() + 120
-    while not out.exists() or not out.read_text():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
+    proc, _ = waiting_run(workflow)
     os.kill(proc.pid, signal.SIGINT)  # to the console script alone: it passes it on
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -162,8 +156,9 @@ def test_ctrl_c_reaches_the_command_and_its_status_comes_back(ckg_home, workflow
     assert [r["status"] for r in runs] == ["interrupted"]
 
 
-def test_a_killed_console_script_takes_its_command_with_it(ckg_home, workflow):
-    pid = resident_of(ckg_home)
+def waiting_run(workflow: Path) -> tuple[subprocess.Popen, dict]:
+    """``ckg run`` of ``workflow`` with a step that waits, once the step has said where it
+    runs (what it said)."""
     assert ckg("ingest", str(workflow)).returncode == 0
     proc = start("run", "where", "--grid", "wait=600")
     out = workflow / "out.json"
@@ -171,7 +166,13 @@ def test_a_killed_console_script_takes_its_command_with_it(ckg_home, workflow):
     while not out.exists() or not out.read_text():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
-    command = json.loads(out.read_text())["ancestors"]
+    return proc, json.loads(out.read_text())
+
+
+def test_a_killed_console_script_takes_its_command_with_it(ckg_home, workflow):
+    pid = resident_of(ckg_home)
+    proc, seen = waiting_run(workflow)
+    command = seen["ancestors"]
     assert proc.pid not in command and pid in command
     command = command[command.index(pid) - 1]  # the resident's child: the command
     proc.kill()
@@ -188,7 +189,7 @@ def test_a_change_to_the_code_is_never_served_by_the_old_resident(ckg_home, tmp_
     extra = tmp_path / "on-path"
     extra.mkdir()
     env = {"PYTHONPATH": str(extra)}
-    old = resident_of_with(ckg_home, env)
+    old = resident_of(ckg_home, env)
     (extra / "new_module.py").write_text("")  # an install changes its folder
     done = ckg("--version", env=env)
     assert done.returncode == 0 and done.stdout.startswith("ckg ")
@@ -198,16 +199,6 @@ def test_a_change_to_the_code_is_never_served_by_the_old_resident(ckg_home, tmp_
         time.sleep(0.05)
 
 
-def resident_of_with(home: Path, env: dict) -> int:
-    os.chmod(home, 0o700)
-    ckg("--version", env=env)
-    deadline = time.monotonic() + 120
-    while not (home / "resident.sock").exists():
-        assert time.monotonic() < deadline, (home / "resident.log").read_text()
-        time.sleep(0.05)
-    return int((home / "resident.pid").read_text())
-
-
 def test_another_user_reaching_the_socket_is_dropped_unheard(other_user, tmp_path):
     # A home the other user can reach (pytest's own folders are private): the way opened
     # on purpose, as a careless chmod would; the resident still checks who is on the other
@@ -215,7 +206,7 @@ def test_another_user_reaching_the_socket_is_dropped_unheard(other_user, tmp_pat
     home = Path(tempfile.mkdtemp(prefix="ckg-resident-"))
     env = {"CKG_HOME": str(home)}
     try:
-        pid = resident_of_with(home, env)
+        pid = resident_of(home, env)
         os.chmod(home, 0o711)
         os.chmod(home / "resident.sock", 0o777)
         script = (
