@@ -33,6 +33,7 @@ STEP = (
     "os.umask(mask)\n"
     "pathlib.Path(sys.argv[1]).write_text(json.dumps({'ancestors': ancestors,\n"
     "    'value': os.environ.get('CKG_TEST_VALUE'), 'umask': mask,\n"
+    "    'absent': os.environ.get('CKG_TEST_ABSENT'),\n"
     "    'files': resource.getrlimit(resource.RLIMIT_NOFILE)[0]}))\n"
     "time.sleep(float(sys.argv[2]))\n"
 )
@@ -89,13 +90,16 @@ def _limited():
 def test_a_command_runs_in_a_child_of_the_resident_as_it_would_run_itself(
     ckg_home, workflow, tmp_path
 ):
-    pid = resident_of(ckg_home)
+    # Started with a variable the commands have not, which they must not see.
+    theirs = {"CKG_TEST_ABSENT": "the resident's"}
+    pid = resident_of(ckg_home, theirs)
     assert "ckg.cli.resident" in Path(f"/proc/{pid}/cmdline").read_text()
+    assert "CKG_TEST_ABSENT=" in Path(f"/proc/{pid}/environ").read_text()
     ingested = ckg("ingest", "./where", cwd=tmp_path)  # a path from the caller's folder
     assert ingested.returncode == 0, ingested.stderr
     seen = {}
     for where in ("0", "1"):
-        pid = resident_of(ckg_home)  # the same, unless ckg's files changed meanwhile
+        pid = resident_of(ckg_home, theirs)  # the same, unless ckg's files changed meanwhile
         proc = start(
             "--debug",
             "run",
@@ -115,6 +119,7 @@ def test_a_command_runs_in_a_child_of_the_resident_as_it_would_run_itself(
     assert seen["1"].pop("by") == "resident", seen
     assert seen["0"] == seen["1"]  # the same environment, umask and limits: the caller's
     assert seen["1"]["value"] == "from the caller" and seen["1"]["files"] == 200
+    assert seen["1"]["absent"] is None
     runs = json.loads(ckg("runs", "--json").stdout)
     assert [r["status"] for r in runs] == ["ok", "ok"]
 
