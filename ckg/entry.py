@@ -167,26 +167,31 @@ def _run_in_resident() -> int | None:
         sent = conn.sendmsg(
             [message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("3i", 0, 1, 2))]
         )
-        conn.sendall(message[sent:])
-        reply = _receive(conn, marshal)
-        if reply is None or reply[0] != "ok":
-            if reply and "--debug" in sys.argv:
-                print(f"ckg: debug: runs here, not in the resident: {reply[1]}", file=sys.stderr)
-            _restore_signals(signal)
-            return None
-        while True:
-            reply = _receive(conn, marshal)
-            if reply is None:
-                print(
-                    "ckg: error: the resident process ended while it ran this command",
-                    file=sys.stderr,
-                )
-                return 1
-            if reply[0] == "exit":
-                return reply[1]
-    except OSError:
+        if sent < len(message):
+            conn.sendall(message[sent:])
+    except OSError:  # the request did not go whole: no child can run it
         _restore_signals(signal)
         return None
+    # A child that takes the command says so ("ok") before it runs it, and holds the
+    # connection open until then: a connection that ends with no reply was never taken.
+    reply = _receive(conn, marshal)
+    if reply is None or reply[0] != "ok":
+        if reply and "--debug" in sys.argv:
+            print(f"ckg: debug: runs here, not in the resident: {reply[1]}", file=sys.stderr)
+        _restore_signals(signal)
+        return None
+    # From here the command is the child's, and it never runs here too: a fast one may have
+    # ended, and the resident closed the connection, before this process reads on.
+    while True:
+        reply = _receive(conn, marshal)
+        if reply is None:
+            print(
+                "ckg: error: the resident process ended while it ran this command",
+                file=sys.stderr,
+            )
+            return 1
+        if reply[0] == "exit":
+            return reply[1]
 
 
 def _restore_signals(signal) -> None:
@@ -196,17 +201,21 @@ def _restore_signals(signal) -> None:
 
 
 def _receive(conn, marshal):
-    """One message from the resident, or None when it closed the connection."""
+    """One message from the resident, or None when the connection ended before it."""
     head = _read(conn, 4)
     if len(head) < 4:
         return None
-    return marshal.loads(_read(conn, int.from_bytes(head, "big")))
+    body = _read(conn, int.from_bytes(head, "big"))
+    return marshal.loads(body) if len(body) == int.from_bytes(head, "big") else None
 
 
 def _read(conn, size: int) -> bytes:
     data = b""
     while len(data) < size:
-        more = conn.recv(size - len(data))
+        try:
+            more = conn.recv(size - len(data))
+        except OSError:  # reset: what was sent before it has been read
+            break
         if not more:
             break
         data += more

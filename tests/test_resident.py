@@ -267,3 +267,35 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
     except OSError:
         return False
+
+
+def test_a_command_a_child_took_never_runs_again_in_the_console_script(tmp_path):
+    # A stand-in for the resident that says "ok" for a child and then drops the connection
+    # with the request half read (a reset): the console script must not take the command
+    # back and run it itself, which ran fast commands twice when the resident had already
+    # closed the connection of a finished child.
+    import marshal
+    import threading
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(home / "resident.sock"))
+    listener.listen(1)
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.recv(16)  # the rest of the request left unread
+        ok = marshal.dumps(("ok", 1))
+        conn.sendall(len(ok).to_bytes(4, "big") + ok)
+        conn.close()
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        done = ckg("--version", env={"CKG_HOME": str(home)})
+    finally:
+        server.join(timeout=60)
+        listener.close()
+    assert (done.returncode, done.stdout) == (1, "")  # not "ckg 0.1.0": it did not run here
+    assert done.stderr == "ckg: error: the resident process ended while it ran this command\n"
