@@ -6,6 +6,7 @@ home, stopped afterwards) and a real Neo4j (``neo4j_uri``, emptied before each t
 """
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,19 @@ def store(request, ckg_home, monkeypatch):
 def kg(store, ckg_home) -> KnowledgeGraph:
     """A KnowledgeGraph over ``store`` with the test's private home."""
     return KnowledgeGraph(store, ckg_home)
+
+
+def wait_gone(pid: int, seconds: float) -> bool:
+    """Whether process ``pid`` is gone (or a zombie) now or within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            os.kill(pid, 0)
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (ProcessLookupError, FileNotFoundError):  # gone, or went between the two
+            return True
+        if state == "Z":
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +12,7 @@ from ckg.core.errors import StoreUnavailable
 from ckg.store.embedded import EmbeddedStore
 from ckg.store.resp import cypher_literal
 from ckg.store.server import server_pid, socket_path, stop_server
+from tests.fixtures_store import wait_gone
 
 
 def ckg(*args, env=None, check=True):
@@ -26,21 +26,6 @@ def ckg(*args, env=None, check=True):
     if check:
         assert done.returncode == 0, done.stderr
     return done
-
-
-def wait_gone(pid: int, seconds: float) -> bool:
-    """Whether process ``pid`` is gone (or a zombie) now or within ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
 
 
 def test_server_outlives_the_cli_call_and_is_shared(ckg_home):

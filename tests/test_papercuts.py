@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ckg.entry import _uses_embedded_store
+from tests.fixtures_store import wait_gone
 from tests.serving import CKG
 
 
@@ -65,14 +66,6 @@ SLOW = {
 }
 
 
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie waiting to be reaped."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except OSError:
-        return False
-
-
 def test_ctrl_c_during_demo_says_so_and_records_the_run_as_interrupted(ckg_home, tmp_path):
     folder = tmp_path / "slow"
     folder.mkdir()
@@ -105,7 +98,7 @@ def test_ctrl_c_during_demo_says_so_and_records_the_run_as_interrupted(ckg_home,
     assert "interrupted" in out  # the table of the runs shows its status
     runs = json.loads(ckg("runs", "--json").stdout)
     assert [(r["run"], r["status"]) for r in runs] == [(found.group(1), "interrupted")]
-    assert not _running(int(started.read_text()))  # the step was ended, not left behind
+    assert wait_gone(int(started.read_text()), 0)  # the step was ended, not left behind
 
 
 def test_compare_plot_of_many_results_is_panels_of_a_sensible_size_each_with_its_axis(tmp_path):

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from ckg.cli import resident
+from tests.fixtures_store import wait_gone
 from tests.serving import CKG
 
 STEP = (
@@ -182,11 +183,8 @@ def test_a_killed_console_script_takes_its_command_with_it(ckg_home, workflow):
     command = command[command.index(pid) - 1]  # the resident's child: the command
     proc.kill()
     proc.communicate()
-    deadline = time.monotonic() + 60
-    while _running(command):
-        assert time.monotonic() < deadline, "the command outlived its console script"
-        time.sleep(0.05)
-    assert _running(pid)  # the resident itself serves on
+    assert wait_gone(command, 60), "the command outlived its console script"
+    assert not wait_gone(pid, 0)  # the resident itself serves on
     assert ckg("--version").returncode == 0
 
 
@@ -198,10 +196,7 @@ def test_a_change_to_the_code_is_never_served_by_the_old_resident(ckg_home, tmp_
     (extra / "new_module.py").write_text("")  # an install changes its folder
     done = ckg("--version", env=env)
     assert done.returncode == 0 and done.stdout.startswith("ckg ")
-    deadline = time.monotonic() + 60
-    while _running(old):
-        assert time.monotonic() < deadline, "the outdated resident went on serving"
-        time.sleep(0.05)
+    assert wait_gone(old, 60), "the outdated resident went on serving"
 
 
 def test_another_user_reaching_the_socket_is_dropped_unheard(other_user, tmp_path):
@@ -228,7 +223,7 @@ def test_another_user_reaching_the_socket_is_dropped_unheard(other_user, tmp_pat
         done = other_user.python(script)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "b''"  # closed without a word, nothing forked
-        assert _running(pid)
+        assert not wait_gone(pid, 0)
     finally:
         resident.stop(home)
         shutil.rmtree(home)
@@ -238,7 +233,7 @@ def test_db_stop_and_the_idle_timeout_end_the_resident(ckg_home):
     pid = resident_of(ckg_home)
     done = ckg("db", "stop")
     assert f"stopped resident process {pid}" in done.stdout
-    assert not _running(pid)
+    assert wait_gone(pid, 0)
     assert not (ckg_home / "resident.sock").exists()
     ckg("--version", env={"CKG_IDLE_TIMEOUT": "1"})  # starts one that stops when idle
     deadline = time.monotonic() + 120
@@ -246,10 +241,7 @@ def test_db_stop_and_the_idle_timeout_end_the_resident(ckg_home):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     idle = int((ckg_home / "resident.pid").read_text())
-    deadline = time.monotonic() + 60
-    while _running(idle):
-        assert time.monotonic() < deadline, "the resident outlived its idle timeout"
-        time.sleep(0.1)
+    assert wait_gone(idle, 60), "the resident outlived its idle timeout"
 
 
 def test_the_socket_of_a_home_is_its_owners_alone(ckg_home):
@@ -260,42 +252,3 @@ def test_the_socket_of_a_home_is_its_owners_alone(ckg_home):
     with socket.socket(socket.AF_UNIX) as conn:
         conn.connect(str(ckg_home / "resident.sock"))
     assert resident.stop(ckg_home) is not None
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except OSError:
-        return False
-
-
-def test_a_command_a_child_took_never_runs_again_in_the_console_script(tmp_path):
-    # A stand-in for the resident that says "ok" for a child and then drops the connection
-    # with the request half read (a reset): the console script must not take the command
-    # back and run it itself, which ran fast commands twice when the resident had already
-    # closed the connection of a finished child.
-    import marshal
-    import threading
-
-    home = tmp_path / "home"
-    home.mkdir(mode=0o700)
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(str(home / "resident.sock"))
-    listener.listen(1)
-
-    def serve():
-        conn, _ = listener.accept()
-        conn.recv(16)  # the rest of the request left unread
-        ok = marshal.dumps(("ok", 1))
-        conn.sendall(len(ok).to_bytes(4, "big") + ok)
-        conn.close()
-
-    server = threading.Thread(target=serve)
-    server.start()
-    try:
-        done = ckg("--version", env={"CKG_HOME": str(home)})
-    finally:
-        server.join(timeout=60)
-        listener.close()
-    assert (done.returncode, done.stdout) == (1, "")  # not "ckg 0.1.0": it did not run here
-    assert done.stderr == "ckg: error: the resident process ended while it ran this command\n"
