@@ -205,8 +205,9 @@ def _receive(conn, marshal):
     head = _read(conn, 4)
     if len(head) < 4:
         return None
-    body = _read(conn, int.from_bytes(head, "big"))
-    return marshal.loads(body) if len(body) == int.from_bytes(head, "big") else None
+    size = int.from_bytes(head, "big")
+    body = _read(conn, size)
+    return marshal.loads(body) if len(body) == size else None
 
 
 def _read(conn, size: int) -> bytes:

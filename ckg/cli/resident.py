@@ -31,6 +31,7 @@ import io
 import locale
 import marshal
 import os
+import resource
 import select
 import signal
 import socket
@@ -63,7 +64,7 @@ _NOT_AHEAD = (
 
 #: Modules of ckg's dependencies that a command imports as it runs (CM's utils for the
 #: scripts of CM, email's parser for package metadata, what the script worker sets).
-_AHEAD_TOO = ("cmind", "cmind.utils", "email.parser", "faulthandler", "resource")
+_AHEAD_TOO = ("cmind", "cmind.utils", "email.parser", "faulthandler")
 
 
 @dataclass
@@ -170,13 +171,13 @@ def import_ahead() -> None:
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
     load_commands(None)
-    click_command()
     names = [m.name for m in pkgutil.walk_packages(ckg.__path__, "ckg.")]
     for name in [n for n in names if not n.startswith(_NOT_AHEAD)] + list(_AHEAD_TOO):
         try:
             importlib.import_module(name)
         except ImportError:  # a module of an extra that is not installed
             pass
+    click_command()  # last, with every command registered
 
 
 class Resident:
@@ -327,8 +328,6 @@ def adopt(fields: dict, fds: list[int]) -> None:
         raise ValueError("the command has another sys.path than the resident")
     os.setsid()
     for limit, value in zip(config.RESOURCE_LIMITS, fields["limits"], strict=True):
-        import resource
-
         resource.setrlimit(getattr(resource, limit), value)
     os.sched_setaffinity(0, fields["cpus"])
     os.setpriority(os.PRIO_PROCESS, 0, fields["priority"])
