@@ -39,9 +39,9 @@ Two ways, in a private ``CKG_HOME`` with the embedded engine:
    Target: ckg at least 1.5x faster than cm on each. ckg's row goes through the home's
    resident (:mod:`ckg.cli.resident`, started by the first command and waited for), every
    process started without a terminal as under CI; "ckg alone" is ckg in a process of its
-   own (``CKG_RESIDENT=0``: a home's first command, and ``ckg run`` at a terminal). Skipped, saying why, without the wheel
-   (offline) or ``cm``. In sections 3 and 4 the two tools run in turns (:func:`timed`), so
-   that both see the same load.
+   own (``CKG_RESIDENT=0``: a home's first command, and ``ckg run`` at a terminal).
+   Skipped, saying why, without the wheel (offline) or ``cm``. In sections 3 and 4 the two
+   tools run in turns (:func:`timed`), so that both see the same load.
 
 Usage: ``.venv/bin/python bench/run_bench.py [--points 100] [--processes 5] [--only cm]``
 (``--only mlc`` or ``--only cm``: that section alone).
