@@ -139,10 +139,8 @@ def test_a_comparison_plot_names_each_result_and_spans_its_values(tmp_path):
     assert plot(frame, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_a_page_of_a_comparison_is_that_slice_of_the_whole_ranked_alike(kg, tmp_path):
-    """compare(start=, stop=) reads one page in the store: its rows, ranks and artifacts are
-    those of the whole comparison's slice, a part's ranks (a sub-dataset) counted from the
-    part's first row even where the page begins inside it."""
+def qa_set(kg, tmp_path) -> None:
+    """A leaderboard of 7 F1 results on QA-set and 5 on its part ``hard``: 12 rows."""
     rows = [(f"M{i}", f"{50 + (i * 7) % 11}.{i}") for i in range(7)]
     whole = board("Question Answering", "QA-set", "F1", rows)
     whole["datasets"][0]["subdatasets"] = [
@@ -150,6 +148,13 @@ def test_a_page_of_a_comparison_is_that_slice_of_the_whole_ranked_alike(kg, tmp_
          "dataset": "hard"}]
     (tmp_path / "qa.json").write_text(json.dumps([whole]))
     kg.import_results([tmp_path / "qa.json"])
+
+
+def test_a_page_of_a_comparison_is_that_slice_of_the_whole_ranked_alike(kg, tmp_path):
+    """compare(start=, stop=) reads one page in the store: its rows, ranks and artifacts are
+    those of the whole comparison's slice, a part's ranks (a sub-dataset) counted from the
+    part's first row even where the page begins inside it."""
+    qa_set(kg, tmp_path)
     full = kg.compare("Question Answering", "QA-set", "F1")
     assert len(full.attrs["datasets"]) == 2 and full.attrs["total"] == len(full) == 12
     for size in (1, 3, 5):
@@ -160,3 +165,30 @@ def test_a_page_of_a_comparison_is_that_slice_of_the_whole_ranked_alike(kg, tmp_
         joined = pd.concat(pages, ignore_index=True)
         assert joined.to_dict("records") == full.to_dict("records")
     assert kg.compare("Question Answering", "QA-set", "F1", start=20, stop=30).empty
+
+
+def test_compare_cli_prints_the_first_rows_of_the_whole_ranking_and_counts_all(
+    kg, tmp_path, ckg_home
+):
+    """ckg compare --limit N (a table's default 50) reads those rows as a page and says how
+    many there are in all: the same rows, ranks and parts as the first N of all of them."""
+    qa_set(kg, tmp_path)
+    ckg = [str(Path(sys.executable).with_name("ckg")), "compare", "--task"]
+    ckg += ["Question Answering", "--dataset", "QA-set", "--metric", "F1"]
+    env = {**_env(ckg_home), "COLUMNS": "200"}
+
+    def shown(*args: str) -> str:
+        done = subprocess.run([*ckg, *args], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    every = json.loads(shown("--json"))
+    assert len(every) == 12 and json.loads(shown("--json", "--limit", "0")) == every
+    for limit in ("1", "5", "7", "12"):
+        assert json.loads(shown("--json", "--limit", limit)) == every[: int(limit)]
+    table = shown("--limit", "5")
+    lines = [line.split("│")[1:4] for line in table.splitlines() if line.startswith("│")]
+    cells = [[c.strip() for c in line] for line in lines]
+    assert cells == [[str(r["rank"]), r["dataset"], r["model"]] for r in every[:5]]
+    assert "(5 of 12 rows shown: --limit 0 for all" in table
+    assert "rows shown" not in shown()

@@ -227,6 +227,7 @@ def print_rows(
     limit: int | None = None,
     limit_option: bool = False,
     drop_empty: bool = False,
+    total: int | None = None,
 ) -> None:
     """Render rows as a rich table, JSON or CSV on stdout.
 
@@ -261,8 +262,12 @@ def print_rows(
     drop_empty : bool
         Leave out of a table the columns no row shown has a value in (a date no result
         has), and name them in a note; JSON and CSV keep every column.
+    total : int, optional
+        How many rows there are in all where ``rows`` are the first of them, read as a
+        page (``ckg compare``): the table says how many were shown of it. Default
+        ``len(rows)``.
     """
-    total = len(rows)
+    total = len(rows) if total is None else total
     if limit is None:
         limit = 0 if as_json or as_csv else TABLE_ROWS
     rows = rows[:limit] if limit else rows
