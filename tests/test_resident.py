@@ -199,6 +199,45 @@ def test_a_change_to_the_code_is_never_served_by_the_old_resident(ckg_home, tmp_
     assert wait_gone(old, 60), "the outdated resident went on serving"
 
 
+def children_of(pid: int) -> set[int]:
+    return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def test_a_command_goes_to_a_child_forked_ahead_and_a_dead_one_is_replaced(ckg_home, workflow):
+    pid = resident_of(ckg_home)
+    (spare,) = children_of(pid)  # forked ahead of the next command
+    os.kill(spare, signal.SIGKILL)
+    assert wait_gone(spare, 60)
+    proc, seen = waiting_run(workflow)  # the resident forks another for it
+    assert pid in seen["ancestors"] and proc.pid not in seen["ancestors"]
+    command = seen["ancestors"][seen["ancestors"].index(pid) - 1]
+    assert command != spare
+    (next_spare,) = children_of(pid) - {command}  # and one ahead of the next command
+    os.kill(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert wait_gone(command, 60)
+    assert children_of(pid) == {next_spare}
+    resident.stop(ckg_home)
+    assert wait_gone(next_spare, 60), "the spare child outlived its resident"
+
+
+@pytest.mark.parametrize("kernel", ["inotify", "modification times"])
+def test_the_code_watch_sees_an_install_but_not_the_bytecode_python_writes(
+    kernel, tmp_path, monkeypatch
+):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    if kernel == "modification times":  # as where the kernel's limit on watches is reached
+        monkeypatch.setattr(resident.CodeWatch, "_watch", lambda self, folders: None)
+    watch = resident.CodeWatch()
+    assert (watch.fd is None) == (kernel == "modification times")
+    if kernel == "inotify":  # Python writes bytecode next to what it imports
+        (tmp_path / "__pycache__").mkdir()
+        assert not watch.changed()
+    time.sleep(0.01)  # file times move with the kernel's clock tick, a few milliseconds
+    (tmp_path / "installed.py").write_text("")
+    assert watch.changed() and watch.changed()
+
+
 def test_another_user_reaching_the_socket_is_dropped_unheard(other_user, tmp_path):
     # A home the other user can reach (pytest's own folders are private): the way opened
     # on purpose, as a careless chmod would; the resident still checks who is on the other

@@ -88,11 +88,12 @@ def main(argv: list[str]) -> int:
     # Written before the imports, so that ckg db stop finds (and ends) a resident that
     # is still starting.
     (home / PID_FILE).write_text(f"{os.getpid()}\n")
+    code = CodeWatch()  # before the imports: a file changed while they run is seen too
     import_ahead()
     # What is imported now is the children's too: kept out of the collector, which would
     # otherwise touch (and so copy) every page of it in each child.
     gc.freeze()
-    request = Resident(home, lock).serve()
+    request = Resident(home, lock, code).serve()
     if request is None:
         return 0
     try:
@@ -181,13 +182,13 @@ def import_ahead() -> None:
 
 
 class Resident:
-    """The serving loop: accepts commands, forks a child for each, relays signals to it and
-    its exit status back."""
+    """The serving loop: hands each command to a child forked ahead of it, relays signals to
+    that child and its exit status back."""
 
-    def __init__(self, home: Path, lock: int):
+    def __init__(self, home: Path, lock: int, code: "CodeWatch"):
         self.home = home
         self.lock = lock
-        self.stamp = code_stamp()
+        self.code = code
         self.path = home / config.RESIDENT_SOCKET
         self.path.unlink(missing_ok=True)  # a dead resident's: the lock says none serves
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -196,6 +197,7 @@ class Resident:
         self.claim = (os.stat(home).st_ino, os.stat(self.path).st_ino)
         self.children: dict[int, tuple[int, socket.socket]] = {}  # pidfd: (pid, connection)
         self.watched: dict[int, int] = {}  # a connection's descriptor: its child's pidfd
+        self.spare: Spare | None = None
         self.accepting = True
         self.wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_write)
@@ -208,10 +210,15 @@ class Resident:
         its request."""
         last = time.monotonic()
         idle = idle_timeout()
+        request = self.fork_spare()
+        if request is not None:
+            return request
         while self.accepting or self.children:
             fds = [self.wake_read, *self.children, *self.watched]
             if self.accepting:
                 fds.append(self.listener.fileno())
+            if self.spare is not None:
+                fds.append(self.spare.pidfd)
             ready, _, _ = select.select(fds, [], [], 1.0)
             for fd in ready:
                 if fd == self.listener.fileno():
@@ -223,6 +230,8 @@ class Resident:
                     self.reap(fd)
                 elif fd in self.watched:
                     self.relay(fd)
+                elif self.spare is not None and fd == self.spare.pidfd:
+                    self.drop_spare()  # it died waiting: the next command forks another
                 else:
                     os.read(self.wake_read, 512)
             idle_now = not self.children and time.monotonic() - last > idle
@@ -231,7 +240,8 @@ class Resident:
         return None
 
     def accept(self) -> Request | None:
-        """Take one command: in the child forked for it, return its request; else None."""
+        """Take one command and hand it to the spare child: in that child, return its
+        request; else None."""
         conn, _ = self.listener.accept()
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         if struct.unpack("3i", creds)[1] != os.getuid():
@@ -239,25 +249,68 @@ class Resident:
             return None
         conn.settimeout(5.0)
         try:
-            fields, fds = receive_request(conn)
-        except (OSError, ValueError, EOFError, TypeError):
+            message, fds = receive_message(conn, 3)
+        except (OSError, ValueError, EOFError):
             conn.close()
             return None
-        if code_stamp() != self.stamp:
+        if self.code.changed():
             send(conn, ("fallback", "ckg's files changed since the resident started"))
             conn.close()
             close_all(fds)
             self.stop_accepting()
             return None
+        for _ in range(2):  # a spare that died since the last select is replaced once
+            if self.spare is None and (request := self.fork_spare()) is not None:
+                return request
+            spare = self.spare
+            try:
+                send_message(spare.conn, message, [*fds, conn.fileno()])
+            except OSError:
+                self.drop_spare()
+                continue
+            self.spare = None
+            spare.conn.close()
+            self.children[spare.pidfd] = (spare.pid, conn)
+            self.watched[conn.fileno()] = spare.pidfd
+            break
+        else:
+            send(conn, ("fallback", "the resident could not fork a child for the command"))
+            conn.close()
+        close_all(fds)
+        return self.fork_spare()  # ahead of the next command
+
+    def fork_spare(self) -> Request | None:
+        """Fork the child that runs the next command, so that the command does not wait for
+        the fork. In that child, wait for the command and return its request (or end when
+        the resident stops first); in the resident, return None."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
+            ours.close()
             self.become_child()
-            return Request(fields, fds, conn)
-        close_all(fds)
-        pidfd = os.pidfd_open(pid)
-        self.children[pidfd] = (pid, conn)
-        self.watched[conn.fileno()] = pidfd
+            try:
+                message, fds = receive_message(theirs, 4)
+                fields = marshal.loads(message)
+                if not isinstance(fields, dict):
+                    raise ValueError("a request is a dict")
+            except (OSError, ValueError, EOFError, TypeError):
+                os._exit(0)  # the resident stopped before a command came
+            theirs.close()
+            return Request(fields, fds[:3], socket.socket(fileno=fds[3]))
+        theirs.close()
+        self.spare = Spare(pid, os.pidfd_open(pid), ours)
         return None
+
+    def drop_spare(self) -> None:
+        """End and reap the spare child (it holds nothing of a command's)."""
+        spare, self.spare = self.spare, None
+        spare.conn.close()
+        try:
+            signal.pidfd_send_signal(spare.pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(spare.pid, 0)
+        os.close(spare.pidfd)
 
     def become_child(self) -> None:
         """Drop the resident's own descriptors and handlers in a newly forked child."""
@@ -265,6 +318,8 @@ class Resident:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         self.listener.close()
         close_all([self.lock, self.wake_read, *self.children])
+        if self.code.fd is not None:
+            os.close(self.code.fd)
         for _, conn in self.children.values():
             conn.close()
 
@@ -311,6 +366,18 @@ class Resident:
         if self.own():
             self.path.unlink(missing_ok=True)
         self.listener.close()
+        if self.spare is not None:
+            self.drop_spare()
+
+
+@dataclass
+class Spare:
+    """The child forked ahead of the next command, and the resident's end of the socket on
+    which that command is handed to it."""
+
+    pid: int
+    pidfd: int
+    conn: socket.socket
 
 
 def adopt(fields: dict, fds: list[int]) -> None:
@@ -373,10 +440,71 @@ def text_stream(fd: int, encoding: str, errors: str) -> io.TextIOWrapper:
     )
 
 
+class CodeWatch:
+    """Whether ckg's files or the folders on ``sys.path`` changed since it was made: then the
+    code imported ahead may no longer be the code a new process would run.
+
+    The kernel tells (inotify, one watch per folder of ckg and per folder on ``sys.path``: an
+    install or removal changes its folder), so that asking costs a read, not a walk of ckg's
+    files. Where it will not watch them all (its limit on watches reached), the newest
+    modification time among them is compared instead (about 1 ms a command).
+    """
+
+    _LIBC = None
+    #: Written, touched, created, removed or renamed (in or out); the folder itself removed
+    #: or renamed; the kernel's queue overflowed.
+    _CHANGES = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x4000
+
+    def __init__(self):
+        self.seen = False
+        self.fd = self._watch(self._folders())
+        self.stamp = code_stamp() if self.fd is None else None
+
+    @staticmethod
+    def _folders() -> list[str]:
+        import ckg
+
+        folders = []
+        for folder, dirs, _ in os.walk(ckg.__path__[0]):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            folders.append(folder)
+        return folders + [entry for entry in sys.path if os.path.isdir(entry or ".")]
+
+    def _watch(self, folders: list[str]) -> int | None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            return None
+        for folder in folders:
+            if libc.inotify_add_watch(fd, os.fsencode(folder or "."), self._CHANGES) < 0:
+                os.close(fd)
+                return None
+        return fd
+
+    def changed(self) -> bool:
+        if self.fd is None:
+            return code_stamp() != self.stamp
+        while not self.seen:
+            try:
+                events = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                break
+            offset = 0
+            while offset < len(events):
+                _, mask, _, size = struct.unpack_from("iIII", events, offset)
+                name = events[offset + 16 : offset + 16 + size].rstrip(b"\0")
+                offset += 16 + size
+                # Python writes a module's bytecode into __pycache__ when it first imports it.
+                if mask & self._CHANGES and name != b"__pycache__":
+                    self.seen = True
+        return self.seen
+
+
 def code_stamp() -> tuple[int, ...]:
-    """The newest modification time among ckg's files and the folders on ``sys.path`` (an
-    install or removal changes its folder's): a change means the code imported ahead may no
-    longer be the code a new process would run."""
+    """The newest modification time among ckg's files, and those of the folders on
+    ``sys.path``."""
     import ckg
 
     newest = 0
@@ -396,28 +524,33 @@ def code_stamp() -> tuple[int, ...]:
     return (newest, *folders)
 
 
-def receive_request(conn: socket.socket) -> tuple[dict, list[int]]:
-    """One request and the three descriptors sent with it."""
-    fd_size = struct.calcsize("3i")
+def receive_message(conn: socket.socket, count: int) -> tuple[bytes, list[int]]:
+    """One message (its length, then its body) and the ``count`` descriptors sent with it."""
+    fd_size = struct.calcsize(f"{count}i")
     data, ancillary, _, _ = conn.recvmsg(1 << 16, socket.CMSG_SPACE(fd_size))
     fds = []
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds += struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4])
-    if len(fds) != 3:
+    if len(fds) != count:
         close_all(fds)
-        raise ValueError("a request must carry three descriptors")
+        raise ValueError(f"a request must carry {count} descriptors")
     while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
         more = conn.recv(1 << 16)
         if not more:
             close_all(fds)
             raise EOFError("the command went away")
         data += more
-    fields = marshal.loads(data[4:])
-    if not isinstance(fields, dict):
-        close_all(fds)
-        raise ValueError("a request is a dict")
-    return fields, fds
+    return data[4:], fds
+
+
+def send_message(conn: socket.socket, message: bytes, fds: list[int]) -> None:
+    """Send ``message`` as :func:`receive_message` reads it, with ``fds``."""
+    data = len(message).to_bytes(4, "big") + message
+    sent = conn.sendmsg(
+        [data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
+    )
+    conn.sendall(data[sent:])
 
 
 def send(conn: socket.socket, message: tuple) -> None:
