@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ckg.formats.git import STATE_FILE, checkout, last_checkout
+from ckg.run.checkouts import Checkouts
 from ckg.run.provenance import PACKAGES_DIR, installed_packages
 from tests.gitrepo import git
 
@@ -86,7 +87,8 @@ def test_an_unchanged_checkout_and_upstream_spawn_no_git(repo, tmp_path, git_cal
 
 
 def test_an_unchanged_file_url_upstream_spawns_no_git_and_a_new_commit_is_fetched(
-        repo, tmp_path, git_calls):
+    repo, tmp_path, git_calls
+):
     url = repo.as_uri()
     clone = _recorded(url, tmp_path / "cache")
     head = git(repo, "rev-parse", "HEAD")
@@ -102,7 +104,8 @@ def test_an_unchanged_file_url_upstream_spawns_no_git_and_a_new_commit_is_fetche
 
 
 def test_a_changed_file_in_the_checkout_is_noticed_even_with_its_size_and_mtime_kept(
-        repo, tmp_path, git_calls):
+    repo, tmp_path, git_calls
+):
     clone = _recorded(repo, tmp_path / "cache")
     script = clone / "wf" / "hello.py"
     before = script.stat()
@@ -114,9 +117,11 @@ def test_a_changed_file_in_the_checkout_is_noticed_even_with_its_size_and_mtime_
     assert script.read_text() == "print('two')\n"
 
 
-@pytest.mark.parametrize("change", ["new file", "new folder", "renamed file", "removed file",
-                                    "mode", "index", "HEAD"])
-def test_each_kind_of_change_to_the_checkout_is_noticed(repo, tmp_path, git_calls, change):
+@pytest.mark.parametrize("within", [(), ("wf",)], ids=["whole", "within"])
+@pytest.mark.parametrize(
+    "change", ["new file", "new folder", "renamed file", "removed file", "mode", "index", "HEAD"]
+)
+def test_each_kind_of_change_to_the_checkout_is_noticed(repo, tmp_path, git_calls, change, within):
     clone = _recorded(repo, tmp_path / "cache")
     script = clone / "wf" / "hello.py"
     if change == "new file":
@@ -134,12 +139,53 @@ def test_each_kind_of_change_to_the_checkout_is_noticed(repo, tmp_path, git_call
     else:
         (clone / ".git" / "HEAD").write_text("ref: refs/heads/nowhere\n")
     _calls(git_calls)
-    _, commit, _ = checkout(str(repo), "", tmp_path / "cache")
+    _, commit, _ = checkout(str(repo), "", tmp_path / "cache", within)
     assert _calls(git_calls), f"a {change} was not noticed"
     assert commit == git(repo, "rev-parse", "HEAD")
     assert script.read_text() == "print('two')\n" and not (clone / "wf" / "extra.py").exists()
     assert not (clone / "wf" / "more").exists() and not (clone / "wf" / "renamed.py").exists()
     assert git(clone, "status", "--porcelain") == ""
+
+
+def test_a_checkout_within_folders_is_told_by_their_entries_alone(repo, tmp_path, git_calls):
+    """A change outside the folders a run uses spawns no git; one inside them, even with the
+    file's size and mtime kept, is noticed and undone."""
+    cache = tmp_path / "cache"
+    clone = _recorded(repo, cache)
+    (clone / "notes").mkdir()
+    (clone / "notes" / "todo.txt").write_text("elsewhere\n")
+    head = git(repo, "rev-parse", "HEAD")
+    _calls(git_calls)
+    assert checkout(str(repo), "", cache, ("wf",)) == (clone, head, "")
+    assert _calls(git_calls) == []
+    checkout(str(repo), "", cache)  # the whole work tree: the new folder is seen
+    assert _calls(git_calls) and not (clone / "notes").exists()
+
+    clone = _recorded(repo, cache)
+    script = clone / "wf" / "hello.py"
+    before = script.stat()
+    script.write_text("print('six')\n")
+    os.utime(script, ns=(before.st_atime_ns, before.st_mtime_ns))
+    _calls(git_calls)
+    checkout(str(repo), "", cache, ("wf",))
+    assert any(" checkout " in call for call in _calls(git_calls))
+    assert script.read_text() == "print('two')\n"
+
+
+def test_the_state_of_a_folder_outside_those_checked_is_asked_of_git(repo, tmp_path, git_calls):
+    """What a checkout's record says of its state holds for the folders found unchanged;
+    of another (a script a hook runs that no step planned), git is asked."""
+    clone = _recorded(repo, tmp_path / "cache")
+    (clone / "wf" / "hello.py").write_text("print('changed')\n")
+    checkouts = Checkouts(None, tmp_path)
+    known = {"source_commit": git(repo, "rev-parse", "HEAD"), "source_dirty": False}
+    checkouts.states[str(clone)], checkouts.within[str(clone)] = dict(known), ("wf",)
+    _calls(git_calls)
+    assert checkouts.state(str(clone), clone / "wf") == known
+    assert _calls(git_calls) == []
+    checkouts.within[str(clone)] = ("other",)
+    assert checkouts.state(str(clone), clone / "wf") == {**known, "source_dirty": True}
+    assert _calls(git_calls)
 
 
 def test_a_new_commit_upstream_is_noticed(repo, tmp_path, git_calls):
@@ -166,7 +212,8 @@ def test_a_changed_ref_upstream_is_noticed(repo, tmp_path, git_calls):
 
 
 def test_a_file_changed_after_the_record_was_made_is_never_taken_as_unchanged(
-        repo, tmp_path, git_calls):
+    repo, tmp_path, git_calls
+):
     """A file whose times are not older than the record itself (a change in the same clock
     tick as the record, here a time set ahead, which git's index is told of so that git
     leaves the file as it is) is not recorded as unchanged."""
@@ -193,6 +240,24 @@ def test_a_run_from_an_unchanged_git_source_spawns_no_git(kg, repo, git_calls):
     assert run["source_dirty"] is False
 
 
+def test_a_run_from_a_checkout_changed_elsewhere_spawns_no_git(kg, repo, git_calls):
+    """A change in the checkout outside the folders of the run's steps is not its code: the
+    run spawns no git and records the commit; a change inside them is undone first."""
+    kg.ingest(str(repo))
+    kg.run("hello-run", trust=True)
+    clone = next((kg.home / "cache" / "git").iterdir())
+    (clone / "notes.txt").write_text("not the workflow's\n")
+    head = git(repo, "rev-parse", "HEAD")
+    _calls(git_calls)
+    [done] = kg.run("hello-run", trust=True).runs
+    assert done.status == "ok" and _calls(git_calls) == []
+    run = kg.show_run(done.uid)["run"]
+    assert (run["source_commit"], run["source_dirty"]) == (head, False)
+    (clone / "wf" / "hello.py").write_text("print('changed')\n")
+    [done] = kg.run("hello-run", trust=True).runs
+    assert "two" in done.log_tail and _calls(git_calls)
+
+
 def test_a_run_from_an_unchanged_file_url_source_spawns_no_git(kg, repo, git_calls):
     kg.ingest(repo.as_uri())
     kg.run("hello-run", trust=True)
@@ -202,16 +267,18 @@ def test_a_run_from_an_unchanged_file_url_source_spawns_no_git(kg, repo, git_cal
     assert _calls(git_calls) == []
 
 
-def test_a_script_whose_hooks_ran_leaves_its_checkout_unchanged(kg, tmp_path, git_calls,
-                                                               monkeypatch):
+def test_a_script_whose_hooks_ran_leaves_its_checkout_unchanged(
+    kg, tmp_path, git_calls, monkeypatch
+):
     """A script's customize.py is imported from the source's copy: Python would leave its
     __pycache__ there, a change the next run would have git check and clean again."""
     monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
     path = tmp_path / "scripts"
     folder = path / "script" / "hello-hook"
     folder.mkdir(parents=True)
-    (folder / "meta.yaml").write_text("alias: hello-hook\nuid: 5c0e0000000000cc\n"
-                                      "automation_alias: script\ntags: [hello, hook]\n")
+    (folder / "meta.yaml").write_text(
+        "alias: hello-hook\nuid: 5c0e0000000000cc\nautomation_alias: script\ntags: [hello, hook]\n"
+    )
     (folder / "customize.py").write_text("def preprocess(i):\n    return {'return': 0}\n")
     (folder / "run.sh").write_text("#!/bin/bash\necho hooked\n")
     git(path, "init", "-q", "-b", "main")
@@ -246,15 +313,25 @@ def test_a_new_or_removed_package_is_noticed(tmp_path, monkeypatch):
         return [json.loads(p.read_text())["packages"] for p in (home / PACKAGES_DIR).glob("*")]
 
     def pip(*args: str) -> None:
-        subprocess.run([sys.executable, "-m", "pip", "-q", "--disable-pip-version-check",
-                        *args], check=True, capture_output=True,
-                       env={**os.environ, "PYTHONPATH": str(site)})
+        subprocess.run(
+            [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check", *args],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONPATH": str(site)},
+        )
 
     time.sleep(2.1)  # a folder changed less than 2 s ago may change again unseen: not kept
     first = installed_packages(home)
     assert not any(p.startswith("tinypkg-ckg==") for p in first) and kept() == [first]
-    pip("install", "--no-deps", "--no-build-isolation", "--no-index", "--target", str(site),
-        str(package))
+    pip(
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "--target",
+        str(site),
+        str(package),
+    )
     assert "tinypkg-ckg==1.2" in installed_packages(home)
     time.sleep(2.1)
     second = installed_packages(home)

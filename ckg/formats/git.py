@@ -13,12 +13,16 @@ the index and the config, and git's own settings. While the stamp is unchanged,
 so is the checkout: a file written, touched, replaced, added or removed changes its ctime
 or its folder's (a folder's times change with its listing, so the entries recorded are
 stat'ed again without listing any folder), and an entry not strictly older than the
-record's own file is never taken as unchanged (git's "racy" entries). For a local
+record's own file is never taken as unchanged (git's "racy" entries). A run names the
+folders of the artifacts it runs: the record keeps a digest of each folder's entries, so
+that only those are stat'ed again (with ``.git``'s ``HEAD``, index and config); a change
+elsewhere in the checkout does not change the code the run takes from them. For a local
 repository (a path or a ``file://`` URL) the record also keeps the bytes of the upstream's
 ``HEAD``, refs and config: while they and the stamp are unchanged, a fetch would bring the
 same commit, and :func:`checkout` spawns no ``git`` at all.
 """
 
+import bisect
 import hashlib
 import json
 import marshal
@@ -26,6 +30,7 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 from ckg.core.errors import InvalidInput
 
@@ -41,7 +46,9 @@ _BAD_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|(?:^|/)\.|\.lock(?:
 _SECTION = re.compile(r'^\[\s*([\w.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\]')
 
 
-def checkout(url: str, ref: str, cache: Path) -> tuple[Path, str, str]:
+def checkout(
+    url: str, ref: str, cache: Path, within: tuple[str, ...] = ()
+) -> tuple[Path, str, str]:
     """Fetch ``ref`` of ``url`` one commit deep into a cache folder and check it out.
 
     Parameters
@@ -52,6 +59,10 @@ def checkout(url: str, ref: str, cache: Path) -> tuple[Path, str, str]:
         Branch, tag or commit; "" for the remote's default branch.
     cache : Path
         Folder holding one clone per URL (``CKG_HOME/cache/git``).
+    within : tuple of str, optional
+        Folders of the repository (relative, "/"-separated) whose content alone is used: an
+        unchanged checkout is then told by their entries only (see the module's text); the
+        whole work tree when empty or when one of them is "" or not a folder recorded.
 
     Returns
     -------
@@ -75,8 +86,14 @@ def checkout(url: str, ref: str, cache: Path) -> tuple[Path, str, str]:
     local = _local_folder(remote)
     upstream = None if local is None else _upstream_stamp(local)
     kept = last_checkout(repo)
-    if kept and kept["url"] == url and kept["ref"] == ref and upstream is not None \
-            and kept["upstream"] == upstream and _as_kept(repo, kept):
+    if (
+        kept
+        and kept["url"] == url
+        and kept["ref"] == ref
+        and upstream is not None
+        and kept["upstream"] == upstream
+        and _unchanged(repo, kept, within)
+    ):
         return repo, kept["commit"], origin
     if kept:  # from here on, a record says what this checkout left, or there is none
         (repo / ".git" / STATE_FILE).unlink(missing_ok=True)
@@ -112,25 +129,42 @@ STATE_FILE = "ckg-checkout.json"
 def last_checkout(repo: Path) -> dict | None:
     """What :func:`checkout` left in ``repo``: ``url``, ``ref``, ``commit``, ``dirty``
     (changes ``git status`` saw right after it), the ``upstream`` and work tree stamps and
-    the ``paths`` of the entries stamped; None when there is no record. Not verified here:
+    the ``paths`` of the entries stamped (sorted), the digest of each folder's entries
+    (``folders``) and of ``.git``'s state (``git``); None when there is no record (or one
+    written before a record had all of these). Not verified here:
     right after :func:`checkout` it holds, later it holds while :func:`_tree_stamp` of its
     ``paths`` gives its ``stamp``."""
     try:
         record = json.loads((repo / ".git" / STATE_FILE).read_bytes())
     except (OSError, ValueError):
         return None
-    keys = {"url", "ref", "upstream", "commit", "dirty", "stamp", "paths"}
+    keys = {"url", "ref", "upstream", "commit", "dirty", "stamp", "paths", "folders", "git"}
     return record if isinstance(record, dict) and keys <= record.keys() else None
 
 
-def _as_kept(repo: Path, kept: dict) -> tuple[str, int, list[str]] | None:
+def _unchanged(repo: Path, kept: dict, within: tuple[str, ...]) -> bool:
+    """Whether the entries of ``repo`` in the folders ``within`` (the whole work tree when
+    empty, or when one is "" or a folder the record ``kept`` does not list), and ``.git``'s
+    state, are as ``kept`` recorded them."""
+    folders = kept["folders"]
+    if not within or not all(folder in folders for folder in within):
+        return _as_kept(repo, kept) is not None
+    for folder in within:
+        paths = kept["paths"]
+        found = _entries(repo, [folder, *paths[_inside(paths, folder)]])
+        if found is None or _digest(found[0]) != folders[folder]:
+            return False
+    return _git_state(repo) == kept["git"]
+
+
+def _as_kept(repo: Path, kept: dict) -> "Stamp | None":
     """The stamp of ``repo``'s entries that the record ``kept`` lists, when it is the one
     recorded; None when the checkout changed since."""
     stamp = _tree_stamp(repo, kept["paths"])
-    return stamp if stamp and stamp[0] == kept["stamp"] else None
+    return stamp if stamp and stamp.digest == kept["stamp"] else None
 
 
-def _record(repo: Path, state: dict, stamp: tuple[str, int, list[str]] | None = None) -> None:
+def _record(repo: Path, state: dict, stamp: "Stamp | None" = None) -> None:
     """Write ``state`` with the stamp of ``repo`` as its record, unless an entry is racy:
     changed no earlier than the record's file was made (same file system, same clock), so
     that a later change in the same clock tick would leave its times as recorded. A
@@ -142,9 +176,19 @@ def _record(repo: Path, state: dict, stamp: tuple[str, int, list[str]] | None = 
     try:
         made = os.fstat(fd).st_mtime_ns
         found = stamp or _tree_stamp(repo)  # None: an entry went while it was listed
-        if found and found[1] < made:
-            digest, _, paths = found
-            os.write(fd, json.dumps({**state, "stamp": digest, "paths": paths}).encode())
+        if found and found.newest < made:
+            os.write(
+                fd,
+                json.dumps(
+                    {
+                        **state,
+                        "stamp": found.digest,
+                        "paths": found.paths,
+                        "folders": _folder_digests(found.paths, found.entries),
+                        "git": found.git,
+                    }
+                ).encode(),
+            )
             written = True
     finally:
         os.close(fd)
@@ -154,10 +198,22 @@ def _record(repo: Path, state: dict, stamp: tuple[str, int, list[str]] | None = 
         os.replace(partial, path)
 
 
-def _tree_stamp(repo: Path, paths: list[str] | None = None) -> tuple[str, int, list[str]] | None:
-    """A digest of what git looks at to tell the state of the checkout ``repo``, the newest
-    mtime or ctime of its work tree entries (ns), and the paths of those entries (relative
-    to ``repo``, "" for itself).
+class Stamp(NamedTuple):
+    """What :func:`_tree_stamp` found: its ``digest``, the ``newest`` mtime or ctime of the
+    work tree's entries (ns), their ``paths`` (relative to the repository, "" for itself)
+    and ``entries`` (what was stat'ed of each, in the same order), and the digest of
+    ``.git``'s state (``git``, :func:`_git_state`)."""
+
+    digest: str
+    newest: int
+    paths: list[str]
+    entries: list[tuple]
+    git: str
+
+
+def _tree_stamp(repo: Path, paths: list[str] | None = None) -> Stamp | None:
+    """A digest of what git looks at to tell the state of the checkout ``repo``, with what
+    it was made of (:class:`Stamp`).
 
     Every entry from ``repo`` down but ``.git``'s content: path, mode, inode, size, mtime
     and ctime (``.git`` itself: path and inode); the bytes of ``.git/HEAD``, the index and
@@ -168,16 +224,30 @@ def _tree_stamp(repo: Path, paths: list[str] | None = None) -> tuple[str, int, l
     """
     root = str(repo)
     git_dir = f"{root}/.git"
-    entries, newest = [], 0
     if paths is None:
         paths, folders = [""], [root]
         while folders:
             with os.scandir(folders.pop()) as listing:
                 for entry in listing:
-                    paths.append(entry.path[len(root) + 1:])
+                    paths.append(entry.path[len(root) + 1 :])
                     # The listing's type (no stat); nothing below .git.
                     if entry.is_dir(follow_symlinks=False) and entry.path != git_dir:
                         folders.append(entry.path)
+        paths.sort()  # a folder's entries then lie together (:func:`_inside`)
+    found = _entries(repo, paths)
+    if found is None:
+        return None
+    entries, newest = found
+    git = _git_state(repo)
+    return Stamp(_digest(entries, git), newest, paths, entries, git)
+
+
+def _entries(repo: Path, paths: list[str]) -> tuple[list[tuple], int] | None:
+    """What git's index keeps of each of ``paths`` of the work tree ``repo`` (relative, ""
+    for itself): path, mode, inode, size, mtime and ctime (``.git`` itself: path and
+    inode), and the newest of those times (ns); None when one of them is gone."""
+    root = str(repo)
+    entries, newest = [], 0
     # Each entry stat'ed from the open root: the kernel then walks its path from there, not
     # from /, a quarter of the time over CM's 3,300 entries.
     try:
@@ -194,15 +264,56 @@ def _tree_stamp(repo: Path, paths: list[str] | None = None) -> tuple[str, int, l
             if path == ".git":
                 entries.append((full, info.st_ino))
                 continue
-            entries.append((full, info.st_mode, info.st_ino, info.st_size, info.st_mtime_ns,
-                            info.st_ctime_ns))
+            entries.append(
+                (full, info.st_mode, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+            )
             newest = max(newest, info.st_mtime_ns, info.st_ctime_ns)
     finally:
         os.close(root_fd)
-    digest = hashlib.sha256(marshal.dumps(entries))
-    _hash_files(digest, [repo / ".git" / name for name in ("HEAD", "index", "config")])
+    return entries, newest
+
+
+def _digest(entries: list[tuple], git: str = "") -> str:
+    """The digest of ``entries`` (:func:`_entries`) and of ``.git``'s state ``git``."""
+    # Version 2: its bytes depend on the values alone (later versions mark objects held
+    # twice, so that the same entries held by another list would give another digest).
+    return hashlib.sha256(marshal.dumps(entries, 2) + git.encode()).hexdigest()
+
+
+def _git_state(repo: Path) -> str:
+    """A digest of what tells git the commit and the index of ``repo``: ``.git``'s inode,
+    the bytes of its ``HEAD``, index and config, and git's own settings."""
+    git_dir = repo / ".git"
+    try:
+        digest = hashlib.sha256(b"%d" % os.lstat(git_dir).st_ino)
+    except OSError:
+        return ""
+    _hash_files(digest, [git_dir / name for name in ("HEAD", "index", "config")])
     digest.update(_git_settings())
-    return digest.hexdigest(), newest, paths
+    return digest.hexdigest()
+
+
+def _inside(paths: list[str], folder: str) -> slice:
+    """Where the paths below ``folder`` lie in the sorted ``paths``.
+
+    >>> paths = ["", "a", "a-b", "a/x", "a/y/z", "b"]
+    >>> paths[_inside(paths, "a")]
+    ['a/x', 'a/y/z']
+    """
+    # They follow "folder/" and precede "folder0" ("0" sorts right after "/").
+    return slice(bisect.bisect_left(paths, folder + "/"), bisect.bisect_left(paths, folder + "0"))
+
+
+def _folder_digests(paths: list[str], entries: list[tuple]) -> dict[str, str]:
+    """The digest of the entries (:func:`_entries`) of each folder among the sorted ``paths``,
+    itself and all below it, but ``.git`` and the work tree's root (the whole)."""
+    import stat
+
+    return {
+        path: _digest([entry, *entries[_inside(paths, path)]])
+        for path, entry in zip(paths, entries, strict=True)
+        if path and path != ".git" and stat.S_ISDIR(entry[1])
+    }
 
 
 def _local_folder(remote: str) -> Path | None:
@@ -228,8 +339,13 @@ def _upstream_stamp(path: Path) -> str:
     git_dir = _git_dir(path / ".git", common=False) if (path / ".git").exists() else path
     common = _git_dir(git_dir)
     digest = hashlib.sha256(f"{git_dir}\0{common}".encode())
-    _hash_files(digest, [git_dir / "HEAD", *(common / name for name in (
-        "packed-refs", "config", "reftable/tables.list"))])
+    _hash_files(
+        digest,
+        [
+            git_dir / "HEAD",
+            *(common / name for name in ("packed-refs", "config", "reftable/tables.list")),
+        ],
+    )
     for top in dict.fromkeys((git_dir / "refs", common / "refs")):
         for folder, subfolders, files in os.walk(top):
             subfolders.sort()
@@ -249,9 +365,11 @@ def _git_settings() -> bytes:
     the ``GIT_*`` environment and the global and system config files (bytes)."""
     home = Path.home()
     xdg = os.environ.get("XDG_CONFIG_HOME") or home / ".config"
-    files = (os.environ.get("GIT_CONFIG_GLOBAL") or home / ".gitconfig",
-             Path(xdg) / "git" / "config",
-             os.environ.get("GIT_CONFIG_SYSTEM") or "/etc/gitconfig")
+    files = (
+        os.environ.get("GIT_CONFIG_GLOBAL") or home / ".gitconfig",
+        Path(xdg) / "git" / "config",
+        os.environ.get("GIT_CONFIG_SYSTEM") or "/etc/gitconfig",
+    )
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith("GIT_"))
     return json.dumps(env).encode() + b"".join(b"\0" + _bytes(Path(f)) for f in files)
 
@@ -308,8 +426,9 @@ name
         raise InvalidInput(
             f"Git ref {ref!r}{where} refused: it starts with '-' (git would read it as an option)"
         )
-    if ref and (ref.startswith(("+", "/")) or ref.endswith(("/", ".")) or ref == "@"
-                or _BAD_REF.search(ref)):
+    if ref and (
+        ref.startswith(("+", "/")) or ref.endswith(("/", ".")) or ref == "@" or _BAD_REF.search(ref)
+    ):
         raise InvalidInput(f"Git ref {ref!r}{where} refused: not a branch, tag or commit name")
     return ref
 
@@ -337,8 +456,9 @@ https://, http://, git://, ssh://, git@, file://
         raise InvalidInput(f"Git URL {url!r} refused: it holds a control character")
     if not url.lower().startswith(GIT_URL_PREFIXES):
         if not url.startswith("/"):  # a local repository, resolved to an absolute path
-            raise InvalidInput(f"Git URL {url!r} refused: neither a local path nor "
-                               + ", ".join(GIT_URL_PREFIXES))
+            raise InvalidInput(
+                f"Git URL {url!r} refused: neither a local path nor " + ", ".join(GIT_URL_PREFIXES)
+            )
         return url
     # git@host:path is ssh's [user@]host:path; otherwise scheme://[user@]host[:port]/path.
     rest = url.partition("@")[2] if url.startswith("git@") else url.partition("://")[2]
@@ -416,8 +536,12 @@ def _config_value(text: str) -> str:
 
 
 def _git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true",
-           "GIT_ALLOW_PROTOCOL": _PROTOCOLS}
+    env = {
+        **os.environ,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "true",
+        "GIT_ALLOW_PROTOCOL": _PROTOCOLS,
+    }
     done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=env)
     if done.returncode:
         message = (done.stderr.strip().splitlines() or ["no message"])[-1]

@@ -137,8 +137,7 @@ def is_bare_repository(path: Path) -> bool:
     >>> is_bare_repository(Path("/nonexistent"))
     False
     """
-    return (path / "HEAD").is_file() and (path / "objects").is_dir() and \
-        (path / "refs").is_dir()
+    return (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
 
 
 def open_source(
@@ -147,6 +146,7 @@ def open_source(
     ref: str | None = None,
     cache: Path,
     limits: "Limits | None" = None,
+    within: tuple[str, ...] = (),
 ) -> SourceTree:
     """Make ``location`` readable as a folder and describe where it came from.
 
@@ -160,6 +160,9 @@ def open_source(
         Folder for clones and extracted archives (``CKG_HOME/cache``).
     limits : Limits, optional
         Archive bounds; :meth:`Limits.from_env` when None.
+    within : tuple of str, optional
+        Git only: the folders whose content alone is used, whose entries alone tell an
+        unchanged checkout (:func:`ckg.formats.git.checkout`); the whole work tree when empty.
 
     Returns
     -------
@@ -184,7 +187,7 @@ def open_source(
     ref = ref or ""
     if kind == "git":
         url = text if text.lower().startswith(GIT_URL_PREFIXES) else str(_existing(text))
-        return _open_git(url, ref, cache / "git")
+        return _open_git(url, ref, cache / "git", within)
     path = _existing(text)
     if ref:
         raise InvalidInput(f"--ref {ref!r} applies to Git sources only, not to {path}")
@@ -227,7 +230,7 @@ def _existing(text: str) -> Path:
     return path.resolve()
 
 
-def _open_git(url: str, ref: str, cache: Path) -> SourceTree:
+def _open_git(url: str, ref: str, cache: Path, within: tuple[str, ...]) -> SourceTree:
     """Fetch ``ref`` of ``url`` one commit deep into a cache folder and check it out."""
-    repo, commit, origin = checkout(url, ref, cache)
+    repo, commit, origin = checkout(url, ref, cache, within)
     return SourceTree(source_uid(url, ref), url, "git", repo, ref, commit, commit, origin)

@@ -34,6 +34,9 @@ class Checkouts:
     states : dict
         ``local copy -> {"source_commit", "source_dirty"}`` of the Git copies whose state
         was seen when they were found: :class:`Provenance` need not run git for them.
+    within : dict
+        ``local copy -> folders`` (relative; "" for all of it) whose code that state is
+        known to be: those of the steps planned from it when it was found unchanged.
     """
 
     def __init__(self, store, home: Path, roots: dict | None = None):
@@ -41,12 +44,15 @@ class Checkouts:
         self.home = Path(home)
         self.roots: dict[tuple, str] = {} if roots is None else roots
         self.infos: dict[str, dict] = {}
+        self.paths: dict[str, str] = {}
         self.states: dict[str, dict] = {}
+        self.within: dict[str, tuple[str, ...]] = {}
 
     def load(self, steps) -> None:
         """Read the sources of those ``steps`` not read yet (one query)."""
         # Once each: a plan holds an artifact once per set of variations (23 steps, 6 uids).
         missing = list(dict.fromkeys(s.uid for s in steps if s.uid not in self.infos))
+        self.paths.update((s.uid, (s.path or "").strip("/")) for s in steps)
         if missing:
             for row in artifact_sources(self.store, missing):
                 self.infos[row["uid"]] = row
@@ -82,11 +88,22 @@ class Checkouts:
         if not info.get("location"):
             raise RunFailed(f"{step.alias}: no source recorded for it; ingest it again")
         key = (info["location"], info.get("ref") or "", info.get("source_digest") or "")
-        if key not in self.roots:
+        folder = self.paths.get(step.uid, "")
+        if key not in self.roots or not self.covers(self.roots[key], folder):
             # One clone per location: fetching other content makes older entries stale.
             for stale in [k for k in self.roots if k[:2] == key[:2]]:
                 del self.roots[stale]
-            tree = open_source(info["location"], ref=key[1] or None, cache=self.home / "cache")
+            # A Git copy is checked in the folders of the steps planned from it alone, all
+            # at once: what else it holds is not their code.
+            same = [
+                uid
+                for uid, row in self.infos.items()
+                if (row.get("location"), row.get("ref") or "") == key[:2]
+            ]
+            within = tuple(sorted({folder, *(self.paths[uid] for uid in same)}))
+            tree = open_source(
+                info["location"], ref=key[1] or None, cache=self.home / "cache", within=within
+            )
             if info.get("source_digest") and tree.digest != info["source_digest"]:
                 raise RunFailed(
                     f"{step.alias}: {info['location']} changed since it was ingested; "
@@ -98,8 +115,32 @@ class Checkouts:
                 # The state the checkout was just found in (or git just reported), which its
                 # steps run from: no git run again for the provenance.
                 self.states[str(tree.root)] = {
-                    "source_commit": tree.commit, "source_dirty": kept["dirty"]}
+                    "source_commit": tree.commit,
+                    "source_dirty": kept["dirty"],
+                }
+                self.within[str(tree.root)] = within
         return self.roots[key]
+
+    def covers(self, root: str, folder: str) -> bool:
+        """Whether the state known of the copy ``root`` (:attr:`states`) is that of the code
+        in its ``folder`` (relative, "/"-separated)."""
+        return any(
+            w in ("", folder) or folder.startswith(w + "/") for w in self.within.get(root, ())
+        )
+
+    def state(self, root: str, folder: Path) -> dict:
+        """``{"source_commit", "source_dirty"}`` of the code in ``folder`` of the source copy
+        ``root`` ({} when ``root`` is not a Git work tree): the state known of it, else
+        what ``git`` reports (:func:`~ckg.run.provenance.source_state`), which holds for
+        all of it."""
+        try:
+            inside = Path(folder).relative_to(root).as_posix().removeprefix(".")
+        except ValueError:  # not in it: nothing known of it
+            inside = None
+        if root not in self.states or inside is None or not self.covers(root, inside):
+            self.states[root] = provenance.source_state(root)
+            self.within[root] = ("",)
+        return self.states[root]
 
 
 class Provenance:
@@ -125,13 +166,10 @@ class Provenance:
         (:func:`~ckg.run.provenance.source_state`), its ingested digest, and the manifest of
         the folder as executed and its digest."""
         if uid not in self.done:
-            key = str(root)
-            states = self.checkouts.states
-            if key not in states:
-                states[key] = provenance.source_state(root) if root else {}
+            state = self.checkouts.state(str(root), folder) if root else {}
             manifest = provenance.folder_manifest(folder) if folder.is_dir() else {}
             self.done[uid] = {
-                **states[key],
+                **state,
                 "source_digest": self.checkouts.info(uid).get("source_digest") or "",
                 "artifact_digest": provenance.manifest_digest(manifest),
                 "artifact_files": json.dumps(manifest, sort_keys=True),
@@ -145,8 +183,8 @@ class Provenance:
         from ckg.core.records import Edge
 
         if self.package_set is None:
-            self.package_set = provenance.package_set_node(
-                provenance.installed_packages(self.home))
+            self.package_set = provenance.package_set_node(provenance.installed_packages(self.home))
             records.nodes.append(self.package_set)
         records.edges.append(
-            Edge("WITH_PACKAGES", "Run", run_uid, "PackageSet", self.package_set.key))
+            Edge("WITH_PACKAGES", "Run", run_uid, "PackageSet", self.package_set.key)
+        )
