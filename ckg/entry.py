@@ -50,7 +50,10 @@ def main() -> None:
             except CkgError:
                 pass  # the command opens the store itself and reports the error
 
-        threading.Thread(target=start_server, daemon=True).start()
+        # Not a daemon: the interpreter's exit waits for it, where it would cut a start short
+        # between the server and its watchdog when the command ends first (``ckg versoin``),
+        # leaving a server nothing ever stops.
+        threading.Thread(target=start_server).start()
     else:
         _lean_neo4j_driver()
     from ckg.cli import main as cli_main

@@ -1,17 +1,20 @@
 """The embedded engine's own server: shared per home, outlives a call, stops when idle or told."""
 
+import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from ckg.core.errors import StoreUnavailable
 from ckg.store.embedded import EmbeddedStore
 from ckg.store.resp import cypher_literal
-from ckg.store.server import server_pid, socket_path, stop_server
+from ckg.store.server import PID_FILE, read_pid, server_pid, socket_path, stop_server
 from tests.fixtures_store import wait_gone
 
 
@@ -132,6 +135,41 @@ def test_long_home_path_puts_the_socket_in_the_temp_folder(tmp_path, monkeypatch
         assert store.get_node("Tag", "x") == {"name": "x"}
     assert len(str(socket_path(home))) <= 100
     stop_server(home)
+
+
+def test_a_command_that_ends_at_once_leaves_its_server_watched(tmp_path):
+    """The console script starts the server while the CLI imports; a command that ends
+    first (a mistyped one) must not cut that start short: a server left without its watchdog
+    runs on after its home is deleted, for ever. The test holds the home's start lock, as
+    another process starting the server does, until the command has said its error. The
+    home is long, so that the socket is in a private folder outside it."""
+    home = tmp_path / ("deep-" * 25)
+    home.mkdir(mode=0o700)
+    env = {**os.environ, "CKG_HOME": str(home), "CKG_DB": "embedded", "CKG_RESIDENT": "0"}
+    env.pop("NEO4J_URI", None)
+    console = Path(sys.executable).with_name("ckg")
+    lock = os.open(home / "falkordb.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    with subprocess.Popen([console, "versoin"], stderr=subprocess.PIPE, text=True, env=env) as cmd:
+        said = ""
+        while "No such command 'versoin'" not in said and (line := cmd.stderr.readline()):
+            said += line
+        os.close(lock)  # releases the lock: the start goes on, if the command still runs
+        assert cmd.wait(timeout=120) == 2, said
+    pid = read_pid(home / PID_FILE)
+    try:
+        assert pid is not None, "the command ended before the server started"
+        folder = socket_path(home).parent
+        assert folder != home
+        shutil.rmtree(home)
+        assert wait_gone(pid, 30)
+        deadline = time.monotonic() + 30  # the watchdog removes the folder after the server
+        while folder.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not folder.exists()
+    finally:
+        if pid is not None and not wait_gone(pid, 0):
+            os.kill(pid, signal.SIGKILL)  # unwatched: nothing else would ever stop it
 
 
 def test_unwritable_home_is_one_clear_line(tmp_path):
