@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from ckg.cli.resident import stop as stop_resident
 from ckg.store.server import stop_server
 from tests.test_scripts_mlcflow import _logged_result
 
@@ -123,20 +124,28 @@ def run_tour(steps, cwd: Path, env: dict[str, str], corpora) -> None:
         )
 
 
-def test_the_readme_tour_runs_as_written_from_a_fresh_clone(tmp_path, request):
+@pytest.fixture
+def home(tmp_path) -> Path:
+    """A new ``HOME`` for a test's ``ckg`` commands; the resident process and the embedded
+    server they started in its ckg home are stopped afterwards (the tour runs with a
+    resident, as a reader's commands do)."""
+    path = tmp_path / "home"
+    yield path
+    ckg_home = path / ".local" / "share" / ".ckg"
+    stop_resident(ckg_home)
+    stop_server(ckg_home)
+
+
+def test_the_readme_tour_runs_as_written_from_a_fresh_clone(tmp_path, home, request):
     steps = tour((REPO / "README.md").read_text(encoding="utf-8"))
     assert len(steps) >= 10, "the README's tour has lost its steps"
     clone = tmp_path / "ckg"
     shutil.copytree(REPO / "examples", clone / "examples")
-    env = fresh_env(tmp_path / "home")
-    try:
-        run_tour(steps, clone, env, lambda: request.getfixturevalue("corpora"))
-    finally:
-        stop_server(tmp_path / "home" / ".local" / "share" / ".ckg")
+    run_tour(steps, clone, fresh_env(home), lambda: request.getfixturevalue("corpora"))
 
 
-def test_a_step_that_fails_or_prints_otherwise_fails_the_tour(tmp_path):
-    env = fresh_env(tmp_path / "home")
+def test_a_step_that_fails_or_prints_otherwise_fails_the_tour(tmp_path, home):
+    env = fresh_env(home)
     with pytest.raises(AssertionError, match="tour step 2, `ckg versoin` exited 2"):
         run_tour([("ckg --version", ["ckg ..."]), ("ckg versoin", [])], tmp_path, env, None)
     with pytest.raises(AssertionError, match="step 1, `ckg --version` printed what the README"):
@@ -154,7 +163,7 @@ def test_lines_that_differ_in_what_the_readme_shows_do_not_match():
     )
 
 
-def test_the_example_scripts_run_alike_under_mlcr_and_ckg(tmp_path):
+def test_the_example_scripts_run_alike_under_mlcr_and_ckg(tmp_path, home):
     # examples/mlc-scripts is a real MLCFlow repository: mlcr runs it, and gives the caller
     # the same new_env as ckg run.
     bin_dir = Path(sys.executable).parent
@@ -162,16 +171,13 @@ def test_the_example_scripts_run_alike_under_mlcr_and_ckg(tmp_path):
         pytest.skip(f"mlcflow's mlcr is not installed beside {sys.executable}")
     repo = tmp_path / "mlc-scripts"
     shutil.copytree(REPO / "examples" / "mlc-scripts", repo)
-    env = {**fresh_env(tmp_path / "home"), "MLC_REPOS": str(tmp_path / "mlc-repos")}
+    env = {**fresh_env(home), "MLC_REPOS": str(tmp_path / "mlc-repos")}
     tool = {"cwd": tmp_path, "env": env, "capture_output": True, "text": True, "timeout": 300}
     subprocess.run([bin_dir / "mlc", "add", "repo", str(repo)], check=True, **tool)
     mlcr = subprocess.run([bin_dir / "mlcr", "app,word-count,_large", "-j", "--quiet"], **tool)
     assert mlcr.returncode == 0, mlcr.stderr
-    try:
-        subprocess.run(["ckg", "ingest", str(repo)], check=True, **tool)
-        ckg = subprocess.run(["ckg", "run", "app,word-count,_large", "--json"], **tool)
-    finally:
-        stop_server(tmp_path / "home" / ".local" / "share" / ".ckg")
+    subprocess.run(["ckg", "ingest", str(repo)], check=True, **tool)
+    ckg = subprocess.run(["ckg", "run", "app,word-count,_large", "--json"], **tool)
     assert ckg.returncode == 0, ckg.stdout + ckg.stderr
     new_env = json.loads(ckg.stdout)["runs"][0]["new_env"]
     assert new_env == _logged_result(mlcr.stderr)["new_env"]
