@@ -19,7 +19,7 @@ A command runs in one of two places:
 import os
 import sys
 
-from ckg.core import config
+from ckg.core import process
 
 _NO_STORE = {"--help", "--version", "platform", "trust", "cluster", "completion"}
 #: Commands that run long, or start and stop ckg's own processes: always run here.
@@ -41,6 +41,7 @@ def main() -> None:
         # see half-initialised modules.
         import threading
 
+        from ckg.core import config
         from ckg.core.errors import CkgError
         from ckg.store.server import ensure_server
 
@@ -88,7 +89,7 @@ def _resident_may_run(args: list[str]) -> bool:
     if wanted not in ("0", "1"):
         print(f"ckg: error: CKG_RESIDENT={wanted!r} is not 0 (off) or 1 (on)", file=sys.stderr)
         sys.exit(2)
-    command = config.command_name(args)
+    command = process.command_name(args)
     if wanted == "0" or command in _HERE:
         return False
     return command not in _MAY_ASK or not _has_terminal()
@@ -112,8 +113,8 @@ def _run_in_resident() -> int | None:
     import stat
     import struct
 
-    home = str(config.home_path())
-    path = os.path.join(home, config.RESIDENT_SOCKET)
+    home = process.home_folder()
+    path = os.path.join(home, process.RESIDENT_SOCKET)
     try:
         info = os.lstat(home)
         cwd = os.getcwd()
@@ -149,8 +150,8 @@ def _run_in_resident() -> int | None:
     fields = {
         "argv": sys.argv, "path": sys.path, "env": dict(os.environ), "cwd": cwd, "umask": umask,
         "stdio": [(s.encoding, s.errors) for s in streams],
-        "identity": config.process_identity(),
-        "limits": [resource.getrlimit(getattr(resource, n)) for n in config.RESOURCE_LIMITS],
+        "identity": process.process_identity(),
+        "limits": [resource.getrlimit(getattr(resource, n)) for n in process.RESOURCE_LIMITS],
         "cpus": os.sched_getaffinity(0), "priority": os.getpriority(os.PRIO_PROCESS, 0),
     }  # fmt: skip
     payload = marshal.dumps(fields)

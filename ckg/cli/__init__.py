@@ -10,8 +10,9 @@ import sys
 
 # app is imported from here (``from ckg.cli import app``) by the docs and their tests.
 from ckg.cli.app import COMPLETE_VAR, app, click_command, settings  # noqa: F401
-from ckg.core.config import command_name, private_files
+from ckg.core.config import private_files
 from ckg.core.errors import CkgError, UsageError
+from ckg.core.process import command_name
 
 #: The modules whose import registers the commands, in the order ``ckg --help`` lists them:
 #: the way through ckg, from ingesting to looking at the results.

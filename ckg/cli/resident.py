@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ckg.core import config
+from ckg.core import config, process
 from ckg.store.server import idle_timeout
 
 LOCK = "resident.lock"
@@ -189,7 +189,7 @@ class Resident:
         self.home = home
         self.lock = lock
         self.code = code
-        self.path = home / config.RESIDENT_SOCKET
+        self.path = home / process.RESIDENT_SOCKET
         self.path.unlink(missing_ok=True)  # a dead resident's: the lock says none serves
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(self.path))
@@ -389,12 +389,12 @@ def adopt(fields: dict, fds: list[int]) -> None:
         When the child cannot be that process (another interpreter, path, user, cgroup or
         namespace); OSError when a limit, CPU set or priority cannot be taken on.
     """
-    if fields["identity"] != config.process_identity():
+    if fields["identity"] != process.process_identity():
         raise ValueError("the command runs as another process than the resident")
     if fields["path"][1:] != sys.path:
         raise ValueError("the command has another sys.path than the resident")
     os.setsid()
-    for limit, value in zip(config.RESOURCE_LIMITS, fields["limits"], strict=True):
+    for limit, value in zip(process.RESOURCE_LIMITS, fields["limits"], strict=True):
         resource.setrlimit(getattr(resource, limit), value)
     os.sched_setaffinity(0, fields["cpus"])
     os.setpriority(os.PRIO_PROCESS, 0, fields["priority"])

@@ -1,1 +1,2 @@
-"""The vocabulary: records, schema, values, metrics, errors, config; no I/O beyond config."""
+"""The vocabulary: records, schema, values, metrics, errors, config, process; no I/O beyond
+config."""

@@ -8,26 +8,12 @@
 
 import os
 import stat
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 from ckg.core.errors import StoreUnavailable
+from ckg.core.process import home_folder
 
-#: The socket of the home's resident process (:mod:`ckg.cli.resident`), in the home.
-RESIDENT_SOCKET = "resident.sock"
-#: The limits a command passes to the resident's child that runs it (``resource`` names).
-RESOURCE_LIMITS = (
-    "RLIMIT_AS",
-    "RLIMIT_CORE",
-    "RLIMIT_CPU",
-    "RLIMIT_DATA",
-    "RLIMIT_FSIZE",
-    "RLIMIT_MEMLOCK",
-    "RLIMIT_NOFILE",
-    "RLIMIT_NPROC",
-    "RLIMIT_STACK",
-)
 #: The umask ckg writes under: what it creates is its owner's alone (0700 folders, 0600 files).
 PRIVATE_UMASK = 0o077
 # The umask the user started ckg with, while :func:`private_files` replaced it.
@@ -37,11 +23,7 @@ _user_umask: int | None = None
 def home_path() -> Path:
     """Where ckg's home folder is (``CKG_HOME``, else ``$XDG_DATA_HOME/.ckg``); nothing is
     created or checked: :func:`home` does that."""
-    configured = os.environ.get("CKG_HOME")
-    if configured:
-        return Path(configured).expanduser()
-    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data) / ".ckg"
+    return Path(home_folder())
 
 
 def home() -> Path:
@@ -159,55 +141,3 @@ def neo4j_auth() -> tuple[str, str] | None:
     if user is None and password is None:
         return None
     return (user or "neo4j", password or "")
-
-
-def command_name(args: list[str]) -> str | None:
-    """The command ``args`` name: the first argument that is neither a global option nor the
-    value of ``--db``.
-
-    >>> command_name(["--db", "embedded", "--debug", "find", "--tags", "x"])
-    'find'
-    >>> command_name(["--db=bolt://h:7687", "run"]), command_name(["--help"])
-    ('run', None)
-    """
-    args = iter(args)
-    for arg in args:
-        if arg == "--db":
-            next(args, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
-
-
-def process_identity() -> tuple:
-    """What a child of the resident process must share with the ``ckg`` command it runs,
-    and cannot take on after the fork: the interpreter and the flags that change what code
-    does, the user and groups, the cgroup (memory and CPU limits) and the namespaces."""
-    try:
-        with open("/proc/self/cgroup") as cgroup:
-            groups = cgroup.read()
-    except OSError:
-        groups = ""
-    namespaces = []
-    for name in ("mnt", "pid", "net", "user", "uts", "ipc"):
-        try:
-            namespaces.append(os.readlink(f"/proc/self/ns/{name}"))
-        except OSError:
-            namespaces.append("")
-    flags = sys.flags
-    return (
-        sys.executable,
-        flags.utf8_mode,
-        flags.optimize,
-        flags.dev_mode,
-        flags.ignore_environment,
-        flags.no_user_site,
-        flags.isolated,
-        os.getuid(),
-        os.geteuid(),
-        os.getgid(),
-        os.getegid(),
-        tuple(sorted(os.getgroups())),
-        groups,
-        tuple(namespaces),
-    )
