@@ -312,17 +312,22 @@ class KnowledgeGraph:
     def find(self, tags="", kind: str | None = None, *, source: str | None = None) -> list[dict]:
         """Artifacts matching CM-style ``tags`` (``a,b,-c,_variation``), of ``source`` only
         when given (a source's name, location, its last part, or a uid start; NotFound when
-        it names no ingested source); see :func:`ckg.graph.lookup.find`."""
+        it names no ingested source); see :func:`ckg.graph.lookup.find`. UsageError when a
+        tag is empty (:func:`ckg.core.resolve.check_tags`)."""
+        from ckg.core.resolve import check_tags
         from ckg.graph.lookup import find
 
+        check_tags(tags)
         return find(self.store, tags, kind, source=source)
 
     def find_page(self, tags="", kind: str | None = None, *, source: str | None = None,
                   offset: int = 0, limit: int = 100) -> tuple[list[dict], int]:
         """``limit`` of :meth:`find`'s artifacts from ``offset`` on (of ``source``, a source
         uid, only when given) and how many match in all (:func:`ckg.graph.lookup.find_page`)."""
+        from ckg.core.resolve import check_tags
         from ckg.graph.lookup import find_page
 
+        check_tags(tags)
         return find_page(self.store, tags, kind, source=source, offset=offset, limit=limit)
 
     def holds_artifacts(self) -> bool:

@@ -141,6 +141,17 @@ def test_a_grid_shows_progress_on_a_terminal_and_none_in_a_pipe(tiny_workflow):
     assert "1/2 x=1" not in piped.stderr and piped.stderr == ""
 
 
+def test_an_empty_tag_is_refused_in_one_line_naming_the_tags(ckg_home):
+    # CM and MLCFlow search for the tag '' there, and find nothing; ckg dropped it.
+    for tags in ("get,python3,", "get,-,python3"):
+        done = _ckg("find", "--tags", tags, home=ckg_home)
+        assert done.returncode == 2
+        assert done.stderr.splitlines() == [
+            f"ckg: error: tags {tags!r} hold an empty tag: write names separated by single "
+            "commas (a,b,-c,_variation: -c excludes c, _variation asks for a variation)"
+        ]
+
+
 def test_empty_listings_say_how_to_fill_the_graph(ckg_home, tiny_workflow):
     fresh = ckg_home / "fresh"
     find = _ckg("find", "--tags", "get,python3", home=fresh)

@@ -269,6 +269,8 @@ def test_unknown_names_and_missing_parameters_say_what_is_wrong(server):
     assert status == 400 and "needs task, dataset and metric" in json.loads(body)["error"]
     status, _, body = _get(base + "/api/runs/compare")
     assert status == 400 and "choose runs to compare" in json.loads(body)["error"]
+    status, _, body = _get(base + "/api/artifacts?tags=get,python3,")
+    assert status == 400 and "'get,python3,' hold an empty tag" in json.loads(body)["error"]
 
 
 def test_a_busy_port_or_foreign_address_is_one_line_naming_it(server, home):

@@ -23,6 +23,7 @@ milliseconds.
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ckg.core.errors import UsageError
 from ckg.core.records import Dependency
 
 _SCRIPT = frozenset({"script"})
@@ -98,6 +99,39 @@ def parse_tags(tags: str | Iterable[str]) -> TagQuery:
         else:
             plain.append(tag)
     return TagQuery(tuple(plain), tuple(excluded), tuple(variations))
+
+
+def check_tags(tags: str | Iterable[str]) -> None:
+    """Refuse ``tags`` given to find artifacts when one of them is empty: nothing between
+    two commas or after the last (``get,python3,``), or a ``-`` or ``_`` with no name.
+
+    :func:`parse_tags` drops such a tag, where CM's and MLCFlow's search keep it as the
+    tag ``''``, which no artifact carries, and find nothing: the user is told instead of
+    getting either answer. No tags at all (``''``) means every artifact.
+
+    Raises
+    ------
+    UsageError
+        One line naming ``tags`` and how tags are written.
+
+    Examples
+    --------
+    >>> check_tags("get,python3,-cuda,_conda"), check_tags("")
+    (None, None)
+    >>> check_tags("get,python3,")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ckg.core.errors.UsageError: tags 'get,python3,' hold an empty tag: write names ...
+    """
+    if isinstance(tags, str) and not tags.strip():
+        return
+    words = tags.split(",") if isinstance(tags, str) else list(tags)
+    if any(not word.strip().removeprefix("-").removeprefix("_") for word in words):
+        text = tags if isinstance(tags, str) else ",".join(tags)
+        raise UsageError(
+            f"tags {text!r} hold an empty tag: write names separated by single commas "
+            "(a,b,-c,_variation: -c excludes c, _variation asks for a variation)"
+        )
 
 
 class TagIndex:
