@@ -140,6 +140,11 @@ def test_mlperf_throughput_against_power(kg, corpora):
         {"uid": front.uid},
     )[0]["n"]
     assert n == 2 * len(front.table)
+    assert sum(len(uids) for uids in front.table["uids"]) == n
+    # A front not written (a page's) reads no uids, and ranks and shows the same points
+    page = kg.pareto("throughput,power", source="papers", task="Image Classification",
+                     write=False)  # fmt: skip
+    assert page.rows() == front.rows() and list(page.table["uids"]) == [None] * len(page.table)
 
 
 # --- the command line and the plots ----------------------------------------------------------

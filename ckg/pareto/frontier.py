@@ -58,8 +58,10 @@ class Front:
     """A ranked selection: what :func:`pareto` returns.
 
     ``table`` has one row per point: ``front_rank``, ``label``, ``kind`` (run or result),
-    ``uids`` (the nodes behind the point), descriptive columns, and one column per objective
-    named as the objective is. ``units`` maps each objective to its unit ("" if none).
+    ``uids`` (the nodes behind the point; None for published results' points of a front
+    not written, which reads none), descriptive columns, and one column per objective
+    named as the objective is: the mean of the point's values. ``units`` maps each
+    objective to its unit ("" if none).
     ``unranked`` says why the points are not ranked (an objective of unknown direction):
     then ``front_rank`` is None, nothing is written and there is no hypervolume.
     """
@@ -194,7 +196,9 @@ def pareto(
         Reference point of the hypervolume; default the worst value of each objective over
         the points selected (so compare experiments with an explicit one).
     write : bool
-        Write ``IN_FRONT`` edges and the ``Front`` node (default True).
+        Write ``IN_FRONT`` edges and the ``Front`` node (default True). A front not written
+        does not read the uids of published results (``uids`` None in their rows): at 100x
+        the corpora they were most of the time of ImageNet's front page.
 
     Returns
     -------
@@ -227,7 +231,7 @@ def pareto(
     objs = parse_objectives(objectives, undirected=True)
     if len(objs) < 2:
         raise UsageError("a Pareto front needs two or more objectives, e.g. accuracy,latency")
-    points, units = select(store, objs, source=source, **filters)
+    points, units = select(store, objs, source=source, uids=write, **filters)
     scope = _scope(source, filters)
     undirected = [o.name for o in objs if o.direction is None]
     if undirected:
@@ -248,8 +252,9 @@ def pareto(
     return front
 
 
-def select(store, objectives: list[Objective], *, source="runs", **filters):
-    """One row per point with a column per objective, and each objective's unit.
+def select(store, objectives: list[Objective], *, source="runs", uids=True, **filters):
+    """One row per point with a column per objective (the mean of its values), and each
+    objective's unit; the uids behind published results' points only where ``uids``.
 
     Raises InvalidInput naming the metrics present when no point has some objective.
     """
@@ -260,9 +265,10 @@ def select(store, objectives: list[Objective], *, source="runs", **filters):
     if source in ("runs", "all"):
         frames.append(_runs(store, names, filters))
     if source in ("papers", "all"):
-        frames.append(_results(store, names, filters))
-    # A row per point and metric (published results come grouped by the store), with its
-    # ``values``, its ``uids`` and the ``first`` uid, whose row describes it.
+        frames.append(_results(store, names, filters, uids))
+    # A row per point and metric (published results come grouped by the store), with the
+    # ``sum`` and count ``n`` of its values, its ``uids`` and the ``first`` uid, whose row
+    # describes it.
     long = pd.concat(frames, ignore_index=True)
     long["objective"] = long["metric"].map(_objective_of(objectives))
     units: dict[str, str] = {}
@@ -271,16 +277,17 @@ def select(store, objectives: list[Objective], *, source="runs", **filters):
         if not len(rows):
             raise _absent(obj.name, _metrics_present(store, source, filters))
         units[obj.name] = next((u for u in rows["unit"] if isinstance(u, str) and u), "")
-    values = long[["point", "objective", "values"]].explode("values")
-    values["values"] = pd.to_numeric(values["values"])
-    wide = values.pivot_table(
-        index="point", columns="objective", values="values", aggfunc="mean", sort=True
+    totals = long.pivot_table(
+        index="point", columns="objective", values=["sum", "n"], aggfunc="sum", sort=True
     )
+    wide = totals["sum"] / totals["n"]  # a point without a value: 0 / 0, NaN
     # Rows in a stable order, not the engine's: ties on a front, and the row that describes
     # a point, are then the same on both stores.
     long = long.sort_values(["point", "first"], kind="stable")
     info = long.drop_duplicates("point").set_index("point")
-    uids = long.groupby("point", sort=True)["uids"].agg(lambda s: sorted(set(chain(*s))))
+    uids = long.groupby("point", sort=True)["uids"].agg(
+        lambda s: None if s.isna().any() else sorted(set(chain(*s)))
+    )
     table = info[["label", "kind", *_descriptive(info)]].join(wide).join(uids.rename("uids"))
     return table.reset_index(drop=True), units
 
@@ -343,7 +350,8 @@ def _runs(store, names: list[str], filters: dict):
                            where=filters.get("where"))
     frame = pd.DataFrame(rows, columns=["uid", "params", "experiment", "metric", "value", "unit"])
     frame["point"] = "run:" + frame["uid"].astype(str)
-    frame["values"] = [[value] for value in frame["value"]]
+    frame["sum"] = pd.to_numeric(frame["value"])
+    frame["n"] = frame["sum"].notna().astype(int)
     frame["uids"] = [[uid] for uid in frame["uid"]]
     frame["first"] = frame["uid"]
     frame["kind"] = "run"
@@ -354,14 +362,14 @@ def _runs(store, names: list[str], filters: dict):
     return frame
 
 
-def _results(store, names: list[str], filters: dict):
+def _results(store, names: list[str], filters: dict, uids: bool):
     import pandas as pd
 
     rows = published_groups(store, task=filters.get("task"), dataset=filters.get("dataset"),
-                            metrics=names, where=filters.get("where"))
+                            metrics=names, where=filters.get("where"), uids=uids)
     columns = ["task", "dataset", "model", "paper", "platform", "scenario", "record", "metric",
-               "values", "uids", "units", "first"]  # fmt: skip
-    frame = pd.DataFrame(rows, columns=columns)
+               "sum", "n", "uids", "units", "first"]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=columns)  # uids None where not read
     fields = ["first", "system", "submitter", "version", "paper_title"]
     firsts = [first or [None] * len(fields) for first in frame.pop("first")]
     frame[fields] = pd.DataFrame(firsts, columns=fields, index=frame.index)
