@@ -45,8 +45,13 @@ CKG = str(BIN / "ckg")
 
 
 def git(repo: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.org",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.org"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@example.org",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@example.org",
+    }
     subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
 
 
@@ -54,7 +59,8 @@ def noop_repo(repo: Path) -> Path:
     """A one-commit Git repository at ``repo`` holding the workflow ``noop`` the grids run."""
     repo.mkdir()
     (repo / "ckg.yaml").write_text(
-        "alias: noop\nuid: wf-bench-noop\nparams: {n: 1, pause: 0}\nrun: 'sleep {pause}'\n")
+        "alias: noop\nuid: wf-bench-noop\nparams: {n: 1, pause: 0}\nrun: 'sleep {pause}'\n"
+    )
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "noop")
@@ -64,8 +70,12 @@ def noop_repo(repo: Path) -> Path:
 def ckg(uri: str, home: Path, *args: str) -> float:
     """Wall seconds of one whole ``ckg`` process."""
     start = time.perf_counter()
-    done = subprocess.run([CKG, "--db", uri, *args], capture_output=True, text=True,
-                          env={**os.environ, "CKG_HOME": str(home)})
+    done = subprocess.run(
+        [CKG, "--db", uri, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CKG_HOME": str(home)},
+    )
     if done.returncode:
         raise SystemExit(f"ckg {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
     return time.perf_counter() - start
@@ -76,7 +86,10 @@ def start_worker(uri: str, home: Path, scheduler: str, label: str, *flags) -> su
     with open(log, "w") as err:
         process = subprocess.Popen(
             [CKG, "--db", uri, "worker", "--scheduler", scheduler, "--label", label, *flags],
-            env={**os.environ, "CKG_HOME": str(home)}, stdout=subprocess.DEVNULL, stderr=err)
+            env={**os.environ, "CKG_HOME": str(home)},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     deadline = time.monotonic() + 60
     while "ckg worker " not in log.read_text():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -92,8 +105,10 @@ def measure(uri, homes, scheduler, points, tries, pause, flags) -> dict[str, flo
         "1 worker": ["run", "noop", *grid, "--cluster", scheduler, "--platform", "a", *flags],
         "2 workers": ["run", "noop", *grid, "--cluster", scheduler, *flags],
     }
-    return {name: min(ckg(uri, homes["submitter"], *args) for _ in range(tries))
-            for name, args in ways.items()}
+    return {
+        name: min(ckg(uri, homes["submitter"], *args) for _ in range(tries))
+        for name, args in ways.items()
+    }
 
 
 def main() -> None:
@@ -139,12 +154,34 @@ def main() -> None:
                 certs = homes["submitter"] / "cluster"
                 for label in ("a", "b"):
                     shutil.copytree(certs, homes[label] / "cluster")
-                flags, tls = [], ["--tls-ca-file", certs / "ca.pem", "--tls-cert",
-                                  certs / "scheduler.pem", "--tls-key", certs / "scheduler.key"]
+                flags, tls = (
+                    [],
+                    [
+                        "--tls-ca-file",
+                        certs / "ca.pem",
+                        "--tls-cert",
+                        certs / "scheduler.pem",
+                        "--tls-key",
+                        certs / "scheduler.key",
+                    ],
+                )
             scheduler = f"{'tcp' if args.plain else 'tls'}://127.0.0.1:{port}"
-            processes.append(subprocess.Popen(
-                [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                 "--no-dashboard", *tls], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        str(BIN / "dask"),
+                        "scheduler",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--no-dashboard",
+                        *tls,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
             for label in ("a", "b"):
                 ckg(uri, homes[label], "trust", str(repo))
                 processes.append(start_worker(uri, homes[label], scheduler, label, *flags))
@@ -153,13 +190,17 @@ def main() -> None:
                 walls = measure(uri, homes, scheduler, args.points, args.tries, pause, flags)
                 load = os.getloadavg()
                 shown = ", ".join(f"{name} {wall:.2f} s" for name, wall in walls.items())
-                print(f"{args.points} points of sleep {pause}: {shown} (best of {args.tries}; "
-                      f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})")
+                print(
+                    f"{args.points} points of sleep {pause}: {shown} (best of {args.tries}; "
+                    f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})"
+                )
                 overhead = (walls["1 worker"] - walls["local"]) / args.points
-                print(f"  overhead per point, 1 worker against local: {overhead * 1e3:.0f} ms; "
-                      f"speed-up of 2 workers: x{walls['local'] / walls['2 workers']:.2f} "
-                      f"against local, x{walls['1 worker'] / walls['2 workers']:.2f} "
-                      "against 1 worker")
+                print(
+                    f"  overhead per point, 1 worker against local: {overhead * 1e3:.0f} ms; "
+                    f"speed-up of 2 workers: x{walls['local'] / walls['2 workers']:.2f} "
+                    f"against local, x{walls['1 worker'] / walls['2 workers']:.2f} "
+                    "against 1 worker"
+                )
         finally:
             for process in reversed(processes):
                 process.terminate()
@@ -186,8 +227,10 @@ def slurm_bench(points: int, tries: int) -> None:
                 ckg("embedded", home, *args)
             grid = ["run", "noop", "--grid", f"n={','.join(map(str, range(1, points + 1)))}"]
             local = min(ckg("embedded", home, *grid) for _ in range(tries))
-            claimed = "MATCH (r:Run) WHERE r.slurm_job IS NOT NULL AND NOT r.uid IN $seen " \
-                      "RETURN count(r) AS n"
+            claimed = (
+                "MATCH (r:Run) WHERE r.slurm_job IS NOT NULL AND NOT r.uid IN $seen "
+                "RETURN count(r) AS n"
+            )
             for jobs in (1, 2):
                 walls, firsts = [], []
                 for _ in range(tries):
@@ -196,7 +239,10 @@ def slurm_bench(points: int, tries: int) -> None:
                         start = time.perf_counter()
                         process = subprocess.Popen(
                             [CKG, *grid, "--slurm", PARTITION, "--job", f"jobs={jobs}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE,
+                            text=True,
+                        )
                         while not store.run(claimed, {"seen": seen})[0]["n"]:
                             if process.poll() is not None:
                                 break
@@ -208,11 +254,13 @@ def slurm_bench(points: int, tries: int) -> None:
                 load = os.getloadavg()
                 best = min(range(tries), key=walls.__getitem__)
                 overhead = (walls[best] - firsts[best] - local) / points
-                print(f"{points} points, --slurm with {jobs} job(s): first point running after "
-                      f"{min(firsts):.2f} s (median {sorted(firsts)[tries // 2]:.2f} s), whole "
-                      f"run {walls[best]:.2f} s, local {local:.2f} s; overhead per point once "
-                      f"running {overhead * 1e3:.0f} ms (best of {tries}; load {load[0]:.2f} "
-                      f"{load[1]:.2f} {load[2]:.2f})")
+                print(
+                    f"{points} points, --slurm with {jobs} job(s): first point running after "
+                    f"{min(firsts):.2f} s (median {sorted(firsts)[tries // 2]:.2f} s), whole "
+                    f"run {walls[best]:.2f} s, local {local:.2f} s; overhead per point once "
+                    f"running {overhead * 1e3:.0f} ms (best of {tries}; load {load[0]:.2f} "
+                    f"{load[1]:.2f} {load[2]:.2f})"
+                )
         finally:
             subprocess.run([CKG, "db", "stop"], capture_output=True)
             slurm.stop()

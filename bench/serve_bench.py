@@ -125,8 +125,10 @@ def main() -> None:
 
 def report(base: str, token: str, paths: dict[str, str], repeat: int) -> None:
     print(f"load average {os.getloadavg()[0]:.2f}; best and median of {repeat}, ms")
-    print(f"{'page':36} {'html best':>9} {'median':>7} {'json best':>9} {'http best':>9} "
-          f"{'sent kB':>8}")
+    print(
+        f"{'page':36} {'html best':>9} {'median':>7} {'json best':>9} {'http best':>9} "
+        f"{'sent kB':>8}"
+    )
     worst = 0.0
     for name, path in paths.items():
         timed(base + path, token)  # the first read of a page imports what it needs
@@ -135,11 +137,15 @@ def report(base: str, token: str, paths: dict[str, str], repeat: int) -> None:
         as_json = [timed(base + path + sep + "format=json", token)[0] for _ in range(repeat)]
         server = [h[0] for h in html]
         worst = max(worst, min(server), min(as_json))
-        print(f"{name:36} {min(server):9.1f} {statistics.median(server):7.1f} "
-              f"{min(as_json):9.1f} {min(h[1] for h in html):9.1f} {html[0][2] / 1000:8.1f}")
+        print(
+            f"{name:36} {min(server):9.1f} {statistics.median(server):7.1f} "
+            f"{min(as_json):9.1f} {min(h[1] for h in html):9.1f} {html[0][2] / 1000:8.1f}"
+        )
     verdict = "within" if worst <= TARGET_MS else "OVER"
-    print(f"slowest page {worst:.1f} ms server time: {verdict} the {TARGET_MS:.0f} ms target "
-          f"(load average {os.getloadavg()[0]:.2f})")
+    print(
+        f"slowest page {worst:.1f} ms server time: {verdict} the {TARGET_MS:.0f} ms target "
+        f"(load average {os.getloadavg()[0]:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,13 @@ STARTUP_S = 60
 
 def make_certs(home: Path) -> Path:
     """``ckg cluster certs`` into ``home``'s default folder; that folder."""
-    subprocess.run([CKG, "cluster", "certs"], check=True, capture_output=True, timeout=60,
-                   env={**os.environ, "CKG_HOME": str(home)})
+    subprocess.run(
+        [CKG, "cluster", "certs"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "CKG_HOME": str(home)},
+    )
     return home / "cluster"
 
 
@@ -35,13 +40,34 @@ def scheduler(certs: Path | None, log: Path, env=None):
     """A ``dask scheduler`` on a free port of 127.0.0.1: with the scheduler's certificate of
     ``certs``, or plain without; its address."""
     port = free_port()
-    tls = [] if certs is None else [
-        "--tls-ca-file", certs / "ca.pem", "--tls-cert", certs / "scheduler.pem",
-        "--tls-key", certs / "scheduler.key"]
+    tls = (
+        []
+        if certs is None
+        else [
+            "--tls-ca-file",
+            certs / "ca.pem",
+            "--tls-cert",
+            certs / "scheduler.pem",
+            "--tls-key",
+            certs / "scheduler.key",
+        ]
+    )
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
-             "--no-dashboard", *tls], stdout=out, stderr=out, env={**os.environ, **(env or {})})
+            [
+                BIN / "dask",
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-dashboard",
+                *tls,
+            ],
+            stdout=out,
+            stderr=out,
+            env={**os.environ, **(env or {})},
+        )
     try:
         yield f"{'tcp' if certs is None else 'tls'}://127.0.0.1:{port}"
     finally:
@@ -65,17 +91,26 @@ class Worker:
         db = ["--db", self.uri] if self.uri else []
         with open(log, "w") as err:
             self.process = subprocess.Popen(
-                [CKG, *db, "worker", "--scheduler", self.scheduler, "--label", self.label,
-                 *self.args],
+                [
+                    CKG,
+                    *db,
+                    "worker",
+                    "--scheduler",
+                    self.scheduler,
+                    "--label",
+                    self.label,
+                    *self.args,
+                ],
                 env={**os.environ, "CKG_HOME": str(self.home)},
-                stdout=subprocess.DEVNULL, stderr=err,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
             )
         deadline = time.monotonic() + STARTUP_S
         while time.monotonic() < deadline:
             self.log = log.read_text()
             for line in self.log.splitlines():
                 if line.startswith("ckg worker "):
-                    self.address, _, self.offers = line[len("ckg worker "):].partition(" offers ")
+                    self.address, _, self.offers = line[len("ckg worker ") :].partition(" offers ")
                     return self
             if self.process.poll() is not None:
                 break
@@ -92,5 +127,9 @@ class Worker:
                 self.process.kill()
                 self.process.wait()
         if not self.uri:
-            subprocess.run([CKG, "db", "stop"], capture_output=True, timeout=60,
-                           env={**os.environ, "CKG_HOME": str(self.home)})
+            subprocess.run(
+                [CKG, "db", "stop"],
+                capture_output=True,
+                timeout=60,
+                env={**os.environ, "CKG_HOME": str(self.home)},
+            )

@@ -38,8 +38,9 @@ def _closed_ancestor(path: Path) -> Path | None:
 
 
 def _needed_paths() -> list[Path]:
-    return sorted({Path(os.path.realpath(p)) for p in (
-        sys.executable, sys.prefix, sys.base_prefix, PROJECT)})
+    return sorted(
+        {Path(os.path.realpath(p)) for p in (sys.executable, sys.prefix, sys.base_prefix, PROJECT)}
+    )
 
 
 def _shell_quote(text: str) -> str:
@@ -56,25 +57,48 @@ class OtherUser:
 
     def run(self, argv, *, env=None, timeout=120, **kwargs) -> subprocess.CompletedProcess:
         """Run ``argv`` as this user (no supplementary groups) and wait for it."""
-        return subprocess.run(self.argv(argv), env=self.env(env), timeout=timeout,
-                              capture_output=True, text=True, **kwargs)
+        return subprocess.run(
+            self.argv(argv),
+            env=self.env(env),
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+            **kwargs,
+        )
 
     def popen(self, argv, *, env=None, **kwargs) -> subprocess.Popen:
         """Start ``argv`` as this user, without waiting."""
         return subprocess.Popen(self.argv(argv), env=self.env(env), **kwargs)
 
     def argv(self, argv) -> list[str]:
-        drop = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
-                "--inh-caps=-all", "--"]
+        drop = [
+            "setpriv",
+            f"--reuid={self.uid}",
+            f"--regid={self.gid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ]
         command = " ".join(_shell_quote(str(a)) for a in [*drop, *argv])
         if not self._mounts:
             return ["sh", "-c", "exec " + command]
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                f"{self._mounts} && exec {command}"]
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            f"{self._mounts} && exec {command}",
+        ]
 
     def env(self, extra=None) -> dict[str, str]:
-        base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home),
-                "LANG": "C.UTF-8", "CKG_HOME": str(self.home / "ckg-home")}
+        base = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "CKG_HOME": str(self.home / "ckg-home"),
+        }
         base.update(extra or {})
         return base
 
@@ -99,8 +123,9 @@ def _mount_script(scratch: Path) -> str:
         os.chmod(public, 0o755)
         for child in sorted(children):
             (public / child.name).mkdir()
-            steps.append(f"mount --bind {_shell_quote(str(child))} "
-                         f"{_shell_quote(str(public / child.name))}")
+            steps.append(
+                f"mount --bind {_shell_quote(str(child))} {_shell_quote(str(public / child.name))}"
+            )
         steps.append(f"mount --rbind {_shell_quote(str(public))} {_shell_quote(str(home))}")
     return " && ".join(steps)
 
@@ -133,6 +158,7 @@ def other_user():
     os.chmod(scratch, 0o755)
     try:
         import pwd
+
         entry = pwd.getpwnam(OTHER_USER)
         home = scratch / "home"
         home.mkdir()

@@ -27,8 +27,11 @@ def test_runs_experiments_platforms_and_reproductions_read_alike_on_both_engines
     assert (digits["name"], digits["runs"]) == ("digits", len(RUNS) + 2)
     assert {"accuracy", "latency"} <= set(digits["metrics"])
     assert kg.experiment("exp-digits")["name"] == "digits"
-    with pytest.raises(NotFound, match=r"no experiment 'digit' \(did you mean 'digits'\?\); "
-                       r"experiments: digits"):
+    with pytest.raises(
+        NotFound,
+        match=r"no experiment 'digit' \(did you mean 'digits'\?\); "
+        r"experiments: digits",
+    ):
         kg.experiment("digit")
 
     boards = {(b["task"], b["dataset"], b["metric"]): b for b in kg.leaderboards()}

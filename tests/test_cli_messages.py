@@ -28,14 +28,19 @@ def test_an_empty_folder_ingests_with_a_warning_naming_it(kg, tmp_path):
         summary = kg.ingest(empty)
         assert summary.artifacts == 0
         assert [w.message for w in summary.warnings] == [
-            f"{empty} holds no files: nothing to ingest (the right folder?)"]
+            f"{empty} holds no files: nothing to ingest (the right folder?)"
+        ]
 
 
 def test_an_unknown_experiment_is_named_with_the_ones_there_are(kg):
-    kg.store.upsert_nodes("Experiment", [
-        {"key": "exp-1", "props": {"uid": "exp-1", "name": "sklearn-digits"}}])
-    with pytest.raises(NotFound, match=r"no experiment 'sklearn-digitz' \(did you mean "
-                                       r"'sklearn-digits'\?\); experiments: sklearn-digits"):
+    kg.store.upsert_nodes(
+        "Experiment", [{"key": "exp-1", "props": {"uid": "exp-1", "name": "sklearn-digits"}}]
+    )
+    with pytest.raises(
+        NotFound,
+        match=r"no experiment 'sklearn-digitz' \(did you mean "
+        r"'sklearn-digits'\?\); experiments: sklearn-digits",
+    ):
         kg.pareto("accuracy,latency", experiment="sklearn-digitz")
 
 

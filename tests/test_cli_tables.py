@@ -181,12 +181,8 @@ PAPERS = [
 ]
 
 
-def test_a_wide_listing_keeps_the_important_columns_whole_and_names_the_rest(
-    capsys, monkeypatch
-):
-    out = _printed(
-        capsys, monkeypatch, 80, PAPERS, important=("metric", "model", "value", "paper")
-    )
+def test_a_wide_listing_keeps_the_important_columns_whole_and_names_the_rest(capsys, monkeypatch):
+    out = _printed(capsys, monkeypatch, 80, PAPERS, important=("metric", "model", "value", "paper"))
     assert max(len(line) for line in out.splitlines()) <= 80, out
     assert "…" not in out
     words = set(out.replace("│", " ").split())  # every word whole, wrapped at spaces

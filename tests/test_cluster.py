@@ -31,8 +31,13 @@ RETURN r.uid AS uid, r.status AS status, r.worker AS worker, r.worker_labels AS 
 
 
 def _ckg(*args, home: Path, check_code=0, timeout=120):
-    done = subprocess.run([CKG, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "CKG_HOME": str(home)})
+    done = subprocess.run(
+        [CKG, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "CKG_HOME": str(home)},
+    )
     assert done.returncode == check_code, done.stdout + done.stderr
     return done
 
@@ -50,7 +55,7 @@ def cluster(neo4j_uri, tmp_path_factory):
     repo.mkdir()
     (repo / "ckg.yaml").write_text(
         "alias: pauser\nuid: wf-pauser\nparams: {n: 1, pause: 0, tally: /dev/null}\n"
-        "run: 'sleep {pause}; echo x >> {tally}; echo \"{{\\\"f1\\\": {n}}}\"'\n"
+        'run: \'sleep {pause}; echo x >> {tally}; echo "{{\\"f1\\": {n}}}"\'\n'
     )
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", ".")
@@ -68,16 +73,35 @@ def cluster(neo4j_uri, tmp_path_factory):
                 copy_certs(certs, home)
                 _ckg("--db", neo4j_uri, "trust", str(repo), home=home)
                 workers[label] = Worker(label, home, neo4j_uri, address).start()
-            yield {"uri": neo4j_uri, "scheduler": address, "workers": workers, "root": root,
-                   "submitter": submitter, "certs": certs}
+            yield {
+                "uri": neo4j_uri,
+                "scheduler": address,
+                "workers": workers,
+                "root": root,
+                "submitter": submitter,
+                "certs": certs,
+            }
         finally:
             for worker in workers.values():
                 worker.stop()
 
 
 def _submit(cluster, *args):
-    return [CKG, "--db", cluster["uri"], "run", "pauser", "--grid", "platform=cpu-a,cpu-b",
-            "--grid", "n=1,2,3,4", "--cluster", cluster["scheduler"], "--json", *args]
+    return [
+        CKG,
+        "--db",
+        cluster["uri"],
+        "run",
+        "pauser",
+        "--grid",
+        "platform=cpu-a,cpu-b",
+        "--grid",
+        "n=1,2,3,4",
+        "--cluster",
+        cluster["scheduler"],
+        "--json",
+        *args,
+    ]
 
 
 def _runs(cluster, experiment: str) -> list[dict]:
@@ -116,8 +140,10 @@ def test_a_worker_killed_mid_grid_loses_no_run_and_duplicates_none(cluster):
     with open_store(cluster["uri"], home=cluster["root"]) as store:
         before = store.run(finished, {"w": victim.address})[0]["n"]
     submit = subprocess.Popen(
-        _submit(cluster, "--grid", f"pause={PAUSE_S}"), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        _submit(cluster, "--grid", f"pause={PAUSE_S}"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "CKG_HOME": str(cluster["submitter"])},
     )
     with open_store(cluster["uri"], home=cluster["root"]) as store:
@@ -146,8 +172,21 @@ def test_a_point_whose_worker_dask_gives_up_on_is_marked_lost(cluster):
         home = cluster["workers"]["cpu-a"].home  # trusts the repository already
         doomed = Worker("doomed", home, cluster["uri"], address).start()
         submit = subprocess.Popen(
-            [CKG, "--db", cluster["uri"], "run", "pauser", "--grid", "pause=3", "--cluster",
-             address, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                CKG,
+                "--db",
+                cluster["uri"],
+                "run",
+                "pauser",
+                "--grid",
+                "pause=3",
+                "--cluster",
+                address,
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env={**os.environ, "CKG_HOME": str(cluster["submitter"])},
         )
         claimed = "MATCH (r:Run {worker: $w, status: 'running'}) RETURN count(r) AS n"
@@ -163,8 +202,9 @@ def test_a_point_whose_worker_dask_gives_up_on_is_marked_lost(cluster):
             assert submit.returncode == 1, out + err
             [run] = json.loads(out)["runs"]
             assert run["status"] == "lost" and "KilledWorker" in run["error"]
-            rows = store.run("MATCH (r:Run {uid: $u}) RETURN r.status AS s, r.worker AS w",
-                             {"u": run["uid"]})
+            rows = store.run(
+                "MATCH (r:Run {uid: $u}) RETURN r.status AS s, r.worker AS w", {"u": run["uid"]}
+            )
             assert rows == [{"s": "lost", "w": doomed.address}]
 
 
@@ -181,8 +221,14 @@ def test_a_task_executed_twice_runs_its_command_once(cluster, tmp_path):
 
     tally = tmp_path / "tally"
     with ckg.open(cluster["uri"], home=cluster["submitter"]) as kg:
-        [spec] = task_specs(kg.store, kg.home, "pauser", Options(grid={"tally": [str(tally)]}),
-                            cluster["scheduler"], ("cpu-b",))
+        [spec] = task_specs(
+            kg.store,
+            kg.home,
+            "pauser",
+            Options(grid={"tally": [str(tally)]}),
+            cluster["scheduler"],
+            ("cpu-b",),
+        )
     member = security_for(cluster["scheduler"], "client", cluster["certs"])
     with Client(cluster["scheduler"], security=member, set_as_default=False) as client:
         first = client.submit(run_task, spec, resources=spec["need"], pure=False).result()
@@ -196,12 +242,23 @@ def test_a_worker_runs_a_source_only_once_its_operator_trusts_it(cluster):
     folder = cluster["root"] / "stranger"
     folder.mkdir()
     (folder / "ckg.yaml").write_text(
-        "alias: stranger\nuid: wf-stranger\nrun: 'echo out of luck >&2; exit 3'\n")
+        "alias: stranger\nuid: wf-stranger\nrun: 'echo out of luck >&2; exit 3'\n"
+    )
     archive = shutil.make_archive(str(cluster["root"] / "stranger"), "zip", folder)
     home = cluster["submitter"]
     _ckg("--db", cluster["uri"], "ingest", archive, home=home)
-    done = _ckg("--db", cluster["uri"], "run", "stranger", "--cluster", cluster["scheduler"],
-                "--platform", "cpu-b", home=home, check_code=1)
+    done = _ckg(
+        "--db",
+        cluster["uri"],
+        "run",
+        "stranger",
+        "--cluster",
+        cluster["scheduler"],
+        "--platform",
+        "cpu-b",
+        home=home,
+        check_code=1,
+    )
     worker = cluster["workers"]["cpu-b"]
     assert f"refused (exit 1): on worker {worker.address} [cpu-b]" in done.stderr
     assert f"{archive} (zip), which is not trusted on this worker" in done.stderr
@@ -211,19 +268,32 @@ def test_a_worker_runs_a_source_only_once_its_operator_trusts_it(cluster):
         assert store.run(ran) == []
     # Its operator trusts it: it runs there, and its failure comes back with its log's tail.
     _ckg("--db", cluster["uri"], "trust", archive, home=worker.home)
-    done = _ckg("--db", cluster["uri"], "run", "stranger", "--cluster", cluster["scheduler"],
-                "--platform", "cpu-b", home=home, check_code=1)
+    done = _ckg(
+        "--db",
+        cluster["uri"],
+        "run",
+        "stranger",
+        "--cluster",
+        cluster["scheduler"],
+        "--platform",
+        "cpu-b",
+        home=home,
+        check_code=1,
+    )
     platform = next(n for n in worker.offers.split(", ") if n.startswith("platform="))
-    assert (f"failed (exit 3): on worker {worker.address} [cpu-b] on {platform[9:]}: "
-            "out of luck") in done.stderr
+    assert (
+        f"failed (exit 3): on worker {worker.address} [cpu-b] on {platform[9:]}: out of luck"
+    ) in done.stderr
     with open_store(cluster["uri"], home=cluster["root"]) as store:
         assert store.run(ran) == [{"s": "failed"}]
     # Trusting a source is not trusting what a submitter loads into it.
     done = _ckg("--db", cluster["uri"], "run", "stranger", "--cluster", cluster["scheduler"],
                 "--platform", "cpu-b", "--env", "LD_PRELOAD=/tmp/evil.so", home=home,
                 check_code=1)  # fmt: skip
-    assert (f"refused (exit 1): on worker {worker.address} [cpu-b]" in done.stderr
-            and "--env LD_PRELOAD is not accepted from a submitter on a worker" in done.stderr)
+    assert (
+        f"refused (exit 1): on worker {worker.address} [cpu-b]" in done.stderr
+        and "--env LD_PRELOAD is not accepted from a submitter on a worker" in done.stderr
+    )
 
 
 def test_a_folder_trust_and_an_unknown_platform_are_refused_at_submission(cluster, tmp_path):
@@ -232,33 +302,75 @@ def test_a_folder_trust_and_an_unknown_platform_are_refused_at_submission(cluste
     (folder / "ckg.yaml").write_text("alias: local-only\nuid: wf-local\nrun: 'echo hi'\n")
     home = cluster["submitter"]
     _ckg("--db", cluster["uri"], "ingest", str(folder), home=home)
-    done = _ckg("--db", cluster["uri"], "run", "local-only", "--cluster", cluster["scheduler"],
-                home=home, check_code=1)
+    done = _ckg(
+        "--db",
+        cluster["uri"],
+        "run",
+        "local-only",
+        "--cluster",
+        cluster["scheduler"],
+        home=home,
+        check_code=1,
+    )
     assert f"local-only comes from the folder {folder}" in done.stderr
-    done = _ckg("--db", cluster["uri"], "run", "pauser", "--trust", "--cluster",
-                cluster["scheduler"], home=home, check_code=2)
+    done = _ckg(
+        "--db",
+        cluster["uri"],
+        "run",
+        "pauser",
+        "--trust",
+        "--cluster",
+        cluster["scheduler"],
+        home=home,
+        check_code=2,
+    )
     assert "--trust does not apply with --cluster" in done.stderr
-    done = _ckg("--db", cluster["uri"], "run", "pauser", "--cluster", cluster["scheduler"],
-                "--platform", "gpu=H200", home=home, check_code=1)
+    done = _ckg(
+        "--db",
+        cluster["uri"],
+        "run",
+        "pauser",
+        "--cluster",
+        cluster["scheduler"],
+        "--platform",
+        "gpu=H200",
+        home=home,
+        check_code=1,
+    )
     assert "no `ckg worker` there offers gpu=h200 (its workers offer: cores=" in done.stderr
     assert "label=cpu-a, label=cpu-b" in done.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "x", "--cluster", "tcp://10.1.2.3:8786"], "--cluster tcp://10.1.2.3:8786: a "
-     "tcp:// scheduler runs what anyone who reaches it sends, another local user included; "
-     "start it with the certificates of `ckg cluster certs` and give tls://, or --insecure"),
-    (["worker", "--scheduler", "tcp://127.0.0.1:8786"], "--scheduler tcp://127.0.0.1:8786: a "
-     "tcp:// scheduler runs what anyone who reaches it sends"),
-    (["run", "x", "--cluster", "10.1.2.3:8786"], "no cluster certificate {home}/cluster/ca.pem:"
-     " make them with `ckg cluster certs {home}/cluster` and copy that folder here, or name "
-     "the folder with --certs or CKG_CLUSTER_CERTS"),
-    (["run", "x", "--cluster", "http://127.0.0.1:8786"], "expected tls://HOST:PORT"),
-    (["run", "x", "--cluster", "127.0.0.1:8786", "--platform", "colour=red"],
-     "--platform 'colour=red': expected a label or FIELD=VALUE"),
-])
-def test_an_unsafe_or_malformed_cluster_flag_is_one_line_and_exit_2(ckg_home, tmp_path, args,
-                                                                     message):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["run", "x", "--cluster", "tcp://10.1.2.3:8786"],
+            "--cluster tcp://10.1.2.3:8786: a "
+            "tcp:// scheduler runs what anyone who reaches it sends, another local user included; "
+            "start it with the certificates of `ckg cluster certs` and give tls://, or --insecure",
+        ),
+        (
+            ["worker", "--scheduler", "tcp://127.0.0.1:8786"],
+            "--scheduler tcp://127.0.0.1:8786: a "
+            "tcp:// scheduler runs what anyone who reaches it sends",
+        ),
+        (
+            ["run", "x", "--cluster", "10.1.2.3:8786"],
+            "no cluster certificate {home}/cluster/ca.pem:"
+            " make them with `ckg cluster certs {home}/cluster` and copy that folder here, or name "
+            "the folder with --certs or CKG_CLUSTER_CERTS",
+        ),
+        (["run", "x", "--cluster", "http://127.0.0.1:8786"], "expected tls://HOST:PORT"),
+        (
+            ["run", "x", "--cluster", "127.0.0.1:8786", "--platform", "colour=red"],
+            "--platform 'colour=red': expected a label or FIELD=VALUE",
+        ),
+    ],
+)
+def test_an_unsafe_or_malformed_cluster_flag_is_one_line_and_exit_2(
+    ckg_home, tmp_path, args, message
+):
     folder = tmp_path / "x"  # a target that exists, whichever the CLI looks at first
     folder.mkdir()
     (folder / "ckg.yaml").write_text("alias: x\nuid: wf-x\nrun: 'echo hi'\n")
@@ -280,8 +392,13 @@ def test_a_run_without_cluster_never_imports_dask(ckg_home, tmp_path):
         "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "CKG_HOME": str(ckg_home)})
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CKG_HOME": str(ckg_home)},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
@@ -294,18 +411,39 @@ def test_without_dask_cluster_flags_say_what_to_install(ckg_home):
         "sys.argv = ['ckg', 'worker', '--scheduler', 'tls://127.0.0.1:8786']\n"
         "main()\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "CKG_HOME": str(ckg_home)})
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CKG_HOME": str(ckg_home)},
+    )
     assert done.returncode == 1
-    assert done.stderr.strip() == ("ckg: error: --cluster and `ckg worker` need Dask "
-                                   "distributed: pip install 'ckg[cluster]'")
+    assert done.stderr.strip() == (
+        "ckg: error: --cluster and `ckg worker` need Dask distributed: pip install 'ckg[cluster]'"
+    )
 
 
 def test_a_tune_spreads_its_trials_over_the_workers_and_records_its_budget(cluster):
     # Two workers, one trial each at a time: both run some, and each trial is one Run.
-    done = _ckg("--db", cluster["uri"], "tune", "pauser", "--space", "n=int(1,50)",
-                "--space", f"pause={PAUSE_S}", "--objectives", "f1,runtime", "--budget", "6",
-                "--cluster", cluster["scheduler"], "--json", home=cluster["submitter"])
+    done = _ckg(
+        "--db",
+        cluster["uri"],
+        "tune",
+        "pauser",
+        "--space",
+        "n=int(1,50)",
+        "--space",
+        f"pause={PAUSE_S}",
+        "--objectives",
+        "f1,runtime",
+        "--budget",
+        "6",
+        "--cluster",
+        cluster["scheduler"],
+        "--json",
+        home=cluster["submitter"],
+    )
     report = json.loads(done.stdout)
     runs = _runs(cluster, report["experiment"])
     assert len(runs) == len(report["trials"]) == 6

@@ -26,13 +26,25 @@ tags: [hello, image-script]
 default_env:
   MLC_GREETING: hi
 """
-NOTEBOOK = json.dumps({
-    "cells": [{"cell_type": "code", "execution_count": None, "id": "a1", "metadata": {},
-               "outputs": [], "source": "import numpy as np\nx = np.load('weights.npy')"}],
-    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                "language": "python"}},
-    "nbformat": 4, "nbformat_minor": 5,
-}).encode()
+NOTEBOOK = json.dumps(
+    {
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": "a1",
+                "metadata": {},
+                "outputs": [],
+                "source": "import numpy as np\nx = np.load('weights.npy')",
+            }
+        ],
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+).encode()
 DOCKERFILE = """\
 # syntax=docker/dockerfile:1
 ARG PY=3.12
@@ -70,14 +82,21 @@ def sha(data: bytes) -> str:
 
 def config(layers: list[bytes], *, labels: dict | None = None, env=("PATH=/usr/bin",)) -> bytes:
     """An image config as ``docker inspect`` shows it: diff_ids are the uncompressed tars."""
-    return json.dumps({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {"Env": list(env), "Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo hi"],
-                   "Labels": labels or {}, "WorkingDir": "/opt"},
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{sha(t)}" for t in layers]},
-        "history": [{"created_by": f"layer {i}"} for i in range(len(layers))],
-    }).encode()
+    return json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {
+                "Env": list(env),
+                "Entrypoint": ["/bin/sh", "-c"],
+                "Cmd": ["echo hi"],
+                "Labels": labels or {},
+                "WorkingDir": "/opt",
+            },
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{sha(t)}" for t in layers]},
+            "history": [{"created_by": f"layer {i}"} for i in range(len(layers))],
+        }
+    ).encode()
 
 
 def oci_layout(folder: Path, ref: str, layers: list[bytes], **kw) -> Path:
@@ -117,7 +136,8 @@ def docker_save(path: Path, tag: str, layers: list[bytes], **kw) -> Path:
         names.append(f"{layer_id}/layer.tar")
     repo, _, version = tag.rpartition(":")
     files["manifest.json"] = json.dumps(
-        [{"Config": f"{sha(cfg)}.json", "RepoTags": [tag], "Layers": names}]).encode()
+        [{"Config": f"{sha(cfg)}.json", "RepoTags": [tag], "Layers": names}]
+    ).encode()
     files["repositories"] = json.dumps({repo: {version: names[-1].split("/")[0]}}).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(tar_bytes(files))
@@ -127,27 +147,40 @@ def docker_save(path: Path, tag: str, layers: list[bytes], **kw) -> Path:
 def app_layers() -> list[bytes]:
     """Two layers: an MLC script repository (and a script the next layer whites out), then
     a notebook."""
-    first = tar_bytes({
-        "opt/mlc/meta.yaml": b"alias: image-repo\nuid: 1212121212121212\n",
-        "opt/mlc/script/hello-image/meta.yaml": SCRIPT_META,
-        "opt/mlc/script/hello-image/run.sh": b"echo $MLC_GREETING\n",
-        "opt/mlc/script/old-script/meta.yaml": SCRIPT_META.replace(b"hello-image", b"old-script")
-        .replace(b"5a5a", b"6b6b"),
-        "usr/lib/python3/site-packages/big.bin": b"\0" * 4096,
-    }, links={"opt/escape": "../../etc/passwd"})
-    second = tar_bytes({
-        "opt/mlc/script/.wh.old-script": b"",
-        "work/notebooks/analysis.ipynb": NOTEBOOK,
-    })
+    first = tar_bytes(
+        {
+            "opt/mlc/meta.yaml": b"alias: image-repo\nuid: 1212121212121212\n",
+            "opt/mlc/script/hello-image/meta.yaml": SCRIPT_META,
+            "opt/mlc/script/hello-image/run.sh": b"echo $MLC_GREETING\n",
+            "opt/mlc/script/old-script/meta.yaml": SCRIPT_META.replace(
+                b"hello-image", b"old-script"
+            ).replace(b"5a5a", b"6b6b"),
+            "usr/lib/python3/site-packages/big.bin": b"\0" * 4096,
+        },
+        links={"opt/escape": "../../etc/passwd"},
+    )
+    second = tar_bytes(
+        {
+            "opt/mlc/script/.wh.old-script": b"",
+            "work/notebooks/analysis.ipynb": NOTEBOOK,
+        }
+    )
     return [first, second]
 
 
 def source(tmp_path: Path) -> Path:
     root = tmp_path / "images-src"
-    docker_save(root / "images" / "base.tar", "ckg-test/base:1.0",
-                [tar_bytes({"etc/os-release": b"ID=ckgtest\n"})])
-    oci_layout(root / "app-oci", "ckg-test/app:1.0", app_layers(),
-               labels={"org.opencontainers.image.version": "1.0"})
+    docker_save(
+        root / "images" / "base.tar",
+        "ckg-test/base:1.0",
+        [tar_bytes({"etc/os-release": b"ID=ckgtest\n"})],
+    )
+    oci_layout(
+        root / "app-oci",
+        "ckg-test/app:1.0",
+        app_layers(),
+        labels={"org.opencontainers.image.version": "1.0"},
+    )
     (root / "service").mkdir()
     (root / "service" / "Dockerfile").write_text(DOCKERFILE)
     (root / "data").mkdir()
@@ -167,7 +200,11 @@ def test_image_archives_and_dockerfile_are_artifacts_with_what_they_hold(tmp_pat
     assert set(arts) == {"base", "app", "service", "hello-image", "image-repo", "analysis"}
     base, app = json.loads(arts["base"]["meta"]), json.loads(arts["app"]["meta"])
     assert (base["layout"], base["ref"], base["architecture"], base["os"]) == (
-        "docker-save", "ckg-test/base:1.0", "amd64", "linux")
+        "docker-save",
+        "ckg-test/base:1.0",
+        "amd64",
+        "linux",
+    )
     assert app["layout"] == "oci" and app["env"] == {"PATH": "/usr/bin"}
     assert app["entrypoint"] == ["/bin/sh", "-c"] and app["cmd"] == ["echo hi"]
     assert app["base"]["name"] == "ckg-test/base:1.0"
@@ -188,10 +225,13 @@ def test_image_archives_and_dockerfile_are_artifacts_with_what_they_hold(tmp_pat
     assert (arts["app"]["uid"], ("docker-image", "ckg-test/base"), "1.0") in deps
     dockerfile = arts["service"]
     assert (dockerfile["kind"], dockerfile["format"]) == ("dockerfile", "container")
-    mine = sorted((d.tags[1], d.version) for d in records.dependencies
-                  if d.artifact_uid == dockerfile["uid"])
+    mine = sorted(
+        (d.tags[1], d.version) for d in records.dependencies if d.artifact_uid == dockerfile["uid"]
+    )
     assert mine == [
-        ("ckg-test/base", "1.0"), ("ghcr.io/acme/tools", "2.1"), ("python", "3.12-slim")
+        ("ckg-test/base", "1.0"),
+        ("ghcr.io/acme/tools", "2.1"),
+        ("python", "3.12-slim"),
     ]
     meta = json.loads(dockerfile["meta"])
     assert [s["name"] for s in meta["stages"]] == ["build", ""]
@@ -211,8 +251,10 @@ def test_oci_layout_as_a_tar_file_reads_like_the_folder(tmp_path):
     from_file = by_alias(container.read(tmp_path / "src", "s"))
     from_folder = by_alias(container.read(tmp_path / "layout", "s"))
     assert set(from_file) == set(from_folder) == {"app", "hello-image", "image-repo", "analysis"}
-    assert json.loads(from_file["app"]["meta"])["layers"] == json.loads(
-        from_folder["app"]["meta"])["layers"]
+    assert (
+        json.loads(from_file["app"]["meta"])["layers"]
+        == json.loads(from_folder["app"]["meta"])["layers"]
+    )
     # a docker save archive ingested as the source itself is read as its extracted folder
     saved = docker_save(tmp_path / "base.tar", "ckg-test/base:1.0", app_layers())
     with tarfile.open(saved) as tar:
@@ -225,8 +267,9 @@ def test_oci_layout_as_a_tar_file_reads_like_the_folder(tmp_path):
 def test_tampered_blob_hostile_layer_and_broken_archive_are_warnings(tmp_path, monkeypatch):
     root = tmp_path / "src"
     layout = oci_layout(root / "tampered", "ckg-test/t:1", app_layers())
-    layer = next(p for p in (layout / "blobs" / "sha256").iterdir()
-                 if p.read_bytes()[:2] == b"\x1f\x8b")
+    layer = next(
+        p for p in (layout / "blobs" / "sha256").iterdir() if p.read_bytes()[:2] == b"\x1f\x8b"
+    )
     layer.write_bytes(gzip.compress(tar_bytes({"x": b"changed"})))
     docker_save(root / "evil.tar", "ckg-test/evil:1", [tar_bytes({"../../etc/cron": b"x"})])
     (root / "broken.tar").write_bytes(tar_bytes({"manifest.json": b"[{not json"}))
@@ -253,19 +296,21 @@ def test_ingest_links_image_base_and_script_inside(kg, tmp_path):
         "MATCH (app:Artifact {alias: 'app', kind: 'image'})-[:DEPENDS_ON]->(base:Artifact) "
         "MATCH (app)-[h:HOLDS]->(s:Artifact {alias: 'hello-image'}) "
         "MATCH (d:Artifact {kind: 'dockerfile'})-[:DEPENDS_ON]->(b2:Artifact) "
-        "RETURN base.alias AS base, h.path AS path, s.format AS fmt, b2.alias AS from_image")
-    assert rows == [{"base": "base", "path": "/opt/mlc/script/hello-image", "fmt": "mlc",
-                     "from_image": "base"}]
+        "RETURN base.alias AS base, h.path AS path, s.format AS fmt, b2.alias AS from_image"
+    )
+    assert rows == [
+        {"base": "base", "path": "/opt/mlc/script/hello-image", "fmt": "mlc", "from_image": "base"}
+    ]
     held = "MATCH (:Artifact {alias: 'app'})-[:HOLDS]->(a:Artifact) RETURN a.alias AS a"
-    assert sorted(r["a"] for r in kg.store.run(held)) == ["analysis", "hello-image",
-                                                          "image-repo"]
+    assert sorted(r["a"] for r in kg.store.run(held)) == ["analysis", "hello-image", "image-repo"]
     assert kg.ingest(str(root)).unchanged == summary.new
     # the image gone, what it held goes with it
     shutil.rmtree(root / "app-oci")
     again = kg.ingest(str(root))
     assert again.removed == 4
     assert kg.store.run("MATCH (a:Artifact) WHERE a.image IS NOT NULL RETURN count(a) AS n") == [
-        {"n": 0}]
+        {"n": 0}
+    ]
 
 
 @pytest.mark.parametrize("store", ["embedded"], indirect=True)  # the CLI's own engine
@@ -276,16 +321,17 @@ def test_plan_prints_the_docker_commands_and_nothing_inside_runs_here(kg, tmp_pa
     env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no docker, no podman
 
     def ckg(*args):
-        return subprocess.run([CKG, *args], capture_output=True, text=True, env=env,
-                              timeout=60)
+        return subprocess.run([CKG, *args], capture_output=True, text=True, env=env, timeout=60)
 
     done = ckg("plan", "app")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("  1. base ") and lines[2].startswith("  2. app ")
     assert lines[1] == f"       $ docker load -i {root}/images/base.tar"  # the base: loaded
-    assert lines[3:5] == [f"       $ tar -cC {root}/app-oci . | docker load",
-                          "       $ docker run --rm ckg-test/app:1.0"]
+    assert lines[3:5] == [
+        f"       $ tar -cC {root}/app-oci . | docker load",
+        "       $ docker run --rm ckg-test/app:1.0",
+    ]
     done = ckg("plan", "service")
     build = f"$ docker build -t ckg/service -f {root}/service/Dockerfile {root}/service"
     assert build in done.stdout and "$ docker run --rm ckg/service" in done.stdout
@@ -294,23 +340,32 @@ def test_plan_prints_the_docker_commands_and_nothing_inside_runs_here(kg, tmp_pa
     done = ckg("run", "hello-image")
     assert done.returncode == 1
     assert "lies inside container image ckg-test/app:1.0 at /opt/mlc/script/hello-image" in (
-        done.stderr)
+        done.stderr
+    )
     done = ckg("run", "service", "--in-container", "ckg-test/app:1.0")
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
     assert "neither docker nor podman is on PATH" in done.stderr
 
 
 def test_whiteouts_remove_what_lower_layers_added(tmp_path):
-    scripts = {f"opt/r/script/{a}/meta.yaml": SCRIPT_META.replace(b"hello-image", a.encode())
-               .replace(b"5a5a5a5a5a5a5a5a", sha(a.encode())[:16].encode())
-               for a in ("kept", "gone", "hidden")}
+    scripts = {
+        f"opt/r/script/{a}/meta.yaml": SCRIPT_META.replace(b"hello-image", a.encode()).replace(
+            b"5a5a5a5a5a5a5a5a", sha(a.encode())[:16].encode()
+        )
+        for a in ("kept", "gone", "hidden")
+    }
     scripts["srv/script/elsewhere/meta.yaml"] = SCRIPT_META.replace(b"hello-image", b"elsewhere")
     layers = [
         tar_bytes(scripts),
-        tar_bytes({"opt/r/script/.wh.gone": b"",  # one entry whited out
-                   "srv/script/.wh..wh..opq": b"",  # an opaque folder: all below it gone
-                   "srv/script/new/meta.yaml": SCRIPT_META.replace(b"hello-image", b"new")
-                   .replace(b"5a5a", b"7c7c")}),
+        tar_bytes(
+            {
+                "opt/r/script/.wh.gone": b"",  # one entry whited out
+                "srv/script/.wh..wh..opq": b"",  # an opaque folder: all below it gone
+                "srv/script/new/meta.yaml": SCRIPT_META.replace(b"hello-image", b"new").replace(
+                    b"5a5a", b"7c7c"
+                ),
+            }
+        ),
         tar_bytes({"opt/r/script/hidden/.wh.meta.yaml": b""}),
     ]
     oci_layout(tmp_path / "img", "ckg-test/w:1", layers)

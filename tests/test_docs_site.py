@@ -78,9 +78,7 @@ def test_the_cli_reference_lists_every_command_argument_and_option_help_shows(si
             section = re.split(r"<h[1-6]", page[start:], maxsplit=1)[0]
         codes = {html.unescape(code) for code in re.findall(r"<code>(.*?)</code>", section)}
         missing += [
-            f"{' '.join(words)} {name}"
-            for name in [*arguments, *options]
-            if name not in codes
+            f"{' '.join(words)} {name}" for name in [*arguments, *options] if name not in codes
         ]
     assert missing == []
 

@@ -29,10 +29,16 @@ READS = [
     ["compare", "--task", "Language Modelling", "--dataset", "PTB", "--metric", "Perplexity"],
     ["query", "compare-papers", "--param", "dataset=SNLI"],
     ["query", "unresolved-deps"],
-    ["query", "platform-leaderboard", "--param", "model=resnet50", "--param",
-     "scenario=Offline"],
-    ["pareto", "throughput,power", "--from", "papers", "--task", "Image Classification",
-     "--no-write"],
+    ["query", "platform-leaderboard", "--param", "model=resnet50", "--param", "scenario=Offline"],
+    [
+        "pareto",
+        "throughput,power",
+        "--from",
+        "papers",
+        "--task",
+        "Image Classification",
+        "--no-write",
+    ],
 ]
 
 
@@ -64,8 +70,7 @@ def homes(corpora, neo4j_uri, tmp_path_factory):
 
 @pytest.mark.parametrize("args", READS, ids=[" ".join(a[:2]) for a in READS])
 def test_every_read_command_answers_the_same_on_both_engines(homes, args):
-    answers = {engine: json.loads(_ckg([*args, "--json"], env))
-               for engine, env in homes.items()}
+    answers = {engine: json.loads(_ckg([*args, "--json"], env)) for engine, env in homes.items()}
     assert answers["embedded"], f"ckg {' '.join(args)} found nothing to compare"
     assert _without_paths(answers["embedded"]) == _without_paths(answers["neo4j"])
 
@@ -73,8 +78,9 @@ def test_every_read_command_answers_the_same_on_both_engines(homes, args):
 def _without_paths(data):
     """The answer less what only tells the two homes apart: when each was written."""
     if isinstance(data, dict):
-        return {k: _without_paths(v) for k, v in data.items()
-                if k not in ("ingested_at", "computed_at")}
+        return {
+            k: _without_paths(v) for k, v in data.items() if k not in ("ingested_at", "computed_at")
+        }
     if isinstance(data, list):
         return [_without_paths(v) for v in data]
     return data
@@ -99,24 +105,44 @@ def experiments(homes, tmp_path_factory):
     answers = {}
     for engine, env in homes.items():
         _ckg(["ingest", str(folder)], env)
-        _ckg(["run", "scorer", "--grid", "n=1,2", "--grid", "p=4", "--experiment", "grid-a"],
-             env)
+        _ckg(["run", "scorer", "--grid", "n=1,2", "--grid", "p=4", "--experiment", "grid-a"], env)
         _ckg(["run", "scorer", "--grid", "n=3", "--grid", "p=9", "--experiment", "grid-a"], env)
         runs = json.loads(_ckg(["runs", "--experiment", "grid-a", "--json"], env))
         # Uids are new on each engine: named by the grid point they ran, alike on both.
         alike = {r["run"]: f"run-{r['params']}" for r in runs} | {runs[0]["experiment"]: "exp"}
-        got = {"runs": runs,
-               "ranked": json.loads(_ckg(["pareto", "f1,perplexity", "--experiment", "grid-a",
-                                          "--json"], env)),
-               "timing": _timing(_ckg(["pareto", "runtime,cpu_system_time", "--experiment",
-                                       runs[0]["experiment"][:12], "--json", "--no-write"],
-                                      env))}
+        got = {
+            "runs": runs,
+            "ranked": json.loads(
+                _ckg(["pareto", "f1,perplexity", "--experiment", "grid-a", "--json"], env)
+            ),
+            "timing": _timing(
+                _ckg(
+                    [
+                        "pareto",
+                        "runtime,cpu_system_time",
+                        "--experiment",
+                        runs[0]["experiment"][:12],
+                        "--json",
+                        "--no-write",
+                    ],
+                    env,
+                )
+            ),
+        }
         alike[got["ranked"]["front"]] = "front"  # a digest of the experiment's uid
         gone = next(r["run"] for r in runs if '"n": 2' in r["params"])
         got["rm"] = json.loads(_ckg(["rm", gone, "--json"], env))
         got["after"] = json.loads(_ckg(["runs", "--experiment", "grid-a", "--json"], env))
-        got["stale"] = json.loads(_ckg(["query", "MATCH (f:Front) RETURN f.scope AS scope, "
-                                        "f.stale IS NOT NULL AS stale", "--json"], env))
+        got["stale"] = json.loads(
+            _ckg(
+                [
+                    "query",
+                    "MATCH (f:Front) RETURN f.scope AS scope, f.stale IS NOT NULL AS stale",
+                    "--json",
+                ],
+                env,
+            )
+        )
         answers[engine] = _alike(got, alike)
     return answers
 
@@ -125,9 +151,13 @@ def _timing(answer: str) -> dict:
     """A front of measured times, less what differs between any two runs: their times, and
     so the ranks."""
     front = json.loads(answer)
-    return {"objectives": front["objectives"], "units": front["units"],
-            "scope": front["scope"], "unranked": front["unranked"],
-            "points": sorted(p["label"] for p in front["points"])}
+    return {
+        "objectives": front["objectives"],
+        "units": front["units"],
+        "scope": front["scope"],
+        "unranked": front["unranked"],
+        "points": sorted(p["label"] for p in front["points"]),
+    }
 
 
 def _alike(data, names: dict):
@@ -137,8 +167,9 @@ def _alike(data, names: dict):
     if isinstance(data, dict):
         if data.get("method") not in (None, "reported"):
             data = {k: v for k, v in data.items() if k != "value"}
-        return {k: _alike(v, names) for k, v in data.items()
-                if k not in ("started_at", "computed_at")}
+        return {
+            k: _alike(v, names) for k, v in data.items() if k not in ("started_at", "computed_at")
+        }
     if isinstance(data, list):
         return [_alike(v, names) for v in data]
     if isinstance(data, str):

@@ -50,18 +50,21 @@ def _script(root: Path) -> Path:
     """A CM script repository: say-hi prints a line after its dependency get-name ran."""
     root.mkdir()
     (root / "cmr.yaml").write_text("alias: hi-repo\nuid: 0000000000000009\n")
-    for alias, uid, tags, deps in (("say-hi", "9000000000000001", "[say, hi]",
-                                    "deps: [{tags: 'get,name'}]"),
-                                   ("get-name", "9000000000000002", "[get, name]", "")):
+    for alias, uid, tags, deps in (
+        ("say-hi", "9000000000000001", "[say, hi]", "deps: [{tags: 'get,name'}]"),
+        ("get-name", "9000000000000002", "[get, name]", ""),
+    ):
         folder = root / "script" / alias
         folder.mkdir(parents=True)
-        (folder / "_cm.yaml").write_text(textwrap.dedent(f"""\
+        (folder / "_cm.yaml").write_text(
+            textwrap.dedent(f"""\
             alias: {alias}
             uid: {uid}
             automation_alias: script
             tags: {tags}
             {deps}
-            """))
+            """)
+        )
         (folder / "run.sh").write_text(f"#!/bin/bash\necho {alias}\n")
     return root
 
@@ -88,8 +91,7 @@ def test_two_runs_named_grid_a_make_one_experiment_whose_front_has_only_them(sco
     assert [json.loads(r["params"])["n"] for r in runs] == [2, 1]
     assert {r["experiment"] for r in runs} == {uid}
     front = kg.pareto("f1,perplexity", experiment="grid-a")
-    assert sorted(u for uids in front.table["uids"] for u in uids) == sorted(
-        r["run"] for r in runs)
+    assert sorted(u for uids in front.table["uids"] for u in uids) == sorted(r["run"] for r in runs)
     assert front.scope == f"runs experiment={uid}"
     # by its uid, and by the start of it, the same experiment
     assert kg.experiment(uid[:10])["uid"] == uid == kg.experiment("grid-a")["uid"]
@@ -103,12 +105,17 @@ def test_an_experiment_name_two_experiments_share_is_refused_naming_both(scorer)
     assert first != second  # a run without --experiment makes a new one, named as today
     # a listing selects both (tests/test_papercuts.py); what needs one refuses
     assert {r["experiment"] for r in kg.runs(experiment="scorer")} == {first, second}
-    for call in (lambda: kg.pareto("f1,perplexity", experiment="scorer"),
-                 lambda: kg.experiment("scorer"),
-                 lambda: kg.run("scorer", experiment="scorer"),
-                 lambda: kg.rm(["scorer"])):
-        with pytest.raises(UsageError, match=rf"2 experiments are named 'scorer': .*{first}.*; "
-                                              "give one's uid"):
+    for call in (
+        lambda: kg.pareto("f1,perplexity", experiment="scorer"),
+        lambda: kg.experiment("scorer"),
+        lambda: kg.run("scorer", experiment="scorer"),
+        lambda: kg.rm(["scorer"]),
+    ):
+        with pytest.raises(
+            UsageError,
+            match=rf"2 experiments are named 'scorer': .*{first}.*; "
+            "give one's uid",
+        ):
             call()
     done = _ckg("pareto", "f1,perplexity", "--experiment", "scorer", code=2)
     [line] = done.stderr.strip().splitlines()
@@ -135,27 +142,34 @@ def test_rm_of_a_run_keeps_the_other_and_marks_the_front_stale(scorer, ckg_home)
     after = kg.status()["nodes"]
     assert after["Measurement"] == before["Measurement"] - done["measurements"]
     assert {k: after[k] for k in ("Platform", "Artifact", "Metric", "Experiment")} == {
-        k: before[k] for k in ("Platform", "Artifact", "Metric", "Experiment")}
-    assert kg.query("MATCH (m:Measurement) WHERE NOT (m)<-[:MEASURED]-(:Run) "
-                    "RETURN count(m) AS n") == [{"n": 0}]
+        k: before[k] for k in ("Platform", "Artifact", "Metric", "Experiment")
+    }
+    assert kg.query(
+        "MATCH (m:Measurement) WHERE NOT (m)<-[:MEASURED]-(:Run) RETURN count(m) AS n"
+    ) == [{"n": 0}]
     assert not (ckg_home / "runs" / gone).exists() and (ckg_home / "runs" / kept).is_dir()
     # the journal still holds the run; recovering does not bring it back
     assert kg.recover()["recovered"] == 0 and kg.runs(experiment="grid-a")[0]["run"] == kept
     # ranking again, with a third run, makes the front current
     kg.run("scorer", grid={"n": [3]}, experiment="grid-a")
     again = kg.pareto("f1,perplexity", experiment="grid-a")
-    assert kg.query("MATCH (f:Front {uid: $uid}) RETURN f.stale AS why",
-                    {"uid": again.uid}) == [{"why": None}]
+    assert kg.query("MATCH (f:Front {uid: $uid}) RETURN f.stale AS why", {"uid": again.uid}) == [
+        {"why": None}
+    ]
 
 
 def test_rm_of_an_experiment_takes_its_runs_and_their_steps(kg, tmp_path):
     kg.ingest(str(_script(tmp_path / "repo")))
     report = kg.run("say,hi", experiment="scripts")
     kg.run("say,hi", experiment="scripts")
-    [step] = kg.query("MATCH (:Run {uid: $uid})-[:CALLED]->(s:Run) RETURN s.uid AS uid",
-                      {"uid": report.runs[0].uid})
-    with pytest.raises(UsageError, match=f"run {step['uid']} is a step of run "
-                                         f"{report.runs[0].uid}: remove that run"):
+    [step] = kg.query(
+        "MATCH (:Run {uid: $uid})-[:CALLED]->(s:Run) RETURN s.uid AS uid",
+        {"uid": report.runs[0].uid},
+    )
+    with pytest.raises(
+        UsageError,
+        match=f"run {step['uid']} is a step of run {report.runs[0].uid}: remove that run",
+    ):
         kg.rm(step["uid"])
     done = kg.rm("scripts")
     assert len(done["experiments"]) == 1 and len(done["runs"]) == 4  # two runs, two steps
@@ -191,10 +205,13 @@ def test_rm_removes_no_folder_but_the_run_folder_a_uid_names(kg, ckg_home, tmp_p
 def test_every_metric_ckg_measures_has_a_direction_and_unit(scorer):
     kg = scorer
     kg.run("scorer", experiment="mine")
-    measured = kg.query("MATCH (m:Measurement) WHERE m.method <> 'reported' "
-                        "RETURN DISTINCT m.metric AS metric, m.unit AS unit")
+    measured = kg.query(
+        "MATCH (m:Measurement) WHERE m.method <> 'reported' "
+        "RETURN DISTINCT m.metric AS metric, m.unit AS unit"
+    )
     assert {"runtime", "cpu_user_time", "cpu_system_time", "energy"} <= {
-        m["metric"] for m in measured}
+        m["metric"] for m in measured
+    }
     for m in measured:
         known = metrics.get(m["metric"])
         assert known is not None and known.direction, m
@@ -209,8 +226,9 @@ def test_a_metric_without_a_direction_is_listed_unranked_with_the_reason(scorer)
     kg = scorer
     kg.run("scorer", grid={"n": [1, 2]}, experiment="w")
     front = kg.pareto("f1,widgets", experiment="w")
-    assert front.unranked == ("no direction known for metric 'widgets': write widgets:min "
-                              "or widgets:max")
+    assert front.unranked == (
+        "no direction known for metric 'widgets': write widgets:min or widgets:max"
+    )
     assert [r["front_rank"] for r in front.rows()] == [None, None]
     assert kg.query("MATCH (f:Front) RETURN count(f) AS n") == [{"n": 0}]  # nothing written
     done = _ckg("pareto", "f1,widgets", "--experiment", "w")
@@ -225,7 +243,8 @@ def test_a_metric_without_a_direction_is_listed_unranked_with_the_reason(scorer)
 
 def _owner():
     return urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
 
 
 def _get(opener, url: str) -> tuple[int, str]:
@@ -267,12 +286,14 @@ def test_the_web_view_answers_every_experiment_page(ckg_home, tmp_path):
         status, page = _get(owner, served.base + "/experiments/say-hi")
         assert status == 400 and "2 experiments are named" in page
         # a run's page links the experiment that holds it
-        run = json.loads(_get(owner, served.base + "/api/runs?experiment="
-                              + grid_a["uid"])[1])["runs"][0]
+        run = json.loads(_get(owner, served.base + "/api/runs?experiment=" + grid_a["uid"])[1])[
+            "runs"
+        ][0]
         _, page = _get(owner, served.base + "/runs/" + run["run"])
         assert f'href="/experiments/{grid_a["uid"]}"' in page
-        status, page = _get(owner, served.base + "/experiments/" + grid_a["uid"]
-                            + "?x=f1&y=widgets")
+        status, page = _get(
+            owner, served.base + "/experiments/" + grid_a["uid"] + "?x=f1&y=widgets"
+        )
         assert status == 200 and "unranked: no direction known for metric" in page
     finally:
         stop_serve(served, tmp_path / "serve.log")

@@ -70,8 +70,13 @@ def test_a_bare_repository_path_reads_like_its_file_url(tmp_path, repo):
     by_url = open_source(bare.as_uri(), cache=tmp_path / "cache-b")
     assert by_path.kind == by_url.kind == "git"
     assert by_path.commit == by_url.commit == git(repo, "rev-parse", "HEAD")
-    files = sorted(p.relative_to(by_path.root).as_posix() for p in by_path.root.rglob("*")
-                   if p.is_file() and ".git" not in p.parts)
+    files = sorted(
+        p.relative_to(by_path.root).as_posix()
+        for p in by_path.root.rglob("*")
+        if p.is_file() and ".git" not in p.parts
+    )
     assert files and files == sorted(
-        p.relative_to(by_url.root).as_posix() for p in by_url.root.rglob("*")
-        if p.is_file() and ".git" not in p.parts)
+        p.relative_to(by_url.root).as_posix()
+        for p in by_url.root.rglob("*")
+        if p.is_file() and ".git" not in p.parts
+    )

@@ -413,7 +413,10 @@ def test_a_default_written_as_the_string_true_comma_is_the_group_default(corpora
     root = corpora / "mlperf-automations"
     folder = "script/app-mlperf-inference-mlcommons-python"
     records = mlc.read(root, "src", [root / folder / "meta.yaml"])
-    defaults = {n.props["name"]: n.props["is_default"] for n in records.nodes
-                if n.label == "Variation" and n.props["group"] == "implementation"}
+    defaults = {
+        n.props["name"]: n.props["is_default"]
+        for n in records.nodes
+        if n.label == "Variation" and n.props["group"] == "implementation"
+    }
     assert defaults["python"] is True
     assert sum(defaults.values()) == 1

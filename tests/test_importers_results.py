@@ -336,15 +336,23 @@ def test_a_pwc_task_list_with_boardless_tasks_is_still_pwc(corpora, tmp_path):
     for file in sorted((corpora / "pwc").glob("*.json")):
         data = json.loads(file.read_text())
         tasks += data if isinstance(data, list) else [data]
-    boardless = {"task": "Program Repair", "description": "", "categories": [],
-                 "synonyms": [], "source_link": None}
+    boardless = {
+        "task": "Program Repair",
+        "description": "",
+        "categories": [],
+        "synonyms": [],
+        "source_link": None,
+    }
     tasks.insert(1, boardless)
     _write(tmp_path / "evaluation-tables-results.json", json.dumps(tasks))
     expected = pwc.read(corpora / "pwc", "src")
     out = results.read_file(tmp_path / "evaluation-tables-results.json", "src")
     assert out.tally.results == expected.tally.results == 1903
-    assert not [n for n in out.nodes if n.label == "Metric" and n.key in (
-        "description", "subtasks", "source_link", "datasets")]
+    assert not [
+        n
+        for n in out.nodes
+        if n.label == "Metric" and n.key in ("description", "subtasks", "source_link", "datasets")
+    ]
     assert results.detect(tmp_path) == {"pwc": [tmp_path / "evaluation-tables-results.json"]}
 
 
@@ -376,16 +384,20 @@ def _graph(store) -> tuple[list[str], list[str]]:
         "coalesce(b.uid, b.name) AS dst, properties(r) AS props"
     )
     return (
-        sorted(json.dumps([sorted(r["labels"]), {k: v for k, v in r["props"].items()
-                                                 if k != "ingested_at"}], sort_keys=True)
-               for r in nodes),
-        sorted(json.dumps([r["type"], r["src"], r["dst"], r["props"]], sort_keys=True)
-               for r in edges),
+        sorted(
+            json.dumps(
+                [sorted(r["labels"]), {k: v for k, v in r["props"].items() if k != "ingested_at"}],
+                sort_keys=True,
+            )
+            for r in nodes
+        ),
+        sorted(
+            json.dumps([r["type"], r["src"], r["dst"], r["props"]], sort_keys=True) for r in edges
+        ),
     )
 
 
-def test_ckg_ingest_of_a_results_file_gives_the_graph_of_results_import(store, corpora,
-                                                                         tmp_path):
+def test_ckg_ingest_of_a_results_file_gives_the_graph_of_results_import(store, corpora, tmp_path):
     """A Papers with Code task list, an MLPerf cm-result.json, a task list with sub-datasets
     and a results table: ``ckg ingest FILE`` refused each ("neither a folder, a Git
     repository nor an archive"); it now writes the graph ``ckg results import FILE`` does."""
@@ -394,8 +406,12 @@ def test_ckg_ingest_of_a_results_file_gives_the_graph_of_results_import(store, c
     nlp = tmp_path / "nlp-progress.json"
     nlp.write_text(json.dumps(subdataset_file(corpora)))
     _write(tmp_path / "results.csv", LONG_CSV)
-    files = [corpora / "pwc" / "squad.json", next((corpora / "mlperf").glob("cm-result*.json")),
-             nlp, tmp_path / "results.csv"]
+    files = [
+        corpora / "pwc" / "squad.json",
+        next((corpora / "mlperf").glob("cm-result*.json")),
+        nlp,
+        tmp_path / "results.csv",
+    ]
     for file in files:
         store.reset()
         imported = json.loads(_ckg("results", "import", str(file), "--json"))
@@ -406,7 +422,8 @@ def test_ckg_ingest_of_a_results_file_gives_the_graph_of_results_import(store, c
         assert (summary["kind"], summary["location"]) == ("file", str(file.resolve()))
         assert summary["results"] == imported["results"] > 0
         assert [w["message"] for w in summary["warnings"]] == [
-            w.split(": ", 1)[1] for w in imported["warnings"]]
+            w.split(": ", 1)[1] for w in imported["warnings"]
+        ]
 
 
 def test_ingest_of_a_results_file_keeps_only_what_it_holds_and_names_other_files(kg, tmp_path):
@@ -414,17 +431,25 @@ def test_ingest_of_a_results_file_keeps_only_what_it_holds_and_names_other_files
     _write(table, LONG_CSV)
     first = kg.ingest(table, name="mine")
     assert (first.kind, first.results, first.name) == ("file", 2, "mine")
-    _write(table, LONG_CSV.replace("Latency,12,ms", "Latency,14,ms").replace(
-        "arXiv:1512.03385,Image Classification,ImageNet,ResNet-50,Top 1 Accuracy,76.1 (±0.2),,\n",
-        ""))
+    _write(
+        table,
+        LONG_CSV.replace("Latency,12,ms", "Latency,14,ms").replace(
+            "arXiv:1512.03385,Image Classification,ImageNet,ResNet-50,"
+            "Top 1 Accuracy,76.1 (±0.2),,\n",
+            "",
+        ),
+    )
     kg.ingest(table)
     rows = kg.query("MATCH (r:Result) RETURN r.metric AS metric, r.value AS value")
     assert rows == [{"metric": "latency", "value": 0.014}]  # the removed row is gone
     [source] = kg.query("MATCH (s:Source) RETURN s.name AS name, s.kind AS kind")
     assert source == {"name": "mine", "kind": "file"}
     _write(tmp_path / "notes.txt", "hello\n")
-    with pytest.raises(InvalidInput, match=r"notes.txt is neither a folder, a Git repository, "
-                       r"an archive nor a results file \(Papers with Code JSON"):
+    with pytest.raises(
+        InvalidInput,
+        match=r"notes.txt is neither a folder, a Git repository, "
+        r"an archive nor a results file \(Papers with Code JSON",
+    ):
         kg.ingest(tmp_path / "notes.txt")
     with pytest.raises(UsageError, match="results file: --format cm applies to artifacts"):
         kg.ingest(table, fmt="cm")

@@ -443,23 +443,31 @@ def test_no_artifact_replaces_another_on_a_uid_clash(kg, tmp_path):
     """A copy of a repository whose root is both a repository (meta.yaml) and a Python
     project (pyproject.toml): its descriptor's uid is held by the first copy, and the uid it
     got instead must not be the generic project's, or the project would vanish."""
-    first = write_tree(tmp_path / "one", {
-        "meta.yaml": "alias: org@tools\nuid: 9cf241afa6074c00\n",
-        "script/get-x/meta.yaml": "alias: get-x\nuid: 1111111111111111\n"
-                                  "automation_alias: script\ntags: [get, x]\n",
-    })
-    second = write_tree(tmp_path / "two", {
-        "meta.yaml": "alias: org@tools\nuid: 9cf241afa6074c00\n",
-        "pyproject.toml": '[project]\nname = "tools"\nversion = "1.0"\n'
-                          'dependencies = ["numpy>=1.26"]\n',
-        "script/get-x/meta.yaml": "alias: get-x\nuid: 1111111111111111\n"
-                                  "automation_alias: script\ntags: [get, x]\n",
-    })
+    first = write_tree(
+        tmp_path / "one",
+        {
+            "meta.yaml": "alias: org@tools\nuid: 9cf241afa6074c00\n",
+            "script/get-x/meta.yaml": "alias: get-x\nuid: 1111111111111111\n"
+            "automation_alias: script\ntags: [get, x]\n",
+        },
+    )
+    second = write_tree(
+        tmp_path / "two",
+        {
+            "meta.yaml": "alias: org@tools\nuid: 9cf241afa6074c00\n",
+            "pyproject.toml": '[project]\nname = "tools"\nversion = "1.0"\n'
+            'dependencies = ["numpy>=1.26"]\n',
+            "script/get-x/meta.yaml": "alias: get-x\nuid: 1111111111111111\n"
+            "automation_alias: script\ntags: [get, x]\n",
+        },
+    )
     kg.ingest(first)
     summary = kg.ingest(second)
     rows = kg.query(
         "MATCH (s:Source)-[:CONTAINS]->(a:Artifact) WHERE s.location = $loc "
-        "RETURN a.uid AS uid, a.kind AS kind ORDER BY kind", {"loc": str(second)})
+        "RETURN a.uid AS uid, a.kind AS kind ORDER BY kind",
+        {"loc": str(second)},
+    )
     kinds = sorted(r["kind"] for r in rows)
     assert "repo" in kinds and "script" in kinds and len(kinds) == 3, rows
     assert len({r["uid"] for r in rows}) == 3
@@ -485,5 +493,7 @@ def test_one_door_ingest_brings_the_results_of_a_results_repository(kg, corpora,
     after = kg.ingest(folder)
     left = kg.query(count_results, {"uid": first.uid})[0]["n"]
     assert after.results == left < 1903
-    assert not kg.query("MATCH (r:Result {source_uid: $uid}) WHERE r.path = 'squad.json' "
-                        "RETURN r.uid AS uid", {"uid": first.uid})
+    assert not kg.query(
+        "MATCH (r:Result {source_uid: $uid}) WHERE r.path = 'squad.json' RETURN r.uid AS uid",
+        {"uid": first.uid},
+    )

@@ -90,8 +90,9 @@ def test_results_first_then_ingest_links_and_queries_show_the_artifact(kg, tmp_p
     assert summary.implements == 1 and summary.as_dict()["implements"] == 1
     assert links(kg, summary.uid) == [(artifact, PAPER)]
 
-    rows = named.run(kg.store, "compare-papers",
-                       {"task": None, "dataset": "SQuAD1.1", "metric": "f1"})
+    rows = named.run(
+        kg.store, "compare-papers", {"task": None, "dataset": "SQuAD1.1", "metric": "f1"}
+    )
     assert [(r["model"], r["artifacts"]) for r in rows] == [
         ("RoBERTa", []),
         ("BERT-large", [artifact]),
@@ -99,8 +100,16 @@ def test_results_first_then_ingest_links_and_queries_show_the_artifact(kg, tmp_p
     kg.store.write_records(
         Records(
             nodes=[
-                Node("Run", "r1", {"uid": "r1", "status": "ok", "started_at": "2025-01-01",
-                                   "params": '{"model": "BERT-large"}'}),
+                Node(
+                    "Run",
+                    "r1",
+                    {
+                        "uid": "r1",
+                        "status": "ok",
+                        "started_at": "2025-01-01",
+                        "params": '{"model": "BERT-large"}',
+                    },
+                ),
                 Node("Measurement", "m1", {"uid": "m1", "metric": "f1", "value": 90.0}),
             ],
             edges=[
@@ -139,8 +148,9 @@ def test_ingest_first_then_results_import_links(kg, tmp_path, table):
     assert summary.implements == 0
     assert kg.import_results([table]).linked == 1
     assert links(kg, summary.uid) == [(artifact_of(kg, summary.uid), PAPER)]
-    rows = named.run(kg.store, "compare-papers",
-                       {"task": None, "dataset": "SQuAD1.1", "metric": None})
+    rows = named.run(
+        kg.store, "compare-papers", {"task": None, "dataset": "SQuAD1.1", "metric": None}
+    )
     assert [r["artifacts"] for r in rows if r["model"] == "BERT-large"] == [
         [artifact_of(kg, summary.uid)]
     ]

@@ -73,16 +73,30 @@ def test_env_dot_key_sets_the_env_as_env_does(home):
     spaced = ckg(home, "run", "detect,os", "--env", "MLC_PROBE=a b", "--dry-run").stdout
     assert "export MLC_PROBE='a b'" in dotted and dotted == spaced
     # both forms at once, and a real run whose script prints what the env gave it
-    ran = ckg(home, "run", "run,python", "--env.MLC_RUN_PYTHON_CMD=-c print(40+2)",
-              "--env", "MLC_OTHER=1", "-v")
+    ran = ckg(
+        home,
+        "run",
+        "run,python",
+        "--env.MLC_RUN_PYTHON_CMD=-c print(40+2)",
+        "--env",
+        "MLC_OTHER=1",
+        "-v",
+    )
     assert "\n42\n" in ran.stderr
 
 
 def test_input_mapping_flags_and_adr_reach_the_script_and_its_dependency(home, python_dir):
     # --command is run-python's input_mapping; --adr.python.tags adds a variation to the
     # dependency named python (get-python3): _custom-path.PATH makes it that interpreter
-    ran = ckg(home, "run", "run,python", "--command=-c print(__import__('sys').executable)",
-              f"--adr.python.tags=_custom-path.{python_dir / 'python3'}", "-v", "-j")
+    ran = ckg(
+        home,
+        "run",
+        "run,python",
+        "--command=-c print(__import__('sys').executable)",
+        f"--adr.python.tags=_custom-path.{python_dir / 'python3'}",
+        "-v",
+        "-j",
+    )
     run = the_run(ran)
     assert f"\n{python_dir / 'python3'}\n" in ran.stderr
     [python] = [s for s in run["steps"] if s["step"].startswith("get-python3")]
@@ -94,12 +108,21 @@ def test_input_mapping_flags_and_adr_reach_the_script_and_its_dependency(home, p
 
 
 def test_path_and_version_min_are_get_python3s_inputs(home, python_dir):
-    run = the_run(ckg(home, "run", "get,python3", f"--path={python_dir}", "--version_min=3.8",
-                      "--new", "-j"))
+    run = the_run(
+        ckg(home, "run", "get,python3", f"--path={python_dir}", "--version_min=3.8", "--new", "-j")
+    )
     assert run["new_env"]["MLC_PYTHON_BIN_WITH_PATH"] == str(python_dir / "python3")
     assert shown(home, run)["run"]["env_full"]["MLC_VERSION_MIN"] == "3.8"
-    too_new = ckg(home, "run", "get,python3", f"--path={python_dir}", "--version_max=3.1",
-                  "--new", "--env.MLC_REQUIRE_INSTALL=no", "--dry-run")
+    too_new = ckg(
+        home,
+        "run",
+        "get,python3",
+        f"--path={python_dir}",
+        "--version_max=3.1",
+        "--new",
+        "--env.MLC_REQUIRE_INSTALL=no",
+        "--dry-run",
+    )
     assert too_new.returncode == 0  # planned only: installing Python is not for a test
 
 
@@ -152,8 +175,21 @@ def test_a_malformed_flag_is_one_line_and_exit_2(home, args, message):
 
 
 def test_ckgs_own_options_work_beside_mlcflows(home):
-    run = the_run(ckg(home, "run", "run,python", "--input", "command=-c pass", "--env.MLC_A=1",
-                      "--env", "MLC_B=2", "--json", "--repeat", "2"))
+    run = the_run(
+        ckg(
+            home,
+            "run",
+            "run,python",
+            "--input",
+            "command=-c pass",
+            "--env.MLC_A=1",
+            "--env",
+            "MLC_B=2",
+            "--json",
+            "--repeat",
+            "2",
+        )
+    )
     env = shown(home, run)["run"]["env_full"]
     assert (env["MLC_A"], env["MLC_B"], env["MLC_RUN_PYTHON_CMD"]) == ("1", "2", "-c pass")
     planned = ckg(home, "plan", "get,python3", "--version_min=3.8", "--json")
@@ -163,8 +199,16 @@ def test_ckgs_own_options_work_beside_mlcflows(home):
 def test_the_same_argv_as_mlcr_gives_the_same_new_env(home, corpora, tmp_path, python_dir):
     if not (BIN / "mlcr").is_file():
         pytest.skip(f"mlcflow's mlcr is not installed beside {sys.executable}")
-    argv = ["get,python3", f"--path={python_dir}", "--version_min=3.8", "--env.MLC_PROBE=1",
-            "--adr.python.tags=_shared", "--new", "-j", "--quiet"]
+    argv = [
+        "get,python3",
+        f"--path={python_dir}",
+        "--version_min=3.8",
+        "--env.MLC_PROBE=1",
+        "--adr.python.tags=_shared",
+        "--new",
+        "-j",
+        "--quiet",
+    ]
     repos = tmp_path / "mlc-repos"
     env = {**home, "MLC_REPOS": str(repos)}
     subprocess.run([BIN / "mlc", "add", "repo", str(corpora / "mlperf-automations")], env=env,

@@ -29,8 +29,11 @@ display({"application/scrapbook.scrap.json+json":
 
 def write_notebook(path: Path, *cells, language: str = "python") -> Path:
     nb = nbformat.v4.new_notebook(cells=list(cells))
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": language}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": language,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
@@ -46,9 +49,22 @@ def nbclient_sdist(tmp_path_factory) -> Path:
     Jupyter's developers wrote: one ``pip download`` away, or a skip when offline."""
     folder = tmp_path_factory.mktemp("sdist")
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-         "--disable-pip-version-check", "nbclient==0.11.0", "-d", str(folder)],
-        capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "nbclient==0.11.0",
+            "-d",
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     found = sorted(folder.glob("nbclient-*.tar.gz"))
     if done.returncode != 0 or not found:
@@ -60,7 +76,8 @@ def test_published_notebooks_ingest_from_their_sdist(kg, nbclient_sdist):
     summary = kg.ingest(str(nbclient_sdist))
     rows = kg.store.run(
         "MATCH (a:Artifact {format: 'notebook'}) RETURN a.alias AS alias, a.path AS path, "
-        "a.tags AS tags, a.meta AS meta ORDER BY alias")
+        "a.tags AS tags, a.meta AS meta ORDER BY alias"
+    )
     assert len(rows) == 23 and summary.warnings == []
     by_alias = {r["alias"]: r for r in rows}
     assert {r["path"] for r in rows} == {"nbclient-0.11.0/tests/files"}
@@ -71,8 +88,9 @@ def test_published_notebooks_ingest_from_their_sdist(kg, nbclient_sdist):
     assert clear["imports"] == ["IPython"] and clear["packages"] == {"IPython": "ipython"}
     assert "python" in by_alias["Error"]["tags"] and "notebook" in by_alias["Error"]["tags"]
     # the sdist's package is there too, beside its notebooks
-    assert kg.store.run("MATCH (a:Artifact {alias: 'nbclient', kind: 'package'}) "
-                        "RETURN count(a) AS n") == [{"n": 1}]
+    assert kg.store.run(
+        "MATCH (a:Artifact {alias: 'nbclient', kind: 'package'}) RETURN count(a) AS n"
+    ) == [{"n": 1}]
 
 
 def test_what_a_notebook_says_is_read_without_running_it(tmp_path):
@@ -82,10 +100,12 @@ def test_what_a_notebook_says_is_read_without_running_it(tmp_path):
         nbformat.v4.new_markdown_cell("# Exploring"),
         code("%matplotlib inline\n!pip install -q torch==2.3 'transformers>=4'\nimport os"),
         code("n = 3\nname: str = 'x'\nsteps = list(range(n))", "parameters"),
-        code("import cv2, helpers\nfrom PIL import Image\nimport pandas as pd\n"
-             "df = pd.read_csv('data/train.csv')\nimg = Image.open('cat.png')\n"
-             "with open('out.txt', 'w') as f: f.write('x')\n"
-             "w = np.load(file='w.npy')\ntext = open('notes.txt').read()"),
+        code(
+            "import cv2, helpers\nfrom PIL import Image\nimport pandas as pd\n"
+            "df = pd.read_csv('data/train.csv')\nimg = Image.open('cat.png')\n"
+            "with open('out.txt', 'w') as f: f.write('x')\n"
+            "w = np.load(file='w.npy')\ntext = open('notes.txt').read()"
+        ),
         code("%%bash\necho not python"),
         code("def broken(:\n    pass"),
     )
@@ -100,7 +120,12 @@ def test_what_a_notebook_says_is_read_without_running_it(tmp_path):
     assert meta["data_files"] == ["data/train.csv", "cat.png", "w.npy", "notes.txt"]
     assert (meta["code_cells"], meta["unparsed_cells"]) == (5, 1)
     assert sorted(d.tags[1] for d in records.dependencies) == [
-        "opencv-python", "pandas", "pillow", "torch", "transformers"]
+        "opencv-python",
+        "pandas",
+        "pillow",
+        "torch",
+        "transformers",
+    ]
     [warning] = records.warnings
     assert warning.path == "garbage.ipynb" and "not a readable Jupyter notebook" in str(warning)
 
@@ -108,8 +133,12 @@ def test_what_a_notebook_says_is_read_without_running_it(tmp_path):
 @pytest.mark.parametrize("store", ["embedded"], indirect=True)  # a kernel per run: one engine
 def test_notebook_runs_over_a_grid_and_is_recorded_with_its_metrics(kg, tmp_path):
     folder = tmp_path / "nbs"
-    write_notebook(folder / "train.ipynb", nbformat.v4.new_markdown_cell("# Train"),
-                   code(TRAIN_PARAMETERS, "parameters"), code(TRAIN_BODY))
+    write_notebook(
+        folder / "train.ipynb",
+        nbformat.v4.new_markdown_cell("# Train"),
+        code(TRAIN_PARAMETERS, "parameters"),
+        code(TRAIN_BODY),
+    )
     write_notebook(folder / "broken.ipynb", code("x = 1"), code("x / 0"))
     (folder / "empty.ipynb").write_text("")
     vendored = folder / "vendor" / "numpy" / "pyproject.toml"  # a package it imports
@@ -117,7 +146,8 @@ def test_notebook_runs_over_a_grid_and_is_recorded_with_its_metrics(kg, tmp_path
     vendored.write_text('[project]\nname = "numpy"\nversion = "2.0"\n')
     summary = kg.ingest(str(folder))
     assert [str(w) for w in summary.warnings] == [
-        "empty.ipynb:1: not a readable Jupyter notebook: Expecting value (column 1)"]
+        "empty.ipynb:1: not a readable Jupyter notebook: Expecting value (column 1)"
+    ]
     assert summary.new == 3
     needs = "MATCH (:Artifact {alias: 'train'})-[:DEPENDS_ON]->(p) RETURN p.alias AS p, p.kind AS k"
     assert kg.store.run(needs) == [{"p": "numpy", "k": "package"}]
@@ -133,13 +163,15 @@ def test_notebook_runs_over_a_grid_and_is_recorded_with_its_metrics(kg, tmp_path
         "MATCH (r)-[:MEASURED]->(m:Measurement {metric: 'accuracy'}) "
         "MATCH (r)-[:ON]->(:Platform) "
         "RETURN r.params AS params, r.executed_notebook AS nb, r.status AS status, "
-        "m.value AS accuracy, r.artifact_digest AS code ORDER BY accuracy")
+        "m.value AS accuracy, r.artifact_digest AS code ORDER BY accuracy"
+    )
     assert [json.loads(r["params"]) for r in rows] == [{"lr": 0.1}, {"lr": 0.01}]
     assert all(r["code"] for r in rows)  # provenance: the folder as run
     for row, lr in zip(rows, (0.1, 0.01), strict=True):
         executed = nbformat.read(row["nb"], as_version=4)  # kept with the run
-        injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get(
-            "tags", [])]
+        injected = [
+            c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])
+        ]
         assert Path(row["nb"]).parent.name.startswith("run-")
         assert injected and f"lr = {lr}" in injected[0].source
         assert executed.cells[-1].outputs, "the executed cells keep their outputs"
@@ -147,7 +179,8 @@ def test_notebook_runs_over_a_grid_and_is_recorded_with_its_metrics(kg, tmp_path
     [failed] = kg.run("broken").runs
     assert failed.status == "failed"
     assert failed.log_tail.strip().splitlines()[-1] == (
-        "broken.ipynb: cell 2 failed: ZeroDivisionError: division by zero")
+        "broken.ipynb: cell 2 failed: ZeroDivisionError: division by zero"
+    )
     assert Path(failed.workdir, "executed.ipynb").is_file()
 
     # a notebook removed from the folder leaves the graph; its neighbour stays

@@ -188,8 +188,9 @@ def graph(kg, tmp_path):
     )  # fmt: skip
     kg.store.write_records(records)
     bert_f1 = kg.query("MATCH (r:Result {model: 'BERT-large', metric: 'f1'}) RETURN r.uid AS u")
-    kg.store.upsert_edges("REPRODUCES", "Run", "Result",
-                          [{"src": "r2", "dst": bert_f1[0]["u"], "props": {}}])
+    kg.store.upsert_edges(
+        "REPRODUCES", "Run", "Result", [{"src": "r2", "dst": bert_f1[0]["u"], "props": {}}]
+    )
     assert link_code(kg.store) == 1  # the table's code link meets Source s1's location
     return kg
 
@@ -296,7 +297,10 @@ def test_import_is_idempotent(graph, tmp_path):
 
 
 def test_a_misspelt_query_name_lists_the_known_ones():
-    with pytest.raises(NotFound, match=r"no named query 'compare-paper' \(did you mean "
-                       r"'compare-papers'\?\); known: .*compare-papers"):
+    with pytest.raises(
+        NotFound,
+        match=r"no named query 'compare-paper' \(did you mean "
+        r"'compare-papers'\?\); known: .*compare-papers",
+    ):
         named.find("compare-paper")
     assert named.find("MATCH (n) RETURN n") is None

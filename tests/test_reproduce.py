@@ -115,18 +115,26 @@ def test_runs_of_an_implementing_artifact_match_the_model_and_dataset_they_name(
 ):
     uid = scorer(kg, tmp_path / "wf")  # no reproduces: block
     linked = json.loads(_ckg("link", "scorer", "arXiv:2401.00001v2", "--json").stdout)
-    assert linked == {"artifact": uid, "alias": "scorer", "paper": PAPER,
-                      "title": "", "added": True}
+    assert linked == {
+        "artifact": uid,
+        "alias": "scorer",
+        "paper": PAPER,
+        "title": "",
+        "added": True,
+    }
     assert "(already linked)" in _ckg("link", uid, PAPER).stdout
     edges = kg.query("MATCH (a:Artifact)-[:IMPLEMENTS]->(p:Paper) RETURN a.uid AS a, p.uid AS p")
     assert edges == [{"a": uid, "p": PAPER}]
 
-    report = kg.run(uid, grid=[
-        {"model": "knn", "acc": 91},
-        {"model": "svm", "acc": 94},  # svm is reported on two datasets: it names neither
-        {"model": "svm", "dataset": "mnist", "acc": 96},
-        {"model": "forest", "acc": 92},  # another paper's model
-    ])
+    report = kg.run(
+        uid,
+        grid=[
+            {"model": "knn", "acc": 91},
+            {"model": "svm", "acc": 94},  # svm is reported on two datasets: it names neither
+            {"model": "svm", "dataset": "mnist", "acc": 96},
+            {"model": "forest", "acc": 92},  # another paper's model
+        ],
+    )
     knn, _, svm_mnist, _ = report.runs
     rows = _rows(kg, "paper-vs-reproduced", paper=PAPER)
     assert _cols(rows, "dataset", "model", "reported", "reproduced", "run", "how") == [
@@ -148,8 +156,9 @@ def test_run_reproduces_records_the_edge_and_a_bad_declaration_is_one_line_exit_
     uid = scorer(kg, tmp_path / "wf")
     spec = "paper=arXiv:2401.00001,task=Image Classification,dataset=digits,metric=Accuracy"
     spec += ",model=SVM"  # names ignore case, metric aliases are the registry's
-    done = _ckg("run", "scorer", "--grid", "model=svm", "--grid", "acc=96", "--reproduces", spec,
-                "--json")
+    done = _ckg(
+        "run", "scorer", "--grid", "model=svm", "--grid", "acc=96", "--reproduces", spec, "--json"
+    )
     run = json.loads(done.stdout)["runs"][0]["uid"]
     svm = kg.query("MATCH (r:Result {model: 'svm', dataset: 'digits'}) RETURN r.uid AS uid")
     edges = "MATCH (r:Run)-[:REPRODUCES]->(x:Result) RETURN r.uid AS run, x.uid AS result"
@@ -184,23 +193,39 @@ def test_a_cm_script_block_maps_its_env_to_results(kg, tmp_path, results):
     folder = root / "script" / "score"
     folder.mkdir(parents=True)
     (root / "cmr.yaml").write_text("alias: score-repo\nuid: 0000000000000009\n")
-    (folder / "_cm.yaml").write_text(yaml.safe_dump({
-        "alias": "score", "uid": "9000000000000001", "automation_alias": "script",
-        "tags": ["score"], "default_env": {"CM_MODEL": "knn", "CM_ACC": "88"},
-        "reproduces": [
-            {"paper": PAPER, "dataset": "digits", "model": "knn",
-             "params": {"CM_MODEL": "knn"}},
-            {"paper": PAPER, "dataset": "mnist", "model": "svm",
-             "params": {"CM_MODEL": "svm", "CM_ACC": 96}},
-        ],
-    }))
+    (folder / "_cm.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "alias": "score",
+                "uid": "9000000000000001",
+                "automation_alias": "script",
+                "tags": ["score"],
+                "default_env": {"CM_MODEL": "knn", "CM_ACC": "88"},
+                "reproduces": [
+                    {
+                        "paper": PAPER,
+                        "dataset": "digits",
+                        "model": "knn",
+                        "params": {"CM_MODEL": "knn"},
+                    },
+                    {
+                        "paper": PAPER,
+                        "dataset": "mnist",
+                        "model": "svm",
+                        "params": {"CM_MODEL": "svm", "CM_ACC": 96},
+                    },
+                ],
+            }
+        )
+    )
     (folder / "run.sh").write_text(
-        "#!/bin/bash\nprintf '{\"Accuracy\": %s}' \"$CM_ACC\" > cm-result.json\n"
+        '#!/bin/bash\nprintf \'{"Accuracy": %s}\' "$CM_ACC" > cm-result.json\n'
     )
     kg.ingest(str(root))
     [default] = kg.run("score").runs
-    [svm, other] = kg.run("score", grid=[{"CM_MODEL": "svm", "CM_ACC": 96},
-                                         {"CM_MODEL": "svm", "CM_ACC": 90}]).runs
+    [svm, other] = kg.run(
+        "score", grid=[{"CM_MODEL": "svm", "CM_ACC": 96}, {"CM_MODEL": "svm", "CM_ACC": 90}]
+    ).runs
     rows = _rows(kg, "paper-vs-reproduced", paper=PAPER)
     assert _cols(rows, "dataset", "model", "reproduced", "run", "how") == [
         ("digits", "knn", 88.0, default.uid, "declared"),
@@ -230,8 +255,15 @@ def test_a_spec_value_may_hold_commas():
 
 
 def test_reproduce_runs_what_is_configured_and_lists_the_rest(kg, tmp_path, results):
-    block = [{"paper": "arXiv:2401.00001", "dataset": "digits", "metric": "accuracy",
-              "model": "knn", "params": {"model": "knn", "acc": 89}}]
+    block = [
+        {
+            "paper": "arXiv:2401.00001",
+            "dataset": "digits",
+            "metric": "accuracy",
+            "model": "knn",
+            "params": {"model": "knn", "acc": 89},
+        }
+    ]
     uid = scorer(kg, tmp_path / "wf", block)
     _ckg("link", "scorer", PAPER)
     other = kg.run(uid, grid={"model": "knn", "acc": 70}).runs[0]  # not the block's point
@@ -268,8 +300,7 @@ def test_a_reproduces_block_naming_no_parameter_is_refused_at_ingest(kg, tmp_pat
     folder = tmp_path / "wf"
     folder.mkdir()
     (folder / "ckg.yaml").write_text(
-        "alias: w\nparams: {n: 1}\nrun: echo {n}\n"
-        "reproduces:\n  - {model: knn, params: {k: 1}}\n"
+        "alias: w\nparams: {n: 1}\nrun: echo {n}\nreproduces:\n  - {model: knn, params: {k: 1}}\n"
     )
     summary = kg.ingest(str(folder))
     assert [str(w) for w in summary.warnings] == [

@@ -44,16 +44,23 @@ NO_VALUE = {"", "-", "–", "—"}
         ("64.8*", "F1", 64.8, ("footnote mark '*'",)),
         ("60.7+", "F1", 60.7, ("footnote mark '+'",)),
         ("\ufeff72.04", "F0.5", 72.04, ("byte-order mark",)),
-        ("70.14 (measured by Ge et al., 2018)", "F0.5", 70.14,
-         ("note '(measured by Ge et al., 2018)'",)),
+        (
+            "70.14 (measured by Ge et al., 2018)",
+            "F0.5",
+            70.14,
+            ("note '(measured by Ge et al., 2018)'",),
+        ),
         ("87.8\u2009%", "SICK-E", 87.8, ("thin space",)),
         ("1\u2009024", "Parameters", 1024.0, ("thin space",)),
-        ("\ufeff**91.5**\u2020", "Accuracy", 91.5,
-         ("byte-order mark", "emphasis '**'", "footnote mark '†'")),
+        (
+            "\ufeff**91.5**\u2020",
+            "Accuracy",
+            91.5,
+            ("byte-order mark", "emphasis '**'", "footnote mark '†'"),
+        ),
     ],
 )
-def test_cells_marked_up_by_hand_are_read_and_say_what_was_stripped(raw, column, value,
-                                                                     stripped):
+def test_cells_marked_up_by_hand_are_read_and_say_what_was_stripped(raw, column, value, stripped):
     read = parse_value(raw, column)
     assert read.ok and read.warning is None
     assert read.value == pytest.approx(value)
@@ -79,11 +86,14 @@ def test_a_pair_is_split_only_where_its_column_names_both_figures():
     # SentEval's STS column publishes Pearson/Spearman pairs without saying so.
     [(metric, unnamed)] = read_cell("78.9/78.6", "STS")
     assert metric is None and not unnamed.ok
-    assert unnamed.warning == ("'78.9/78.6' is two figures, and column 'STS' does not say "
-                               "what each is")
+    assert unnamed.warning == (
+        "'78.9/78.6' is two figures, and column 'STS' does not say what each is"
+    )
     named = read_cell("78.9/78.6", "Pearson/Spearman")
     assert [(m, v.value, v.raw) for m, v in named] == [
-        ("Pearson", 78.9, "78.9/78.6"), ("Spearman", 78.6, "78.9/78.6")]
+        ("Pearson", 78.9, "78.9/78.6"),
+        ("Spearman", 78.6, "78.9/78.6"),
+    ]
     assert named[0][1].stripped == ("'/78.6': the pair's other figure",)
     # A GLUE row marks its STS-B pair with a footnote.
     glue = read_cell("91.6/91.1*", "STS-B (Pearson/Spearman)")
@@ -95,34 +105,57 @@ def test_a_pair_is_split_only_where_its_column_names_both_figures():
 
 
 def test_a_pair_becomes_two_results_and_an_unnamed_pair_one_warning():
-    rows = [Row("senteval.json", "Semantic Similarity/SentEval/row 0", column, raw,
-                task="Semantic Similarity", dataset="SentEval", model="GenSen")
-            for column, raw in (("Pearson/Spearman", "78.9/78.6"), ("STS", "78.9/78.6"),
-                                ("Pearson", "0.888"))]
+    rows = [
+        Row(
+            "senteval.json",
+            "Semantic Similarity/SentEval/row 0",
+            column,
+            raw,
+            task="Semantic Similarity",
+            dataset="SentEval",
+            model="GenSen",
+        )
+        for column, raw in (
+            ("Pearson/Spearman", "78.9/78.6"),
+            ("STS", "78.9/78.6"),
+            ("Pearson", "0.888"),
+        )
+    ]
     out = build(rows, "src")
-    results = {(n.props["metric_label"], n.props.get("value")): n.props
-               for n in out.nodes if n.label == "Result"}
-    assert set(results) == {("Pearson", 78.9), ("Spearman", 78.6), ("STS", None),
-                            ("Pearson", 0.888)}
+    results = {
+        (n.props["metric_label"], n.props.get("value")): n.props
+        for n in out.nodes
+        if n.label == "Result"
+    }
+    assert set(results) == {
+        ("Pearson", 78.9),
+        ("Spearman", 78.6),
+        ("STS", None),
+        ("Pearson", 0.888),
+    }
     pearson = results[("Pearson", 78.9)]
     assert pearson["raw"] == "78.9/78.6" and pearson["column"] == "Pearson/Spearman"
     assert pearson["cell"] == "Semantic Similarity/SentEval/row 0: Pearson/Spearman"
     assert pearson["stripped"] == ["'/78.6': the pair's other figure"]
     assert [str(w) for w in out.warnings] == [
         "senteval.json: Semantic Similarity/SentEval/row 0: STS: '78.9/78.6' is two figures, "
-        "and column 'STS' does not say what each is"]
+        "and column 'STS' does not say what each is"
+    ]
 
 
 def test_two_cells_placed_at_one_spot_are_kept_apart_with_a_warning_naming_both():
-    rows = [Row("f.json", "QA/SQuAD1.1/row 0", "F1", raw, task="QA", dataset="SQuAD1.1",
-                model=model) for model, raw in (("BERT", "91.2"), ("XLNet", "90.1"))]
+    rows = [
+        Row("f.json", "QA/SQuAD1.1/row 0", "F1", raw, task="QA", dataset="SQuAD1.1", model=model)
+        for model, raw in (("BERT", "91.2"), ("XLNet", "90.1"))
+    ]
     out = build(rows, "src")
     results = sorted((n.props["cell"], n.props["value"]) for n in out.nodes if n.label == "Result")
     assert results == [("QA/SQuAD1.1/row 0 (2): F1", 90.1), ("QA/SQuAD1.1/row 0: F1", 91.2)]
     assert [str(w) for w in out.warnings] == [
         "f.json: QA/SQuAD1.1/row 0: F1 (BERT: '91.2') and the cell after it at that place "
         "(XLNet: '90.1') would be one Result: kept apart, the second as "
-        "QA/SQuAD1.1/row 0 (2): F1"]
+        "QA/SQuAD1.1/row 0 (2): F1"
+    ]
 
 
 def test_a_board_listed_twice_in_a_file_keeps_both_boards(corpora, tmp_path):
@@ -139,17 +172,24 @@ def test_a_board_listed_twice_in_a_file_keeps_both_boards(corpora, tmp_path):
     assert out.tally.results == len([n for n in out.nodes if n.label == "Result"]) == cells
     assert len(out.warnings) == cells // 2  # one per cell of the second listing
     assert out.warnings[0].message.endswith(
-        "would be one Result: kept apart, the second as Common Sense Reasoning/ReCoRD/row 0 "
-        "(2): EM")
+        "would be one Result: kept apart, the second as Common Sense Reasoning/ReCoRD/row 0 (2): EM"
+    )
 
 
 # --- sub-datasets ------------------------------------------------------------------------
 
 
 def _row(model: str, paper: str = "", **metrics: str) -> dict:
-    return {"code_links": [], "metrics": metrics, "model_links": [], "model_name": model,
-            "paper_date": None, "paper_title": "", "paper_url": paper,
-            "uses_additional_data": False}
+    return {
+        "code_links": [],
+        "metrics": metrics,
+        "model_links": [],
+        "model_name": model,
+        "paper_date": None,
+        "paper_title": "",
+        "paper_url": paper,
+        "uses_additional_data": False,
+    }
 
 
 SMT = "http://aclweb.org/anthology/N18-2046"
@@ -160,13 +200,26 @@ BOOST = "https://arxiv.org/pdf/1807.01270.pdf"
 def _dataset(metrics: list, rows: list, parts: tuple = (), **name: str) -> dict:
     """A dataset (``dataset=``) or a sub-dataset (``subdataset=``), keys as sota-extractor
     writes them."""
-    return {"dataset_citations": [], "dataset_links": [], "description": "",
-            "sota": {"metrics": metrics, "rows": rows}, "subdatasets": list(parts), **name}
+    return {
+        "dataset_citations": [],
+        "dataset_links": [],
+        "description": "",
+        "sota": {"metrics": metrics, "rows": rows},
+        "subdatasets": list(parts),
+        **name,
+    }
 
 
 def _task(name: str, datasets: list) -> dict:
-    return {"categories": [], "datasets": datasets, "description": "", "source_link": None,
-            "subtasks": [], "synonyms": [], "task": name}
+    return {
+        "categories": [],
+        "datasets": datasets,
+        "description": "",
+        "source_link": None,
+        "subtasks": [],
+        "synonyms": [],
+        "task": name,
+    }
 
 
 def subdataset_file(corpora: Path) -> list:
@@ -180,45 +233,120 @@ def subdataset_file(corpora: Path) -> list:
     say what the figures are, beside a column that does.
     """
     f05 = "F0.5"
-    gec = _task("Grammatical Error Correction", [
-        _dataset([], [], dataset="CoNLL-2014 Shared Task", parts=(
-            _dataset([f05], [_row("Copy-Augmented Transformer + Pre-train (2019)",
-                                  **{f05: "61.15"}),
-                             _row("CNN Seq2Seq (2018)", CNN, **{f05: "54.79"})],
-                     subdataset="Restricted"),
-            _dataset([f05], [_row("CNN Seq2Seq + Fluency Boost (2018)", **{f05: "61.34"})],
-                     subdataset="Unrestricted"))),
-        _dataset([], [], dataset="CoNLL-2014 10 Annotations", parts=(
-            _dataset([f05], [_row("SMT + BiGRU (2018)", SMT, **{f05: "72.04"}),
-                             _row("CNN Seq2Seq (2018)", CNN,
-                                  **{f05: "70.14 (measured by Ge et al., 2018)"})],
-                     subdataset="Restricted"),
-            _dataset([f05], [_row("CNN Seq2Seq + Fluency Boost (2018)", BOOST,
-                                  **{f05: "76.88"})],
-                     subdataset="Unrestricted"))),
-    ])
+    gec = _task(
+        "Grammatical Error Correction",
+        [
+            _dataset(
+                [],
+                [],
+                dataset="CoNLL-2014 Shared Task",
+                parts=(
+                    _dataset(
+                        [f05],
+                        [
+                            _row("Copy-Augmented Transformer + Pre-train (2019)", **{f05: "61.15"}),
+                            _row("CNN Seq2Seq (2018)", CNN, **{f05: "54.79"}),
+                        ],
+                        subdataset="Restricted",
+                    ),
+                    _dataset(
+                        [f05],
+                        [_row("CNN Seq2Seq + Fluency Boost (2018)", **{f05: "61.34"})],
+                        subdataset="Unrestricted",
+                    ),
+                ),
+            ),
+            _dataset(
+                [],
+                [],
+                dataset="CoNLL-2014 10 Annotations",
+                parts=(
+                    _dataset(
+                        [f05],
+                        [
+                            _row("SMT + BiGRU (2018)", SMT, **{f05: "72.04"}),
+                            _row(
+                                "CNN Seq2Seq (2018)",
+                                CNN,
+                                **{f05: "70.14 (measured by Ge et al., 2018)"},
+                            ),
+                        ],
+                        subdataset="Restricted",
+                    ),
+                    _dataset(
+                        [f05],
+                        [_row("CNN Seq2Seq + Fluency Boost (2018)", BOOST, **{f05: "76.88"})],
+                        subdataset="Unrestricted",
+                    ),
+                ),
+            ),
+        ],
+    )
     columns = ["MAP", "MRR", "P@5"]
-    hypernyms = _task("Hypernym Discovery", [_dataset([], [], dataset="SemEval 2018", parts=(
-        _dataset(columns, [_row("CRIM", MAP="19.78", MRR="36.10", **{"P@5": "19.03"}),
-                           _row("vTE", MAP="10.60", MRR="23.83", **{"P@5": "9.91"})],
-                 subdataset="General"),
-        _dataset(columns, [_row("CRIM", MAP="40.97")], subdataset="Music domain"),
-    ))])
+    hypernyms = _task(
+        "Hypernym Discovery",
+        [
+            _dataset(
+                [],
+                [],
+                dataset="SemEval 2018",
+                parts=(
+                    _dataset(
+                        columns,
+                        [
+                            _row("CRIM", MAP="19.78", MRR="36.10", **{"P@5": "19.03"}),
+                            _row("vTE", MAP="10.60", MRR="23.83", **{"P@5": "9.91"}),
+                        ],
+                        subdataset="General",
+                    ),
+                    _dataset(columns, [_row("CRIM", MAP="40.97")], subdataset="Music domain"),
+                ),
+            )
+        ],
+    )
     record = json.loads((corpora / "pwc" / "record.json").read_text())
     board = record[0]["datasets"][0]["sota"]
     rows, half = board["rows"], len(board["rows"]) // 2
-    reading = _task("Common Sense Reasoning", [_dataset(board["metrics"], rows[:2],
-                                                        dataset="ReCoRD", parts=(
-        _dataset(board["metrics"], rows[2:half], subdataset="dev"),
-        _dataset(board["metrics"], rows[half:-2], subdataset="test", parts=(
-            _dataset(board["metrics"], rows[-2:], subdataset="hard"),)),
-    ))])
-    senteval = _task("Semantic Textual Similarity", [_dataset(
-        ["MRPC", "SICK-R", "STS", "Pearson/Spearman"],
-        [_row("GenSen (2018)", MRPC="78.6/84.4", **{"SICK-R": "0.888", "STS": "78.9/78.6",
-                                                     "Pearson/Spearman": "**78.9/78.6**"}),
-         _row("TF-KLD (2013)", MRPC="80.4/85.9", **{"SICK-R": "-", "STS": "-"})],
-        dataset="SentEval")])
+    reading = _task(
+        "Common Sense Reasoning",
+        [
+            _dataset(
+                board["metrics"],
+                rows[:2],
+                dataset="ReCoRD",
+                parts=(
+                    _dataset(board["metrics"], rows[2:half], subdataset="dev"),
+                    _dataset(
+                        board["metrics"],
+                        rows[half:-2],
+                        subdataset="test",
+                        parts=(_dataset(board["metrics"], rows[-2:], subdataset="hard"),),
+                    ),
+                ),
+            )
+        ],
+    )
+    senteval = _task(
+        "Semantic Textual Similarity",
+        [
+            _dataset(
+                ["MRPC", "SICK-R", "STS", "Pearson/Spearman"],
+                [
+                    _row(
+                        "GenSen (2018)",
+                        MRPC="78.6/84.4",
+                        **{
+                            "SICK-R": "0.888",
+                            "STS": "78.9/78.6",
+                            "Pearson/Spearman": "**78.9/78.6**",
+                        },
+                    ),
+                    _row("TF-KLD (2013)", MRPC="80.4/85.9", **{"SICK-R": "-", "STS": "-"}),
+                ],
+                dataset="SentEval",
+            )
+        ],
+    )
     return [gec, hypernyms, reading, senteval]
 
 
@@ -233,17 +361,26 @@ def test_every_subdataset_cell_is_under_its_own_dataset(corpora, tmp_path):
     assert at[("CoNLL-2014 Shared Task / Restricted", "CNN Seq2Seq (2018)", "F0.5")] == 54.79
     assert at[("CoNLL-2014 10 Annotations / Restricted", "CNN Seq2Seq (2018)", "F0.5")] == 70.14
     assert {r["dataset"] for r in results} >= {
-        "CoNLL-2014 Shared Task / Unrestricted", "ReCoRD", "ReCoRD / dev", "ReCoRD / test",
-        "ReCoRD / test / hard", "SentEval"}
-    assert all(r.get("parent_dataset") == r["dataset"].rpartition(" / ")[0]
-               for r in results if " / " in r["dataset"])
+        "CoNLL-2014 Shared Task / Unrestricted",
+        "ReCoRD",
+        "ReCoRD / dev",
+        "ReCoRD / test",
+        "ReCoRD / test / hard",
+        "SentEval",
+    }
+    assert all(
+        r.get("parent_dataset") == r["dataset"].rpartition(" / ")[0]
+        for r in results
+        if " / " in r["dataset"]
+    )
     parts = sorted((e.src_key, e.dst_key) for e in out.edges if e.type == "PART_OF")
     assert parts == [
         ("CoNLL-2014 10 Annotations / Restricted", "CoNLL-2014 10 Annotations"),
         ("CoNLL-2014 10 Annotations / Unrestricted", "CoNLL-2014 10 Annotations"),
         ("CoNLL-2014 Shared Task / Restricted", "CoNLL-2014 Shared Task"),
         ("CoNLL-2014 Shared Task / Unrestricted", "CoNLL-2014 Shared Task"),
-        ("ReCoRD / dev", "ReCoRD"), ("ReCoRD / test", "ReCoRD"),
+        ("ReCoRD / dev", "ReCoRD"),
+        ("ReCoRD / test", "ReCoRD"),
         ("ReCoRD / test / hard", "ReCoRD / test"),
         ("SemEval 2018 / General", "SemEval 2018"),
         ("SemEval 2018 / Music domain", "SemEval 2018"),
@@ -258,6 +395,7 @@ def test_every_subdataset_cell_is_under_its_own_dataset(corpora, tmp_path):
 def _boards(data):
     """(place, declared columns, rows) of every leaderboard, by plain JSON walking; a
     sub-dataset's place names it after its parent, ``<dataset> / <sub-dataset>``."""
+
     def datasets(items, task, parent):
         for item in items:
             name = item.get("dataset") or item.get("subdataset")
@@ -292,8 +430,7 @@ def _expected(raw, column):
 
 
 @pytest.mark.parametrize("files", ["corpora", "subdatasets"])
-def test_every_cell_is_a_result_with_its_value_or_a_warning_naming_it(files, corpora,
-                                                                      tmp_path):
+def test_every_cell_is_a_result_with_its_value_or_a_warning_naming_it(files, corpora, tmp_path):
     if files == "corpora":
         folder = corpora / "pwc"
     else:
@@ -303,8 +440,7 @@ def test_every_cell_is_a_result_with_its_value_or_a_warning_naming_it(files, cor
     by_cell: dict[str, list[dict]] = {}
     for node in out.nodes:
         if node.label == "Result":
-            by_cell.setdefault(f"{node.props['path']}:{node.props['cell']}", []).append(
-                node.props)
+            by_cell.setdefault(f"{node.props['path']}:{node.props['cell']}", []).append(node.props)
     warned = [str(w) for w in out.warnings]
     cells = results = warnings = 0
     for path in sorted(folder.glob("*.json")):
@@ -318,7 +454,8 @@ def test_every_cell_is_a_result_with_its_value_or_a_warning_naming_it(files, cor
                     found = by_cell.get(f"{path.name}:{cell}", [])
                     if expected is None:
                         assert not found and any(
-                            w.startswith(f"{path.name}: {cell}: no value") for w in warned), cell
+                            w.startswith(f"{path.name}: {cell}: no value") for w in warned
+                        ), cell
                         warnings += 1
                     elif not expected:
                         [result] = found
@@ -342,42 +479,73 @@ def test_a_dataset_asked_for_brings_its_parts_each_ranked_on_its_own(kg, corpora
     path = tmp_path / "nlp.json"
     path.write_text(json.dumps(subdataset_file(corpora)))
     kg.import_results([path])
-    parts = kg.store.run("MATCH (p:Dataset)-[:PART_OF]->(w:Dataset {name: 'SemEval 2018'}) "
-                         "RETURN p.name AS part ORDER BY part")
+    parts = kg.store.run(
+        "MATCH (p:Dataset)-[:PART_OF]->(w:Dataset {name: 'SemEval 2018'}) "
+        "RETURN p.name AS part ORDER BY part"
+    )
     assert [r["part"] for r in parts] == ["SemEval 2018 / General", "SemEval 2018 / Music domain"]
 
     task = "Grammatical Error Correction"
     whole = kg.compare(task, "CoNLL-2014 10 Annotations", "F0.5", direction="max")
-    assert list(zip(whole["dataset"], whole["rank"], whole["model"], whole["value"],
-                    strict=True)) == [
+    assert list(
+        zip(whole["dataset"], whole["rank"], whole["model"], whole["value"], strict=True)
+    ) == [
         ("CoNLL-2014 10 Annotations / Restricted", 1, "SMT + BiGRU (2018)", 72.04),
         ("CoNLL-2014 10 Annotations / Restricted", 2, "CNN Seq2Seq (2018)", 70.14),
-        ("CoNLL-2014 10 Annotations / Unrestricted", 1, "CNN Seq2Seq + Fluency Boost (2018)",
-         76.88),
+        (
+            "CoNLL-2014 10 Annotations / Unrestricted",
+            1,
+            "CNN Seq2Seq + Fluency Boost (2018)",
+            76.88,
+        ),
     ]
-    assert whole.attrs["datasets"] == ["CoNLL-2014 10 Annotations / Restricted",
-                                       "CoNLL-2014 10 Annotations / Unrestricted"]
+    assert whole.attrs["datasets"] == [
+        "CoNLL-2014 10 Annotations / Restricted",
+        "CoNLL-2014 10 Annotations / Unrestricted",
+    ]
     part = kg.compare(task, "CoNLL-2014 Shared Task / Restricted", "F0.5", direction="max")
     assert list(part["value"]) == [61.15, 54.79] and list(part["rank"]) == [1, 2]
 
     listed = kg.results(dataset="ReCoRD")
-    assert set(listed["dataset"]) == {"ReCoRD", "ReCoRD / dev", "ReCoRD / test",
-                                      "ReCoRD / test / hard"}
-    assert set(kg.results(dataset="ReCoRD / test")["dataset"]) == {"ReCoRD / test",
-                                                                  "ReCoRD / test / hard"}
+    assert set(listed["dataset"]) == {
+        "ReCoRD",
+        "ReCoRD / dev",
+        "ReCoRD / test",
+        "ReCoRD / test / hard",
+    }
+    assert set(kg.results(dataset="ReCoRD / test")["dataset"]) == {
+        "ReCoRD / test",
+        "ReCoRD / test / hard",
+    }
     crim = queries.run(kg.store, "compare-papers", {"dataset": "SemEval 2018", "metric": "MAP"})
     assert [(r["dataset"], r["model"], r["value"]) for r in crim] == [
-        ("SemEval 2018 / General", "CRIM", 19.78), ("SemEval 2018 / General", "vTE", 10.6),
-        ("SemEval 2018 / Music domain", "CRIM", 40.97)]
+        ("SemEval 2018 / General", "CRIM", 19.78),
+        ("SemEval 2018 / General", "vTE", 10.6),
+        ("SemEval 2018 / Music domain", "CRIM", 40.97),
+    ]
     todo = queries.run(kg.store, "unreproduced-results", {"dataset": "CoNLL-2014 10 Annotations"})
     assert sorted((r["dataset"], r["value"]) for r in todo) == [
         ("CoNLL-2014 10 Annotations / Restricted", 70.14),
         ("CoNLL-2014 10 Annotations / Restricted", 72.04),
-        ("CoNLL-2014 10 Annotations / Unrestricted", 76.88)]
+        ("CoNLL-2014 10 Annotations / Unrestricted", 76.88),
+    ]
 
-    shown = subprocess.run([CKG, "compare", "--task", "Hypernym Discovery", "--dataset",
-                            "SemEval 2018", "--metric", "MAP"], capture_output=True, text=True,
-                           timeout=120, env={**os.environ, "COLUMNS": "160"})
+    shown = subprocess.run(
+        [
+            CKG,
+            "compare",
+            "--task",
+            "Hypernym Discovery",
+            "--dataset",
+            "SemEval 2018",
+            "--metric",
+            "MAP",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "160"},
+    )
     assert shown.returncode == 0, shown.stderr
     assert "2 datasets, each ranked on its own" in shown.stdout
     assert "SemEval 2018 / Music domain" in shown.stdout and "40.97" in shown.stdout

@@ -119,16 +119,26 @@ def test_succeeded_dependency_is_cached_and_failed_one_is_not(kg, scripts):
     assert len(counter.read_text().split()) == 3  # the success ran once, then came from cache
     assert second.cached_steps == 1 and second.dependency_runs == 0
     assert [(s["step"], s["status"]) for s in second.runs[0].steps] == [
-        ("app", "ok"), ("get-tool", "cached")]
+        ("app", "ok"),
+        ("get-tool", "cached"),
+    ]
     kg.run("app", renew=True)
     kg.run("app", no_cache=True)
     assert len(counter.read_text().split()) == 5
     assert len(kg.cache_list()) == 1  # --renew replaced the entry, --no-cache made none
     statuses = sorted((r["r"]["status"], r["r"]["cached"]) for r in _runs(kg, "get-tool"))
-    assert statuses == [("failed", False), ("failed", False), ("ok", False), ("ok", False),
-                        ("ok", False), ("ok", True)]
-    [entry] = kg.query("MATCH (r:Run)-[:MADE]->(c:CacheEntry)-[:OF]->(a:Artifact) "
-                       "WHERE (r)-[:OF]->(a) RETURN c.uid AS uid, a.alias AS alias")
+    assert statuses == [
+        ("failed", False),
+        ("failed", False),
+        ("ok", False),
+        ("ok", False),
+        ("ok", False),
+        ("ok", True),
+    ]
+    [entry] = kg.query(
+        "MATCH (r:Run)-[:MADE]->(c:CacheEntry)-[:OF]->(a:Artifact) "
+        "WHERE (r)-[:OF]->(a) RETURN c.uid AS uid, a.alias AS alias"
+    )
     assert entry["alias"] == "get-tool" and entry["uid"] == kg.cache_list()[0]["entry"]
 
 
@@ -178,7 +188,8 @@ def test_customize_py_hooks_run_around_run_sh(kg, scripts):
         "    return {'return': 0}\n"
     )
     (root / "script" / "app" / "_cm.yaml").write_text(
-        (root / "script" / "app" / "_cm.yaml").read_text() + "new_state_keys: [seen_tool]\n")
+        (root / "script" / "app" / "_cm.yaml").read_text() + "new_state_keys: [seen_tool]\n"
+    )
     kg.ingest(str(root))
     [result] = kg.run("app").runs
     assert result.status == "ok", result.error

@@ -121,9 +121,17 @@ def test_a_callable_runs_in_a_fork_as_a_command_would_and_never_returns_here(tmp
     finally_ran = tmp_path / "finally.txt"
 
     def call(fail: bool):
-        seen.write_text(repr([os.getsid(0) == os.getpid(), os.environ.get("ONLY"),
-                              "HOME" in os.environ, os.getcwd(),
-                              os.path.samestat(os.fstat(0), os.stat(os.devnull))]))
+        seen.write_text(
+            repr(
+                [
+                    os.getsid(0) == os.getpid(),
+                    os.environ.get("ONLY"),
+                    "HOME" in os.environ,
+                    os.getcwd(),
+                    os.path.samestat(os.fstat(0), os.stat(os.devnull)),
+                ]
+            )
+        )
         print("from the fork")
         if fail:
             raise ValueError("boom")
@@ -131,8 +139,12 @@ def test_a_callable_runs_in_a_fork_as_a_command_would_and_never_returns_here(tmp
 
     for fail in (False, True):
         try:
-            out = execute(lambda fail=fail: call(fail), cwd=tmp_path / "w", env={"ONLY": "1"},
-                          log_path=tmp_path / "log")
+            out = execute(
+                lambda fail=fail: call(fail),
+                cwd=tmp_path / "w",
+                env={"ONLY": "1"},
+                log_path=tmp_path / "log",
+            )
         finally:
             with open(finally_ran, "a") as marks:
                 marks.write(f"{os.getpid()}\n")

@@ -1,6 +1,5 @@
 """ckg.yaml workflow steps, env hand-over through tmp-run-env.out, grids."""
 
-
 import pytest
 
 from ckg.core.errors import InvalidInput, RunFailed, UsageError
@@ -87,9 +86,21 @@ def test_env_option_accepts_step_scoped_names():
 def _step(fmt="ckg", meta=None, env=None, after=(), **kw):
     from ckg.plan.model import Step
 
-    return Step(id=kw.get("id", "w"), uid=kw.get("uid", "u-w"), alias="w", kind="workflow",
-                format=fmt, path="", source_uid="s", variations=[], env=env or {},
-                new_env_keys=[], meta=meta or {}, reason="target", after=list(after))
+    return Step(
+        id=kw.get("id", "w"),
+        uid=kw.get("uid", "u-w"),
+        alias="w",
+        kind="workflow",
+        format=fmt,
+        path="",
+        source_uid="s",
+        variations=[],
+        env=env or {},
+        new_env_keys=[],
+        meta=meta or {},
+        reason="target",
+        after=list(after),
+    )
 
 
 def test_grid_points_are_the_grid_over_the_targets_parameters_only():
@@ -100,9 +111,12 @@ def test_grid_points_are_the_grid_over_the_targets_parameters_only():
     assert grid_points({"n": [1, 2]}, step) == [{"n": 1}, {"n": 2}]
     script = _step("mlc", meta={"default_env": {"MLC_X": "1"}, "input_mapping": {"y": "MLC_Y"}})
     assert grid_points([{"MLC_X": "2"}, {"MLC_Y": ["a"]}], script) == [
-        {"MLC_X": "2"}, {"MLC_Y": "a"}]
-    with pytest.raises(UsageError,
-                       match=r"--grid: m is not a parameter of w \(its parameters: model, n\)"):
+        {"MLC_X": "2"},
+        {"MLC_Y": "a"},
+    ]
+    with pytest.raises(
+        UsageError, match=r"--grid: m is not a parameter of w \(its parameters: model, n\)"
+    ):
         grid_points({"n": [1], "m": [2]}, step)
 
 
@@ -118,8 +132,12 @@ def test_step_cache_key_ignores_env_a_caller_hands_down_but_not_declared_env(tmp
     assert cache.key(_step("mlc", meta, {"MLC_OWN": "b"}), {}, "d1") != base
     assert cache.key(_step("mlc", meta, {"MLC_OWN": "a"}), {}, "d2") != base
     assert cache.key(_step("mlc", meta, {"MLC_OWN": "a"}), {"n": 1}, "d1") != base
-    assert StepCache(tmp_path, Options(), {}, "platform-1").key(
-        _step("mlc", meta, {"MLC_OWN": "a"}), {}, "d1") != base  # the user's --env counts
+    assert (
+        StepCache(tmp_path, Options(), {}, "platform-1").key(
+            _step("mlc", meta, {"MLC_OWN": "a"}), {}, "d1"
+        )
+        != base
+    )  # the user's --env counts
     # A dependency's key is part of its dependant's: it changes when the dependency's does.
     after = _step("mlc", meta, {"MLC_OWN": "a"}, after=["dep"])
     first = cache.key(after, {}, "d1")

@@ -47,8 +47,7 @@ TARGETS = [
     ("numpy", "get,generic-python-lib,_package.numpy", {}, {}),
     ("get-cmake", "get,cmake", {}, {}),
     ("get-gcc", "get,gcc", {}, {}),
-    ("benchmark-program", "benchmark,program", {"CM_RUN_CMD": "echo hello", "CM_RUN_DIR": "."},
-     {}),
+    ("benchmark-program", "benchmark,program", {"CM_RUN_CMD": "echo hello", "CM_RUN_DIR": "."}, {}),
     ("pip-freeze", "dump,pip,freeze", {}, {}),
     ("download-file", "download,file,_cmutil", {}, {"url": "{url}/data.txt"}),
 ]
@@ -60,9 +59,20 @@ def cm_repo(tmp_path_factory) -> Path:
     when offline."""
     folder = tmp_path_factory.mktemp("wheel")
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-         WHEEL, "-d", str(folder)],
-        capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            WHEEL,
+            "-d",
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     found = sorted(folder.glob("cmx4mlops-*.whl"))
     if done.returncode != 0 or not found:
@@ -110,7 +120,11 @@ def world(cm_repo, files_server, tmp_path_factory):
     env.pop("CKG_DB", None)
     subprocess.run(
         [bin_dir / "cm", "add", "repo", f"--path={repo}"],
-        env=env, cwd=base, check=True, stdin=subprocess.DEVNULL, capture_output=True,
+        env=env,
+        cwd=base,
+        check=True,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
         timeout=120,
     )
     home = base / "ckg-home"
@@ -120,8 +134,7 @@ def world(cm_repo, files_server, tmp_path_factory):
     kg = KnowledgeGraph(open_store("embedded", home=home), home)
     kg.store.ensure_schema()
     kg.ingest(str(repo))
-    yield {"kg": kg, "env": env, "base": base, "home": home, "bin": bin_dir,
-           "url": files_server}
+    yield {"kg": kg, "env": env, "base": base, "home": home, "bin": bin_dir, "url": files_server}
     kg.close()
     stop_server(home)
     for key, value in old.items():
@@ -139,8 +152,15 @@ def cm_run(world, name: str, tags: str, env: dict, inputs: dict) -> tuple[int, d
     args = [str(world["bin"] / "cm"), "run", "script", f"--tags={tags}", "-j", "--quiet"]
     args += [f"--env.{k}={v}" for k, v in env.items()]
     args += [f"--{k}={v}" for k, v in inputs.items()]
-    done = subprocess.run(args, env=world["env"], cwd=cwd, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=CM_TIMEOUT_S)
+    done = subprocess.run(
+        args,
+        env=world["env"],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CM_TIMEOUT_S,
+    )
     return done.returncode, _logged_result(done.stdout + done.stderr)
 
 
@@ -222,11 +242,17 @@ def test_cmind_access_removes_cache_entries_as_cm_does(world):
 
 def ckg_cli(world, args: list[str], cwd: Path, home_dir: Path, **options):
     """``ckg ARGS`` as a user runs it, in ``cwd``, with ``HOME`` at ``home_dir``."""
-    env = dict(world["env"], HOME=str(home_dir), CKG_HOME=str(world["home"]),
-               CKG_DB="embedded")
+    env = dict(world["env"], HOME=str(home_dir), CKG_HOME=str(world["home"]), CKG_DB="embedded")
     env.pop("CM_REPOS")  # a user of ckg alone: CM's default is ~/CM
-    return subprocess.run([str(world["bin"] / "ckg"), *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=CM_TIMEOUT_S, **options)
+    return subprocess.run(
+        [str(world["bin"] / "ckg"), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=CM_TIMEOUT_S,
+        **options,
+    )
 
 
 #: through the ``ckg`` console script: detect-os, and two whose customize.py call
@@ -252,8 +278,11 @@ def test_the_ckg_command_gives_cms_new_env(world, tmp_path, name, tags, env, inp
 def _entry_tags(home: Path, script: str) -> list[set]:
     from ckg.run.scripts.cache import ScriptCache
 
-    return [set(e.tags) for e in ScriptCache(home / "cache" / "scripts").entries()
-            if e.meta.get("script_alias") == script]
+    return [
+        set(e.tags)
+        for e in ScriptCache(home / "cache" / "scripts").entries()
+        if e.meta.get("script_alias") == script
+    ]
 
 
 def test_a_cm_run_writes_nothing_in_home(world, tmp_path):
@@ -262,14 +291,17 @@ def test_a_cm_run_writes_nothing_in_home(world, tmp_path):
     home_dir = tmp_path / "home"
     home_dir.mkdir()
     made = "get,cache,dir,_name.ckg-home-test"
-    for args in (["run", "detect,cpu"], ["run", made],
-                 ["run", "clean,nvidia,scratch,space", "--input",
-                  f"extra_cache_rm_tags={made}"]):
+    for args in (
+        ["run", "detect,cpu"],
+        ["run", made],
+        ["run", "clean,nvidia,scratch,space", "--input", f"extra_cache_rm_tags={made}"],
+    ):
         done = ckg_cli(world, args, tmp_path, home_dir, stdin=subprocess.DEVNULL)
         assert done.returncode == 0, done.stderr[-500:]
     assert list(home_dir.iterdir()) == []
-    assert not [t for t in _entry_tags(world["home"], "get-cache-dir")
-                if "_name.ckg-home-test" in t]  # removed by cmind.access in ckg's cache
+    assert not [
+        t for t in _entry_tags(world["home"], "get-cache-dir") if "_name.ckg-home-test" in t
+    ]  # removed by cmind.access in ckg's cache
 
 
 @pytest.fixture(scope="module")
@@ -297,9 +329,15 @@ def test_an_mlc_run_writes_nothing_in_home(mlc_home, tmp_path):
     env = dict(os.environ, HOME=str(home_dir), CKG_HOME=str(mlc_home), CKG_DB="embedded")
     env.pop("MLC_REPOS", None)
     ckg = Path(sys.executable).parent / "ckg"
-    done = subprocess.run([str(ckg), "run", "detect,cpu", "--no-cache"], env=env, cwd=tmp_path,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=CM_TIMEOUT_S)
+    done = subprocess.run(
+        [str(ckg), "run", "detect,cpu", "--no-cache"],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CM_TIMEOUT_S,
+    )
     assert done.returncode == 0, done.stderr[-500:]
     assert list(home_dir.iterdir()) == []
     assert not list(mlc_home.rglob(".mlc-log.txt"))
@@ -312,13 +350,21 @@ def test_a_prompt_is_answered_from_a_pipe_as_cm_answers_it(world, tmp_path):
     target = "create,custom,cache,entry"
     cwd = world["base"] / "cm-work" / "prompt"
     cwd.mkdir(parents=True, exist_ok=True)
-    cm = subprocess.run([str(world["bin"] / "cm"), "run", "script", f"--tags={target}", "-j",
-                         "--quiet"], env=world["env"], cwd=cwd, input="piped-tag\n",
-                        capture_output=True, text=True, timeout=CM_TIMEOUT_S)
+    cm = subprocess.run(
+        [str(world["bin"] / "cm"), "run", "script", f"--tags={target}", "-j", "--quiet"],
+        env=world["env"],
+        cwd=cwd,
+        input="piped-tag\n",
+        capture_output=True,
+        text=True,
+        timeout=CM_TIMEOUT_S,
+    )
     assert cm.returncode == 0, cm.stderr[-500:]
-    cm_tags = [json.loads(p.read_text())["tags"] for p in
-               (world["base"] / "cm-repos" / "repos" / "local" / "cache").glob("*/_cm.json")
-               if "custom" in json.loads(p.read_text())["tags"]]
+    cm_tags = [
+        json.loads(p.read_text())["tags"]
+        for p in (world["base"] / "cm-repos" / "repos" / "local" / "cache").glob("*/_cm.json")
+        if "custom" in json.loads(p.read_text())["tags"]
+    ]
     assert ["piped-tag" in tags for tags in cm_tags] == [True]
 
     home_dir = tmp_path / "home"
@@ -327,18 +373,26 @@ def test_a_prompt_is_answered_from_a_pipe_as_cm_answers_it(world, tmp_path):
     assert piped.returncode == 0, piped.stderr[-500:]
     [run] = json.loads(piped.stdout)["runs"]
     expected = _logged_result(cm.stdout + cm.stderr)
-    assert normalized(run["new_env"], roots(world)) == normalized(expected["new_env"],
-                                                                  roots(world))
-    assert ["piped-tag" in tags for tags in _entry_tags(world["home"],
-                                                        "create-custom-cache-entry")] == [True]
+    assert normalized(run["new_env"], roots(world)) == normalized(expected["new_env"], roots(world))
+    assert [
+        "piped-tag" in tags for tags in _entry_tags(world["home"], "create-custom-cache-entry")
+    ] == [True]
 
-    unanswered = ckg_cli(world, ["run", target, "--no-cache"], tmp_path, home_dir,
-                         stdin=subprocess.DEVNULL)
+    unanswered = ckg_cli(
+        world, ["run", target, "--no-cache"], tmp_path, home_dir, stdin=subprocess.DEVNULL
+    )
     assert unanswered.returncode != 0
-    assert ("create-custom-cache-entry: customize.py preprocess asks 'Enter extra tags for "
-            "the custom CACHE entry separated by comma:' and standard input has no answer"
-            in unanswered.stderr)
-    given = ckg_cli(world, ["run", target, "--no-cache", "--input", "extra_cache_tags=given"],
-                    tmp_path, home_dir, stdin=subprocess.DEVNULL)
+    assert (
+        "create-custom-cache-entry: customize.py preprocess asks 'Enter extra tags for "
+        "the custom CACHE entry separated by comma:' and standard input has no answer"
+        in unanswered.stderr
+    )
+    given = ckg_cli(
+        world,
+        ["run", target, "--no-cache", "--input", "extra_cache_tags=given"],
+        tmp_path,
+        home_dir,
+        stdin=subprocess.DEVNULL,
+    )
     assert given.returncode == 0, given.stderr[-500:]
     assert list(home_dir.iterdir()) == []

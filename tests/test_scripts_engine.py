@@ -418,7 +418,10 @@ def test_a_worker_is_what_a_new_interpreter_would_be(repo, forked):
     worker's argv, its folder on sys.path, exactly the job's environment and not this
     process's standard input, and what they print is in the log."""
     seen = repo.root.parent / "seen.json"
-    repo.script("look", {"tags": ["look"]}, customize=f"""\
+    repo.script(
+        "look",
+        {"tags": ["look"]},
+        customize=f"""\
         import json, os, sys
         def preprocess(i):
             open({str(seen)!r}, "w").write(json.dumps({{
@@ -427,7 +430,8 @@ def test_a_worker_is_what_a_new_interpreter_would_be(repo, forked):
                 "stdin_null": os.path.samestat(os.fstat(0), os.stat(os.devnull))}}))
             print("the hook speaks")
             return {{"return": 0}}
-        """)
+        """,
+    )
     left = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     if forked and left:  # daemon threads of a library used by an earlier test in this worker
         pytest.skip(f"a fork needs a process of one thread; earlier tests left {left} here")
@@ -441,8 +445,14 @@ def test_a_worker_is_what_a_new_interpreter_would_be(repo, forked):
         if other:
             other.start()
         assert can_fork() is forked
-        result = invoke(index, {"tags": "look"}, home=repo.home, workdir=workdir,
-                        log_path=workdir / "ckg-run.log", env=env)
+        result = invoke(
+            index,
+            {"tags": "look"},
+            home=repo.home,
+            workdir=workdir,
+            log_path=workdir / "ckg-run.log",
+            env=env,
+        )
     finally:
         del os.environ["CKG_ONLY_HERE"]
         busy.set()

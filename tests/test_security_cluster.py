@@ -70,10 +70,14 @@ def tls_worker(tmp_path_factory):
 
 
 def test_a_dask_client_without_the_cluster_certificate_runs_nothing_on_a_worker(
-        tls_worker, other_user):
+    tls_worker, other_user
+):
     marker = other_user.home / "ran-as"
-    code = ATTACK.format(marker=str(marker), scheduler=tls_worker.scheduler.split("://")[1],
-                         worker=tls_worker.address.split("://")[1])
+    code = ATTACK.format(
+        marker=str(marker),
+        scheduler=tls_worker.scheduler.split("://")[1],
+        worker=tls_worker.address.split("://")[1],
+    )
     done = other_user.python(code, timeout=180)
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 4, done.stdout + done.stderr
@@ -116,15 +120,17 @@ def test_a_worker_refuses_a_tcp_scheduler_without_insecure(tmp_path, ckg_home):
     pytest.importorskip("distributed", reason="needs `pip install 'ckg[cluster]'`")
     with scheduler(None, tmp_path / "scheduler.log") as address:
         try:
-            done = subprocess.run([CKG, "worker", "--scheduler", address], capture_output=True,
-                                  text=True, timeout=60)
+            done = subprocess.run(
+                [CKG, "worker", "--scheduler", address], capture_output=True, text=True, timeout=60
+            )
         except subprocess.TimeoutExpired as exc:
             pytest.fail(f"the worker joined {address}: {exc.stderr}")
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == (
         f"ckg: error: --scheduler {address}: a tcp:// scheduler runs what anyone who reaches "
         "it sends, another local user included; start it with the certificates of `ckg "
-        "cluster certs` and give tls://, or --insecure to accept that")
+        "cluster certs` and give tls://, or --insecure to accept that"
+    )
 
 
 def test_insecure_warns_that_anyone_can_run_code_as_the_worker(tmp_path, ckg_home):
@@ -135,27 +141,40 @@ def test_insecure_warns_that_anyone_can_run_code_as_the_worker(tmp_path, ckg_hom
         worker = Worker("open", home, None, address, "--insecure").start()
         worker.stop()
     import pwd
+
     user = pwd.getpwuid(os.getuid()).pw_name
     assert worker.log.splitlines()[0] == (
         f"ckg: warning: --insecure: {address} authenticates nobody: any local user, and "
-        f"anyone who reaches its port, can run code as {user} on this worker")
+        f"anyone who reaches its port, can run code as {user} on this worker"
+    )
     folder = tmp_path / "wf"
     folder.mkdir()
     (folder / "ckg.yaml").write_text("alias: hello\nuid: wf-hello\nrun: 'echo hi'\n")
     subprocess.run([CKG, "ingest", str(folder)], check=True, capture_output=True, timeout=60)
-    done = subprocess.run([CKG, "run", "hello", "--cluster", "tcp://127.0.0.1:9", "--insecure"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [CKG, "run", "hello", "--cluster", "tcp://127.0.0.1:9", "--insecure"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.stderr.splitlines()[0] == (
         "ckg: warning: --insecure: tcp://127.0.0.1:9 authenticates nobody: any local user, "
         "and anyone who reaches its port, can run code on its workers, as their users, and "
-        "read what they return")
+        "read what they return"
+    )
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("none", "no cluster certificate {certs}/worker.key: make them with `ckg cluster certs"),
-    ("chmod", "{certs}/worker.key can be read by other users (mode 0644): whoever reads it "
-     "can run code on every worker; chmod 600 {certs}/worker.key"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("none", "no cluster certificate {certs}/worker.key: make them with `ckg cluster certs"),
+        (
+            "chmod",
+            "{certs}/worker.key can be read by other users (mode 0644): whoever reads it "
+            "can run code on every worker; chmod 600 {certs}/worker.key",
+        ),
+    ],
+)
 def test_a_worker_without_private_certificates_does_not_start(ckg_home, damage, message):
     pytest.importorskip("distributed", reason="needs `pip install 'ckg[cluster]'`")
     certs = make_certs(ckg_home)
@@ -163,8 +182,12 @@ def test_a_worker_without_private_certificates_does_not_start(ckg_home, damage, 
         (certs / "worker.key").chmod(0o644)
     else:
         (certs / "worker.key").unlink()
-    done = subprocess.run([CKG, "worker", "--scheduler", "127.0.0.1:9", "--certs", str(certs)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [CKG, "worker", "--scheduler", "127.0.0.1:9", "--certs", str(certs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message.format(certs=certs) in lines[0], done.stderr
@@ -174,11 +197,17 @@ def test_certificates_are_never_made_over_a_folder_that_holds_anything(tmp_path)
     folder = tmp_path / "shared"
     folder.mkdir(mode=0o755)
     (folder / "notes.txt").write_text("someone's")
-    done = subprocess.run([CKG, "cluster", "certs", str(folder)], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "CKG_HOME": str(tmp_path)})
+    done = subprocess.run(
+        [CKG, "cluster", "certs", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CKG_HOME": str(tmp_path)},
+    )
     assert done.returncode == 2
-    assert done.stderr.strip() == f"ckg: error: {folder} is not an empty folder: name a new " \
+    assert (
+        done.stderr.strip() == f"ckg: error: {folder} is not an empty folder: name a new "
         "one (a cluster's certificates are replaced by making new ones in a new folder)"
+    )
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
     assert folder.stat().st_mode & 0o777 == 0o755
-

@@ -113,10 +113,12 @@ def test_home_planted_as_a_link_by_another_user_is_refused(other_user, shared_tm
 
 
 def test_folder_above_a_new_home_planted_as_a_link_by_another_user_is_refused(
-        other_user, shared_tmp):
+    other_user, shared_tmp
+):
     theirs = shared_tmp / "theirs"  # the attacker's folder, writable by all
-    made = other_user.python(f"import os; os.mkdir({str(theirs)!r}, 0o777); "
-                             f"os.chmod({str(theirs)!r}, 0o777)")
+    made = other_user.python(
+        f"import os; os.mkdir({str(theirs)!r}, 0o777); os.chmod({str(theirs)!r}, 0o777)"
+    )
     assert made.returncode == 0, made.stderr
     _plant(other_user, shared_tmp / "projects", theirs)
     home = shared_tmp / "projects" / "ckg-home"
@@ -134,8 +136,9 @@ def test_folder_planted_in_a_home_others_could_write_is_refused(other_user, shar
     home.mkdir()
     home.chmod(0o777)  # as an older ckg under umask 0 left it
     theirs = shared_tmp / "theirs"
-    made = other_user.python(f"import os; os.mkdir({str(theirs)!r}, 0o777); "
-                             f"os.chmod({str(theirs)!r}, 0o777)")
+    made = other_user.python(
+        f"import os; os.mkdir({str(theirs)!r}, 0o777); os.chmod({str(theirs)!r}, 0o777)"
+    )
     assert made.returncode == 0, made.stderr
     _plant(other_user, home / "cache", theirs)  # every clone would land in their folder
     done = ckg("db", "status", env={"CKG_HOME": str(home), "CKG_DB": "embedded"})
@@ -150,8 +153,9 @@ def test_folder_planted_in_a_home_others_could_write_is_refused(other_user, shar
 # --- numbers no graph can hold --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["12345678901234567890", "-99999999999999999999",
-                                   "[1, 12345678901234567890]"])
+@pytest.mark.parametrize(
+    "value", ["12345678901234567890", "-99999999999999999999", "[1, 12345678901234567890]"]
+)
 def test_integer_param_beyond_64_bits_is_refused(ckg_home, value):
     done = ckg("query", "RETURN $n AS n", "--param", f"n={value}", "--json")
     assert done.returncode == 2
@@ -162,8 +166,9 @@ def test_integer_param_beyond_64_bits_is_refused(ckg_home, value):
     ]
 
 
-@pytest.mark.parametrize("value, shown", [("1e999", "inf"), ("-1e999", "-inf"),
-                                          ("NaN", "nan"), ("[1, Infinity]", "inf")])
+@pytest.mark.parametrize(
+    "value, shown", [("1e999", "inf"), ("-1e999", "-inf"), ("NaN", "nan"), ("[1, Infinity]", "inf")]
+)
 def test_non_finite_param_is_refused(ckg_home, value, shown):
     done = ckg("query", "RETURN $x AS x", "--param", f"x={value}", "--json")
     assert done.returncode == 2

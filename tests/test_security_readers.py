@@ -94,8 +94,9 @@ def check(kg, door: str, file: Path, warning: str, expected: dict[str, object]) 
 def long_table(rows: list[str]) -> str:
     """A long JSON results table: one row per ``model``, accuracy 90, 91, ... and ``rows``
     spliced in as further rows (JSON text)."""
-    good = [json.dumps({"model": m, "metric": "accuracy", "value": 90 + i})
-            for i, m in enumerate("AB")]
+    good = [
+        json.dumps({"model": m, "metric": "accuracy", "value": 90 + i}) for i, m in enumerate("AB")
+    ]
     return '{"task": "T", "dataset": "X", "results": [' + ", ".join(good + rows) + "]}\n"
 
 
@@ -121,14 +122,19 @@ def test_yaml_alias_bomb_in_a_results_file_is_cut_with_one_warning(kg, src, door
     lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 10)]
     file = src / "bomb-results.yaml"
     file.write_text(
-        "task: T\ndataset: X\nnotes:\n" + "".join(f"  {line}\n" for line in lines)
+        "task: T\ndataset: X\nnotes:\n"
+        + "".join(f"  {line}\n" for line in lines)
         + "results:\n- {model: A, metric: accuracy, value: 90}\n"
         "- {model: B, metric: accuracy, value: 91}\n"
     )
     assert file.stat().st_size < 1024
-    check(kg, door, file,
-          r":9: YAML aliases expand to more than 100000 nodes; the value here is read as empty",
-          GOOD)
+    check(
+        kg,
+        door,
+        file,
+        r":9: YAML aliases expand to more than 100000 nodes; the value here is read as empty",
+        GOOD,
+    )
 
 
 # --- nesting --------------------------------------------------------------------------------
@@ -138,12 +144,16 @@ def test_yaml_alias_bomb_in_a_results_file_is_cut_with_one_warning(kg, src, door
 def test_json_value_nested_100k_deep_is_cut_with_one_warning(kg, src, door):
     deep = "[" * 100_000 + "]" * 100_000
     file = src / "deep-results.json"
-    file.write_text(long_table(
-        [f'{{"model": "C", "metric": "accuracy", "value": 92, "notes": {deep}}}']
-    ))
-    check(kg, door, file,
-          r":1: a value nested deeper than 100 levels; read as null past level 100",
-          {**GOOD, "C": 92.0})
+    file.write_text(
+        long_table([f'{{"model": "C", "metric": "accuracy", "value": 92, "notes": {deep}}}'])
+    )
+    check(
+        kg,
+        door,
+        file,
+        r":1: a value nested deeper than 100 levels; read as null past level 100",
+        {**GOOD, "C": 92.0},
+    )
 
 
 # --- numbers a float or a graph cannot hold -------------------------------------------------
@@ -183,27 +193,50 @@ def test_integer_of_thousands_of_digits_is_one_unreadable_cell(kg, src, door, ca
 
 
 NON_FINITE = {
-    "CSV 1e999": ("inf.csv", "model,dataset,task,accuracy\nA,X,T,90\nB,X,T,91\nC,X,T,1e999\n",
-                  r":4: line 4: accuracy: '1e999' is not a finite number", {"C": None}),
-    "CSV 1e308 kJ": ("kj.csv", "model,dataset,task,metric,value,unit\nA,X,T,accuracy,90,%\n"
-                     "B,X,T,accuracy,91,%\nC,X,T,energy,1e308,kJ\n",
-                     r":4: line 4: energy: '1e308' is not a finite number", {"C": None}),
-    "JSON 1e999": ("inf-results.json", long_table(
-        ['{"model": "C", "metric": "accuracy", "value": 1e999}']),
-        r": row 2: accuracy: '1e999' is not a finite number", {"C": None}),
-    "JSON -Infinity": ("ninf-results.json", long_table(
-        ['{"model": "C", "metric": "accuracy", "value": -Infinity}']),
-        r": row 2: accuracy: '-Infinity' is not a finite number", {"C": None}),
-    "JSON NaN": ("nan-results.json", long_table(
-        ['{"model": "C", "metric": "accuracy", "value": NaN}']),
-        r": row 2: accuracy: no value \('NaN'\)", {}),
-    "YAML .inf": ("inf-results.yaml",
-                  "task: T\ndataset: X\nresults:\n- {model: A, accuracy: 90}\n"
-                  "- {model: B, accuracy: 91}\n- {model: C, accuracy: .inf}\n",
-                  r": row 2: accuracy: '.inf' is not a finite number", {"C": None}),
-    "JSON stderr 1e999": ("err-results.json", long_table(
-        ['{"model": "C", "metric": "accuracy", "value": 92, "stderr": 1e999}']),
-        r": row 2: accuracy: '92 ± 1e999' is not a finite number", {"C": None}),
+    "CSV 1e999": (
+        "inf.csv",
+        "model,dataset,task,accuracy\nA,X,T,90\nB,X,T,91\nC,X,T,1e999\n",
+        r":4: line 4: accuracy: '1e999' is not a finite number",
+        {"C": None},
+    ),
+    "CSV 1e308 kJ": (
+        "kj.csv",
+        "model,dataset,task,metric,value,unit\nA,X,T,accuracy,90,%\n"
+        "B,X,T,accuracy,91,%\nC,X,T,energy,1e308,kJ\n",
+        r":4: line 4: energy: '1e308' is not a finite number",
+        {"C": None},
+    ),
+    "JSON 1e999": (
+        "inf-results.json",
+        long_table(['{"model": "C", "metric": "accuracy", "value": 1e999}']),
+        r": row 2: accuracy: '1e999' is not a finite number",
+        {"C": None},
+    ),
+    "JSON -Infinity": (
+        "ninf-results.json",
+        long_table(['{"model": "C", "metric": "accuracy", "value": -Infinity}']),
+        r": row 2: accuracy: '-Infinity' is not a finite number",
+        {"C": None},
+    ),
+    "JSON NaN": (
+        "nan-results.json",
+        long_table(['{"model": "C", "metric": "accuracy", "value": NaN}']),
+        r": row 2: accuracy: no value \('NaN'\)",
+        {},
+    ),
+    "YAML .inf": (
+        "inf-results.yaml",
+        "task: T\ndataset: X\nresults:\n- {model: A, accuracy: 90}\n"
+        "- {model: B, accuracy: 91}\n- {model: C, accuracy: .inf}\n",
+        r": row 2: accuracy: '.inf' is not a finite number",
+        {"C": None},
+    ),
+    "JSON stderr 1e999": (
+        "err-results.json",
+        long_table(['{"model": "C", "metric": "accuracy", "value": 92, "stderr": 1e999}']),
+        r": row 2: accuracy: '92 ± 1e999' is not a finite number",
+        {"C": None},
+    ),
 }
 
 
@@ -231,16 +264,22 @@ def test_csv_field_of_50_mb_skips_its_row_with_one_warning(kg, src, door):
 # --- a key written twice --------------------------------------------------------------------
 
 DUPLICATES = {
-    "JSON object": ("dup-results.json", long_table(
-        ['{"model": "C", "metric": "accuracy", "value": 92, "value": 12}']),
-        ": 'value' written twice in one object; the first value is kept"),
-    "YAML mapping": ("dup-results.yaml",
-                     "task: T\ndataset: X\nresults:\n- {model: A, accuracy: 90}\n"
-                     "- {model: B, accuracy: 91}\n- model: C\n  accuracy: 92\n  accuracy: 12\n",
-                     ":8: 'accuracy' written twice in one mapping; the first value is kept"),
-    "CSV header": ("dup.csv", "model,dataset,task,accuracy,accuracy\nA,X,T,90,1\nB,X,T,91,2\n"
-                   "C,X,T,92,12\n",
-                   ":1: 'accuracy' written twice in the header; the first column is kept"),
+    "JSON object": (
+        "dup-results.json",
+        long_table(['{"model": "C", "metric": "accuracy", "value": 92, "value": 12}']),
+        ": 'value' written twice in one object; the first value is kept",
+    ),
+    "YAML mapping": (
+        "dup-results.yaml",
+        "task: T\ndataset: X\nresults:\n- {model: A, accuracy: 90}\n"
+        "- {model: B, accuracy: 91}\n- model: C\n  accuracy: 92\n  accuracy: 12\n",
+        ":8: 'accuracy' written twice in one mapping; the first value is kept",
+    ),
+    "CSV header": (
+        "dup.csv",
+        "model,dataset,task,accuracy,accuracy\nA,X,T,90,1\nB,X,T,91,2\nC,X,T,92,12\n",
+        ":1: 'accuracy' written twice in the header; the first column is kept",
+    ),
 }
 
 
@@ -255,15 +294,24 @@ def test_duplicate_key_in_a_table_keeps_the_first_with_one_warning(kg, src, door
 # --- characters no graph holds --------------------------------------------------------------
 
 UNSTORABLE = {
-    "NUL in a CSV cell": ("nul.csv", "model,dataset,task,accuracy\nA,X,T,90\nB\0x,X,T,91\n",
-                          ":3: NUL character: NUL read as U+FFFD", "B\ufffdx"),
-    "escaped NUL in JSON": ("nul-results.json", long_table([]).replace('"B"', '"B\\u0000x"'),
-                            ":1: NUL character in a string: NUL and lone surrogates read as "
-                            "U+FFFD", "B\ufffdx"),
-    "lone surrogate in JSON": ("surrogate-results.json",
-                               long_table([]).replace('"B"', '"B\\udc80x"'),
-                               ":1: lone surrogate (not valid UTF-8) in a string: NUL and lone "
-                               "surrogates read as U+FFFD", "B\ufffdx"),
+    "NUL in a CSV cell": (
+        "nul.csv",
+        "model,dataset,task,accuracy\nA,X,T,90\nB\0x,X,T,91\n",
+        ":3: NUL character: NUL read as U+FFFD",
+        "B\ufffdx",
+    ),
+    "escaped NUL in JSON": (
+        "nul-results.json",
+        long_table([]).replace('"B"', '"B\\u0000x"'),
+        ":1: NUL character in a string: NUL and lone surrogates read as U+FFFD",
+        "B\ufffdx",
+    ),
+    "lone surrogate in JSON": (
+        "surrogate-results.json",
+        long_table([]).replace('"B"', '"B\\udc80x"'),
+        ":1: lone surrogate (not valid UTF-8) in a string: NUL and lone surrogates read as U+FFFD",
+        "B\ufffdx",
+    ),
 }
 
 
@@ -284,10 +332,12 @@ def ingest(kg, folder: Path) -> list[str]:
 
 
 def test_notebook_with_hostile_json_is_read_with_one_warning_each(kg, src):
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("lr = 0.1", metadata={"tags": ["parameters"], "deep": "D"}),
-        nbformat.v4.new_code_cell("import sklearn", metadata={"tags": [], "n": "N"}),
-    ])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("lr = 0.1", metadata={"tags": ["parameters"], "deep": "D"}),
+            nbformat.v4.new_code_cell("import sklearn", metadata={"tags": [], "n": "N"}),
+        ]
+    )
     text = nbformat.writes(nb)
     deep = "[" * 100_000 + "]" * 100_000
     text = text.replace('"deep": "D"', f'"deep": {deep}').replace('"n": "N"', '"n": 1' + "0" * 5000)
@@ -295,11 +345,12 @@ def test_notebook_with_hostile_json_is_read_with_one_warning_each(kg, src):
     (src / "train.ipynb").write_text(text)
     warnings = ingest(kg, src)
     assert len(warnings) == 2, warnings
-    assert re.fullmatch(r"train\.ipynb:\d+: a value nested deeper than 100 levels; .*",
-                        warnings[0])
+    assert re.fullmatch(r"train\.ipynb:\d+: a value nested deeper than 100 levels; .*", warnings[0])
     assert warnings[1] == "train.ipynb: 'tags' written twice in one object; the first value is kept"
-    [meta] = [json.loads(a["meta"]) for a in kg.store.run(
-        "MATCH (a:Artifact {format: 'notebook'}) RETURN a.meta AS meta")]
+    [meta] = [
+        json.loads(a["meta"])
+        for a in kg.store.run("MATCH (a:Artifact {format: 'notebook'}) RETURN a.meta AS meta")
+    ]
     assert meta["parameters"] == {"lr": 0.1} and meta["packages"] == {"sklearn": "scikit-learn"}
 
 
@@ -312,6 +363,8 @@ def test_meta_with_a_scalar_python_cannot_hold_is_read_with_it_as_text(kg, src):
     )
     (script / "_cm.json").unlink(missing_ok=True)
     assert ingest(kg, src) == []
-    [meta] = [json.loads(a["meta"]) for a in kg.store.run(
-        "MATCH (a:Artifact {alias: 'odd'}) RETURN a.meta AS meta")]
+    [meta] = [
+        json.loads(a["meta"])
+        for a in kg.store.run("MATCH (a:Artifact {alias: 'odd'}) RETURN a.meta AS meta")
+    ]
     assert (meta["size"], meta["released"], meta["ratio"]) == ("9" * 5000, "2024-13-45", ".nan")

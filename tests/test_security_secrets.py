@@ -31,16 +31,22 @@ AMBIENT = {
     "NEO4J_AUTH": "neo4j/s3cretpw",
 }
 #: The text that must appear nowhere.
-CLEAR = ("sk-live-4f9a8b7c6d5e3a21", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLE", "hunter2pw",
-         "s3cretpw")
+CLEAR = (
+    "sk-live-4f9a8b7c6d5e3a21",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLE",
+    "hunter2pw",
+    "s3cretpw",
+)
 #: What the step prints: every secret, then the digest of the values it really got.
 PRINT = (
     'echo "key=$OPENAI_API_KEY aws=$AWS_SECRET_ACCESS_KEY db=$DATABASE_URL auth=$NEO4J_AUTH"; '
     'printf %s "$OPENAI_API_KEY$AWS_SECRET_ACCESS_KEY$DATABASE_URL$NEO4J_AUTH" '
-    '| sha256sum | cut -c1-16 | sed s/^/got=/'
+    "| sha256sum | cut -c1-16 | sed s/^/got=/"
 )
-GOT = "got=" + hashlib.sha256("".join([*PASSED.values(), *AMBIENT.values()]).encode()
-                              ).hexdigest()[:16]
+GOT = (
+    "got="
+    + hashlib.sha256("".join([*PASSED.values(), *AMBIENT.values()]).encode()).hexdigest()[:16]
+)
 
 
 def _ckg(*args, cwd=None) -> subprocess.CompletedProcess:
@@ -57,24 +63,35 @@ def leaky(store, ckg_home, tmp_path, monkeypatch):
     workflow = tmp_path / "wf"
     workflow.mkdir()
     (workflow / "ckg.yaml").write_text(
-        f"alias: leaky-wf\nuid: wf-leaky\nrun: {json.dumps(PRINT)}\n")
+        f"alias: leaky-wf\nuid: wf-leaky\nrun: {json.dumps(PRINT)}\n"
+    )
     repo = tmp_path / "repo"
     (repo / "script" / "leaky-script").mkdir(parents=True)
     (repo / "cmr.yaml").write_text("alias: leaky-repo\nuid: 00000000000000e9\n")
-    (repo / "script" / "leaky-script" / "_cm.yaml").write_text(textwrap.dedent("""
+    (repo / "script" / "leaky-script" / "_cm.yaml").write_text(
+        textwrap.dedent("""
         alias: leaky-script
         uid: 20000000000000e1
         automation_alias: script
         tags: [leaky, script]
-        """))
+        """)
+    )
     (repo / "script" / "leaky-script" / "run.sh").write_text(f"#!/bin/bash\n{PRINT}\n")
     notebooks = tmp_path / "nb"
     notebooks.mkdir()
     names = [*PASSED, *AMBIENT]
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        f"import hashlib, os\nvalues = [os.environ[n] for n in {names!r}]\nprint(*values)\n"
-        "print('got=' + hashlib.sha256(''.join(values).encode()).hexdigest()[:16])")]),
-        notebooks / "leaky_nb.ipynb")
+    nbformat.write(
+        nbformat.v4.new_notebook(
+            cells=[
+                nbformat.v4.new_code_cell(
+                    f"import hashlib, os\nvalues = [os.environ[n] for n in {names!r}]\n"
+                    "print(*values)\n"
+                    "print('got=' + hashlib.sha256(''.join(values).encode()).hexdigest()[:16])"
+                )
+            ]
+        ),
+        notebooks / "leaky_nb.ipynb",
+    )
     _ckg("ingest", str(workflow), str(repo), str(notebooks))
     return store
 
@@ -90,8 +107,9 @@ def _assert_no_file_holds_a_secret(folder: Path) -> None:
             _assert_nowhere(str(path), path.read_bytes().decode("utf-8", "replace"))
 
 
-def _assert_masked_everywhere(store, home: Path, tmp_path: Path, report: dict,
-                              printed: str) -> None:
+def _assert_masked_everywhere(
+    store, home: Path, tmp_path: Path, report: dict, printed: str
+) -> None:
     [run] = report["runs"]
     assert run["status"] == "ok"
     assert GOT in printed  # the step got the real values
@@ -110,41 +128,57 @@ def _assert_masked_everywhere(store, home: Path, tmp_path: Path, report: dict,
 
 
 def test_secrets_of_a_workflow_run_are_masked_everywhere(leaky, ckg_home, tmp_path):
-    done = _ckg("run", "leaky-wf", "--env", "OPENAI_API_KEY=" + PASSED["OPENAI_API_KEY"],
-                "--json")
+    done = _ckg("run", "leaky-wf", "--env", "OPENAI_API_KEY=" + PASSED["OPENAI_API_KEY"], "--json")
     report = json.loads(done.stdout)
     _assert_masked_everywhere(leaky, ckg_home, tmp_path, report, report["runs"][0]["log_tail"])
 
 
 def test_secrets_of_a_script_run_are_masked_everywhere(leaky, ckg_home, tmp_path):
-    done = _ckg("run", "leaky,script", "--env",
-                "OPENAI_API_KEY=" + PASSED["OPENAI_API_KEY"], "--json")
+    done = _ckg(
+        "run", "leaky,script", "--env", "OPENAI_API_KEY=" + PASSED["OPENAI_API_KEY"], "--json"
+    )
     report = json.loads(done.stdout)
     _assert_masked_everywhere(leaky, ckg_home, tmp_path, report, report["runs"][0]["log_tail"])
 
 
 def test_secrets_of_a_notebook_run_are_masked_everywhere(leaky, ckg_home, tmp_path):
-    done = _ckg("run", "leaky_nb", "--env", "OPENAI_API_KEY=" + PASSED["OPENAI_API_KEY"],
-                "--json")
+    done = _ckg("run", "leaky_nb", "--env", "OPENAI_API_KEY=" + PASSED["OPENAI_API_KEY"], "--json")
     report = json.loads(done.stdout)
     executed = Path(report["runs"][0]["workdir"]) / "executed.ipynb"
     _assert_masked_everywhere(leaky, ckg_home, tmp_path, report, executed.read_text())
 
 
-def test_secrets_of_runs_recorded_in_clear_before_are_masked_on_export(store, ckg_home,
-                                                                        tmp_path):
+def test_secrets_of_runs_recorded_in_clear_before_are_masked_on_export(store, ckg_home, tmp_path):
     """A run written by an older ckg holds its environment and log in clear: ``ckg show``,
     ``ckg export`` and ``ckg db export`` mask them by the names in its own environment."""
     workdir = ckg_home / "runs" / "run-old"
     workdir.mkdir(parents=True)
     printed = "key=sk-live-4f9a8b7c6d5e3a21 db=postgres://u:hunter2pw@h/db auth=neo4j/s3cretpw\n"
     (workdir / "ckg-run.log").write_text(printed)
-    env = {"OPENAI_API_KEY": PASSED["OPENAI_API_KEY"], "MY_DB": AMBIENT["DATABASE_URL"],
-           "NEO4J_AUTH": AMBIENT["NEO4J_AUTH"], "CM_X": "1"}
-    store.write_records(Records(nodes=[
-        Node("Run", "run-old", {"status": "ok", "env": json.dumps(env), "workdir": str(workdir),
-                                "env_full": json.dumps(env), "log_tail": printed,
-                                "command": "psql postgres://u:hunter2pw@h/db"})]))
+    env = {
+        "OPENAI_API_KEY": PASSED["OPENAI_API_KEY"],
+        "MY_DB": AMBIENT["DATABASE_URL"],
+        "NEO4J_AUTH": AMBIENT["NEO4J_AUTH"],
+        "CM_X": "1",
+    }
+    store.write_records(
+        Records(
+            nodes=[
+                Node(
+                    "Run",
+                    "run-old",
+                    {
+                        "status": "ok",
+                        "env": json.dumps(env),
+                        "workdir": str(workdir),
+                        "env_full": json.dumps(env),
+                        "log_tail": printed,
+                        "command": "psql postgres://u:hunter2pw@h/db",
+                    },
+                )
+            ]
+        )
+    )
     shown = json.loads(_ckg("show", "run-old", "--json").stdout)
     _assert_nowhere("ckg show", json.dumps(shown))
     assert shown["run"]["env"]["CM_X"] == "1"
@@ -157,12 +191,19 @@ def test_secrets_of_runs_recorded_in_clear_before_are_masked_on_export(store, ck
 def test_short_values_and_names_that_are_no_secret_are_kept():
     from ckg.core import redact
 
-    env = {"API_KEY": "1", "CM_TOKENIZER": "bert-base-uncased", "MAX_NUM_TOKENS": "4096",
-           "HF_TOKEN": "hf_abcdefgh", "SSH_AUTH_SOCK": "/tmp/agent.sock"}
+    env = {
+        "API_KEY": "1",
+        "CM_TOKENIZER": "bert-base-uncased",
+        "MAX_NUM_TOKENS": "4096",
+        "HF_TOKEN": "hf_abcdefgh",
+        "SSH_AUTH_SOCK": "/tmp/agent.sock",
+    }
     secrets = redact.secret_values(env)
     assert secrets == ("hf_abcdefgh",)
-    assert redact.mask_text("n=1 tokenizer bert-base-uncased token hf_abcdefgh", secrets) == \
-        "n=1 tokenizer bert-base-uncased token ***"
+    assert (
+        redact.mask_text("n=1 tokenizer bert-base-uncased token hf_abcdefgh", secrets)
+        == "n=1 tokenizer bert-base-uncased token ***"
+    )
     assert redact.mask_env(env, secrets) == {**env, "API_KEY": "***", "HF_TOKEN": "***"}
 
 

@@ -36,13 +36,15 @@ def home(tmp_path_factory):
     repo = tmp_path_factory.mktemp("leak-repo")
     script = repo / "script" / "leak"
     script.mkdir(parents=True)
-    (script / "_cm.yaml").write_text(textwrap.dedent("""\
+    (script / "_cm.yaml").write_text(
+        textwrap.dedent("""\
         alias: leak
         uid: 2000000000000001
         automation_alias: script
         tags: [leak]
         default_env: {CM_LEAK_NOTE: private-note}
-        """))
+        """)
+    )
     (script / "run.sh").write_text('#!/bin/bash\necho "log line private-output"\n')
     rows = [{"model_name": f"m{i}", "paper_title": f"paper {i}", "paper_url": url,
              "metrics": {"F1": str(90 - i)}} for i, url in enumerate(PAPERS)]  # fmt: skip
@@ -207,9 +209,9 @@ def test_an_oversized_url_or_a_request_body_is_refused(served):
         assert reply.status == 413 and "no request body" in reply.read().decode(), name
         conn.close()
 
+
 def test_a_published_link_to_this_machine_is_shown_as_text(served):
     status, _, page = _owner(served, "/results/leaderboard?" + urlencode(BOARD))
     assert status == 200 and all(f"paper {i}" in page for i in range(len(PAPERS)))
     links = re.findall(r'href="(https?://[^"]*)"', page)
     assert links == [PAPERS[0]]
-

@@ -45,7 +45,9 @@ def ingest_bounded(source: Path, *, memory: int = 1 << 30, timeout: int = 120) -
     and ``timeout`` seconds (subprocess kills it and raises past that)."""
     done = subprocess.run(
         [sys.executable, "-c", BOUNDED_INGEST, str(source), str(memory)],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
@@ -80,13 +82,24 @@ def committed(repo: Path, files: dict[str, str], links: dict[str, str]) -> Path:
 
 
 def test_links_leaving_a_git_source_are_refused_and_named(ckg_home, tmp_path):
-    private = write_tree(tmp_path / "private", {"results.csv": SECRET_ROWS, "_cm.yaml": (
-        "alias: leaked\nuid: 0000000000000009\nautomation_alias: script\ntags: [secret]\n")})
+    private = write_tree(
+        tmp_path / "private",
+        {
+            "results.csv": SECRET_ROWS,
+            "_cm.yaml": (
+                "alias: leaked\nuid: 0000000000000009\nautomation_alias: script\ntags: [secret]\n"
+            ),
+        },
+    )
     (private / "results.csv").chmod(0o600)
-    repo = committed(tmp_path / "repo", {"script/hello/_cm.yaml": HELLO}, {
-        "results.csv": str(private / "results.csv"),  # an absolute link
-        "script/leak/_cm.yaml": "../../../private/_cm.yaml",  # a relative one
-    })
+    repo = committed(
+        tmp_path / "repo",
+        {"script/hello/_cm.yaml": HELLO},
+        {
+            "results.csv": str(private / "results.csv"),  # an absolute link
+            "script/leak/_cm.yaml": "../../../private/_cm.yaml",  # a relative one
+        },
+    )
     summary = ingest_bounded(repo)
     assert summary["kind"] == "git"
     warned = warnings_of(summary)
@@ -115,17 +128,23 @@ def test_files_read_beside_a_unit_refuse_links_out(ckg_home, tmp_path):
     # MLPerf submission's accuracy and summary.
     submission = "closed/Acme"
     results = f"{submission}/results/box1/resnet50/Offline"
-    repo = committed(tmp_path / "repo", {
-        "package/lib-demo/.cm/meta.json": json.dumps({"tags": ["lib", "demo"]}),
-        f"{submission}/systems/box1.json": json.dumps({"submitter": "Acme",
-                                                       "system_name": "Box"}),
-        f"{results}/performance/run_1/mlperf_log_summary.txt":
-            "Scenario : Offline\nSamples per second: 1234.5\n",
-    }, {
-        "package/lib-demo/.cm/info.json": "/dev/zero",
-        "package/.cm/alias-a-lib-demo": "/dev/zero",
-        f"{results}/accuracy/accuracy.txt": "/dev/zero",
-    })
+    repo = committed(
+        tmp_path / "repo",
+        {
+            "package/lib-demo/.cm/meta.json": json.dumps({"tags": ["lib", "demo"]}),
+            f"{submission}/systems/box1.json": json.dumps(
+                {"submitter": "Acme", "system_name": "Box"}
+            ),
+            f"{results}/performance/run_1/mlperf_log_summary.txt": (
+                "Scenario : Offline\nSamples per second: 1234.5\n"
+            ),
+        },
+        {
+            "package/lib-demo/.cm/info.json": "/dev/zero",
+            "package/.cm/alias-a-lib-demo": "/dev/zero",
+            f"{results}/accuracy/accuracy.txt": "/dev/zero",
+        },
+    )
     summary = ingest_bounded(repo, timeout=60)
     warned = warnings_of(summary)
     for link in ("package/lib-demo/.cm/info.json", f"{results}/accuracy/accuracy.txt"):
@@ -155,28 +174,45 @@ def test_fifo_named_like_a_results_table_is_skipped(ckg_home, tmp_path):
 
 
 def test_links_inside_a_git_source_are_followed(ckg_home, tmp_path):
-    notebook = {"cells": [{"cell_type": "code", "metadata": {}, "source": "import numpy",
-                           "outputs": [], "execution_count": None}],
-                "metadata": {"kernelspec": {"name": "python3", "language": "python",
-                                            "display_name": "Python 3"}},
-                "nbformat": 4, "nbformat_minor": 5}
-    repo = committed(tmp_path / "repo", {
-        "docs/README.md": "# Linked\n\nThe readme lives in docs.\n",
-        "pyproject.toml": '[project]\nname = "linked"\nversion = "1.0"\n',
-        "metas/hello.yaml": HELLO,
-        "docker/Dockerfile.in": "FROM python:3.12-slim\nCMD [\"python\"]\n",
-        "notebooks/analysis.json": json.dumps(notebook),
-    }, {
-        "README.md": "docs/README.md",
-        "script/hello/_cm.yaml": "../../metas/hello.yaml",
-        "Dockerfile": "docker/Dockerfile.in",
-        "analysis.ipynb": "notebooks/analysis.json",
-        "docs/again.md": "../README.md",  # a chain of two links, still inside
-    })
+    notebook = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "source": "import numpy",
+                "outputs": [],
+                "execution_count": None,
+            }
+        ],
+        "metadata": {
+            "kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    repo = committed(
+        tmp_path / "repo",
+        {
+            "docs/README.md": "# Linked\n\nThe readme lives in docs.\n",
+            "pyproject.toml": '[project]\nname = "linked"\nversion = "1.0"\n',
+            "metas/hello.yaml": HELLO,
+            "docker/Dockerfile.in": 'FROM python:3.12-slim\nCMD ["python"]\n',
+            "notebooks/analysis.json": json.dumps(notebook),
+        },
+        {
+            "README.md": "docs/README.md",
+            "script/hello/_cm.yaml": "../../metas/hello.yaml",
+            "Dockerfile": "docker/Dockerfile.in",
+            "analysis.ipynb": "notebooks/analysis.json",
+            "docs/again.md": "../README.md",  # a chain of two links, still inside
+        },
+    )
     summary = ingest_bounded(repo)
     assert summary["warnings"] == []
-    found = {r["a"]: r for r in graph(
-        "MATCH (a:Artifact) RETURN a.alias AS a, a.kind AS kind, a.meta AS meta")}
+    found = {
+        r["a"]: r
+        for r in graph("MATCH (a:Artifact) RETURN a.alias AS a, a.kind AS kind, a.meta AS meta")
+    }
     assert {"hello", "linked", "dockerfile", "analysis"} <= found.keys()
     assert json.loads(found["dockerfile"]["meta"])["stages"][0]["from"] == "python:3.12-slim"
     # a link re-pointed inside is read again on the next ingest: its target's bytes count
@@ -192,8 +228,9 @@ def test_links_inside_a_git_source_are_followed(ckg_home, tmp_path):
 
 def test_link_into_the_git_folder_is_refused(ckg_home, tmp_path):
     # A checkout's .git/config may hold the token of the URL it was fetched with.
-    repo = committed(tmp_path / "repo", {"script/hello/_cm.yaml": HELLO},
-                     {"README.md": ".git/config"})
+    repo = committed(
+        tmp_path / "repo", {"script/hello/_cm.yaml": HELLO}, {"README.md": ".git/config"}
+    )
     summary = ingest_bounded(repo)
     assert "leads out of the source" in warnings_of(summary)["README.md"]
     assert aliases() == {"hello"}
@@ -204,8 +241,12 @@ def test_link_into_the_git_folder_is_refused(ckg_home, tmp_path):
 
 def docker_save_naming(path: Path, entries: list[dict], cfg: bytes, layers: dict[str, bytes]):
     """A ``docker save`` tar whose manifest lists ``entries`` over one config and ``layers``."""
-    files = {f"{sha(cfg)}.json": cfg, **layers,
-             "manifest.json": json.dumps(entries).encode(), "repositories": b"{}"}
+    files = {
+        f"{sha(cfg)}.json": cfg,
+        **layers,
+        "manifest.json": json.dumps(entries).encode(),
+        "repositories": b"{}",
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(tar_bytes(files))
     return path
@@ -217,8 +258,11 @@ def test_image_archive_naming_one_config_many_times_is_read_once(ckg_home, tmp_p
     # 8 MB of history: each manifest entry parsed on its own costs some 60 MB
     cfg["history"] = [{"created_by": f"RUN step {i}"} for i in range(250_000)]
     cfg = json.dumps(cfg).encode()
-    entry = {"Config": f"{sha(cfg)}.json", "RepoTags": ["ckg-test/amp:1"],
-             "Layers": ["l1/layer.tar"]}
+    entry = {
+        "Config": f"{sha(cfg)}.json",
+        "RepoTags": ["ckg-test/amp:1"],
+        "Layers": ["l1/layer.tar"],
+    }
     root = write_tree(tmp_path / "src", {"script/hello/_cm.yaml": HELLO})
     docker_save_naming(root / "amp.tar", [entry] * 100, cfg, {"l1/layer.tar": layer})
     summary = ingest_bounded(root, memory=2 << 30, timeout=300)
@@ -233,8 +277,14 @@ def test_image_archive_reads_are_bounded_in_total(tmp_path, monkeypatch):
     # all of them together do.
     layer = tar_bytes({"opt/app/blob.bin": os.urandom(1 << 20)})
     cfg = config([layer])
-    entries = [{"Config": f"{sha(cfg)}.json", "RepoTags": [f"ckg-test/grow:{n}"],
-                "Layers": ["l1/layer.tar"] * n} for n in range(1, 11)]
+    entries = [
+        {
+            "Config": f"{sha(cfg)}.json",
+            "RepoTags": [f"ckg-test/grow:{n}"],
+            "Layers": ["l1/layer.tar"] * n,
+        }
+        for n in range(1, 11)
+    ]
     root = tmp_path / "src"
     docker_save_naming(root / "grow.tar", entries, cfg, {"l1/layer.tar": layer})
     monkeypatch.setenv("CKG_ARCHIVE_MAX_BYTES", str(20 << 20))

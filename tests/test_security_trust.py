@@ -29,8 +29,9 @@ def public(tmp_path):
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _script(root: Path, alias: str, meta: str, run_sh: str | None = None,
-            customize: str | None = None) -> Path:
+def _script(
+    root: Path, alias: str, meta: str, run_sh: str | None = None, customize: str | None = None
+) -> Path:
     folder = root / "script" / alias
     folder.mkdir(parents=True)
     (folder / "_cm.yaml").write_text(textwrap.dedent(meta))
@@ -45,12 +46,17 @@ def _repo(root: Path) -> Path:
     """A CM repository with one script, ``app``, whose run.sh says hello."""
     root.mkdir(mode=0o755)
     (root / "cmr.yaml").write_text("alias: trust-repo\nuid: 7000000000000001\n")
-    _script(root, "app", """
+    _script(
+        root,
+        "app",
+        """
         alias: app
         uid: 7000000000000002
         automation_alias: script
         tags: [app, trust]
-        """, "echo hello\n")
+        """,
+        "echo hello\n",
+    )
     return root
 
 
@@ -66,11 +72,16 @@ def test_a_subfolder_of_another_user_does_not_run_as_ones_own(kg, public, other_
     app = root / "script" / "app"
     os.chown(app, other_user.uid, other_user.gid)  # the top stays root's
     marker = public / "ran-as"
-    _as_other(other_user, f"rm -f {app}/run.sh && printf '{EVIL.format(marker=marker)}' "
-                          f"> {app}/run.sh")
-    with pytest.raises(RunFailed, match=re.escape(
+    _as_other(
+        other_user, f"rm -f {app}/run.sh && printf '{EVIL.format(marker=marker)}' > {app}/run.sh"
+    )
+    with pytest.raises(
+        RunFailed,
+        match=re.escape(
             f"app comes from {root}, which is not yours alone: {app} is owned by uid "
-            f"{other_user.uid}; ")):
+            f"{other_user.uid}; "
+        ),
+    ):
         kg.run("app")
     assert not marker.exists()
     assert kg.run("app", trust=True).runs[0].status == "ok"  # this once, when told to
@@ -86,10 +97,13 @@ def test_a_group_writable_folder_does_not_run_as_ones_own(kg, public, other_user
     os.chown(folder, 0, other_user.gid)  # a group the other user is in
     os.chmod(folder, 0o775)
     marker = public / "ran-as"
-    _as_other(other_user, f"rm -f {folder}/step.sh && printf '{EVIL.format(marker=marker)}' "
-                          f"> {folder}/step.sh")
-    with pytest.raises(RunFailed, match=re.escape(
-            f"{folder} is writable by group {other_user.gid} (mode 0775)")):
+    _as_other(
+        other_user,
+        f"rm -f {folder}/step.sh && printf '{EVIL.format(marker=marker)}' > {folder}/step.sh",
+    )
+    with pytest.raises(
+        RunFailed, match=re.escape(f"{folder} is writable by group {other_user.gid} (mode 0775)")
+    ):
         kg.run("shared-wf")
     assert not marker.exists()
 
@@ -104,14 +118,17 @@ def test_a_link_to_another_users_file_does_not_run_as_ones_own(kg, public, other
     run_sh.symlink_to(theirs)  # the folder and the link are root's; what it leads to is not
     marker = public / "ran-as"
     _as_other(other_user, f"printf '{EVIL.format(marker=marker)}' > {theirs}")
-    with pytest.raises(RunFailed, match=re.escape(
-            f"{other_user.home} is owned by uid {other_user.uid} (through the link {run_sh})")):
+    with pytest.raises(
+        RunFailed,
+        match=re.escape(
+            f"{other_user.home} is owned by uid {other_user.uid} (through the link {run_sh})"
+        ),
+    ):
         kg.run("app")
     assert not marker.exists()
 
 
-def test_a_folder_inside_another_users_folder_does_not_run_as_ones_own(kg, public,
-                                                                        other_user):
+def test_a_folder_inside_another_users_folder_does_not_run_as_ones_own(kg, public, other_user):
     theirs = public / "theirs"
     theirs.mkdir(mode=0o755)
     root = _repo(theirs / "repo")  # root's own, but its parent may be renamed by the other
@@ -127,19 +144,26 @@ def test_a_script_that_customize_py_runs_is_checked_like_the_plan(kg, public, ot
         "def preprocess(i):\n"
         "    r = i['automation'].action_object.access(\n"
         "        {'action': 'run', 'automation': 'script', 'tags': 'get,side', 'env': {}})\n"
-        "    return r if r['return'] else {'return': 0}\n")
-    side = _script(root, "get-side", """
+        "    return r if r['return'] else {'return': 0}\n"
+    )
+    side = _script(
+        root,
+        "get-side",
+        """
         alias: get-side
         uid: 7000000000000003
         automation_alias: script
         tags: [get, side]
-        """, "echo side\n")
+        """,
+        "echo side\n",
+    )
     kg.ingest(str(root))
     assert [s.alias for s in kg.plan("app").steps] == ["app"]  # not in the plan
     os.chown(side, other_user.uid, other_user.gid)
     marker = public / "ran-as"
-    _as_other(other_user, f"rm -f {side}/run.sh && printf '{EVIL.format(marker=marker)}' "
-                          f"> {side}/run.sh")
+    _as_other(
+        other_user, f"rm -f {side}/run.sh && printf '{EVIL.format(marker=marker)}' > {side}/run.sh"
+    )
     [result] = kg.run("app").runs
     assert result.status == "failed"
     assert f"{side} is owned by uid {other_user.uid}" in result.error
@@ -165,14 +189,20 @@ def test_git_config_others_may_write_runs_nothing_when_provenance_is_taken(publi
     from ckg.run.provenance import source_state
 
     root = _repo(public / "repo")
-    assert os.system(f"git -C {root} init -q && git -C {root} add -A && "
-                     f"git -C {root} -c user.name=t -c user.email=t@t commit -qm one") == 0
+    assert (
+        os.system(
+            f"git -C {root} init -q && git -C {root} add -A && "
+            f"git -C {root} -c user.name=t -c user.email=t@t commit -qm one"
+        )
+        == 0
+    )
     assert len(source_state(root)["source_commit"]) == 40  # a checkout of one's own
     config = root / ".git" / "config"
     os.chmod(config, 0o666)
     marker = public / "fsmonitor-ran-as"
-    _as_other(other_user, f"printf '[core]\\n\\tfsmonitor = \"id -u > {marker}; false\"\\n' "
-                          f">> {config}")
+    _as_other(
+        other_user, f"printf '[core]\\n\\tfsmonitor = \"id -u > {marker}; false\"\\n' >> {config}"
+    )
     assert source_state(root) == {}
     assert not marker.exists(), "git ran the other user's fsmonitor as this user"
     os.chmod(config, 0o644)  # one's own again, the monitor still named: git runs, it does not
@@ -180,8 +210,7 @@ def test_git_config_others_may_write_runs_nothing_when_provenance_is_taken(publi
     assert not marker.exists()
 
 
-def test_a_link_in_a_trusted_git_source_to_another_users_file_does_not_run(kg, public,
-                                                                           other_user):
+def test_a_link_in_a_trusted_git_source_to_another_users_file_does_not_run(kg, public, other_user):
     """Trust of a Git source is for the content reviewed, and a link's content is its text:
     ``run.sh -> /tmp/.../theirs.sh`` reviewed and trusted must not run whatever the other
     user later writes there. The source's copy is the user's own; the link leads out."""
@@ -194,13 +223,22 @@ def test_a_link_in_a_trusted_git_source_to_another_users_file_does_not_run(kg, p
     run_sh = root / "script" / "app" / "run.sh"
     run_sh.unlink()
     run_sh.symlink_to(script)
-    assert os.system(f"git -C {root} init -q && git -C {root} add -A && "
-                     f"git -C {root} -c user.name=t -c user.email=t@t commit -qm one") == 0
+    assert (
+        os.system(
+            f"git -C {root} init -q && git -C {root} add -A && "
+            f"git -C {root} -c user.name=t -c user.email=t@t commit -qm one"
+        )
+        == 0
+    )
     kg.ingest(str(root))
     trust_source(kg.store, kg.home, str(root))
     marker = public / "ran-as"
     _as_other(other_user, f"printf '#!/bin/bash\\n{EVIL.format(marker=marker)}' > {script}")
-    with pytest.raises(RunFailed, match=re.escape(
-            f"app comes from {root} (git), whose copy leads to what is not yours alone: ")):
+    with pytest.raises(
+        RunFailed,
+        match=re.escape(
+            f"app comes from {root} (git), whose copy leads to what is not yours alone: "
+        ),
+    ):
         kg.run("app")
     assert not marker.exists()

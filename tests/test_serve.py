@@ -507,7 +507,8 @@ def test_each_page_loads_in_the_browser_without_console_errors(server, browser, 
         _open(browser, base + path, shots, name)
         assert browser.find_element("css selector", "h1").text, path
         drawn[name] = browser.execute_script(
-            "return document.querySelectorAll('.figure .scatterlayer .trace .point').length")
+            "return document.querySelectorAll('.figure .scatterlayer .trace .point').length"
+        )
     assert not corpora or drawn["mlperf-front"] >= 2  # the MLPerf throughput-power front
     assert not any(n for name, n in drawn.items() if name != "mlperf-front")
 
@@ -532,10 +533,12 @@ def test_an_artifact_page_draws_its_dependency_graph(server, browser, shots, wit
     _open(browser, base + "/artifacts/app-image-classification-onnx-py", shots, "artifact")
     nodes = browser.execute_script(
         "return [...document.querySelectorAll('#graph .scatterlayer .trace:last-child .point')]"
-        ".length")
+        ".length"
+    )
     labels = browser.execute_script(
         "return [...document.querySelectorAll('#graph .scatterlayer .trace:last-child text')]"
-        ".map(t => t.textContent)")
+        ".map(t => t.textContent)"
+    )
     expected = {d["target_alias"] for d in shown["dependencies"]} | {shown["artifact"]["alias"]}
     assert nodes == len(shown["graph"]["data"][1]["x"]) > len(expected)
     assert expected <= set(labels)
@@ -560,8 +563,10 @@ def test_runs_chosen_in_the_table_are_compared_side_by_side(server, browser, sho
     _open(browser, browser.current_url, shots, "compare-chosen")
     columns = browser.find_elements("css selector", "#compare thead th a")
     assert len(columns) == 2
-    models = [td.text for td in browser.find_elements(
-        "xpath", "//table[@id='compare']//tr[th='model']/td")]
+    models = [
+        td.text
+        for td in browser.find_elements("xpath", "//table[@id='compare']//tr[th='model']/td")
+    ]
     assert sorted(models) == sorted(["knn", "bayes"])
     assert browser.find_element("css selector", "#diff").text  # what differs is listed
 
@@ -570,10 +575,11 @@ def test_the_demo_experiment_page_draws_its_front(server, browser, shots):
     base, _ = server
     _open(browser, base + "/experiments/" + _experiment(base)["uid"], shots, "experiment")
     points = browser.execute_script(
-        "return document.querySelectorAll('#front-plot .scatterlayer .trace .point').length")
+        "return document.querySelectorAll('#front-plot .scatterlayer .trace .point').length"
+    )
     line = browser.execute_script(
-        "return document.querySelectorAll('#front-plot .scatterlayer .trace path.js-line')"
-        ".length")
+        "return document.querySelectorAll('#front-plot .scatterlayer .trace path.js-line').length"
+    )
     assert points == len(GRID) and line == 1
     rows = browser.find_elements("css selector", "#front tbody tr")
     assert len(rows) == len(GRID)
@@ -586,7 +592,8 @@ def test_a_leaderboard_lists_results_best_first(server, browser, shots, with_cor
     values, ranks = browser.execute_script(
         "const rows = [...document.querySelectorAll('#leaderboard tbody tr')];"
         "return [rows.map(r => Number(r.querySelector('td.value').dataset.value)),"
-        "        rows.map(r => r.cells[0].textContent)]")
+        "        rows.map(r => r.cells[0].textContent)]"
+    )
     assert len(values) > 10 and values == sorted(values, reverse=True)
     assert ranks == [str(i) for i in range(1, len(values) + 1)]
 
@@ -608,7 +615,8 @@ def test_html_in_metas_shows_as_text_on_every_page(server, browser, shots, loade
         injected = browser.execute_script(
             "return document.querySelectorAll('img[src=x], img[onerror]').length + "
             "[...document.scripts].filter(s => s.textContent.includes('alert(')"
-            " && s.type !== 'application/json').length")
+            " && s.type !== 'application/json').length"
+        )
         assert injected == 0, path
         text = _text(browser)
         if name != "xss-dependency":
@@ -617,7 +625,8 @@ def test_html_in_metas_shows_as_text_on_every_page(server, browser, shots, loade
             assert PROBE_DESCRIPTION in text and "_" + PROBE_VARIATION in text
         if name != "xss-search":
             graph = browser.execute_script(
-                "return [...document.querySelectorAll('#graph text')].map(t => t.textContent)")
+                "return [...document.querySelectorAll('#graph text')].map(t => t.textContent)"
+            )
             assert PROBE_ALIAS in graph, path
 
 

@@ -68,10 +68,12 @@ def test_upsert_updates_properties_in_place(store):
 
 
 def test_update_nodes_sets_existing_matching_nodes_only_and_delete_nodes_detaches(store):
-    store.upsert_nodes("Run", [{"key": k, "props": {"status": s}}
-                               for k, s in (("r1", "running"), ("r2", "ok"))])
-    store.update_nodes("Run", ["r1", "r2", "r3"], {"status": "lost", "error": "gone"},
-                       where={"status": "running"})
+    store.upsert_nodes(
+        "Run", [{"key": k, "props": {"status": s}} for k, s in (("r1", "running"), ("r2", "ok"))]
+    )
+    store.update_nodes(
+        "Run", ["r1", "r2", "r3"], {"status": "lost", "error": "gone"}, where={"status": "running"}
+    )
     assert store.get_node("Run", "r1") == {"uid": "r1", "status": "lost", "error": "gone"}
     assert store.get_node("Run", "r2") == {"uid": "r2", "status": "ok"}
     assert store.get_node("Run", "r3") is None  # nothing is made
@@ -202,8 +204,11 @@ def test_write_records_groups_labels_and_types(store, one_transaction):
 def _graph(store) -> tuple[list, list]:
     """Every node (label, properties) and edge (type, ends, properties) of the graph."""
     nodes = store.run("MATCH (n) RETURN labels(n) AS labels, properties(n) AS props")
-    edges = store.run("MATCH (a)-[r]->(b) RETURN type(r) AS type, properties(a) AS a, "
-                      "properties(b) AS b, properties(r) AS props")
+    edges = store.run(
+        "MATCH (a)-[r]->(b) RETURN type(r) AS type, properties(a) AS a, "
+        "properties(b) AS b, properties(r) AS props"
+    )
+
     def key(item):
         return json.dumps(item, sort_keys=True)
 
@@ -217,18 +222,31 @@ def test_records_written_around_their_hub_leave_the_graph_of_the_plain_order(sto
     the records hold: nodes and edges listed twice, nulls, names of any text, ends the
     records lack, two ends of one kind, edges between two hub nodes, rows of other shapes."""
     before = Records(
-        nodes=[Node("Result", "r0", {"uid": "r0", "value": 1.0, "gone": "x"}),
-               Node("Platform", "p-old", {"uid": "p-old"})],
+        nodes=[
+            Node("Result", "r0", {"uid": "r0", "value": 1.0, "gone": "x"}),
+            Node("Platform", "p-old", {"uid": "p-old"}),
+        ],
     )
-    results = [Node("Result", f"r{i}", {"uid": f"r{i}", "metric": "f1", "value": i / 3,
-                                         "odd name": [f"a{i}"], "a-b.c": i})
-               for i in range(150)]
-    results += [Node("Result", f"s{i}", {"uid": f"s{i}", "value": i, "stderr": None})
-                for i in range(3)]
+    results = [
+        Node(
+            "Result",
+            f"r{i}",
+            {"uid": f"r{i}", "metric": "f1", "value": i / 3, "odd name": [f"a{i}"], "a-b.c": i},
+        )
+        for i in range(150)
+    ]
+    results += [
+        Node("Result", f"s{i}", {"uid": f"s{i}", "value": i, "stderr": None}) for i in range(3)
+    ]
     results.append(Node("Result", "r0", {"gone": None, "late": True}))  # listed twice
     records = Records(
-        nodes=[*results, Node("Metric", "f1", {"name": "f1"}), Node("Task", "QA", {"name": "QA"}),
-               Node("Paper", "p1", {"uid": "p1"}), Node("Paper", "p2", {"uid": "p2"})],
+        nodes=[
+            *results,
+            Node("Metric", "f1", {"name": "f1"}),
+            Node("Task", "QA", {"name": "QA"}),
+            Node("Paper", "p1", {"uid": "p1"}),
+            Node("Paper", "p2", {"uid": "p2"}),
+        ],
         edges=[
             *(Edge("OF_METRIC", "Result", n.key, "Metric", "f1") for n in results[:-1]),
             *(Edge("FOR_TASK", "Result", f"r{i}", "Task", "QA") for i in range(0, 150, 2)),
@@ -250,8 +268,14 @@ def test_records_written_around_their_hub_leave_the_graph_of_the_plain_order(sto
     assert graphs[0] == graphs[1]
     nodes, edges = graphs[1]
     assert len(nodes) == 153 + 4 + 1 and len(edges) == 153 + 75 + 101 + 1 + 1
-    assert {"uid": "r0", "value": 0.0, "metric": "f1", "odd name": ["a0"], "a-b.c": 0,
-            "late": True} in [n["props"] for n in nodes]
+    assert {
+        "uid": "r0",
+        "value": 0.0,
+        "metric": "f1",
+        "odd name": ["a0"],
+        "a-b.c": 0,
+        "late": True,
+    } in [n["props"] for n in nodes]
 
 
 def test_hub_nodes_another_writer_made_meanwhile_are_merged(store, monkeypatch):
@@ -259,8 +283,10 @@ def test_hub_nodes_another_writer_made_meanwhile_are_merged(store, monkeypatch):
     (here: the look says none exist, all do), the key's constraint refuses the batch and
     it is merged instead: no error, no second node or edge."""
     records = Records(
-        nodes=[*(Node("Result", f"r{i}", {"uid": f"r{i}", "value": i}) for i in range(100)),
-               Node("Metric", "f1", {"name": "f1"})],
+        nodes=[
+            *(Node("Result", f"r{i}", {"uid": f"r{i}", "value": i}) for i in range(100)),
+            Node("Metric", "f1", {"name": "f1"}),
+        ],
         edges=[Edge("OF_METRIC", "Result", f"r{i}", "Metric", "f1") for i in range(100)],
     )
     store.write_records(records)
@@ -378,26 +404,35 @@ def test_delete_nodes_and_update_nodes_touch_the_keys_named_only(store):
 def test_replace_incoming_swaps_one_type_of_edge_into_a_node_and_drops_none_props(store):
     store.upsert_nodes("Run", [{"key": k, "props": {}} for k in ("a", "b", "c")])
     store.upsert_nodes("Front", [{"key": "f", "props": {"stale": "a removed", "points": 2}}])
-    store.upsert_edges("IN_FRONT", "Run", "Front", [
-        {"src": k, "dst": "f", "props": {"front_rank": 1}} for k in ("a", "b")])
+    store.upsert_edges(
+        "IN_FRONT",
+        "Run",
+        "Front",
+        [{"src": k, "dst": "f", "props": {"front_rank": 1}} for k in ("a", "b")],
+    )
     store.upsert_edges("IN", "Run", "Front", [{"src": "a", "dst": "f", "props": {}}])
     records = Records(
         [Node("Front", "f", {"points": 1, "stale": None})],
         [Edge("IN_FRONT", "Run", "c", "Front", "f", {"front_rank": 2})],
     )
     store.replace_incoming("IN_FRONT", "Front", "f", records)
-    edges = store.run("MATCH (r:Run)-[x]->(:Front) RETURN r.uid AS run, type(x) AS t, "
-                      "x.front_rank AS rank ORDER BY t, run")
-    assert edges == [{"run": "a", "t": "IN", "rank": None},
-                     {"run": "c", "t": "IN_FRONT", "rank": 2}]
+    edges = store.run(
+        "MATCH (r:Run)-[x]->(:Front) RETURN r.uid AS run, type(x) AS t, "
+        "x.front_rank AS rank ORDER BY t, run"
+    )
+    assert edges == [
+        {"run": "a", "t": "IN", "rank": None},
+        {"run": "c", "t": "IN_FRONT", "rank": 2},
+    ]
     assert store.get_node("Front", "f") == {"uid": "f", "points": 1}
 
 
 def test_reads_by_label_pages_counts_and_outgoing_edges(store):
     store.upsert_nodes("Artifact", artifact_rows(5))
     store.upsert_nodes("Paper", [{"key": "p1", "props": {"title": "T"}}])
-    store.upsert_edges("IMPLEMENTS", "Artifact", "Paper",
-                       [{"src": "a1", "dst": "p1", "props": {"w": 1}}])
+    store.upsert_edges(
+        "IMPLEMENTS", "Artifact", "Paper", [{"src": "a1", "dst": "p1", "props": {"w": 1}}]
+    )
     keys = [f"a{i}" for i in range(5)]
     assert store.page("Artifact", None, 2, whole=False) == sorted(keys)[:2]
     assert store.page("Artifact", sorted(keys)[3], 10, whole=False) == sorted(keys)[4:]
@@ -407,15 +442,18 @@ def test_reads_by_label_pages_counts_and_outgoing_edges(store):
     assert sorted(store.label_sets()) == [(("Artifact",), 5), (("Paper",), 1)]
     assert store.existing("Artifact", ["a1", "zz"]) == {"a1"}
     assert store.outgoing("Artifact", ["a1", "a2"]) == [
-        {"src": "a1", "type": "IMPLEMENTS", "label": "Paper", "key": "p1", "props": {"w": 1}}]
+        {"src": "a1", "type": "IMPLEMENTS", "label": "Paper", "key": "p1", "props": {"w": 1}}
+    ]
     [row] = store.outgoing("Artifact", ["a1"], nodes=True)
     assert row["node"] == {"uid": "p1", "title": "T"}
 
 
 def test_keyed_edges_join_two_nodes_once_per_key(store):
     store.upsert_nodes("Artifact", artifact_rows(2))
-    rows = [{"src": "a0", "dst": "a1", "key": e, "props": {"entry": e, "n": i}}
-            for i, e in enumerate(["x", "y", "x"])]
+    rows = [
+        {"src": "a0", "dst": "a1", "key": e, "props": {"entry": e, "n": i}}
+        for i, e in enumerate(["x", "y", "x"])
+    ]
     assert store.upsert_keyed_edges("DEPENDS_ON", "Artifact", "Artifact", "entry", rows[:2]) == 2
     store.upsert_keyed_edges("DEPENDS_ON", "Artifact", "Artifact", "entry", rows[2:])
     got = store.run("MATCH ()-[r:DEPENDS_ON]->() RETURN r.entry AS e, r.n AS n ORDER BY e")
@@ -425,9 +463,12 @@ def test_keyed_edges_join_two_nodes_once_per_key(store):
 def test_deletes_of_owned_nodes_outgoing_edges_and_edges_by_property(store):
     store.upsert_nodes("Artifact", artifact_rows(3))
     store.upsert_nodes("Variation", [{"key": "v0", "props": {}}, {"key": "v2", "props": {}}])
-    store.upsert_edges("HAS_VARIATION", "Artifact", "Variation",
-                       [{"src": "a0", "dst": "v0", "props": {}},
-                        {"src": "a2", "dst": "v2", "props": {}}])
+    store.upsert_edges(
+        "HAS_VARIATION",
+        "Artifact",
+        "Variation",
+        [{"src": "a0", "dst": "v0", "props": {}}, {"src": "a2", "dst": "v2", "props": {}}],
+    )
     rows = [{"src": s, "dst": "a1", "key": s, "props": {"entry": s}} for s in ("a0", "a2")]
     store.upsert_keyed_edges("DEPENDS_ON", "Artifact", "Artifact", "entry", rows)
     store.delete_reached("Artifact", ["a0"], "HAS_VARIATION", "Variation")

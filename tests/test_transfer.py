@@ -33,17 +33,21 @@ def _repo(root: Path) -> Path:
     (root / "script" / "get-tool").mkdir(parents=True)
     (root / "script" / "app").mkdir(parents=True)
     (root / "cmr.yaml").write_text("alias: transfer-repo\nuid: 00000000000000aa\n")
-    (root / "script" / "get-tool" / "_cm.yaml").write_text(textwrap.dedent("""
+    (root / "script" / "get-tool" / "_cm.yaml").write_text(
+        textwrap.dedent("""
         alias: get-tool
         uid: 10000000000000a1
         automation_alias: script
         tags: [get, tool]
         cache: true
         new_env_keys: [CM_TOOL_*]
-        """))
+        """)
+    )
     (root / "script" / "get-tool" / "run.sh").write_text(
-        '#!/bin/bash\necho "building the tool"\necho "CM_TOOL_BIN=$PWD/tool" > tmp-run-env.out\n')
-    (root / "script" / "app" / "_cm.yaml").write_text(textwrap.dedent("""
+        '#!/bin/bash\necho "building the tool"\necho "CM_TOOL_BIN=$PWD/tool" > tmp-run-env.out\n'
+    )
+    (root / "script" / "app" / "_cm.yaml").write_text(
+        textwrap.dedent("""
         alias: app
         uid: 10000000000000a2
         automation_alias: script
@@ -51,13 +55,16 @@ def _repo(root: Path) -> Path:
         default_env: {CM_APP_SIZE: "3"}
         deps:
           - tags: get,tool
-        """))
-    (root / "script" / "app" / "run.sh").write_text(textwrap.dedent("""\
+        """)
+    )
+    (root / "script" / "app" / "run.sh").write_text(
+        textwrap.dedent("""\
         #!/bin/bash
         printf '{"Accuracy": %s, "Result": 7, "Result_Units": "Samples/s"}' "$CM_APP_SIZE" \\
           > cm-result.json
         echo "tool=$CM_TOOL_BIN"
-        """))
+        """)
+    )
     return root
 
 
@@ -86,18 +93,25 @@ def _provenance(kg, uid: str) -> dict:
     params = {"uid": uid}
     [row] = kg.query(
         "MATCH (r:Run {uid: $uid})-[:OF]->(a:Artifact) MATCH (r)-[:ON]->(p:Platform) "
-        "MATCH (r)-[:IN]->(e:Experiment) RETURN r, a, p, e", params)
+        "MATCH (r)-[:IN]->(e:Experiment) RETURN r, a, p, e",
+        params,
+    )
     measured = kg.query(
         "MATCH (:Run {uid: $uid})-[:MEASURED]->(m:Measurement)-[:OF_METRIC]->(k:Metric) "
-        "RETURN m, k ORDER BY m.uid", params)
+        "RETURN m, k ORDER BY m.uid",
+        params,
+    )
     used = kg.query(
-        "MATCH (:Run {uid: $uid})-[:USED]->(a:Artifact) RETURN a.uid AS uid ORDER BY uid", params)
+        "MATCH (:Run {uid: $uid})-[:USED]->(a:Artifact) RETURN a.uid AS uid ORDER BY uid", params
+    )
     steps = kg.query(
         "MATCH (:Run {uid: $uid})-[:CALLED]->(s:Run)-[:OF]->(a:Artifact) "
         "OPTIONAL MATCH (s)-[:MADE]->(c:CacheEntry) OPTIONAL MATCH (c)-[:OF]->(ca:Artifact) "
         "OPTIONAL MATCH (c)-[:ON]->(cp:Platform) "
         "RETURN s, a.alias AS artifact, c, ca.uid AS cache_of, cp.uid AS cache_on "
-        "ORDER BY s.uid", params)
+        "ORDER BY s.uid",
+        params,
+    )
     return _strip({**row, "measured": measured, "used": used, "steps": steps})
 
 
@@ -109,9 +123,13 @@ def _graph(store) -> list[str]:
     nodes = store.run(f"MATCH (n) RETURN labels(n) AS labels, n ORDER BY {key}")
     rels = store.run(
         "MATCH (a)-[r]->(b) RETURN labels(a) AS a, coalesce(a.uid, a.name) AS src, type(r) AS t, "
-        "r, labels(b) AS b, coalesce(b.uid, b.name) AS dst")
-    lines = [json.dumps(_strip(row), sort_keys=True) for row in nodes + rels
-             if "IngestLock" not in row.get("labels", [])]
+        "r, labels(b) AS b, coalesce(b.uid, b.name) AS dst"
+    )
+    lines = [
+        json.dumps(_strip(row), sort_keys=True)
+        for row in nodes + rels
+        if "IngestLock" not in row.get("labels", [])
+    ]
     return sorted(lines)
 
 
@@ -140,8 +158,7 @@ def fresh(request, tmp_path):
 
 
 @pytest.mark.parametrize("engine", ["embedded", "neo4j"])
-def test_an_exported_run_answers_the_same_provenance_in_a_fresh_graph(kg, fresh, engine,
-                                                                      tmp_path):
+def test_an_exported_run_answers_the_same_provenance_in_a_fresh_graph(kg, fresh, engine, tmp_path):
     uid = _record_run(kg, tmp_path)
     exported = kg.export_runs([uid[:12]], tmp_path / "exported")
     assert [r["run"] for r in exported.runs] == [uid]
@@ -186,15 +203,17 @@ def test_a_node_already_here_keeps_its_own_properties(kg, tmp_path):
     uid = _record_run(kg, tmp_path)
     kg.export_runs([uid], tmp_path / "exported")
     kg.reset()
-    kg.store.upsert_nodes("Artifact", [{"key": "10000000000000a2",
-                                        "props": {"alias": "app", "source_uid": "mine"}}])
+    kg.store.upsert_nodes(
+        "Artifact", [{"key": "10000000000000a2", "props": {"alias": "app", "source_uid": "mine"}}]
+    )
     kg.import_runs(tmp_path / "exported")
     [row] = kg.query("MATCH (r:Run {uid: $uid})-[:OF]->(a:Artifact) RETURN a", {"uid": uid})
     assert row["a"] == {"uid": "10000000000000a2", "alias": "app", "source_uid": "mine"}
 
 
 def test_a_run_exported_again_keeps_its_first_origin_and_reads_no_foreign_folder(
-        kg, fresh, tmp_path):
+    kg, fresh, tmp_path
+):
     uid = _record_run(kg, tmp_path)
     origin = f"{kg.store.engine} {kg.store.location}"
     kg.export_runs([uid], tmp_path / "first")
@@ -203,8 +222,9 @@ def test_a_run_exported_again_keeps_its_first_origin_and_reads_no_foreign_folder
     elsewhere = tmp_path / "elsewhere"  # a workdir outside the relay's home, as a record may name
     elsewhere.mkdir()
     (elsewhere / "secret.log").write_text("not for export")
-    relay.query("MATCH (r:Run {uid: $uid}) SET r.workdir = $dir", {"uid": uid,
-                                                                    "dir": str(elsewhere)})
+    relay.query(
+        "MATCH (r:Run {uid: $uid}) SET r.workdir = $dir", {"uid": uid, "dir": str(elsewhere)}
+    )
     [run] = relay.export_runs([uid], tmp_path / "second").runs
     assert sorted(Path(f).name for f in run["logs"]) == ["ckg-run.log", "cm-result.json"]
     kg.reset()
@@ -227,13 +247,15 @@ def test_export_of_an_experiment_takes_its_runs_not_their_steps(kg, tmp_path):
 def test_an_export_that_points_outside_its_folder_is_refused(ckg_home, tmp_path):
     folder = tmp_path / "evil"
     folder.mkdir()
-    (folder / "ckg-export.json").write_text(json.dumps(
-        {"format": "ckg-export", "version": 1, "runs": {"run-1": "../secret.json"}}))
+    (folder / "ckg-export.json").write_text(
+        json.dumps({"format": "ckg-export", "version": 1, "runs": {"run-1": "../secret.json"}})
+    )
     with open_kg("embedded", home=ckg_home) as kg:
         with pytest.raises(InvalidInput, match="'../secret.json' is not a path inside"):
             kg.ingest(str(folder))
-        (folder / "ckg-export.json").write_text(json.dumps(
-            {"format": "ckg-export", "version": 9, "runs": {}}))
+        (folder / "ckg-export.json").write_text(
+            json.dumps({"format": "ckg-export", "version": 9, "runs": {}})
+        )
         with pytest.raises(InvalidInput, match="format version 9 is newer"):
             kg.ingest(str(folder))
 
@@ -276,9 +298,12 @@ def test_cli_export_then_ingest_elsewhere_with_logs_capped_and_checked(ckg_home,
         assert "nodes created" in _ckg(["ingest", str(out)], env2).stdout
 
         assert _ckg(["export", "run-nope", "--to", str(tmp_path / "x")], env, 2).stderr == (
-            "ckg: error: no run 'run-nope' in the graph (see ckg runs)\n")
-        assert "not an export folder" in _ckg(
-            ["export", uid, "--to", str(tmp_path / "repo")], env, 2).stderr
+            "ckg: error: no run 'run-nope' in the graph (see ckg runs)\n"
+        )
+        assert (
+            "not an export folder"
+            in _ckg(["export", uid, "--to", str(tmp_path / "repo")], env, 2).stderr
+        )
         Path(run["file"]).write_text("{not json")
         broken = _ckg(["ingest", str(out)], env2, 1).stderr
         assert broken.startswith(f"ckg: error: {run['file']}: not readable JSON")
@@ -290,11 +315,15 @@ def test_cli_export_then_ingest_elsewhere_with_logs_capped_and_checked(ckg_home,
 
 
 def test_a_graph_file_round_trip_keeps_parallel_dependencies(kg, tmp_path):
-    kg.query("CREATE (:Artifact {uid: 'a', tags: ['x', 'y'], n: 1.5})-[:DEPENDS_ON "
-             "{entry: 'a#deps##0', position: 0}]->(:Artifact {uid: 'b', tags: []})")
-    kg.query("MATCH (a:Artifact {uid: 'a'}), (b:Artifact {uid: 'b'}) "
-             "CREATE (a)-[:DEPENDS_ON {entry: 'a#deps#v#1', position: 1}]->(b), "
-             "(a)-[:IN_FRONT {front_rank: 1}]->(:Front {uid: 'f', points: 2})")
+    kg.query(
+        "CREATE (:Artifact {uid: 'a', tags: ['x', 'y'], n: 1.5})-[:DEPENDS_ON "
+        "{entry: 'a#deps##0', position: 0}]->(:Artifact {uid: 'b', tags: []})"
+    )
+    kg.query(
+        "MATCH (a:Artifact {uid: 'a'}), (b:Artifact {uid: 'b'}) "
+        "CREATE (a)-[:DEPENDS_ON {entry: 'a#deps#v#1', position: 1}]->(b), "
+        "(a)-[:IN_FRONT {front_rank: 1}]->(:Front {uid: 'f', points: 2})"
+    )
     graph = _graph(kg.store)
     file = tmp_path / "graph.jsonl.gz"
     exported = kg.export_graph(file)
@@ -312,7 +341,8 @@ def test_a_cut_short_or_foreign_graph_file_is_one_error_and_parallels_are_told(k
     file = tmp_path / "graph.jsonl"
     assert kg.export_graph(file).warnings == [
         "1 parallel NEXT relationship(s) (one type between the same two nodes) merge into one "
-        "when written"]
+        "when written"
+    ]
     lines = file.read_text().splitlines()
     (tmp_path / "short.jsonl").write_text("\n".join(lines[:-1]) + "\n")
     with pytest.raises(InvalidInput, match="cut short"):
@@ -332,8 +362,7 @@ def test_copy_refuses_a_graph_that_is_not_empty_unless_merging(kg, tmp_path):
     home = tmp_path / "copy-home"
     try:
         first = kg.copy_graph("embedded", home=home)
-        assert (first.nodes, first.relationships, first.warnings) == (
-            {"Tag": 2}, {"NEXT": 1}, [])
+        assert (first.nodes, first.relationships, first.warnings) == ({"Tag": 2}, {"NEXT": 1}, [])
         with pytest.raises(UsageError, match="already holds 2 node.*add --merge"):
             kg.copy_graph("embedded", home=home)
         again = kg.copy_graph("embedded", home=home, merge=True)
@@ -354,8 +383,11 @@ READS = [
     ["deps", "d775cac873ee4231", "--depth", "2"],  # app-mlperf-inference
     ["results", "list", "--dataset", "SQuAD1.1"],
     ["compare", "--task", "Question Answering", "--dataset", "SQuAD1.1", "--metric", "F1"],
-    ["query", "MATCH (r:Run)-[x:IN_FRONT]->(f:Front) RETURN r.uid AS run, r.params AS params, "
-     "x.front_rank AS rank, f AS front ORDER BY run"],
+    [
+        "query",
+        "MATCH (r:Run)-[x:IN_FRONT]->(f:Front) RETURN r.uid AS run, r.params AS params, "
+        "x.front_rank AS rank, f AS front ORDER BY run",
+    ],
 ]
 
 
@@ -369,8 +401,9 @@ def full(corpora, tmp_path_factory):
         kg.ingest(str(corpora / "mlperf-automations"))
         kg.import_results([corpora / "pwc", corpora / "mlperf"])
         kg.ingest(str(EXAMPLE))
-        report = kg.run("sklearn-digits", grid=[{"model": "logreg", "C": [0.001]},
-                                                {"model": "knn", "k": 1}])
+        report = kg.run(
+            "sklearn-digits", grid=[{"model": "logreg", "C": [0.001]}, {"model": "knn", "k": 1}]
+        )
         assert not report.failed
         kg.pareto("accuracy,latency", experiment=report.experiment)
         graph = _graph(kg.store)
@@ -388,12 +421,15 @@ def test_a_graph_copied_into_neo4j_answers_every_read_the_same(full, neo4j_uri, 
     assert copied["warnings"] == [] and copied["nodes"]["Front"] == 1
     neo4j_env = {**env, "CKG_DB": neo4j_uri, "CKG_HOME": str(tmp_path / "neo4j-home")}
     reads = [[*args, "--json"] for args in READS]
-    reads.append(["pareto", "accuracy,latency", "--experiment", experiment, "--no-write",
-                  "--json"])
+    reads.append(["pareto", "accuracy,latency", "--experiment", experiment, "--no-write", "--json"])
     # Each process mostly waits (a Neo4j connection, the server): run a few at once.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        answers = list(pool.map(lambda job: json.loads(_ckg(*job).stdout),
-                                [(args, e) for args in reads for e in (env, neo4j_env)]))
+        answers = list(
+            pool.map(
+                lambda job: json.loads(_ckg(*job).stdout),
+                [(args, e) for args in reads for e in (env, neo4j_env)],
+            )
+        )
     for args, here, there in zip(reads, answers[::2], answers[1::2], strict=True):
         assert here, f"ckg {' '.join(args)} found nothing to compare"
         assert here == there, f"ckg {' '.join(args)} answers differently after the copy"
@@ -417,4 +453,3 @@ def test_a_graph_exported_and_imported_into_a_fresh_home_is_the_same(full, tmp_p
             assert _graph(target) == graph
     finally:
         stop_server(tmp_path / "fresh")
-

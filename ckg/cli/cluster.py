@@ -21,7 +21,6 @@ cluster_app = typer.Typer(
 app.add_typer(cluster_app, name="cluster")
 
 
-
 @app.command("worker")
 def worker(
     scheduler: str = typer.Option(
@@ -35,19 +34,27 @@ def worker(
     ),
     name: str = typer.Option(None, "--name", help="Worker name (default: its address)."),
     certs: Path = typer.Option(
-        None, "--certs", help="The folder of `ckg cluster certs` (default: "
+        None,
+        "--certs",
+        help="The folder of `ckg cluster certs` (default: "
         "$CKG_CLUSTER_CERTS, else $CKG_HOME/cluster).",
     ),
     insecure: bool = typer.Option(
-        False, "--insecure", help="Accept a tcp:// scheduler, unauthenticated: any local user, "
+        False,
+        "--insecure",
+        help="Accept a tcp:// scheduler, unauthenticated: any local user, "
         "and anyone who reaches it, can run code as you on this worker.",
     ),
     death_timeout: float = typer.Option(
-        None, "--death-timeout", help="End after this many seconds without the scheduler "
+        None,
+        "--death-timeout",
+        help="End after this many seconds without the scheduler "
         "(default: wait for it); what `ckg run --slurm` gives its jobs.",
     ),
     folders: bool = typer.Option(
-        False, "--folders", help="Run folder sources too where this host sees the submitter's "
+        False,
+        "--folders",
+        help="Run folder sources too where this host sees the submitter's "
         "content: for a worker of the submitter's own user on a shared filesystem.",
     ),
 ) -> None:
@@ -66,9 +73,17 @@ def worker(
         print(f"ckg worker {address} offers {shown}", file=sys.stderr, flush=True)
 
     with open_graph() as kg, warning_lines():
-        kg.serve_worker(scheduler, labels=tuple(label or ()), nthreads=nthreads, name=name,
-                        certs=certs, insecure=insecure, death_timeout=death_timeout,
-                        folders=folders, on_start=started)
+        kg.serve_worker(
+            scheduler,
+            labels=tuple(label or ()),
+            nthreads=nthreads,
+            name=name,
+            certs=certs,
+            insecure=insecure,
+            death_timeout=death_timeout,
+            folders=folders,
+            on_start=started,
+        )
 
 
 @cluster_app.command("certs")
@@ -93,16 +108,18 @@ def make_certs(
     where = certs.folder(folder)
     until = certs.make(where, days)
     here = shlex.quote(str(where.absolute()))
-    print(f"made a new cluster's certificates in {here}, valid until {until:%Y-%m-%d}.\n"
-          "Copy that folder to each machine of the cluster, keeping it private (scp -rp), as\n"
-          f"$CKG_HOME/{certs.HOME_FOLDER} there, or name it with --certs or {certs.ENV}; then\n"
-          "on the scheduler's machine (HOST):\n"
-          f"  dask scheduler --host HOST --no-dashboard --tls-ca-file {here}/{certs.CA} "
-          f"--tls-cert {here}/scheduler.pem --tls-key {here}/scheduler.key\n"
-          "on each worker:      ckg --db bolt://GRAPH:7687 worker --scheduler tls://HOST:8786\n"
-          "to submit:           ckg --db bolt://GRAPH:7687 run TARGET --grid ... "
-          "--cluster tls://HOST:8786\n"
-          "Whoever holds a copy can run code on every worker: keep it as you keep an SSH key.")
+    print(
+        f"made a new cluster's certificates in {here}, valid until {until:%Y-%m-%d}.\n"
+        "Copy that folder to each machine of the cluster, keeping it private (scp -rp), as\n"
+        f"$CKG_HOME/{certs.HOME_FOLDER} there, or name it with --certs or {certs.ENV}; then\n"
+        "on the scheduler's machine (HOST):\n"
+        f"  dask scheduler --host HOST --no-dashboard --tls-ca-file {here}/{certs.CA} "
+        f"--tls-cert {here}/scheduler.pem --tls-key {here}/scheduler.key\n"
+        "on each worker:      ckg --db bolt://GRAPH:7687 worker --scheduler tls://HOST:8786\n"
+        "to submit:           ckg --db bolt://GRAPH:7687 run TARGET --grid ... "
+        "--cluster tls://HOST:8786\n"
+        "Whoever holds a copy can run code on every worker: keep it as you keep an SSH key."
+    )
 
 
 @contextmanager

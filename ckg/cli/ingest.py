@@ -90,8 +90,10 @@ def find(
         return
     # Plain aligned text: a rich table would cost more to import than the look-up itself.
     if not held:
-        print("(no artifacts match: the graph holds none yet; ckg ingest a repository, archive "
-              "or folder, e.g. ckg ingest https://github.com/mlcommons/mlperf-automations)")
+        print(
+            "(no artifacts match: the graph holds none yet; ckg ingest a repository, archive "
+            "or folder, e.g. ckg ingest https://github.com/mlcommons/mlperf-automations)"
+        )
         return
     if not rows:
         where = (f" of kind {kind!r}" if kind else "") + (f" from {source!r}" if source else "")
@@ -101,8 +103,10 @@ def find(
     kinds = max(len(r["kind"] or "") for r in rows)
     sources = max(len(_source(r)) for r in rows)
     for r in rows:
-        print(f"{r['alias'] or '':<{width}}  {r['uid']}  {r['kind'] or '':<{kinds}}  "
-              f"{_source(r):<{sources}}  {','.join(r['tags'] or [])}")
+        print(
+            f"{r['alias'] or '':<{width}}  {r['uid']}  {r['kind'] or '':<{kinds}}  "
+            f"{_source(r):<{sources}}  {','.join(r['tags'] or [])}"
+        )
 
 
 def _source(row: dict) -> str:

@@ -140,8 +140,15 @@ def quiet_mode(call: MlcCall) -> bool:
     return call.quiet or in_env or not sys.stdin.isatty()
 
 
-def choose_target(kg, target: str, *, source: str | None = "", quiet: bool = True,
-                  use_cache: bool = True, verb: str = "running") -> str:
+def choose_target(
+    kg,
+    target: str,
+    *,
+    source: str | None = "",
+    quiet: bool = True,
+    use_cache: bool = True,
+    verb: str = "running",
+) -> str:
     """The target as ckg's run and plan take it, with the artifact MLCFlow would choose
     named by uid; one line on stderr says which, from which source, when several matched.
 

@@ -15,7 +15,9 @@ from ckg.core.values import format_number
 def pareto(
     objectives: str = typer.Argument(..., help="OBJ[:max|:min],OBJ,... (two or more)."),
     experiment: str = typer.Option(
-        None, "--experiment", help="Runs of this one experiment: its uid (or start), or a "
+        None,
+        "--experiment",
+        help="Runs of this one experiment: its uid (or start), or a "
         "name no other experiment has (one several share is refused, their uids listed).",
     ),
     task: str = typer.Option(None, "--task", help="Published results for this task."),
@@ -77,8 +79,7 @@ def pareto(
     on_front = sum(1 for r in front.rows() if r["front_rank"] == 1)
     ranked = f"front left out: {front.unranked}" if front.unranked else f"{on_front} on front 1"
     summary = [
-        f"{len(front.table)} points, {ranked}, {front.left_out} left out "
-        "(missing an objective)"
+        f"{len(front.table)} points, {ranked}, {front.left_out} left out (missing an objective)"
     ]
     if front.hypervolume is not None:
         reference = ", ".join(map(format_number, front.reference))

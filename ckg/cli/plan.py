@@ -41,8 +41,9 @@ def plan(
     if as_json and dot:
         raise UsageError("--json and --dot are exclusive; choose one")
     with open_graph() as kg:
-        target = choose_target(kg, call.target, source=source, verb="planning",
-                               quiet=quiet_mode(call))
+        target = choose_target(
+            kg, call.target, source=source, verb="planning", quiet=quiet_mode(call)
+        )
         adr = call.inputs.pop("add_deps_recursive", {})
         result = kg.plan(target, variations=tuple(var or ()), env=call.env, adr=adr)
         # an image or Dockerfile is run by a container engine: what ckg would run
@@ -50,12 +51,18 @@ def plan(
     unplanned = [k for k in call.inputs if k != "new"]
     unplanned += [f"adr.{n}.{k}" for n, v in adr.items() for k in v if k != "tags"]
     if unplanned:  # the planner reads env, variations and adr's tags; the engine the rest
-        print(f"ckg: plan: {', '.join('--' + k for k in unplanned)}: read by the script when "
-              "it runs (ckg run), not by the plan", file=sys.stderr)
+        print(
+            f"ckg: plan: {', '.join('--' + k for k in unplanned)}: read by the script when "
+            "it runs (ckg run), not by the plan",
+            file=sys.stderr,
+        )
     if as_json:
         data = result.to_dict()
-        print(json.dumps({**data, **({"docker": engine} if engine else {})}, indent=2,
-                         ensure_ascii=False))
+        print(
+            json.dumps(
+                {**data, **({"docker": engine} if engine else {})}, indent=2, ensure_ascii=False
+            )
+        )
     elif dot:
         print(result.to_dot())
     else:

@@ -48,9 +48,19 @@ def reproduce(
     with open_graph() as kg:
         done = kg.reproduce(paper, repeat=repeat, trust=trust, timeout_s=timeout)
     if as_json:
-        print(json.dumps({"paper": done.paper, "title": done.title, "rows": done.rows,
-                          "errors": done.errors},
-                         indent=2, default=str, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "paper": done.paper,
+                    "title": done.title,
+                    "rows": done.rows,
+                    "errors": done.errors,
+                },
+                indent=2,
+                default=str,
+                ensure_ascii=False,
+            )
+        )
     else:
         _print_table(done)
     for alias, why in done.errors.items():

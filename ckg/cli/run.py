@@ -25,7 +25,9 @@ def run(
     timeout: float = typer.Option(None, "--timeout", help="Seconds per execution."),
     pareto: str = typer.Option(None, "--pareto", help="Print the front of OBJ1,OBJ2."),
     experiment: str = typer.Option(
-        None, "--experiment", help="Add the runs to this experiment (its name or uid), made "
+        None,
+        "--experiment",
+        help="Add the runs to this experiment (its name or uid), made "
         "if none has it (a name several share is refused, their uids listed); default: a new "
         "one, named as the target.",
     ),
@@ -34,44 +36,61 @@ def run(
     trust: bool = typer.Option(False, "--trust", help="Run an untrusted source this once."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print commands and env only."),
     reproduces: list[str] = typer.Option(
-        None, "--reproduces",
+        None,
+        "--reproduces",
         help="A Result uid or paper=...,task=...,dataset=...,metric=...,model=... the runs "
         "reproduce, repeatable.",
     ),
     in_container: str = typer.Option(
-        None, "--in-container", help="Run each workflow or notebook step inside IMAGE "
+        None,
+        "--in-container",
+        help="Run each workflow or notebook step inside IMAGE "
         "(docker run; needs docker or podman on PATH).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     source: str = typer.Option(
-        None, "--source", help="Where several artifacts match: the one of this source (its "
+        None,
+        "--source",
+        help="Where several artifacts match: the one of this source (its "
         "name, location, last part of it, or uid start).",
     ),
     cluster: str = typer.Option(
         None, "--cluster", help="tls://HOST:8786: run each grid point on a `ckg worker` there."
     ),
     platform: list[str] = typer.Option(
-        None, "--platform", help="With --cluster or --slurm: a worker label, or FIELD=VALUE "
+        None,
+        "--platform",
+        help="With --cluster or --slurm: a worker label, or FIELD=VALUE "
         "such as gpu=H200, that the workers must offer; repeatable.",
     ),
     certs: Path = typer.Option(
-        None, "--certs", help="With --cluster or --slurm: the folder of `ckg cluster certs` "
+        None,
+        "--certs",
+        help="With --cluster or --slurm: the folder of `ckg cluster certs` "
         "(default: $CKG_CLUSTER_CERTS, else $CKG_HOME/cluster).",
     ),
     insecure: bool = typer.Option(
-        False, "--insecure", help="With --cluster: accept a tcp:// scheduler, unauthenticated: "
+        False,
+        "--insecure",
+        help="With --cluster: accept a tcp:// scheduler, unauthenticated: "
         "any local user, and anyone who reaches it, can run code on its workers.",
     ),
     slurm: str = typer.Option(
-        None, "--slurm", help="PARTITION: run the grid points in Slurm jobs of it, each a "
+        None,
+        "--slurm",
+        help="PARTITION: run the grid points in Slurm jobs of it, each a "
         "`ckg worker`, cancelled when the grid ends.",
     ),
     jobqueue: str = typer.Option(
-        None, "--jobqueue", help="pbs, lsf, sge or htcondor: batch jobs of that queue instead "
+        None,
+        "--jobqueue",
+        help="pbs, lsf, sge or htcondor: batch jobs of that queue instead "
         "of Slurm's (its queue: --job queue=Q).",
     ),
     job: list[str] = typer.Option(
-        None, "--job", help="With --slurm or --jobqueue: KEY=VALUE of each job (account, "
+        None,
+        "--job",
+        help="With --slurm or --jobqueue: KEY=VALUE of each job (account, "
         "walltime, cores, memory, disk, gres, directive, prologue, jobs, queue, interface), over "
         "$CKG_HOME/config.toml's [slurm]; repeatable.",
     ),
@@ -129,17 +148,29 @@ def run(
     if batch and (cluster or (slurm is not None and jobqueue not in (None, "slurm"))):
         from ckg.core.errors import UsageError
 
-        raise UsageError("--slurm, --jobqueue and --cluster each say where the grid runs: "
-                         "give one (--jobqueue KIND with --job queue=Q for another job queue)")
+        raise UsageError(
+            "--slurm, --jobqueue and --cluster each say where the grid runs: "
+            "give one (--jobqueue KIND with --job queue=Q for another job queue)"
+        )
     distributed = bool(cluster) or batch
     with open_graph() as kg, RunProgress(not (as_json or dry_run), lines=distributed) as shown:
-        target = choose_target(kg, call.target, source=source, quiet=quiet_mode(call),
-                               use_cache=not (no_cache or call.new))
+        target = choose_target(
+            kg,
+            call.target,
+            source=source,
+            quiet=quiet_mode(call),
+            use_cache=not (no_cache or call.new),
+        )
         if batch:
             try:
                 report = kg.run_on_jobqueue(
-                    target, slurm, kind=jobqueue or "slurm", job=tuple(job or ()),
-                    platform=tuple(platform or ()), certs=certs, progress=shown.update,
+                    target,
+                    slurm,
+                    kind=jobqueue or "slurm",
+                    job=tuple(job or ()),
+                    platform=tuple(platform or ()),
+                    certs=certs,
+                    progress=shown.update,
                     **options,
                 )
             except KeyboardInterrupt:
@@ -152,8 +183,13 @@ def run(
 
             with warning_lines():
                 report = kg.run_on_cluster(
-                    target, cluster, platform=tuple(platform or ()), certs=certs,
-                    insecure=insecure, progress=shown.update, **options,
+                    target,
+                    cluster,
+                    platform=tuple(platform or ()),
+                    certs=certs,
+                    insecure=insecure,
+                    progress=shown.update,
+                    **options,
                 )
         else:
             report = kg.run(target, progress=shown.update, **options)
@@ -330,8 +366,14 @@ def _print_steps(run) -> None:
         done = step["executed"]
         counted = [f"{n} x{done.count(n)}" if done.count(n) > 1 else n for n in dict.fromkeys(done)]
         what = "cached" if step["cached"] else ", ".join(counted) or "nothing to execute"
-        rows.append({"step": step["step"], "status": step["status"], "executed": what,
-                     "time": step["duration_s"]})
+        rows.append(
+            {
+                "step": step["step"],
+                "status": step["status"],
+                "executed": what,
+                "time": step["duration_s"],
+            }
+        )
     print_rows(rows, title="steps", units={"time": "s"}, label="executed")
 
 

@@ -12,15 +12,21 @@ from ckg.core.values import format_number, human_unit
 @app.command("runs")
 def runs(
     experiment: str = typer.Option(
-        None, "--experiment", help="Runs of one experiment, its uid (or start); or of every "
+        None,
+        "--experiment",
+        help="Runs of one experiment, its uid (or start); or of every "
         "experiment with this name, each a new one of ckg run TARGET.",
     ),
     artifact: str = typer.Option(None, "--artifact", help="Runs of one artifact."),
     limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV (every field, uncut)."),
-    ids: bool = typer.Option(False, "--ids", help="Print only the runs' uids, one a line, "
-                             "for another command: ckg show $(ckg runs --ids --limit 1)."),
+    ids: bool = typer.Option(
+        False,
+        "--ids",
+        help="Print only the runs' uids, one a line, "
+        "for another command: ckg show $(ckg runs --ids --limit 1).",
+    ),
 ) -> None:
     """Recorded runs, newest first, with the commit and artifact digest they ran, and the
     experiment that holds each.
@@ -102,7 +108,6 @@ def _with_metrics(row: dict, columns: dict[str, str], after: str | None = None) 
     return out if after in row else out | metrics
 
 
-
 @app.command("diff")
 def diff(
     run_a: str = typer.Argument(..., help="A run uid."),
@@ -125,7 +130,8 @@ def diff(
     for row in rows:
         change = " -> ".join(_shown(row["a"], row["b"]))
         fields.setdefault(row["field"], []).append(
-            change if row["key"] is None else f"{row['key']}: {change}")
+            change if row["key"] is None else f"{row['key']}: {change}"
+        )
     for field, changes in fields.items():
         more = f" (+{len(changes) - 8} more: --json)" if len(changes) > 8 else ""
         print(f"{field}: " + "; ".join(changes[:8]) + more)
@@ -166,17 +172,24 @@ def print_run(uid: str, as_json: bool) -> None:
         print(json.dumps(info, indent=2, default=str, ensure_ascii=False))
         return
     run = info["run"]
-    print(f"run {run.get('uid')}  {run.get('status')}  {run.get('started_at')}  "
-          f"{info['artifact']['alias']} ({info['artifact']['uid']})")
+    print(
+        f"run {run.get('uid')}  {run.get('status')}  {run.get('started_at')}  "
+        f"{info['artifact']['alias']} ({info['artifact']['uid']})"
+    )
     for label, value in (
-        ("experiment", info["experiment_uid"] and f"{info['experiment'] or ''} "
-                       f"({info['experiment_uid']})".lstrip()),
+        (
+            "experiment",
+            info["experiment_uid"]
+            and f"{info['experiment'] or ''} ({info['experiment_uid']})".lstrip(),
+        ),
         ("step", run.get("step")),
         ("command", run.get("command")),
         ("params", run.get("params")),
         ("commit", _commit(run)),
-        ("artifact", f"digest {run.get('artifact_digest')}, "
-                     f"{len(run.get('artifact_files') or {})} files"),
+        (
+            "artifact",
+            f"digest {run.get('artifact_digest')}, {len(run.get('artifact_files') or {})} files",
+        ),
         ("platform", info["platform"].get("uid")),
         ("packages", f"{len(info['packages'])} ({info['package_set']})"),
     ):
@@ -206,5 +219,4 @@ def _measured(m: dict) -> dict:
 def _commit(run: dict) -> str:
     if not run.get("source_commit"):
         return ""
-    return run["source_commit"] + (" (with uncommitted changes)" if run.get("source_dirty")
-                                   else "")
+    return run["source_commit"] + (" (with uncommitted changes)" if run.get("source_dirty") else "")

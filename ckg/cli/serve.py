@@ -14,8 +14,11 @@ def serve(
     ),
     port: int = typer.Option(PORT, "--port", help="Port to listen on."),
     allow_host: list[str] = typer.Option(
-        [], "--allow-host", help="Another name of this machine the browser may use (repeat "
-        "for more); loopback's names and --host are always allowed.", metavar="NAME",
+        [],
+        "--allow-host",
+        help="Another name of this machine the browser may use (repeat "
+        "for more); loopback's names and --host are always allowed.",
+        metavar="NAME",
     ),
 ) -> None:
     """Browse the graph in a web browser: artifacts, runs, experiments' fronts, leaderboards,

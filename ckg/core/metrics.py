@@ -173,25 +173,83 @@ class Registry:
                 base = self._by_alias.get("".join(words[start : start + length]))
                 if base is not None:
                     why = f"as {base.name} ({base.why})"
-                    return Metric(slug(name), base.direction, base.unit, (name,), "", base.name,
-                                  why)
+                    return Metric(
+                        slug(name), base.direction, base.unit, (name,), "", base.name, why
+                    )
         direction, why = infer_direction(name)
         return Metric(slug(name), direction, "", (name,), why=why)
 
 
 #: Words naming a figure where lower is better, and where higher is: the name's evidence when
 #: the registry does not know a metric. Compared with whole words of the name.
-LOWER_WORDS = frozenset({
-    "error", "errors", "err", "loss", "perplexity", "ppl", "entropy", "bpc", "bpb", "bpd",
-    "wer", "cer", "ter", "latency", "time", "seconds", "runtime", "params", "parameters",
-    "size", "memory", "energy", "power", "flops", "mae", "mse", "rmse", "fid", "distance",
-    "eer", "rank", "regret", "cost", "miss", "bits",
-})
-HIGHER_WORDS = frozenset({
-    "accuracy", "acc", "precision", "recall", "f1", "auc", "bleu", "rouge", "map", "mrr",
-    "ndcg", "iou", "miou", "psnr", "ssim", "throughput", "speedup", "hits", "em", "score",
-    "correlation", "success", "reward", "return", "coverage",
-})
+LOWER_WORDS = frozenset(
+    {
+        "error",
+        "errors",
+        "err",
+        "loss",
+        "perplexity",
+        "ppl",
+        "entropy",
+        "bpc",
+        "bpb",
+        "bpd",
+        "wer",
+        "cer",
+        "ter",
+        "latency",
+        "time",
+        "seconds",
+        "runtime",
+        "params",
+        "parameters",
+        "size",
+        "memory",
+        "energy",
+        "power",
+        "flops",
+        "mae",
+        "mse",
+        "rmse",
+        "fid",
+        "distance",
+        "eer",
+        "rank",
+        "regret",
+        "cost",
+        "miss",
+        "bits",
+    }
+)
+HIGHER_WORDS = frozenset(
+    {
+        "accuracy",
+        "acc",
+        "precision",
+        "recall",
+        "f1",
+        "auc",
+        "bleu",
+        "rouge",
+        "map",
+        "mrr",
+        "ndcg",
+        "iou",
+        "miou",
+        "psnr",
+        "ssim",
+        "throughput",
+        "speedup",
+        "hits",
+        "em",
+        "score",
+        "correlation",
+        "success",
+        "reward",
+        "return",
+        "coverage",
+    }
+)
 
 
 def infer_direction(name: str) -> tuple[str | None, str]:
@@ -215,8 +273,10 @@ def infer_direction(name: str) -> tuple[str | None, str]:
     if higher and not lower:
         return "max", f"inferred from {higher[0]!r} in the name: higher is better"
     if lower and higher:
-        return None, (f"unknown: the name holds {lower[0]!r} (lower is better) and "
-                      f"{higher[0]!r} (higher is better)")
+        return None, (
+            f"unknown: the name holds {lower[0]!r} (lower is better) and "
+            f"{higher[0]!r} (higher is better)"
+        )
     return None, "unknown: neither the registry nor the name says which way is better"
 
 

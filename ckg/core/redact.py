@@ -36,8 +36,17 @@ RUN_LABELS = frozenset({"Run", "Experiment"})
 JSON_MAPS = ("env", "env_full", "new_env", "params", "params_grid", "new_state")
 
 _WORDS = r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+"
-_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "SECRETS", "PASSWORD", "PASSWD", "PASSPHRASE",
-                 "CREDENTIAL", "CREDENTIALS")
+_SECRET_WORDS = (
+    "KEY",
+    "TOKEN",
+    "SECRET",
+    "SECRETS",
+    "PASSWORD",
+    "PASSWD",
+    "PASSPHRASE",
+    "CREDENTIAL",
+    "CREDENTIALS",
+)
 # A password of 3 or more characters in a URL: shorter is no secret, and then the mask
 # never makes a text longer (a log is masked in place).
 _URL_PASSWORD = r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)([^/\s@]{3,})@"
@@ -158,7 +167,8 @@ def mask_env(env: Mapping, secrets: Iterable[str] = ()) -> dict:
     """
     secrets = tuple(secrets)
     return {
-        k: (MASK if v not in ("", None) else v) if is_secret_name(str(k))
+        k: (MASK if v not in ("", None) else v)
+        if is_secret_name(str(k))
         else mask_value(v, secrets)
         for k, v in env.items()
     }
@@ -215,8 +225,9 @@ def mask_records(records, secrets: Iterable[str] = ()):
     for item in (*records.nodes, *records.edges):
         for name, value in item.props.items():
             # A list a store keeps holds one type: only lists of text are looked into.
-            if isinstance(value, str) or (isinstance(value, list) and value
-                                          and isinstance(value[0], str)):
+            if isinstance(value, str) or (
+                isinstance(value, list) and value and isinstance(value[0], str)
+            ):
                 item.props[name] = mask_value(value, secrets)
     return records
 
@@ -264,8 +275,9 @@ def _holds(handle, start: int, needles: list[bytes], keep: int) -> bool:
     tail = b""
     while block := handle.read(_CHUNK):
         data = tail + block
-        if any(n in data for n in needles) or (b"://" in data
-                                               and _compiled(_URL_PASSWORD.encode()).search(data)):
+        if any(n in data for n in needles) or (
+            b"://" in data and _compiled(_URL_PASSWORD.encode()).search(data)
+        ):
             return True
         tail = data[-keep:]
     return False
@@ -309,8 +321,9 @@ def seal(text: str, secrets: Iterable[str]) -> str:
     """
     for index, secret in enumerate(secrets):
         for ascii_only in (False, True):  # as json.dumps writes it either way
-            text = text.replace(json.dumps(secret, ensure_ascii=ascii_only)[1:-1],
-                                f"\x1e{index}\x1f")
+            text = text.replace(
+                json.dumps(secret, ensure_ascii=ascii_only)[1:-1], f"\x1e{index}\x1f"
+            )
     return text
 
 

@@ -417,5 +417,6 @@ def choose(
     group = [c for key, _, c in keyed if key[:2] == first]
     cached = set(cached)
     group = [c for c in group if c["uid"] in cached] or group
-    return Choice(group[0], tuple([group[0], *(c for c in found if c is not group[0])]),
-                  tuple(group))
+    return Choice(
+        group[0], tuple([group[0], *(c for c in found if c is not group[0])]), tuple(group)
+    )

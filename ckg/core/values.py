@@ -298,14 +298,30 @@ def read_cell(
         return [(None, value)]
     names = pair_names(column)
     if names is None:
-        return [(None, _bad(raw, f"{_quoted(raw)} is two figures, and column {column!r} "
-                                 "does not say what each is"))]
+        return [
+            (
+                None,
+                _bad(
+                    raw,
+                    f"{_quoted(raw)} is two figures, and column {column!r} "
+                    "does not say what each is",
+                ),
+            )
+        ]
     first, second = pair.group("a").strip(), pair.group("b").strip()
     return [
-        (name, replace(parse_value(figure, name, unit=unit), raw=raw,
-                       stripped=(*stripped, f"{other!r}: the pair's other figure")))
-        for name, figure, other in ((names[0], first, f"/{second}"),
-                                    (names[1], second, f"{first}/"))
+        (
+            name,
+            replace(
+                parse_value(figure, name, unit=unit),
+                raw=raw,
+                stripped=(*stripped, f"{other!r}: the pair's other figure"),
+            ),
+        )
+        for name, figure, other in (
+            (names[0], first, f"/{second}"),
+            (names[1], second, f"{first}/"),
+        )
     ]
 
 
@@ -338,8 +354,11 @@ def pair_names(column: str | None) -> tuple[str, str] | None:
         names = halves = (found.group("a").strip(), found.group("b").strip())
     for half in halves:
         half = half.strip()
-        if (not re.search(r"[^\W\d_]", half) or half.count("(") != half.count(")")
-                or parse_unit(half) is not None):
+        if (
+            not re.search(r"[^\W\d_]", half)
+            or half.count("(") != half.count(")")
+            or parse_unit(half) is not None
+        ):
             return None
     return names
 
@@ -357,9 +376,7 @@ _EMPHASIS = re.compile(r"(?P<mark>\*\*|__|\*|_)(?P<inner>[^*_]+?)(?P=mark)(?P<re
 _MARK = re.compile(r"(?<=[\w%)\]])\s*(?P<mark>[*+†‡§¶#¹²³⁴⁵⁶⁷⁸⁹⁰]+)$")
 #: Bracketed text with a letter in it after a value, ``70.14 (measured by Ge et al., 2018)``,
 #: or a reference number in square brackets, ``84.1 [12]``.
-_NOTE = re.compile(
-    r"(?<=\S)\s*(?P<note>[(\[][^()\[\]]*[^\W\d_][^()\[\]]*[)\]]|\[\d{1,3}\])$"
-)
+_NOTE = re.compile(r"(?<=\S)\s*(?P<note>[(\[][^()\[\]]*[^\W\d_][^()\[\]]*[)\]]|\[\d{1,3}\])$")
 _PAIR = re.compile(rf"(?P<a>{_NUMBER}\s*%?)\s*/\s*(?P<b>{_NUMBER}\s*%?)")
 _PAIR_IN_BRACKETS = re.compile(r"(?P<pre>[^/()]+?)\s*\(\s*(?P<a>[^/()]+)/(?P<b>[^/()]+)\)")
 _PAIR_COLUMN = re.compile(r"(?P<a>[^/]+)/(?P<b>[^/]+)")
@@ -435,8 +452,9 @@ def _own_unit(rest: str, context: Unit | None) -> Unit | None:
     return Unit(unit.canonical, unit.factor * scale) if unit else None
 
 
-def _scaled(number: float, stderr: float | None, unit: Unit | None, raw: str,
-            stripped: tuple[str, ...] = ()) -> Value:
+def _scaled(
+    number: float, stderr: float | None, unit: Unit | None, raw: str, stripped: tuple[str, ...] = ()
+) -> Value:
     factor = unit.factor if unit else 1.0
     value = number * factor
     error = None if stderr is None else stderr * factor
@@ -445,8 +463,13 @@ def _scaled(number: float, stderr: float | None, unit: Unit | None, raw: str,
         return _bad(raw, f"{_quoted(raw)} is not a finite number")
     if unit is None:
         return Value(number, stderr, "", raw, stripped=stripped)
-    return Value(_tidy(value), None if error is None else _tidy(error), unit.canonical, raw,
-                 stripped=stripped)
+    return Value(
+        _tidy(value),
+        None if error is None else _tidy(error),
+        unit.canonical,
+        raw,
+        stripped=stripped,
+    )
 
 
 def _tidy(x: float) -> float:

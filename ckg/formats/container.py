@@ -105,11 +105,19 @@ def read(root: Path, source_uid: str, files: list[Path] | None = None) -> Record
         path = path if path.is_absolute() else root / path
         rel = relpath(path, root)
         if is_dockerfile(path.name):
-            _guard(out, rel, "Dockerfile",
-                   lambda scratch, p=path: read_dockerfile(root, source_uid, p, scratch))
+            _guard(
+                out,
+                rel,
+                "Dockerfile",
+                lambda scratch, p=path: read_dockerfile(root, source_uid, p, scratch),
+            )
             continue
-        _guard(out, rel, "container image",
-               lambda scratch, p=path: _read_archive(root, source_uid, p, scratch, limits))
+        _guard(
+            out,
+            rel,
+            "container image",
+            lambda scratch, p=path: _read_archive(root, source_uid, p, scratch, limits),
+        )
     return out
 
 
@@ -118,8 +126,17 @@ def _guard(out: Records, rel: str, what: str, read_one: Callable[[Records], None
     scratch = Records()
     try:
         read_one(scratch)
-    except (BadImage, UnsafeArchive, tarfile.TarError, OSError, EOFError, ValueError,
-            KeyError, TypeError, AttributeError) as exc:
+    except (
+        BadImage,
+        UnsafeArchive,
+        tarfile.TarError,
+        OSError,
+        EOFError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+    ) as exc:
         out.warnings.append(Problem(rel, f"not a readable {what}: {exc}"))
     else:
         out.extend(scratch)
@@ -177,20 +194,41 @@ def read_dockerfile(root: Path, source_uid: str, path: Path, out: Records) -> No
     meta["docker"] = _images_needed(meta["stages"])  # as a CM meta lists its deps
     folder = relpath(path.parent, root)
     low = path.name.lower()
-    suffix = (low[:-len(".dockerfile")] if low.endswith(".dockerfile") else low[10:]).strip(".-_")
+    suffix = (low[: -len(".dockerfile")] if low.endswith(".dockerfile") else low[10:]).strip(".-_")
     base = path.parent.name if folder != "." else "dockerfile"
     alias = f"{base}-{suffix}" if suffix else base
     uid = derived_uid(source_uid, rel)
-    out.nodes.append(Node("Artifact", uid, {
-        "uid": uid, "alias": alias, "kind": "dockerfile", "format": "container",
-        "tags": list(dict.fromkeys(["dockerfile", "container", alias])), "path": folder,
-        "meta": json_text(meta), "digest": digest(raw), "source_uid": source_uid,
-        "variations": [],
-    }))
+    out.nodes.append(
+        Node(
+            "Artifact",
+            uid,
+            {
+                "uid": uid,
+                "alias": alias,
+                "kind": "dockerfile",
+                "format": "container",
+                "tags": list(dict.fromkeys(["dockerfile", "container", alias])),
+                "path": folder,
+                "meta": json_text(meta),
+                "digest": digest(raw),
+                "source_uid": source_uid,
+                "variations": [],
+            },
+        )
+    )
     for position, entry in enumerate(meta["docker"]):
-        out.dependencies.append(Dependency(
-            uid, "docker", position, entry["tags"], entry["names"], version=entry["version"],
-            path=rel, line=entry["line"]))
+        out.dependencies.append(
+            Dependency(
+                uid,
+                "docker",
+                position,
+                entry["tags"],
+                entry["names"],
+                version=entry["version"],
+                path=rel,
+                line=entry["line"],
+            )
+        )
 
 
 def _images_needed(stages: list[dict]) -> list[dict]:
@@ -203,8 +241,14 @@ def _images_needed(stages: list[dict]) -> list[dict]:
             if image.lower() in earlier or image.lower() == "scratch" or image.isdigit():
                 continue
             name, version = split_image(image)
-            entries.append({"tags": ["docker-image", name], "names": [image],
-                            "version": version, "line": stage["line"]})
+            entries.append(
+                {
+                    "tags": ["docker-image", name],
+                    "names": [image],
+                    "version": version,
+                    "line": stage["line"],
+                }
+            )
         if stage["name"]:
             earlier.add(stage["name"].lower())
         earlier.add(str(index))
@@ -404,14 +448,18 @@ def _read_archive(root: Path, source_uid: str, path: Path, out: Records, limits:
                 _image_records(root, source_uid, path, key, image, layout, blobs, budget, one)
             except ArchiveTooLarge as exc:
                 why = str(exc).split(": ", 1)[-1]  # archives.py's messages start with a path
-                out.warnings.append(Problem(
-                    rel, f"{why}; {len(images) - number} of its {len(images)} images not read"))
+                out.warnings.append(
+                    Problem(
+                        rel, f"{why}; {len(images) - number} of its {len(images)} images not read"
+                    )
+                )
                 break
             out.extend(one)
         for name, expect, actual in blobs.checked:
             if expect and expect != actual:
-                out.warnings.append(Problem(
-                    rel, f"blob {name} has sha256 {actual}, but its digest says {expect}"))
+                out.warnings.append(
+                    Problem(rel, f"blob {name} has sha256 {actual}, but its digest says {expect}")
+                )
     finally:
         blobs.close()
 
@@ -449,12 +497,23 @@ def _oci_images(blobs: _Blobs) -> list[_Image]:
             config, sha = blobs.json(config_name, _hex(config_desc["digest"]))
             annotations = {**annotations, **(manifest.get("annotations") or {})}
             layers = [
-                {"name": _blob_name(d["digest"]), "digest": d["digest"],
-                 "media": str(d.get("mediaType") or "")}
+                {
+                    "name": _blob_name(d["digest"]),
+                    "digest": d["digest"],
+                    "media": str(d.get("mediaType") or ""),
+                }
                 for d in _descriptors(manifest, "layers")
             ]
-            images.append(_Image(str(annotations.get(REF_KEY) or ""), config, f"sha256:{sha}",
-                                 layers, blobs.size(config_name), annotations))
+            images.append(
+                _Image(
+                    str(annotations.get(REF_KEY) or ""),
+                    config,
+                    f"sha256:{sha}",
+                    layers,
+                    blobs.size(config_name),
+                    annotations,
+                )
+            )
         pending, depth = nested, depth + 1
     return images
 
@@ -478,8 +537,14 @@ def _docker_images(blobs: _Blobs) -> list[_Image]:
         named = _HEX.search(config_name)
         config, sha = blobs.json(config_name, named.group(0) if named else "")
         layers = [{"name": n, "digest": "", "media": ""} for n in names]
-        images[config_name, names] = _Image(tags[0] if tags else "", config, f"sha256:{sha}",
-                                            layers, blobs.size(config_name), repo_tags=tags)
+        images[config_name, names] = _Image(
+            tags[0] if tags else "",
+            config,
+            f"sha256:{sha}",
+            layers,
+            blobs.size(config_name),
+            repo_tags=tags,
+        )
     return list(images.values())
 
 
@@ -504,8 +569,9 @@ def _hex(digest_text: str) -> str:
     return value if algorithm == "sha256" else ""
 
 
-def _image_records(root, source_uid, path, key, image: _Image, layout, blobs,
-                   budget: _Budget, out: Records) -> None:
+def _image_records(
+    root, source_uid, path, key, image: _Image, layout, blobs, budget: _Budget, out: Records
+) -> None:
     budget.add(key, image.config_size)  # its meta is made of the config, image by image
     config = image.config if isinstance(image.config, dict) else {}
     run = config.get("config") or {}
@@ -518,8 +584,9 @@ def _image_records(root, source_uid, path, key, image: _Image, layout, blobs,
         name = ""  # an OCI ref.name is often only the tag ("latest"): no name to go by
     alias = (name.rsplit("/", 1)[-1] if name else "") or _stem(path)
     found = Records()
-    layer_digests, warnings = _scan_layers(image, diff_ids, blobs, budget, found, root,
-                                           source_uid, key)
+    layer_digests, warnings = _scan_layers(
+        image, diff_ids, blobs, budget, found, root, source_uid, key
+    )
     uid = derived_uid(source_uid, f"{key}:image")
     meta = {
         "file": path.name,
@@ -538,24 +605,57 @@ def _image_records(root, source_uid, path, key, image: _Image, layout, blobs,
         "config_digest": image.config_digest,
         "layers": layer_digests,
         "diff_ids": diff_ids,
-        "base": {"name": base,
-                 "digest": next((marks[k] for k in BASE_DIGEST_KEYS if marks.get(k)), "")},
-        "docker": [{"tags": ["docker-image", split_image(base)[0]], "names": [base],
-                    "version": split_image(base)[1]}] if base else [],
-        "history": [str(h.get("created_by") or h.get("comment") or "")
-                    for h in config.get("history") or [] if isinstance(h, dict)][:100],
+        "base": {
+            "name": base,
+            "digest": next((marks[k] for k in BASE_DIGEST_KEYS if marks.get(k)), ""),
+        },
+        "docker": [
+            {
+                "tags": ["docker-image", split_image(base)[0]],
+                "names": [base],
+                "version": split_image(base)[1],
+            }
+        ]
+        if base
+        else [],
+        "history": [
+            str(h.get("created_by") or h.get("comment") or "")
+            for h in config.get("history") or []
+            if isinstance(h, dict)
+        ][:100],
     }
     tags = ["container-image", "docker-image", *([name] if name else []), alias]
     folder = relpath(path.parent, root)  # the folder of the unit: a tar, or an image folder
-    out.nodes.append(Node("Artifact", uid, {
-        "uid": uid, "alias": alias, "kind": "image", "format": "container",
-        "tags": list(dict.fromkeys(tags)), "path": folder,
-        "meta": json_text(meta), "digest": digest(json_text(meta).encode()),
-        "source_uid": source_uid, "variations": [],
-    }))
+    out.nodes.append(
+        Node(
+            "Artifact",
+            uid,
+            {
+                "uid": uid,
+                "alias": alias,
+                "kind": "image",
+                "format": "container",
+                "tags": list(dict.fromkeys(tags)),
+                "path": folder,
+                "meta": json_text(meta),
+                "digest": digest(json_text(meta).encode()),
+                "source_uid": source_uid,
+                "variations": [],
+            },
+        )
+    )
     for position, entry in enumerate(meta["docker"]):
-        out.dependencies.append(Dependency(uid, "docker", position, entry["tags"],
-                                           entry["names"], version=entry["version"], path=key))
+        out.dependencies.append(
+            Dependency(
+                uid,
+                "docker",
+                position,
+                entry["tags"],
+                entry["names"],
+                version=entry["version"],
+                path=key,
+            )
+        )
     out.warnings.extend(Problem(key, w) for w in warnings)
     _adopt(found, uid, image.ref or alias, folder, key, out)
 
@@ -576,7 +676,6 @@ def split_image(image: str) -> tuple[str, str]:
         name, tag = image.rsplit(":", 1)
         return name, tag
     return image, ""
-
 
 
 def _stem(path: Path) -> str:
@@ -613,8 +712,16 @@ class _Hashing(io.RawIOBase):
             pass
 
 
-def _scan_layers(image: _Image, diff_ids, blobs: _Blobs, budget: _Budget, found: Records,
-                 root: Path, source_uid: str, key: str) -> tuple[list[str], list[str]]:
+def _scan_layers(
+    image: _Image,
+    diff_ids,
+    blobs: _Blobs,
+    budget: _Budget,
+    found: Records,
+    root: Path,
+    source_uid: str,
+    key: str,
+) -> tuple[list[str], list[str]]:
     """Stream every layer in order into a scratch root of wanted files; read it; return the
     layers' digests and the warnings (digest mismatches, layers left unread). Past the
     archive's bound (``budget``, shared by its images), ArchiveTooLarge."""
@@ -630,19 +737,29 @@ def _scan_layers(image: _Image, diff_ids, blobs: _Blobs, budget: _Budget, found:
                 raw_sha, tar_sha = _unpack_layer(blobs, layer["name"], rootfs, budget)
             except ArchiveTooLarge:
                 raise
-            except (UnsafeArchive, BadImage, tarfile.TarError, OSError, EOFError,
-                    zlib.error) as exc:
+            except (
+                UnsafeArchive,
+                BadImage,
+                tarfile.TarError,
+                OSError,
+                EOFError,
+                zlib.error,
+            ) as exc:
                 why = str(exc).split(": ", 1)[-1]  # archives.py's messages start with a path
                 warnings.append(f"layer {number} ({layer['name']}): {why}; its files are not read")
                 digests.append(layer["digest"])
                 continue
             digests.append(layer["digest"] or f"sha256:{raw_sha}")
             if layer["digest"] and _hex(layer["digest"]) not in ("", raw_sha):
-                warnings.append(f"layer {number}: blob sha256 is {raw_sha}, its descriptor "
-                                f"says {layer['digest']}")
+                warnings.append(
+                    f"layer {number}: blob sha256 is {raw_sha}, its descriptor "
+                    f"says {layer['digest']}"
+                )
             if number <= len(diff_ids) and diff_ids[number - 1] != f"sha256:{tar_sha}":
-                warnings.append(f"layer {number}: content sha256 is {tar_sha}, the config's "
-                                f"diff_id says {diff_ids[number - 1]}")
+                warnings.append(
+                    f"layer {number}: content sha256 is {tar_sha}, the config's "
+                    f"diff_id says {diff_ids[number - 1]}"
+                )
         _read_inside(rootfs, source_uid, key, found)
     return digests, warnings
 
@@ -675,7 +792,7 @@ def _apply(tar: tarfile.TarFile, member: tarfile.TarInfo, rootfs: Path, archive:
         if base == ".wh..wh..opq":  # an opaque folder: what lower layers put there is gone
             gone = list(parent.iterdir()) if parent.is_dir() else []
         else:
-            gone = [parent / base[len(".wh."):]]
+            gone = [parent / base[len(".wh.") :]]
         for path in gone:
             if path.is_dir():
                 shutil.rmtree(path)
@@ -706,12 +823,16 @@ def _read_inside(rootfs: Path, source_uid: str, key: str, out: Records) -> None:
             out.extend(reader.read(rootfs, source_uid, detected[fmt]))
 
 
-def _adopt(found: Records, image_uid: str, ref: str, image_path: str, key: str,
-           out: Records) -> None:
+def _adopt(
+    found: Records, image_uid: str, ref: str, image_path: str, key: str, out: Records
+) -> None:
     """Give the artifacts found inside an image uids of their own (two images, or an image
     and a repository, may hold the same script), mark them, and link them to the image."""
-    renamed = {n.key: derived_uid(n.props["source_uid"], f"{key}!{n.props['path']}")
-               for n in found.nodes if n.label == "Artifact"}
+    renamed = {
+        n.key: derived_uid(n.props["source_uid"], f"{key}!{n.props['path']}")
+        for n in found.nodes
+        if n.label == "Artifact"
+    }
 
     def new(label: str, value: str) -> str:
         if label == "Artifact":
@@ -730,10 +851,12 @@ def _adopt(found: Records, image_uid: str, ref: str, image_path: str, key: str,
         inner = "/" + node.props["path"].lstrip("./")
         meta = json.loads(node.props["meta"])
         meta["in_image"] = {"image": image_uid, "ref": ref, "path": inner}
-        node.props.update(uid=node.key, path=image_path, meta=json_text(meta),
-                          image=image_uid, image_path=inner)
-        out.edges.append(Edge("HOLDS", "Artifact", image_uid, "Artifact", node.key,
-                              {"path": inner}))
+        node.props.update(
+            uid=node.key, path=image_path, meta=json_text(meta), image=image_uid, image_path=inner
+        )
+        out.edges.append(
+            Edge("HOLDS", "Artifact", image_uid, "Artifact", node.key, {"path": inner})
+        )
     for edge in found.edges:
         edge.src_key = new(edge.src_label, edge.src_key)
         edge.dst_key = new(edge.dst_label, edge.dst_key)

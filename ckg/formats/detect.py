@@ -95,7 +95,13 @@ def detect_formats(root: Path) -> Detected:
     """
     root = Path(root)
     found: dict[str, list[str]] = {
-        "cm": [], "mlc": [], "ck": [], "ckg": [], "generic": [], "notebook": [], "container": []
+        "cm": [],
+        "mlc": [],
+        "ck": [],
+        "ckg": [],
+        "generic": [],
+        "notebook": [],
+        "container": [],
     }
     artifact_dirs: set[str] = set()
     image_dirs: set[str] = set()
@@ -148,7 +154,8 @@ def detect_formats(root: Path) -> Detected:
 
     found["generic"] = [f for f in found["generic"] if not _inside(f, artifact_dirs, str(root))]
     found["container"] = [
-        f for f in found["container"]
+        f
+        for f in found["container"]
         if not (f.endswith((".tar", ".TAR")) and _inside(f, image_dirs, str(root)))
     ]
     formats = {fmt: sorted(Path(f) for f in files) for fmt, files in found.items() if files}
@@ -169,8 +176,21 @@ def _container_units(folder: str, dirnames: list[str], names: set[str]) -> list[
 
 
 #: Names that start like a Dockerfile but are its documentation or a template of one.
-_NOT_DOCKERFILE = (".md", ".txt", ".rst", ".json", ".yaml", ".yml", ".j2", ".jinja", ".tmpl",
-                   ".template", ".sh", ".py", ".tar")
+_NOT_DOCKERFILE = (
+    ".md",
+    ".txt",
+    ".rst",
+    ".json",
+    ".yaml",
+    ".yml",
+    ".j2",
+    ".jinja",
+    ".tmpl",
+    ".template",
+    ".sh",
+    ".py",
+    ".tar",
+)
 
 
 def is_dockerfile(name: str) -> bool:
@@ -181,7 +201,8 @@ def is_dockerfile(name: str) -> bool:
     """
     low = name.lower()
     return (low.startswith("dockerfile") or low.endswith(".dockerfile")) and not low.endswith(
-        _NOT_DOCKERFILE)
+        _NOT_DOCKERFILE
+    )
 
 
 def _ck_meta(path: str, real_root: str, root: Path, problems: list[Problem]) -> bool:

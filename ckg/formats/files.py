@@ -37,8 +37,12 @@ ZIP_SUFFIXES = (".zip", ".whl")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 #: The file written last into an extracted folder: its presence means extraction completed.
 COMPLETE_MARK = ".ckg-extracted"
-_SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-            (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+_SPECIAL = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 #: Flags of every open of a source file: a FIFO swapped in after the check does not block
 #: the open, and a final component swapped for a link is not followed.
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -115,7 +119,7 @@ def walk_entries(
                 if not utf8_name(name):
                     why = "name is not valid UTF-8; skipped"
                 elif entry.is_dir(follow_symlinks=False):  # the file type the folder lists:
-                    if name not in skip:                   # no system call
+                    if name not in skip:  # no system call
                         dirs.append(name)
                         paths[name] = entry.path
                     continue
@@ -146,8 +150,12 @@ def link_target(path: str, real_root: str) -> tuple[str, int]:
     the target) inside, or (why it is refused, 0); ("", 0) when it ends at nothing."""
     real = os.path.realpath(path)
     rel = os.path.relpath(real, real_root)
-    if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel) or \
-            VCS_DIRS.intersection(rel.split(os.sep)):
+    if (
+        rel == os.pardir
+        or rel.startswith(os.pardir + os.sep)
+        or os.path.isabs(rel)
+        or VCS_DIRS.intersection(rel.split(os.sep))
+    ):
         try:
             target = os.readlink(path)
         except OSError:
@@ -223,8 +231,11 @@ def read_file(path: str | Path, root: str | Path, limit: int | None = None) -> b
     finally:
         os.close(fd)
     if size > limit or left <= 0:
-        raise OSError(errno.EFBIG, f"larger than {limit} bytes (CKG_ARCHIVE_MAX_BYTES); "
-                      "not read", _shown(path, os.fspath(root)))
+        raise OSError(
+            errno.EFBIG,
+            f"larger than {limit} bytes (CKG_ARCHIVE_MAX_BYTES); not read",
+            _shown(path, os.fspath(root)),
+        )
     return b"".join(parts)
 
 

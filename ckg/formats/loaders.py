@@ -285,8 +285,10 @@ def _json(text: str, rel: str, raw: bytes, salvage: bool) -> Loaded | Problem:
             data = decoder.decode(text)
     except json.JSONDecodeError as e:
         return Problem(rel, f"invalid JSON: {e.msg} (column {e.colno})", e.lineno)
-    warnings += [Problem(rel, f"{key!r} written twice in one object; the first value is kept")
-                 for key in twice]
+    warnings += [
+        Problem(rel, f"{key!r} written twice in one object; the first value is kept")
+        for key in twice
+    ]
     return Loaded(rel, data, raw, text, warnings=warnings)
 
 
@@ -339,8 +341,11 @@ def _cut_deep(text: str, limit: int) -> tuple[str, list[int]]:
 
 def _cut_warning(rel: str, lines: list[int]) -> Problem:
     more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
-    return Problem(rel, f"a value nested deeper than {MAX_DEPTH} levels{more}; "
-                   f"read as null past level {MAX_DEPTH}", lines[0] if lines else None)
+    return Problem(
+        rel,
+        f"a value nested deeper than {MAX_DEPTH} levels{more}; read as null past level {MAX_DEPTH}",
+        lines[0] if lines else None,
+    )
 
 
 def _yaml(text: str, rel: str, raw: bytes, salvage: bool) -> Loaded | Problem:
@@ -360,9 +365,14 @@ def _yaml(text: str, rel: str, raw: bytes, salvage: bool) -> Loaded | Problem:
                     return Problem(rel, msg, bombs[0].start_mark.line + 1)
                 if bombs:
                     more = f" (and {len(bombs) - 1} more)" if len(bombs) > 1 else ""
-                    warnings.append(Problem(
-                        rel, f"YAML aliases expand to more than {MAX_YAML_NODES} nodes; "
-                        f"the value here{more} is read as empty", bombs[0].start_mark.line + 1))
+                    warnings.append(
+                        Problem(
+                            rel,
+                            f"YAML aliases expand to more than {MAX_YAML_NODES} nodes; "
+                            f"the value here{more} is read as empty",
+                            bombs[0].start_mark.line + 1,
+                        )
+                    )
                 data = loader.construct_document(node)
             else:
                 data = construct_tree(loader, node)
@@ -399,9 +409,14 @@ def _first_keys(root: yaml.Node, rel: str) -> list[Problem]:
                     if (key.tag, key.value) in keys:
                         if key.value not in named:
                             named.add(key.value)
-                            warnings.append(Problem(
-                                rel, f"{key.value!r} written twice in one mapping; "
-                                "the first value is kept", key.start_mark.line + 1))
+                            warnings.append(
+                                Problem(
+                                    rel,
+                                    f"{key.value!r} written twice in one mapping; "
+                                    "the first value is kept",
+                                    key.start_mark.line + 1,
+                                )
+                            )
                         continue
                     keys.add((key.tag, key.value))
                 kept.append(pair)
@@ -520,9 +535,13 @@ def _checked(doc: Loaded | Problem, salvage: bool = False) -> Loaded | Problem:
             if not salvage:
                 return Problem(doc.rel, f"{bad} in a {part}; file skipped", doc.line_of(*keys))
             doc.data = _replaced(doc.data)
-            doc.warnings.append(Problem(
-                doc.rel, f"{bad} in a {part}: NUL and lone surrogates read as U+FFFD",
-                doc.line_of(*keys)))
+            doc.warnings.append(
+                Problem(
+                    doc.rel,
+                    f"{bad} in a {part}: NUL and lone surrogates read as U+FFFD",
+                    doc.line_of(*keys),
+                )
+            )
             return doc
     return doc
 
@@ -558,7 +577,8 @@ def _replaced(data: Any) -> Any:
         for key in list(value):
             item = value.pop(key) if isinstance(key, str) and _bad_text(key) else value[key]
             value[replace_unstorable(key) if isinstance(key, str) else key] = (
-                replace_unstorable(item) if isinstance(item, str) else item)
+                replace_unstorable(item) if isinstance(item, str) else item
+            )
             stack.append(item)
     return data
 
@@ -639,8 +659,12 @@ def csv_records(
             twice[name] = None
         else:
             columns[name] = index
-    warnings += [Problem(rel, f"{name!r} written twice in the header; the first column is kept",
-                         reader.line_num) for name in twice]
+    warnings += [
+        Problem(
+            rel, f"{name!r} written twice in the header; the first column is kept", reader.line_num
+        )
+        for name in twice
+    ]
     return header, _csv_rows(reader, columns, rel, warnings)
 
 

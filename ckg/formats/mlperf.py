@@ -202,8 +202,10 @@ def result_set(rec: dict) -> str:
     >>> result_set(a) == result_set({**a, "uid": "2", "Result_Power": 20.5})
     True
     """
-    key = [str(rec.get(k) or "") for k in
-           ("Organization", "Platform", "version", "Model", "Scenario", "Division")]
+    key = [
+        str(rec.get(k) or "")
+        for k in ("Organization", "Platform", "version", "Model", "Scenario", "Division")
+    ]
     return "mlperf:" + hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
 
 
@@ -212,13 +214,15 @@ def _cm_rows(records: list[dict], path: str, out: ResultRecords) -> Iterator[Row
     for index, rec in enumerate(records):
         joined = result_set(rec)
         if joined not in platforms:
-            platforms[joined] = platform_node({
-                "submitter": rec.get("Organization"),
-                "system_name": rec.get("SystemName"),
-                "system_id": rec.get("Platform"),
-                "system_type": rec.get("SystemType"),
-                **{k: rec.get(k) for k in _FINGERPRINT if k in rec},
-            })
+            platforms[joined] = platform_node(
+                {
+                    "submitter": rec.get("Organization"),
+                    "system_name": rec.get("SystemName"),
+                    "system_id": rec.get("Platform"),
+                    "system_type": rec.get("SystemType"),
+                    **{k: rec.get(k) for k in _FINGERPRINT if k in rec},
+                }
+            )
         platform = platforms[joined]
         out.nodes.append(platform)
         model = str(rec.get("Model") or "")
@@ -335,8 +339,9 @@ def _text(path: Path, root: Path, out: ResultRecords) -> str | None:
     try:
         return read_file(path, root).decode("utf-8", errors="replace")
     except OSError as exc:
-        out.warnings.append(Problem(path.relative_to(root).as_posix(),
-                                    f"cannot read: {exc.strerror or exc}"))
+        out.warnings.append(
+            Problem(path.relative_to(root).as_posix(), f"cannot read: {exc.strerror or exc}")
+        )
         return None
 
 

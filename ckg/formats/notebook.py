@@ -79,10 +79,28 @@ KNOWN_DISTRIBUTIONS = {
 #: Calls whose first argument is a file the notebook reads (by the called name's last part).
 READERS = frozenset(
     {
-        "read_csv", "read_table", "read_json", "read_parquet", "read_excel", "read_feather",
-        "read_pickle", "read_hdf", "read_orc", "read_sas", "read_stata", "read_fwf",
-        "load", "loadtxt", "genfromtxt", "fromfile", "load_npz", "imread", "File",
-        "load_dataset", "read_file", "read_text",
+        "read_csv",
+        "read_table",
+        "read_json",
+        "read_parquet",
+        "read_excel",
+        "read_feather",
+        "read_pickle",
+        "read_hdf",
+        "read_orc",
+        "read_sas",
+        "read_stata",
+        "read_fwf",
+        "load",
+        "loadtxt",
+        "genfromtxt",
+        "fromfile",
+        "load_npz",
+        "imread",
+        "File",
+        "load_dataset",
+        "read_file",
+        "read_text",
     }
 )
 SCRAP_TYPES = ("application/scrapbook.scrap.json+json", "application/papermill.record+json")
@@ -111,8 +129,10 @@ def read_one(root: Path, source_uid: str, path: Path, out: Records, **extra) -> 
     # The guarded loader parses the JSON, not nbformat's plain json.loads: one hostile value
     # (nested past the parser, a number of 5,000 digits) costs a warning, not the notebook.
     read = read_text(path, root)
-    doc = read if isinstance(read, Problem) else parse(
-        read[1], rel, ".json", raw=read[0], salvage=True
+    doc = (
+        read
+        if isinstance(read, Problem)
+        else parse(read[1], rel, ".json", raw=read[0], salvage=True)
     )
     if isinstance(doc, Problem):
         why = doc.message.removeprefix("invalid JSON: ")
@@ -265,7 +285,8 @@ def _numbers(scrap) -> dict[str, float]:
     if "name" in scrap and "data" in scrap:
         scrap = {scrap["name"]: scrap["data"]}
     return {
-        str(k): float(v) for k, v in scrap.items()
+        str(k): float(v)
+        for k, v in scrap.items()
         if isinstance(v, int | float) and not isinstance(v, bool)
     }
 
@@ -326,8 +347,11 @@ def _data_files(tree: ast.AST) -> list[str]:
         first = _literal(node.args[0]) if node.args else None
         if first is None:
             first = next(
-                (_literal(k.value) for k in node.keywords
-                 if k.arg in ("filepath_or_buffer", "path", "fname", "file", "filename")),
+                (
+                    _literal(k.value)
+                    for k in node.keywords
+                    if k.arg in ("filepath_or_buffer", "path", "fname", "file", "filename")
+                ),
                 None,
             )
         if isinstance(first, str) and first.strip():

@@ -123,8 +123,13 @@ def merge(out: ResultRecords, part: ResultRecords) -> None:
         setattr(out.tally, name, getattr(out.tally, name) + getattr(part.tally, name))
 
 
-def build_file(path: str, rows: Iterable[Row], source_uid: str, out: ResultRecords,
-               part: ResultRecords | None = None) -> None:
+def build_file(
+    path: str,
+    rows: Iterable[Row],
+    source_uid: str,
+    out: ResultRecords,
+    part: ResultRecords | None = None,
+) -> None:
     """:func:`build` of one file's ``rows``, so that a value of an odd shape (a list where a
     record belongs) costs one warning naming the file, not the import: the file's records
     go to ``part`` (the records its rows' generator also adds to, or new ones), merged
@@ -315,10 +320,17 @@ def _place(row: Row, source_uid: str, placed: dict[str, Row], out: Records) -> t
         uid = result_uid(source_uid, row.path, f"{row.where} ({n})", key)
     if first is not None:
         row = replace(row, where=f"{row.where} ({n})")
-        out.warnings.append(Problem(row.path, (
-            f"{cell_name(first)} ({first.model or 'no model'}: {first.raw!r}) and the cell "
-            f"after it at that place ({row.model or 'no model'}: {row.raw!r}) would be one "
-            f"Result: kept apart, the second as {cell_name(row)}"), row.line))
+        out.warnings.append(
+            Problem(
+                row.path,
+                (
+                    f"{cell_name(first)} ({first.model or 'no model'}: {first.raw!r}) and the cell "
+                    f"after it at that place ({row.model or 'no model'}: {row.raw!r}) would be one "
+                    f"Result: kept apart, the second as {cell_name(row)}"
+                ),
+                row.line,
+            )
+        )
     placed[uid] = row
     return row, uid
 
@@ -359,9 +371,13 @@ def settle_papers(out: Records) -> None:
     for paper in kept.values():
         dates = {d.split(" (", 1)[0] for d in paper.props.get("reported_dates") or []}
         if len(dates) > 1:
-            out.warnings.append(Problem(
-                paper.key, f"dated {'; '.join(paper.props['reported_dates'])}: kept the "
-                f"earliest, {paper.props['date']}"))
+            out.warnings.append(
+                Problem(
+                    paper.key,
+                    f"dated {'; '.join(paper.props['reported_dates'])}: kept the "
+                    f"earliest, {paper.props['date']}",
+                )
+            )
     out.nodes[:] = others + list(kept.values())
 
 
@@ -370,8 +386,12 @@ SCALED = "x100: its leaderboard is on a 0-1 scale"
 
 
 def _board(row: Row) -> tuple:
-    return (row.path, norm_name(row.task), norm_name(row.dataset),
-            metrics.canonical_name(norm_name(row.metric)))
+    return (
+        row.path,
+        norm_name(row.task),
+        norm_name(row.dataset),
+        metrics.canonical_name(norm_name(row.metric)),
+    )
 
 
 def _fraction_boards(parsed: list) -> set[tuple]:

@@ -96,8 +96,9 @@ def parse_block(block, where: str) -> list[Entry]:
             raise InvalidInput(f"{at} must be a mapping")
         unknown = sorted(set(item) - {*FIELDS, "result", "params"})
         if unknown:
-            raise InvalidInput(f"{at}: unknown key {unknown[0]!r} (keys: {', '.join(FIELDS)}, "
-                               "result, params)")
+            raise InvalidInput(
+                f"{at}: unknown key {unknown[0]!r} (keys: {', '.join(FIELDS)}, result, params)"
+            )
         params = item.get("params") or {}
         if not isinstance(params, dict):
             raise InvalidInput(f"{at}: params must map parameter names to values")

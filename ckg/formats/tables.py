@@ -130,11 +130,13 @@ def read(root: Path, source_uid: str, files: list[str | Path] | None = None) -> 
             # A file of another format read as a wide table makes one junk "metric" per
             # key and a null Result per row: refuse it loudly instead.
             columns = sorted({row.metric for row in rows if row.metric})[:6]
-            out.warnings.append(Problem(
-                rel.as_posix(),
-                f"read as a results table, but none of its {len(rows)} cells holds a number "
-                f"(columns {', '.join(columns) or 'none'}): left out; is it in another format?",
-            ))
+            out.warnings.append(
+                Problem(
+                    rel.as_posix(),
+                    f"read as a results table, but none of its {len(rows)} cells holds a number "
+                    f"(columns {', '.join(columns) or 'none'}): left out; is it in another format?",
+                )
+            )
             continue
         build(_with_platforms(rows, out), source_uid, out)
     return out

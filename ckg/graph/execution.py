@@ -105,8 +105,10 @@ def results_matching(store, *, paper, task, dataset, metric, model) -> list[dict
     """Results (as :func:`results_by_uid` gives them, by uid) whose fields agree with every
     one given (None: any): task, dataset and model ignoring case, ``paper`` a Paper uid,
     ``metric`` a registry name."""
-    return store.run(_RESULTS_MATCHING, {"paper": paper, "task": task, "dataset": dataset,
-                                         "metric": metric, "model": model})
+    return store.run(
+        _RESULTS_MATCHING,
+        {"paper": paper, "task": task, "dataset": dataset, "metric": metric, "model": model},
+    )
 
 
 def paper(store, uid: str) -> dict | None:

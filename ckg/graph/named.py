@@ -166,7 +166,13 @@ def parse(text: str, name: str, path: Path | None = None) -> NamedQuery:
             f"declared but not used: {extra or 'none'}"
         )
     return NamedQuery(
-        name, description, cypher, tuple(params), "\n".join(example), " ".join(details), path,
+        name,
+        description,
+        cypher,
+        tuple(params),
+        "\n".join(example),
+        " ".join(details),
+        path,
         table,
     )
 

@@ -52,14 +52,15 @@ def runs_to_remove(store, runs: list[str], experiments: list[str]) -> list[str]:
         One of ``runs`` is a step of a script run (its run is removed whole).
     """
     for row in store.run(_CALLERS, {"uids": runs}):
-        raise UsageError(f"run {row['run']} is a step of run {row['caller']}: remove that "
-                         "run, or its experiment")
-    found = list(dict.fromkeys(
-        runs + [r["uid"] for r in store.run(_IN_EXPERIMENTS, {"uids": experiments})]))
+        raise UsageError(
+            f"run {row['run']} is a step of run {row['caller']}: remove that run, or its experiment"
+        )
+    found = list(
+        dict.fromkeys(runs + [r["uid"] for r in store.run(_IN_EXPERIMENTS, {"uids": experiments})])
+    )
     level = found
     while level:  # the steps of script runs, level by level (CALLED makes a tree)
-        level = [r["uid"] for r in store.run(_CALLED_BY, {"uids": level})
-                 if r["uid"] not in found]
+        level = [r["uid"] for r in store.run(_CALLED_BY, {"uids": level}) if r["uid"] not in found]
         found += level
     return found
 

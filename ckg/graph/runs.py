@@ -66,8 +66,9 @@ ORDER BY created_at, uid
 _JSON = ("params", "env", "env_full", "new_env", "new_state", "artifact_files")
 
 
-def list_runs(store, experiment: str | None = None, artifact: str | None = None,
-              limit: int = 50) -> list[dict]:
+def list_runs(
+    store, experiment: str | None = None, artifact: str | None = None, limit: int = 50
+) -> list[dict]:
     """Top-level runs (not the steps of a script run), newest first, each with its
     ``measurements`` (:func:`ckg.graph.browse.measurements`); ``experiment`` as
     :func:`select_experiments` takes it: a name, the runs of every experiment so named."""
@@ -131,11 +132,14 @@ def resolve_experiment(store, text: str, *, prefix: bool = True) -> str:
     """
     named = _experiments(store, text, prefix)
     if len(named) > 1:
-        listed = ", ".join(f"{r['uid']} ({r['runs']} runs, {(r['created_at'] or '?')[:16]})"
-                           for r in named[:8])
+        listed = ", ".join(
+            f"{r['uid']} ({r['runs']} runs, {(r['created_at'] or '?')[:16]})" for r in named[:8]
+        )
         more = f" and {len(named) - 8} more" if len(named) > 8 else ""
-        raise UsageError(f"{len(named)} experiments are named {text!r}: {listed}{more}; "
-                         "give one's uid (or its start)")
+        raise UsageError(
+            f"{len(named)} experiments are named {text!r}: {listed}{more}; "
+            "give one's uid (or its start)"
+        )
     return named[0]["uid"]
 
 
@@ -174,8 +178,7 @@ def no_experiment(text: str, rows: list[dict]) -> NotFound:
     however many experiments have it)."""
     names = sorted({r["name"] or r["uid"] for r in rows})
     listed = ", ".join(names[:8]) or "none yet: ckg run records one"
-    return NotFound(f"no experiment {text!r}{did_you_mean(text, names)}; "
-                    f"experiments: {listed}")
+    return NotFound(f"no experiment {text!r}{did_you_mean(text, names)}; experiments: {listed}")
 
 
 def resolve_run_or_experiment(store, text: str) -> tuple[str, str]:
@@ -197,8 +200,10 @@ def resolve_run_or_experiment(store, text: str) -> tuple[str, str]:
     except NotFound:
         experiment = None
     if runs and experiment:
-        raise UsageError(f"{text!r} names a run ({runs[0]}) and an experiment ({experiment}): "
-                         "give more of the uid")
+        raise UsageError(
+            f"{text!r} names a run ({runs[0]}) and an experiment ({experiment}): "
+            "give more of the uid"
+        )
     if experiment:
         return "Experiment", experiment
     if not runs:
@@ -260,8 +265,7 @@ def provenance(info: dict) -> dict:
         "source_dirty": run.get("source_dirty"),
         "source_digest": run.get("source_digest"),
         "artifact_digest": run.get("artifact_digest"),
-        "files": run.get("artifact_files") if isinstance(run.get("artifact_files"), dict)
-        else None,
+        "files": run.get("artifact_files") if isinstance(run.get("artifact_files"), dict) else None,
         "env": run.get("env_full") if isinstance(run.get("env_full"), dict) else run.get("env"),
         "packages": as_map(info["packages"]) if info["packages"] else None,
         "platform": platform or None,
@@ -324,8 +328,12 @@ def diff(a: dict, b: dict) -> dict:
         x, y = a.get(key), b.get(key)
         if x == y:
             continue
-        if isinstance(x, dict | None) and isinstance(y, dict | None) and (x or y) is not None \
-                and (isinstance(x, dict) or isinstance(y, dict)):
+        if (
+            isinstance(x, dict | None)
+            and isinstance(y, dict | None)
+            and (x or y) is not None
+            and (isinstance(x, dict) or isinstance(y, dict))
+        ):
             x, y = x or {}, y or {}
             part = {
                 "only_a": sorted(set(x) - set(y)),

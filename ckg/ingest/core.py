@@ -110,8 +110,11 @@ class IngestSummary:
         imported = self.__dict__.get("runs_imported")
         if imported is None or name.startswith("_") or not hasattr(imported, name):
             raise AttributeError(name)
-        warnings.warn(f"IngestSummary.{name} of an export folder: read "
-                      f"IngestSummary.runs_imported.{name}", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"IngestSummary.{name} of an export folder: read IngestSummary.runs_imported.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return getattr(imported, name)
 
     def as_dict(self) -> dict:
@@ -305,8 +308,7 @@ def ingest(
         return _done(summary, started)
 
 
-def _ingest_results_file(store, home, location, ref, name, fmt, strict,
-                         started) -> IngestSummary:
+def _ingest_results_file(store, home, location, ref, name, fmt, strict, started) -> IngestSummary:
     """One results file, written as ``ckg results import`` of it writes it: its ``Source``
     (kind ``file``), its Results, its stale Results removed, papers linked to code."""
     from ckg.formats.results import KNOWN
@@ -320,10 +322,19 @@ def _ingest_results_file(store, home, location, ref, name, fmt, strict,
     try:
         source, records = read_path(location, Path(home) / "cache")
     except InvalidInput:
-        raise InvalidInput(f"{location} is neither a folder, a Git repository, an archive nor "
-                           f"a results file ({KNOWN})") from None
-    summary = IngestSummary(source.key, location, "file", name=name or "", files=1,
-                            results=records.tally.results, warnings=list(records.warnings))
+        raise InvalidInput(
+            f"{location} is neither a folder, a Git repository, an archive nor "
+            f"a results file ({KNOWN})"
+        ) from None
+    summary = IngestSummary(
+        source.key,
+        location,
+        "file",
+        name=name or "",
+        files=1,
+        results=records.tally.results,
+        warnings=list(records.warnings),
+    )
     if strict and summary.warnings:
         raise StrictFailure(summary)
     if name:
@@ -486,7 +497,7 @@ class _Reader:
             sha.update(f.encode() + b"\0")
             try:
                 with open_file(self.root / f, self.root) as handle:  # in chunks: an image
-                    while chunk := handle.read(1 << 20):             # archive is large
+                    while chunk := handle.read(1 << 20):  # archive is large
                         sha.update(chunk)
             except OSError as exc:  # swapped since the walk: the importer says why
                 sha.update(str(exc).encode())

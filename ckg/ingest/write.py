@@ -196,8 +196,9 @@ def _write_resolutions(store, resolutions, report) -> None:
             unresolved.append({"key": r.entry, "props": props})
             needs.append({"src": r.dependency.artifact_uid, "dst": r.entry, "props": {}})
     for start in range(0, len(edges), BATCH_SIZE):
-        store.upsert_keyed_edges("DEPENDS_ON", "Artifact", "Artifact", "entry",
-                                 edges[start : start + BATCH_SIZE])
+        store.upsert_keyed_edges(
+            "DEPENDS_ON", "Artifact", "Artifact", "entry", edges[start : start + BATCH_SIZE]
+        )
         report("edges", min(start + BATCH_SIZE, len(edges)), len(edges))
     if unresolved:
         store.upsert_nodes("UnresolvedDependency", unresolved)

@@ -247,9 +247,7 @@ def select_keys(patterns: list, values: dict) -> dict:
     return out
 
 
-def tags_from_env(
-    entry: dict, env: dict, key: str, prefix: str, dialect: Dialect = MLCFLOW
-) -> str:
+def tags_from_env(entry: dict, env: dict, key: str, prefix: str, dialect: Dialect = MLCFLOW) -> str:
     """The tags ``update_tags_from_env`` (``prefix`` ``""``) or
     ``update_tags_from_env_with_prefix`` add to a dependency entry for ``key``, each as
     ``,PREFIXVALUE``: from the entry's own ``env`` where set there, else from ``env``; a list

@@ -104,8 +104,9 @@ class Objective:
         return f"{self.name}:{self.direction}" if self.direction else self.name
 
 
-def parse_objectives(spec: str | Sequence[str | Objective], *,
-                     undirected: bool = False) -> list[Objective]:
+def parse_objectives(
+    spec: str | Sequence[str | Objective], *, undirected: bool = False
+) -> list[Objective]:
     """Objectives from ``"accuracy:max,latency"`` or a list of such items.
 
     A name without ``:min`` / ``:max`` takes its direction from the metric registry

@@ -40,8 +40,9 @@ def paper_key(store, paper: str) -> tuple[str, str]:
     raise NotFound(f"no paper {uid!r} in the graph{hint}")
 
 
-def reproduce(store, home, paper: str, *, repeat: int = 1, trust: bool = False,
-              timeout_s: float | None = None) -> Reproduction:
+def reproduce(
+    store, home, paper: str, *, repeat: int = 1, trust: bool = False, timeout_s: float | None = None
+) -> Reproduction:
     """Run, for each result of ``paper``, the implementing artifact configured to reproduce
     it, and compare: one row per reported result and run of this command.
 
@@ -119,8 +120,9 @@ def reproduce(store, home, paper: str, *, repeat: int = 1, trust: bool = False,
         if rows:
             outcome.rows += rows
             continue
-        why = _why_not(result, artifacts, runnable, planned.get(result["uid"], []),
-                       errors, runs, aliases)
+        why = _why_not(
+            result, artifacts, runnable, planned.get(result["uid"], []), errors, runs, aliases
+        )
         outcome.rows.append(_bare_row(result, why))
     return outcome
 
@@ -131,8 +133,9 @@ def _configured(store, artifact: dict) -> list[tuple[str, dict]]:
     found = []
     for index, entry in enumerate(parse_block(meta.get("reproduces"), artifact["alias"])):
         where = f"{artifact['alias']}: reproduces[{index}]"
-        found += [(uid, dict(entry.params))
-                  for uid in resolve(store, entry, strict=False, where=where)]
+        found += [
+            (uid, dict(entry.params)) for uid in resolve(store, entry, strict=False, where=where)
+        ]
     return found
 
 
@@ -159,9 +162,22 @@ def _why_not(result, artifacts, runnable, planned, errors, runs, aliases) -> str
 
 def _bare_row(result: dict, status: str) -> dict:
     return {
-        "task": result["task"], "dataset": result["dataset"], "model": result["model"],
-        "metric": result["metric"], "reported": result["value"], "unit": result["unit"],
-        "reproduced": None, "stdev": None, "n": None, "reproduced_unit": None, "ratio": None,
-        "platform": None, "run": None, "artifact": None, "how": None, "started_at": None,
-        "result": result["uid"], "status": status,
+        "task": result["task"],
+        "dataset": result["dataset"],
+        "model": result["model"],
+        "metric": result["metric"],
+        "reported": result["value"],
+        "unit": result["unit"],
+        "reproduced": None,
+        "stdev": None,
+        "n": None,
+        "reproduced_unit": None,
+        "ratio": None,
+        "platform": None,
+        "run": None,
+        "artifact": None,
+        "how": None,
+        "started_at": None,
+        "result": result["uid"],
+        "status": status,
     }

@@ -50,14 +50,22 @@ def check_image(image: str) -> str:
 (docker would read it as an option)
     """
     if image.startswith("-"):
-        raise InvalidInput(f"container image {image!r} refused: it starts with '-' "
-                           "(docker would read it as an option)")
+        raise InvalidInput(
+            f"container image {image!r} refused: it starts with '-' "
+            "(docker would read it as an option)"
+        )
     return image
 
 
-def docker_run(image: str, command: list[str] | None = None, *, engine: str = "docker",
-               workdir: Path | None = None, mounts: tuple[tuple[Path, bool], ...] = (),
-               env: dict[str, str] | None = None) -> list[str]:
+def docker_run(
+    image: str,
+    command: list[str] | None = None,
+    *,
+    engine: str = "docker",
+    workdir: Path | None = None,
+    mounts: tuple[tuple[Path, bool], ...] = (),
+    env: dict[str, str] | None = None,
+) -> list[str]:
     """The argument list of ``docker run`` for ``image``.
 
     ``mounts`` are host folders, each mounted at the same path (read-only when its flag
@@ -80,15 +88,22 @@ def docker_run(image: str, command: list[str] | None = None, *, engine: str = "d
     return [*argv, check_image(image), *(command or [])]
 
 
-def wrap(command: str, image: str, *, engine: str, workdir: Path, artifact_dir: Path,
-         env: dict[str, str]) -> str:
+def wrap(
+    command: str, image: str, *, engine: str, workdir: Path, artifact_dir: Path, env: dict[str, str]
+) -> str:
     """A step's shell ``command`` as a ``docker run`` of ``image`` with the run's folder
     (read-write) and the artifact's folder (read-only) mounted at their own paths and ckg's
     variables set; this interpreter's path in the command becomes the image's ``python3``."""
     inside = command.replace(sys.executable, "python3")
     keys = {k: v for k, v in env.items() if not k.startswith("+")}
-    argv = docker_run(image, ["sh", "-c", inside], engine=engine, workdir=workdir,
-                      mounts=((workdir, False), (artifact_dir, True)), env=keys)
+    argv = docker_run(
+        image,
+        ["sh", "-c", inside],
+        engine=engine,
+        workdir=workdir,
+        mounts=((workdir, False), (artifact_dir, True)),
+        env=keys,
+    )
     return shlex.join(argv)
 
 

@@ -56,8 +56,11 @@ def inject_parameters(nb, params: dict):
     lines = ["# Parameters injected by ckg", *(f"{k} = {v!r}" for k, v in params.items())]
     cell = nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": [INJECTED_TAG]})
     at = next(
-        (i + 1 for i, c in enumerate(nb.cells)
-         if PARAMETERS_TAG in (c.get("metadata", {}).get("tags") or ())),
+        (
+            i + 1
+            for i, c in enumerate(nb.cells)
+            if PARAMETERS_TAG in (c.get("metadata", {}).get("tags") or ())
+        ),
         0,
     )
     nb.cells.insert(at, cell)
@@ -112,8 +115,12 @@ def _kernel_manager(kernels: Path):
     (spec / "kernel.json").write_text(json.dumps(kernel))
     manager = KernelSpecManager(kernel_dirs=[str(kernels)])
     # Unix sockets in the private folder, not TCP ports any local user could reach.
-    return KernelManager(kernel_name="ckg-python", kernel_spec_manager=manager,
-                         transport="ipc", ip=str(kernels / "kernel"))
+    return KernelManager(
+        kernel_name="ckg-python",
+        kernel_spec_manager=manager,
+        transport="ipc",
+        ip=str(kernels / "kernel"),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,9 +128,18 @@ class Measured:
         return figures(self.outcomes, self.energies, self.reported)
 
 
-def measure_command(command: str, *, workdir: Path, env: dict, log_path: Path,
-                    timeout_s: float | None, secrets: tuple[str, ...], meter: EnergyMeter,
-                    repeat: int, warmup: int) -> Measured:
+def measure_command(
+    command: str,
+    *,
+    workdir: Path,
+    env: dict,
+    log_path: Path,
+    timeout_s: float | None,
+    secrets: tuple[str, ...],
+    meter: EnergyMeter,
+    repeat: int,
+    warmup: int,
+) -> Measured:
     """Execute ``command`` ``warmup`` unmeasured then ``repeat`` measured times in
     ``workdir``, stopping at the first failure (which is kept, measured or not); the
     outputs of the previous execution are removed before each."""
@@ -138,8 +147,9 @@ def measure_command(command: str, *, workdir: Path, env: dict, log_path: Path,
     for index in range(warmup + repeat):
         clear_outputs(workdir)
         mark = meter.start()
-        outcome = execute(command, cwd=workdir, env=env, log_path=log_path,
-                          timeout_s=timeout_s, secrets=secrets)
+        outcome = execute(
+            command, cwd=workdir, env=env, log_path=log_path, timeout_s=timeout_s, secrets=secrets
+        )
         energy = meter.stop(mark, cpu_s=outcome.user_s + outcome.system_s)
         if outcome.status != "ok":
             measured.status, measured.exit_code = outcome.status, outcome.exit_code
@@ -149,8 +159,7 @@ def measure_command(command: str, *, workdir: Path, env: dict, log_path: Path,
         if index >= warmup:
             measured.outcomes.append(outcome)
             measured.energies.append(energy)
-            measured.reported.append(
-                canonical_metrics(result_metrics(workdir, outcome.log_tail)))
+            measured.reported.append(canonical_metrics(result_metrics(workdir, outcome.log_tail)))
     return measured
 
 
@@ -159,9 +168,12 @@ def result_of(uid: str, params: dict, figures_: list[Figure], **fields) -> RunRe
     (per-device parts left out) and their units, with ``fields`` as given."""
     values = {f.metric: f for f in figures_ if not f.device}
     return RunResult(
-        uid=uid, params=params,
+        uid=uid,
+        params=params,
         metrics={m: statistics.median(f.values) for m, f in values.items()},
-        units={m: f.unit for m, f in values.items()}, **fields)
+        units={m: f.unit for m, f in values.items()},
+        **fields,
+    )
 
 
 class StepCache:
@@ -216,8 +228,9 @@ class StepCache:
     def store(self, step, key: str, exported: dict, run_uid: str) -> None:
         """Keep what ``step`` exported when it ran now, as ``run_uid``, on disk."""
         if not self.options.no_cache:
-            trust.cache_put(self.home, key,
-                            {"status": "ok", "env": exported, "run": run_uid, "step": step.id})
+            trust.cache_put(
+                self.home, key, {"status": "ok", "env": exported, "run": run_uid, "step": step.id}
+            )
 
     def remember(self, step, key: str, exported: dict) -> None:
         """Reuse ``exported`` for ``step`` with ``key`` for the rest of this command."""
@@ -274,8 +287,15 @@ class WorkflowPoint:
                 shown.append(script_dry(step, params, workdir, folder))
                 continue
             prepared = self.prepare(step, params, {}, workdir)
-            shown.append({"step": step.id, "params": params, "cwd": str(workdir),
-                          "command": prepared.command, "env": prepared.set_env})
+            shown.append(
+                {
+                    "step": step.id,
+                    "params": params,
+                    "cwd": str(workdir),
+                    "command": prepared.command,
+                    "env": prepared.set_env,
+                }
+            )
         return shown
 
     def prepare(self, step, params: dict, dep_env: dict, workdir: Path) -> steps.Prepared:
@@ -283,16 +303,29 @@ class WorkflowPoint:
         to run in the ``--in-container`` image when there is one."""
         command = self.command
         folder = command.checkouts.folder(step)
-        prepared = steps.prepare(step.format, step.meta, step_env=step.env, params=params,
-                                 dep_env=dep_env, user_env=command.global_env,
-                                 artifact_dir=folder, workdir=workdir)
+        prepared = steps.prepare(
+            step.format,
+            step.meta,
+            step_env=step.env,
+            params=params,
+            dep_env=dep_env,
+            user_env=command.global_env,
+            artifact_dir=folder,
+            workdir=workdir,
+        )
         image = command.options.in_container
         if image and prepared.command is not None:
             from ckg.run.container import find_engine, wrap
 
             engine = "docker" if command.options.dry_run else find_engine()
-            prepared.command = wrap(prepared.command, image, engine=engine, workdir=workdir,
-                                    artifact_dir=folder, env=prepared.set_env)
+            prepared.command = wrap(
+                prepared.command,
+                image,
+                engine=engine,
+                workdir=workdir,
+                artifact_dir=folder,
+                env=prepared.set_env,
+            )
         return prepared
 
     def _dependency(self, step, dep_env: dict, used: list[str], report: Report) -> dict:
@@ -306,8 +339,9 @@ class WorkflowPoint:
         if exported is not None:
             report.cached_steps += 1
         else:
-            status, exported, result = self._execute(step, {}, dep_env, list(used), key,
-                                                     repeat=1, warmup=0, report=report)
+            status, exported, result = self._execute(
+                step, {}, dep_env, list(used), key, repeat=1, warmup=0, report=report
+            )
             report.dependency_runs += 1
             if status != "ok":
                 raise RunFailed(
@@ -318,13 +352,20 @@ class WorkflowPoint:
         cache.remember(step, key, exported)
         return exported
 
-    def _target(self, step, point: dict, dep_env: dict, used: list[str],
-                report: Report) -> RunResult:
-        key = self.cache.key(step, point,
-                             self.command.checkouts.info(step.uid).get("digest") or "")
-        _, _, result = self._execute(step, point, dep_env, list(used), key,
-                                     repeat=self.command.options.repeat,
-                                     warmup=self.command.warmup(), report=report)
+    def _target(
+        self, step, point: dict, dep_env: dict, used: list[str], report: Report
+    ) -> RunResult:
+        key = self.cache.key(step, point, self.command.checkouts.info(step.uid).get("digest") or "")
+        _, _, result = self._execute(
+            step,
+            point,
+            dep_env,
+            list(used),
+            key,
+            repeat=self.command.options.repeat,
+            warmup=self.command.warmup(),
+            report=report,
+        )
         return result
 
     def _execute(self, step, params, dep_env, used, key, *, repeat, warmup, report):
@@ -340,9 +381,16 @@ class WorkflowPoint:
         started = now()
         if prepared.command is not None:
             measured = measure_command(
-                prepared.command, workdir=workdir, env=env, log_path=workdir / LOG_NAME,
-                timeout_s=command.options.timeout_s or prepared.timeout_s, secrets=secrets,
-                meter=command.meter, repeat=repeat, warmup=warmup)
+                prepared.command,
+                workdir=workdir,
+                env=env,
+                log_path=workdir / LOG_NAME,
+                timeout_s=command.options.timeout_s or prepared.timeout_s,
+                secrets=secrets,
+                meter=command.meter,
+                repeat=repeat,
+                warmup=warmup,
+            )
         else:
             workdir.mkdir(parents=True, exist_ok=True)
             measured = Measured()
@@ -372,16 +420,27 @@ class WorkflowPoint:
             **prepared.run_props,
             **command.provenance.of(step.uid, root, folder),
         }
-        records = record.run_records(run_props, artifact_uid=step.uid, figures=figures_,
-                                     platform=command.platform,
-                                     experiment=command.experiment, used=used)
+        records = record.run_records(
+            run_props,
+            artifact_uid=step.uid,
+            figures=figures_,
+            platform=command.platform,
+            experiment=command.experiment,
+            used=used,
+        )
         if target:  # what it reproduces, written before MEASURED
             records.edges[:0] = command.reproduces.edges(run_uid, params)
         command.provenance.link_packages(records, run_uid)
         command.write(records, report, secrets)
-        result = result_of(run_uid, params, figures_, status=measured.status,
-                           exit_code=measured.exit_code, workdir=str(workdir),
-                           log_tail=run_props["log_tail"])
+        result = result_of(
+            run_uid,
+            params,
+            figures_,
+            status=measured.status,
+            exit_code=measured.exit_code,
+            workdir=str(workdir),
+            log_tail=run_props["log_tail"],
+        )
         return measured.status, exported, result
 
 

@@ -132,8 +132,9 @@ class Reproduces:
         """``(Run)-[:REPRODUCES]->(Result)`` edges of the run ``run_uid`` at ``point``."""
         from ckg.core.records import Edge
 
-        return [Edge("REPRODUCES", "Run", run_uid, "Result", uid)
-                for uid in self.results_for(point)]
+        return [
+            Edge("REPRODUCES", "Run", run_uid, "Result", uid) for uid in self.results_for(point)
+        ]
 
 
 def for_target(store, step, given: Sequence[str] = ()) -> Reproduces:

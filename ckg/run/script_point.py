@@ -44,11 +44,20 @@ class ScriptPoint:
         roots = {s.source_uid: checkouts.root(s) for s in scripts}
         self.index = index_file(store, command.home, roots)
         # A hook may run a script the plan does not hold: the worker checks its folder too.
-        self.guarded = () if command.options.trust else tuple(sorted(
-            {checkouts.root(s) for s in scripts
-             if checkouts.info(s.uid).get("source_kind") == "dir"}))
-        self.wanted = [w[1:] for w in target_text.replace(",", " ").split()
-                       if w.startswith("_")]
+        self.guarded = (
+            ()
+            if command.options.trust
+            else tuple(
+                sorted(
+                    {
+                        checkouts.root(s)
+                        for s in scripts
+                        if checkouts.info(s.uid).get("source_kind") == "dir"
+                    }
+                )
+            )
+        )
+        self.wanted = [w[1:] for w in target_text.replace(",", " ").split() if w.startswith("_")]
         self.wanted += list(command.options.variations)
 
     def run(self, point: dict, report: Report) -> RunResult:
@@ -63,8 +72,9 @@ class ScriptPoint:
             "tags": ",".join("_" + v for v in self.wanted),
             "env": {k: str(v) for k, v in {**command.global_env, **point}.items()},
         }
-        secrets = redact.combine(command.ambient,
-                                 redact.secret_values(job_input["env"], options.inputs))
+        secrets = redact.combine(
+            command.ambient, redact.secret_values(job_input["env"], options.inputs)
+        )
         run_uid = command.target_uid()
         workdir = command.home / "runs" / run_uid
         warmup = command.warmup()
@@ -74,16 +84,32 @@ class ScriptPoint:
             clear_outputs(workdir)
             mark = command.meter.start()
             times = os.times()
-            result = invoke(self.index, job_input, home=command.home, workdir=workdir,
-                            log_path=workdir / LOG_NAME, prefer=target.source_uid,
-                            use_cache=not options.no_cache, renew=options.renew,
-                            timeout_s=options.timeout_s, prefix=steps.PREFIX[target.format],
-                            guarded=self.guarded, secrets=secrets)
+            result = invoke(
+                self.index,
+                job_input,
+                home=command.home,
+                workdir=workdir,
+                log_path=workdir / LOG_NAME,
+                prefer=target.source_uid,
+                use_cache=not options.no_cache,
+                renew=options.renew,
+                timeout_s=options.timeout_s,
+                prefix=steps.PREFIX[target.format],
+                guarded=self.guarded,
+                secrets=secrets,
+            )
             if result.outcome is None:  # served here from the cache: this process's CPU
                 done = os.times()
-                result.outcome = Outcome("ok" if result.status == "ok" else "failed", 0,
-                                         result.wall_s, done.user - times.user,
-                                         done.system - times.system, 0, "", os.getpid())
+                result.outcome = Outcome(
+                    "ok" if result.status == "ok" else "failed",
+                    0,
+                    result.wall_s,
+                    done.user - times.user,
+                    done.system - times.system,
+                    0,
+                    "",
+                    os.getpid(),
+                )
             cpu = result.outcome.user_s + result.outcome.system_s
             energy = command.meter.stop(mark, cpu_s=cpu)
             if index_ >= warmup or result.status != "ok":
@@ -92,8 +118,9 @@ class ScriptPoint:
                 measured.energies.append(energy)
                 if result.status == "ok" and result.steps:
                     top = result.steps[0]
-                    found = result_metrics(Path(top.get("workdir") or workdir),
-                                           top.get("log_tail", ""))
+                    found = result_metrics(
+                        Path(top.get("workdir") or workdir), top.get("log_tail", "")
+                    )
                     measured.reported.append(canonical_metrics(found) if found else {})
             if result.status != "ok":
                 break
@@ -103,10 +130,13 @@ class ScriptPoint:
         report.dependency_runs += sum(1 for st in last.steps[1:] if st.get("executed"))
         top = last.steps[0] if last.steps else {}
         return result_of(
-            run_uid, point, measured.figures(),
+            run_uid,
+            point,
+            measured.figures(),
             status=last.status,
-            exit_code=0 if last.status == "ok" else (
-                last.outcome.exit_code if last.outcome and last.outcome.exit_code else 1),
+            exit_code=0
+            if last.status == "ok"
+            else (last.outcome.exit_code if last.outcome and last.outcome.exit_code else 1),
             workdir=str(workdir),
             log_tail=top.get("log_tail", ""),
             new_env=last.new_env,
@@ -115,8 +145,16 @@ class ScriptPoint:
             error=last.error,
         )
 
-    def _record(self, result, run_uid, point, measured: Measured, workdir: Path,
-                report: Report, secrets: tuple[str, ...]) -> list[dict]:
+    def _record(
+        self,
+        result,
+        run_uid,
+        point,
+        measured: Measured,
+        workdir: Path,
+        report: Report,
+        secrets: tuple[str, ...],
+    ) -> list[dict]:
         """One Run per step (the first is the target's, with the measurements), and a
         CacheEntry node for each cache entry made or reused; what each step did, as shown."""
         from ckg.run.scripts.index import load_index
@@ -125,8 +163,10 @@ class ScriptPoint:
         # As invoke loaded it (the same key): read and built once per command, not twice.
         scripts = load_index(self.index, prefer=self.target.source_uid)
 
-        uids = {st["id"]: (run_uid if k == 0 else "run-" + uuid.uuid4().hex)
-                for k, st in enumerate(result.steps)}
+        uids = {
+            st["id"]: (run_uid if k == 0 else "run-" + uuid.uuid4().hex)
+            for k, st in enumerate(result.steps)
+        }
         records = Records()
         shown = []
         used = sorted({st["uid"] for st in result.steps[1:]})
@@ -145,13 +185,13 @@ class ScriptPoint:
                 "exit_code": 0 if status in ("ok", "cached", "skipped") else 1,
                 "step": " ".join([st["alias"], *("_" + v for v in st.get("variations") or [])]),
                 "tags": st.get("tags", ""),
-                "params": json.dumps(redact.mask_env(point if k == 0 else {}, secrets),
-                                     sort_keys=True),
+                "params": json.dumps(
+                    redact.mask_env(point if k == 0 else {}, secrets), sort_keys=True
+                ),
                 "variations": list(st.get("variations") or []),
                 "version": st.get("version", ""),
                 "new_env": redact.env_text(st.get("new_env") or {}, secrets),
-                "new_state": json.dumps(st.get("new_state") or {}, sort_keys=True,
-                                        default=str),
+                "new_state": json.dumps(st.get("new_state") or {}, sort_keys=True, default=str),
                 "error": st.get("error", ""),
                 "workdir": st.get("workdir") or str(workdir),
                 "log_tail": st.get("log_tail", ""),
@@ -160,18 +200,22 @@ class ScriptPoint:
             }
             script = scripts.scripts.get(st["uid"])
             if script is not None:
-                props.update(command.provenance.of(st["uid"], script.repo_path,
-                                                   Path(script.path)))
+                props.update(command.provenance.of(st["uid"], script.repo_path, Path(script.path)))
             step_records = record.run_records(
-                props, artifact_uid=st["uid"], figures=measured.figures() if k == 0 else [],
-                platform=command.platform, experiment=command.experiment,
-                used=used if k == 0 else [])
+                props,
+                artifact_uid=st["uid"],
+                figures=measured.figures() if k == 0 else [],
+                platform=command.platform,
+                experiment=command.experiment,
+                used=used if k == 0 else [],
+            )
             if k == 0:  # the target's Run: what it reproduces, written before MEASURED
                 step_records.edges[:0] = command.reproduces.edges(props["uid"], point)
             command.provenance.link_packages(step_records, props["uid"])
             if st.get("parent") in uids:
                 step_records.edges.append(
-                    Edge("CALLED", "Run", uids[st["parent"]], "Run", uids[st["id"]]))
+                    Edge("CALLED", "Run", uids[st["parent"]], "Run", uids[st["id"]])
+                )
             entry = st.get("cache_entry")
             if entry:
                 node = cache_node(entry, st)
@@ -179,13 +223,26 @@ class ScriptPoint:
                 step_records.edges += [
                     Edge("OF", "CacheEntry", node.key, "Artifact", st["uid"]),
                     Edge("ON", "CacheEntry", node.key, "Platform", command.platform.key),
-                    Edge("REUSED" if st.get("cached") else "MADE", "Run", uids[st["id"]],
-                         "CacheEntry", node.key),
+                    Edge(
+                        "REUSED" if st.get("cached") else "MADE",
+                        "Run",
+                        uids[st["id"]],
+                        "CacheEntry",
+                        node.key,
+                    ),
                 ]
             records.extend(step_records)
-            shown.append({"run": uids[st["id"]], "step": props["step"], "status": status,
-                          "cached": props["cached"], "executed": executed,
-                          "duration_s": props["duration_s"], "error": props["error"]})
+            shown.append(
+                {
+                    "run": uids[st["id"]],
+                    "step": props["step"],
+                    "status": status,
+                    "cached": props["cached"],
+                    "executed": executed,
+                    "duration_s": props["duration_s"],
+                    "error": props["error"],
+                }
+            )
         if records.nodes:
             command.write(records, report, secrets)
         gone = [name for st in result.steps for name in st.get("removed_entries") or []]
@@ -203,10 +260,14 @@ def cache_node(path: str, step: dict) -> Node:
         meta = json.loads((Path(path) / META).read_text())
     except (OSError, ValueError):
         meta = {}
-    return Node("CacheEntry", Path(path).name, {
-        "path": path,
-        "tags": [str(t) for t in meta.get("tags") or []],
-        "script_alias": step.get("alias", ""),
-        "version": str(meta.get("version") or ""),
-        "created_at": datetime.fromtimestamp(meta.get("created", 0), UTC).isoformat(),
-    })
+    return Node(
+        "CacheEntry",
+        Path(path).name,
+        {
+            "path": path,
+            "tags": [str(t) for t in meta.get("tags") or []],
+            "script_alias": step.get("alias", ""),
+            "version": str(meta.get("version") or ""),
+            "created_at": datetime.fromtimestamp(meta.get("created", 0), UTC).isoformat(),
+        },
+    )

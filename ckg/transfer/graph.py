@@ -64,8 +64,11 @@ class GraphSummary:
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
-        return {**self.__dict__, "total_nodes": sum(self.nodes.values()),
-                "total_relationships": sum(self.relationships.values())}
+        return {
+            **self.__dict__,
+            "total_nodes": sum(self.nodes.values()),
+            "total_relationships": sum(self.relationships.values()),
+        }
 
     def lines(self) -> list[str]:
         return [
@@ -90,8 +93,13 @@ def header(store, names: list[str]) -> dict:
     """The file's first line: who wrote it, from where, and how much it holds."""
     nodes = sum(store.count_nodes(label) for label in names)
     rels = sum(store.relationship_counts().values())
-    return {"format": FORMAT, "version": VERSION, **stamp(store), "nodes": nodes,
-            "relationships": rels}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        **stamp(store),
+        "nodes": nodes,
+        "relationships": rels,
+    }
 
 
 def read_store(store, names: list[str], warnings: list[str]) -> Iterator[Node | Edge]:
@@ -109,16 +117,18 @@ def read_store(store, names: list[str], warnings: list[str]) -> Iterator[Node | 
             sent += len(page)
         missing = store.count_nodes(label) - sent
         if missing > 0:
-            warnings.append(f"{missing} {label} node(s) without a usable {key_of(label)} "
-                            "left out")
+            warnings.append(f"{missing} {label} node(s) without a usable {key_of(label)} left out")
     parallel: Counter = Counter()
     dropped = 0
     for label in names:
         for page in _pages(store, label, whole=False):
             edges, lost = _edges_from(store, label, [n.key for n in page])
             dropped += lost
-            seen = Counter((e.src_key, e.type, e.dst_label, e.dst_key)
-                           for e in edges if e.type not in EDGE_KEYS)
+            seen = Counter(
+                (e.src_key, e.type, e.dst_label, e.dst_key)
+                for e in edges
+                if e.type not in EDGE_KEYS
+            )
             for (_, rel_type, _, _), n in seen.items():
                 parallel[rel_type] += n - 1
             yield from edges
@@ -126,8 +136,10 @@ def read_store(store, names: list[str], warnings: list[str]) -> Iterator[Node | 
         warnings.append(f"{dropped} relationship(s) to nodes that are not copied left out")
     for rel_type, n in sorted(parallel.items()):
         if n:
-            warnings.append(f"{n} parallel {rel_type} relationship(s) (one type between the "
-                            "same two nodes) merge into one when written")
+            warnings.append(
+                f"{n} parallel {rel_type} relationship(s) (one type between the "
+                "same two nodes) merge into one when written"
+            )
 
 
 def _pages(store, label: str, *, whole: bool) -> Iterator[list[Node]]:
@@ -160,16 +172,24 @@ def _edges_from(store, label: str, keys: list) -> tuple[list[Edge], int]:
             dropped += 1
             continue
         edges.append(Edge(row["type"], label, row["src"], dst, dst_key, row["props"]))
-    edges.sort(key=lambda e: (str(e.src_key), e.type, e.dst_label, str(e.dst_key),
-                              json.dumps(e.props, sort_keys=True, default=str)))
+    edges.sort(
+        key=lambda e: (
+            str(e.src_key),
+            e.type,
+            e.dst_label,
+            str(e.dst_key),
+            json.dumps(e.props, sort_keys=True, default=str),
+        )
+    )
     return edges, dropped
 
 
 # --- writing a store ----------------------------------------------------------------------
 
 
-def write_store(store, items, *, progress: Progress | None = None,
-                totals: tuple[int, int] = (0, 0)) -> tuple[Counter, Counter]:
+def write_store(
+    store, items, *, progress: Progress | None = None, totals: tuple[int, int] = (0, 0)
+) -> tuple[Counter, Counter]:
     """Write nodes and relationships from ``items`` in batches, nodes before the
     relationships that follow them. Returns nodes per label and relationships per type.
 
@@ -222,8 +242,9 @@ def _write_edges(store, edges: list[Edge]) -> None:
             plain.append(edge)
             continue
         group = keyed.setdefault((edge.type, edge.src_label, edge.dst_label, prop), [])
-        group.append({"src": edge.src_key, "dst": edge.dst_key, "key": edge.props[prop],
-                      "props": edge.props})
+        group.append(
+            {"src": edge.src_key, "dst": edge.dst_key, "key": edge.props[prop], "props": edge.props}
+        )
     if plain:
         store.write_records(Records(edges=plain), one_transaction=True)
     for group, rows in keyed.items():
@@ -304,8 +325,9 @@ def read_file(path: str | Path) -> tuple[dict, Iterator[Node | Edge]]:
     version = head.get("version")
     if not isinstance(version, int) or version > VERSION:
         stream.close()
-        raise InvalidInput(f"{path}: format version {version!r} is not one this ckg reads "
-                           f"({VERSION})")
+        raise InvalidInput(
+            f"{path}: format version {version!r} is not one this ckg reads ({VERSION})"
+        )
     return head, _items(path, stream)
 
 
@@ -329,8 +351,10 @@ def _items(path: Path, stream) -> Iterator[Node | Edge]:
                     yield node_from(data, where)
         except (OSError, EOFError) as exc:
             raise InvalidInput(f"{path}:{number}: cannot be read further ({exc})") from None
-    raise InvalidInput(f"{path}: ends at line {number} before its last line: the file is "
-                       "cut short (what came before it was written)")
+    raise InvalidInput(
+        f"{path}: ends at line {number} before its last line: the file is "
+        "cut short (what came before it was written)"
+    )
 
 
 def import_graph(store, path: str | Path, *, progress: Progress | None = None) -> GraphSummary:
@@ -344,15 +368,20 @@ def import_graph(store, path: str | Path, *, progress: Progress | None = None) -
     started = time.perf_counter()
     head, items = read_file(path)
     summary = GraphSummary(str(path), store.location)
-    nodes, edges = write_store(store, items, progress=progress,
-                               totals=(head.get("nodes") or 0, head.get("relationships") or 0))
+    nodes, edges = write_store(
+        store,
+        items,
+        progress=progress,
+        totals=(head.get("nodes") or 0, head.get("relationships") or 0),
+    )
     summary.nodes, summary.relationships = dict(nodes), dict(edges)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def copy_graph(source, target, *, merge: bool = False,
-               progress: Progress | None = None) -> GraphSummary:
+def copy_graph(
+    source, target, *, merge: bool = False, progress: Progress | None = None
+) -> GraphSummary:
     """Copy every node and relationship of the store ``source`` into the store ``target``.
 
     Parameters
@@ -372,14 +401,16 @@ def copy_graph(source, target, *, merge: bool = False,
         raise UsageError(f"{target.location} is the graph being copied: give another --to")
     held = _held(target)
     if held and not merge:
-        raise UsageError(f"{target.location} already holds {held} node(s): add --merge to "
-                         "copy into it")
+        raise UsageError(
+            f"{target.location} already holds {held} node(s): add --merge to copy into it"
+        )
     names = labels(source)
     head = header(source, names)
     summary = GraphSummary(head["exported_from"], f"{target.engine} {target.location}")
     items = read_store(source, names, summary.warnings)
-    nodes, edges = write_store(target, items, progress=progress,
-                               totals=(head["nodes"], head["relationships"]))
+    nodes, edges = write_store(
+        target, items, progress=progress, totals=(head["nodes"], head["relationships"])
+    )
     summary.nodes, summary.relationships = dict(nodes), dict(edges)
     if not held:
         summary.warnings += _check_copy(target, summary)
@@ -401,8 +432,10 @@ def _check_copy(target, summary: GraphSummary) -> list[str]:
     held = target.relationship_counts()
     for rel_type, sent in sorted(summary.relationships.items()):
         if held.get(rel_type, 0) != sent:
-            problems.append(f"[:{rel_type}]: {sent} relationship(s) sent, the target holds "
-                            f"{held.get(rel_type, 0)}")
+            problems.append(
+                f"[:{rel_type}]: {sent} relationship(s) sent, the target holds "
+                f"{held.get(rel_type, 0)}"
+            )
     return problems
 
 

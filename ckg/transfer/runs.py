@@ -64,7 +64,6 @@ PROVENANCE = ("imported_from", "exported_at", "exported_with")
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}")
 
 
-
 @dataclass
 class ExportSummary:
     """What ``ckg export`` wrote: per run its record's file, nodes, relationships and logs."""
@@ -176,8 +175,9 @@ def export_runs(
     for uid in uids:
         records = collect_run(store, uid)
         # The secrets of runs' environments, recorded in clear by an older ckg, mask logs too.
-        masked = combine(secrets, *(props_secrets(n.props) for n in records.nodes
-                                    if n.label == "Run"))
+        masked = combine(
+            secrets, *(props_secrets(n.props) for n in records.nodes if n.label == "Run")
+        )
         records.nodes = [mask_node(n, masked) for n in records.nodes]
         name = _file_name(uid)
         logs = _copy_logs(records, Path(home), folder, max_log_bytes, masked)
@@ -192,13 +192,15 @@ def export_runs(
         }
         _write_json(folder / "runs" / f"{name}.json", record)
         marker["runs"][uid] = f"runs/{name}.json"
-        summary.runs.append({
-            "run": uid,
-            "file": str(folder / "runs" / f"{name}.json"),
-            "nodes": len(records.nodes),
-            "relationships": len(records.edges),
-            "logs": [log["file"] for log in logs],
-        })
+        summary.runs.append(
+            {
+                "run": uid,
+                "file": str(folder / "runs" / f"{name}.json"),
+                "nodes": len(records.nodes),
+                "relationships": len(records.edges),
+                "logs": [log["file"] for log in logs],
+            }
+        )
     marker.update(header)
     _write_json(folder / MARKER, marker)
     return summary
@@ -240,8 +242,9 @@ def _outgoing(store, label: str, keys: list) -> list[tuple[Edge, Node]]:
         node = _node(row["label"], row["node"])
         if node.key is None:
             continue
-        found.append((Edge(row["type"], label, row["src"], node.label, node.key, row["props"]),
-                      node))
+        found.append(
+            (Edge(row["type"], label, row["src"], node.label, node.key, row["props"]), node)
+        )
     return found
 
 
@@ -270,8 +273,9 @@ def _file_name(uid: str) -> str:
     return "run-" + hashlib.sha256(uid.encode()).hexdigest()[:32]
 
 
-def _copy_logs(records: Records, home: Path, folder: Path, limit: int,
-               secrets: tuple[str, ...]) -> list[dict]:
+def _copy_logs(
+    records: Records, home: Path, folder: Path, limit: int, secrets: tuple[str, ...]
+) -> list[dict]:
     """Copy the log files of every run of ``records`` (each work folder once) into
     ``folder/logs/<run>/``, ``secrets`` masked; return their entries."""
     logs, seen = [], set()
@@ -284,8 +288,14 @@ def _copy_logs(records: Records, home: Path, folder: Path, limit: int,
         seen.add(workdir)
         for source in log_files(workdir):
             relative = f"logs/{_file_name(node.key)}/{source.name}"
-            logs.append({"run": node.key, "name": source.name, "file": relative,
-                         **_copy_tail(source, folder / relative, limit, secrets)})
+            logs.append(
+                {
+                    "run": node.key,
+                    "name": source.name,
+                    "file": relative,
+                    **_copy_tail(source, folder / relative, limit, secrets),
+                }
+            )
     return logs
 
 
@@ -294,8 +304,10 @@ def _workdir(run: Node, home: Path) -> Path | None:
     ``home/runs/<run>``, where an import puts the logs of a run recorded elsewhere."""
     home = home.resolve()
     recorded = run.props.get("workdir")
-    for candidate in (recorded if isinstance(recorded, str) and recorded else None,
-                      home / "runs" / _file_name(str(run.key))):
+    for candidate in (
+        recorded if isinstance(recorded, str) and recorded else None,
+        home / "runs" / _file_name(str(run.key)),
+    ):
         if candidate is None:
             continue
         path = Path(candidate).resolve()
@@ -327,11 +339,15 @@ def _copy_tail(source: Path, target: Path, limit: int, secrets: tuple[str, ...])
         start = max(0, size - limit - max(map(len, secrets), default=0) - 256)
         src.seek(start)
         data = mask_bytes(src.read(size - start), secrets)
-    data = data[len(data) - min(limit, len(data)):]
+    data = data[len(data) - min(limit, len(data)) :]
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
-    return {"size": size, "kept": len(data), "truncated": size > limit,
-            "sha256": hashlib.sha256(data).hexdigest()}
+    return {
+        "size": size,
+        "kept": len(data),
+        "truncated": size > limit,
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -374,21 +390,26 @@ def read_export(folder: str | Path) -> list[RunRecord]:
         if data.get("format") != RECORD_FORMAT or data.get("run") != uid:
             raise InvalidInput(f"{path}: not the record of run {uid!r} ({RECORD_FORMAT})")
         _check_version(data, path)
-        nodes = [node_from(n, f"{path}: node {i}")
-                 for i, n in enumerate(_list(data, "nodes", path))]
-        edges = [edge_from(e, f"{path}: relationship {i}")
-                 for i, e in enumerate(_list(data, "edges", path))]
+        nodes = [
+            node_from(n, f"{path}: node {i}") for i, n in enumerate(_list(data, "nodes", path))
+        ]
+        edges = [
+            edge_from(e, f"{path}: relationship {i}")
+            for i, e in enumerate(_list(data, "edges", path))
+        ]
         held = {(n.label, n.key) for n in nodes}
         for i, e in enumerate(edges):
             if (e.src_label, e.src_key) not in held or (e.dst_label, e.dst_key) not in held:
-                raise InvalidInput(f"{path}: relationship {i} ({e.type}) ends at a node the "
-                                   "record does not hold")
+                raise InvalidInput(
+                    f"{path}: relationship {i} ({e.type}) ends at a node the record does not hold"
+                )
         if ("Run", uid) not in held:
             raise InvalidInput(f"{path}: holds no Run {uid!r}")
         runs = {n.key for n in nodes if n.label == "Run"}
         logs = [_log_entry(log, folder, path, runs) for log in _list(data, "logs", path)]
-        header = {k: str(data.get(k) or "") for k in ("ckg_version", "exported_at",
-                                                       "exported_from")}
+        header = {
+            k: str(data.get(k) or "") for k in ("ckg_version", "exported_at", "exported_from")
+        }
         records.append(RunRecord(uid, path, header, Records(nodes, edges), logs))
     return records
 
@@ -422,8 +443,10 @@ def import_runs(store, home: Path, folder: str | Path, *, strict: bool = False) 
     logs = [(log, r) for r in records for log in r.logs]
     checked = [(log, r) for log, r in logs if _log_ok(folder, log, r.path, summary.warnings)]
     if strict and summary.warnings:
-        raise InvalidInput(f"{folder}: {len(summary.warnings)} warning(s) with --strict; "
-                           f"nothing written (first: {summary.warnings[0]})")
+        raise InvalidInput(
+            f"{folder}: {len(summary.warnings)} warning(s) with --strict; "
+            f"nothing written (first: {summary.warnings[0]})"
+        )
     nodes: dict[tuple[str, object], Node] = {}
     for record in records:
         provenance = {
@@ -434,12 +457,16 @@ def import_runs(store, home: Path, folder: str | Path, *, strict: bool = False) 
         for node in record.records.nodes:
             if (node.label, node.key) not in nodes:
                 # A node imported before and exported again keeps its first origin.
-                nodes[(node.label, node.key)] = Node(node.label, node.key,
-                                                     {**provenance, **node.props})
+                nodes[(node.label, node.key)] = Node(
+                    node.label, node.key, {**provenance, **node.props}
+                )
     present = _present(store, list(nodes))
     new = [node for ident, node in nodes.items() if ident not in present]
-    edges = {(e.type, e.src_label, e.src_key, e.dst_label, e.dst_key): e
-             for r in records for e in r.records.edges}
+    edges = {
+        (e.type, e.src_label, e.src_key, e.dst_label, e.dst_key): e
+        for r in records
+        for e in r.records.edges
+    }
     store.write_records(Records(nodes=new, edges=list(edges.values())), one_transaction=True)
     summary.created = dict(Counter(node.label for node in new))
     summary.kept = len(present)
@@ -453,8 +480,7 @@ def _present(store, idents: list[tuple[str, object]]) -> set[tuple[str, object]]
     by_label: dict[str, list] = {}
     for label, key in idents:
         by_label.setdefault(label, []).append(key)
-    return {(label, key) for label, keys in by_label.items()
-            for key in store.existing(label, keys)}
+    return {(label, key) for label, keys in by_label.items() for key in store.existing(label, keys)}
 
 
 def _read_marker(folder: Path) -> dict:
@@ -476,8 +502,10 @@ def _check_version(data: dict, path: Path) -> None:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise InvalidInput(f"{path}: no valid format version")
     if version > VERSION:
-        raise InvalidInput(f"{path}: format version {version} is newer than this ckg reads "
-                           f"({VERSION}): upgrade ckg")
+        raise InvalidInput(
+            f"{path}: format version {version} is newer than this ckg reads "
+            f"({VERSION}): upgrade ckg"
+        )
 
 
 def _load(path: Path) -> dict:
@@ -501,8 +529,12 @@ def _list(data: dict, name: str, path: Path) -> list:
 
 def _inside(folder: Path, relative, where: Path) -> Path:
     """``folder / relative``, refused unless it stays inside ``folder``."""
-    if not isinstance(relative, str) or not relative or Path(relative).is_absolute() \
-            or ".." in Path(relative).parts:
+    if (
+        not isinstance(relative, str)
+        or not relative
+        or Path(relative).is_absolute()
+        or ".." in Path(relative).parts
+    ):
         raise InvalidInput(f"{where}: {relative!r} is not a path inside the export")
     return folder / relative
 
@@ -512,8 +544,10 @@ def _log_entry(log, folder: Path, path: Path, runs: set) -> dict:
         raise InvalidInput(f"{path}: a log entry must be an object")
     name, run = log.get("name"), log.get("run")
     if run not in runs or not isinstance(name, str) or not _SAFE.fullmatch(name):
-        raise InvalidInput(f"{path}: log entry {log.get('file')!r} names no run of the record "
-                           "or an unsafe file name")
+        raise InvalidInput(
+            f"{path}: log entry {log.get('file')!r} names no run of the record "
+            "or an unsafe file name"
+        )
     _inside(folder, log.get("file"), path)
     if not isinstance(log.get("kept"), int) or not isinstance(log.get("sha256"), str):
         raise InvalidInput(f"{path}: log entry {log.get('file')!r} lacks its size or sha256")
@@ -525,8 +559,11 @@ def _log_ok(folder: Path, log: dict, where: Path, warnings: list[str]) -> bool:
     path = folder / log["file"]
     try:
         info = path.lstat()
-        ok = stat.S_ISREG(info.st_mode) and info.st_size == log["kept"] \
+        ok = (
+            stat.S_ISREG(info.st_mode)
+            and info.st_size == log["kept"]
             and hashlib.sha256(path.read_bytes()).hexdigest() == log["sha256"]
+        )
     except OSError:
         ok = False
     if not ok:

@@ -51,18 +51,24 @@ def files(where: Path, role: str, now: datetime | None = None) -> tuple[str, str
     ca, cert, key = where / CA, where / f"{role}.pem", where / f"{role}.key"
     for path in (ca, cert, key):
         if not path.is_file():
-            raise UsageError(f"no cluster certificate {path}: {make_them}, or name the "
-                             f"folder with --certs or {ENV}")
+            raise UsageError(
+                f"no cluster certificate {path}: {make_them}, or name the "
+                f"folder with --certs or {ENV}"
+            )
     mode = key.stat().st_mode & 0o777
     if mode & 0o077:
-        raise UsageError(f"{key} can be read by other users (mode {mode:04o}): whoever reads "
-                         f"it can run code on every worker; chmod 600 {key}")
+        raise UsageError(
+            f"{key} can be read by other users (mode {mode:04o}): whoever reads "
+            f"it can run code on every worker; chmod 600 {key}"
+        )
     now = now or datetime.now(UTC)
     for path in (ca, cert):
         loaded = x509.load_pem_x509_certificate(path.read_bytes())
         if not loaded.not_valid_before_utc <= now <= loaded.not_valid_after_utc:
-            raise UsageError(f"{path} is valid from {loaded.not_valid_before_utc:%Y-%m-%d} "
-                             f"to {loaded.not_valid_after_utc:%Y-%m-%d} only: {make_them}")
+            raise UsageError(
+                f"{path} is valid from {loaded.not_valid_before_utc:%Y-%m-%d} "
+                f"to {loaded.not_valid_after_utc:%Y-%m-%d} only: {make_them}"
+            )
     return str(ca), str(cert), str(key)
 
 
@@ -78,8 +84,11 @@ def security_for(address: str, role: str, given=None, home: Path | None = None):
     from distributed.security import Security
 
     ca, cert, key = files(folder(given, home), role)
-    return Security(tls_ca_file=ca, require_encryption=True,
-                    **{f"tls_{role}_cert": cert, f"tls_{role}_key": key})
+    return Security(
+        tls_ca_file=ca,
+        require_encryption=True,
+        **{f"tls_{role}_cert": cert, f"tls_{role}_key": key},
+    )
 
 
 def issue(days: int = DAYS, now: datetime | None = None) -> dict[str, bytes]:
@@ -103,15 +112,26 @@ def issue(days: int = DAYS, now: datetime | None = None) -> dict[str, bytes]:
     cluster = os.urandom(6).hex()
 
     def name(role):
-        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"ckg cluster {cluster}"),
-                          x509.NameAttribute(NameOID.COMMON_NAME, role)])
+        return x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"ckg cluster {cluster}"),
+                x509.NameAttribute(NameOID.COMMON_NAME, role),
+            ]
+        )
 
     def certificate(subject, key, issuer, issuer_key, *extensions):
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(start).not_valid_after(end)
-                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                                  critical=False))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+        )
         for extension, critical in extensions:
             builder = builder.add_extension(extension, critical=critical)
         return builder.sign(issuer_key, hashes.SHA256())
@@ -121,25 +141,39 @@ def issue(days: int = DAYS, now: datetime | None = None) -> dict[str, bytes]:
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = name("ckg cluster CA")
-    ca = certificate(ca_name, ca_key, ca_name, ca_key,
-                     (x509.BasicConstraints(ca=True, path_length=0), True),
-                     (_key_usage(key_cert_sign=True, crl_sign=True), True))
+    ca = certificate(
+        ca_name,
+        ca_key,
+        ca_name,
+        ca_key,
+        (x509.BasicConstraints(ca=True, path_length=0), True),
+        (_key_usage(key_cert_sign=True, crl_sign=True), True),
+    )
     signer = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
     issued = {CA: pem(ca)}
     for role in ROLES:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = certificate(
-            name(role), key, ca_name, ca_key,
+            name(role),
+            key,
+            ca_name,
+            ca_key,
             (x509.BasicConstraints(ca=False, path_length=None), True),
             (_key_usage(digital_signature=True), True),
-            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                    ExtendedKeyUsageOID.CLIENT_AUTH]), False),
+            (
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                False,
+            ),
             (signer, False),
         )
         issued[f"{role}.pem"] = pem(cert)
-        issued[f"{role}.key"] = key.private_bytes(serialization.Encoding.PEM,
-                                                  serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption())
+        issued[f"{role}.key"] = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     return issued
 
 
@@ -157,16 +191,17 @@ def make(where: Path, days: int = DAYS) -> datetime:
         raise UsageError(f"--days {days}: the certificates must be valid for a day at least")
     where = Path(where)
     if where.exists() and (not where.is_dir() or any(where.iterdir())):
-        raise UsageError(f"{where} is not an empty folder: name a new one (a cluster's "
-                         "certificates are replaced by making new ones in a new folder)")
+        raise UsageError(
+            f"{where} is not an empty folder: name a new one (a cluster's "
+            "certificates are replaced by making new ones in a new folder)"
+        )
     try:
         config.private_dir(where)  # refuses another user's folder
     except OSError as exc:
         raise UsageError(f"{where} cannot be made: {exc.strerror}") from None
     now = datetime.now(UTC)
     for file_name, content in issue(days, now).items():
-        fd = os.open(where / file_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                     0o600)
+        fd = os.open(where / file_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with open(fd, "wb") as handle:
             handle.write(content)
     return now + timedelta(days=days)
@@ -175,6 +210,15 @@ def make(where: Path, days: int = DAYS) -> datetime:
 def _key_usage(**allowed):
     from cryptography import x509
 
-    uses = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-            "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+    uses = (
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+        "encipher_only",
+        "decipher_only",
+    )
     return x509.KeyUsage(**{use: allowed.get(use, False) for use in uses})

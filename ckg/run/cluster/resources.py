@@ -32,8 +32,9 @@ FIELDS = {
 }
 
 
-def offered(fingerprint: dict, labels: list[str], platform_uid: str,
-            partition: str = "") -> dict[str, float]:
+def offered(
+    fingerprint: dict, labels: list[str], platform_uid: str, partition: str = ""
+) -> dict[str, float]:
     """The resources a worker with ``fingerprint`` and ``labels`` offers, one of each; with
     the ``partition`` of the Slurm job it runs in, if any.
 
@@ -101,10 +102,16 @@ def slurm_job(environ) -> dict:
     """
     if not environ.get("SLURM_JOB_ID"):
         return {}
-    job = {"job": environ["SLURM_JOB_ID"], "node": environ.get("SLURMD_NODENAME", ""),
-           "partition": environ.get("SLURM_JOB_PARTITION", "")}
-    given = {"cpus": ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"),
-             "memory_mb": ("SLURM_MEM_PER_NODE",), "gpus": ("SLURM_GPUS_ON_NODE",)}
+    job = {
+        "job": environ["SLURM_JOB_ID"],
+        "node": environ.get("SLURMD_NODENAME", ""),
+        "partition": environ.get("SLURM_JOB_PARTITION", ""),
+    }
+    given = {
+        "cpus": ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"),
+        "memory_mb": ("SLURM_MEM_PER_NODE",),
+        "gpus": ("SLURM_GPUS_ON_NODE",),
+    }
     for key, names in given.items():
         value = next((environ[n] for n in names if environ.get(n, "").isdigit()), None)
         if value is not None:
@@ -161,10 +168,15 @@ def insecure_risk(address: str, role: str) -> str:
     >>> insecure_risk("tcp://127.0.0.1:8786", "client")  # doctest: +ELLIPSIS
     '--insecure: tcp://127.0.0.1:8786 authenticates nobody: any local user, and anyone...'
     """
-    whom = (f"as {_user()} on this worker" if role == "worker"
-            else "on its workers, as their users, and read what they return")
-    return (f"--insecure: {address} authenticates nobody: any local user, and anyone who "
-            f"reaches its port, can run code {whom}")
+    whom = (
+        f"as {_user()} on this worker"
+        if role == "worker"
+        else "on its workers, as their users, and read what they return"
+    )
+    return (
+        f"--insecure: {address} authenticates nobody: any local user, and anyone who "
+        f"reaches its port, can run code {whom}"
+    )
 
 
 def require_dask() -> None:
@@ -178,8 +190,9 @@ def require_dask() -> None:
     try:
         import distributed  # noqa: F401 - only whether it imports
     except ImportError:
-        raise CkgError("--cluster and `ckg worker` need Dask distributed: "
-                       "pip install 'ckg[cluster]'") from None
+        raise CkgError(
+            "--cluster and `ckg worker` need Dask distributed: pip install 'ckg[cluster]'"
+        ) from None
 
 
 def is_loopback(host: str) -> bool:

@@ -27,8 +27,16 @@ PLATFORM_AXIS = "platform"
 CONNECT_TIMEOUT_S = 10
 
 
-def task_specs(store, home, target: str, options: Options, scheduler: str,
-               platform=(), folders: bool = False, flag: str = "--cluster") -> list[dict]:
+def task_specs(
+    store,
+    home,
+    target: str,
+    options: Options,
+    scheduler: str,
+    platform=(),
+    folders: bool = False,
+    flag: str = "--cluster",
+) -> list[dict]:
     """One task per grid point: the target, the point, the resources it needs (``platform``
     and the point's own ``platform`` axis), the options a worker runs it with, its run uid,
     the Experiment they share, and each source by location and digest; with ``folders``
@@ -45,49 +53,86 @@ def task_specs(store, home, target: str, options: Options, scheduler: str,
         other host has.
     """
     if options.trust:
-        raise UsageError(f"--trust does not apply with {flag}: each worker runs only what "
-                         "its own trust list allows")
+        raise UsageError(
+            f"--trust does not apply with {flag}: each worker runs only what "
+            "its own trust list allows"
+        )
     if options.dry_run:
         raise UsageError(f"--dry-run does not apply with {flag}: each worker plans for itself")
     points = list(expand_grid(options.grid)) if options.grid else [{}]
     # The grid axis `platform` picks workers; every other axis is the target's parameter.
     wanted = [point.pop(PLATFORM_AXIS, None) for point in points]
-    distinct = [json.loads(p) for p in dict.fromkeys(json.dumps(p, sort_keys=True)
-                                                      for p in points)]
-    checked = run_here(store, home, target,
-                       replace(options, grid=distinct if options.grid else {}, dry_run=True,
-                               trust=True, folders_trusted=folders))
+    distinct = [json.loads(p) for p in dict.fromkeys(json.dumps(p, sort_keys=True) for p in points)]
+    checked = run_here(
+        store,
+        home,
+        target,
+        replace(
+            options,
+            grid=distinct if options.grid else {},
+            dry_run=True,
+            trust=True,
+            folders_trusted=folders,
+        ),
+    )
     plan = make_plan(store, target, options.variations, options.env, home=home)
     rows = artifact_sources(store, [s.uid for s in plan.steps])
     sources = {
-        r["source_uid"]: {"location": r["location"], "kind": r["source_kind"],
-                          "digest": r["source_digest"]}
-        for r in rows if r["source_uid"]
+        r["source_uid"]: {
+            "location": r["location"],
+            "kind": r["source_kind"],
+            "digest": r["source_digest"],
+        }
+        for r in rows
+        if r["source_uid"]
     }
     for source in sources.values():
         if source["kind"] == "dir":  # only with ``folders``: the check above refused it
             source["manifest"] = folder_manifest(source["location"])
     # Fixed here, so that every task joins it: the one --experiment names, or a new one.
-    node = experiment_node(store, options.experiment, checked.target, plan.target, options,
-                           len(points))
+    node = experiment_node(
+        store, options.experiment, checked.target, plan.target, options, len(points)
+    )
     experiment = {"uid": node.key, "props": {**node.props, "cluster": scheduler}}
     carried = {
-        "variations": list(options.variations), "env": options.env, "inputs": options.inputs,
-        "repeat": options.repeat, "warmup": options.warmup, "timeout_s": options.timeout_s,
-        "no_cache": options.no_cache, "renew": options.renew,
-        "reproduces": list(options.reproduces), "in_container": options.in_container,
+        "variations": list(options.variations),
+        "env": options.env,
+        "inputs": options.inputs,
+        "repeat": options.repeat,
+        "warmup": options.warmup,
+        "timeout_s": options.timeout_s,
+        "no_cache": options.no_cache,
+        "renew": options.renew,
+        "reproduces": list(options.reproduces),
+        "in_container": options.in_container,
     }
     return [
-        {"run_uid": "run-" + uuid.uuid4().hex, "target": target, "point": point,
-         "shown": {PLATFORM_AXIS: where_to, **point} if where_to else point,
-         "need": resources.required([*platform, *([str(where_to)] if where_to else [])]),
-         "options": carried, "experiment": experiment, "sources": sources}
+        {
+            "run_uid": "run-" + uuid.uuid4().hex,
+            "target": target,
+            "point": point,
+            "shown": {PLATFORM_AXIS: where_to, **point} if where_to else point,
+            "need": resources.required([*platform, *([str(where_to)] if where_to else [])]),
+            "options": carried,
+            "experiment": experiment,
+            "sources": sources,
+        }
         for point, where_to in zip(points, wanted, strict=True)
     ]
 
 
-def run_on_cluster(store, home, target: str, options: Options, scheduler: str, *,
-                   platform=(), certs=None, insecure: bool = False, progress=None) -> Report:
+def run_on_cluster(
+    store,
+    home,
+    target: str,
+    options: Options,
+    scheduler: str,
+    *,
+    platform=(),
+    certs=None,
+    insecure: bool = False,
+    progress=None,
+) -> Report:
     """Run the grid of ``options`` on the workers of the Dask ``scheduler``.
 
     Parameters
@@ -133,8 +178,7 @@ def run_on_cluster(store, home, target: str, options: Options, scheduler: str, *
     from distributed import Client
 
     try:
-        client = Client(address, security=security, timeout=CONNECT_TIMEOUT_S,
-                        set_as_default=False)
+        client = Client(address, security=security, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise RunFailed(f"--cluster {address}: no Dask scheduler answered ({exc})") from None
     with client:
@@ -148,8 +192,12 @@ def report(store, specs: list[dict], results: dict) -> Report:
     :func:`collect`; the Runs of points lost for good marked ``lost`` in ``store``."""
     lost = [uid for uid, done in results.items() if done["status"] == "lost"]
     if lost:
-        store.update_nodes("Run", lost, {"status": "lost", "error": "its worker was lost"},
-                           where={"status": "running"})
+        store.update_nodes(
+            "Run",
+            lost,
+            {"status": "lost", "error": "its worker was lost"},
+            where={"status": "running"},
+        )
     fixed = specs[0]["experiment"]
     made = Report(fixed["uid"], fixed["props"].get("name") or specs[0]["target"])
     for spec in specs:
@@ -170,8 +218,10 @@ def check_offers(client, specs: list[dict], where_to: str) -> None:
     RunFailed
         Naming what the point asks for and what the workers offer.
     """
-    offers = [set(w.get("resources") or {})
-              for w in client.scheduler_info(n_workers=-1)["workers"].values()]
+    offers = [
+        set(w.get("resources") or {})
+        for w in client.scheduler_info(n_workers=-1)["workers"].values()
+    ]
     for need in {tuple(sorted(spec["need"])) for spec in specs}:
         if not any(set(need) <= offer for offer in offers):
             shown = ", ".join(sorted(set().union(*offers) - {resources.SLOT})) or "nothing"
@@ -191,8 +241,9 @@ def collect(client, specs: list[dict], progress=None) -> dict:
 
     progress = progress or (lambda *finished: None)
     futures = {
-        client.submit(run_task, spec, key=f"ckg-{spec['run_uid']}", resources=spec["need"],
-                      pure=False): spec
+        client.submit(
+            run_task, spec, key=f"ckg-{spec['run_uid']}", resources=spec["need"], pure=False
+        ): spec
         for spec in specs
     }
     results = {}
@@ -201,8 +252,11 @@ def collect(client, specs: list[dict], progress=None) -> dict:
         try:
             done = future.result()
         except Exception as exc:  # noqa: BLE001 - KilledWorker, cancelled: lost
-            done = {"uid": spec["run_uid"], "status": "lost",
-                    "error": f"{type(exc).__name__}: {exc}"}
+            done = {
+                "uid": spec["run_uid"],
+                "status": "lost",
+                "error": f"{type(exc).__name__}: {exc}",
+            }
         done["params"] = spec["shown"]
         results[spec["run_uid"]] = done
         progress(len(results), len(specs), _run_result(done), where(done))
@@ -222,8 +276,11 @@ def where(done: dict) -> str:
     if not done.get("worker"):
         return "no worker"
     labels = f" [{','.join(done['labels'])}]" if done.get("labels") else ""
-    job = (f" (Slurm job {done['slurm_job']} on {done.get('slurm_node') or '?'})"
-           if done.get("slurm_job") else "")
+    job = (
+        f" (Slurm job {done['slurm_job']} on {done.get('slurm_node') or '?'})"
+        if done.get("slurm_job")
+        else ""
+    )
     return f"worker {done['worker']}{labels} on {done.get('platform', '?')}{job}"
 
 

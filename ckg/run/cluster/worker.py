@@ -47,9 +47,20 @@ class _Host:
 _HOST: _Host | None = None  # set by serve(), in the process whose Dask worker runs the tasks
 
 
-def serve(store, home, scheduler: str, *, labels=(), nthreads: int = 1,
-          name: str | None = None, certs=None, insecure: bool = False,
-          death_timeout: float | None = None, folders: bool = False, on_start=None) -> None:
+def serve(
+    store,
+    home,
+    scheduler: str,
+    *,
+    labels=(),
+    nthreads: int = 1,
+    name: str | None = None,
+    certs=None,
+    insecure: bool = False,
+    death_timeout: float | None = None,
+    folders: bool = False,
+    on_start=None,
+) -> None:
     """Run a Dask worker of ``scheduler`` until the scheduler or a signal ends it.
 
     Parameters
@@ -105,9 +116,19 @@ def serve(store, home, scheduler: str, *, labels=(), nthreads: int = 1,
     # Not Dask's default /tmp/dask-scratch-space, which another local user can create first
     # and then swap the data this worker spills and reads back (pickles) for their own.
     scratch = str(home / SCRATCH)
-    asyncio.run(_serve(address, offered, on_start, nthreads=nthreads, name=name,
-                       security=security, host=listen, local_directory=scratch,
-                       death_timeout=death_timeout))
+    asyncio.run(
+        _serve(
+            address,
+            offered,
+            on_start,
+            nthreads=nthreads,
+            name=name,
+            security=security,
+            host=listen,
+            local_directory=scratch,
+            death_timeout=death_timeout,
+        )
+    )
 
 
 async def _serve(address, offered, on_start, **options) -> None:
@@ -132,8 +153,12 @@ def run_task(spec: dict) -> dict:
 
     if _HOST is None:
         raise RuntimeError("ckg tasks run on `ckg worker`, not on a plain Dask worker")
-    who = {"worker": get_worker().address, "labels": _HOST.labels, "platform": _HOST.platform,
-           **{f"slurm_{key}": value for key, value in _HOST.job.items() if key != "partition"}}
+    who = {
+        "worker": get_worker().address,
+        "labels": _HOST.labels,
+        "platform": _HOST.platform,
+        **{f"slurm_{key}": value for key, value in _HOST.job.items() if key != "partition"},
+    }
     base = {**who, "uid": spec["run_uid"], "params": spec["point"]}
     store = _HOST.store
     try:
@@ -148,13 +173,29 @@ def run_task(spec: dict) -> dict:
     try:
         # Claimed before running: a Run a lost worker leaves ``running`` is completed by the
         # task's re-execution, or marked ``lost`` by the submitter.
-        store.upsert_nodes("Run", [{"key": spec["run_uid"], "props": {
-            "status": "running", "worker": who["worker"], "worker_labels": _HOST.labels,
-            **{key: value for key, value in who.items() if key.startswith("slurm_")},
-            "claimed_at": datetime.now(UTC).isoformat()}}])
-        options = Options(grid=[point] if point else {}, run_uids=(spec["run_uid"],),
-                          experiment=spec["experiment"], folders_trusted=_HOST.folders,
-                          source_roots=_HOST.roots, **spec["options"])
+        store.upsert_nodes(
+            "Run",
+            [
+                {
+                    "key": spec["run_uid"],
+                    "props": {
+                        "status": "running",
+                        "worker": who["worker"],
+                        "worker_labels": _HOST.labels,
+                        **{key: value for key, value in who.items() if key.startswith("slurm_")},
+                        "claimed_at": datetime.now(UTC).isoformat(),
+                    },
+                }
+            ],
+        )
+        options = Options(
+            grid=[point] if point else {},
+            run_uids=(spec["run_uid"],),
+            experiment=spec["experiment"],
+            folders_trusted=_HOST.folders,
+            source_roots=_HOST.roots,
+            **spec["options"],
+        )
         with config.private_files():
             report = run_here(store, _HOST.home, spec["target"], options)
     except Exception as exc:  # noqa: BLE001 - every failure goes back to the submitter
@@ -184,11 +225,26 @@ def run_task(spec: dict) -> dict:
 
 #: Variables that decide which programs and libraries a process loads, rather than what a
 #: trusted script is asked to do: a submitter's ``--env`` may not set them on a worker.
-LOADER_VARIABLES = frozenset({
-    "PATH", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "BASH_ENV", "ENV",
-    "PERL5LIB", "PERL5OPT", "RUBYLIB", "RUBYOPT", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS",
-    "IFS", "SHELLOPTS", "PROMPT_COMMAND",
-})
+LOADER_VARIABLES = frozenset(
+    {
+        "PATH",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONSTARTUP",
+        "PYTHONUSERBASE",
+        "BASH_ENV",
+        "ENV",
+        "PERL5LIB",
+        "PERL5OPT",
+        "RUBYLIB",
+        "RUBYOPT",
+        "NODE_OPTIONS",
+        "JAVA_TOOL_OPTIONS",
+        "IFS",
+        "SHELLOPTS",
+        "PROMPT_COMMAND",
+    }
+)
 
 
 def check_env(env: dict) -> None:
@@ -266,8 +322,11 @@ def folder_differences(manifest: dict[str, str], folder) -> str:
     here = folder_manifest(folder)
     if here == manifest:
         return ""
-    changed = [f"other content in {name}" for name in sorted(set(here) & set(manifest))
-               if here[name] != manifest[name]]
+    changed = [
+        f"other content in {name}"
+        for name in sorted(set(here) & set(manifest))
+        if here[name] != manifest[name]
+    ]
     changed += [f"no {name}" for name in sorted(set(manifest) - set(here))]
     changed += [f"a new {name}" for name in sorted(set(here) - set(manifest))]
     shown = ", ".join(changed[:3])
