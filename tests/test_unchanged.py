@@ -101,6 +101,8 @@ def test_an_unchanged_file_url_upstream_spawns_no_git_and_a_new_commit_is_fetche
     _calls(git_calls)
     assert checkout(url, "", tmp_path / "cache")[1] == head
     assert any(" fetch " in call for call in _calls(git_calls))
+    # The record read before is not taken for the new one (records are read once each).
+    assert last_checkout(_recorded(url, tmp_path / "cache"))["commit"] == head
 
 
 def test_a_changed_file_in_the_checkout_is_noticed_even_with_its_size_and_mtime_kept(

@@ -124,6 +124,7 @@ def checkout(
 
 #: The record of the last checkout of a clone, in its ``.git`` (see the module's text).
 STATE_FILE = "ckg-checkout.json"
+_records: dict[Path, tuple[tuple, dict]] = {}
 
 
 def last_checkout(repo: Path) -> dict | None:
@@ -131,11 +132,18 @@ def last_checkout(repo: Path) -> dict | None:
     (changes ``git status`` saw right after it), the ``upstream`` and work tree stamps and
     the ``paths`` of the entries stamped (sorted), the digest of each folder's entries
     (``folders``) and of ``.git``'s state (``git``); None when there is no record (or one
-    written before a record had all of these). Not verified here:
-    right after :func:`checkout` it holds, later it holds while :func:`_tree_stamp` of its
-    ``paths`` gives its ``stamp``."""
+    written before a record had all of these); the dict is shared, not to be changed. Not
+    verified here: right after :func:`checkout` it holds, later it holds while
+    :func:`_tree_stamp` of its ``paths`` gives its ``stamp``."""
+    path = repo / ".git" / STATE_FILE
     try:
-        record = json.loads((repo / ".git" / STATE_FILE).read_bytes())
+        info = os.stat(path)
+        # Parsed once per process while the file is the same (a record is replaced whole):
+        # a run reads it when it checks the copy and again for its state, 1 ms each.
+        seen = (info.st_ino, info.st_mtime_ns, info.st_size)
+        if _records.get(path, (None,))[0] != seen:
+            _records[path] = (seen, json.loads(path.read_bytes()))
+        record = _records[path][1]
     except (OSError, ValueError):
         return None
     keys = {"url", "ref", "upstream", "commit", "dirty", "stamp", "paths", "folders", "git"}
@@ -274,10 +282,11 @@ def _entries(repo: Path, paths: list[str]) -> tuple[list[tuple], int] | None:
 
 
 def _digest(entries: list[tuple], git: str = "") -> str:
-    """The digest of ``entries`` (:func:`_entries`) and of ``.git``'s state ``git``."""
+    """The digest of ``entries`` (:func:`_entries`) and of ``.git``'s state ``git``: 128
+    bits, which tell a change (a record has one per folder, which a run reads)."""
     # Version 2: its bytes depend on the values alone (later versions mark objects held
     # twice, so that the same entries held by another list would give another digest).
-    return hashlib.sha256(marshal.dumps(entries, 2) + git.encode()).hexdigest()
+    return hashlib.sha256(marshal.dumps(entries, 2) + git.encode()).hexdigest()[:32]
 
 
 def _git_state(repo: Path) -> str:
