@@ -11,6 +11,7 @@ MLCFlow orders them in quiet mode).
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from ckg.core.resolve import TagIndex, TagQuery, choose, sort_value
@@ -24,14 +25,43 @@ class Script:
     so that an index of hundreds of scripts loads without reading the metas it never needs.
     """
 
-    __slots__ = ("uid", "alias", "tags", "path", "repo_path", "repo_prefix", "source_uid",
-                 "format", "variations", "sort", "source", "source_name", "place", "_meta",
-                 "_meta_file")
+    __slots__ = (
+        "uid",
+        "alias",
+        "tags",
+        "path",
+        "repo_path",
+        "repo_prefix",
+        "source_uid",
+        "format",
+        "variations",
+        "sort",
+        "source",
+        "source_name",
+        "place",
+        "_meta",
+        "_meta_file",
+    )
 
-    def __init__(self, uid: str, alias: str, tags: list[str], meta: dict | None, path: str,
-                 repo_path: str = "", repo_prefix: str = "", source_uid: str = "",
-                 format: str = "mlc", *, meta_file: str = "", variations=None, sort=None,
-                 source: str = "", source_name: str = "", place: str = ""):
+    def __init__(
+        self,
+        uid: str,
+        alias: str,
+        tags: list[str],
+        meta: dict | None,
+        path: str,
+        repo_path: str = "",
+        repo_prefix: str = "",
+        source_uid: str = "",
+        format: str = "mlc",
+        *,
+        meta_file: str = "",
+        variations=None,
+        sort=None,
+        source: str = "",
+        source_name: str = "",
+        place: str = "",
+    ):
         self.uid = uid
         self.alias = alias
         self.tags = list(tags)
@@ -107,6 +137,30 @@ class Script:
         }
 
 
+class _Rows(Mapping):
+    """uid -> :class:`Script` of rows of an index file, each made on first use: a cached
+    run uses a handful of CM's 309 scripts, and making them all was half of loading them."""
+
+    def __init__(self, rows: list[dict]):
+        self._rows = {row["uid"]: row for row in rows}
+        self._made: dict[str, Script] = {}
+
+    def __getitem__(self, uid: str) -> Script:
+        script = self._made.get(uid)
+        if script is None:
+            script = self._made[uid] = Script.from_dict(self._rows[uid])
+        return script
+
+    def __contains__(self, uid) -> bool:
+        return uid in self._rows
+
+    def __iter__(self):
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 class ScriptIndex:
     """Scripts by tag; ``prefer`` names the source searched first (the target's own).
 
@@ -119,7 +173,8 @@ class ScriptIndex:
     """
 
     def __init__(self, scripts, prefer: str = ""):
-        self.scripts = {s.uid: s for s in scripts}
+        # A mapping uid -> Script; an iterable of them is made into one.
+        self.scripts = scripts if isinstance(scripts, Mapping) else {s.uid: s for s in scripts}
         self.prefer = prefer
         self._tag_index: TagIndex | None = None
 
@@ -129,8 +184,12 @@ class ScriptIndex:
         # searches nothing (a third of the time to load CM's 373 scripts).
         if self._tag_index is None:
             self._tag_index = TagIndex(
-                {"uid": s.uid, "tags": s.tags, "variations": s.variations,
-                 "source_uid": s.source_uid}
+                {
+                    "uid": s.uid,
+                    "tags": s.tags,
+                    "variations": s.variations,
+                    "source_uid": s.source_uid,
+                }
                 for s in self.scripts.values()
             )
         return self._tag_index
@@ -138,8 +197,7 @@ class ScriptIndex:
     def __len__(self) -> int:
         return len(self.scripts)
 
-    def find(self, script_tags: list[str], variation_tags: list[str],
-             cached=None) -> list[Script]:
+    def find(self, script_tags: list[str], variation_tags: list[str], cached=None) -> list[Script]:
         """Scripts with all of ``script_tags`` (``-tag`` excludes) that declare every
         variation of ``variation_tags`` (``-x`` ones are not searched for), the one to run
         first (:func:`ckg.core.resolve.choose`: ``prefer``'s if any, among them one for which
@@ -184,8 +242,7 @@ def load_index(path, prefer: str = "") -> ScriptIndex:
     stat = os.stat(path)
     key = (str(path), stat.st_mtime_ns, stat.st_size, prefer)
     if key not in _loaded:
-        rows = json.loads(Path(path).read_bytes())
-        _loaded[key] = ScriptIndex([Script.from_dict(r) for r in rows], prefer=prefer)
+        _loaded[key] = ScriptIndex(_Rows(json.loads(Path(path).read_bytes())), prefer=prefer)
     return _loaded[key]
 
 
