@@ -185,8 +185,8 @@ def test_the_state_of_a_folder_outside_those_checked_is_asked_of_git(repo, tmp_p
     _calls(git_calls)
     assert checkouts.state(str(clone), clone / "wf") == known
     assert _calls(git_calls) == []
-    checkouts.within[str(clone)] = ("other",)
-    assert checkouts.state(str(clone), clone / "wf") == {**known, "source_dirty": True}
+    checkouts.within[str(clone)] = ("f",)  # a folder whose name ends another's
+    assert checkouts.state(str(clone), clone / ".f") == {**known, "source_dirty": True}
     assert _calls(git_calls)
 
 

@@ -134,9 +134,11 @@ class Checkouts:
         what ``git`` reports (:func:`~ckg.run.provenance.source_state`), which holds for
         all of it."""
         try:
-            inside = Path(folder).relative_to(root).as_posix().removeprefix(".")
+            inside = Path(folder).relative_to(root).as_posix()
         except ValueError:  # not in it: nothing known of it
             inside = None
+        if inside == ".":
+            inside = ""
         if root not in self.states or inside is None or not self.covers(root, inside):
             self.states[root] = provenance.source_state(root)
             self.within[root] = ("",)
