@@ -114,7 +114,7 @@ def objectives(table: dict, pair) -> dict:
 
 def search(space, listed: dict, values: dict, pair, sampler: str, seed: int) -> list:
     """ckg tune's loop over ``values``: what each new point measured, in the order tried."""
-    study = Search(space, [d for _, d in pair], sampler, seed)
+    study = Search(space, list(pair), sampler, seed)
     seen: dict = {}
     tried = []
     while (asked := ask_untried(study, seen, listed)) is not None:

@@ -2,6 +2,7 @@
 conditional parameter respected, a front written back, a real ``ckg tune`` killed and resumed
 without a duplicate trial, a failing trial recorded and the study going on."""
 
+import math
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from ckg.core.errors import UsageError
 from ckg.run.demo import EXAMPLE
 from ckg.tune.search import Search
 from ckg.tune.space import grid, parse_space, point_key
-from ckg.tune.study import ask_untried, trial_run_uid
+from ckg.tune.study import ASKS, ask_untried, trial_run_uid
 
 CKG = str(Path(sys.executable).with_name("ckg"))
 
@@ -85,13 +86,28 @@ def test_every_point_of_a_finite_space_is_tried_once_before_the_search_ends(samp
     # random sampling after all 61 with seed 0 (59 with seed 2).
     space = parse_space(FINITE)
     listed = {point_key(p): p for p in grid(space)}
-    search, seen, tried = Search(space, ["max", "min"], sampler, seed=0), {}, []
+    search = Search(space, [("accuracy", "max"), ("latency", "min")], sampler, seed=0)
+    seen, tried = {}, []
     while (asked := ask_untried(search, seen, listed)) is not None:
         number, point = asked
         tried.append(point_key(point))
         seen[point_key(point)] = _measure(point)
         search.tell(number, seen[point_key(point)])
     assert sorted(tried) == sorted(listed)  # every point, none twice
+
+
+def test_the_sampler_is_asked_again_before_a_tried_point_gives_way_to_the_nearest():
+    space = parse_space(["x=int(1,100)"])
+    listed = {point_key(p): p for p in grid(space)}
+    seen = {point_key({"x": x}): [float(x), 1.0] for x in range(1, 100)}  # all but x=100
+    search = Search(space, [("accuracy", "max"), ("latency", "min")], "random", seed=0)
+    _, point = ask_untried(search, seen, listed)
+    assert point == {"x": 100}
+    # Before, the first tried point proposed gave way: one repeat. Now ASKS, each told its
+    # values again (the latency, in s, as its logarithm), then the nearest untried point.
+    repeats = search.study.trials[:-1]
+    assert [t.values for t in repeats] == [[t.params["x"], 0.0] for t in repeats]
+    assert len(repeats) == ASKS
 
 
 def test_tune_of_the_example_records_budget_runs_and_a_front(kg):
@@ -133,6 +149,13 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(kg, workflow):
     # Optuna was told each failure as failed, and each success with its values: every trial
     # of the study (proposals of a point tried already included) is over, FAIL where x >= 7.
     _told_as_run(report.study)
+    # The latency (in s) is told as its logarithm, the accuracy (in %) as measured.
+    measured = {t.params["x"]: t.values for t in report.trials if t.values}
+    assert [t.values for t in report.study.trials if t.values] == [
+        pytest.approx([measured[t.params["x"]][0], math.log10(measured[t.params["x"]][1])])
+        for t in report.study.trials
+        if t.values
+    ]
     # A new tune under a name a tune has is refused: only --resume continues it.
     with pytest.raises(UsageError, match="exists"):
         kg.tune(workflow, ["x=int(0,9)"], "accuracy,latency", budget=8)
