@@ -638,3 +638,11 @@ def test_plan_from_the_store_matches_the_pure_plan(kg, corpora, cli_on, capsys):
 def test_docstring_examples_run(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_remembered_plans_are_keyed_by_every_module_of_the_planner_and_its_rule_book():
+    from pathlib import Path
+
+    folders = (Path(core.__file__).parent, Path(mlc.__file__).parent)
+    modules = sorted(str(p) for folder in folders for p in folder.glob("*.py"))
+    assert [path for path, _, _ in memo._planner_code()] == modules
