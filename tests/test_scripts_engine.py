@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -464,6 +465,27 @@ def test_a_worker_is_what_a_new_interpreter_would_be(repo, forked):
     assert str(workdir) in looked["path"]  # python -m puts its folder on sys.path
     assert looked["ours"] is None and looked["parent"] == os.getpid() and looked["stdin_null"]
     assert "the hook speaks" in (workdir / "ckg-run.log").read_text()
+
+
+def test_a_hooks_bytecode_is_kept_in_the_home_and_loaded_from_there(repo, monkeypatch):
+    """customize.py is compiled once, into ckg's home, and loaded from that bytecode after:
+    a __pycache__ beside it would change the source's copy."""
+    monkeypatch.setattr(sys, "pycache_prefix", None)  # as a worker forked from here sees them
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)  # and a new interpreter
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    repo.script(
+        "hooked",
+        {"tags": ["hooked"]},
+        run_sh="true\n",
+        customize="def preprocess(i):\n    return {'return': 0}\n",
+    )
+    assert repo.run("hooked").status == "ok"
+    [compiled] = (repo.home / "pycache").rglob("customize.*.pyc")
+    written = compiled.stat().st_mtime_ns
+    assert repo.run("hooked").status == "ok"
+    assert compiled.stat().st_mtime_ns == written  # loaded, not compiled again
+    assert not list(repo.root.rglob("__pycache__"))
 
 
 def test_the_long_bits_are_what_getconf_prints(tmp_path, monkeypatch):

@@ -24,14 +24,19 @@ from ckg.run.scripts.hooks import Hooks, answer_prompts, quiet_mlc
 from ckg.run.scripts.index import load_index
 from ckg.run.scripts.invoke import SECRETS_VARIABLE, can_answer, engine_for
 
+#: The folder of ckg's home that holds the bytecode of the scripts' Python.
+PYCACHE_DIR = "pycache"
+
 
 def main(argv: list[str]) -> int:
-    # The hooks and automation code imported from a source's copy leave no __pycache__ in
-    # it: a Git checkout that gained files is one git must check and clean again.
-    sys.dont_write_bytecode = True
     # Taken out of the environment: the steps' processes get the values, not the list.
     secrets = tuple(json.loads(os.environ.pop(SECRETS_VARIABLE, "[]")))
     job = json.loads(unseal(Path(argv[1]).read_text(), secrets))
+    # The hooks and automation code imported from a source's copy keep their bytecode in
+    # ckg's home, never in a __pycache__ beside them (a Git checkout that gained files is
+    # one git must check and clean again); compiled once, a customize.py then loads from it.
+    if sys.pycache_prefix is None:  # else the user's (PYTHONPYCACHEPREFIX), outside it too
+        sys.pycache_prefix = str(Path(job["home"]) / PYCACHE_DIR)
     out = open(job["steps"], "a", buffering=1, encoding="utf-8")  # noqa: SIM115
 
     def emit(event: dict) -> None:
@@ -105,10 +110,12 @@ def _guard(roots: set[str]):
         if script.repo_path not in roots:
             return None
         if script.path not in refusals:
-            why = ownership.foreign_path(*trust.step_folders(script.format, script.path,
-                                                             script.repo_path))
-            refusals[script.path] = why and trust.folder_refusal(script.alias,
-                                                                 script.repo_path, why)
+            why = ownership.foreign_path(
+                *trust.step_folders(script.format, script.path, script.repo_path)
+            )
+            refusals[script.path] = why and trust.folder_refusal(
+                script.alias, script.repo_path, why
+            )
         return refusals[script.path]
 
     return refusal
