@@ -16,7 +16,8 @@ stat'ed again without listing any folder), and an entry not strictly older than 
 record's own file is never taken as unchanged (git's "racy" entries). A run names the
 folders of the artifacts it runs: the record keeps a digest of each folder's entries, so
 that only those are stat'ed again (with ``.git``'s ``HEAD``, index and config); a change
-elsewhere in the checkout does not change the code the run takes from them. For a local
+elsewhere in the checkout does not change the code the run takes from them, which is then
+as git last reported it (the record's commit and ``dirty``). For a local
 repository (a path or a ``file://`` URL) the record also keeps the bytes of the upstream's
 ``HEAD``, refs and config: while they and the stamp are unchanged, a fetch would bring the
 same commit, and :func:`checkout` spawns no ``git`` at all.
