@@ -230,12 +230,19 @@ def select_keys(patterns: list, values: dict) -> dict:
 
     >>> select_keys(["A_*", "B", "<<<C>>>"], {"A_1": 1, "B": 2, "C": "D", "D": 4, "E": 5})
     {'A_1': 1, 'B': 2, 'D': 4}
+    >>> select_keys(["A?", "*_X", "A*X"], {"A1": 1, "A12": 2, "B_X": 3, "A_X": 4, "a_X": 5})
+    {'A1': 1, 'B_X': 3, 'A_X': 4, 'a_X': 5}
     """
     out = {}
     for pattern in patterns:
         if "?" in pattern or "*" in pattern:
-            for key in values:
-                if fnmatch.fnmatch(key, pattern):
+            head = pattern[:-1]
+            if pattern.endswith("*") and not any(c in head for c in "*?["):
+                # A name's beginning (MLC_PYTHON_*), as most are: no regular expression,
+                # which fnmatch would compile anew in each process (0.1 ms a pattern).
+                out.update((key, value) for key, value in values.items() if key.startswith(head))
+            else:
+                for key in fnmatch.filter(values, pattern):
                     out[key] = values[key]
         elif pattern in values:
             out[pattern] = values[pattern]
