@@ -9,6 +9,7 @@ import psutil
 import pytest
 
 from ckg.core.errors import RunFailed
+from ckg.run import execute as execute_module
 from ckg.run.execute import execute
 
 
@@ -54,6 +55,18 @@ def test_execute_peak_rss_adds_up_the_process_tree(tmp_path):
     out = _run(tmp_path, script)
     # Each process alone peaks near 130 MiB: only the sum of the tree exceeds 200 MiB.
     assert out.peak_rss_bytes > 200 * 2**20
+
+
+def test_without_tree_memory_nothing_is_sampled_and_a_timeout_still_ends_it(tmp_path, monkeypatch):
+    """A script worker's native scripts: the worker's caller samples the whole tree, so the
+    worker samples none of it (ru_maxrss gives the largest process); its timeout holds."""
+    sampled = []
+    monkeypatch.setattr(execute_module, "_tree_rss", lambda pid: sampled.append(pid) or 0)
+    code = "b = bytearray(60 * 2**20); import time; time.sleep(0.3)"
+    out = _run(tmp_path, [sys.executable, "-c", code], tree_memory=False)
+    assert out.status == "ok" and out.peak_rss_bytes > 60 * 2**20 and sampled == []
+    out = _run(tmp_path, "sleep 30", timeout_s=0.3, tree_memory=False)
+    assert out.status == "timeout" and sampled == []
 
 
 def test_measuring_a_process_tree_imports_no_psutil(tmp_path):

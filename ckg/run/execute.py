@@ -53,6 +53,7 @@ def execute(
     timeout_s: float | None = None,
     secrets: tuple[str, ...] = (),
     stdin: int | None = None,
+    tree_memory: bool = True,
 ) -> Outcome:
     """Run ``command`` (a shell line, or an argument list) and measure it.
 
@@ -75,6 +76,10 @@ def execute(
     stdin : int, optional
         A descriptor the command reads (a terminal or pipe that answers its questions);
         ``/dev/null`` when None.
+    tree_memory : bool
+        Sample the resident memory of the command's whole process tree while it runs;
+        False where a caller of this process measures its tree already (a script worker's
+        native scripts): ``peak_rss_bytes`` is then the largest single process's.
 
     Returns
     -------
@@ -120,7 +125,7 @@ def execute(
             except OSError as exc:
                 raise RunFailed(f"cannot start {argv[0]!r} in {cwd}: {exc.strerror}") from None
             pid = proc.pid
-        watch = _Watch(pid, timeout_s)
+        watch = _Watch(pid, timeout_s, tree_memory)
         watch.start()
         interrupted = False
         try:
@@ -226,9 +231,14 @@ def _fork(call, *, cwd: Path, env: dict[str, str], log, stdin: int | None) -> in
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
         # Unbuffered, as PYTHONUNBUFFERED=1 leaves a worker's: the log shows what ran last.
         sys.stdout, sys.stderr = (
-            io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8",
-                             errors=errors, write_through=True)
-            for fd, errors in ((1, "strict"), (2, "backslashreplace")))
+            io.TextIOWrapper(
+                io.FileIO(fd, "w", closefd=False),
+                encoding="utf-8",
+                errors=errors,
+                write_through=True,
+            )
+            for fd, errors in ((1, "strict"), (2, "backslashreplace"))
+        )
         # A crash is reported as a new interpreter would: only with PYTHONFAULTHANDLER, and
         # into the log (pytest's handler would write to the parent's stderr).
         faulthandler.disable()
@@ -330,22 +340,29 @@ def _await_group_end(pgid: int, limit_s: float = 2.0) -> None:
 
 
 class _Watch(threading.Thread):
-    """Samples the tree's RSS and enforces the timeout while the parent waits."""
+    """Samples the tree's RSS (``memory``) and enforces the timeout while the parent waits;
+    with neither to do, no thread runs."""
 
-    def __init__(self, pid: int, timeout_s: float | None):
+    def __init__(self, pid: int, timeout_s: float | None, memory: bool = True):
         super().__init__(daemon=True)
         self.pid = pid
         self.deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        self.memory = memory
         self.done = threading.Event()
         self.timed_out = False
         self.peak_rss = 0
+
+    def start(self) -> None:
+        if self.memory or self.deadline is not None:
+            super().start()
 
     def run(self) -> None:
         # Short intervals first so that brief steps get a sample, then back off.
         interval = 0.01
         killed_at = None
         while not self.done.wait(interval):
-            self.peak_rss = max(self.peak_rss, _tree_rss(self.pid))
+            if self.memory:
+                self.peak_rss = max(self.peak_rss, _tree_rss(self.pid))
             now = time.monotonic()
             if self.deadline is not None and now >= self.deadline:
                 if killed_at is None:
@@ -360,7 +377,8 @@ class _Watch(threading.Thread):
 
     def finish(self) -> None:
         self.done.set()
-        self.join()
+        if self.ident is not None:
+            self.join()
 
 
 def _tree_rss(pid: int) -> int:

@@ -155,8 +155,9 @@ def script_path(env: dict, folder: Path, name: str = "run") -> Path:
     return folder / f"{name}.sh"
 
 
-def write_run_script(workdir: Path, script: Path, env: dict, state: dict,
-                     hidden: tuple[str, ...] = (), export=None) -> Path:
+def write_run_script(
+    workdir: Path, script: Path, env: dict, state: dict, hidden: tuple[str, ...] = (), export=None
+) -> Path:
     """Write ``tmp-state.json`` and ``tmp-run.sh`` for ``script`` into ``workdir``; the
     ``hidden`` keys of ``env`` are named there but not exported: the process has them.
     ``export`` writes the ``export`` lines (:func:`export_lines`, MLCFlow's way)."""
@@ -201,8 +202,11 @@ def run_script(
     """
     secrets = secret_values(os.environ, env)
     # Secrets go to the process in its environment, never into tmp-run.sh.
-    hidden = {k: v for k, v in env.items()
-              if not k.startswith("+") and isinstance(v, str) and is_secret(k, v, secrets)}
+    hidden = {
+        k: v
+        for k, v in env.items()
+        if not k.startswith("+") and isinstance(v, str) and is_secret(k, v, secrets)
+    }
     write_run_script(workdir, script, env, state, tuple(sorted(hidden)), export)
     outcome = execute(
         ["bash", "-c", f". ./{TMP_RUN}"],
@@ -212,6 +216,7 @@ def run_script(
         timeout_s=timeout_s,
         secrets=secrets,
         stdin=stdin,
+        tree_memory=False,  # the worker's own caller measures its whole tree
     )
     env_out = (read_env or read_env_out)(workdir / TMP_RUN_ENV)
     return outcome, env_out, read_state_out(workdir / TMP_RUN_STATE)
