@@ -213,6 +213,20 @@ def test_a_changed_ref_upstream_is_noticed(repo, tmp_path, git_calls):
     assert checkout(str(repo), "", tmp_path / "cache")[1] == git(repo, "rev-parse", "other")
 
 
+def test_a_record_of_another_form_is_checked_by_git(repo, tmp_path, git_calls):
+    """A record whose paths and folders are not a list and a map (another version's) is no
+    record: git checks the copy and a record of this form replaces it."""
+    clone = _recorded(repo, tmp_path / "cache")
+    record = json.loads((clone / ".git" / STATE_FILE).read_text())
+    record.update(paths="\n".join(record["paths"]), folders="")
+    (clone / ".git" / STATE_FILE).write_text(json.dumps(record))
+    assert last_checkout(clone) is None
+    _calls(git_calls)
+    assert checkout(str(repo), "", tmp_path / "cache", ("wf",))[1] == record["commit"]
+    assert _calls(git_calls)
+    assert isinstance(last_checkout(_recorded(repo, tmp_path / "cache"))["paths"], list)
+
+
 def test_a_file_changed_after_the_record_was_made_is_never_taken_as_unchanged(
     repo, tmp_path, git_calls
 ):

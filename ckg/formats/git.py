@@ -148,7 +148,11 @@ def last_checkout(repo: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     keys = {"url", "ref", "upstream", "commit", "dirty", "stamp", "paths", "folders", "git"}
-    return record if isinstance(record, dict) and keys <= record.keys() else None
+    if not (isinstance(record, dict) and keys <= record.keys()):
+        return None
+    # Of the form this module writes, or none (another version's record is checked by git).
+    shaped = isinstance(record["paths"], list) and isinstance(record["folders"], dict)
+    return record if shaped else None
 
 
 def _unchanged(repo: Path, kept: dict, within: tuple[str, ...]) -> bool:
