@@ -1,2 +1,1 @@
-"""The vocabulary: records, schema, values, metrics, errors, config, process; no I/O beyond
-config."""
+"""The vocabulary: records, schema, values, metrics, errors, config, process; I/O only in config."""
