@@ -401,13 +401,7 @@ def adopt(fields: dict, fds: list[int]) -> None:
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
     close_all([fd for fd in fds if fd > 2])
-    env = fields["env"]
-    # Only what differs: setting each of some fifty variables anew is most of this function.
-    for name in [name for name in os.environ if name not in env]:
-        del os.environ[name]
-    for name, value in env.items():
-        if os.environ.get(name) != value:
-            os.environ[name] = value
+    process.set_environ(fields["env"])  # most of this function, when each was set anew
     os.chdir(fields["cwd"])
     os.umask(fields["umask"])
     time.tzset()

@@ -87,3 +87,14 @@ def process_identity() -> tuple:
         groups,
         tuple(namespaces),
     )
+
+
+def set_environ(env: dict[str, str]) -> None:
+    """Make this process's environment exactly ``env`` (a fork that takes on a command's or
+    a step's), changing only the variables that differ: setting each of some fifty anew
+    costs a fork about half a millisecond."""
+    for name in [name for name in os.environ if name not in env]:
+        del os.environ[name]
+    for name, value in env.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ckg.core import config
+from ckg.core import config, process
 from ckg.core.errors import RunFailed
 from ckg.core.redact import mask_file
 
@@ -245,8 +245,7 @@ def _fork(call, *, cwd: Path, env: dict[str, str], log, stdin: int | None) -> in
         if env.get("PYTHONFAULTHANDLER"):
             faulthandler.enable()
         os.chdir(cwd)
-        os.environ.clear()
-        os.environ.update(env)
+        process.set_environ(env)
         code = call()
     except SystemExit as exc:
         code = exc.code
