@@ -2,6 +2,7 @@
 
 import fcntl
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -150,10 +151,13 @@ def test_a_command_that_ends_at_once_leaves_its_server_watched(tmp_path):
     console = Path(sys.executable).with_name("ckg")
     lock = os.open(home / "falkordb.lock", os.O_WRONLY | os.O_CREAT, 0o600)
     fcntl.flock(lock, fcntl.LOCK_EX)
-    with subprocess.Popen([console, "versoin"], stderr=subprocess.PIPE, text=True, env=env) as cmd:
-        said = ""
-        while "No such command 'versoin'" not in said and (line := cmd.stderr.readline()):
-            said += line
+    with subprocess.Popen([console, "versoin"], stderr=subprocess.PIPE, env=env) as cmd:
+        said, deadline = b"", time.monotonic() + 120  # not to wait for ever on another message
+        while b"No such command 'versoin'" not in said and time.monotonic() < deadline:
+            if select.select([cmd.stderr], [], [], 1)[0]:
+                if not (chunk := os.read(cmd.stderr.fileno(), 4096)):
+                    break
+                said += chunk
         os.close(lock)  # releases the lock: the start goes on, if the command still runs
         assert cmd.wait(timeout=120) == 2, said
     pid = read_pid(home / PID_FILE)
