@@ -61,7 +61,8 @@ class TuneReport:
     before this call (``resumed``), each objective's unit, the front's trials, its reference
     point and hypervolume, ``stopped`` saying why fewer than ``budget`` trials ran, and
     ``study``, the Optuna study the trials were told to (those recorded before as
-    :meth:`ckg.tune.search.Search.add` rebuilt them): a failed trial's state is ``FAIL``."""
+    :meth:`ckg.tune.search.Search.add` rebuilt them), their values as
+    :func:`ckg.tune.search.as_told` gives them: a failed trial's state is ``FAIL``."""
 
     experiment: str
     name: str
