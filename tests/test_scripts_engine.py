@@ -498,3 +498,16 @@ def test_the_long_bits_are_what_getconf_prints(tmp_path, monkeypatch):
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     assert native._long_bits() == "32"
+
+
+def test_os_info_is_the_one_of_the_getconf_on_path(tmp_path, monkeypatch):
+    """Taken once per PATH, ahead in a resident process, whose children each run under the
+    PATH of the command they took on."""
+    host = native.os_info()["bits"]
+    script = tmp_path / "getconf"
+    script.write_text("#!/bin/sh\necho 32\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert native.os_info()["bits"] == "32"
+    monkeypatch.undo()
+    assert native.os_info()["bits"] == host
