@@ -32,7 +32,7 @@ STEP = (
     "    pid = int(stat.rsplit(')', 1)[1].split()[1])\n"
     "mask = os.umask(0)\n"
     "os.umask(mask)\n"
-    "pathlib.Path(sys.argv[1]).write_text(json.dumps({'ancestors': ancestors,\n"
+    "pathlib.Path(sys.argv[1]).write_text(json.dumps({'ancestors': ancestors, 'pid': os.getpid(),\n"
     "    'value': os.environ.get('CKG_TEST_VALUE'), 'umask': mask,\n"
     "    'absent': os.environ.get('CKG_TEST_ABSENT'),\n"
     "    'files': resource.getrlimit(resource.RLIMIT_NOFILE)[0]}))\n"
@@ -114,6 +114,7 @@ def test_a_command_runs_in_a_child_of_the_resident_as_it_would_run_itself(
         seen[where] = json.loads((workflow / "out.json").read_text())
         seen[where]["said"] = [line for line in err.splitlines() if "debug" in line]
         ancestors = seen[where].pop("ancestors")
+        seen[where].pop("pid")
         seen[where]["by"] = ("console script" if proc.pid in ancestors else
                              "resident" if pid in ancestors else ancestors)  # fmt: skip
     assert seen["0"].pop("by") == "console script"
@@ -183,7 +184,10 @@ def test_a_killed_console_script_takes_its_command_with_it(ckg_home, workflow):
     command = command[command.index(pid) - 1]  # the resident's child: the command
     proc.kill()
     proc.communicate()
-    assert wait_gone(command, 60), "the command outlived its console script"
+    try:
+        assert wait_gone(command, 60), "the command outlived its console script"
+    finally:  # its step, as a step of a command killed outright in its own process, runs on
+        os.kill(seen["pid"], signal.SIGKILL)
     assert not wait_gone(pid, 0)  # the resident itself serves on
     assert ckg("--version").returncode == 0
 
