@@ -33,7 +33,7 @@ from ckg.run.scripts.index import Script, load_index, save_index
 STEPS_FILE = "ckg-steps.jsonl"
 #: The worker's variable that holds the secrets its job file has placeholders for.
 SECRETS_VARIABLE = "CKG_JOB_SECRETS"
-INDEX_FORMAT = 4  # raised when the index file's layout changes
+INDEX_FORMAT = 5  # raised when the index file's layout changes
 
 
 @dataclass(slots=True)
