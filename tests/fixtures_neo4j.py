@@ -19,12 +19,10 @@ Environment:
 
 import fcntl
 import os
-import queue
 import shlex
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -133,13 +131,14 @@ class Neo4jServer:
             TEST_PASSWORD,
         ]
         log = self.data_dir / f"launcher-{port}.log"
+        said = self.data_dir / f"launcher-{port}.out"
         deadline = time.monotonic() + READY_TIMEOUT
         # stdin stays open: the launcher shuts down when it closes, also if pytest is killed.
-        with open(log, "w") as stderr:
+        with open(log, "w") as stderr, open(said, "w") as stdout:
             self.process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True
+                command, stdin=subprocess.PIPE, stdout=stdout, stderr=stderr, text=True
             )
-        line = self._read_ready(deadline)
+        line = self._read_ready(said, deadline)
         if not line.startswith("READY"):
             self.process.kill()
             self.process.wait()
@@ -153,23 +152,22 @@ class Neo4jServer:
         self.uri = line.split()[1]
         return self.uri
 
-    def _read_ready(self, deadline: float) -> str:
-        """The launcher's READY line, or '' if it exits first, or 'timed out'.
+    def _read_ready(self, said: Path, deadline: float) -> str:
+        """The launcher's READY line in ``said`` (its stdout), or '' if it exits first, or
+        'timed out'.
 
-        A thread reads stdout to its end: the JVM may print warnings there too, and a
-        full pipe would block it.
+        Its stdout is a file, not a pipe: the JVM may print warnings there too, and a pipe
+        would need a thread reading it for the whole session (a test that forks needs a
+        process of one thread).
         """
-        lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=_pump, args=(self.process.stdout, lines), daemon=True).start()
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
+        while time.monotonic() < deadline:
+            exited = self.process.poll() is not None
+            for line in said.read_text(errors="replace").splitlines():
+                if line.startswith("READY"):
+                    return line.strip()
+            if exited:
                 return ""
-            if line.startswith("READY"):
-                return line.strip()
+            time.sleep(0.05)
         return "timed out"
 
     def stop(self) -> None:
@@ -199,12 +197,6 @@ class Neo4jServer:
 
 class _PortTaken(Exception):
     pass
-
-
-def _pump(stream, lines: "queue.Queue[str | None]") -> None:
-    for line in stream:
-        lines.put(line)
-    lines.put(None)
 
 
 @pytest.fixture(scope="session")
