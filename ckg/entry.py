@@ -56,24 +56,12 @@ def main() -> None:
         # leaving a server nothing ever stops.
         threading.Thread(target=start_server).start()
     else:
-        _lean_neo4j_driver()
+        from ckg.store import lean_neo4j_driver
+
+        lean_neo4j_driver()
     from ckg.cli import main as cli_main
 
     cli_main()
-
-
-def _lean_neo4j_driver() -> None:
-    """Keep the Neo4j driver from importing numpy, pandas and pyarrow, which it does whenever
-    they are installed, for result conversions (``to_df``, vectors) ckg never asks for: about
-    0.45 s of the 0.7 s its import takes here. Only in this process, the ``ckg`` command's,
-    which holds no other code that could want them; the driver reads None as not installed.
-    """
-    import types
-
-    if "neo4j" not in sys.modules:
-        extras = types.ModuleType("neo4j._optional_deps")
-        extras.np = extras.pd = extras.pa = extras.pa_compute = None
-        sys.modules["neo4j._optional_deps"] = extras
 
 
 def _uses_embedded_store(args: list[str]) -> bool:

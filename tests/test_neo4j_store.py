@@ -254,7 +254,7 @@ def test_skip_report_appends_the_reason(monkeypatch, tmp_path):
 def test_the_ckg_command_imports_the_driver_without_pandas_and_numpy(tmp_path):
     # The driver imports both whenever installed; the command asks nothing of them.
     code = (
-        "import sys; from ckg.entry import _lean_neo4j_driver; _lean_neo4j_driver(); "
+        "import sys; from ckg.store import lean_neo4j_driver; lean_neo4j_driver(); "
         "import ckg.store.neo4j; print(sorted({'numpy', 'pandas', 'pyarrow'} & set(sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
