@@ -163,10 +163,11 @@ def test_ctrl_c_reaches_the_command_and_its_status_comes_back(ckg_home, workflow
     assert [r["status"] for r in runs] == ["interrupted"]
 
 
-def waiting_run(workflow: Path) -> tuple[subprocess.Popen, dict]:
-    """``ckg run`` of ``workflow`` with a step that waits, once the step has said where it
-    runs (what it said)."""
-    assert ckg("ingest", str(workflow)).returncode == 0
+def waiting_run(workflow: Path, ingest: bool = True) -> tuple[subprocess.Popen, dict]:
+    """``ckg run`` of ``workflow`` (ingested first unless ``ingest`` is false) with a step
+    that waits, once the step has said where it runs (what it said)."""
+    if ingest:
+        assert ckg("ingest", str(workflow)).returncode == 0
     proc = start("run", "where", "--grid", "wait=600")
     out = workflow / "out.json"
     deadline = time.monotonic() + 120
@@ -221,6 +222,14 @@ def test_a_command_goes_to_a_child_forked_ahead_and_a_dead_one_is_replaced(ckg_h
     proc.communicate(timeout=120)
     assert wait_gone(command, 60)
     assert children_of(pid) == {next_spare}
+    (workflow / "out.json").unlink()
+    proc, seen = waiting_run(workflow, ingest=False)
+    assert seen["ancestors"][seen["ancestors"].index(pid) - 1] == next_spare, (
+        "the command did not go to the child that waited for it"
+    )
+    (next_spare,) = children_of(pid) - {next_spare}
+    os.kill(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=120)
     resident.stop(ckg_home)
     assert wait_gone(next_spare, 60), "the spare child outlived its resident"
 

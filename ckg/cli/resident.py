@@ -556,7 +556,8 @@ def send_message(conn: socket.socket, message: bytes, fds: list[int]) -> None:
     sent = conn.sendmsg(
         [data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
     )
-    conn.sendall(data[sent:])
+    if sent < len(data):  # an empty send would fail once the child has read it and closed
+        conn.sendall(data[sent:])
 
 
 def send(conn: socket.socket, message: tuple) -> None:
