@@ -176,6 +176,50 @@ def test_a_command_that_ends_at_once_leaves_its_server_watched(tmp_path):
             os.kill(pid, signal.SIGKILL)  # unwatched: nothing else would ever stop it
 
 
+#: A process that starts the server of the home in argv[1] and is killed (SIGKILL: nothing
+#: of its own runs after) the first time it looks for the server once the server's pid file
+#: exists: a point after the server exists and before it answers.
+_KILLED_WHILE_STARTING = """
+import os, signal, sys
+from pathlib import Path
+from ckg.store import server
+
+home, own_server = Path(sys.argv[1]), server.own_server
+
+def killed_once_started(at, **kwargs):
+    if (at / server.PID_FILE).exists():
+        os.kill(os.getpid(), signal.SIGKILL)
+    return own_server(at, **kwargs)
+
+server.own_server = killed_once_started
+server.connect(home)
+"""
+
+
+def test_a_start_killed_before_the_server_answers_leaves_it_watched(tmp_path):
+    """Whenever the process that starts the server is killed, the server has its watchdog:
+    here it is killed before the server answers, and the server still stops once its home
+    is deleted (a long home: the watchdog removes the socket's folder too)."""
+    home = tmp_path / ("deep-" * 25)
+    env = {**os.environ, "CKG_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_WHILE_STARTING, str(home)], env=env, timeout=120
+    )
+    assert done.returncode == -signal.SIGKILL
+    pid = read_pid(home / PID_FILE)
+    folder = socket_path(home).parent
+    try:
+        shutil.rmtree(home)
+        assert wait_gone(pid, 30)
+        deadline = time.monotonic() + 30  # the watchdog removes the folder after the server
+        while folder.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not folder.exists()
+    finally:
+        if not wait_gone(pid, 0):
+            os.kill(pid, signal.SIGKILL)  # unwatched: nothing else would ever stop it
+
+
 def test_unwritable_home_is_one_clear_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

