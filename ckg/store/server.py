@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ckg.core.config import PRIVATE_UMASK, private_dir
 from ckg.core.errors import StoreUnavailable, UsageError
-from ckg.store.resp import Connection, ReplyError
+from ckg.store.resp import Connection
 
 #: Seconds without a command from any client after which the watchdog stops the server.
 DEFAULT_IDLE_TIMEOUT = 600.0
@@ -408,20 +408,16 @@ _SERVER_AND_WATCHDOG = '"$1" "$2" 2>>"$3" & exec "$4" -m ckg.store.watchdog "$5"
 def _not_started(home: Path) -> StoreUnavailable:
     """Why the server of ``home`` gave no PONG within :data:`START_TIMEOUT` seconds."""
     conn = own_server(home, ping=False)
-    if conn is not None:
-        try:
-            reply = conn.pipeline([("PING",)])[0]
-        except StoreUnavailable:
-            reply = None
-        finally:
-            conn.close()
-        if isinstance(reply, ReplyError) and str(reply).startswith("LOADING"):
-            return StoreUnavailable(
-                f"the embedded database in {home} is still loading its data after "
-                f"{START_TIMEOUT:.0f} s; it goes on loading, watched: try again in a moment"
-            )
+    if conn is None:
+        return StoreUnavailable(
+            f"the embedded database in {home} did not start: {_last_log_line(home)}"
+        )
+    conn.close()
+    # Its own server listens: loading a large graph, which may take it minutes and block
+    # even PING while a single long command is replayed. Killing it would lose that work.
     return StoreUnavailable(
-        f"the embedded database in {home} did not start: {_last_log_line(home)}"
+        f"the embedded database in {home} runs but did not answer within {START_TIMEOUT:.0f} s"
+        f" (a large graph still loading?); it goes on, watched: try again in a moment"
     )
 
 
