@@ -26,6 +26,7 @@ import importlib.util
 import math
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -309,9 +310,8 @@ def _remove_if_stale(folder: Path, *, empty: bool) -> None:
 
 def _listening(sock: Path) -> bool:
     """Whether a server listens on the Unix socket ``sock`` (connecting sends nothing)."""
-    import socket  # only here: the start of a long home's server
-
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)  # a full backlog (a hung server's) would block a connect
         try:
             probe.connect(str(sock))
         except ConnectionRefusedError:
