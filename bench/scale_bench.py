@@ -1,13 +1,14 @@
 """How find, plan, a cached run, a front, a comparison and the web pages grow with the graph.
 
 The graph holds the corpora ``--sizes`` times over (default 1, 10 and 100), on each engine
-(embedded, and a Neo4j 5 started as the tests start theirs, :mod:`tests.fixtures_neo4j`), each
-in a home of its own. Replica 0 is ingested for real through the public API: CM's and
-MLCFlow's script repositories (``cm4mlops``, ``mlperf-automations``; hard-linked copies in a
-temporary folder, so that nothing writes to the corpora) and the published results (``pwc``,
-``mlperf``); ``ckg demo`` adds the runs and experiment the web pages show. Replicas 1 to N-1
-are replica 0's export (:meth:`ckg.api.KnowledgeGraph.export_graph`, the documented format
-of ``ckg db export``) with each script source, artifact, variation, paper and result keyed
+(embedded, and a Neo4j 5 from the tests' launcher, :mod:`tests.fixtures_neo4j`, run as a
+server runs: ``SERVER_JAVA_OPTS``), each in a home of its own. Replica 0 is ingested for real
+through the public API: CM's and MLCFlow's script repositories (``cm4mlops``,
+``mlperf-automations``; hard-linked copies in a temporary folder, so that nothing writes to
+the corpora) and the published results (``pwc``, ``mlperf``); ``ckg demo`` adds the runs and
+experiment the web pages show. Replicas 1 to N-1 are replica 0's export
+(:meth:`ckg.api.KnowledgeGraph.export_graph`, the documented format of ``ckg db export``)
+with each script source, artifact, variation, paper and result keyed
 ``-r<k>`` (source locations too, so each replica is a source of its own and its Papers with
 Code rows cite papers of their own), tasks, datasets, models, metrics and platforms shared,
 written to a file and imported (:meth:`~ckg.api.KnowledgeGraph.import_graph`): ingesting 200
@@ -193,19 +194,33 @@ def settle(home: Path, limit_s: float = 120.0) -> float:
     return time.perf_counter() - started
 
 
+#: Neo4j as a server runs it (``CKG_NEO4J_JAVA_OPTS`` replaces it): the JVM's default JIT
+#: (C1, then C2) and G1, with a heap and page cache for 800,000 nodes. The tests' launcher
+#: trades peak speed for start-up (C1 only, 64 MiB of page cache), which suits a test session
+#: and not minutes of imports: 1.5x slower to import replicas once the JIT has warmed up.
+SERVER_JAVA_OPTS = "-XX:+UseG1GC -Xms1g -Xmx4g -Dckg.pagecache=2147483648"
+
+
 def start_neo4j(tmp: Path):
-    """A Neo4j 5 as :mod:`tests.fixtures_neo4j` starts it, its credentials in the environment;
-    None, saying why, without Java or Maven."""
+    """A Neo4j 5 from the tests' launcher (:mod:`tests.fixtures_neo4j`) with SERVER_JAVA_OPTS,
+    its credentials in the environment; None, saying why, without Java or Maven."""
     from tests import fixtures_neo4j as neo
 
     missing = neo.missing_tools()
     if missing:
         print(f"neo4j: skipped ({' and '.join(missing)} missing)")
         return None
+    os.environ.setdefault("CKG_NEO4J_JAVA_OPTS", SERVER_JAVA_OPTS)
     server = neo.Neo4jServer(neo.launcher_classpath(), tmp)
     server.start()
     os.environ.update(NEO4J_USERNAME=neo.TEST_USER, NEO4J_PASSWORD=neo.TEST_PASSWORD)
     return server
+
+
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU seconds process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def row(size: int, engine: str, figures: dict, first: dict, slowest: tuple) -> str:
@@ -279,11 +294,17 @@ def main() -> None:
                     write_replicas(export, grown, done, size)
                     took = [f"replicas written {time.perf_counter() - started:.1f} s"]
                     for engine in engines:
+                        # Where an import's time goes: the store's server or this process.
+                        server = (neo4j.process.pid if engine == "neo4j" else
+                                  int((homes[engine] / "falkordb.pid").read_text()))  # fmt: skip
+                        cpu = (cpu_seconds(server), time.process_time())
                         started = time.perf_counter()
                         with api.open(dbs[engine], home=homes[engine]) as kg:
                             kg.import_graph(grown)
                             nodes = sum(kg.status()["nodes"].values())
-                        took.append(f"{engine} import {time.perf_counter() - started:.1f} s")
+                        took.append(f"{engine} import {time.perf_counter() - started:.1f} s "
+                                    f"(CPU: server {cpu_seconds(server) - cpu[0]:.1f} s, "
+                                    f"ckg {time.process_time() - cpu[1]:.1f} s)")  # fmt: skip
                         if engine == "embedded":
                             took.append(f"its rewrite waited {settle(homes[engine]):.1f} s")
                     grown.unlink()

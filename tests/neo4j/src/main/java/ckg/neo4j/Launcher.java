@@ -50,7 +50,9 @@ public final class Launcher {
                 .setConfig(GraphDatabaseSettings.auth_enabled, password != null)
                 // A test graph is small: a small page cache starts faster than the default
                 // (half of free memory), and transaction logs need no 250 MB preallocation.
-                .setConfig(GraphDatabaseSettings.pagecache_memory, 64L * 1024 * 1024)
+                // A benchmark's graph is not: -Dckg.pagecache=BYTES (bench/scale_bench.py).
+                .setConfig(GraphDatabaseSettings.pagecache_memory,
+                        Long.getLong("ckg.pagecache", 64L * 1024 * 1024))
                 .setConfig(GraphDatabaseSettings.preallocate_logical_logs, false)
                 .setConfig(GraphDatabaseSettings.preallocate_store_files, false)
                 .setConfig(GraphDatabaseSettings.keep_logical_logs, "false")
