@@ -47,10 +47,9 @@ from ckg.store.server import idle_timeout
 
 LOCK = "resident.lock"
 PID_FILE = "resident.pid"
-#: Modules of ckg not imported ahead: their commands run long or their extras are heavy.
-#: numpy (ckg.pareto), the Neo4j driver too (but see :func:`import_ahead`): each child that
-#: needs them imports them, and a resident without them starts in a fraction of the time and
-#: memory.
+#: Modules of ckg not imported ahead: their commands run long or their extras are heavy (the
+#: Neo4j driver: but see :func:`import_ahead`); each child that needs them imports them. A
+#: package's ``__init__`` is imported all the same, to walk it: ckg.pareto's imports numpy.
 _NOT_AHEAD = (
     "ckg.serve",
     "ckg.tune",
