@@ -290,9 +290,10 @@ print(folder)
 
 
 def test_folders_of_killed_servers_go_at_the_next_start_and_no_one_elses(tmp_path, other_user):
-    """A killed server leaves its socket's folder with a dead socket; the next start of a
-    long home removes such folders of this user's, and leaves the folder of a server that
-    runs, another user's, and what another user's link leads to."""
+    """A killed server leaves its socket's folder with a dead socket, one of a deleted home
+    that stopped when idle an empty folder; the next start of a long home removes such
+    folders of this user's, and leaves the folder of a server that runs, an empty one just
+    made (another start's), another user's, and what another user's link leads to."""
     killed, live, new = (tmp_path / name / LONG for name in ("killed", "live", "new"))
     _started(live)
     running = socket_path(live).parent
@@ -305,11 +306,13 @@ def test_folders_of_killed_servers_go_at_the_next_start_and_no_one_elses(tmp_pat
     victim.mkdir(mode=0o700)
     socket.socket(socket.AF_UNIX).bind(str(victim / "falkordb.sock"))
     link = Path(tempfile.gettempdir()) / f"ckg-link-{os.getpid()}"
+    emptied, made = (Path(tempfile.mkdtemp(prefix="ckg-")) for _ in range(2))
+    os.utime(emptied, (time.time() - 3600,) * 2)
     other_user.run(["ln", "-s", str(victim), str(link)], check=True)
     try:
         assert stale.exists() and theirs.name.startswith("ckg-")
         _started(new)
-        assert not stale.exists()
+        assert not stale.exists() and not emptied.exists() and made.exists()
         assert (running / "falkordb.sock").exists() and write_and_read(live)
         assert (theirs / "falkordb.sock").exists()
         assert (victim / "falkordb.sock").exists() and link.is_symlink()
@@ -317,6 +320,7 @@ def test_folders_of_killed_servers_go_at_the_next_start_and_no_one_elses(tmp_pat
         for home in (killed, live, new):
             stop_and_clean(home)
         shutil.rmtree(theirs, ignore_errors=True)
+        remove_socket_folder(made)
         link.unlink(missing_ok=True)
 
 

@@ -272,13 +272,13 @@ def forget_socket_folder(home: Path, sock: Path) -> None:
     see :func:`_remove_if_stale`.
     """
     if sock.parent != Path(home):
-        _remove_if_stale(sock.parent, empty=True)
+        _remove_if_stale(sock.parent, empty_after=0.0)
 
 
-def _remove_if_stale(folder: Path, *, empty: bool) -> None:
+def _remove_if_stale(folder: Path, *, empty_after: float) -> None:
     """Remove ``folder`` if it is this user's, private, not a link, not held by a start
     (:func:`_socket_to_start_on`), and holds only a socket of this user's that nothing
-    listens on, or nothing at all when ``empty``. Anything else is left as it is.
+    listens on, or nothing at all since ``empty_after`` seconds. Anything else is left.
 
     A server that still runs, even stopped or hung, listens: its folder is kept.
     """
@@ -299,7 +299,7 @@ def _remove_if_stale(folder: Path, *, empty: bool) -> None:
             if _listening(folder / SOCKET):
                 return
             os.unlink(SOCKET, dir_fd=fd)
-        elif names or not empty:
+        elif names or time.time() - info.st_mtime < empty_after:
             return
         os.rmdir(folder)
     except OSError:
@@ -430,11 +430,12 @@ def _new_private_socket(home: Path) -> Path:
     base = os.environ.get("XDG_RUNTIME_DIR") or ""
     if not base or not _private(Path(base)) or len(base) > _MAX_SOCKET_PATH // 2:
         base = tempfile.gettempdir()
-    # Killed servers leave their folders, each with a dead socket: those of this user go now.
-    # Empty ones stay: one may be another start's, made and not yet held.
+    # Killed servers leave their folders with a dead socket, servers of deleted homes that
+    # stopped when idle leave them empty: those of this user go now. An empty one stays while
+    # it may be a start's, made and not yet held (a start gives up after START_TIMEOUT).
     for name in os.listdir(base):
         if name.startswith("ckg-"):
-            _remove_if_stale(Path(base) / name, empty=False)
+            _remove_if_stale(Path(base) / name, empty_after=START_TIMEOUT)
     folder = tempfile.mkdtemp(prefix="ckg-", dir=base)
     _write_private(home / RUN_DIR_FILE, folder + "\n")
     return Path(folder) / SOCKET

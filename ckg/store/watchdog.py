@@ -21,7 +21,14 @@ from pathlib import Path
 
 from ckg.core.errors import StoreUnavailable
 from ckg.store.resp import Connection, ReplyError
-from ckg.store.server import PID_FILE, START_TIMEOUT, claim, forget_socket_folder, read_pid
+from ckg.store.server import (
+    HUNG_AFTER,
+    PID_FILE,
+    START_TIMEOUT,
+    claim,
+    forget_socket_folder,
+    read_pid,
+)
 
 #: Most seconds between two polls, so that a server whose home is gone stops within it.
 MAX_POLL = 1.0
@@ -51,8 +58,10 @@ def adopt(home: Path, sock: Path, pid: int) -> Connection | None:
     :data:`~ckg.store.server.START_TIMEOUT` seconds is killed: nobody could use it, and
     nothing could stop it later.
 
-    Nothing is sent before the peer is checked: ``sock`` may be someone else's. The home may
-    be gone already: the caller then shuts the server down through the connection.
+    Nothing is sent before the peer is checked: ``sock`` may be someone else's, and the server
+    is then ended, since nobody can reach it; so it is when the home is gone and the socket
+    cannot be reached. A home gone with the socket still there (outside it) is left to the
+    caller, who shuts the server down through the connection.
     """
     deadline = time.monotonic() + START_TIMEOUT
     while os.waitpid(pid, os.WNOHANG) == (0, 0):
@@ -63,6 +72,9 @@ def adopt(home: Path, sock: Path, pid: int) -> Connection | None:
         try:
             conn = Connection(str(sock), timeout=5.0)
         except StoreUnavailable:
+            if not os.path.isdir(home):  # deleted, and the socket with it, or never reached
+                _terminate(pid, home)
+                break
             time.sleep(0.005)
             continue
         peer = conn.peer()
@@ -74,10 +86,33 @@ def adopt(home: Path, sock: Path, pid: int) -> Connection | None:
             conn.set_timeout(None)
             return conn
         conn.close()
+        if peer is not None and read_pid(home / PID_FILE) == pid:
+            # Another process listens where the server, up (its pid file is written), was to:
+            # nobody can reach it.
+            _terminate(pid, home)
+            break
         time.sleep(0.005)
     if not os.path.isdir(home):  # its socket may be left, and no start will reuse its folder
         forget_socket_folder(home, sock)
     return None
+
+
+def _terminate(pid: int, home: Path) -> None:
+    """End server ``pid``, a child of this process, and wait for it.
+
+    With its home there, SIGTERM first: it saves what clients wrote, as on SHUTDOWN. A server
+    refuses that while it cannot write its files (its home gone meanwhile): SIGKILL then,
+    as at once when the home is gone.
+    """
+    if os.path.isdir(home):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + HUNG_AFTER
+        while time.monotonic() < deadline:
+            if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                return
+            time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)  # not waited for yet: the pid is still its
+    os.waitpid(pid, 0)
 
 
 def watch(conn: Connection, home: Path, idle_seconds: float, held: tuple) -> None:
