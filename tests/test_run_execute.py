@@ -126,6 +126,24 @@ def _pgid(pid: int) -> int | None:
         return None
 
 
+def test_a_thread_python_does_not_list_keeps_callables_out_of_a_fork():
+    # As OpenBLAS's, started by numpy: a thread of the process the threading module never saw.
+    import _thread
+    import threading
+
+    if threading.active_count() != 1 or len(os.listdir("/proc/self/task")) != 1:
+        pytest.skip("this test process has other threads already")
+    assert execute_module.can_fork()
+    release = _thread.allocate_lock()
+    release.acquire()
+    _thread.start_new_thread(release.acquire, ())
+    try:
+        assert threading.active_count() == 1  # unseen by threading, seen by the system
+        assert not execute_module.can_fork()
+    finally:
+        release.release()
+
+
 def test_a_callable_runs_in_a_fork_as_a_command_would_and_never_returns_here(tmp_path):
     """Its own session, exactly ``env``, ``cwd``, /dev/null for stdin, its output in the log,
     its return value or what it raised as the exit code; and whatever it raises ends the

@@ -167,8 +167,15 @@ def execute(
 def can_fork() -> bool:
     """Whether :func:`execute` may run a callable in a fork of this process: on a POSIX host,
     from a process with no other thread, which a fork would leave holding whatever locks it
-    held (a progress bar's refresh, a cluster worker's tasks: those spawn instead)."""
-    return hasattr(os, "fork") and threading.active_count() == 1
+    held (a progress bar's refresh, a cluster worker's tasks: those spawn instead). Threads
+    Python does not know of count too (OpenBLAS starts one when numpy is imported), where the
+    system lists them (``/proc/self/task``)."""
+    if not hasattr(os, "fork") or threading.active_count() != 1:
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return True
 
 
 #: What a fork resets to as a new interpreter has it: a host process (a resident ``ckg``,
