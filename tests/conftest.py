@@ -15,10 +15,6 @@ they do without a resident; tests/test_resident.py runs them through one, and
 import os
 
 os.environ.setdefault("CKG_RESIDENT", "0")
-# numpy's OpenBLAS would start a thread when a test imports it, and a process with another
-# thread runs callables in a new interpreter, not a fork (ckg.run.execute.can_fork): the
-# tests of the forked worker would find every pytest worker that imported numpy so.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 pytest_plugins = ["tests.fixtures_neo4j", "tests.fixtures_store", "tests.fixtures_users",
                   "tests.slurm_cluster"]

@@ -412,6 +412,27 @@ def test_a_malformed_meta_or_a_cycle_fails_that_run_with_one_line(repo):
     assert missing.status == "failed" and missing.error == "no script has the tags no,such,script"
 
 
+def _invoke(job: dict):
+    return invoke(
+        Path(job["index"]),
+        {"tags": "look"},
+        home=Path(job["home"]),
+        workdir=Path(job["workdir"]),
+        log_path=Path(job["workdir"]) / "ckg-run.log",
+        env=job["env"],
+    )
+
+
+_INVOKE_ALONE = (
+    "import json, os, sys\n"
+    "from ckg.run.execute import can_fork\n"
+    "from tests.test_scripts_engine import _invoke\n"
+    "assert can_fork()\n"
+    "result = _invoke(json.loads(sys.argv[1]))\n"
+    "print(json.dumps({'status': result.status, 'error': result.error, 'caller': os.getpid()}))\n"
+)
+
+
 @pytest.mark.parametrize("forked", [True, False], ids=["forked", "spawned"])
 def test_a_worker_is_what_a_new_interpreter_would_be(repo, forked):
     """The worker runs in a fork of this process when nothing else runs in it, else in a new
@@ -433,37 +454,41 @@ def test_a_worker_is_what_a_new_interpreter_would_be(repo, forked):
             return {{"return": 0}}
         """,
     )
-    if forked and not can_fork():  # threads of a library used by an earlier test here
-        threads = len(os.listdir("/proc/self/task"))
-        pytest.skip(f"a fork needs a process of one thread; earlier tests left {threads} here")
     index, workdir = repo.root.parent / "index.json", repo.home / "runs" / "r0"
     save_index(index, repo.scripts)
     env = dict(os.environ)  # the worker's
-    os.environ["CKG_ONLY_HERE"] = "1"  # in this process only
-    busy = threading.Event()
-    other = None if forked else threading.Thread(target=busy.wait)
-    try:
-        if other:
-            other.start()
-        assert can_fork() is forked
-        result = invoke(
-            index,
-            {"tags": "look"},
-            home=repo.home,
-            workdir=workdir,
-            log_path=workdir / "ckg-run.log",
-            env=env,
+    job = {"index": str(index), "home": str(repo.home), "workdir": str(workdir), "env": env}
+    if forked:
+        # From a new interpreter, a process of one thread as a ckg command is: this pytest
+        # worker holds threads Python does not list (xdist's execnet), so it never forks.
+        done = subprocess.run(
+            [sys.executable, "-c", _INVOKE_ALONE, json.dumps(job)],
+            env={**env, "CKG_ONLY_HERE": "1"},  # in the caller only
+            cwd=Path(__file__).parents[1],  # where tests.test_scripts_engine imports from
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
-    finally:
-        del os.environ["CKG_ONLY_HERE"]
-        busy.set()
-        if other:
+        assert done.returncode == 0, done.stderr
+        result = SimpleNamespace(**json.loads(done.stdout.splitlines()[-1]))
+    else:
+        os.environ["CKG_ONLY_HERE"] = "1"  # in this process only
+        busy = threading.Event()
+        other = threading.Thread(target=busy.wait)
+        try:
+            other.start()
+            assert not can_fork()
+            ran = _invoke(job)
+            result = SimpleNamespace(status=ran.status, error=ran.error, caller=os.getpid())
+        finally:
+            del os.environ["CKG_ONLY_HERE"]
+            busy.set()
             other.join()
     assert result.status == "ok", result.error
     looked = json.loads(seen.read_text())
     assert Path(looked["argv"][0]).name == "worker.py" and looked["argv"][1].endswith("job.json")
     assert str(workdir) in looked["path"]  # python -m puts its folder on sys.path
-    assert looked["ours"] is None and looked["parent"] == os.getpid() and looked["stdin_null"]
+    assert looked["ours"] is None and looked["parent"] == result.caller and looked["stdin_null"]
     assert "the hook speaks" in (workdir / "ckg-run.log").read_text()
 
 
