@@ -128,8 +128,7 @@ def _run_in_resident() -> int | None:
             )
         _start_resident(home)
         return None
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)  # pid, uid, gid
-    if int.from_bytes(creds[4:8], sys.byteorder, signed=True) != os.getuid():
+    if process.peer_uid(conn) != os.getuid():
         return None
     import _signal as signal
     import resource

@@ -264,8 +264,7 @@ class Resident:
         """Take one command and hand it to the spare child: in that child, return its
         request; else None."""
         conn, _ = self.listener.accept()
-        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        if struct.unpack("3i", creds)[1] != os.getuid():
+        if process.peer_uid(conn) != os.getuid():
             conn.close()
             return None
         conn.settimeout(5.0)
@@ -465,7 +464,6 @@ class CodeWatch:
     modification time among them is compared instead (about 1 ms a command).
     """
 
-    _LIBC = None
     #: Written, touched, created, removed or renamed (in or out); the folder itself removed
     #: or renamed; the kernel's queue overflowed.
     _CHANGES = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x4000
@@ -477,13 +475,7 @@ class CodeWatch:
 
     @staticmethod
     def _folders() -> list[str]:
-        import ckg
-
-        folders = []
-        for folder, dirs, _ in os.walk(ckg.__path__[0]):
-            dirs[:] = [d for d in dirs if d != "__pycache__"]
-            folders.append(folder)
-        return folders + [entry for entry in sys.path if os.path.isdir(entry or ".")]
+        return ckg_folders() + [entry for entry in sys.path if os.path.isdir(entry or ".")]
 
     def _watch(self, folders: list[str]) -> int | None:
         import ctypes
@@ -517,19 +509,30 @@ class CodeWatch:
         return self.seen
 
 
+def ckg_folders() -> list[str]:
+    """ckg's package folder and those under it, ``__pycache__`` left out (Python writes there
+    as it imports)."""
+    import ckg
+
+    folders = []
+    for folder, dirs, _ in os.walk(ckg.__path__[0]):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        folders.append(folder)
+    return folders
+
+
 def code_stamp() -> tuple[int, ...]:
     """The newest modification time among ckg's files, and those of the folders on
     ``sys.path``."""
-    import ckg
-
     newest = 0
-    for folder, dirs, files in os.walk(ckg.__path__[0]):
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
-        for name in files:
-            try:
-                newest = max(newest, os.stat(os.path.join(folder, name)).st_mtime_ns)
-            except OSError:
-                pass
+    for folder in ckg_folders():
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file():
+                        newest = max(newest, entry.stat().st_mtime_ns)
+                except OSError:
+                    pass
     folders = []
     for entry in sys.path:
         try:

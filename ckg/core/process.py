@@ -55,6 +55,14 @@ def command_name(args: list[str]) -> str | None:
     return None
 
 
+def peer_uid(conn) -> int:
+    """The user id of the process at the other end of the Unix socket ``conn``."""
+    import _socket  # the C module: socket's enums would cost the console script milliseconds
+
+    creds = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # pid, uid, gid
+    return int.from_bytes(creds[4:8], sys.byteorder, signed=True)
+
+
 def process_identity() -> tuple:
     """What a child of the resident process must share with the ``ckg`` command it runs,
     and cannot take on after the fork: the interpreter and the flags that change what code
