@@ -161,19 +161,26 @@ def test_a_command_that_ends_at_once_leaves_its_server_watched(tmp_path):
         os.close(lock)  # releases the lock: the start goes on, if the command still runs
         assert cmd.wait(timeout=120) == 2, said
     pid = read_pid(home / PID_FILE)
+    assert pid is not None, "the command ended before the server started"
+    folder = socket_path(home).parent
+    assert_deleting_home_stops(home, pid, folder)
+    assert folder != home
+
+
+def assert_deleting_home_stops(home: Path, pid: int, folder: Path) -> None:
+    """Delete ``home``: its server ``pid`` ends, and its watchdog removes the socket's
+    ``folder`` after it. A server left running is killed (unwatched: nothing else would ever
+    stop it)."""
     try:
-        assert pid is not None, "the command ended before the server started"
-        folder = socket_path(home).parent
-        assert folder != home
         shutil.rmtree(home)
         assert wait_gone(pid, 30)
-        deadline = time.monotonic() + 30  # the watchdog removes the folder after the server
+        deadline = time.monotonic() + 30
         while folder.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not folder.exists()
     finally:
-        if pid is not None and not wait_gone(pid, 0):
-            os.kill(pid, signal.SIGKILL)  # unwatched: nothing else would ever stop it
+        if not wait_gone(pid, 0):
+            os.kill(pid, signal.SIGKILL)
 
 
 #: A process that starts the server of the home in argv[1] and is killed (SIGKILL: nothing
@@ -206,18 +213,7 @@ def test_a_start_killed_before_the_server_answers_leaves_it_watched(tmp_path):
         [sys.executable, "-c", _KILLED_WHILE_STARTING, str(home)], env=env, timeout=120
     )
     assert done.returncode == -signal.SIGKILL
-    pid = read_pid(home / PID_FILE)
-    folder = socket_path(home).parent
-    try:
-        shutil.rmtree(home)
-        assert wait_gone(pid, 30)
-        deadline = time.monotonic() + 30  # the watchdog removes the folder after the server
-        while folder.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not folder.exists()
-    finally:
-        if not wait_gone(pid, 0):
-            os.kill(pid, signal.SIGKILL)  # unwatched: nothing else would ever stop it
+    assert_deleting_home_stops(home, read_pid(home / PID_FILE), socket_path(home).parent)
 
 
 def test_unwritable_home_is_one_clear_line(tmp_path):
