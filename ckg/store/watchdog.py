@@ -58,10 +58,11 @@ def adopt(home: Path, sock: Path, pid: int) -> Connection | None:
     :data:`~ckg.store.server.START_TIMEOUT` seconds is killed: nobody could use it, and
     nothing could stop it later.
 
-    Nothing is sent before the peer is checked: ``sock`` may be someone else's, and the server
-    is then ended, since nobody can reach it; so it is when the home is gone and the socket
-    cannot be reached. A home gone with the socket still there (outside it) is left to the
-    caller, who shuts the server down through the connection.
+    Nothing is sent before the peer is checked: ``sock`` may be someone else's until the
+    server binds it, and a server that never does is ended at the deadline, since nobody can
+    reach it; so it is at once when the home is gone and the socket cannot be reached. A home
+    gone with the socket still there (outside it) is left to the caller, who shuts the server
+    down through the connection.
     """
     deadline = time.monotonic() + START_TIMEOUT
     while os.waitpid(pid, os.WNOHANG) == (0, 0):
@@ -85,12 +86,9 @@ def adopt(home: Path, sock: Path, pid: int) -> Connection | None:
         ):
             conn.set_timeout(None)
             return conn
+        # Another process listens there: the server replaces its socket when it binds, which
+        # may come after its pid file; if it never does, the deadline ends it.
         conn.close()
-        if peer is not None and read_pid(home / PID_FILE) == pid:
-            # Another process listens where the server, up (its pid file is written), was to:
-            # nobody can reach it.
-            _terminate(pid, home)
-            break
         time.sleep(0.005)
     if not os.path.isdir(home):  # its socket may be left, and no start will reuse its folder
         forget_socket_folder(home, sock)
